@@ -276,7 +276,9 @@ def test_results_have_value_reprs() -> None:
 causes_strategy = st.integers(min_value=0, max_value=10).flatmap(
     lambda size: st.tuples(
         st.just(size),
-        st.lists(st.frozensets(st.integers(0, max(size - 1, 0)), max_size=3), min_size=1, max_size=3),
+        st.lists(
+            st.frozensets(st.integers(0, max(size - 1, 0)), max_size=3), min_size=1, max_size=3
+        ),
     )
 )
 
@@ -323,7 +325,7 @@ def test_ddmin_is_1_minimal_for_arbitrary_outcomes(size: int, data: st.DataObjec
 @settings(derandomize=True, max_examples=300, deadline=None)
 @given(st.integers(min_value=1, max_value=9), st.data())
 def test_dd_difference_is_1_minimal_for_arbitrary_outcomes(size: int, data: st.DataObject) -> None:
-    # 1-minimal (paper, Definition 8): for every δ in the difference,
+    # 1-minimal difference (as defined in the paper): for every δ in the difference,
     # test(passing ∪ {δ}) is not PASS and test(failing − {δ}) is not FAIL.
     outcomes: dict[frozenset[int], Outcome] = {frozenset(range(size)): FAIL, frozenset(): PASS}
 

@@ -15,7 +15,10 @@ could not decide, e.g. an inconsistent configuration).
 
 Usage::
 
-    result = ddmin(list("abcdefgh"), lambda c: Outcome.FAIL if {"b", "g"} <= set(c) else Outcome.PASS)
+    def test(config):
+        return Outcome.FAIL if {"b", "g"} <= set(config) else Outcome.PASS
+
+    result = ddmin(list("abcdefgh"), test)
     result.minimal         # ('b', 'g')
     isolation = dd(passing=[], failing=list("abcdefgh"), test=...)
 """
@@ -267,14 +270,14 @@ def _embed(passing: Sequence[H], failing: Sequence[H]) -> Config:
 def _dd_configs(
     tester: CachingTester[H], passing: Config, failing: Config
 ) -> tuple[Config, Config]:
-    """The dd loop of the paper (Definition 10), five cases in the paper's order.
+    """The dd algorithm of the paper, its five cases in the paper's order.
 
     With Δ = failing − passing split into Δ1..Δn:
-    1. passing ∪ Δi fails   -> failing := passing ∪ Δi, n := 2  (reduce to subset)
-    2. failing − Δi passes  -> passing := failing − Δi, n := 2  (increase to complement)
-    3. passing ∪ Δi passes  -> passing := passing ∪ Δi, n := max(n − 1, 2)  (increase to subset)
-    4. failing − Δi fails   -> failing := failing − Δi, n := max(n − 1, 2)  (reduce to complement)
-    5. n < |Δ|              -> n := min(2n, |Δ|)  (increase granularity)
+    1. reduce to subset:        passing ∪ Δi fails  -> failing := passing ∪ Δi, n := 2
+    2. increase to complement:  failing − Δi passes -> passing := failing − Δi, n := 2
+    3. increase to subset:      passing ∪ Δi passes -> passing := passing ∪ Δi, n := max(n − 1, 2)
+    4. reduce to complement:    failing − Δi fails  -> failing := failing − Δi, n := max(n − 1, 2)
+    5. increase granularity:    n < |Δ|             -> n := min(2n, |Δ|)
     otherwise the difference is 1-minimal. Cases 3 and 4 reuse cached outcomes of 1 and 2.
     """
     granularity = 2
