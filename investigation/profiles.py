@@ -86,7 +86,9 @@ class Client(BaseModel):
     connections: int = Field(default=1, ge=0, description="How many connections the client opens, one after another.")
     start_s: float = Field(default=0.0, ge=0, description="Start of the first connection (virtual seconds).")
     spacing_s: float = Field(default=0.0, ge=0, description="Time between the starts of consecutive connections.")
-    hold_s: float = Field(default=10.0, ge=0, description="How long each connection stays open before the client leaves.")
+    hold_s: float = Field(
+        default=10.0, ge=0, description="How long each connection stays open before the client leaves."
+    )
     messages: tuple[Message, ...] = Field(default=(), description="Messages sent on every connection of this client.")
 
     @model_validator(mode="before")

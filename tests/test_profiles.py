@@ -1,0 +1,359 @@
+"""Tests of investigation.profiles: the shipped profiles, the loader's errors, factor paths."""
+
+from __future__ import annotations
+
+import pickle
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from investigation.profiles import (
+    DEFAULT_PROFILES_DIR,
+    Message,
+    Profile,
+    ProfileError,
+    flatten_profile,
+    jsonable_factor_value,
+    list_profiles,
+    load_profile,
+    load_profile_file,
+    profile_from_dict,
+    unflatten_profile,
+)
+
+SHIPPED_NAMES = [
+    "cloud-run-env-missing",
+    "development",
+    "local-debug",
+    "production-cloud-run",
+    "pytest",
+    "staging-cloud-run",
+    "staging-e2e",
+    "staging-env-whitespace",
+    "staging-no-cloud-signal",
+]
+REAL_USER_PROFILES = [
+    "staging-cloud-run",
+    "production-cloud-run",
+    "cloud-run-env-missing",
+    "staging-no-cloud-signal",
+    "staging-env-whitespace",
+]
+# Spec 2 / 5.2: any of these env vars makes the backend treat the process as E2E.
+E2E_ENV_FLAGS = ("E2E_TESTING", "PYTEST_RUNNING", "STAGING_E2E_TEST", "E2E_OAUTH_SIMULATION_KEY", "E2E_TEST_ENV")
+GOOGLE_SUBJECT_ID = re.compile(r"\d{21}")
+
+
+def write_profile(directory: Path, name: str, text: str) -> Path:
+    path = directory / f"{name}.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def error_of(path: Path) -> ProfileError:
+    with pytest.raises(ProfileError) as caught:
+        load_profile_file(path)
+    return caught.value
+
+
+# --- the shipped profile set ---------------------------------------------------------
+
+
+def test_shipped_profiles_are_exactly_the_agreed_set_sorted_by_name() -> None:
+    assert [profile.name for profile in list_profiles()] == SHIPPED_NAMES
+
+
+@pytest.mark.parametrize("name", SHIPPED_NAMES)
+def test_shipped_profile_loads_with_a_description_and_small_traffic(name: str) -> None:
+    profile = load_profile(name)
+    total_connections = sum(client.connections for client in profile.clients)
+    assert profile.name == name
+    assert len(profile.description) > 40
+    assert 1 <= total_connections <= 300
+
+
+@pytest.mark.parametrize("name", SHIPPED_NAMES)
+def test_every_message_is_sent_while_its_connection_is_open(name: str) -> None:
+    for client in load_profile(name).clients:
+        assert all(message.at_s < client.hold_s for message in client.messages), client.name
+
+
+@pytest.mark.parametrize("name", SHIPPED_NAMES)
+def test_secrets_are_test_only_and_long_enough(name: str) -> None:
+    profile = load_profile(name)
+    secrets = {key: value for key, value in {**profile.env, **profile.process.dotenv}.items() if "SECRET" in key}
+    for key, value in secrets.items():
+        assert value.startswith("test-only-"), key
+        assert len(value.strip()) >= 32, key
+
+
+def test_local_debug_is_the_reports_debug_run() -> None:
+    profile = load_profile("local-debug")
+    assert profile.env == {"ENVIRONMENT": "test"}
+    assert [(c.user_id, c.connections, c.token) for c in profile.clients] == [("test-user-12345", 1, "auth_service")]
+    assert profile.instances == 1
+
+
+def test_staging_cloud_run_matches_spec_section_7() -> None:
+    profile = load_profile("staging-cloud-run")
+    env = profile.env
+    assert env["ENVIRONMENT"] == "staging"
+    assert env["K_SERVICE"] == "netra-backend-staging"
+    assert env["PORT"] == "8080"
+    assert env["JWT_SECRET_KEY"] == env["JWT_SECRET_STAGING"]
+    assert profile.instances in (2, 3) and profile.routing == "sticky"
+    assert not any(flag in env for flag in E2E_ENV_FLAGS)
+
+
+@pytest.mark.parametrize("name", REAL_USER_PROFILES)
+def test_real_users_carry_google_subject_ids_and_valid_tokens(name: str) -> None:
+    for client in load_profile(name).clients:
+        assert GOOGLE_SUBJECT_ID.fullmatch(client.user_id), client.user_id
+        assert client.token == "auth_service"
+        assert client.token_via in ("bearer", "subprotocol")
+        assert client.headers == {}
+
+
+def test_staging_real_users_keep_tabs_open_and_reconnect_in_bursts() -> None:
+    clients = load_profile("staging-cloud-run").clients
+    assert any(client.hold_s > 1800 for client in clients)
+    assert any(client.connections >= 3 and client.spacing_s <= 60 for client in clients)
+    assert any(message.type == "start_agent" for client in clients for message in client.messages)
+
+
+def test_staging_e2e_has_the_suites_headers_users_and_token() -> None:
+    profile = load_profile("staging-e2e")
+    assert profile.env == load_profile("staging-cloud-run").env
+    assert sorted(client.user_id for client in profile.clients) == [
+        "staging-e2e-user-001",
+        "staging-e2e-user-002",
+        "staging-e2e-user-003",
+    ]
+    for client in profile.clients:
+        assert client.headers == {
+            "X-Test-Type": "E2E",
+            "X-Test-Environment": "staging",
+            "X-E2E-Test": "true",
+            "X-Test-Mode": "true",
+        }
+        assert client.token == "e2e_suite"
+        assert 10 <= client.spacing_s <= 20 and client.hold_s < client.spacing_s
+
+
+def test_misconfigured_deployments_differ_from_staging_where_named() -> None:
+    missing = load_profile("cloud-run-env-missing").env
+    no_signal = load_profile("staging-no-cloud-signal").env
+    whitespace = load_profile("staging-env-whitespace").env
+    assert "ENVIRONMENT" not in missing and missing["K_SERVICE"] and missing["JWT_SECRET_KEY"]
+    assert "ENVIRONMENT" not in no_signal and "K_SERVICE" not in no_signal
+    assert not any(flag in no_signal for flag in E2E_ENV_FLAGS)
+    assert whitespace["ENVIRONMENT"] == "staging " and "K_SERVICE" not in whitespace
+
+
+def test_pytest_and_production_profiles() -> None:
+    pytest_profile = load_profile("pytest")
+    production = load_profile("production-cloud-run")
+    assert pytest_profile.process.pytest_loaded is True
+    assert pytest_profile.env["TESTING"] == "1" and pytest_profile.env["PYTEST_CURRENT_TEST"]
+    assert all(client.user_id.startswith("test-user-") for client in pytest_profile.clients)
+    assert production.env["ENVIRONMENT"] == "production"
+    assert production.env["K_SERVICE"] == "netra-backend"
+    assert production.env["JWT_ALGORITHM"] == "HS256"
+    assert production.env["JWT_SECRET_PRODUCTION"] == production.env["JWT_SECRET_KEY"]
+    assert production.instances > 1
+
+
+# --- errors: one line naming file, field and reason -------------------------------------
+
+
+def test_unknown_key_names_its_dotted_path(tmp_path: Path) -> None:
+    path = write_profile(tmp_path, "typo", 'description = "d"\n[[clients]]\nname = "a"\ntokn = "x"\n')
+    error = error_of(path)
+    assert (error.file, error.field, error.reason) == (str(path), "clients[0].tokn", "unknown key")
+    assert str(error) == f"{path}: clients[0].tokn: unknown key"
+
+
+def test_wrong_type_names_field_and_expected_type(tmp_path: Path) -> None:
+    path = write_profile(tmp_path, "wrong", 'description = "d"\ninstances = "two"\n')
+    error = error_of(path)
+    assert error.field == "instances"
+    assert "integer" in error.reason and "str" in error.reason
+
+
+def test_missing_description_is_named(tmp_path: Path) -> None:
+    path = write_profile(tmp_path, "bare", "seed = 1\n")
+    assert str(error_of(path)) == f"{path}: description: missing required field"
+
+
+def test_malformed_toml_gives_line_and_column(tmp_path: Path) -> None:
+    path = write_profile(tmp_path, "broken", 'description = "d"\n[env\nA = "b"\n')
+    error = error_of(path)
+    assert error.field == "<toml>"
+    assert "line 2" in error.reason and "column" in error.reason
+
+
+def test_env_value_as_toml_integer_is_an_error(tmp_path: Path) -> None:
+    path = write_profile(tmp_path, "port", 'description = "d"\n[env]\nPORT = 8080\n')
+    error = error_of(path)
+    assert error.field == "env.PORT"
+    assert "string" in error.reason and "8080" in error.reason
+
+
+def test_unknown_profile_lists_the_known_names() -> None:
+    with pytest.raises(ProfileError) as caught:
+        load_profile("staging-typo")
+    error = caught.value
+    assert (error.file, error.field) == (str(DEFAULT_PROFILES_DIR), "name")
+    assert "staging-typo" in error.reason
+    assert all(name in error.reason for name in SHIPPED_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "reason_part"),
+    [
+        ('description = "d"\ninstances = 0\n', "instances", "greater than or equal to 1"),
+        ('description = "d"\n[[clients]]\nname = "a"\nconnections = -1\n', "clients[0].connections", "greater"),
+        ('description = "d"\n[[clients]]\nname = "a"\nstart_s = -0.5\n', "clients[0].start_s", "greater"),
+        ('description = "d"\n[[clients]]\nname = "a"\n[[clients]]\nname = "a"\n', "clients", "unique"),
+        ('description = "d"\nrouting = "random"\n', "routing", "'sticky' or 'round_robin'"),
+        ('description = "d"\n[[clients]]\nname = "a"\ntoken_via = "cookie"\n', "clients[0].token_via", "bearer"),
+        (
+            'description = "d"\n[[clients]]\nname = "a"\nmessages = [{at_s = 1.0, type = "hello"}]\n',
+            "clients[0].messages[0].type",
+            "start_agent",
+        ),
+        ('description = "d"\n[process]\ndotenv = {DEBUG = true}\n', "process.dotenv.DEBUG", "string"),
+        ('description = "d"\nname = "other"\n', "name", "unknown key"),
+        ('description = "d"\n[startup]\ncomplete_after_s = -1\n', "startup.complete_after_s", "greater"),
+    ],
+)
+def test_invalid_values_name_field_and_reason(tmp_path: Path, text: str, field: str, reason_part: str) -> None:
+    path = write_profile(tmp_path, "bad", text)
+    error = error_of(path)
+    assert error.field == field
+    assert reason_part in error.reason
+    assert "\n" not in str(error)
+
+
+def test_error_never_echoes_a_long_string_value(tmp_path: Path) -> None:
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJl"
+    path = write_profile(tmp_path, "leak", f'description = "d"\n[[clients]]\nname = "a"\ntoken = "{token}"\n')
+    assert token not in str(error_of(path))
+
+
+def test_missing_file_is_a_profile_error(tmp_path: Path) -> None:
+    error = error_of(tmp_path / "absent.toml")
+    assert error.field == "<file>"
+
+
+def test_profile_error_pickles() -> None:
+    error = ProfileError("data/profiles/x.toml", "clients[0].tokn", "unknown key")
+    restored = pickle.loads(pickle.dumps(error))
+    assert (restored.file, restored.field, restored.reason) == (error.file, error.field, error.reason)
+    assert str(restored) == "data/profiles/x.toml: clients[0].tokn: unknown key"
+
+
+# --- --profiles-dir --------------------------------------------------------------------
+
+
+def test_profiles_dir_adds_profiles_and_its_names_win(tmp_path: Path) -> None:
+    write_profile(tmp_path, "local-debug", 'description = "overridden debug run"\n')
+    write_profile(tmp_path, "extra", 'description = "an added profile"\n')
+    profiles = {profile.name: profile for profile in list_profiles(tmp_path)}
+    assert sorted(profiles) == sorted([*SHIPPED_NAMES, "extra"])
+    assert profiles["local-debug"].description == "overridden debug run"
+    assert load_profile("local-debug", tmp_path).description == "overridden debug run"
+    assert load_profile("local-debug").env == {"ENVIRONMENT": "test"}
+
+
+def test_unknown_name_with_profiles_dir_names_that_dir(tmp_path: Path) -> None:
+    write_profile(tmp_path, "extra", 'description = "an added profile"\n')
+    with pytest.raises(ProfileError) as caught:
+        load_profile("nope", tmp_path)
+    assert caught.value.file == str(tmp_path)
+    assert "extra" in caught.value.reason and "local-debug" in caught.value.reason
+
+
+def test_profiles_dir_must_be_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError) as caught:
+        list_profiles(tmp_path / "missing")
+    assert caught.value.field == "profiles_dir"
+
+
+# --- factors -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SHIPPED_NAMES)
+def test_flatten_unflatten_round_trip(name: str) -> None:
+    profile = load_profile(name)
+    factors = flatten_profile(profile)
+    assert unflatten_profile(name, factors, base=profile) == profile
+    assert all(hash(value) is not None for value in factors.values())
+    assert "description" not in factors
+
+
+def test_factor_paths_follow_the_profile_structure() -> None:
+    e2e = flatten_profile(load_profile("staging-e2e"))
+    missing = flatten_profile(load_profile("cloud-run-env-missing"))
+    assert e2e["env.K_SERVICE"] == "netra-backend-staging"
+    assert e2e["clients[0].headers.X-Test-Type"] == "E2E"
+    assert e2e["clients[2].connections"] == 12
+    assert e2e["startup.complete"] is True
+    assert e2e["clients[2].messages"] == (
+        Message(at_s=1.0, type="chat", text="E2E agent flow"),
+        Message(at_s=2.0, type="start_agent"),
+    )
+    assert "env.ENVIRONMENT" not in missing
+
+
+def test_unflatten_builds_a_mixture_by_client_index() -> None:
+    passing = flatten_profile(load_profile("local-debug"))
+    failing = flatten_profile(load_profile("staging-e2e"))
+    mixture = {**passing, "env.K_SERVICE": failing["env.K_SERVICE"], "clients[0].hold_s": failing["clients[0].hold_s"]}
+    mixture.update({key: value for key, value in failing.items() if key.startswith("clients[2].headers.")})
+    mixture["clients[2].connections"] = 12
+    profile = unflatten_profile("mix", mixture)
+    assert profile.env == {"ENVIRONMENT": "test", "K_SERVICE": "netra-backend-staging"}
+    assert (profile.clients[0].user_id, profile.clients[0].hold_s) == ("test-user-12345", 4.0)
+    gap, partial = profile.clients[1], profile.clients[2]
+    assert (gap.name, gap.connections) == ("client1", 0)
+    assert (partial.name, partial.user_id, partial.connections) == ("client2", "client2", 12)
+    assert partial.headers["X-E2E-Test"] == "true" and partial.token == "auth_service"
+
+
+def test_unflatten_rejects_unknown_factor_paths() -> None:
+    with pytest.raises(ProfileError) as caught:
+        unflatten_profile("mix", {"clients[0].tokn": "x"})
+    error = caught.value
+    assert (error.file, error.field, error.reason) == ("<factors>", "clients[0].tokn", "unknown factor")
+
+
+def test_claims_of_any_toml_shape_round_trip() -> None:
+    data = {
+        "description": "claims",
+        "clients": [{"name": "a", "claims": {"aud": ["netra-backend", "x"], "sub": 12345, "ctx": {"k": [1, 2]}}}],
+    }
+    profile = profile_from_dict("claims", data)
+    factors = flatten_profile(profile)
+    assert factors["clients[0].claims.aud"] == ("netra-backend", "x")
+    assert unflatten_profile("claims", factors, base=profile) == profile
+    assert jsonable_factor_value("clients[0].claims.ctx", factors["clients[0].claims.ctx"]) == {"k": [1, 2]}
+
+
+def test_jsonable_factor_value_redacts_secrets() -> None:
+    factors = flatten_profile(load_profile("staging-cloud-run"))
+    shown = jsonable_factor_value("env.JWT_SECRET_KEY", factors["env.JWT_SECRET_KEY"])
+    assert isinstance(shown, str) and "test-only" not in shown and "41 chars" in shown
+    assert jsonable_factor_value("env.K_SERVICE", "netra-backend-staging") == "netra-backend-staging"
+    assert jsonable_factor_value("clients[0].messages", (Message(at_s=1.0, type="ping"),)) == [
+        {"at_s": 1.0, "type": "ping", "text": ""}
+    ]
+
+
+def test_profile_model_is_frozen() -> None:
+    profile = load_profile("local-debug")
+    with pytest.raises(ValidationError, match="frozen"):
+        profile.seed = 3  # type: ignore[misc]
+    assert isinstance(profile, Profile)
