@@ -1,0 +1,380 @@
+"""The WebSocket manager factory and its validation [websocket_core/websocket_manager_factory.py].
+
+    manager = await create_websocket_manager(ctx)   # FactoryInitializationError -> 1011
+
+Quirks kept: the per-user count is never decremented on disconnect; emergency
+cleanup frees only stale managers; every non-ValueError (the cap's RuntimeError
+included) becomes "WebSocket factory initialization failed unexpectedly".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from investigation.backend import runtime
+from investigation.backend.context import UserExecutionContext
+from investigation.trace import decide
+
+CONNECTION_TIMEOUT_S = 1800.0
+EMERGENCY_STALE_S = 300.0
+HEALTH_CHECK_INTERVAL_S = 60.0
+HEALTH_DETACH_AFTER_S = 1800.0
+
+SSOT_FAILURE_SENTENCE = " This indicates a user context that does not meet SSOT requirements."
+UNEXPECTED_FAILURE_SENTENCE = " This may indicate a configuration or resource problem."
+
+KNOWN_ID_PATTERNS = (
+    re.compile(r"^ws_(thread|run|req)_\d+_[0-9a-f]{8}$"),
+    re.compile(r"^staging-e2e-user-\d+$"),
+    re.compile(r"^test-user-[0-9a-f]+$"),
+    re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
+)
+
+
+class FactoryInitializationError(Exception):
+    """Manager creation failed; the route closes 1011 "Factory SSOT validation failed"."""
+
+
+class ManagerCapacityError(RuntimeError):
+    """The per-user cap refused a manager (raised as such only where a variant asks)."""
+
+
+@dataclass
+class ConnectionRecord:
+    connection_id: str
+    user_id: str
+    connected_at: float
+
+
+@dataclass
+class IsolatedWebSocketManager:
+    """One user context's manager: its connections and activity timestamps."""
+
+    user_context: UserExecutionContext
+    created_at: float
+    last_activity: float
+    connections: dict[str, ConnectionRecord] = field(default_factory=dict)
+    is_active: bool = True
+    health_task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def user_id(self) -> str:
+        return self.user_context.user_id
+
+    def add_connection(self, record: ConnectionRecord) -> None:
+        if record.user_id != self.user_id:
+            raise ValueError(
+                f"Connection user {record.user_id!r} does not match manager user {self.user_id!r}"
+            )
+        self.connections[record.connection_id] = record
+        self.last_activity = runtime.current().clock.now()
+
+    def remove_connection(self, connection_id: str) -> None:
+        if not self.is_active:
+            raise RuntimeError("Manager is no longer active")
+        if self.connections.pop(connection_id, None) is not None:
+            self.last_activity = runtime.current().clock.now()
+
+    async def send_to_connection(self, connection_id: str, frame: dict[str, Any]) -> None:
+        self.last_activity = runtime.current().clock.now()
+
+    async def run_health_checks(self) -> None:
+        """Every 60 s, detach connections registered more than 30 minutes ago."""
+        clock = runtime.current().clock
+        while self.is_active:
+            await clock.sleep(HEALTH_CHECK_INTERVAL_S)
+            now = clock.now()
+            for connection_id, record in sorted(self.connections.items()):
+                if now - record.connected_at > HEALTH_DETACH_AFTER_S:
+                    del self.connections[connection_id]
+
+    async def shutdown(self) -> None:
+        self.is_active = False
+        self.connections.clear()
+        if self.health_task is not None:
+            self.health_task.cancel()
+        await asyncio.sleep(0)
+
+
+def isolation_key(ctx: UserExecutionContext) -> str:
+    connection = ctx.websocket_connection_id or ctx.websocket_client_id
+    return f"{ctx.user_id}:{connection}" if connection else f"{ctx.user_id}:{ctx.request_id}"
+
+
+def cleanup_interval_s(environment: str) -> float:
+    if environment in {"test", "testing", "ci"}:
+        return 30.0
+    if environment == "development":
+        return 120.0
+    return 300.0
+
+
+class WebSocketManagerFactory:
+    """One per backend process: managers by isolation key and per-user counts."""
+
+    def __init__(self, max_managers_per_user: int = 5) -> None:
+        self.max_managers_per_user = max_managers_per_user
+        self.connection_timeout_seconds = CONNECTION_TIMEOUT_S
+        self.managers: dict[str, IsolatedWebSocketManager] = {}
+        self.user_manager_count: dict[str, int] = {}
+        self.cleanup_interval: float | None = None
+        self._cleanup_task: asyncio.Task[None] | None = None
+        self.count_history: list[tuple[float, str, int]] = []
+
+    def _set_count(self, user_id: str, count: int) -> None:
+        self.user_manager_count[user_id] = count
+        self.count_history.append((runtime.current().clock.now(), user_id, count))
+
+    async def create_manager(self, ctx: Any) -> IsolatedWebSocketManager:
+        self._start_background_cleanup()
+        if not isinstance(ctx, UserExecutionContext):
+            raise ValueError("user_context must be a UserExecutionContext instance")
+        key = isolation_key(ctx)
+        existing = self.managers.get(key)
+        if existing is not None:
+            if existing.is_active:
+                decide("factory.isolation_key", "existing_active")
+                return existing
+            decide("factory.isolation_key", "released_inactive")
+            await self._release(key)
+        else:
+            decide("factory.isolation_key", "new")
+        await self._enforce_cap(ctx.user_id)
+        return self._register(key, ctx)
+
+    async def _enforce_cap(self, user_id: str) -> None:
+        if self.user_manager_count.get(user_id, 0) < self.max_managers_per_user:
+            decide("factory.manager_cap", "below")
+            return
+        await self._emergency_cleanup(user_id)
+        if self.user_manager_count.get(user_id, 0) < self.max_managers_per_user:
+            decide("factory.manager_cap", "freed_by_emergency_cleanup")
+            return
+        decide("factory.manager_cap", "exceeded")
+        error_type = ManagerCapacityError if runtime.current().variant.capacity_close_1013 else RuntimeError
+        raise error_type(
+            f"User {user_id} has reached the maximum number of WebSocket managers "
+            f"({self.max_managers_per_user}). Emergency cleanup attempted but limit still "
+            "exceeded. This may indicate a resource leak or extremely high connection rate."
+        )
+
+    def _register(self, key: str, ctx: UserExecutionContext) -> IsolatedWebSocketManager:
+        now = runtime.current().clock.now()
+        manager = IsolatedWebSocketManager(user_context=ctx, created_at=now, last_activity=now)
+        manager.health_task = _spawn_background(manager.run_health_checks())
+        self.managers[key] = manager
+        self._set_count(ctx.user_id, self.user_manager_count.get(ctx.user_id, 0) + 1)
+        return manager
+
+    async def _release(self, key: str) -> None:
+        manager = self.managers.pop(key)
+        user_id = manager.user_id
+        self._set_count(user_id, max(self.user_manager_count.get(user_id, 0) - 1, 0))
+        await manager.shutdown()
+
+    async def release_manager(self, manager: IsolatedWebSocketManager) -> None:
+        """Remove a manager from the factory (only a variant's route calls this)."""
+        for key, registered in list(self.managers.items()):
+            if registered is manager:
+                await self._release(key)
+
+    async def _emergency_cleanup(self, user_id: str) -> None:
+        now = runtime.current().clock.now()
+        for key, manager in sorted(self.managers.items()):
+            if manager.user_id == user_id and _is_stale(manager, now):
+                await self._release(key)
+
+    def _start_background_cleanup(self) -> None:
+        if self._cleanup_task is not None:
+            return
+        environment = (runtime.current().env.get("ENVIRONMENT", "development") or "").lower()
+        self.cleanup_interval = cleanup_interval_s(environment)
+        self._cleanup_task = _spawn_background(self._background_cleanup(self.cleanup_interval))
+
+    async def _background_cleanup(self, interval: float) -> None:
+        clock = runtime.current().clock
+        while True:
+            await clock.sleep(interval)
+            now = clock.now()
+            for key, manager in sorted(self.managers.items()):
+                idle = now - manager.last_activity
+                age = now - manager.created_at
+                if idle > CONNECTION_TIMEOUT_S or (age > CONNECTION_TIMEOUT_S and not manager.is_active):
+                    await self._release(key)
+
+    def active_managers(self, user_id: str) -> int:
+        return sum(1 for m in self.managers.values() if m.user_id == user_id and m.is_active)
+
+
+def _is_stale(manager: IsolatedWebSocketManager, now: float) -> bool:
+    return (
+        not manager.is_active
+        or now - manager.last_activity > EMERGENCY_STALE_S
+        or (now - manager.created_at > EMERGENCY_STALE_S and not manager.connections)
+    )
+
+
+def _spawn_background(coroutine: Any) -> asyncio.Task[None]:
+    """A process-level task: outside any connection's decision trace."""
+    backend = runtime.current()
+    return backend.spawn_background(coroutine)
+
+
+# --- validation -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnvironmentDetection:
+    current_env: str
+    is_cloud_run: bool
+    is_staging: bool
+    is_e2e: bool
+    relaxed: bool
+
+
+def detect_validation_environment() -> EnvironmentDetection:
+    """The staging-safe validation's environment detection (exact compares, no strip)."""
+    backend = runtime.current()
+    env, variant = backend.env, backend.variant
+    try:
+        current_env = (env.get("ENVIRONMENT", "unknown") or "").lower()
+        is_cloud_run = any(bool(env.get(signal)) for signal in variant.cloud_signals)
+        is_staging = current_env == "staging"
+        is_e2e = any(env.get(flag) == "1" for flag in variant.e2e_flags) or (
+            env.get("E2E_TEST_ENV") == "staging"
+        )
+    except Exception:
+        return EnvironmentDetection("unknown", False, False, False, False)
+    relaxed = is_staging or is_cloud_run or is_e2e or _variant_relaxes(current_env)
+    return EnvironmentDetection(current_env, is_cloud_run, is_staging, is_e2e, relaxed)
+
+
+def _variant_relaxes(current_env: str) -> bool:
+    backend = runtime.current()
+    env, variant = backend.env, backend.variant
+    project = env.get("GOOGLE_CLOUD_PROJECT") or ""
+    if variant.relax_for_staging_gcp_project and "staging" in project.lower():
+        return True
+    if variant.ultra_defensive:
+        deployed_names = {"staging", "test", "testing", "dev", "development"}
+        return bool(project) or current_env in deployed_names or env.get("PORT") is not None
+    return False
+
+
+def _validate_ssot_user_context_staging_safe(user_context: Any) -> None:
+    detection = detect_validation_environment()
+    if detection.relaxed:
+        _validate_relaxed(user_context)
+    else:
+        _validate_ssot_user_context(user_context)
+
+
+def _validate_relaxed(user_context: Any) -> None:
+    log = runtime.current().log
+    if not isinstance(user_context, UserExecutionContext):
+        raise ValueError(
+            f"STAGING CRITICAL: Expected UserExecutionContext, got {type(user_context).__name__}"
+        )
+    user_id = getattr(user_context, "user_id", None)
+    if not user_id:
+        raise ValueError("STAGING CRITICAL: Missing user_id in UserExecutionContext")
+    if not isinstance(user_id, str) or not user_id.strip():
+        raise ValueError(f"STAGING CRITICAL: Invalid user_id format: {user_id!r}")
+    for name in ("thread_id", "run_id", "request_id", "websocket_client_id"):
+        value = getattr(user_context, name, None)
+        if isinstance(value, str) and value.strip():
+            known = any(pattern.match(value) for pattern in KNOWN_ID_PATTERNS)
+            log("INFO", f"STAGING: {name} accepted ({'known pattern' if known else 'non-empty string'})")
+        else:
+            log("WARNING", f"STAGING: {name} is blank or not a string: {value!r}")
+
+
+STRICT_PRESENCE_FIELDS = ("user_id", "thread_id", "websocket_client_id", "run_id", "request_id")
+STRICT_STRING_FIELDS = ("user_id", "thread_id", "run_id", "request_id")
+
+
+def _validate_ssot_user_context(user_context: Any) -> None:
+    if not isinstance(user_context, UserExecutionContext):
+        expected = f"{UserExecutionContext.__module__}.UserExecutionContext"
+        actual = f"{type(user_context).__module__}.{type(user_context).__name__}"
+        raise ValueError(f"SSOT VIOLATION: Expected {expected}, got {actual}")
+    try:
+        errors = _strict_field_errors(user_context)
+    except ValueError:
+        raise
+    except Exception as error:
+        raise ValueError(f"SSOT VALIDATION ERROR: {error}") from error
+    if errors:
+        raise ValueError("SSOT CONTEXT VALIDATION FAILED: " + "; ".join(errors))
+
+
+def _strict_field_errors(user_context: Any) -> list[str]:
+    missing = [
+        name
+        for name in STRICT_PRESENCE_FIELDS
+        if not hasattr(user_context, name)
+        or (name != "websocket_client_id" and getattr(user_context, name) is None)
+    ]
+    if missing:
+        raise ValueError(
+            f"SSOT CONTEXT INCOMPLETE: UserExecutionContext missing required attributes: {missing}"
+        )
+    errors: list[str] = []
+    for name in STRICT_STRING_FIELDS:
+        value = getattr(user_context, name)
+        if not isinstance(value, str):
+            errors.append(f"{name} must be string, got {type(value).__name__}: {value!r}")
+        elif not value.strip():
+            errors.append(f"{name} must be non-empty string, got empty/whitespace: {value!r}")
+    client_id = user_context.websocket_client_id
+    if client_id is not None and not isinstance(client_id, str):
+        errors.append(
+            f"websocket_client_id must be None or string, got {type(client_id).__name__}: {client_id!r}"
+        )
+    elif client_id is not None and not client_id.strip():
+        errors.append(
+            f"websocket_client_id must be None or non-empty string, got empty/whitespace: {client_id!r}"
+        )
+    return errors
+
+
+# --- the public entry point --------------------------------------------------------------
+
+
+async def create_websocket_manager(user_context: Any) -> IsolatedWebSocketManager:
+    """Validate, create, and map every failure the way the original does."""
+    backend = runtime.current()
+    detection = detect_validation_environment()
+    decide("factory.validation_mode", "relaxed" if detection.relaxed else "strict")
+    try:
+        try:
+            _validate_ssot_user_context_staging_safe(user_context)
+        except Exception:
+            decide("factory.validation", "fail")
+            raise
+        decide("factory.validation", "pass")
+        manager = await backend.factory.create_manager(user_context)
+    except ValueError as error:
+        text = str(error)
+        if "SSOT" in text or "factory" in text.lower():
+            decide("factory.result", "FactoryInitializationError")
+            raise FactoryInitializationError(
+                "WebSocket factory SSOT validation failed: " + text + SSOT_FAILURE_SENTENCE
+            ) from error
+        decide("factory.result", "ValueError")
+        raise
+    except ManagerCapacityError:
+        decide("factory.result", "ManagerCapacityError")
+        raise
+    except Exception as error:
+        decide("factory.result", "FactoryInitializationError")
+        raise FactoryInitializationError(
+            "WebSocket factory initialization failed unexpectedly: "
+            + str(error)
+            + UNEXPECTED_FAILURE_SENTENCE
+        ) from error
+    decide("factory.result", "created")
+    return manager

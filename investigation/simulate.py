@@ -1,0 +1,203 @@
+"""Run a profile in process: every connection through the backend on virtual time.
+
+    run = simulate(load_profile("staging-e2e"))
+    run.summary()   # {"close_codes": {"1008": 0, "1011": 27, "open": 9}}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from investigation.backend.process import Backend, StartupState
+from investigation.backend.route import ClientDisconnected
+from investigation.backend.variants import Variant, get_variant
+from investigation.clock import SeededRandomness, VirtualClock, virtual_loop
+from investigation.profiles import Profile
+from investigation.trace import ConnectionResult, DecisionRecorder, ManagerCount, RunResult, cause_chain
+from investigation.traffic import (
+    ConnectionRequest,
+    PlannedConnection,
+    auth_environment,
+    build_request,
+    connection_plan,
+    instance_for,
+)
+
+_CLIENT_LEFT = object()
+
+
+class SimulatedSocket:
+    """A client connection in process: scripted messages, then the client leaves."""
+
+    def __init__(self, request: ConnectionRequest, client: Any, clock: VirtualClock) -> None:
+        self.headers: Mapping[str, str] = request.headers
+        self.query: Mapping[str, str] = request.query
+        self.frames: list[dict[str, Any]] = []
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self.subprotocol: str | None = None
+        self._client = client
+        self._clock = clock
+        self._client_gone = False
+        self._server_closed = False
+        self._incoming: asyncio.Queue[object] = asyncio.Queue()
+        self._driver: asyncio.Task[None] | None = None
+
+    @property
+    def connected(self) -> bool:
+        return not self._client_gone and not self._server_closed
+
+    async def accept(self, subprotocol: str | None) -> None:
+        self.subprotocol = subprotocol
+        self._driver = asyncio.get_running_loop().create_task(self._drive_client())
+
+    async def _drive_client(self) -> None:
+        """Send the client's messages at their times, then leave after `hold_s`."""
+        elapsed = 0.0
+        for message in sorted(self._client.messages, key=lambda m: m.at_s):
+            if message.at_s >= self._client.hold_s:
+                break
+            await self._clock.sleep(message.at_s - elapsed)
+            elapsed = message.at_s
+            self._incoming.put_nowait(_message_text(message))
+        await self._clock.sleep(self._client.hold_s - elapsed)
+        self._client_gone = True
+        self._incoming.put_nowait(_CLIENT_LEFT)
+
+    async def send_json(self, frame: dict[str, Any]) -> None:
+        if not self.connected:
+            raise ClientDisconnected(1006)
+        self.frames.append(frame)
+
+    async def receive_text(self) -> str:
+        item = await self._incoming.get()
+        if item is _CLIENT_LEFT:
+            raise ClientDisconnected(1000)
+        return str(item)
+
+    async def close(self, code: int, reason: str) -> None:
+        if self._client_gone:
+            raise ClientDisconnected(1006)
+        self.close_code, self.close_reason = code, reason
+        self._server_closed = True
+
+    def stop(self) -> None:
+        if self._driver is not None:
+            self._driver.cancel()
+
+
+def _message_text(message: Any) -> str:
+    if message.type == "raw":
+        return str(message.text)
+    return json.dumps({"type": message.type, "payload": {"text": message.text}})
+
+
+def backend_for(profile: Profile, instance: int, clock: VirtualClock, variant: Variant) -> Backend:
+    """A fresh backend process for one instance of the profile's deployment."""
+    startup = profile.startup
+    return Backend(
+        profile.env,
+        clock=clock,
+        randomness=SeededRandomness(profile.seed * 1000 + instance),
+        startup=StartupState(
+            complete=startup.complete,
+            complete_after_s=startup.complete_after_s,
+            agent_supervisor=startup.agent_supervisor,
+            thread_service=startup.thread_service,
+            id_generator_fails=startup.id_generator_fails,
+        ),
+        variant=variant,
+        pytest_loaded=profile.process.pytest_loaded,
+        dotenv=profile.process.dotenv,
+    )
+
+
+class _Run:
+    """The state of one simulation: backends, the plan, and what each connection did."""
+
+    def __init__(self, profile: Profile, variant: Variant, clock: VirtualClock) -> None:
+        self.profile = profile
+        self.clock = clock
+        self.backends = [backend_for(profile, i, clock, variant) for i in range(profile.instances)]
+        self.auth_env = auth_environment(profile.env, profile.process.pytest_loaded, profile.process.dotenv)
+        self.plan = connection_plan(profile)
+        self.results: dict[int, ConnectionResult] = {}
+        self.sockets: dict[int, SimulatedSocket] = {}
+        self.recorders: dict[int, DecisionRecorder] = {}
+
+    async def execute(self) -> None:
+        tasks = []
+        for planned in self.plan:
+            await self.clock.sleep(planned.at_s - self.clock.elapsed)
+            tasks.append(asyncio.get_running_loop().create_task(self._connect(planned)))
+        done = asyncio.gather(*tasks)
+        if self.profile.duration_s is None:
+            await done
+        else:
+            remaining = max(self.profile.duration_s - self.clock.elapsed, 0.0)
+            await asyncio.wait({done}, timeout=remaining) if tasks else None
+            done.cancel()
+            await asyncio.gather(done, return_exceptions=True)
+        for planned in self.plan:
+            if planned.index not in self.results and planned.index in self.sockets:
+                self._record(planned)
+        for socket in self.sockets.values():
+            socket.stop()
+        for backend in self.backends:
+            await backend.shutdown()
+
+    async def _connect(self, planned: PlannedConnection) -> None:
+        instance = instance_for(planned, self.profile.routing, self.profile.instances)
+        request = build_request(planned, self.auth_env, self.clock.now())
+        socket = SimulatedSocket(request, planned.client, self.clock)
+        recorder = DecisionRecorder()
+        self.sockets[planned.index], self.recorders[planned.index] = socket, recorder
+        await self.backends[instance].handle(socket, recorder)
+        socket.stop()
+        self._record(planned)
+
+    def _record(self, planned: PlannedConnection) -> None:
+        socket, recorder = self.sockets[planned.index], self.recorders[planned.index]
+        self.results[planned.index] = ConnectionResult(
+            index=planned.index,
+            client=planned.client.name,
+            instance=instance_for(planned, self.profile.routing, self.profile.instances),
+            user_id=recorder.user_id if recorder.user_id is not None else planned.client.user_id,
+            at_s=planned.at_s,
+            close_code=socket.close_code,
+            close_reason=socket.close_reason,
+            decisions=recorder.decisions,
+            cause_chain=cause_chain(recorder.failure) if socket.close_code is not None else (),
+            frames=tuple(socket.frames),
+            ended_at_s=round(self.clock.elapsed, 6),
+        )
+
+    def manager_counts(self) -> tuple[ManagerCount, ...]:
+        epoch = self.clock.epoch_ms / 1000
+        return tuple(
+            ManagerCount(round(at - epoch, 6), instance, user_id, count)
+            for instance, backend in enumerate(self.backends)
+            for at, user_id, count in backend.factory.count_history
+        )
+
+
+def simulate(profile: Profile, variant: str = "original") -> RunResult:
+    """Run every connection of `profile` in process, on virtual time, under `variant`."""
+    chosen = get_variant(variant)
+    clock = VirtualClock()
+    loop = virtual_loop(clock)
+    run = _Run(profile, chosen, clock)
+    try:
+        loop.run_until_complete(run.execute())
+    finally:
+        loop.close()
+    return RunResult(
+        profile=profile.name,
+        variant=chosen.name,
+        connections=tuple(run.results[i] for i in sorted(run.results)),
+        manager_counts=run.manager_counts(),
+        max_managers_per_user=chosen.max_managers_per_user,
+    )

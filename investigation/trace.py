@@ -1,0 +1,260 @@
+"""Decision points, cause chains and the results of a run.
+
+Every branch of the WebSocket path that can change a connection's fate records
+one `Decision(point, outcome)`. The points are declared here, once, in pipeline
+order, so traces of different runs line up point by point.
+
+    with recording() as recorder:
+        decide("auth.token_source", "bearer")
+    recorder.decisions  # (Decision(point='auth.token_source', outcome='bearer'),)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The decision points of one connection, in pipeline order.
+DECISION_POINTS: tuple[str, ...] = (
+    "route.environment",
+    "route.e2e_detected",
+    "route.subprotocol",
+    "auth.token_source",
+    "auth.e2e_bypass",
+    "auth.bypass_user",
+    "auth.token_validation",
+    "context.id_generation",
+    "context.creation",
+    "auth.result",
+    "factory.validation_mode",
+    "factory.validation",
+    "factory.isolation_key",
+    "factory.manager_cap",
+    "factory.result",
+    "route.manager",
+    "route.startup_gate",
+    "route.dependencies",
+    "route.registration",
+    "route.start_agent",
+    "route.message_loop",
+    "route.close",
+)
+
+POINT_ORDER: dict[str, int] = {point: rank for rank, point in enumerate(DECISION_POINTS)}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome one decision point took for one connection."""
+
+    point: str
+    outcome: str
+
+
+@dataclass(frozen=True)
+class CauseLink:
+    """One exception of a cause chain: its type name and message."""
+
+    type: str
+    message: str
+
+
+class DecisionRecorder:
+    """Collects the decisions of one connection."""
+
+    def __init__(self) -> None:
+        self._decisions: list[Decision] = []
+        self._tallies: dict[str, dict[str, int]] = {}
+        self.failure: BaseException | None = None
+        self.user_id: str | None = None
+
+    def decide(self, point: str, outcome: str) -> None:
+        """Record `outcome` at `point`; a point reached again keeps both, "first then second"."""
+        if point not in POINT_ORDER:
+            raise KeyError(f"undeclared decision point {point!r}")
+        for position, earlier in enumerate(self._decisions):
+            if earlier.point == point:
+                self._decisions[position] = Decision(point, f"{earlier.outcome} then {outcome}")
+                return
+        self._decisions.append(Decision(point, outcome))
+
+    def tally(self, point: str, outcome: str) -> None:
+        """Count a decision that may repeat (one per message); recorded once, as counts."""
+        if point not in POINT_ORDER:
+            raise KeyError(f"undeclared decision point {point!r}")
+        if point not in self._tallies:
+            self._tallies[point] = {}
+            self._decisions.append(Decision(point, ""))
+        counts = self._tallies[point]
+        counts[outcome] = counts.get(outcome, 0) + 1
+
+    @property
+    def decisions(self) -> tuple[Decision, ...]:
+        return tuple(self._resolve(decision) for decision in self._decisions)
+
+    def _resolve(self, decision: Decision) -> Decision:
+        counts = self._tallies.get(decision.point)
+        if counts is None or decision.outcome:
+            return decision
+        summary = ",".join(f"{outcome}={n}" for outcome, n in sorted(counts.items()))
+        return Decision(decision.point, summary)
+
+
+_current: contextvars.ContextVar[DecisionRecorder | None] = contextvars.ContextVar(
+    "decision_recorder", default=None
+)
+
+
+def decide(point: str, outcome: str) -> None:
+    """Record a decision for the connection being handled (no-op outside one)."""
+    recorder = _current.get()
+    if recorder is not None:
+        recorder.decide(point, outcome)
+
+
+def tally(point: str, outcome: str) -> None:
+    """Count a repeating decision for the connection being handled."""
+    recorder = _current.get()
+    if recorder is not None:
+        recorder.tally(point, outcome)
+
+
+def record_failure(error: BaseException) -> None:
+    """Remember the exception that decided the current connection's failure."""
+    recorder = _current.get()
+    if recorder is not None:
+        recorder.failure = error
+
+
+def record_user(user_id: str) -> None:
+    """Remember which user the current connection runs as."""
+    recorder = _current.get()
+    if recorder is not None:
+        recorder.user_id = user_id
+
+
+@contextlib.contextmanager
+def recording(recorder: DecisionRecorder | None = None) -> Iterator[DecisionRecorder]:
+    """Make `recorder` the current connection's recorder inside the block."""
+    active = recorder or DecisionRecorder()
+    token = _current.set(active)
+    try:
+        yield active
+    finally:
+        _current.reset(token)
+
+
+@contextlib.contextmanager
+def not_recording() -> Iterator[None]:
+    """Suspend recording (work done on a connection's behalf that is not its pipeline)."""
+    token = _current.set(None)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def cause_chain(error: BaseException | None) -> tuple[CauseLink, ...]:
+    """The exception and its causes, outermost first (explicit cause, else context)."""
+    links: list[CauseLink] = []
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        links.append(CauseLink(type(error).__name__, str(error)))
+        error = error.__cause__ or error.__context__
+    return tuple(links)
+
+
+@dataclass(frozen=True)
+class ConnectionResult:
+    """What happened to one connection, as a client and the server's logic saw it."""
+
+    index: int
+    client: str
+    instance: int
+    user_id: str | None
+    at_s: float
+    close_code: int | None
+    close_reason: str | None
+    decisions: tuple[Decision, ...]
+    cause_chain: tuple[CauseLink, ...]
+    frames: tuple[dict[str, Any], ...] = field(default=(), compare=False, repr=False)
+    ended_at_s: float = 0.0
+
+    def outcome(self, point: str) -> str | None:
+        """The outcome recorded at `point`, or None if the connection never reached it."""
+        for decision in self.decisions:
+            if decision.point == point:
+                return decision.outcome
+        return None
+
+    @property
+    def failed(self) -> bool:
+        return self.close_code is not None and self.close_code != 1000
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "client": self.client,
+            "user_id": self.user_id,
+            "at_s": self.at_s,
+            "close_code": self.close_code,
+            "close_reason": self.close_reason,
+            "decisions": [{"point": d.point, "outcome": d.outcome} for d in self.decisions],
+            "cause_chain": [{"type": c.type, "message": c.message} for c in self.cause_chain],
+        }
+
+
+def close_code_label(code: int | None) -> str:
+    """The summary key of a close code: the code as text, or "open"."""
+    return "open" if code is None else str(code)
+
+
+@dataclass(frozen=True)
+class ManagerCount:
+    """A change of one user's manager count on one backend instance."""
+
+    at_s: float
+    instance: int
+    user_id: str
+    count: int
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Every connection of one profile run under one variant, in start order."""
+
+    profile: str
+    variant: str
+    connections: tuple[ConnectionResult, ...]
+    manager_counts: tuple[ManagerCount, ...] = field(default=(), compare=False, repr=False)
+    max_managers_per_user: int = 5
+
+    def close_code_counts(self) -> dict[str, int]:
+        counts = {"1011": 0, "1008": 0, "open": 0}
+        for connection in self.connections:
+            label = close_code_label(connection.close_code)
+            counts[label] = counts.get(label, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def summary(self) -> dict[str, Any]:
+        return {"close_codes": self.close_code_counts()}
+
+    @property
+    def failures(self) -> tuple[ConnectionResult, ...]:
+        return tuple(c for c in self.connections if c.failed)
+
+    def first_failure(self) -> ConnectionResult | None:
+        failures = self.failures
+        return failures[0] if failures else None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile,
+            "variant": self.variant,
+            "connections": [c.to_json_dict() for c in self.connections],
+            "summary": self.summary(),
+        }
