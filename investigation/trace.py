@@ -46,6 +46,20 @@ DECISION_POINTS: tuple[str, ...] = (
 POINT_ORDER: dict[str, int] = {point: rank for rank, point in enumerate(DECISION_POINTS)}
 
 
+#: Outcomes that end a connection's normal path, per decision point.
+ADVERSE_OUTCOMES: dict[str, frozenset[str]] = {
+    "auth.token_source": frozenset({"none", "bearer_blank"}),
+    "auth.token_validation": frozenset({"invalid_format", "token_rejected", "stopped", "all_attempts_failed"}),
+    "context.creation": frozenset({"failed"}),
+    "factory.validation": frozenset({"fail"}),
+    "factory.manager_cap": frozenset({"exceeded"}),
+    "route.manager": frozenset({"emergency_stub"}),
+    "route.startup_gate": frozenset({"timeout"}),
+    "route.registration": frozenset({"disconnected"}),
+    "route.message_loop": frozenset({"routing_failures"}),
+}
+
+
 @dataclass(frozen=True)
 class Decision:
     """The outcome one decision point took for one connection."""
@@ -190,6 +204,16 @@ class ConnectionResult:
             if decision.point == point:
                 return decision.outcome
         return None
+
+    def deciding_decision(self) -> Decision | None:
+        """The first decision that took the connection off its normal path, else the last one."""
+        for decision in self.decisions:
+            adverse = ADVERSE_OUTCOMES.get(decision.point, frozenset())
+            if any(part in adverse for part in decision.outcome.split(" then ")):
+                return decision
+        if self.close_code is None:
+            return next((d for d in reversed(self.decisions) if d.point != "route.close"), None)
+        return self.decisions[-1] if self.decisions else None
 
     @property
     def failed(self) -> bool:

@@ -1,0 +1,191 @@
+"""The `investigation` command: argv in, one library call out, an exit code back.
+
+    investigation profiles
+    investigation simulate staging-e2e --json
+    investigation isolate --passing local-debug --failing staging-e2e
+    investigation serve staging-e2e --port 8765
+    investigation run --notebook 01 --profile staging-e2e
+
+Exit codes: 0 done; 1 a notebook or run failed; 2 bad input (nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class BadInput(Exception):
+    """A one-line, user-facing error (file, field, reason)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise BadInput(f"{self.prog}: {message}")
+
+
+def _add_profiles_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profiles-dir", type=Path, default=None, help="extra profiles; a name here wins")
+
+
+def _add_variant(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variant", default="original", help="original, V1 ... V5 (spec section 8)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="investigation", description=__doc__.splitlines()[0] if __doc__ else None)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    profiles = commands.add_parser("profiles", help="list the profiles: name, then description")
+    _add_profiles_dir(profiles)
+
+    simulate = commands.add_parser("simulate", help="run a profile in process")
+    simulate.add_argument("profile")
+    _add_profiles_dir(simulate)
+    _add_variant(simulate)
+    simulate.add_argument("--json", action="store_true", help="the JSON contract of design.md")
+    simulate.add_argument("--wire", action="store_true", help="through real sockets on loopback")
+
+    isolate = commands.add_parser("isolate", help="isolate the failure-inducing difference (dd)")
+    isolate.add_argument("--passing", required=True)
+    isolate.add_argument("--failing", required=True)
+    _add_profiles_dir(isolate)
+    _add_variant(isolate)
+    isolate.add_argument("--json", action="store_true")
+
+    serve = commands.add_parser("serve", help="serve ws://HOST:PORT/ws under a profile")
+    serve.add_argument("profile")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    _add_profiles_dir(serve)
+    _add_variant(serve)
+
+    run = commands.add_parser("run", help="execute the notebook grid headless into artifacts/")
+    run.add_argument("--notebook", action="append", default=None, dest="notebooks")
+    run.add_argument("--profile", action="append", default=None, dest="profiles")
+    run.add_argument("--jobs", type=int, default=None)
+    run.add_argument("--out", type=Path, default=Path("artifacts"))
+    _add_profiles_dir(run)
+    return parser
+
+
+def _load(name: str, profiles_dir: Path | None) -> Any:
+    from investigation.profiles import load_profile
+
+    return load_profile(name, profiles_dir)
+
+
+def _check_variant(name: str) -> None:
+    from investigation.backend.variants import VARIANTS
+
+    if name not in VARIANTS:
+        raise BadInput(f"--variant: {name}: unknown variant; known: {', '.join(VARIANTS)}")
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    from investigation.profiles import list_profiles
+
+    for profile in list_profiles(args.profiles_dir):
+        print(f"{profile.name}\t{profile.description}")
+    return EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from investigation.report import connection_table
+    from investigation.simulate import simulate
+
+    _check_variant(args.variant)
+    profile = _load(args.profile, args.profiles_dir)
+    if args.wire:
+        from investigation.wire import simulate_wire
+
+        run = simulate_wire(profile, args.variant)
+    else:
+        run = simulate(profile, args.variant)
+    if args.json:
+        print(json.dumps(run.to_json_dict(), indent=2, sort_keys=False))
+    else:
+        print(connection_table(run))
+    return EXIT_OK
+
+
+def cmd_isolate(args: argparse.Namespace) -> int:
+    from investigation.analysis.isolate import isolate_profiles
+
+    _check_variant(args.variant)
+    passing = _load(args.passing, args.profiles_dir)
+    failing = _load(args.failing, args.profiles_dir)
+    isolation = isolate_profiles(passing, failing, variant=args.variant)
+    if args.json:
+        print(json.dumps(isolation.to_json_dict(), indent=2))
+    else:
+        print(isolation.to_text())
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from investigation.wire import serve
+
+    _check_variant(args.variant)
+    profile = _load(args.profile, args.profiles_dir)
+    serve(profile, host=args.host, port=args.port, variant=args.variant)
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from investigation.notebook_grid import run_notebook_suite
+
+    failed = run_notebook_suite(
+        notebooks=args.notebooks,
+        profiles=args.profiles,
+        jobs=args.jobs,
+        out_dir=args.out,
+        profiles_dir=args.profiles_dir,
+    )
+    for name in failed:
+        print(f"failed: {name}", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+COMMANDS = {
+    "profiles": cmd_profiles,
+    "simulate": cmd_simulate,
+    "isolate": cmd_isolate,
+    "serve": cmd_serve,
+    "run": cmd_run,
+}
+
+
+def _bad_input_types() -> tuple[type[BaseException], ...]:
+    from investigation.profiles import ProfileError
+
+    types: list[type[BaseException]] = [BadInput, ProfileError]
+    try:
+        from investigation.suite import SuiteInputError
+
+        types.append(SuiteInputError)
+    except ImportError:
+        pass
+    return tuple(types)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except _bad_input_types() as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

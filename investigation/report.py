@@ -1,0 +1,41 @@
+"""Plain-text views of runs, for the terminal and for notebook text outputs.
+
+    print(connection_table(simulate(load_profile("staging-e2e"))))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from investigation.trace import ConnectionResult, RunResult
+
+CONNECTION_COLUMNS = ("#", "t_s", "inst", "client", "user", "close", "reason", "decided by")
+
+
+def connection_row(connection: ConnectionResult) -> tuple[str, ...]:
+    deciding = connection.deciding_decision()
+    return (
+        str(connection.index),
+        f"{connection.at_s:.1f}",
+        str(connection.instance),
+        connection.client,
+        str(connection.user_id),
+        "open" if connection.close_code is None else str(connection.close_code),
+        connection.close_reason or "-",
+        f"{deciding.point}={deciding.outcome}" if deciding else "-",
+    )
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A fixed-width text table, columns as wide as their widest cell."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+             for line in (header, *rows)]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def connection_table(run: RunResult) -> str:
+    """One row per connection: time, instance, client, user, close code, reason, deciding decision."""
+    title = f"profile {run.profile}, variant {run.variant}: {run.summary()['close_codes']}"
+    return title + "\n" + format_table(CONNECTION_COLUMNS, [connection_row(c) for c in run.connections])
