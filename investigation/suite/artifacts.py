@@ -1,0 +1,205 @@
+"""What a run leaves behind: key result, HTML without code, index.html and manifest.json.
+
+Usage::
+
+    key_result = read_key_result(executed_notebook)
+    html = notebook_to_html(executed_notebook, title="01_reproduce profile=staging")
+    write_manifest(out_dir, records, [DEFAULT_PROFILES_DIR], REPO_ROOT)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import platform
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import nbformat
+from nbconvert import HTMLExporter
+from traitlets.config import Config
+
+from investigation.suite.config import KERNEL_ENV
+from investigation.suite.files import display_path, write_text_atomic
+
+KEY_RESULT_TAG = "key-result"
+"""A notebook states its key result in a code cell with this tag.
+
+The text of the cell's last output is the key result: a ``stream`` output
+(``print(...)``) or the ``text/plain`` of a display/execute result. Printing a
+string avoids the quotes of its repr. The text is shown in index.html and
+manifest.json, so it must hold no secret.
+"""
+
+REMOVE_INPUT_TAG = "remove-input"
+MANIFEST_NAME = "manifest.json"
+INDEX_NAME = "index.html"
+KEY_PACKAGES = (
+    "investigation",
+    "ipykernel",
+    "matplotlib",
+    "nbclient",
+    "nbconvert",
+    "nbformat",
+    "papermill",
+    "pydantic",
+    "pyjwt",
+    "starlette",
+    "tqdm",
+    "uvicorn",
+    "websockets",
+)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """The outcome of one grid run; paths are relative to the output directory."""
+
+    notebook: str
+    parameters: dict[str, object]
+    slug: str
+    status: str
+    error: str | None
+    notebook_path: str | None
+    html_path: str | None
+    key_result: str | None
+
+    @property
+    def failed(self) -> bool:
+        return self.status != "ok"
+
+    def to_json_dict(self) -> dict[str, object]:
+        return {
+            "notebook": self.notebook,
+            "parameters": self.parameters,
+            "status": self.status,
+            "error": self.error,
+            "notebook_path": self.notebook_path,
+            "html_path": self.html_path,
+            "key_result": self.key_result,
+        }
+
+
+def read_key_result(nb: nbformat.NotebookNode) -> str | None:
+    """The last output text of the first cell tagged ``key-result``, stripped; None if absent."""
+    for cell in nb.cells:
+        if KEY_RESULT_TAG in cell.get("metadata", {}).get("tags", []):
+            texts = [_output_text(output) for output in cell.get("outputs", [])]
+            present = [text for text in texts if text is not None]
+            return present[-1].strip() if present else None
+    return None
+
+
+def _output_text(output: nbformat.NotebookNode) -> str | None:
+    if output.get("output_type") == "stream":
+        return str(output.get("text", ""))
+    plain = output.get("data", {}).get("text/plain")
+    return None if plain is None else str(plain)
+
+
+def notebook_to_html(nb: nbformat.NotebookNode, title: str) -> str:
+    """HTML of the notebook's outputs and markdown, without any code input."""
+    config = Config()
+    config.TagRemovePreprocessor.enabled = True
+    config.TagRemovePreprocessor.remove_input_tags = {REMOVE_INPUT_TAG}
+    exporter = HTMLExporter(config=config, exclude_input=True, exclude_input_prompt=True)
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+    return str(body)
+
+
+def write_index(out_dir: Path, records: Sequence[RunRecord]) -> Path:
+    """Write ``index.html``: one table row (one line) per run, in record order."""
+    ok = sum(not record.failed for record in records)
+    lines = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        '<head><meta charset="utf-8"><title>Investigation suite runs</title>',
+        "<style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:left}"
+        ".failed{color:#b00}</style></head>",
+        "<body>",
+        "<h1>Investigation suite runs</h1>",
+        f"<p>{len(records)} runs: {ok} ok, {len(records) - ok} failed. "
+        f'Details: <a href="{MANIFEST_NAME}">{MANIFEST_NAME}</a>.</p>',
+        "<table>",
+        "<tr><th>notebook</th><th>parameters</th><th>status</th><th>key result</th><th>executed notebook</th></tr>",
+        *(_index_row(record) for record in records),
+        "</table>",
+        "</body>",
+        "</html>",
+    ]
+    path = out_dir / INDEX_NAME
+    write_text_atomic(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _index_row(record: RunRecord) -> str:
+    notebook = _link(record.html_path, record.notebook)
+    status = record.status if record.error is None else f"{record.status}: {record.error}"
+    return (
+        f'<tr class="{html.escape(record.status)}"><td>{notebook}</td>'
+        f"<td>{html.escape(record.slug)}</td><td>{html.escape(status)}</td>"
+        f"<td>{html.escape(record.key_result or '')}</td>"
+        f"<td>{_link(record.notebook_path, 'ipynb')}</td></tr>"
+    )
+
+
+def _link(target: str | None, text: str) -> str:
+    if target is None:
+        return html.escape(text)
+    return f'<a href="{html.escape(target)}">{html.escape(text)}</a>'
+
+
+def write_manifest(
+    out_dir: Path, records: Sequence[RunRecord], profile_dirs: Iterable[Path], repo_root: Path
+) -> Path:
+    """Write ``manifest.json``: versions, git commit, profile hashes, kernel env and runs.
+
+    The bytes depend only on the inputs (sorted keys, runs in record order, no times).
+    """
+    manifest = {
+        "git_commit": git_commit(repo_root),
+        "python": platform.python_version(),
+        "packages": package_versions(KEY_PACKAGES),
+        "kernel_env": KERNEL_ENV,
+        "profiles": profile_hashes(profile_dirs, repo_root),
+        "summary": {"runs": len(records), "failed": sum(record.failed for record in records)},
+        "runs": [record.to_json_dict() for record in records],
+    }
+    path = out_dir / MANIFEST_NAME
+    write_text_atomic(path, json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    return path
+
+
+def package_versions(names: Iterable[str]) -> dict[str, str | None]:
+    """Installed version of each distribution; None when it is not installed."""
+    versions: dict[str, str | None] = {}
+    for name in sorted(names):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_commit(repo_dir: Path) -> str | None:
+    """``git rev-parse HEAD`` in ``repo_dir``; None when git or the repository is missing."""
+    try:
+        completed = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo_dir, capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return None
+    return completed.stdout.strip() if completed.returncode == 0 else None
+
+
+def profile_hashes(profile_dirs: Iterable[Path], repo_root: Path) -> dict[str, str]:
+    """sha256 of every ``*.toml`` in the given directories, keyed by repo-relative path."""
+    hashes: dict[str, str] = {}
+    for directory in profile_dirs:
+        for path in sorted(directory.glob("*.toml")):
+            hashes[display_path(path, repo_root)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashes

@@ -1,0 +1,39 @@
+"""Settings shared by the suite: the kernel, its pinned environment, default locations.
+
+``KERNEL_ENV`` is the one place that pins what makes notebook output stable.
+The suite's worker processes export it before papermill starts a kernel, and
+``install_kernelspec()`` (``make install``) writes it into the venv's
+``python3`` kernelspec, so nbval and Jupyter Lab kernels get it too.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+KERNEL_NAME = "python3"
+KERNEL_ENV: dict[str, str] = {
+    "COLUMNS": "80",  # tracebacks and wide reprs wrap the same on every terminal
+    "LINES": "24",
+    "MPLBACKEND": "Agg",  # no GUI backend; figures render identically headless
+    "PYTHONHASHSEED": "0",  # set and dict-of-str iteration order is fixed
+    "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # silences the debugger's frozen-modules note on stderr
+}
+CELL_TIMEOUT_S = 600
+"""A cell running longer than this fails its run instead of hanging the grid."""
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+DEFAULT_PROFILES_DIR = REPO_ROOT / "data" / "profiles"
+DEFAULT_OUT_DIR = Path("artifacts")
+
+
+def install_kernelspec() -> str:
+    """Install the ``python3`` kernelspec into this interpreter's prefix with ``KERNEL_ENV``.
+
+    Returns the directory written. Run inside the project venv, it makes every
+    ``python3`` kernel of that venv use the venv's python and the pinned env.
+    """
+    from ipykernel.kernelspec import install
+
+    return str(install(kernel_name=KERNEL_NAME, prefix=sys.prefix, env=dict(KERNEL_ENV)))

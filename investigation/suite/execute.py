@@ -1,0 +1,125 @@
+"""Headless execution: papermill runs one notebook per worker process.
+
+Usage::
+
+    outcome = execute_notebook_to(Path("notebooks/01_x.ipynb"), target, {"profile": "local"})
+    results = map_in_workers(run_one, items, jobs=2, progress=True, description="notebooks")
+
+Kernels run in the source notebook's directory (as under nbval and Jupyter
+Lab, so relative paths mean the same everywhere) with ``KERNEL_ENV`` exported.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import nbformat
+import papermill
+import zmq
+from jupyter_client import KernelManager
+from papermill.exceptions import PapermillExecutionError, strip_color
+from tqdm import tqdm
+from traitlets.config import Config
+
+from investigation.suite.config import CELL_TIMEOUT_S, KERNEL_ENV, KERNEL_NAME
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+@dataclass(frozen=True)
+class ExecutionOutcome:
+    """What papermill left: the executed notebook (None if none was written) and an error line."""
+
+    notebook: nbformat.NotebookNode | None
+    error: str | None
+
+
+def execute_notebook_to(source: Path, target: Path, parameters: Mapping[str, object]) -> ExecutionOutcome:
+    """Execute ``source`` with ``parameters`` into ``target``; never raises for a failing run.
+
+    ``target`` must be an absolute path ending in ``.ipynb``. A failing notebook
+    keeps papermill's error banner; the error is a one-line ``type: message``.
+    """
+    error: str | None = None
+    try:
+        papermill.execute_notebook(
+            str(source.resolve()),
+            str(target),
+            parameters=dict(parameters) or None,
+            kernel_name=KERNEL_NAME,
+            cwd=str(source.resolve().parent),
+            progress_bar=False,
+            log_output=False,
+            execution_timeout=CELL_TIMEOUT_S,
+            config=_kernel_manager_config(),
+        )
+    except PapermillExecutionError as exc:
+        error = f"In [{exc.exec_count}]: {exc.ename}: {_first_line(strip_color(str(exc.evalue)))}"
+    except Exception as exc:  # the run's boundary: any failure becomes this run's error line
+        error = f"{type(exc).__name__}: {_first_line(str(exc))}"
+    return ExecutionOutcome(_read_if_written(target), error)
+
+
+def _kernel_manager_config() -> Config:
+    """Encrypt kernel traffic (CurveZMQ) when jupyter_client and libzmq support it.
+
+    Without it ipykernel warns on stderr that the kernel talks over TCP in plain text.
+    """
+    config = Config()
+    if zmq.has("curve") and KernelManager.class_traits().get("transport_encryption") is not None:
+        config.KernelManager.transport_encryption = "auto"
+    return config
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _read_if_written(path: Path) -> nbformat.NotebookNode | None:
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    return nbformat.read(path, as_version=nbformat.NO_CONVERT)
+
+
+def default_jobs() -> int:
+    """One worker per CPU (2 when the count is unknown)."""
+    return os.cpu_count() or 2
+
+
+def map_in_workers(
+    function: Callable[[Item], Result],
+    items: Sequence[Item],
+    jobs: int | None,
+    progress: bool,
+    description: str,
+) -> list[Result]:
+    """``[function(item) for item in items]`` in worker processes, with a progress bar on stderr.
+
+    Workers are spawned (not forked) and export ``KERNEL_ENV`` before any
+    kernel starts; the parent's environment stays untouched.
+    """
+    if not items:
+        return []
+    results: dict[int, Result] = {}
+    workers = max(1, min(jobs or default_jobs(), len(items)))
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_pin_kernel_env) as pool:
+        futures = {pool.submit(function, item): index for index, item in enumerate(items)}
+        with tqdm(total=len(items), desc=description, unit="run", file=sys.stderr, disable=not progress) as bar:
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                bar.update()
+    return [results[index] for index in range(len(items))]
+
+
+def _pin_kernel_env() -> None:
+    os.environ.update(KERNEL_ENV)

@@ -1,0 +1,117 @@
+"""Run a notebook grid: execute every entry, then write HTML, index.html and manifest.json.
+
+Usage::
+
+    grid = build_grid(DEFAULT_NOTEBOOK_DIR, GRID_SPEC, ["01"], None)
+    summary = run_suite(grid, Path("artifacts"), jobs=2)
+    [run.notebook for run in summary.failed]
+
+Layout of the output directory::
+
+    OUT/<notebook stem>/<parameter slug>.ipynb   executed notebook (kept when it fails)
+    OUT/<notebook stem>/<parameter slug>.html    its outputs and markdown, no code
+    OUT/index.html                               one line per run
+    OUT/manifest.json                            versions, commit, profile hashes, runs
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from investigation.suite.artifacts import RunRecord, notebook_to_html, read_key_result, write_index, write_manifest
+from investigation.suite.config import DEFAULT_PROFILES_DIR, REPO_ROOT
+from investigation.suite.execute import execute_notebook_to, map_in_workers
+from investigation.suite.files import display_path, temporary_sibling, write_text_atomic
+from investigation.suite.grid import GridEntry
+
+
+@dataclass(frozen=True)
+class SuiteSummary:
+    """All runs of a grid (sorted by notebook, then parameters) and the files describing them."""
+
+    out_dir: Path
+    runs: tuple[RunRecord, ...]
+    index_path: Path
+    manifest_path: Path
+
+    @property
+    def failed(self) -> tuple[RunRecord, ...]:
+        return tuple(run for run in self.runs if run.failed)
+
+
+def run_suite(
+    grid: Sequence[GridEntry],
+    out_dir: Path,
+    jobs: int | None = None,
+    profile_dirs: Sequence[Path] = (DEFAULT_PROFILES_DIR,),
+    progress: bool = True,
+) -> SuiteSummary:
+    """Execute the grid (validated by ``build_grid``) into ``out_dir``; failed runs do not stop it.
+
+    Args:
+        grid: the runs, as returned by ``build_grid``.
+        out_dir: where the artifacts go (created if missing).
+        jobs: worker processes; None = one per CPU.
+        profile_dirs: directories whose ``*.toml`` files are hashed into the manifest.
+        progress: show a progress bar over the grid on stderr.
+    """
+    absolute_out = out_dir.resolve()
+    tasks = [(entry, absolute_out) for entry in sorted(grid, key=lambda entry: (entry.stem, entry.slug))]
+    records = tuple(map_in_workers(run_entry, tasks, jobs, progress, "notebooks"))
+    absolute_out.mkdir(parents=True, exist_ok=True)
+    return SuiteSummary(
+        out_dir=out_dir,
+        runs=records,
+        index_path=write_index(absolute_out, records),
+        manifest_path=write_manifest(absolute_out, records, profile_dirs, REPO_ROOT),
+    )
+
+
+def run_entry(task: tuple[GridEntry, Path]) -> RunRecord:
+    """Execute one grid entry into the (absolute) output directory and export its HTML."""
+    entry, out_dir = task
+    notebook_path = f"{entry.stem}/{entry.slug}.ipynb"
+    html_path = f"{entry.stem}/{entry.slug}.html"
+    executed = temporary_sibling(out_dir / notebook_path, ".ipynb")
+    try:
+        outcome = execute_notebook_to(entry.notebook, executed, entry.parameters)
+        if outcome.notebook is None:
+            return _record(entry, outcome.error, None, None, None)
+        nb = outcome.notebook
+        nb.metadata.papermill["input_path"] = display_path(entry.notebook, REPO_ROOT)
+        nb.metadata.papermill["output_path"] = notebook_path
+        nbformat.write(nb, executed)
+        os.replace(executed, out_dir / notebook_path)
+        key_result = read_key_result(nb)
+        try:
+            write_text_atomic(out_dir / html_path, notebook_to_html(nb, f"{entry.stem} {entry.slug}"))
+        except Exception as exc:  # the run's boundary: a failed export fails this run only
+            error = outcome.error or f"HTML export: {type(exc).__name__}: {exc}"
+            return _record(entry, error, notebook_path, None, key_result)
+        return _record(entry, outcome.error, notebook_path, html_path, key_result)
+    finally:
+        executed.unlink(missing_ok=True)
+
+
+def _record(
+    entry: GridEntry,
+    error: str | None,
+    notebook_path: str | None,
+    html_path: str | None,
+    key_result: str | None,
+) -> RunRecord:
+    return RunRecord(
+        notebook=entry.stem,
+        parameters=dict(entry.parameters),
+        slug=entry.slug,
+        status="ok" if error is None else "failed",
+        error=error,
+        notebook_path=notebook_path,
+        html_path=html_path,
+        key_result=key_result,
+    )

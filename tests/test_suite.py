@@ -1,0 +1,334 @@
+"""Tests of the papermill grid runner on the tiny fixture notebooks in tests/notebooks/.
+
+Fixtures: 01_passing (parameter ``greeting``, key result "hello world"),
+02_raises (raises ValueError in its third code cell), 03_params (parameters a, b).
+Each kernel start costs about 2 s, so the executed grids are shared per module.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+from investigation.suite import (
+    GridEntry,
+    SuiteInputError,
+    SuiteSummary,
+    build_grid,
+    parameter_slug,
+    refresh_goldens,
+    run_suite,
+    scan_for_secrets,
+    strip_volatile_metadata,
+)
+from investigation.suite import artifacts
+from investigation.suite.artifacts import git_commit, read_key_result
+
+FIXTURES = Path(__file__).parent / "notebooks"
+PARAMS_GRID = {"03_params": lambda profiles: [{"a": 2, "b": "y"}, {"a": 3}]}
+PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
+
+
+def run_quietly(grid: list[GridEntry], out_dir: Path) -> SuiteSummary:
+    return run_suite(grid, out_dir, jobs=2, profile_dirs=(), progress=False)
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> SuiteSummary:
+    grid = build_grid(FIXTURES, PARAMS_GRID)
+    return run_quietly(grid, tmp_path_factory.mktemp("full") / "out")
+
+
+def run_by_name(summary: SuiteSummary, notebook: str, slug: str) -> dict[str, object]:
+    manifest = json.loads(summary.manifest_path.read_text())
+    for run in manifest["runs"]:
+        if run["notebook"] == notebook and run["notebook_path"] == f"{notebook}/{slug}.ipynb":
+            return dict(run)
+    raise AssertionError(f"no run {notebook}/{slug} in the manifest")
+
+
+# --- grid ------------------------------------------------------------------
+
+
+def test_slug_of_no_parameters_is_default() -> None:
+    assert parameter_slug({}) == "default"
+
+
+def test_slug_sorts_keys_and_writes_non_strings_as_json() -> None:
+    assert parameter_slug({"variant": "original", "attempts": 3, "strict": True}) == (
+        "attempts=3__strict=true__variant=original"
+    )
+
+
+def test_slug_replaces_unsafe_characters() -> None:
+    assert parameter_slug({"profile": "../staging e2e"}) == "profile=..-staging-e2e"
+
+
+def test_long_slug_is_cut_and_ends_in_a_hash() -> None:
+    slug_a = parameter_slug({"p": "x" * 300})
+    slug_b = parameter_slug({"p": "x" * 299 + "y"})
+    assert len(slug_a) == 120
+    assert slug_a != slug_b
+
+
+def test_grid_runs_unlisted_notebooks_once_with_defaults() -> None:
+    grid = build_grid(FIXTURES, PARAMS_GRID)
+    assert [(entry.stem, entry.slug) for entry in grid] == [
+        ("01_passing", "default"),
+        ("02_raises", "default"),
+        ("03_params", "a=2__b=y"),
+        ("03_params", "a=3"),
+    ]
+
+
+def test_notebook_filter_accepts_number_or_stem() -> None:
+    by_number = build_grid(FIXTURES, {}, notebook_filter=["01"])
+    by_stem = build_grid(FIXTURES, {}, notebook_filter=["03_params", "01_passing"])
+    assert [entry.stem for entry in by_number] == ["01_passing"]
+    assert [entry.stem for entry in by_stem] == ["01_passing", "03_params"]
+
+
+def test_profile_filter_reaches_the_grid_spec() -> None:
+    spec = {"03_params": lambda profiles: [{"b": profile} for profile in profiles or []]}
+    grid = build_grid(FIXTURES, spec, notebook_filter=["03"], profile_filter=["staging", "local"])
+    assert [entry.parameters for entry in grid] == [{"b": "local"}, {"b": "staging"}]
+
+
+def test_unknown_notebook_name_is_an_input_error() -> None:
+    with pytest.raises(SuiteInputError) as caught:
+        build_grid(FIXTURES, {}, notebook_filter=["99"])
+    assert caught.value.field == "notebook"
+    assert "'99'" in caught.value.reason
+
+
+def test_grid_spec_for_a_missing_notebook_is_an_input_error() -> None:
+    with pytest.raises(SuiteInputError) as caught:
+        build_grid(FIXTURES, {"04_missing": lambda profiles: [{}]})
+    assert caught.value.field == "grid_spec['04_missing']"
+
+
+def test_unknown_parameter_fails_before_anything_is_written(tmp_path: Path) -> None:
+    out_dir = tmp_path / "out"
+    spec = {"03_params": lambda profiles: [{"a": 1}, {"c": 1}]}
+    with pytest.raises(SuiteInputError) as caught:
+        run_quietly(build_grid(FIXTURES, spec), out_dir)
+    assert (caught.value.file, caught.value.field) == (str(FIXTURES / "03_params.ipynb"), "c")
+    assert "declared: a, b" in caught.value.reason
+    assert not out_dir.exists()
+
+
+def test_parameter_that_is_not_json_is_an_input_error() -> None:
+    with pytest.raises(SuiteInputError) as caught:
+        build_grid(FIXTURES, {"03_params": lambda profiles: [{"a": {1, 2}}]})
+    assert caught.value.field == "a"
+
+
+def test_two_runs_with_one_output_name_are_an_input_error() -> None:
+    with pytest.raises(SuiteInputError) as caught:
+        build_grid(FIXTURES, {"03_params": lambda profiles: [{"b": "x y"}, {"b": "x-y"}]})
+    assert "b=x-y" in caught.value.reason
+
+
+def test_filters_that_select_nothing_are_an_input_error() -> None:
+    with pytest.raises(SuiteInputError):
+        build_grid(FIXTURES, {"03_params": lambda profiles: []}, notebook_filter=["03"])
+
+
+def test_input_error_is_one_line_and_pickles() -> None:
+    error = SuiteInputError("notebooks/01_x.ipynb", "profile", "not a declared parameter")
+    copy = pickle.loads(pickle.dumps(error))
+    assert str(copy) == "notebooks/01_x.ipynb: profile: not a declared parameter"
+    assert (copy.file, copy.field, copy.reason) == (error.file, error.field, error.reason)
+
+
+# --- executing the grid ------------------------------------------------------
+
+
+def test_every_run_leaves_notebook_and_html(full_run: SuiteSummary) -> None:
+    produced = sorted(path.relative_to(full_run.out_dir).as_posix() for path in full_run.out_dir.rglob("*"))
+    assert produced == [
+        "01_passing",
+        "01_passing/default.html",
+        "01_passing/default.ipynb",
+        "02_raises",
+        "02_raises/default.html",
+        "02_raises/default.ipynb",
+        "03_params",
+        "03_params/a=2__b=y.html",
+        "03_params/a=2__b=y.ipynb",
+        "03_params/a=3.html",
+        "03_params/a=3.ipynb",
+        "index.html",
+        "manifest.json",
+    ]
+
+
+def test_html_shows_outputs_but_no_code(full_run: SuiteSummary) -> None:
+    page = (full_run.out_dir / "01_passing" / "default.html").read_text()
+    assert "OUTPUT-MARKER-42" in page
+    assert "input-only-marker" not in page
+    assert 'print(f"{greeting} world")' not in page
+    assert "chart-only cell" in page
+
+
+def test_failed_notebook_keeps_its_executed_copy_with_the_error_banner(full_run: SuiteSummary) -> None:
+    nb = nbformat.read(full_run.out_dir / "02_raises" / "default.ipynb", as_version=4)
+    banner = nb.cells[0]
+    assert PAPERMILL_ERROR_TAG in banner.metadata["tags"]
+    assert "An Exception was encountered" in banner.source
+    code_cells = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert code_cells[1].outputs[0]["text"] == "2\n"
+    assert code_cells[2].outputs[0]["ename"] == "ValueError"
+    assert code_cells[3].execution_count is None
+
+
+def test_a_failure_does_not_stop_the_rest_of_the_grid(full_run: SuiteSummary) -> None:
+    assert [(run.notebook, run.slug) for run in full_run.failed] == [("02_raises", "default")]
+    assert full_run.failed[0].error == "In [3]: ValueError: planned failure in the third code cell"
+    assert [run.status for run in full_run.runs] == ["ok", "failed", "ok", "ok"]
+
+
+def test_parameters_reach_the_kernel_and_key_results_are_read(full_run: SuiteSummary) -> None:
+    assert [run.key_result for run in full_run.runs] == ["hello world", None, "a=2 b=y", "a=3 b=x"]
+
+
+def test_manifest_lists_each_run_with_its_outputs(full_run: SuiteSummary) -> None:
+    run = run_by_name(full_run, "03_params", "a=2__b=y")
+    assert run == {
+        "notebook": "03_params",
+        "parameters": {"a": 2, "b": "y"},
+        "status": "ok",
+        "error": None,
+        "notebook_path": "03_params/a=2__b=y.ipynb",
+        "html_path": "03_params/a=2__b=y.html",
+        "key_result": "a=2 b=y",
+    }
+    manifest = json.loads(full_run.manifest_path.read_text())
+    assert manifest["summary"] == {"runs": 4, "failed": 1}
+    assert manifest["packages"]["papermill"] is not None
+    assert manifest["kernel_env"]["PYTHONHASHSEED"] == "0"
+
+
+def test_index_has_one_line_per_run(full_run: SuiteSummary) -> None:
+    rows = [line for line in full_run.index_path.read_text().splitlines() if line.startswith("<tr class=")]
+    assert len(rows) == 4
+    assert 'href="02_raises/default.html"' in rows[1]
+    assert "failed: In [3]: ValueError" in rows[1]
+    assert "a=3 b=x" in rows[3]
+
+
+def test_executed_notebook_records_relative_paths_only(full_run: SuiteSummary) -> None:
+    nb = nbformat.read(full_run.out_dir / "03_params" / "a=3.ipynb", as_version=4)
+    assert nb.metadata.papermill["output_path"] == "03_params/a=3.ipynb"
+    assert nb.metadata.papermill["input_path"] == "tests/notebooks/03_params.ipynb"
+    assert nb.metadata.papermill["parameters"] == {"a": 3}
+
+
+def test_manifest_and_index_are_byte_identical_across_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Others commit to this repository while tests run; the commit is an input, so pin it.
+    monkeypatch.setattr(artifacts, "git_commit", lambda repo_dir: "0" * 40)
+    grid = build_grid(FIXTURES, {}, notebook_filter=["01", "02"])
+    first = run_quietly(grid, tmp_path / "first")
+    second = run_quietly(grid, tmp_path / "second")
+    assert first.manifest_path.read_bytes() == second.manifest_path.read_bytes()
+    assert first.index_path.read_bytes() == second.index_path.read_bytes()
+    assert list(tmp_path.rglob(".*")) == []
+
+
+def test_git_commit_is_the_head_hash_or_none_outside_a_repository(tmp_path: Path) -> None:
+    commit = git_commit(FIXTURES)
+    assert commit is not None and len(commit) == 40
+    assert git_commit(tmp_path) is None
+
+
+# --- goldens -----------------------------------------------------------------
+
+
+def executed_by_papermill() -> nbformat.NotebookNode:
+    cell = new_code_cell("x = 1", execution_count=1, outputs=[new_output("stream", text="1\n")])
+    cell.metadata["papermill"] = {"duration": 0.5, "end_time": "t1", "exception": False, "start_time": "t0", "status": "completed"}
+    cell.metadata["execution"] = {"iopub.status.busy": "t0", "shell.execute_reply": "t1"}
+    cell.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[cell])
+    nb.metadata["papermill"] = {
+        "default_parameters": {},
+        "duration": 2.5,
+        "end_time": "t1",
+        "environment_variables": {},
+        "exception": None,
+        "input_path": "/abs/in.ipynb",
+        "output_path": "/abs/out.ipynb",
+        "parameters": {"profile": "staging"},
+        "start_time": "t0",
+        "version": "2.7.0",
+    }
+    return nb
+
+
+def test_strip_volatile_metadata_removes_times_and_paths_and_keeps_parameters() -> None:
+    original = executed_by_papermill()
+    stripped = strip_volatile_metadata(original)
+    assert stripped.metadata["papermill"] == {
+        "default_parameters": {},
+        "environment_variables": {},
+        "parameters": {"profile": "staging"},
+        "version": "2.7.0",
+    }
+    assert stripped.cells[0].metadata == {"tags": ["parameters"]}
+    assert stripped.cells[0].outputs == original.cells[0].outputs
+    assert original.metadata["papermill"]["duration"] == 2.5
+
+
+def test_refresh_replaces_passing_goldens_and_keeps_failing_ones(tmp_path: Path) -> None:
+    passing = Path(shutil.copy(FIXTURES / "01_passing.ipynb", tmp_path))
+    failing = Path(shutil.copy(FIXTURES / "02_raises.ipynb", tmp_path))
+    failing_before = failing.read_bytes()
+    outcomes = refresh_goldens([failing, passing], jobs=2, progress=False)
+    assert [(Path(outcome.path).name, outcome.error is None) for outcome in outcomes] == [
+        ("01_passing.ipynb", True),
+        ("02_raises.ipynb", False),
+    ]
+    assert failing.read_bytes() == failing_before
+    refreshed = nbformat.read(passing, as_version=4)
+    assert read_key_result(refreshed) == "hello world"
+    assert "start_time" not in refreshed.metadata["papermill"]
+    assert all("papermill" not in cell.metadata for cell in refreshed.cells)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["01_passing.ipynb", "02_raises.ipynb"]
+
+
+def test_refresh_of_a_missing_file_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(SuiteInputError):
+        refresh_goldens([tmp_path / "01_missing.ipynb"], progress=False)
+
+
+# --- key result and redaction --------------------------------------------------
+
+
+def test_key_result_is_the_last_text_output_of_the_tagged_cell() -> None:
+    cell = new_code_cell("", outputs=[
+        new_output("stream", text="first\n"),
+        new_output("execute_result", data={"text/plain": "'1011 in staging'"}, execution_count=1),
+    ])
+    cell.metadata["tags"] = ["key-result"]
+    assert read_key_result(new_notebook(cells=[new_code_cell("x"), cell])) == "'1011 in staging'"
+    assert read_key_result(new_notebook(cells=[new_code_cell("x")])) is None
+
+
+def test_scan_finds_planted_secrets_in_any_written_form(tmp_path: Path) -> None:
+    (tmp_path / "nb").mkdir()
+    (tmp_path / "nb" / "run.html").write_text("<p>key: s3cr&lt;et&gt;-value</p>")
+    (tmp_path / "nb" / "run.ipynb").write_text('{"text": "token eyJhbGciOi.payload.sig"}')
+    (tmp_path / "clean.json").write_text('{"token": "eyJhbGci...a1b2"}')
+    leaks = scan_for_secrets(tmp_path, ["s3cr<et>-value", "eyJhbGciOi.payload.sig", "absent-secret", ""])
+    assert leaks == [("nb/run.html", "s3cr..."), ("nb/run.ipynb", "eyJh...")]
+
+
+def test_scan_of_a_real_run_finds_a_parameter_value(full_run: SuiteSummary) -> None:
+    leaks = scan_for_secrets(full_run.out_dir, ["OUTPUT-MARKER-42"])
+    assert leaks == [("01_passing/default.html", "OUTP..."), ("01_passing/default.ipynb", "OUTP...")]
