@@ -1,0 +1,73 @@
+# Build, test and run the investigation suite. Everything runs in .venv,
+# installed from pyproject.toml (re-installed only when pyproject.toml changes).
+#
+#   make test      unit tests, nbval on the golden notebooks, a smoke grid run
+#   make run       execute the notebook grid into artifacts/ (RUN_ARGS="--notebook 01 ...")
+#   make refresh   re-execute the golden notebooks in place (commit the result)
+#   make bench     run benchmarks/bench_*.py
+#   make lab       Jupyter Lab on notebooks/
+#
+# The kernel environment that keeps notebook output stable (PYTHONHASHSEED,
+# MPLBACKEND, COLUMNS, ...) is set in one place, investigation/suite/config.py
+# (KERNEL_ENV); `install` writes it into the venv's python3 kernelspec.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := test
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+LAB_INSTALLED := $(VENV)/.lab-installed
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+BENCHMARKS := $(sort $(wildcard benchmarks/bench_*.py))
+RUN_ARGS ?=
+SMOKE_ARGS ?= --notebook 01 --jobs 2
+
+# Kernelspecs of .venv win over user-level ones, so every "python3" kernel is the venv's.
+export JUPYTER_PREFER_ENV_PATH := 1
+
+.PHONY: venv install run test smoke bench refresh lab clean
+
+venv install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m investigation.suite install-kernel
+	touch $@
+
+run: $(INSTALLED)
+	$(BIN)/investigation run $(RUN_ARGS)
+
+test: $(INSTALLED)
+	$(BIN)/pytest -q
+ifneq ($(NOTEBOOKS),)
+	$(BIN)/pytest -q --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg $(NOTEBOOKS)
+endif
+
+ifneq ($(NOTEBOOKS),)
+test: smoke
+endif
+
+smoke: $(INSTALLED)
+	out="$$(mktemp -d)"; trap 'rm -rf "$$out"' EXIT; $(BIN)/investigation run $(SMOKE_ARGS) --out "$$out"
+
+bench: $(INSTALLED)
+	for bench in $(BENCHMARKS); do $(BIN)/python "$$bench"; done
+
+refresh: $(INSTALLED)
+	$(BIN)/python -m investigation.suite refresh $(NOTEBOOKS)
+
+$(LAB_INSTALLED): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,lab]'
+	touch $@
+
+lab: $(LAB_INSTALLED)
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf $(VENV) artifacts build .pytest_cache .hypothesis .coverage *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
