@@ -177,6 +177,11 @@ def test_html_shows_outputs_but_no_code(full_run: SuiteSummary) -> None:
     assert "chart-only cell" in page
 
 
+def test_kernels_run_with_the_pinned_environment(full_run: SuiteSummary) -> None:
+    nb = nbformat.read(full_run.out_dir / "01_passing" / "default.ipynb", as_version=4)
+    assert nb.cells[-1].outputs[0]["text"] == "PYTHONHASHSEED=0\n"
+
+
 def test_failed_notebook_keeps_its_executed_copy_with_the_error_banner(full_run: SuiteSummary) -> None:
     nb = nbformat.read(full_run.out_dir / "02_raises" / "default.ipynb", as_version=4)
     banner = nb.cells[0]
