@@ -1,0 +1,191 @@
+"""Tests of the timeline and divergence charts: the data they draw and the figures' labels.
+
+Expected values are computed by hand from the spec (section 4.2: a cap of 5
+managers per user, managers never released on disconnect, emergency cleanup
+only frees managers older than 5 minutes) or from hand-built runs.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+import matplotlib.pyplot as plt
+import pytest
+from matplotlib.figure import Figure
+
+from investigation.analysis.divergence import NOT_REACHED
+from investigation.charts.divergence import (
+    cell_class,
+    column_order,
+    comparison_table,
+    compared_connection,
+    divergence_chart,
+    run_divergence,
+    visible_outcome,
+)
+from investigation.charts.timeline import (
+    collapse_same_time,
+    count_at,
+    timeline_chart,
+    timeline_series,
+    timeline_table,
+)
+from investigation.profiles import profile_from_dict
+from investigation.simulate import simulate
+from investigation.trace import ConnectionResult, Decision, ManagerCount, RunResult
+
+matplotlib.use("Agg")
+
+
+def connection(index: int, at_s: float, close: int | None, user: str = "u", instance: int = 0,
+               decisions: tuple[Decision, ...] = ()) -> ConnectionResult:
+    return ConnectionResult(index=index, client="c", instance=instance, user_id=user, at_s=at_s,
+                            close_code=close, close_reason=None, decisions=decisions, cause_chain=(),
+                            ended_at_s=at_s + 4)
+
+
+def reconnecting_client_run() -> RunResult:
+    """One user reconnecting 7 times, 10 s apart, on one instance (ENVIRONMENT=test)."""
+    profile = profile_from_dict("reconnects", {
+        "description": "one user reconnecting",
+        "env": {"ENVIRONMENT": "test"},
+        "clients": [{"name": "tab", "user_id": "test-user-12345", "connections": 7, "spacing_s": 10.0,
+                     "hold_s": 4.0}],
+    })
+    return simulate(profile)
+
+
+# --- timeline -------------------------------------------------------------------------------
+
+
+def test_count_at_takes_the_last_change_at_or_before_the_time() -> None:
+    steps = [(0.0, 1), (14.0, 2)]
+    assert [count_at(steps, t) for t in (-1.0, 0.0, 13.9, 14.0, 99.0)] == [0, 1, 1, 2, 2]
+
+
+def test_changes_at_one_instant_collapse_to_the_last() -> None:
+    steps = [(10.0, 1), (3300.0, 4), (3300.0, 3), (3300.0, 0)]
+    assert collapse_same_time(steps) == [(10.0, 1), (3300.0, 0)]
+
+
+def test_series_pair_each_user_and_instance_with_its_connections() -> None:
+    run = RunResult(
+        profile="p", variant="original",
+        connections=(connection(0, 0.0, None), connection(1, 10.0, 1011),
+                     connection(2, 5.0, 1008, user="v", instance=1)),
+        manager_counts=(ManagerCount(0.0, 0, "u", 1), ManagerCount(10.0, 0, "u", 2)),
+        max_managers_per_user=2,
+    )
+    series = timeline_series(run)
+    assert [(s.user_id, s.instance) for s in series] == [("u", 0), ("v", 1)]
+    assert [(m.index, m.managers_held, m.outcome) for m in series[0].connections] == [(0, 1, "open"), (1, 2, "1011")]
+    assert series[0].first_at(2) == 10.0
+    assert series[1].steps == () and series[1].connections[0].managers_held == 0
+    rows = timeline_table(run, series).splitlines()
+    assert rows[3].split() == ["u", "0", "2", "1011=1", "open=1", "2", "2", "10", "0:1", "10:2"]
+
+
+def test_reconnecting_user_fills_the_cap_and_then_gets_1011() -> None:
+    run = reconnecting_client_run()
+    assert [c.close_code for c in run.connections] == [None] * 5 + [1011, 1011]
+    (series,) = timeline_series(run)
+    assert series.steps == ((0.0, 1), (10.0, 2), (20.0, 3), (30.0, 4), (40.0, 5))
+    assert series.first_at(5) == 40.0
+    assert [m.managers_held for m in series.connections] == [1, 2, 3, 4, 5, 5, 5]
+
+
+def test_timeline_figure_has_a_labelled_panel_per_series_and_no_pyplot_figure() -> None:
+    plt.close("all")
+    figure, table = timeline_chart(reconnecting_client_run())
+    assert isinstance(figure, Figure) and plt.get_fignums() == []
+    (axes,) = figure.axes
+    assert axes.get_xlabel() == "virtual time since the run started (s)"
+    assert "cap of 5" in figure.get_suptitle()
+    assert "test-user-12345" in table and "40:5" in table
+
+
+def test_timeline_panels_grow_with_the_series() -> None:
+    run = RunResult(
+        profile="p", variant="original",
+        connections=tuple(connection(i, float(i), None, user=f"user-{i}") for i in range(10)),
+    )
+    figure, _ = timeline_chart(run)
+    assert len(figure.axes) == 10
+    assert figure.get_figheight() >= 10 * 1.0
+
+
+# --- divergence -----------------------------------------------------------------------------
+
+
+def test_compared_connection_is_the_first_failing_else_the_first() -> None:
+    passing = RunResult("a", "original", (connection(0, 0.0, None), connection(1, 1.0, None)))
+    failing = RunResult("b", "original", (connection(0, 0.0, None), connection(1, 1.0, 1011),
+                                          connection(2, 2.0, 1008)))
+    assert compared_connection(passing).index == 0
+    assert compared_connection(failing).index == 1
+    assert compared_connection(RunResult("c", "original", ())) is None
+
+
+def test_whitespace_in_an_outcome_is_made_visible() -> None:
+    assert visible_outcome("staging ") == "'staging '"
+    assert visible_outcome("staging") == "staging"
+
+
+@pytest.mark.parametrize(
+    ("point", "outcome", "reference", "expected"),
+    [
+        ("route.environment", "test", "test", "same"),
+        ("route.environment", "staging", "test", "different"),
+        ("factory.manager_cap", "exceeded", "below", "adverse"),
+        ("route.close", "1011 Factory SSOT validation failed", NOT_REACHED, "adverse"),
+        ("route.close", "1000 bye", NOT_REACHED, "different"),
+        ("auth.bypass_user", NOT_REACHED, "payload_claim", "not_reached"),
+    ],
+)
+def test_cell_class(point: str, outcome: str, reference: str, expected: str) -> None:
+    assert cell_class(point, outcome, reference) == expected
+
+
+def two_profile_runs() -> dict[str, RunResult]:
+    local = (Decision("route.environment", "test"), Decision("factory.manager_cap", "below"))
+    staging = (Decision("route.environment", "staging"), Decision("factory.manager_cap", "exceeded"),
+               Decision("route.close", "1011 Factory SSOT validation failed"))
+    return {
+        "staging": RunResult("staging", "original", (connection(0, 0.0, None, decisions=local),
+                                                     connection(1, 1.0, 1011, decisions=staging))),
+        "local": RunResult("local", "original", (connection(0, 0.0, None, decisions=local),)),
+    }
+
+
+def test_reference_column_comes_first() -> None:
+    assert column_order(["b", "ref", "a"], "ref") == ["ref", "a", "b"]
+    assert run_divergence(two_profile_runs(), "local").profiles == ("local", "staging")
+
+
+def test_divergence_chart_frames_the_first_divergence() -> None:
+    figure, table = divergence_chart(two_profile_runs(), "local")
+    assert table.first_divergence_of("staging").point == "route.environment"
+    (axes,) = figure.axes
+    frames = [patch for patch in axes.patches if not patch.get_fill()]
+    assert [(frame.get_x(), frame.get_y()) for frame in frames] == [(0.5, -0.5)]
+    assert axes.get_ylabel() == "decision point (pipeline order)"
+    assert [label.get_text() for label in axes.get_yticklabels()][:2] == ["route.environment", "route.e2e_detected"]
+
+
+def test_comparison_table_names_the_compared_connection_and_divergence() -> None:
+    runs = two_profile_runs()
+    text = comparison_table(runs, run_divergence(runs, "local"))
+    staging_row = next(line for line in text.splitlines() if line.startswith("staging"))
+    assert staging_row.split() == ["staging", "#1", "failing", "1011", "factory.manager_cap=exceeded",
+                                   "route.environment", "test", "staging"]
+
+
+def test_divergence_chart_widens_with_the_profiles() -> None:
+    runs = {f"profile-{i:02d}": two_profile_runs()["staging"] for i in range(10)}
+    figure, table = divergence_chart(runs, "profile-00")
+    assert len(table.profiles) == 10
+    assert figure.get_figwidth() >= 10 * 1.2
+
+
+def test_unknown_reference_is_rejected() -> None:
+    with pytest.raises(ValueError, match="reference 'nowhere'"):
+        run_divergence(two_profile_runs(), "nowhere")
