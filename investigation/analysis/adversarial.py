@@ -1,0 +1,244 @@
+"""A fixed set of hostile inputs, each run through the real backend code path.
+
+A candidate change that stops the 1011s by accepting more is not a fix if it
+also accepts what it should refuse. This module names every hostile input once
+and runs it under a variant:
+
+- user contexts (invalid or placeholder fields, a foreign context class) go
+  through ``create_websocket_manager`` in a backend process whose environment
+  is taken from a shipped profile: a staging-like one (``staging-cloud-run``,
+  relaxed validation in the original) and a strict one
+  (``staging-no-cloud-signal``, strict validation in the original);
+- tokens (bad signature, ``alg: none``, expired, forged E2E headers) go through
+  a one-connection profile built from each deployed profile (staging and
+  production) and are "accepted" when authentication succeeds.
+
+    outcomes = adversarial_outcomes("V2")
+    [o.member for o in outcomes if o.accepted]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from investigation.backend import runtime
+from investigation.backend.context import UserExecutionContext
+from investigation.backend.factory import create_websocket_manager
+from investigation.backend.foreign_contexts import ModelsUserExecutionContext, SupervisorUserExecutionContext
+from investigation.backend.process import Backend
+from investigation.backend.variants import get_variant
+from investigation.clock import EPOCH_MS, SeededRandomness, VirtualClock, virtual_loop
+from investigation.profiles import Profile, load_profile, profile_from_dict
+from investigation.simulate import simulate
+
+#: Profiles whose process environment the context cases run in, and why.
+CONTEXT_ENVIRONMENTS: dict[str, str] = {
+    "staging-cloud-run": "staging-like (the original validates relaxed)",
+    "staging-no-cloud-signal": "strict (the original validates strictly)",
+}
+#: Deployed profiles (staging and production) whose environment the token cases run in.
+TOKEN_ENVIRONMENTS: tuple[str, ...] = ("production-cloud-run", "staging-cloud-run", "staging-env-whitespace")
+
+VICTIM_USER_ID = "104729384756102938475"
+E2E_SUITE_HEADERS: dict[str, str] = {
+    "X-Test-Type": "E2E",
+    "X-Test-Environment": "staging",
+    "X-E2E-Test": "true",
+    "X-Test-Mode": "true",
+}
+VALID_CONTEXT_FIELDS: dict[str, Any] = {
+    "user_id": VICTIM_USER_ID,
+    "thread_id": "thread_websocket_factory_1757365610210_1_bed604d6",
+    "run_id": "run_websocket_factory_1757365610210_2_c0335ab3",
+    "request_id": "req_websocket_factory_1757365610210_3_a9dbe4f2",
+    "websocket_client_id": "ws_10472938_1757365610_1a2b3c4d",
+}
+
+
+@dataclass(frozen=True)
+class ContextCase:
+    """A user context that manager creation should refuse."""
+
+    name: str
+    description: str
+    build: Callable[[], Any]
+
+
+@dataclass(frozen=True)
+class TokenCase:
+    """A connection whose authentication should fail."""
+
+    name: str
+    description: str
+    token: str
+    headers: Mapping[str, str]
+    unsigned: bool = False
+
+
+@dataclass(frozen=True)
+class AdversarialOutcome:
+    """What one member of the set (a case in one environment) got under one variant."""
+
+    member: str
+    case: str
+    environment: str
+    kind: str
+    accepted: bool
+    outcome: str
+    unsigned: bool = False
+
+
+def unchecked_context(**overrides: Any) -> UserExecutionContext:
+    """A UserExecutionContext whose constructor checks never ran (as unpickling or copy.copy give).
+
+    The constructor refuses blank and placeholder ids itself; the factory's validation is
+    the last line of defence for a context that reached it some other way.
+    """
+    values: dict[str, Any] = {
+        "db_session": None,
+        "created_at": datetime.fromtimestamp(EPOCH_MS / 1000, UTC),
+        "agent_context": {},
+        "audit_metadata": {},
+        "operation_depth": 0,
+        "parent_request_id": None,
+        **VALID_CONTEXT_FIELDS,
+        **overrides,
+    }
+    context = object.__new__(UserExecutionContext)
+    for field in fields(UserExecutionContext):
+        object.__setattr__(context, field.name, values[field.name])
+    return context
+
+
+CONTEXT_CASES: tuple[ContextCase, ...] = (
+    ContextCase("blank thread_id", "thread_id is whitespace", lambda: unchecked_context(thread_id="   ")),
+    ContextCase("missing run_id", "run_id is None", lambda: unchecked_context(run_id=None)),
+    ContextCase("empty request_id", "request_id is the empty string", lambda: unchecked_context(request_id="")),
+    ContextCase(
+        "blank websocket_client_id", "websocket_client_id is whitespace",
+        lambda: unchecked_context(websocket_client_id="  "),
+    ),
+    ContextCase(
+        "non-string user_id", "user_id is an int (a JSON number sub)",
+        lambda: unchecked_context(user_id=int(VICTIM_USER_ID)),
+    ),
+    ContextCase(
+        "placeholder ids", "ids the context constructor forbids: placeholder, default, registry, temp",
+        lambda: unchecked_context(user_id="placeholder", thread_id="default", run_id="registry", request_id="temp"),
+    ),
+    ContextCase(
+        "foreign class (supervisor)", "the supervisor package's UserExecutionContext",
+        lambda: SupervisorUserExecutionContext(**VALID_CONTEXT_FIELDS),
+    ),
+    ContextCase(
+        "foreign class (models)", "the models package's UserExecutionContext",
+        lambda: ModelsUserExecutionContext(**VALID_CONTEXT_FIELDS),
+    ),
+)
+
+TOKEN_CASES: tuple[TokenCase, ...] = (
+    TokenCase("bad signature", "HS256 token signed with a foreign secret", "bad_signature", {}),
+    TokenCase("alg none", "unsigned token (alg: none)", "alg_none", {}, unsigned=True),
+    TokenCase("expired", "validly signed token that expired 15 minutes ago", "expired", {}),
+    TokenCase(
+        "forged E2E headers", "bad-signature token claiming a real user, sent with the E2E suite's headers",
+        "bad_signature", E2E_SUITE_HEADERS,
+    ),
+    TokenCase(
+        "alg none + E2E headers", "unsigned token claiming a real user, sent with the E2E suite's headers",
+        "alg_none", E2E_SUITE_HEADERS, unsigned=True,
+    ),
+)
+
+
+def context_outcome(environ: Mapping[str, str], variant: str, context_case: ContextCase) -> str:
+    """"accepted" if create_websocket_manager returned a manager, else the exception's type name."""
+    clock = VirtualClock()
+    loop = virtual_loop(clock)
+    backend = Backend(environ, clock=clock, randomness=SeededRandomness(0), variant=get_variant(variant))
+
+    async def attempt() -> str:
+        token = backend.activate()
+        try:
+            await create_websocket_manager(context_case.build())
+            return "accepted"
+        except Exception as error:
+            return type(error).__name__
+        finally:
+            runtime.deactivate(token)
+            await backend.shutdown()
+
+    try:
+        return loop.run_until_complete(attempt())
+    finally:
+        loop.close()
+
+
+def one_connection_profile(environment: str, token_case: TokenCase) -> Profile:
+    """The deployed profile `environment` with its traffic replaced by one hostile connection."""
+    deployed = load_profile(environment)
+    data = deployed.model_dump(exclude={"name", "clients", "instances", "routing", "duration_s"})
+    data["description"] = f"{token_case.description}, against {environment}"
+    data["clients"] = [
+        {
+            "name": "attacker",
+            "user_id": VICTIM_USER_ID,
+            "token": token_case.token,
+            "headers": dict(token_case.headers),
+            "hold_s": 2.0,
+        }
+    ]
+    return profile_from_dict(f"{environment}-{token_case.name}", data, source="<adversarial>")
+
+
+def token_outcome(environment: str, variant: str, token_case: TokenCase) -> str:
+    """The auth result of the one hostile connection ("success" means accepted)."""
+    run = simulate(one_connection_profile(environment, token_case), variant)
+    return run.connections[0].outcome("auth.result") or "no auth result"
+
+
+@cache
+def adversarial_outcomes(variant: str) -> tuple[AdversarialOutcome, ...]:
+    """Every member of the adversarial set under `variant`, sorted by member name."""
+    outcomes = [_context_member(environment, variant, case) for case in CONTEXT_CASES for environment in CONTEXT_ENVIRONMENTS]
+    outcomes += [_token_member(environment, variant, case) for case in TOKEN_CASES for environment in TOKEN_ENVIRONMENTS]
+    return tuple(sorted(outcomes, key=lambda outcome: outcome.member))
+
+
+def _context_member(environment: str, variant: str, case: ContextCase) -> AdversarialOutcome:
+    outcome = context_outcome(load_profile(environment).env, variant, case)
+    return AdversarialOutcome(
+        member=f"context: {case.name} [{environment}]",
+        case=case.name,
+        environment=environment,
+        kind="context",
+        accepted=outcome == "accepted",
+        outcome=outcome,
+    )
+
+
+def _token_member(environment: str, variant: str, case: TokenCase) -> AdversarialOutcome:
+    outcome = token_outcome(environment, variant, case)
+    return AdversarialOutcome(
+        member=f"token: {case.name} [{environment}]",
+        case=case.name,
+        environment=environment,
+        kind="token",
+        accepted=outcome == "success",
+        outcome=outcome,
+        unsigned=case.unsigned,
+    )
+
+
+def accepted_members(variant: str) -> frozenset[str]:
+    """Names of the members `variant` accepts."""
+    return frozenset(outcome.member for outcome in adversarial_outcomes(variant) if outcome.accepted)
+
+
+def unsigned_token_accepted(variant: str) -> bool:
+    """Whether an unsigned (alg none) token authenticates in any staging or production environment."""
+    return any(outcome.accepted and outcome.unsigned for outcome in adversarial_outcomes(variant))

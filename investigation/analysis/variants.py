@@ -1,0 +1,432 @@
+"""The candidate changes (spec section 8) against every profile: the variant x profile matrix.
+
+For every variant and every profile this runs the simulation and records how
+the connections ended (1011, 1008, 1013, still open), which users were hit and
+when the first failure came. One extra profile, built here from
+``staging-e2e``, runs the E2E suite for much longer, so that a change which only
+postpones the failure shows it. Next to the matrix stand two safety columns
+computed from the adversarial set (:mod:`investigation.analysis.adversarial`).
+Verdicts are computed from the matrix by the rules of :func:`failure_verdict`,
+:func:`safety_verdict` and :func:`recommend`.
+
+    report = variant_report()
+    report.recommended          # e.g. "V4" (computed, not typed)
+    report                      # renders as a markdown table in a notebook
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from functools import cache
+from pathlib import Path
+
+from IPython.display import Markdown
+
+from investigation.analysis.adversarial import accepted_members, adversarial_outcomes, unsigned_token_accepted
+from investigation.backend.variants import ORIGINAL, VARIANTS, Variant
+from investigation.profiles import Profile, list_profiles, load_profile, profile_from_dict
+from investigation.simulate import simulate
+from investigation.trace import RunResult, close_code_label
+
+LONG_RUN_PROFILE = "staging-e2e-long"
+LONG_RUN_TESTS_PER_PROCESS = 60
+SHOWN_CLOSE_CODES = ("1011", "1008", "1013", "open")
+NO_FAILURE = "-"
+
+# How a variant's failures on one profile compare with the original's (see failure_effect).
+NEITHER_FAILS = "no failure"
+REMOVED = "removed"
+DELAYED = "delayed"
+SAME_TIME = "same time"
+EARLIER = "earlier"
+INTRODUCED = "introduced"
+
+# Per-variant verdicts.
+REMOVES_EVERYWHERE = "removes the failure on every profile"
+DELAYS = "delays the failure"
+REMOVES_SOMEWHERE = "removes the failure on some profiles only"
+NO_EFFECT = "no effect on the failure"
+WORSE = "fails earlier or more widely"
+SAFER, SAME, WEAKER, MIXED = "safer", "same", "weaker", "mixed"
+
+
+# --- the long run ------------------------------------------------------------------------
+
+
+def long_run_profile(tests_per_process: int = LONG_RUN_TESTS_PER_PROCESS) -> Profile:
+    """staging-e2e with every test process running `tests_per_process` tests instead of 12.
+
+    The same three workers, users, headers, tokens, spacing and messages: the whole
+    E2E suite run back to back rather than its WebSocket modules alone.
+    """
+    base = load_profile("staging-e2e")
+    data = base.model_dump(exclude={"name"})
+    data["clients"] = [{**client, "connections": tests_per_process} for client in data["clients"]]
+    last_start = max(c.start_s + (tests_per_process - 1) * c.spacing_s for c in base.clients)
+    data["description"] = (
+        f"{base.name} run longer: each of the three E2E worker processes runs {tests_per_process} tests "
+        f"back to back (the whole suite, not only its WebSocket modules); the last test starts at "
+        f"{last_start:.0f} s."
+    )
+    return profile_from_dict(LONG_RUN_PROFILE, data, source="<investigation.analysis.variants>")
+
+
+def matrix_profiles(
+    profiles_dir: str | Path | None = None, tests_per_process: int = LONG_RUN_TESTS_PER_PROCESS
+) -> tuple[Profile, ...]:
+    """Every known profile plus the long E2E run, sorted by name."""
+    profiles = [*list_profiles(profiles_dir), long_run_profile(tests_per_process)]
+    return tuple(sorted(profiles, key=lambda profile: profile.name))
+
+
+# --- the matrix --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MatrixCell:
+    """How one profile's connections ended under one variant."""
+
+    profile: str
+    variant: str
+    close_codes: tuple[tuple[str, int], ...]
+    users_hit: tuple[str, ...]
+    first_failure_s: float | None
+    first_failure: str | None
+
+    def count(self, label: str) -> int:
+        """Connections that ended with close code `label` ("1011", ..., or "open")."""
+        return dict(self.close_codes).get(label, 0)
+
+    @property
+    def fails(self) -> bool:
+        return self.first_failure_s is not None
+
+
+def cell_from_run(run: RunResult) -> MatrixCell:
+    """Summarise one run: close codes, users of refused connections, the first refusal."""
+    first = run.first_failure()
+    hit = {connection.user_id for connection in run.failures if connection.user_id is not None}
+    return MatrixCell(
+        profile=run.profile,
+        variant=run.variant,
+        close_codes=tuple(sorted(run.close_code_counts().items())),
+        users_hit=tuple(sorted(hit)),
+        first_failure_s=None if first is None else first.at_s,
+        first_failure=None if first is None else f"{close_code_label(first.close_code)} {first.close_reason}",
+    )
+
+
+@dataclass(frozen=True)
+class SafetyRow:
+    """One variant against the adversarial set."""
+
+    variant: str
+    accepted: tuple[str, ...]
+    total: int
+    unsigned_accepted: bool
+
+
+def safety_row(variant: str) -> SafetyRow:
+    return SafetyRow(
+        variant=variant,
+        accepted=tuple(sorted(accepted_members(variant))),
+        total=len(adversarial_outcomes(variant)),
+        unsigned_accepted=unsigned_token_accepted(variant),
+    )
+
+
+@dataclass(frozen=True)
+class VariantMatrix:
+    """Variants x profiles, and each variant's safety row; variants in spec order, profiles sorted."""
+
+    variants: tuple[str, ...]
+    profiles: tuple[str, ...]
+    cells: tuple[MatrixCell, ...]
+    safety: tuple[SafetyRow, ...]
+
+    def cell(self, variant: str, profile: str) -> MatrixCell:
+        for cell in self.cells:
+            if cell.variant == variant and cell.profile == profile:
+                return cell
+        raise KeyError((variant, profile))
+
+    def safety_of(self, variant: str) -> SafetyRow:
+        for row in self.safety:
+            if row.variant == variant:
+                return row
+        raise KeyError(variant)
+
+    def table(self) -> str:
+        """The matrix as plain text: one row per profile and variant."""
+        return matrix_table(self)
+
+    def __repr__(self) -> str:
+        return self.table()
+
+
+def variant_matrix(
+    profiles: Iterable[Profile] | None = None, variants: Sequence[str] | None = None
+) -> VariantMatrix:
+    """Run every profile under every variant (default: all known profiles + the long run, all variants)."""
+    chosen_profiles = tuple(profiles) if profiles is not None else matrix_profiles()
+    chosen_variants = tuple(variants) if variants is not None else tuple(VARIANTS)
+    if ORIGINAL.name not in chosen_variants:
+        chosen_variants = (ORIGINAL.name, *chosen_variants)
+    cells = tuple(
+        cell_from_run(simulate(profile, variant)) for profile in chosen_profiles for variant in chosen_variants
+    )
+    return VariantMatrix(
+        variants=chosen_variants,
+        profiles=tuple(profile.name for profile in chosen_profiles),
+        cells=cells,
+        safety=tuple(safety_row(variant) for variant in chosen_variants),
+    )
+
+
+def matrix_table(matrix: VariantMatrix) -> str:
+    """Fixed-width text: profile, variant, close-code counts, first failure, users hit."""
+    header = ["profile", "variant", *SHOWN_CLOSE_CODES, "first failure", "users hit"]
+    rows = [
+        [
+            cell.profile,
+            cell.variant,
+            *(str(cell.count(code)) for code in SHOWN_CLOSE_CODES),
+            _first_failure_text(cell),
+            " ".join(cell.users_hit) or NO_FAILURE,
+        ]
+        for profile in matrix.profiles
+        for cell in (matrix.cell(variant, profile) for variant in matrix.variants)
+    ]
+    return _fixed_width([header, *rows])
+
+
+def _first_failure_text(cell: MatrixCell) -> str:
+    if cell.first_failure_s is None:
+        return NO_FAILURE
+    return f"{cell.first_failure_s:.1f} s ({cell.first_failure})"
+
+
+def _fixed_width(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+# --- verdicts ----------------------------------------------------------------------------
+
+
+def failure_effect(original: MatrixCell, candidate: MatrixCell) -> str:
+    """How `candidate` changes the failure on one profile, compared with the original.
+
+    A failure is a connection the server closed (any close code other than 1000); the
+    comparison uses the time of the first one. Both fail: first failure later ->
+    "delayed", at the same time -> "same time", sooner -> "earlier". Only the original
+    fails -> "removed"; only the candidate -> "introduced"; neither -> "no failure".
+    """
+    if not original.fails:
+        return INTRODUCED if candidate.fails else NEITHER_FAILS
+    if not candidate.fails:
+        return REMOVED
+    assert original.first_failure_s is not None and candidate.first_failure_s is not None
+    if candidate.first_failure_s > original.first_failure_s:
+        return DELAYED
+    return SAME_TIME if candidate.first_failure_s == original.first_failure_s else EARLIER
+
+
+def effects(matrix: VariantMatrix, variant: str) -> dict[str, str]:
+    """Profile -> failure_effect of `variant` against the original on that profile."""
+    return {
+        profile: failure_effect(matrix.cell(ORIGINAL.name, profile), matrix.cell(variant, profile))
+        for profile in matrix.profiles
+    }
+
+
+def failure_verdict(profile_effects: dict[str, str]) -> str:
+    """The variant's verdict on the failure, from its per-profile effects.
+
+    Rules, first match wins: any profile "earlier" or "introduced" -> fails earlier or
+    more widely; every profile where the original fails is "removed" (and there is at
+    least one) -> removes the failure on every profile; any "delayed" -> delays the
+    failure; any "removed" -> removes it on some profiles only; otherwise no effect.
+    """
+    found = set(profile_effects.values())
+    original_fails = [effect for effect in profile_effects.values() if effect != NEITHER_FAILS]
+    if found & {EARLIER, INTRODUCED}:
+        return WORSE
+    if original_fails and all(effect == REMOVED for effect in original_fails):
+        return REMOVES_EVERYWHERE
+    if DELAYED in found:
+        return DELAYS
+    if REMOVED in found:
+        return REMOVES_SOMEWHERE
+    return NO_EFFECT
+
+
+def safety_verdict(original: SafetyRow, candidate: SafetyRow) -> str:
+    """Compare the accepted adversarial members as sets.
+
+    Same set -> "same"; a strict subset of the original's -> "safer"; a strict
+    superset -> "weaker"; anything else (accepts some new, refuses some old) -> "mixed".
+    """
+    before, after = set(original.accepted), set(candidate.accepted)
+    if after == before:
+        return SAME
+    if after < before:
+        return SAFER
+    return WEAKER if after > before else MIXED
+
+
+def change_size(variant: Variant) -> int:
+    """How many behaviour switches of `variant` differ from the original (name and summary aside)."""
+    switches = [f.name for f in fields(Variant) if f.name not in {"name", "summary"}]
+    return sum(getattr(variant, name) != getattr(ORIGINAL, name) for name in switches)
+
+
+@dataclass(frozen=True)
+class VariantVerdict:
+    """One variant's computed verdicts and the numbers behind them."""
+
+    variant: str
+    failure: str
+    safety: str
+    effects: tuple[tuple[str, str], ...]
+    accepted: int
+    total: int
+    unsigned_accepted: bool
+    change_size: int
+
+    def count(self, effect: str) -> int:
+        return sum(1 for _, found in self.effects if found == effect)
+
+    @property
+    def failing_profiles(self) -> int:
+        """Profiles on which the original fails."""
+        return sum(1 for _, found in self.effects if found not in {NEITHER_FAILS, INTRODUCED})
+
+
+def variant_verdicts(matrix: VariantMatrix) -> tuple[VariantVerdict, ...]:
+    """A verdict for every non-original variant of the matrix, in the matrix's order."""
+    original_safety = matrix.safety_of(ORIGINAL.name)
+    verdicts = []
+    for variant in matrix.variants:
+        if variant == ORIGINAL.name:
+            continue
+        profile_effects = effects(matrix, variant)
+        row = matrix.safety_of(variant)
+        verdicts.append(
+            VariantVerdict(
+                variant=variant,
+                failure=failure_verdict(profile_effects),
+                safety=safety_verdict(original_safety, row),
+                effects=tuple(sorted(profile_effects.items())),
+                accepted=len(row.accepted),
+                total=row.total,
+                unsigned_accepted=row.unsigned_accepted,
+                change_size=change_size(VARIANTS[variant]),
+            )
+        )
+    return tuple(verdicts)
+
+
+def recommend(verdicts: Sequence[VariantVerdict]) -> str | None:
+    """The recommended variant, or None if no variant qualifies.
+
+    Qualifies: removes the failure on every profile and its safety verdict is "same" or
+    "safer". Among those, the smallest change (fewest switches away from the original)
+    wins; a remaining tie goes to the variant listed first in spec section 8.
+    """
+    qualifying = [v for v in verdicts if v.failure == REMOVES_EVERYWHERE and v.safety in {SAME, SAFER}]
+    if not qualifying:
+        return None
+    return min(qualifying, key=lambda v: (v.change_size, list(VARIANTS).index(v.variant))).variant
+
+
+# --- the report for the notebooks --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VariantReport:
+    """The matrix, the verdicts and the recommendation; renders as markdown in a notebook."""
+
+    matrix: VariantMatrix
+    verdicts: tuple[VariantVerdict, ...]
+    recommended: str | None
+
+    def verdict_of(self, variant: str) -> VariantVerdict:
+        for verdict in self.verdicts:
+            if verdict.variant == variant:
+                return verdict
+        raise KeyError(variant)
+
+    def verdict_table(self) -> str:
+        """Markdown table: one row per variant with its failure and safety verdicts."""
+        original = self.matrix.safety_of(ORIGINAL.name)
+        lines = [
+            "| variant | change | failure | removed / delayed / same / earlier / introduced "
+            "| safety | adversarial accepted | unsigned token accepted (staging/production) |",
+            "|---|---|---|---|---|---|---|",
+            f"| original | {VARIANTS[ORIGINAL.name].summary} | - | - | - "
+            f"| {len(original.accepted)} of {original.total} | {_yes_no(original.unsigned_accepted)} |",
+        ]
+        for v in self.verdicts:
+            counts = " / ".join(str(v.count(e)) for e in (REMOVED, DELAYED, SAME_TIME, EARLIER, INTRODUCED))
+            lines.append(
+                f"| {v.variant} | {VARIANTS[v.variant].summary} | {v.failure} | {counts} | {v.safety} "
+                f"| {v.accepted} of {v.total} | {_yes_no(v.unsigned_accepted)} |"
+            )
+        return "\n".join(lines)
+
+    def recommendation(self) -> str:
+        """One sentence naming the recommended variant and why, or that none qualifies."""
+        if self.recommended is None:
+            return (
+                f"No variant qualifies: none {REMOVES_EVERYWHERE} while keeping safety the same or safer."
+            )
+        chosen = self.verdict_of(self.recommended)
+        return (
+            f"Recommended: {chosen.variant} ({VARIANTS[chosen.variant].summary}): it {chosen.failure} "
+            f"(removed on {chosen.count(REMOVED)} of {chosen.failing_profiles} profiles where the original "
+            f"fails, {LONG_RUN_PROFILE} included) and its safety is {chosen.safety} ({chosen.accepted} of "
+            f"{chosen.total} adversarial members accepted); behaviour switches changed: {chosen.change_size}."
+        )
+
+    def key_result(self) -> str:
+        """One line: the recommendation and every variant's failure verdict."""
+        parts = [f"{v.variant}: {v.failure}, safety {v.safety}" for v in self.verdicts]
+        head = f"recommended {self.recommended}" if self.recommended else "no variant recommended"
+        return f"{head} | " + "; ".join(parts)
+
+    def markdown(self) -> str:
+        return f"{self.verdict_table()}\n\n{self.recommendation()}"
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown()
+
+    def __repr__(self) -> str:
+        return self.key_result()
+
+
+def _yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def build_report(matrix: VariantMatrix) -> VariantReport:
+    verdicts = variant_verdicts(matrix)
+    return VariantReport(matrix=matrix, verdicts=verdicts, recommended=recommend(verdicts))
+
+
+@cache
+def variant_report(
+    profiles_dir: str | None = None, tests_per_process: int = LONG_RUN_TESTS_PER_PROCESS
+) -> VariantReport:
+    """The matrix over every profile (plus the long run) and every variant, with verdicts.
+
+    This is what the postmortem notebook shows: ``variant_report().recommended``.
+    """
+    return build_report(variant_matrix(matrix_profiles(profiles_dir, tests_per_process)))
+
+
+def verdict_markdown(report: VariantReport) -> Markdown:
+    """The verdict table and the recommendation, for display in a notebook."""
+    return Markdown(report.markdown())
