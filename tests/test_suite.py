@@ -220,6 +220,11 @@ def test_manifest_lists_each_run_with_its_outputs(full_run: SuiteSummary) -> Non
     assert manifest["kernel_env"]["PYTHONHASHSEED"] == "0"
 
 
+def test_artifacts_are_readable_by_everyone(full_run: SuiteSummary) -> None:
+    modes = {path.stat().st_mode & 0o777 for path in full_run.out_dir.rglob("*") if path.is_file()}
+    assert modes == {0o644}
+
+
 def test_index_has_one_line_per_run(full_run: SuiteSummary) -> None:
     rows = [line for line in full_run.index_path.read_text().splitlines() if line.startswith("<tr class=")]
     assert len(rows) == 4

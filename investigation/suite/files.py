@@ -7,10 +7,15 @@ import tempfile
 from pathlib import Path
 
 
+ARTIFACT_MODE = 0o644
+"""Permissions of written files (mkstemp alone would leave them readable by the owner only)."""
+
+
 def temporary_sibling(path: Path, suffix: str) -> Path:
     """Create an empty hidden file next to ``path`` and return its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix)
+    os.fchmod(handle, ARTIFACT_MODE)
     os.close(handle)
     return Path(name)
 
