@@ -26,6 +26,7 @@ from IPython.display import Markdown
 from investigation.analysis.adversarial import accepted_members, adversarial_outcomes, unsigned_token_accepted
 from investigation.backend.variants import ORIGINAL, VARIANTS, Variant
 from investigation.profiles import Profile, list_profiles, load_profile, profile_from_dict
+from investigation.report import format_table
 from investigation.simulate import simulate
 from investigation.trace import RunResult, close_code_label
 
@@ -186,19 +187,19 @@ def variant_matrix(
 
 def matrix_table(matrix: VariantMatrix) -> str:
     """Fixed-width text: profile, variant, close-code counts, first failure, users hit."""
-    header = ["profile", "variant", *SHOWN_CLOSE_CODES, "first failure", "users hit"]
+    header = ("profile", "variant", *SHOWN_CLOSE_CODES, "first failure", "users hit")
     rows = [
-        [
+        (
             cell.profile,
             cell.variant,
             *(str(cell.count(code)) for code in SHOWN_CLOSE_CODES),
             _first_failure_text(cell),
             " ".join(cell.users_hit) or NO_FAILURE,
-        ]
+        )
         for profile in matrix.profiles
         for cell in (matrix.cell(variant, profile) for variant in matrix.variants)
     ]
-    return _fixed_width([header, *rows])
+    return format_table(header, rows)
 
 
 def _first_failure_text(cell: MatrixCell) -> str:
@@ -206,11 +207,6 @@ def _first_failure_text(cell: MatrixCell) -> str:
         return NO_FAILURE
     return f"{cell.first_failure_s:.1f} s ({cell.first_failure})"
 
-
-def _fixed_width(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip() for row in rows]
-    return "\n".join(lines)
 
 
 # --- verdicts ----------------------------------------------------------------------------
