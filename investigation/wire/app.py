@@ -1,0 +1,129 @@
+"""The ASGI app: the backend's `/ws` route over a real WebSocket, configured by a profile.
+
+    app = build_app(load_profile("staging-e2e"))        # real clock, ready for uvicorn
+
+Instances. A profile with `instances = N` gets N independent backend processes
+(N factories, N ID counters) inside the one app. Each connection goes to:
+1. the instance named by the `X-Investigation-Instance: K` header or, for
+   clients that cannot set headers (the websockets CLI, a browser), the
+   `?instance=K` query parameter (0 <= K < N, decimal digits); the selector is
+   routing information of this harness, so the route sees neither;
+2. otherwise the profile's routing: "round_robin" -> the n-th connection the
+   app received (counting from 0) goes to n % N, as in the simulation;
+   "sticky" -> instance 0 (a client without a selector is one affinity session).
+Wire mode (`simulate_wire`) always sends the header, with the instance
+`traffic.instance_for` gives the simulation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from investigation.backend.process import Backend
+from investigation.backend.route import ClientDisconnected
+from investigation.backend.variants import get_variant
+from investigation.clock import Clock, RealClock
+from investigation.profiles import Profile
+from investigation.simulate import backend_for
+from investigation.trace import DecisionRecorder
+from investigation.wire.adapter import StarletteServerSocket, lowered_headers
+
+INSTANCE_HEADER = "x-investigation-instance"
+INSTANCE_QUERY = "instance"
+#: Wire mode tags each connection with its index in the plan, to pair the
+#: server's decision trace with what the client saw (only read when recording).
+CONNECTION_HEADER = "x-investigation-connection"
+HARNESS_HEADERS = frozenset({INSTANCE_HEADER, CONNECTION_HEADER})
+WS_PATH = "/ws"
+
+
+@dataclass
+class ServedConnection:
+    """What the server side saw of one tagged connection."""
+
+    instance: int
+    recorder: DecisionRecorder
+    ended_at: float | None = None
+
+
+@dataclass
+class WireState:
+    """The app's backends, its routing, and (in wire mode) the tagged connections."""
+
+    backends: list[Backend]
+    routing: str
+    clock: Clock
+    record_connections: bool = False
+    received: int = 0
+    connections: dict[str, ServedConnection] = field(default_factory=dict)
+
+    def pick_instance(self, headers: Mapping[str, str], query: Mapping[str, str]) -> int:
+        """The instance for a new connection (see the module docstring)."""
+        for chosen in (headers.get(INSTANCE_HEADER), query.get(INSTANCE_QUERY)):
+            if chosen is not None and chosen.isascii() and chosen.isdigit() and int(chosen) < len(self.backends):
+                return int(chosen)
+        number, self.received = self.received, self.received + 1
+        if self.routing == "round_robin":
+            return number % len(self.backends)
+        return 0
+
+
+def build_app(
+    profile: Profile,
+    variant: str = "original",
+    clock: Clock | None = None,
+    *,
+    record_connections: bool = False,
+) -> Starlette:
+    """A Starlette app serving the profile's backend at `/ws`.
+
+    Args:
+        profile: environment, startup state and instance count of the backend.
+        variant: original or one of the candidate changes (spec section 8).
+        clock: the backends' clock; a `RealClock` when None.
+        record_connections: keep each tagged connection's decision trace in
+            `app.state.wire.connections` (wire mode; off when serving).
+    """
+    chosen_clock = clock if clock is not None else RealClock()
+    chosen_variant = get_variant(variant)
+    backends = [backend_for(profile, i, chosen_clock, chosen_variant) for i in range(profile.instances)]  # type: ignore[arg-type]
+    state = WireState(backends, profile.routing, chosen_clock, record_connections)
+
+    async def websocket_route(websocket: WebSocket) -> None:
+        await _serve_connection(state, websocket)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            for backend in state.backends:
+                await backend.shutdown()
+
+    app = Starlette(routes=[WebSocketRoute(WS_PATH, websocket_route)], lifespan=lifespan)
+    app.state.wire = state
+    return app
+
+
+async def _serve_connection(state: WireState, websocket: WebSocket) -> None:
+    """One connection through the chosen instance's route; a client that left ends it quietly."""
+    socket = StarletteServerSocket(websocket, hidden_headers=HARNESS_HEADERS, hidden_query=(INSTANCE_QUERY,))
+    raw_headers = lowered_headers(websocket)
+    instance = state.pick_instance(raw_headers, websocket.query_params)
+    served = ServedConnection(instance, DecisionRecorder())
+    tag = raw_headers.get(CONNECTION_HEADER)
+    if state.record_connections and tag is not None:
+        state.connections[tag] = served
+    try:
+        await state.backends[instance].handle(socket, served.recorder)
+    except (ClientDisconnected, WebSocketDisconnect, OSError):
+        state.backends[instance].log("INFO", "client left before the route finished")
+    finally:
+        await socket.stop()
+        served.ended_at = state.clock.now()

@@ -1,0 +1,133 @@
+"""uvicorn around the app: `serve` for people, `running_server` for runs in one event loop.
+
+    serve(load_profile("staging-e2e"), port=8765)    # prints ws://127.0.0.1:8765/ws
+
+    async with running_server(app) as url:           # ephemeral loopback port
+        ...                                          # connect to url
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import uvicorn
+
+from investigation.profiles import Profile
+from investigation.wire.app import WS_PATH, build_app
+
+LOOPBACK = "127.0.0.1"
+#: Seconds the server waits for a client's close reply and for tasks on shutdown.
+GRACEFUL_SHUTDOWN_S = 5.0
+
+
+def server_config(app: Any, host: str = LOOPBACK, port: int = 0, **overrides: Any) -> uvicorn.Config:
+    """uvicorn's settings for this app: no protocol-level pings, no access log, logging left alone.
+
+    The protocol keep-alive pings are off because the route runs its own
+    heartbeat (spec step 11) and, on a virtual clock, uvicorn's pings would be
+    timers that chop virtual time into 20 s slices.
+    """
+    settings: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "ws": "websockets-sansio",
+        "http": "h11",
+        "lifespan": "on",
+        "ws_ping_interval": None,
+        "ws_ping_timeout": None,
+        "access_log": False,
+        "log_config": None,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+    }
+    settings.update(overrides)
+    return uvicorn.Config(app, **settings)
+
+
+def ws_url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"ws://{shown}:{port}{WS_PATH}"
+
+
+def bound_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on (host, port); port 0 picks a free one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+        listener.listen(2048)
+    except OSError:
+        listener.close()
+        raise
+    listener.setblocking(False)
+    return listener
+
+
+@contextlib.asynccontextmanager
+async def running_server(app: Any, host: str = LOOPBACK, port: int = 0) -> AsyncIterator[str]:
+    """Serve `app` in the running event loop; yields its ws:// URL; shuts it down on exit.
+
+    Runs uvicorn's startup and shutdown without its main loop (a 0.1 s tick that
+    only refreshes the Date header and watches for signals), so on a virtual
+    clock no timer advances time except the run's own.
+    """
+    config = server_config(app, host, port)
+    config.load()
+    server = uvicorn.Server(config)
+    server.lifespan = config.lifespan_class(config)
+    listener = bound_socket(host, port)
+    sockets = [listener]
+    try:
+        await server.startup(sockets=sockets)
+        yield ws_url(host, listener.getsockname()[1])
+    finally:
+        if server.started:
+            await server.shutdown(sockets=sockets)
+        listener.close()
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """A uvicorn server that reports its URL once it accepts connections."""
+
+    def __init__(self, config: uvicorn.Config, announce: Callable[[str], None], host: str) -> None:
+        super().__init__(config)
+        self._announce = announce
+        self._host = host
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and sockets:
+            self._announce(ws_url(self._host, sockets[0].getsockname()[1]))
+
+
+def print_url(url: str) -> None:
+    """The serve contract (design.md): the URL alone on one line of stdout, flushed."""
+    sys.stdout.write(url + "\n")
+    sys.stdout.flush()
+
+
+def serve(
+    profile: Profile,
+    host: str = LOOPBACK,
+    port: int = 8765,
+    variant: str = "original",
+    announce: Callable[[str], None] = print_url,
+) -> None:
+    """Serve the profile's backend at ws://HOST:PORT/ws on the real clock until interrupted.
+
+    `announce` receives the URL once the server accepts connections; by default
+    it is printed on one line of stdout (the CLI contract). uvicorn's own log
+    lines go to stderr.
+    """
+    app = build_app(profile, variant)
+    config = server_config(app, host, port, log_config=uvicorn.config.LOGGING_CONFIG, log_level="info")
+    server = _AnnouncingServer(config, announce, host)
+    listener = bound_socket(host, port)
+    try:
+        server.run(sockets=[listener])
+    finally:
+        listener.close()
