@@ -1,0 +1,540 @@
+"""Isolate what makes a failing profile fail, three ways, all computed from runs.
+
+- **Failure-inducing difference** (``dd``): the configuration is a profile's
+  flat factor view (:func:`~investigation.profiles.flatten_profile`). Each
+  factor whose value differs between the passing and the failing profile is one
+  *change* ``(factor, passing value, failing value)``. A test applies a subset of
+  the changes to the passing profile's factors, builds the mixture with
+  :func:`~investigation.profiles.unflatten_profile` and simulates it. ``dd`` then
+  narrows the changes to a 1-minimal failure-inducing difference.
+- **Minimal failing traffic** (``ddmin``): the elements are the planned
+  connections of the failing profile; a subset is turned back into a profile
+  (:func:`traffic_subset_profile`) and simulated. ``ddmin`` keeps the fewest
+  connections that still fail the same way.
+- **First divergence**: the failing run's first failing connection is aligned
+  with the *nearest* connection of the passing run (the one whose decision trace
+  agrees with it longest) and the first decision point whose outcome differs is
+  reported.
+
+The failure oracle (:class:`FailureSignature`) is "the same failure": some
+connection closes with the failing profile's first failure's close code and
+innermost exception type (the last link of its cause chain). A run whose
+failures are all different is UNRESOLVED; a run with no failing connection
+passes.
+
+    isolation = isolate_profiles(load_profile("local-debug"), load_profile("staging-e2e"))
+    isolation.minimal_difference   # (FactorChange(factor='clients[0].connections', ...),)
+    print(isolation.to_text())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from investigation.analysis.delta import NotReproducedError, Outcome, TestRecord, dd, ddmin
+from investigation.analysis.divergence import Divergence, first_divergence
+from investigation.profiles import (
+    Profile,
+    ProfileError,
+    flatten_profile,
+    jsonable_factor_value,
+    unflatten_profile,
+)
+from investigation.simulate import simulate
+from investigation.trace import POINT_ORDER, ConnectionResult, RunResult
+from investigation.traffic import PlannedConnection, connection_plan, instance_for
+
+MIXTURE_NAME = "mixture"
+"""Profile name of every configuration dd builds (results never depend on it)."""
+
+
+class IsolationError(ValueError):
+    """The passing profile does not pass, or the failing one does not fail.
+
+    ``str()`` is one line: ``"{profile}: {side}: {reason}"``.
+    """
+
+    def __init__(self, profile: str, side: str, reason: str) -> None:
+        super().__init__(profile, side, reason)
+        self.profile = profile
+        self.side = side
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.profile}: {self.side}: {self.reason}"
+
+
+class _Absent:
+    """The value of a factor a profile does not set (shown as null)."""
+
+    _instance: _Absent | None = None
+
+    def __new__(cls) -> _Absent:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+    def __reduce__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT = _Absent()
+"""Marks a factor that one side of a change does not set."""
+
+
+@dataclass(frozen=True)
+class FactorChange:
+    """One element of the difference: setting ``factor`` from its passing to its failing value."""
+
+    factor: str
+    passing: object
+    failing: object
+
+    def to_json_dict(self) -> dict[str, object]:
+        """Values JSON-safe, secrets redacted, an absent value as null."""
+        return {
+            "factor": self.factor,
+            "passing": _json_value(self.factor, self.passing),
+            "failing": _json_value(self.factor, self.failing),
+        }
+
+    def describe(self) -> str:
+        """``factor: passing -> failing`` with redacted, JSON-style values."""
+        passing = _json_value(self.factor, self.passing)
+        failing = _json_value(self.factor, self.failing)
+        return f"{self.factor}: {_short(passing)} -> {_short(failing)}"
+
+
+def _json_value(factor: str, value: object) -> object:
+    return None if value is ABSENT else jsonable_factor_value(factor, value)
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = "null" if value is None else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ---------------------------------------------------------------------------
+# The oracle
+
+
+@dataclass(frozen=True)
+class FailureSignature:
+    """What "the same failure" means: a close code and the innermost exception type."""
+
+    close_code: int
+    innermost_type: str | None
+
+    @classmethod
+    def of(cls, connection: ConnectionResult) -> FailureSignature:
+        innermost = connection.cause_chain[-1].type if connection.cause_chain else None
+        assert connection.close_code is not None, "a failing connection has a close code"
+        return cls(connection.close_code, innermost)
+
+    def matches(self, connection: ConnectionResult) -> bool:
+        return connection.failed and FailureSignature.of(connection) == self
+
+    def outcome(self, run: RunResult) -> Outcome:
+        """FAIL if some connection fails this way; UNRESOLVED if only others fail; else PASS."""
+        if any(self.matches(connection) for connection in run.connections):
+            return Outcome.FAIL
+        return Outcome.UNRESOLVED if run.failures else Outcome.PASS
+
+    def first_match(self, run: RunResult) -> ConnectionResult | None:
+        return next((c for c in run.connections if self.matches(c)), None)
+
+    def __str__(self) -> str:
+        return f"close {self.close_code}, innermost {self.innermost_type or '(no exception)'}"
+
+
+# ---------------------------------------------------------------------------
+# First divergence
+
+
+@dataclass(frozen=True)
+class AlignedDivergence:
+    """The failing connection, the passing connection it is aligned with, and where they part."""
+
+    passing_connection: ConnectionResult
+    failing_connection: ConnectionResult
+    divergence: Divergence | None
+
+
+def _agreement_length(divergence: Divergence | None) -> int:
+    """How far along the pipeline two traces agree (larger is nearer)."""
+    if divergence is None:
+        return len(POINT_ORDER) + 1
+    return POINT_ORDER.get(divergence.point, len(POINT_ORDER))
+
+
+def align_with_nearest(passing_run: RunResult, failing_connection: ConnectionResult) -> AlignedDivergence:
+    """Align ``failing_connection`` with the passing run's connection whose trace agrees longest.
+
+    Ties go to the passing connection that started first.
+
+    Raises:
+        ValueError: the passing run has no connection.
+    """
+    if not passing_run.connections:
+        raise ValueError(f"passing run {passing_run.profile!r} has no connection to align with")
+    candidates = [
+        (connection, first_divergence(connection.decisions, failing_connection.decisions))
+        for connection in passing_run.connections
+    ]
+    nearest, divergence = max(candidates, key=lambda pair: _agreement_length(pair[1]))
+    return AlignedDivergence(nearest, failing_connection, divergence)
+
+
+# ---------------------------------------------------------------------------
+# dd over factor changes
+
+
+def factor_changes(passing: Mapping[str, object], failing: Mapping[str, object]) -> list[FactorChange]:
+    """Every factor whose value differs (or that only one side sets), sorted by factor path."""
+    paths = sorted(set(passing) | set(failing))
+    return [
+        FactorChange(path, passing.get(path, ABSENT), failing.get(path, ABSENT))
+        for path in paths
+        if passing.get(path, ABSENT) != failing.get(path, ABSENT)
+    ]
+
+
+def apply_changes(base: Mapping[str, object], changes: Sequence[FactorChange]) -> dict[str, object]:
+    """``base`` factors with each change's failing value set (or removed when absent)."""
+    factors = dict(base)
+    for change in changes:
+        if change.failing is ABSENT:
+            factors.pop(change.factor, None)
+        else:
+            factors[change.factor] = change.failing
+    return factors
+
+
+@dataclass
+class _MixtureTester:
+    """Builds and simulates mixtures of the passing factors with some changes; keeps the runs."""
+
+    passing_factors: Mapping[str, object]
+    failing_profile: Profile
+    signature: FailureSignature
+    variant: str
+    runs: dict[frozenset[FactorChange], RunResult | None] = field(default_factory=dict)
+
+    def __call__(self, changes: tuple[FactorChange, ...]) -> Outcome:
+        run = self.run(changes)
+        return Outcome.UNRESOLVED if run is None else self.signature.outcome(run)
+
+    def run(self, changes: Sequence[FactorChange]) -> RunResult | None:
+        """The mixture's run, or None when the mixture is not a valid profile."""
+        key = frozenset(changes)
+        if key not in self.runs:
+            self.runs[key] = self._simulate(changes)
+        return self.runs[key]
+
+    def _simulate(self, changes: Sequence[FactorChange]) -> RunResult | None:
+        factors = apply_changes(self.passing_factors, changes)
+        try:
+            mixture = unflatten_profile(MIXTURE_NAME, factors, base=self.failing_profile)
+        except ProfileError:
+            return None
+        return simulate(mixture, self.variant)
+
+
+@dataclass(frozen=True)
+class ProfileIsolation:
+    """Everything ``investigation isolate`` reports, plus what the notebook draws.
+
+    ``first_divergence`` aligns the two profiles' runs; ``isolated_divergence``
+    aligns the runs of dd's final passing and failing mixtures, which differ only
+    in ``minimal_difference``.
+    """
+
+    passing: str
+    failing: str
+    variant: str
+    factors: tuple[str, ...]
+    differing: tuple[FactorChange, ...]
+    minimal_difference: tuple[FactorChange, ...]
+    tests_run: int
+    history: tuple[TestRecord, ...]
+    failure: ConnectionResult
+    signature: FailureSignature
+    first_divergence: AlignedDivergence
+    isolated_divergence: AlignedDivergence | None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The ``isolate --json`` contract of design.md."""
+        divergence = self.first_divergence.divergence
+        return {
+            "passing": self.passing,
+            "failing": self.failing,
+            "factors": list(self.factors),
+            "minimal_difference": [change.to_json_dict() for change in self.minimal_difference],
+            "tests_run": self.tests_run,
+            "failure": {
+                "close_code": self.failure.close_code,
+                "close_reason": self.failure.close_reason,
+                "cause_chain": [{"type": link.type, "message": link.message} for link in self.failure.cause_chain],
+            },
+            "first_divergence": None
+            if divergence is None
+            else {"point": divergence.point, "passing": divergence.passing, "failing": divergence.failing},
+        }
+
+    def summary(self) -> str:
+        """One line: the minimal difference and the failure it induces."""
+        changes = "; ".join(change.describe() for change in self.minimal_difference) or "(none)"
+        return (
+            f"{self.passing} -> {self.failing}: failure-inducing difference {changes} "
+            f"({len(self.minimal_difference)} of {len(self.differing)} differing factors, "
+            f"{self.tests_run} tests; {self.signature})"
+        )
+
+    def to_text(self) -> str:
+        lines = [
+            f"passing {self.passing}, failing {self.failing}, variant {self.variant}",
+            f"failure: connection #{self.failure.index} ({self.failure.client}) closed "
+            f"{self.failure.close_code} {self.failure.close_reason}",
+        ]
+        lines.extend(f"  cause: {link.type}: {link.message}" for link in self.failure.cause_chain)
+        lines.append(
+            f"factors: {len(self.factors)} considered, {len(self.differing)} differ; "
+            f"dd ran {self.tests_run} tests"
+        )
+        lines.append("minimal failure-inducing difference:")
+        lines.extend(f"  {change.describe()}" for change in self.minimal_difference)
+        lines.append(f"first divergence: {_describe_alignment(self.first_divergence)}")
+        if self.isolated_divergence is not None:
+            lines.append(f"first divergence of the isolated pair: {_describe_alignment(self.isolated_divergence)}")
+        return "\n".join(lines)
+
+    def _repr_markdown_(self) -> str:
+        rows = [f"| `{c.factor}` | {_md(c.to_json_dict()['passing'])} | {_md(c.to_json_dict()['failing'])} |"
+                for c in self.minimal_difference]
+        return "\n".join(
+            [f"**{self.passing} → {self.failing}** ({self.tests_run} tests; {self.signature})", "",
+             "| factor | passing | failing |", "|---|---|---|", *rows]
+        )
+
+
+def _md(value: object) -> str:
+    return "null" if value is None else f"`{value!r}`".replace("|", "\\|")
+
+
+def _describe_alignment(aligned: AlignedDivergence) -> str:
+    divergence = aligned.divergence
+    where = (
+        "traces identical"
+        if divergence is None
+        else f"{divergence.point}: {divergence.passing} (passing) vs {divergence.failing} (failing)"
+    )
+    return (
+        f"{where} [passing #{aligned.passing_connection.index} {aligned.passing_connection.client}, "
+        f"failing #{aligned.failing_connection.index} {aligned.failing_connection.client}]"
+    )
+
+
+def check_runs(passing: RunResult, failing: RunResult) -> ConnectionResult:
+    """The failing run's first failure, after checking the passing run passes.
+
+    Raises:
+        IsolationError: the passing run has a failing connection, or the failing run has none.
+    """
+    if passing.failures:
+        first = passing.failures[0]
+        raise IsolationError(
+            passing.profile,
+            "passing",
+            f"does not pass under variant {passing.variant}: {len(passing.failures)} of "
+            f"{len(passing.connections)} connections failed (first #{first.index} closed "
+            f"{first.close_code} {first.close_reason})",
+        )
+    first_failure = failing.first_failure()
+    if first_failure is None:
+        raise IsolationError(
+            failing.profile,
+            "failing",
+            f"does not fail under variant {failing.variant}: none of its "
+            f"{len(failing.connections)} connections failed",
+        )
+    return first_failure
+
+
+def isolate_profiles(passing: Profile, failing: Profile, variant: str = "original") -> ProfileIsolation:
+    """dd over the factor changes from ``passing`` to ``failing``, and the first divergence.
+
+    Raises:
+        IsolationError: ``passing`` has a failing connection or ``failing`` has none (also
+            when a profile's behaviour does not survive the factor round trip).
+    """
+    passing_run, failing_run = simulate(passing, variant), simulate(failing, variant)
+    failure = check_runs(passing_run, failing_run)
+    signature = FailureSignature.of(failure)
+    passing_factors, failing_factors = flatten_profile(passing), flatten_profile(failing)
+    changes = factor_changes(passing_factors, failing_factors)
+    tester = _MixtureTester(passing_factors, failing, signature, variant)
+    try:
+        result = dd([], changes, tester)
+    except NotReproducedError as error:
+        name = failing.name if error.side == "failing" else passing.name
+        raise IsolationError(name, error.side, f"not reproduced from its factors: {error}") from None
+    return ProfileIsolation(
+        passing=passing.name,
+        failing=failing.name,
+        variant=variant,
+        factors=tuple(sorted(set(passing_factors) | set(failing_factors))),
+        differing=tuple(changes),
+        minimal_difference=result.difference,
+        tests_run=result.tests_run,
+        history=_history(changes, tester, result),
+        failure=failure,
+        signature=signature,
+        first_divergence=align_with_nearest(passing_run, failure),
+        isolated_divergence=_isolated_divergence(tester, result.passing, result.failing),
+    )
+
+
+def _history(changes: Sequence[FactorChange], tester: _MixtureTester, result: Any) -> tuple[TestRecord, ...]:
+    """Every dd test as (indices into ``changes``, outcome), in the order run."""
+    index_of = {change: index for index, change in enumerate(changes)}
+    return tuple(
+        TestRecord(tuple(sorted(index_of[c] for c in key)), tester.signature.outcome(run) if run is not None else Outcome.UNRESOLVED)
+        for key, run in tester.runs.items()
+    )
+
+
+def _isolated_divergence(
+    tester: _MixtureTester, passing_changes: Sequence[FactorChange], failing_changes: Sequence[FactorChange]
+) -> AlignedDivergence | None:
+    passing_run, failing_run = tester.run(passing_changes), tester.run(failing_changes)
+    if passing_run is None or failing_run is None or not passing_run.connections:
+        return None
+    failure = tester.signature.first_match(failing_run)
+    return None if failure is None else align_with_nearest(passing_run, failure)
+
+
+# ---------------------------------------------------------------------------
+# ddmin over the failing traffic
+
+
+def traffic_subset_profile(profile: Profile, kept: Sequence[PlannedConnection], name: str | None = None) -> Profile:
+    """The profile whose traffic is exactly the ``kept`` planned connections of ``profile``.
+
+    Each kept connection becomes a one-connection client, a copy of its client
+    (same user, token, headers, messages, hold) named ``"{client}#{number}"`` and
+    starting at the connection's planned time. Each connection also keeps the
+    backend instance it reached in the full run: the reduced profile routes
+    sticky and places the copy at a client index equal to that instance modulo
+    ``instances`` (idle clients with 0 connections fill the gaps). So removing a
+    connection never moves the others to another instance, even under
+    round-robin routing.
+    """
+    clients: list[dict[str, Any]] = []
+    for planned in sorted(kept, key=lambda p: p.index):
+        instance = instance_for(planned, profile.routing, profile.instances)
+        while len(clients) % profile.instances != instance:
+            clients.append({"name": f"idle{len(clients)}", "connections": 0})
+        clients.append(_single_connection_client(planned))
+    data = profile.model_dump(exclude={"name", "clients"})
+    data.update(clients=clients, routing="sticky")
+    return Profile.model_validate({**data, "name": name or profile.name})
+
+
+def _single_connection_client(planned: PlannedConnection) -> dict[str, Any]:
+    client = planned.client.model_dump()
+    client.update(
+        name=f"{planned.client.name}#{planned.number}", connections=1, start_s=planned.at_s, spacing_s=0.0
+    )
+    return client
+
+
+@dataclass(frozen=True)
+class TrafficReduction:
+    """The fewest planned connections of a profile that still fail the same way."""
+
+    profile: str
+    variant: str
+    planned: tuple[PlannedConnection, ...]
+    kept: tuple[PlannedConnection, ...]
+    reduced_profile: Profile
+    run: RunResult
+    signature: FailureSignature
+    tests_run: int
+
+    def per_client_counts(self) -> dict[str, int]:
+        """How many connections of each client of the original profile are kept (0 included)."""
+        counts = {planned.client.name: 0 for planned in self.planned}
+        for planned in self.kept:
+            counts[planned.client.name] += 1
+        return counts
+
+    def summary(self) -> str:
+        return (
+            f"{self.profile}: {len(self.kept)} of {len(self.planned)} planned connections still fail "
+            f"({self.signature}); kept "
+            + ", ".join(f"#{p.index} {p.client.name}@{p.at_s:g}s" for p in self.kept)
+            + f" ({self.tests_run} tests)"
+        )
+
+
+def minimal_failing_traffic(profile: Profile, variant: str = "original") -> TrafficReduction:
+    """ddmin over ``profile``'s planned connections with the same-failure oracle.
+
+    Raises:
+        IsolationError: the profile has no failing connection.
+    """
+    run = simulate(profile, variant)
+    first_failure = run.first_failure()
+    if first_failure is None:
+        raise IsolationError(profile.name, "failing", f"does not fail under variant {variant}")
+    signature = FailureSignature.of(first_failure)
+    plan = connection_plan(profile)
+    runs: dict[tuple[int, ...], RunResult] = {}
+
+    def test(kept: tuple[PlannedConnection, ...]) -> Outcome:
+        reduced = simulate(traffic_subset_profile(profile, kept), variant)
+        runs[tuple(p.index for p in kept)] = reduced
+        return signature.outcome(reduced)
+
+    result = ddmin(plan, test)
+    kept = tuple(result.minimal)
+    return TrafficReduction(
+        profile=profile.name,
+        variant=variant,
+        planned=tuple(plan),
+        kept=kept,
+        reduced_profile=traffic_subset_profile(profile, kept),
+        run=runs[tuple(p.index for p in kept)],
+        signature=signature,
+        tests_run=result.tests_run,
+    )
+
+
+# ---------------------------------------------------------------------------
+# For the postmortem
+
+
+def failing_profiles(profiles: Sequence[Profile], variant: str = "original") -> list[Profile]:
+    """The profiles with at least one failing connection, in the given order."""
+    return [profile for profile in profiles if simulate(profile, variant).failures]
+
+
+def isolations_against(
+    reference: str = "local-debug",
+    profiles_dir: str | None = None,
+    variant: str = "original",
+    isolate: Callable[[Profile, Profile, str], ProfileIsolation] = isolate_profiles,
+) -> dict[str, ProfileIsolation]:
+    """The isolation of every failing profile against ``reference``, by profile name (sorted)."""
+    from investigation.profiles import list_profiles, load_profile
+
+    passing = load_profile(reference, profiles_dir)
+    return {
+        profile.name: isolate(passing, profile, variant)
+        for profile in failing_profiles(list_profiles(profiles_dir), variant)
+    }

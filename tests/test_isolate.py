@@ -1,0 +1,293 @@
+"""Tests of investigation.analysis.isolate: dd over factor changes, ddmin over traffic,
+the first divergence, the JSON contract, and faults injected into the backend.
+
+Expected values come from spec/backend.md: a user's sixth manager in one process
+exceeds the cap of 5 (4.2) because managers are never released on disconnect (14);
+the capacity RuntimeError becomes a FactoryInitializationError and a 1011 close (4.1, 1.2).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from typing import Any
+
+import pytest
+
+from investigation.analysis.delta import Outcome
+from investigation.analysis.isolate import (
+    ABSENT,
+    FactorChange,
+    FailureSignature,
+    IsolationError,
+    apply_changes,
+    factor_changes,
+    isolate_profiles,
+    minimal_failing_traffic,
+    traffic_subset_profile,
+)
+from investigation.backend import factory, ids, route
+from investigation.backend import runtime as backend_runtime
+from investigation.profiles import Profile, flatten_profile, load_profile, unflatten_profile
+from investigation.simulate import simulate
+from investigation.trace import CauseLink, ConnectionResult, RunResult
+from investigation.traffic import connection_plan
+
+JSON_KEYS = ["passing", "failing", "factors", "minimal_difference", "tests_run", "failure", "first_divergence"]
+CAP = 5  # spec 4.2: max_managers_per_user
+
+
+@pytest.fixture(scope="module")
+def local_debug() -> Profile:
+    return load_profile("local-debug")
+
+
+@pytest.fixture(scope="module")
+def staging_e2e() -> Profile:
+    return load_profile("staging-e2e")
+
+
+@pytest.fixture(scope="module")
+def e2e_isolation(local_debug: Profile, staging_e2e: Profile) -> Any:
+    return isolate_profiles(local_debug, staging_e2e)
+
+
+def varied(profile: Profile, name: str, **changes: object) -> Profile:
+    """``profile`` with factor values replaced (keys use __ for '.', e.g. env__REGION)."""
+    factors = flatten_profile(profile)
+    for key, value in changes.items():
+        factors[_factor_path(key)] = value
+    return unflatten_profile(name, factors, base=profile)
+
+
+def _factor_path(key: str) -> str:
+    path = key.replace("__", ".")
+    return path.replace("clients0.", "clients[0].")
+
+
+def connection(index: int, code: int | None, chain: tuple[str, ...] = ()) -> ConnectionResult:
+    return ConnectionResult(
+        index=index, client="c", instance=0, user_id="u", at_s=float(index), close_code=code,
+        close_reason=None if code is None else "reason", decisions=(),
+        cause_chain=tuple(CauseLink(kind, "m") for kind in chain),
+    )
+
+
+# --- the oracle -----------------------------------------------------------------------------
+
+
+def test_oracle_is_pass_without_failures_fail_on_same_failure_unresolved_on_another() -> None:
+    signature = FailureSignature(1011, "RuntimeError")
+    same = connection(1, 1011, ("FactoryInitializationError", "RuntimeError"))
+    other_cause = connection(2, 1011, ("FactoryInitializationError", "ValueError"))
+    auth_failure = connection(3, 1008, ("AuthenticationFailure",))
+    open_connection = connection(0, None)
+
+    def run(*connections: ConnectionResult) -> RunResult:
+        return RunResult("p", "original", connections)
+
+    assert signature.outcome(run(open_connection)) is Outcome.PASS
+    assert signature.outcome(run(open_connection, same)) is Outcome.FAIL
+    assert signature.outcome(run(other_cause, auth_failure)) is Outcome.UNRESOLVED
+    assert signature.outcome(run(auth_failure, same)) is Outcome.FAIL
+
+
+def test_factor_changes_cover_values_that_differ_and_factors_only_one_side_sets() -> None:
+    passing = {"env.A": "1", "env.B": "x", "seed": 0}
+    failing = {"env.A": "1", "env.C": "y", "seed": 3}
+    changes = factor_changes(passing, failing)
+    assert changes == [
+        FactorChange("env.B", "x", ABSENT),
+        FactorChange("env.C", ABSENT, "y"),
+        FactorChange("seed", 0, 3),
+    ]
+    assert apply_changes(passing, changes) == failing
+    assert apply_changes(passing, []) == passing
+
+
+def test_a_change_shows_absent_as_null_and_redacts_secrets() -> None:
+    secret = "test-only-staging-secret-0123456789abcdef"
+    change = FactorChange("env.JWT_SECRET_KEY", ABSENT, secret)
+    as_json = change.to_json_dict()
+    assert as_json["passing"] is None
+    assert secret not in json.dumps(as_json) and secret not in change.describe()
+
+
+# --- dd on the shipped profiles -------------------------------------------------------------
+
+
+def test_isolate_json_has_exactly_the_contract_keys(e2e_isolation: Any) -> None:
+    as_json = e2e_isolation.to_json_dict()
+    assert list(as_json) == JSON_KEYS
+    assert as_json["factors"] == sorted(as_json["factors"])
+    assert {change["factor"] for change in as_json["minimal_difference"]} <= set(as_json["factors"])
+    assert set(as_json["failure"]) == {"close_code", "close_reason", "cause_chain"}
+    json.dumps(as_json)  # JSON-safe
+
+
+def test_local_debug_vs_staging_e2e_isolates_one_connection_count_above_the_cap(e2e_isolation: Any) -> None:
+    # The failing profile's first failure is the cap refusal: 1011, innermost RuntimeError (spec 4.1/4.2).
+    assert e2e_isolation.failure.close_code == 1011
+    assert e2e_isolation.failure.close_reason == "Factory SSOT validation failed"
+    assert e2e_isolation.failure.cause_chain[-1].type == "RuntimeError"
+    # Nothing environmental is needed: one client opening more than CAP connections suffices.
+    (change,) = e2e_isolation.minimal_difference
+    assert change.factor.endswith(".connections")
+    assert isinstance(change.failing, int) and change.failing > CAP
+
+
+def test_the_isolated_change_alone_reproduces_the_failure_and_without_it_the_run_passes(
+    local_debug: Profile, e2e_isolation: Any
+) -> None:
+    factors = apply_changes(flatten_profile(local_debug), e2e_isolation.minimal_difference)
+    with_change = simulate(unflatten_profile("with-change", factors, base=local_debug))
+    assert e2e_isolation.signature.outcome(with_change) is Outcome.FAIL
+    assert e2e_isolation.signature.outcome(simulate(local_debug)) is Outcome.PASS
+
+
+def test_first_divergence_of_the_profiles_is_the_environment_and_of_the_isolated_pair_the_cap(
+    e2e_isolation: Any,
+) -> None:
+    # local-debug sets ENVIRONMENT=test, staging-e2e ENVIRONMENT=staging: the route reads it first.
+    assert e2e_isolation.to_json_dict()["first_divergence"] == {
+        "point": "route.environment", "passing": "test", "failing": "staging",
+    }
+    isolated = e2e_isolation.isolated_divergence.divergence
+    assert (isolated.point, isolated.passing, isolated.failing) == ("factory.manager_cap", "below", "exceeded")
+
+
+def test_isolate_stays_within_the_test_budget(e2e_isolation: Any) -> None:
+    assert e2e_isolation.tests_run <= 60
+
+
+def test_no_secret_reaches_the_json(local_debug: Profile) -> None:
+    staging = load_profile("staging-cloud-run")
+    text = json.dumps(isolate_profiles(local_debug, staging).to_json_dict())
+    for name, value in staging.env.items():
+        if "SECRET" in name:
+            assert value not in text
+
+
+def test_a_passing_profile_that_fails_is_an_isolation_error(staging_e2e: Profile, local_debug: Profile) -> None:
+    with pytest.raises(IsolationError) as raised:
+        isolate_profiles(staging_e2e, local_debug)
+    message = str(raised.value)
+    assert message.startswith("staging-e2e: passing: does not pass") and "\n" not in message
+    assert isinstance(raised.value, ValueError)
+    assert str(pickle.loads(pickle.dumps(raised.value))) == message
+
+
+def test_a_failing_profile_that_passes_is_an_isolation_error(local_debug: Profile) -> None:
+    with pytest.raises(IsolationError, match=r"^development: failing: does not fail"):
+        isolate_profiles(local_debug, load_profile("development"))
+
+
+# --- ddmin over the traffic -------------------------------------------------------------------
+
+
+def test_traffic_subset_keeps_each_connection_on_its_instance(staging_e2e: Profile) -> None:
+    plan = connection_plan(staging_e2e)
+    kept = [plan[4], plan[7], plan[9]]
+    reduced = traffic_subset_profile(staging_e2e, kept)
+    run = simulate(reduced)
+    assert [c.at_s for c in run.connections] == [p.at_s for p in kept]
+    # round robin: the n-th planned connection runs on instance n % 3
+    assert [c.instance for c in run.connections] == [4 % 3, 7 % 3, 9 % 3]
+    assert [c.user_id for c in run.connections] == [p.client.user_id for p in kept]
+
+
+def test_minimal_failing_traffic_is_cap_plus_one_connections_of_one_user_on_one_instance(
+    staging_e2e: Profile,
+) -> None:
+    reduction = minimal_failing_traffic(staging_e2e)
+    assert len(reduction.kept) == CAP + 1
+    assert len({p.client.user_id for p in reduction.kept}) == 1
+    assert len({c.instance for c in reduction.run.connections}) == 1
+    assert reduction.run.connections[-1].close_code == 1011
+    assert sum(reduction.per_client_counts().values()) == CAP + 1
+
+
+# --- faults injected into the backend (restored by monkeypatch after each test) ---------------
+
+
+@pytest.fixture
+def noisy_failing(local_debug: Profile) -> Any:
+    """local-debug plus harmless differences and one trigger (a factor the profiles never set)."""
+
+    def make(trigger_path: str, trigger_value: str) -> Profile:
+        factors = flatten_profile(local_debug)
+        factors.update({
+            "seed": 7,
+            "env.LOG_LEVEL": "debug",
+            "env.FEATURE_BANNER": "on",
+            "clients[0].hold_s": 8.0,
+            "clients[0].headers.X-Client-Version": "4.2.0",
+            "process.dotenv.SENTRY_DSN_HOST": "sentry.example.test",
+            "clients[0].token_via": "subprotocol",
+            "clients[0].subprotocols": ("jwt-auth",),
+            trigger_path: trigger_value,
+        })
+        return unflatten_profile("faulty", factors, base=local_debug)
+
+    return make
+
+
+def _faulty_validation(original: Any) -> Any:
+    def validate(user_context: Any) -> None:
+        if backend_runtime.current().env.get("REGION") == "europe-west1":
+            raise ValueError("SSOT VIOLATION: context pinned to another region")
+        original(user_context)
+
+    return validate
+
+
+def test_injected_env_fault_is_isolated_to_its_env_var(
+    monkeypatch: pytest.MonkeyPatch, local_debug: Profile, noisy_failing: Any
+) -> None:
+    monkeypatch.setattr(
+        factory, "_validate_ssot_user_context_staging_safe",
+        _faulty_validation(factory._validate_ssot_user_context_staging_safe),
+    )
+    isolation = isolate_profiles(local_debug, noisy_failing("env.REGION", "europe-west1"))
+    assert [c.factor for c in isolation.minimal_difference] == ["env.REGION"]
+    assert (isolation.signature.close_code, isolation.signature.innermost_type) == (1011, "ValueError")
+
+
+def test_injected_header_fault_is_isolated_to_its_header(
+    monkeypatch: pytest.MonkeyPatch, local_debug: Profile, noisy_failing: Any
+) -> None:
+    original = route._Session._check_dependencies
+
+    async def check_dependencies(self: Any) -> None:
+        if self.websocket.headers.get("x-trace-sampled") == "1":
+            raise RuntimeError("trace exporter unavailable")
+        await original(self)
+
+    monkeypatch.setattr(route._Session, "_check_dependencies", check_dependencies)
+    isolation = isolate_profiles(local_debug, noisy_failing("clients[0].headers.X-Trace-Sampled", "1"))
+    assert [c.factor for c in isolation.minimal_difference] == ["clients[0].headers.X-Trace-Sampled"]
+    # spec 1 step 13: an unhandled exception after setup closes 1011 "Internal error"
+    assert isolation.failure.close_reason == "Internal error"
+    assert isolation.signature.innermost_type == "RuntimeError"
+
+
+def test_injected_dotenv_fault_is_isolated_to_its_dotenv_key(
+    monkeypatch: pytest.MonkeyPatch, local_debug: Profile, noisy_failing: Any
+) -> None:
+    original = ids.UnifiedIdGenerator.generate_user_context_ids
+
+    def generate(self: ids.UnifiedIdGenerator, user_id: str, operation: str) -> tuple[str, str, str]:
+        thread_id, run_id, request_id = original(self, user_id, operation)
+        if backend_runtime.current().env.get("ID_NAMESPACE"):
+            return "", run_id, request_id
+        return thread_id, run_id, request_id
+
+    monkeypatch.setattr(ids.UnifiedIdGenerator, "generate_user_context_ids", generate)
+    isolation = isolate_profiles(local_debug, noisy_failing("process.dotenv.ID_NAMESPACE", "tenant-a"))
+    assert [c.factor for c in isolation.minimal_difference] == ["process.dotenv.ID_NAMESPACE"]
+    # spec 2 + 5.4: a blank thread_id fails context creation, auth fails, close 1008
+    assert isolation.failure.close_code == 1008
+
+
+def test_injected_faults_are_restored_after_their_tests(local_debug: Profile) -> None:
+    assert not simulate(local_debug).failures
