@@ -1,0 +1,237 @@
+"""Running profiles for the notebooks, and the sentences notebook 01 states about a run.
+
+    run = run_profile("staging-e2e")
+    print(failure_trace(run))
+    reproduce_verdicts(run)          # Markdown computed from the run
+
+Profiles are looked up by name in data/profiles plus, when the environment
+variable ``INVESTIGATION_PROFILES_DIR`` names a directory, the profiles there
+(a name there wins). ``investigation run --profiles-dir DIR`` sets that
+variable for the kernels it starts, so every notebook that loads profiles
+through this module sees the same profiles as the command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import textwrap
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from IPython.display import Markdown
+
+from investigation.charts.divergence import visible_outcome
+from investigation.charts.timeline import count_at, timeline_series
+from investigation.profiles import Profile, list_profiles, load_profile
+from investigation.simulate import simulate
+from investigation.trace import ConnectionResult, RunResult, close_code_label
+
+PROFILES_DIR_ENV = "INVESTIGATION_PROFILES_DIR"
+"""Environment variable naming an extra profiles directory (the CLI's --profiles-dir)."""
+
+Result = TypeVar("Result")
+
+FACTORY_1011_REASON = "Factory SSOT validation failed"
+TRACE_WIDTH = 100
+
+
+def active_profiles_dir() -> Path | None:
+    """The extra profiles directory named by ``INVESTIGATION_PROFILES_DIR``, or None."""
+    value = os.environ.get(PROFILES_DIR_ENV, "")
+    return Path(value) if value else None
+
+
+def load_named_profile(name: str) -> Profile:
+    """The profile called ``name`` (extra profiles directory first, then data/profiles)."""
+    return load_profile(name, active_profiles_dir())
+
+
+def profile_names() -> list[str]:
+    """Every known profile name, sorted."""
+    return [profile.name for profile in list_profiles(active_profiles_dir())]
+
+
+def outside_event_loop(function: Callable[..., Result], *args: object) -> Result:
+    """``function(*args)``, in a worker thread when this thread already runs an event loop.
+
+    ``simulate`` drives its own (virtual-time) loop; a Jupyter kernel executes
+    cells inside a running loop, where a second loop cannot run in the same thread.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return function(*args)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(function, *args).result()
+
+
+def run_profile(name: str, variant: str = "original") -> RunResult:
+    """Simulate the profile called ``name`` under ``variant``."""
+    return outside_event_loop(simulate, load_named_profile(name), variant)
+
+
+def run_profiles(names: Sequence[str] | None = None, variant: str = "original") -> dict[str, RunResult]:
+    """Simulate each named profile (None = every profile), keyed and sorted by name."""
+    chosen = sorted(names) if names is not None else profile_names()
+    return {name: run_profile(name, variant) for name in chosen}
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 connection``, ``2 connections``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def close_counts_text(run: RunResult) -> str:
+    """Close codes as ``1011=10 open=26`` (zero counts left out)."""
+    counts = run.close_code_counts()
+    return " ".join(f"{label}={n}" for label, n in counts.items() if n) or "no connections"
+
+
+def run_overview(run: RunResult) -> Markdown:
+    """What ran: clients, users, instances, connections and how they ended."""
+    profile = load_named_profile(run.profile)
+    users = sorted({str(c.user_id) for c in run.connections})
+    end_s = max((c.ended_at_s for c in run.connections), default=0.0)
+    return Markdown(
+        f"Profile **{run.profile}** under variant **{run.variant}**: {profile.description}\n\n"
+        f"The run opened **{plural(len(run.connections), 'connection')}** from {plural(len(profile.clients), 'client')} "
+        f"({plural(len(users), 'distinct user')}) on {plural(profile.instances, 'backend instance')}, "
+        f"routing {profile.routing}, over {end_s:g} s of virtual time. "
+        f"Close codes: **{close_counts_text(run)}**."
+    )
+
+
+def shown_connection(run: RunResult) -> ConnectionResult | None:
+    """The connection whose trace is shown: the first failing one, else the first."""
+    return run.first_failure() or (run.connections[0] if run.connections else None)
+
+
+def failure_trace(run: RunResult) -> str:
+    """The decision trace and cause chain of the first failing connection (else the first)."""
+    connection = shown_connection(run)
+    if connection is None:
+        return f"profile {run.profile}: no connection was opened"
+    role = "first failing connection" if connection.failed else "no connection failed; first connection"
+    close = close_code_label(connection.close_code)
+    lines = [
+        f"{role}: #{connection.index}, client {connection.client}, user {connection.user_id}, "
+        f"instance {connection.instance}, started at {connection.at_s:g} s",
+        f"close: {close} {connection.close_reason or ''}".rstrip(),
+        "",
+        "decision trace (pipeline order):",
+    ]
+    deciding = connection.deciding_decision()
+    for number, decision in enumerate(connection.decisions, start=1):
+        marker = "  <- deciding" if decision == deciding else ""
+        lines.append(f"  {number:2d}. {decision.point} = {visible_outcome(decision.outcome)}{marker}")
+    lines.append("")
+    lines.append("cause chain (outermost first):" if connection.cause_chain else "cause chain: none")
+    for link in connection.cause_chain:
+        wrapped = textwrap.wrap(f"{link.type}: {link.message}", TRACE_WIDTH - 4)
+        lines.extend(["  - " + wrapped[0], *("    " + rest for rest in wrapped[1:])])
+    return "\n".join(lines)
+
+
+def deciding_counts(connections: Sequence[ConnectionResult]) -> Counter[str]:
+    """How many connections each deciding decision (``point=outcome``) decided."""
+    return Counter(
+        f"{d.point}={d.outcome}" for d in (c.deciding_decision() for c in connections) if d is not None
+    )
+
+
+def failures_at_cap(run: RunResult) -> int:
+    """Failing connections that started while their user held the cap on their instance."""
+    steps = {(s.user_id, s.instance): s.steps for s in timeline_series(run)}
+    return sum(
+        count_at(steps.get((str(c.user_id), c.instance), ()), c.at_s) >= run.max_managers_per_user
+        for c in run.failures
+    )
+
+
+def managers_left_by_start_agent(run: RunResult) -> int:
+    """Managers created by start_agent messages and never released (spec 1, step 12)."""
+    total = 0
+    for connection in run.connections:
+        outcome = connection.outcome("route.start_agent") or ""
+        for part in outcome.split(","):
+            name, _, count = part.partition("=")
+            if name == "manager_left_behind" and count.isdigit():
+                total += int(count)
+    return total
+
+
+def validation_outcomes(connections: Sequence[ConnectionResult]) -> Counter[str]:
+    """Outcomes of ``factory.validation`` (``not reached`` when a connection never got there)."""
+    return Counter(c.outcome("factory.validation") or "not reached" for c in connections)
+
+
+def _counter_text(counter: Counter[str]) -> str:
+    return ", ".join(f"{key} ({n})" for key, n in sorted(counter.items(), key=lambda item: (-item[1], item[0])))
+
+
+def reproduce_verdicts(run: RunResult) -> Markdown:
+    """The computed verdicts of notebook 01 for one run, as Markdown bullets."""
+    failures = run.failures
+    factory_1011 = [c for c in failures if c.close_code == 1011 and c.close_reason == FACTORY_1011_REASON]
+    bullets = [
+        f"**1011 \"{FACTORY_1011_REASON}\" reproduced: {'yes' if factory_1011 else 'no'}** "
+        f"({len(factory_1011)} of {len(run.connections)} connections; all failing connections: {len(failures)})."
+    ]
+    if failures:
+        bullets += [
+            f"Deciding decision of the failing connections: {_counter_text(deciding_counts(failures))}.",
+            f"`factory.validation` outcome of the failing connections: "
+            f"{_counter_text(validation_outcomes(failures))}.",
+            f"{failures_at_cap(run)} of {len(failures)} failing connections started while their user already "
+            f"held {run.max_managers_per_user} managers (the cap) on their instance.",
+        ]
+    bullets.append(
+        f"Managers created by `start_agent` messages and left registered: {managers_left_by_start_agent(run)}."
+    )
+    return Markdown("\n".join(f"- {bullet}" for bullet in bullets))
+
+
+def reproduce_lessons(run: RunResult) -> Markdown:
+    """Lessons drawn from the computed facts above (each names the cell that backs it)."""
+    failures = run.failures
+    lessons: list[str] = []
+    deciding = deciding_counts(failures)
+    validation = validation_outcomes(failures)
+    if failures and validation.get("pass", 0) == len(failures):
+        lessons.append(
+            f"The close reason says \"SSOT validation\", yet SSOT validation passed for all {len(failures)} "
+            f"failing connections; their deciding decisions were {_counter_text(deciding)} "
+            "(the Verdicts and the trace above)."
+        )
+    if failures and failures_at_cap(run) == len(failures):
+        lessons.append(
+            "Every failing connection met a user already at the per-user manager cap on its instance "
+            "(the timeline chart); that count is kept per backend instance, not per user across instances."
+        )
+    left = managers_left_by_start_agent(run)
+    if left:
+        lessons.append(f"`start_agent` messages alone left {left} managers registered (the Verdicts).")
+    if not failures:
+        lessons.append(
+            f"This profile's traffic did not fail under variant {run.variant}: {plural(len(run.connections), 'connection')}, "
+            f"close codes {close_counts_text(run)} (the connection table)."
+        )
+    return Markdown("\n".join(f"- {lesson}" for lesson in lessons))
+
+
+def reproduce_key_result(run: RunResult) -> str:
+    """One line: how many connections closed how, and what decided the first failure."""
+    first = run.first_failure()
+    head = f"{run.profile}/{run.variant}: {close_counts_text(run)} of {len(run.connections)} connections"
+    if first is None:
+        return f"{head}; none failed"
+    deciding = first.deciding_decision()
+    decided = f"{deciding.point}={deciding.outcome}" if deciding else "-"
+    return (
+        f"{head}; first failure #{first.index} at {first.at_s:g} s: {first.close_code} "
+        f"\"{first.close_reason}\", decided by {decided}"
+    )
