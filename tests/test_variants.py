@@ -1,0 +1,467 @@
+"""The candidate changes (spec section 8): each differs from the original exactly where the
+spec says, the adversarial set, the verdict rules, the matrix, the chart.
+
+Expected values come from spec/backend.md and hand computation (each scenario says how).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from matplotlib.figure import Figure
+
+from investigation.analysis import adversarial
+from investigation.analysis.adversarial import (
+    CONTEXT_CASES,
+    TOKEN_CASES,
+    TOKEN_ENVIRONMENTS,
+    adversarial_outcomes,
+    context_outcome,
+    unchecked_context,
+    unsigned_token_accepted,
+)
+from investigation.analysis.variants import (
+    DELAYED,
+    DELAYS,
+    EARLIER,
+    INTRODUCED,
+    LONG_RUN_PROFILE,
+    MIXED,
+    NEITHER_FAILS,
+    NO_EFFECT,
+    REMOVED,
+    REMOVES_EVERYWHERE,
+    REMOVES_SOMEWHERE,
+    SAFER,
+    SAME,
+    SAME_TIME,
+    WEAKER,
+    WORSE,
+    MatrixCell,
+    SafetyRow,
+    VariantReport,
+    VariantVerdict,
+    build_report,
+    change_size,
+    failure_effect,
+    failure_verdict,
+    long_run_profile,
+    recommend,
+    safety_verdict,
+    variant_matrix,
+)
+from investigation.backend.context import UserExecutionContext
+from investigation.backend.variants import VARIANTS
+from investigation.charts.variants import variant_chart
+from investigation.profiles import Profile, list_profiles, load_profile, profile_from_dict
+from investigation.simulate import simulate
+from investigation.trace import RunResult
+
+STAGING_SECRET = "test-only-staging-secret-0123456789abcdef"
+STAGING_ENV = {
+    "ENVIRONMENT": "staging",
+    "K_SERVICE": "netra-backend-staging",
+    "JWT_SECRET_KEY": STAGING_SECRET,
+    "JWT_SECRET_STAGING": STAGING_SECRET,
+}
+REAL_USER = "117364829105738291046"
+E2E_HEADERS = {"X-Test-Type": "E2E", "X-Test-Environment": "staging", "X-E2E-Test": "true", "X-Test-Mode": "true"}
+CANDIDATES = ("V1", "V2", "V3", "V4", "V5")
+
+
+def scenario(name: str, env: dict[str, str], **client: Any) -> Profile:
+    """A one-client, one-instance profile built in code."""
+    data = {
+        "description": f"test scenario {name}",
+        "env": env,
+        "clients": [{"name": "client", "user_id": REAL_USER, **client}],
+    }
+    return profile_from_dict(name, data, source="<test>")
+
+
+def observable(run: RunResult) -> list[tuple[Any, ...]]:
+    """What a variant may change: per connection its user, close, decisions and cause chain."""
+    return [(c.index, c.user_id, c.close_code, c.close_reason, c.decisions, c.cause_chain) for c in run.connections]
+
+
+def differing_points(original: RunResult, candidate: RunResult) -> set[str]:
+    """Decision points whose outcome differs between two runs of the same profile."""
+    points: set[str] = set()
+    for before, after in zip(original.connections, candidate.connections, strict=True):
+        first, second = dict((d.point, d.outcome) for d in before.decisions), dict(
+            (d.point, d.outcome) for d in after.decisions
+        )
+        points |= {point for point in first.keys() | second.keys() if first.get(point) != second.get(point)}
+    return points
+
+
+def until_traffic_ends(profile: Profile) -> Profile:
+    """The profile without its cut-off, so every connection ends on its own.
+
+    A connection whose client leaves exactly at ``duration_s`` (development's last one does)
+    is recorded with or without its disconnect depending on the order the event loop runs
+    simultaneous events in, and any extra ``await`` elsewhere shifts that order.
+    """
+    return profile.model_copy(update={"duration_s": None})
+
+
+@pytest.fixture(scope="module")
+def default_runs() -> dict[tuple[str, str], RunResult]:
+    return {(p.name, v): simulate(until_traffic_ends(p), v) for p in list_profiles() for v in VARIANTS}
+
+
+def _reaches_the_cap(run: RunResult) -> bool:
+    return any(c.outcome("factory.manager_cap") not in {None, "below"} for c in run.connections)
+
+
+def _bypasses_when_deployed(run: RunResult) -> bool:
+    return any(
+        c.outcome("auth.e2e_bypass") == "yes" and c.outcome("route.environment") in {"staging", "production"}
+        for c in run.connections
+    )
+
+
+# --- each variant is identical to the original outside the changed behaviour -------------------
+
+
+# Hand-derived from the profiles' env (spec 4.3, 6, 8): where the original validates strictly and
+# the variant's extra signal is present. local-debug: ENVIRONMENT=test makes a test context, whose
+# defaults include TESTING=1 (V1's new e2e flag) and ENVIRONMENT=test (V2's list). pytest: TESTING=1.
+# development: ENVIRONMENT=development (V2). staging-env-whitespace and staging-no-cloud-signal: PORT
+# is set (V2). Every other profile has K_SERVICE or ENVIRONMENT=staging: relaxed already.
+VALIDATION_MODE_CHANGES = {
+    "V1": {"local-debug", "pytest"},
+    "V2": {"development", "local-debug", "pytest", "staging-env-whitespace", "staging-no-cloud-signal"},
+}
+
+
+@pytest.mark.parametrize("variant", ["V1", "V2"])
+def test_detection_variants_change_only_the_validation_mode_where_spec_8_adds_a_signal(
+    default_runs: dict[tuple[str, str], RunResult], variant: str
+) -> None:
+    changed = set()
+    for profile in {name for name, _ in default_runs}:
+        original, candidate = default_runs[(profile, "original")], default_runs[(profile, variant)]
+        points = differing_points(original, candidate)
+        assert points <= {"factory.validation_mode"}, (profile, points)
+        if points:
+            changed.add(profile)
+            assert {c.outcome("factory.validation_mode") for c in original.connections} == {"strict"}
+            assert {c.outcome("factory.validation_mode") for c in candidate.connections} == {"relaxed"}
+        assert [c.close_code for c in original.connections] == [c.close_code for c in candidate.connections]
+    assert changed == VALIDATION_MODE_CHANGES[variant]
+
+
+@pytest.mark.parametrize("variant", ["V3", "V4"])
+def test_capacity_variants_are_identical_wherever_the_original_never_reaches_the_cap(
+    default_runs: dict[tuple[str, str], RunResult], variant: str
+) -> None:
+    """V3 only moves the cap; V4 only lowers counts, which the cap alone reads (spec 4.2)."""
+    for profile in sorted({name for name, _ in default_runs}):
+        original, candidate = default_runs[(profile, "original")], default_runs[(profile, variant)]
+        if not _reaches_the_cap(original):
+            assert observable(candidate) == observable(original), profile
+    assert observable(default_runs[("staging-e2e", variant)]) != observable(default_runs[("staging-e2e", "original")])
+
+
+def test_v5_is_identical_wherever_no_cap_refusal_and_no_deployed_bypass(
+    default_runs: dict[tuple[str, str], RunResult],
+) -> None:
+    for profile in sorted({name for name, _ in default_runs}):
+        original, candidate = default_runs[(profile, "original")], default_runs[(profile, "V5")]
+        exceeded = any(c.outcome("factory.manager_cap") == "exceeded" for c in original.connections)
+        if not exceeded and not _bypasses_when_deployed(original):
+            assert observable(candidate) == observable(original), profile
+
+
+# --- each variant differs in a scenario built to exercise its change ----------------------------
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"K_REVISION": "netra-backend-staging-00042-kx7"},
+        {"TESTING": "1"},
+        {"GOOGLE_CLOUD_PROJECT": "netra-staging"},
+    ],
+    ids=["K_REVISION only", "TESTING=1", "staging GCP project"],
+)
+def test_v1_relaxes_validation_for_its_broader_signals(env: dict[str, str]) -> None:
+    """Original: no K_SERVICE, not staging, no E2E flag -> strict; V1 counts these (spec 8)."""
+    blank_thread = CONTEXT_CASES[0]
+    assert blank_thread.name == "blank thread_id"
+    assert context_outcome(env, "original", blank_thread) == "FactoryInitializationError"
+    assert context_outcome(env, "V1", blank_thread) == "accepted"
+    assert context_outcome(env, "V2", blank_thread) == ("accepted" if "GOOGLE_CLOUD_PROJECT" in env or
+                                                        "TESTING" in env else "FactoryInitializationError")
+
+
+def test_v1_is_still_strict_in_development() -> None:
+    assert context_outcome({"ENVIRONMENT": "development"}, "V1", CONTEXT_CASES[0]) == "FactoryInitializationError"
+
+
+def test_v1_connection_trace_differs_only_in_the_validation_mode() -> None:
+    profile = scenario("k-revision", {"K_REVISION": "svc-00001-abc", "JWT_SECRET_KEY": STAGING_SECRET})
+    original, v1 = simulate(profile), simulate(profile, "V1")
+    assert original.connections[0].outcome("factory.validation_mode") == "strict"
+    assert v1.connections[0].outcome("factory.validation_mode") == "relaxed"
+    assert differing_points(original, v1) == {"factory.validation_mode"}
+
+
+@pytest.mark.parametrize(
+    ("env", "v2_outcome"),
+    [
+        ({"ENVIRONMENT": "production", "PORT": "8080"}, "accepted"),
+        ({"ENVIRONMENT": "development"}, "accepted"),
+        ({"ENVIRONMENT": "production"}, "FactoryInitializationError"),
+    ],
+    ids=["PORT set", "ENVIRONMENT=development", "production without PORT (last resort)"],
+)
+def test_v2_relaxes_for_port_and_development_and_stays_strict_otherwise(env: dict[str, str], v2_outcome: str) -> None:
+    assert context_outcome(env, "original", CONTEXT_CASES[0]) == "FactoryInitializationError"
+    assert context_outcome(env, "V2", CONTEXT_CASES[0]) == v2_outcome
+
+
+def reconnects(count: int) -> Profile:
+    """One staging user reconnecting `count` times, 2 s apart, each connection held 1 s."""
+    return scenario("reconnects", STAGING_ENV, connections=count, spacing_s=2.0, hold_s=1.0)
+
+
+def test_v3_accepts_the_6th_to_20th_manager_and_refuses_the_21st() -> None:
+    """Counts never drop (spec 4.2) and nothing is 300 s stale within 42 s: cap 5 vs cap 20."""
+    original, v3 = simulate(reconnects(21)), simulate(reconnects(21), "V3")
+    assert [c.close_code for c in original.connections] == [None] * 5 + [1011] * 16
+    assert [c.close_code for c in v3.connections] == [None] * 20 + [1011]
+    assert "(20)" in v3.connections[20].cause_chain[-1].message
+    assert observable(v3)[:5] == observable(original)[:5]
+
+
+def test_v4_lets_one_user_reconnect_indefinitely() -> None:
+    original, v4 = simulate(reconnects(10)), simulate(reconnects(10), "V4")
+    assert [c.close_code for c in original.connections] == [None] * 5 + [1011] * 5
+    assert [c.close_code for c in v4.connections] == [None] * 10
+
+
+def test_v4_does_not_change_six_simultaneous_connections() -> None:
+    """Release happens only on disconnect: six open at once still hit the cap of five."""
+    together = scenario("six-tabs", STAGING_ENV, connections=6, spacing_s=1.0, hold_s=60.0)
+    original, v4 = simulate(together), simulate(together, "V4")
+    assert [c.close_code for c in v4.connections] == [None] * 5 + [1011]
+    assert observable(v4) == observable(original)
+
+
+def test_v5_closes_a_capacity_refusal_with_1013() -> None:
+    original, v5 = simulate(reconnects(6)), simulate(reconnects(6), "V5")
+    assert (original.connections[5].close_code, original.connections[5].close_reason) == (
+        1011, "Factory SSOT validation failed")
+    assert (v5.connections[5].close_code, v5.connections[5].close_reason) == (1013, "Service temporarily unavailable")
+    assert observable(v5)[:5] == observable(original)[:5]
+
+
+@pytest.mark.parametrize("profile_name", ["staging-cloud-run", "production-cloud-run"])
+def test_v5_refuses_the_e2e_bypass_in_staging_and_production(profile_name: str) -> None:
+    env = dict(load_profile(profile_name).env)
+    bypassing = scenario("e2e", env, user_id="staging-e2e-user-001", token="e2e_suite", headers=E2E_HEADERS)
+    original, v5 = simulate(bypassing).connections[0], simulate(bypassing, "V5").connections[0]
+    assert (original.outcome("auth.e2e_bypass"), original.outcome("auth.result")) == ("yes", "success")
+    assert v5.outcome("auth.e2e_bypass") == "no"
+    assert (v5.close_code, v5.close_reason) == (1008, "SSOT Auth failed")
+
+
+def test_v5_keeps_the_bypass_in_development() -> None:
+    env = {"ENVIRONMENT": "development", "JWT_SECRET_KEY": "test-only-development-secret-0123456789abcdef"}
+    bypassing = scenario("e2e-dev", env, user_id="staging-e2e-user-001", token="e2e_suite", headers=E2E_HEADERS)
+    assert observable(simulate(bypassing, "V5")) == observable(simulate(bypassing))
+    assert simulate(bypassing, "V5").connections[0].outcome("auth.e2e_bypass") == "yes"
+
+
+def test_change_sizes_follow_spec_8() -> None:
+    """V1: cloud signals, e2e flags, staging GCP project; V2: one switch; V3, V4: one; V5: two."""
+    assert {name: change_size(VARIANTS[name]) for name in VARIANTS} == {
+        "original": 0, "V1": 3, "V2": 1, "V3": 1, "V4": 1, "V5": 2,
+    }
+
+
+# --- the adversarial set ------------------------------------------------------------------------
+
+
+def outcomes_by_member(variant: str) -> dict[str, str]:
+    return {o.member: o.outcome for o in adversarial_outcomes(variant)}
+
+
+def test_unchecked_context_is_a_real_context_with_the_given_fields() -> None:
+    context = unchecked_context(thread_id="   ")
+    assert type(context) is UserExecutionContext
+    assert context.thread_id == "   " and context.user_id == adversarial.VICTIM_USER_ID
+
+
+def test_adversarial_set_has_every_case_in_every_environment() -> None:
+    expected = len(CONTEXT_CASES) * 2 + len(TOKEN_CASES) * len(TOKEN_ENVIRONMENTS)
+    assert len(adversarial_outcomes("original")) == expected == 31
+
+
+def test_original_relaxed_mode_only_warns_on_blank_ids_and_strict_mode_refuses_them() -> None:
+    """Spec 4.3.4: relaxed never raises on thread/run/request/client ids; 4.4 refuses them."""
+    found = outcomes_by_member("original")
+    for case in ("blank thread_id", "missing run_id", "empty request_id", "blank websocket_client_id"):
+        assert found[f"context: {case} [staging-cloud-run]"] == "accepted"
+        assert found[f"context: {case} [staging-no-cloud-signal]"] == "FactoryInitializationError"
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_foreign_classes_and_non_string_user_ids_are_refused_everywhere(variant: str) -> None:
+    found = outcomes_by_member(variant)
+    for case in ("foreign class (supervisor)", "foreign class (models)", "non-string user_id"):
+        for environment in ("staging-cloud-run", "staging-no-cloud-signal"):
+            assert found[f"context: {case} [{environment}]"] != "accepted"
+
+
+def test_placeholder_ids_pass_the_factory_in_both_modes() -> None:
+    """Neither 4.3 nor 4.4 looks at placeholder values (only the context constructor does)."""
+    found = outcomes_by_member("original")
+    assert found["context: placeholder ids [staging-cloud-run]"] == "accepted"
+    assert found["context: placeholder ids [staging-no-cloud-signal]"] == "accepted"
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_bad_tokens_without_e2e_headers_are_refused_by_every_variant(variant: str) -> None:
+    found = outcomes_by_member(variant)
+    for environment in TOKEN_ENVIRONMENTS:
+        assert found[f"token: bad signature [{environment}]"] == "VALIDATION_FAILED"
+        assert found[f"token: expired [{environment}]"] == "VALIDATION_FAILED"
+        assert found[f"token: alg none [{environment}]"] == "INVALID_FORMAT"  # empty signature part
+
+
+def test_forged_e2e_headers_get_in_everywhere_under_the_original() -> None:
+    """Spec 5.2: header detection bypasses the signature check in every environment."""
+    found = outcomes_by_member("original")
+    for environment in TOKEN_ENVIRONMENTS:
+        assert found[f"token: forged E2E headers [{environment}]"] == "success"
+        assert found[f"token: alg none + E2E headers [{environment}]"] == "success"
+    assert unsigned_token_accepted("original")
+
+
+def test_v5_refusal_keys_on_the_exact_environment_value() -> None:
+    """V5 compares ENVIRONMENT exactly (the original's own style): "staging " is not refused."""
+    found = outcomes_by_member("V5")
+    assert found["token: forged E2E headers [staging-cloud-run]"] == "VALIDATION_FAILED"
+    assert found["token: forged E2E headers [production-cloud-run]"] == "VALIDATION_FAILED"
+    assert found["token: forged E2E headers [staging-env-whitespace]"] == "success"
+    assert unsigned_token_accepted("V5")
+
+
+# --- verdict rules on hand-built cells ----------------------------------------------------------
+
+
+def cell(variant: str, first: float | None, profile: str = "p") -> MatrixCell:
+    return MatrixCell(profile, variant, (("open", 1),), (), first, None if first is None else "1011 x")
+
+
+@pytest.mark.parametrize(
+    ("original_first", "candidate_first", "effect"),
+    [
+        (None, None, NEITHER_FAILS),
+        (10.0, None, REMOVED),
+        (10.0, 20.0, DELAYED),
+        (10.0, 10.0, SAME_TIME),
+        (10.0, 0.0, EARLIER),
+        (None, 5.0, INTRODUCED),
+    ],
+)
+def test_failure_effect(original_first: float | None, candidate_first: float | None, effect: str) -> None:
+    assert failure_effect(cell("original", original_first), cell("V9", candidate_first)) == effect
+
+
+@pytest.mark.parametrize(
+    ("effects", "verdict"),
+    [
+        ({"a": REMOVED, "b": NEITHER_FAILS}, REMOVES_EVERYWHERE),
+        ({"a": REMOVED, "b": DELAYED}, DELAYS),
+        ({"a": REMOVED, "b": SAME_TIME}, REMOVES_SOMEWHERE),
+        ({"a": SAME_TIME, "b": NEITHER_FAILS}, NO_EFFECT),
+        ({"a": NEITHER_FAILS}, NO_EFFECT),
+        ({"a": REMOVED, "b": EARLIER}, WORSE),
+        ({"a": REMOVED, "b": INTRODUCED}, WORSE),
+    ],
+)
+def test_failure_verdict_rules(effects: dict[str, str], verdict: str) -> None:
+    assert failure_verdict(effects) == verdict
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "verdict"),
+    [(("a", "b"), ("a", "b"), SAME), (("a", "b"), ("a",), SAFER), (("a",), ("a", "b"), WEAKER),
+     (("a",), ("b",), MIXED)],
+)
+def test_safety_verdict_compares_accepted_sets(before: tuple[str, ...], after: tuple[str, ...], verdict: str) -> None:
+    assert safety_verdict(SafetyRow("original", before, 3, False), SafetyRow("V9", after, 3, False)) == verdict
+
+
+def verdict(variant: str, failure: str, safety: str, size: int) -> VariantVerdict:
+    return VariantVerdict(variant, failure, safety, (), 0, 0, False, size)
+
+
+def test_recommend_needs_removal_without_weakening_and_prefers_the_smallest_change() -> None:
+    assert recommend([verdict("V3", DELAYS, SAME, 1), verdict("V2", REMOVES_EVERYWHERE, WEAKER, 1)]) is None
+    assert recommend([verdict("V1", REMOVES_EVERYWHERE, SAME, 3), verdict("V5", REMOVES_EVERYWHERE, SAFER, 2)]) == "V5"
+    assert recommend([verdict("V4", REMOVES_EVERYWHERE, SAME, 1), verdict("V3", REMOVES_EVERYWHERE, SAME, 1)]) == "V3"
+
+
+# --- the matrix and its report ------------------------------------------------------------------
+
+
+def test_long_run_is_staging_e2e_with_more_tests_per_process() -> None:
+    base, long_run = load_profile("staging-e2e"), long_run_profile(60)
+    assert long_run.name == LONG_RUN_PROFILE
+    assert [c.connections for c in long_run.clients] == [60, 60, 60]
+    assert [c.model_copy(update={"connections": 12}) for c in long_run.clients] == list(base.clients)
+    assert (long_run.env, long_run.instances, long_run.routing) == (base.env, base.instances, base.routing)
+
+
+@pytest.fixture(scope="module")
+def small_report() -> VariantReport:
+    profiles = [load_profile("staging-e2e"), long_run_profile(30), load_profile("development")]
+    return build_report(variant_matrix(profiles))
+
+
+def test_matrix_cells_are_the_simulation_summaries(small_report: VariantReport) -> None:
+    run = simulate(load_profile("staging-e2e"), "V3")
+    found = small_report.matrix.cell("V3", "staging-e2e")
+    assert dict(found.close_codes) == run.close_code_counts()
+    assert found.users_hit == tuple(sorted({c.user_id for c in run.failures if c.user_id}))
+    assert small_report.matrix.variants == tuple(VARIANTS)
+
+
+def test_validation_only_variants_cannot_move_capacity_failures(small_report: VariantReport) -> None:
+    """Every original refusal on these profiles is the cap's (cause chain), which V1/V2 leave alone."""
+    for profile in ("staging-e2e", LONG_RUN_PROFILE):
+        run = simulate(long_run_profile(30) if profile == LONG_RUN_PROFILE else load_profile(profile))
+        assert all("maximum number of WebSocket managers" in c.cause_chain[-1].message for c in run.failures)
+    assert small_report.verdict_of("V1").failure == NO_EFFECT
+    assert small_report.verdict_of("V2").failure == NO_EFFECT
+
+
+def test_the_recommended_variant_satisfies_the_rule(small_report: VariantReport) -> None:
+    chosen = small_report.verdict_of(small_report.recommended or "")
+    assert chosen.failure == REMOVES_EVERYWHERE and chosen.safety in {SAME, SAFER}
+    assert all(
+        v.change_size >= chosen.change_size
+        for v in small_report.verdicts
+        if v.failure == REMOVES_EVERYWHERE and v.safety in {SAME, SAFER}
+    )
+    assert f"Recommended: {chosen.variant}" in small_report.markdown()
+    assert small_report.key_result().startswith(f"recommended {chosen.variant} |")
+    assert "\n" not in small_report.key_result()
+
+
+def test_chart_returns_a_figure_and_the_numbers_it_draws(small_report: VariantReport) -> None:
+    figure, table = variant_chart(small_report)
+    assert isinstance(figure, Figure)
+    original = small_report.matrix.cell("original", "staging-e2e")
+    row = next(line for line in table.splitlines() if line.startswith("original  staging-e2e "))
+    assert row.split()[2:4] == [str(original.count("1011") + original.count("1008") + original.count("1013")),
+                                str(original.count("1011"))]
+    assert "adversarial accepted" in table
+
+
