@@ -1,0 +1,163 @@
+"""What notebook 02 states about the profiles' decision traces, computed from the runs.
+
+    runs = run_profiles(None)
+    figure, table = divergence_chart(runs, "local-debug")
+    separating_points(runs, table)        # points whose outcome tells failing from passing
+    divergence_verdicts(runs, table)      # Markdown
+
+A profile *fails* when any of its connections fails. Its compared connection is
+the first failing one, else the first (``charts.divergence.compared_connection``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from IPython.display import Markdown
+
+from investigation.analysis.divergence import DivergenceTable
+from investigation.report import format_table
+from investigation.reproduce import plural
+from investigation.trace import RunResult
+
+CONSEQUENCE_POINTS = frozenset({"route.close"})
+"""Points that only restate a close decided earlier; not offered as a separating point."""
+
+
+@dataclass(frozen=True)
+class SeparatingPoint:
+    """A decision point whose outcomes under failing profiles never occur under passing ones."""
+
+    point: str
+    failing_outcomes: tuple[str, ...]
+    passing_outcomes: tuple[str, ...]
+
+
+def failing_profiles(runs: Mapping[str, RunResult]) -> list[str]:
+    """Profiles with at least one failing connection, sorted."""
+    return sorted(name for name, run in runs.items() if run.failures)
+
+
+def close_code_overview(runs: Mapping[str, RunResult]) -> str:
+    """Per profile: connections, close code counts, and whether it fails."""
+    labels = sorted({label for run in runs.values() for label in run.close_code_counts()})
+    header = ("profile", "connections", *labels, "fails")
+    rows = [
+        (name, str(len(run.connections)), *(str(run.close_code_counts().get(label, 0)) for label in labels),
+         "yes" if run.failures else "no")
+        for name, run in sorted(runs.items())
+    ]
+    return format_table(header, rows)
+
+
+def separating_points(runs: Mapping[str, RunResult], table: DivergenceTable) -> list[SeparatingPoint]:
+    """Points (pipeline order) whose compared-connection outcomes split failing from passing profiles.
+
+    Empty when every profile fails or none does. ``route.close`` is left out: it
+    restates the close.
+    """
+    failing = set(failing_profiles(runs))
+    if not failing or failing == set(table.profiles):
+        return []
+    found = []
+    for row in table.rows:
+        if row.point in CONSEQUENCE_POINTS:
+            continue
+        by_profile = dict(zip(table.profiles, row.outcomes, strict=True))
+        failing_outcomes = {by_profile[name] for name in table.profiles if name in failing}
+        passing_outcomes = {by_profile[name] for name in table.profiles if name not in failing}
+        if failing_outcomes.isdisjoint(passing_outcomes):
+            found.append(SeparatingPoint(row.point, tuple(sorted(failing_outcomes)), tuple(sorted(passing_outcomes))))
+    return found
+
+
+def outcomes_by_side(runs: Mapping[str, RunResult], table: DivergenceTable, point: str) -> tuple[Counter[str], Counter[str]]:
+    """Outcome counts at ``point`` among failing and among passing profiles."""
+    failing = set(failing_profiles(runs))
+    row = next(row for row in table.rows if row.point == point)
+    by_profile = dict(zip(table.profiles, row.outcomes, strict=True))
+    return (
+        Counter(by_profile[name] for name in table.profiles if name in failing),
+        Counter(by_profile[name] for name in table.profiles if name not in failing),
+    )
+
+
+def first_divergence_counts(table: DivergenceTable, names: Sequence[str]) -> Counter[str]:
+    """How many of ``names`` first diverge from the reference at each point ("identical" if never)."""
+    counts: Counter[str] = Counter()
+    for name in names:
+        if name == table.reference:
+            continue
+        divergence = table.first_divergence_of(name)
+        counts[divergence.point if divergence else "identical"] += 1
+    return counts
+
+
+def _counts_text(counter: Counter[str]) -> str:
+    return ", ".join(f"{key} ({n})" for key, n in sorted(counter.items(), key=lambda item: (-item[1], item[0])))
+
+
+def divergence_verdicts(runs: Mapping[str, RunResult], table: DivergenceTable) -> Markdown:
+    """The computed verdicts of notebook 02."""
+    failing = failing_profiles(runs)
+    bullets = [
+        f"**{len(failing)} of {len(runs)} profiles fail**: {', '.join(failing) or 'none'}.",
+        f"First divergence from {table.reference}, failing profiles: "
+        f"{_counts_text(first_divergence_counts(table, failing)) or 'none'}; "
+        f"passing profiles: "
+        f"{_counts_text(first_divergence_counts(table, [n for n in table.profiles if n not in failing])) or 'none'}.",
+    ]
+    separating = separating_points(runs, table)
+    if separating:
+        first = separating[0]
+        bullets.append(
+            f"Earliest decision point whose outcome separates failing from passing profiles: "
+            f"**{first.point}** (failing: {', '.join(first.failing_outcomes)}; "
+            f"passing: {', '.join(first.passing_outcomes)}); all separating points: "
+            f"{', '.join(point.point for point in separating)}."
+        )
+    elif failing:
+        bullets.append("No decision point's outcome separates failing from passing profiles.")
+    failing_modes, passing_modes = outcomes_by_side(runs, table, "factory.validation_mode")
+    bullets.append(
+        f"`factory.validation_mode` of the compared connections: failing profiles {_counts_text(failing_modes) or '-'}; "
+        f"passing profiles {_counts_text(passing_modes) or '-'}."
+    )
+    return Markdown("\n".join(f"- {bullet}" for bullet in bullets))
+
+
+def divergence_lessons(runs: Mapping[str, RunResult], table: DivergenceTable) -> Markdown:
+    """Lessons backed by the verdicts and the chart above."""
+    failing = failing_profiles(runs)
+    separating = separating_points(runs, table)
+    first_points = first_divergence_counts(table, failing)
+    lessons = []
+    if separating and first_points and separating[0].point not in first_points:
+        lessons.append(
+            f"Where a failing profile first departs from {table.reference} "
+            f"({_counts_text(first_points)}) is not where failing and passing profiles part "
+            f"({separating[0].point}): the first difference in a trace is not the cause (the chart's black "
+            "frames against its red cells)."
+        )
+    failing_modes, _ = outcomes_by_side(runs, table, "factory.validation_mode")
+    if len(failing_modes) > 1:
+        lessons.append(
+            f"Failing profiles took both validation modes ({_counts_text(failing_modes)}): the validation mode "
+            "does not decide the failure (the verdicts)."
+        )
+    if not failing:
+        lessons.append(f"No profile failed among {plural(len(runs), 'profile')} (the close code table).")
+    return Markdown("\n".join(f"- {lesson}" for lesson in lessons))
+
+
+def divergence_key_result(runs: Mapping[str, RunResult], table: DivergenceTable) -> str:
+    """One line: failing profiles, first divergence, earliest separating point."""
+    failing = failing_profiles(runs)
+    separating = separating_points(runs, table)
+    return (
+        f"{len(failing)} of {len(runs)} profiles fail; first divergence from {table.reference}: "
+        f"{_counts_text(first_divergence_counts(table, table.profiles)) or 'none'}; "
+        f"earliest separating point: {separating[0].point if separating else 'none'}"
+    )
