@@ -33,6 +33,7 @@ from investigation.backend.process import Backend
 from investigation.backend.variants import get_variant
 from investigation.clock import EPOCH_MS, SeededRandomness, VirtualClock, virtual_loop
 from investigation.profiles import Profile, load_profile, profile_from_dict
+from investigation.report import format_table
 from investigation.simulate import simulate
 
 #: Profiles whose process environment the context cases run in, and why.
@@ -242,3 +243,19 @@ def accepted_members(variant: str) -> frozenset[str]:
 def unsigned_token_accepted(variant: str) -> bool:
     """Whether an unsigned (alg none) token authenticates in any staging or production environment."""
     return any(outcome.accepted and outcome.unsigned for outcome in adversarial_outcomes(variant))
+
+
+def adversarial_table(variants: tuple[str, ...]) -> str:
+    """Member x variant: "ACCEPTED", or the refusal (exception type or auth error code)."""
+    by_variant = {variant: {o.member: o for o in adversarial_outcomes(variant)} for variant in variants}
+    members = sorted(by_variant[variants[0]])
+    rows = [
+        (member, *(_cell(by_variant[variant][member]) for variant in variants))
+        for member in members
+    ]
+    totals = ("accepted", *(f"{len(accepted_members(v))} of {len(members)}" for v in variants))
+    return format_table(("member", *variants), [*rows, totals])
+
+
+def _cell(outcome: AdversarialOutcome) -> str:
+    return "ACCEPTED" if outcome.accepted else outcome.outcome

@@ -24,15 +24,16 @@ from pathlib import Path
 from IPython.display import Markdown
 
 from investigation.analysis.adversarial import accepted_members, adversarial_outcomes, unsigned_token_accepted
-from investigation.backend.variants import ORIGINAL, VARIANTS, Variant
+from investigation.backend.variants import ORIGINAL, VARIANTS, Variant, get_variant
 from investigation.profiles import Profile, list_profiles, load_profile, profile_from_dict
 from investigation.report import format_table
 from investigation.simulate import simulate
-from investigation.trace import RunResult, close_code_label
+from investigation.trace import ConnectionResult, RunResult, close_code_label
 
 LONG_RUN_PROFILE = "staging-e2e-long"
 LONG_RUN_TESTS_PER_PROCESS = 60
 SHOWN_CLOSE_CODES = ("1011", "1008", "1013", "open")
+CAP_MESSAGE = "maximum number of WebSocket managers"
 NO_FAILURE = "-"
 
 # How a variant's failures on one profile compare with the original's (see failure_effect).
@@ -94,6 +95,7 @@ class MatrixCell:
     users_hit: tuple[str, ...]
     first_failure_s: float | None
     first_failure: str | None
+    cap_refusals: int = 0
 
     def count(self, label: str) -> int:
         """Connections that ended with close code `label` ("1011", ..., or "open")."""
@@ -115,7 +117,12 @@ def cell_from_run(run: RunResult) -> MatrixCell:
         users_hit=tuple(sorted(hit)),
         first_failure_s=None if first is None else first.at_s,
         first_failure=None if first is None else f"{close_code_label(first.close_code)} {first.close_reason}",
+        cap_refusals=sum(1 for connection in run.failures if _refused_by_the_cap(connection)),
     )
+
+
+def _refused_by_the_cap(connection: ConnectionResult) -> bool:
+    return any(CAP_MESSAGE in link.message for link in connection.cause_chain)
 
 
 @dataclass(frozen=True)
@@ -383,7 +390,7 @@ class VariantReport:
         return (
             f"Recommended: {chosen.variant} ({VARIANTS[chosen.variant].summary}): it {chosen.failure} "
             f"(removed on {chosen.count(REMOVED)} of {chosen.failing_profiles} profiles where the original "
-            f"fails, {LONG_RUN_PROFILE} included) and its safety is {chosen.safety} ({chosen.accepted} of "
+            f"fails) and its safety is {chosen.safety} ({chosen.accepted} of "
             f"{chosen.total} adversarial members accepted); behaviour switches changed: {chosen.change_size}."
         )
 
@@ -412,17 +419,136 @@ def build_report(matrix: VariantMatrix) -> VariantReport:
     return VariantReport(matrix=matrix, verdicts=verdicts, recommended=recommend(verdicts))
 
 
+def selected_variants(variant: str = "all") -> tuple[str, ...]:
+    """Every variant for "all", else the original and `variant` (KeyError naming the known ones)."""
+    if variant == "all":
+        return tuple(VARIANTS)
+    chosen = get_variant(variant).name
+    return (ORIGINAL.name,) if chosen == ORIGINAL.name else (ORIGINAL.name, chosen)
+
+
 @cache
 def variant_report(
-    profiles_dir: str | None = None, tests_per_process: int = LONG_RUN_TESTS_PER_PROCESS
+    profiles_dir: str | None = None,
+    tests_per_process: int = LONG_RUN_TESTS_PER_PROCESS,
+    variant: str = "all",
 ) -> VariantReport:
     """The matrix over every profile (plus the long run) and every variant, with verdicts.
 
     This is what the postmortem notebook shows: ``variant_report().recommended``.
+    ``variant`` restricts the matrix to the original and that one candidate.
     """
-    return build_report(variant_matrix(matrix_profiles(profiles_dir, tests_per_process)))
+    profiles = matrix_profiles(profiles_dir, tests_per_process)
+    return build_report(variant_matrix(profiles, selected_variants(variant)))
 
 
 def verdict_markdown(report: VariantReport) -> Markdown:
     """The verdict table and the recommendation, for display in a notebook."""
     return Markdown(report.markdown())
+
+
+# --- notebook views ----------------------------------------------------------------------
+
+
+def variant_switches_table(variants: Sequence[str] = tuple(VARIANTS)) -> str:
+    """Each variant as a diff of behaviour: the switches it sets away from the original."""
+    switches = [f.name for f in fields(Variant) if f.name not in {"name", "summary"}]
+    rows = []
+    for name in variants:
+        variant = VARIANTS[name]
+        changed = [s for s in switches if getattr(variant, s) != getattr(ORIGINAL, s)]
+        diff = "; ".join(f"{s}: {_switch_text(getattr(ORIGINAL, s))} -> {_switch_text(getattr(variant, s))}"
+                         for s in changed)
+        rows.append((name, variant.summary, diff or "(the code as deployed)"))
+    return format_table(("variant", "summary", "switches changed (original -> variant)"), rows)
+
+
+def _switch_text(value: object) -> str:
+    return ",".join(value) if isinstance(value, tuple) else str(value)
+
+
+def matrix_overview(report: VariantReport) -> Markdown:
+    """What was run and where the original refuses connections."""
+    matrix = report.matrix
+    failing = [p for p in matrix.profiles if matrix.cell(ORIGINAL.name, p).fails]
+    refused = sum(_refused(matrix.cell(ORIGINAL.name, p)) for p in matrix.profiles)
+    by_cap = sum(matrix.cell(ORIGINAL.name, p).cap_refusals for p in matrix.profiles)
+    return Markdown(
+        f"{len(matrix.profiles)} profiles x {len(matrix.variants)} variants = {len(matrix.cells)} runs. "
+        f"The original refuses connections on {len(failing)} profiles ({', '.join(failing) or 'none'}): "
+        f"{refused} connections in all, {by_cap} of them refused by the per-user manager cap."
+    )
+
+
+def _refused(cell: MatrixCell) -> int:
+    return sum(count for label, count in cell.close_codes if label != "open")
+
+
+def variant_lessons(report: VariantReport) -> Markdown:
+    """Lessons computed from the matrix and the safety rows, one bullet each."""
+    lessons = [_cause_lesson(report), *_delay_lessons(report), *_worse_lessons(report), *_safety_lessons(report)]
+    lessons.append(report.recommendation())
+    return Markdown("\n".join(f"- {lesson}" for lesson in lessons))
+
+
+def _cause_lesson(report: VariantReport) -> str:
+    matrix = report.matrix
+    refused = sum(_refused(matrix.cell(ORIGINAL.name, p)) for p in matrix.profiles)
+    by_cap = sum(matrix.cell(ORIGINAL.name, p).cap_refusals for p in matrix.profiles)
+    unmoved = [v.variant for v in report.verdicts if v.failure == NO_EFFECT]
+    return (
+        f"{by_cap} of the {refused} connections the original refuses are refused by the per-user manager cap; "
+        f"variants with no effect on the failure: {', '.join(unmoved) or 'none'}."
+    )
+
+
+def _delay_lessons(report: VariantReport) -> list[str]:
+    lessons = []
+    for verdict in report.verdicts:
+        delayed = [profile for profile, effect in verdict.effects if effect == DELAYED]
+        for profile in delayed:
+            before = report.matrix.cell(ORIGINAL.name, profile).first_failure_s
+            after = report.matrix.cell(verdict.variant, profile).first_failure_s
+            lessons.append(
+                f"{verdict.variant} removes the failure on {verdict.count(REMOVED)} profiles, but on {profile} the "
+                f"first failure only moves from {before:.0f} s to {after:.0f} s: it postpones the failure."
+            )
+    return lessons
+
+
+def _worse_lessons(report: VariantReport) -> list[str]:
+    lessons = []
+    for verdict in report.verdicts:
+        for profile, effect in verdict.effects:
+            if effect in {EARLIER, INTRODUCED}:
+                cell = report.matrix.cell(verdict.variant, profile)
+                lessons.append(
+                    f"{verdict.variant} on {profile}: first failure at {cell.first_failure_s:.0f} s "
+                    f"({cell.first_failure}), {effect} than the original."
+                )
+    return lessons
+
+
+def _safety_lessons(report: VariantReport) -> list[str]:
+    original = set(report.matrix.safety_of(ORIGINAL.name).accepted)
+    lessons = []
+    for verdict in report.verdicts:
+        accepted = set(report.matrix.safety_of(verdict.variant).accepted)
+        if accepted - original:
+            lessons.append(
+                f"{verdict.variant} accepts {len(accepted - original)} adversarial members the original refuses: "
+                + "; ".join(sorted(accepted - original))
+                + "."
+            )
+    still_unsigned = [row.variant for row in report.matrix.safety if row.unsigned_accepted]
+    lessons.append(
+        "An unsigned (alg none) token authenticates in a staging or production environment under: "
+        + (", ".join(still_unsigned) or "no variant")
+        + "."
+    )
+    return lessons
+
+
+def variants_key_result(report: VariantReport) -> str:
+    """The notebook's one-line summary."""
+    return report.key_result()
