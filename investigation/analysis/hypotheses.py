@@ -1,0 +1,757 @@
+"""The hypothesis ledger: every causal claim of the incident report as an experiment.
+
+Each :class:`Hypothesis` quotes a claim of seed/incident-report.md (a "why", a
+row of its environment table, a finding, its recommended fix), states what the
+claim predicts, and designs the runs that test it: shipped profiles and
+controlled variations of them (environment variables, user-id shapes, token
+kinds, an injected ID-generator failure, startup timing, a variant of the
+code). Each run yields an :class:`Observation` (does the prediction hold on this
+run? with the evidence); the verdict is computed from the observations:
+
+- a claim about *every* case (``quantifier="all"``) is refuted by one run where
+  the prediction fails, supported when it holds on every run that tests it;
+- a claim that something *can* happen ("may", ``quantifier="any"``) is
+  supported by one run where it happens, refuted when no run makes it happen;
+- with no run that tests the prediction the verdict is inconclusive.
+
+No verdict is written anywhere by hand.
+
+    ledger = build_ledger()
+    ledger.summary()        # "22 claims: 3 supported, 18 refuted, 1 inconclusive"
+    ledger.finding("fix.v1").verdict
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from investigation.analysis.divergence import first_divergence
+from investigation.profiles import Profile, flatten_profile, list_profiles, unflatten_profile
+from investigation.simulate import simulate
+from investigation.trace import POINT_ORDER, ConnectionResult, RunResult
+
+REFERENCE = "local-debug"
+"""The report's passing run: its local debug script."""
+STAGING = "staging-cloud-run"
+"""The environment the report calls GCP staging."""
+FACTORY_REASON = "Factory SSOT validation failed"
+ENVIRONMENT_PATHS = ("env.", "process.", "startup.", "instances", "routing")
+"""Factor paths that describe where the code runs (the rest is traffic)."""
+CLOUD_RUN_VARIABLES = ("K_SERVICE", "K_REVISION", "K_CONFIGURATION", "GOOGLE_CLOUD_PROJECT", "PORT")
+
+
+class Verdict(enum.Enum):
+    SUPPORTED = "supported"
+    REFUTED = "refuted"
+    INCONCLUSIVE = "inconclusive"
+
+    def __repr__(self) -> str:
+        return f"Verdict.{self.name}"
+
+
+Holds = bool | None
+"""Whether the prediction holds on one run; None: the run does not test it."""
+Predicate = Callable[[RunResult, Mapping[str, RunResult]], tuple[Holds, str]]
+"""(this run, every run by label) -> (holds, evidence)."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A run to make: a profile (possibly a controlled variation) under a variant."""
+
+    label: str
+    profile: Profile
+    variant: str = "original"
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One run and what the claim predicts for it."""
+
+    run: RunSpec
+    predicate: Predicate
+
+
+@dataclass(frozen=True)
+class Observation:
+    run: str
+    holds: Holds
+    evidence: str
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The shipped profiles and their runs under the original code."""
+
+    profiles: Mapping[str, Profile]
+    runs: Mapping[str, RunResult]
+
+    def failing(self) -> list[str]:
+        return [name for name, run in self.runs.items() if run.failures]
+
+    def where(self, condition: Callable[[Profile], bool]) -> list[str]:
+        return [name for name, profile in self.profiles.items() if condition(profile)]
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A claim of the report, what it predicts, and the experiment that tests it."""
+
+    key: str
+    source: str
+    claim: str
+    prediction: str
+    quantifier: Literal["all", "any"]
+    design: Callable[[Baseline], Sequence[Trial]]
+    untestable_because: str = ""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A hypothesis with its computed verdict and the observations behind it."""
+
+    hypothesis: Hypothesis
+    verdict: Verdict
+    observations: tuple[Observation, ...]
+
+    @property
+    def key(self) -> str:
+        return self.hypothesis.key
+
+    def deciding_observations(self) -> tuple[Observation, ...]:
+        """The observations that decided the verdict (all of them when inconclusive)."""
+        wanted = {
+            ("all", Verdict.REFUTED): False, ("all", Verdict.SUPPORTED): True,
+            ("any", Verdict.SUPPORTED): True, ("any", Verdict.REFUTED): False,
+        }.get((self.hypothesis.quantifier, self.verdict))
+        if wanted is None:
+            return self.observations
+        return tuple(o for o in self.observations if o.holds is wanted)
+
+    def evidence_line(self) -> str:
+        """The verdict with its first deciding run, computed."""
+        tested = [o for o in self.observations if o.holds is not None]
+        holding = sum(1 for o in tested if o.holds)
+        if not tested:
+            reason = self.hypothesis.untestable_because or "no run reached what the claim is about"
+            return f"{self.verdict.value}: {reason}"
+        first = self.deciding_observations()[0]
+        return (
+            f"{self.verdict.value}: prediction held on {holding} of {len(tested)} runs; "
+            f"e.g. {first.run}: {first.evidence}"
+        )
+
+
+def verdict_of(holds: Iterable[Holds], quantifier: Literal["all", "any"]) -> Verdict:
+    """The verdict a set of per-run outcomes gives a claim of this quantifier."""
+    tested = [value for value in holds if value is not None]
+    if not tested:
+        return Verdict.INCONCLUSIVE
+    if quantifier == "all":
+        return Verdict.SUPPORTED if all(tested) else Verdict.REFUTED
+    return Verdict.SUPPORTED if any(tested) else Verdict.REFUTED
+
+
+def evaluate(hypothesis: Hypothesis, trials: Sequence[Trial], runs: Mapping[str, RunResult]) -> Finding:
+    """The finding of ``hypothesis`` from the runs of its ``trials`` (looked up by label)."""
+    observations = []
+    for trial in trials:
+        holds, evidence = trial.predicate(runs[trial.run.label], runs)
+        observations.append(Observation(trial.run.label, holds, evidence))
+    verdict = verdict_of((o.holds for o in observations), hypothesis.quantifier)
+    return Finding(hypothesis, verdict, tuple(observations))
+
+
+# ---------------------------------------------------------------------------
+# What runs show
+
+
+def factory_closes(run: RunResult) -> list[ConnectionResult]:
+    """Connections closed 1011 "Factory SSOT validation failed"."""
+    return [c for c in run.connections if c.close_code == 1011 and c.close_reason == FACTORY_REASON]
+
+
+def validation_rejections(run: RunResult) -> list[ConnectionResult]:
+    """Factory closes that followed a failed SSOT validation (the mechanism the report names)."""
+    return [c for c in factory_closes(run) if c.outcome("factory.validation") == "fail"]
+
+
+def close_tally(run: RunResult) -> str:
+    """How the run's connections ended, e.g. ``"open 20, 1011 Factory SSOT validation failed 1"``."""
+    counts = Counter(
+        "open" if c.close_code is None else f"{c.close_code} {c.close_reason}" for c in run.connections
+    )
+    return ", ".join(f"{label} {n}" for label, n in sorted(counts.items()))
+
+
+def outcome_tally(connections: Sequence[ConnectionResult], point: str) -> str:
+    counts = Counter(c.outcome(point) or "not reached" for c in connections)
+    return ", ".join(f"{point}={outcome} x{n}" for outcome, n in sorted(counts.items()))
+
+
+def innermost(connection: ConnectionResult) -> str:
+    return connection.cause_chain[-1].type if connection.cause_chain else "(none)"
+
+
+# ---------------------------------------------------------------------------
+# Controlled variations
+
+
+def vary(profile: Profile, label: str, set_factors: Mapping[str, object] | None = None,
+         drop: Callable[[str], bool] | None = None) -> Profile:
+    """``profile`` with factors dropped (``drop(path)`` true) and then set; named ``label``."""
+    factors = {path: value for path, value in flatten_profile(profile).items() if not (drop and drop(path))}
+    factors.update(set_factors or {})
+    return unflatten_profile(label, factors, base=profile)
+
+
+def is_environment_factor(path: str) -> bool:
+    return path.startswith(ENVIRONMENT_PATHS)
+
+
+def in_environment_of(traffic: Profile, environment: Profile) -> RunSpec:
+    """``traffic``'s clients run where ``environment`` runs (env, process, startup, instances)."""
+    label = f"{traffic.name} traffic in {environment.name} environment"
+    moved = {path: value for path, value in flatten_profile(environment).items() if is_environment_factor(path)}
+    return RunSpec(label, vary(traffic, label, moved, drop=is_environment_factor))
+
+
+def variation(profile: Profile, change: str, set_factors: Mapping[str, object] | None = None,
+              drop: Callable[[str], bool] | None = None) -> RunSpec:
+    label = f"{profile.name} with {change}"
+    return RunSpec(label, vary(profile, label, set_factors, drop))
+
+
+def unchanged(profile: Profile, variant: str = "original") -> RunSpec:
+    label = profile.name if variant == "original" else f"{profile.name} [{variant}]"
+    return RunSpec(label, profile, variant)
+
+
+# ---------------------------------------------------------------------------
+# Predicates
+
+
+def closes_follow_validation_failure(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+    closes = factory_closes(run)
+    if not closes:
+        return None, f"no factory close ({close_tally(run)})"
+    rejected = validation_rejections(run)
+    inner = Counter(innermost(c) for c in closes)
+    return len(rejected) == len(closes), (
+        f"{len(rejected)} of {len(closes)} factory closes follow factory.validation=fail; innermost "
+        + ", ".join(f"{kind} x{n}" for kind, n in sorted(inner.items()))
+    )
+
+
+def closes_follow_strict_rejection(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+    closes = factory_closes(run)
+    if not closes:
+        return None, f"no factory close ({close_tally(run)})"
+    strict = [c for c in validation_rejections(run) if c.outcome("factory.validation_mode") == "strict"]
+    return len(strict) == len(closes), (
+        f"{outcome_tally(closes, 'factory.validation_mode')}; {outcome_tally(closes, 'factory.validation')}"
+    )
+
+
+def context_differs_from_reference(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+    closes = factory_closes(run)
+    reference = runs[REFERENCE].connections[0]
+    if not closes:
+        return None, "no factory close"
+    points = ("context.id_generation", "context.creation")
+    differs = any(c.outcome(p) != reference.outcome(p) for c in closes for p in points)
+    shown = "; ".join(f"{p}: {reference.outcome(p)} locally, {outcome_tally(closes, p)} here" for p in points)
+    return differs, shown
+
+
+def has_no_factory_close(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+    return not factory_closes(run), close_tally(run)
+
+
+def has_factory_close(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+    return bool(factory_closes(run)), close_tally(run)
+
+
+def has_no_failure(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+    return not run.failures, close_tally(run)
+
+
+def has_validation_rejection(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+    reached = [c for c in run.connections if c.outcome("factory.validation") is not None]
+    if not reached:
+        return None, f"no connection reached factory validation ({close_tally(run)})"
+    rejected = validation_rejections(run)
+    return bool(rejected), f"{len(rejected)} of {len(reached)} validated contexts rejected; {close_tally(run)}"
+
+
+def fallback_ids_rejected(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+    fallback = [c for c in run.connections if c.outcome("context.id_generation") == "fallback"]
+    if not fallback:
+        return None, "no connection used fallback IDs"
+    rejected = [c for c in validation_rejections(run) if c in fallback]
+    return bool(rejected), (
+        f"{len(fallback)} connections built fallback IDs, {len(rejected)} rejected by validation; "
+        f"{outcome_tally(fallback, 'factory.validation')}"
+    )
+
+
+def failures_used_fallback(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+    closes = factory_closes(run)
+    if not closes:
+        return None, "no factory close"
+    return all(c.outcome("context.id_generation") == "fallback" for c in closes), outcome_tally(
+        closes, "context.id_generation"
+    )
+
+
+def id_generation_changes(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+    expected = runs[REFERENCE].connections[0].outcome("context.id_generation")
+    reached = [c for c in run.connections if c.outcome("context.id_generation") is not None]
+    if not reached:
+        return None, f"ID generation not reached ({close_tally(run)})"
+    changed = [c for c in reached if c.outcome("context.id_generation") != expected]
+    return bool(changed or validation_rejections(run)), (
+        f"{outcome_tally(reached, 'context.id_generation')} (locally {expected}); "
+        f"{len(validation_rejections(run))} validation rejections"
+    )
+
+
+def expected_validation_mode(mode: str) -> Predicate:
+    def predicate(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+        reached = [c for c in run.connections if c.outcome("factory.validation_mode") is not None]
+        if not reached:
+            return None, "no connection reached the factory"
+        return all(c.outcome("factory.validation_mode") == mode for c in reached), outcome_tally(
+            reached, "factory.validation_mode"
+        )
+
+    return predicate
+
+
+def runs_strict_validation(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+    reached = [c for c in run.connections if c.outcome("factory.validation_mode") is not None]
+    if not reached:
+        return None, "no connection reached the factory"
+    return any(c.outcome("factory.validation_mode") == "strict" for c in reached), outcome_tally(
+        reached, "factory.validation_mode"
+    )
+
+
+def strict_runs_and_rejects(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+    strict = [c for c in run.connections if c.outcome("factory.validation_mode") == "strict"]
+    if not strict:
+        return None, "strict validation never ran"
+    rejected = [c for c in strict if c.outcome("factory.validation") == "fail"]
+    return bool(rejected), f"strict validation ran {len(strict)} times, rejected {len(rejected)}; {close_tally(run)}"
+
+
+def local_validation_works(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+    validated = [c for c in run.connections if c.outcome("factory.validation") is not None]
+    passed = [c for c in validated if c.outcome("factory.validation") == "pass"]
+    return not run.failures and len(passed) == len(validated), (
+        f"{len(passed)} of {len(validated)} validations pass; {close_tally(run)}"
+    )
+
+
+def same_path_as_reference(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+    failure = run.first_failure()
+    if failure is None:
+        return None, "no failing connection"
+    deciding = failure.deciding_decision()
+    decided_at = POINT_ORDER.get(deciding.point, len(POINT_ORDER)) if deciding else len(POINT_ORDER)
+    nearest = min(
+        (first_divergence(c.decisions, failure.decisions) for c in runs[REFERENCE].connections),
+        key=lambda d: -POINT_ORDER.get(d.point, len(POINT_ORDER)) if d else -len(POINT_ORDER) - 1,
+    )
+    if nearest is None:
+        return True, "decision traces identical"
+    agrees = POINT_ORDER.get(nearest.point, len(POINT_ORDER)) >= decided_at
+    return agrees, (
+        f"first divergence at {nearest.point}: {nearest.passing} locally vs {nearest.failing} here "
+        f"(failure decided at {deciding.point if deciding else '-'})"
+    )
+
+
+def local_environment_removes_validation_failure(base: str) -> Predicate:
+    """The conclusion: the base run's closes are validation rejections and the local environment removes them."""
+
+    def predicate(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+        base_run = runs[base]
+        closes, rejected = factory_closes(base_run), validation_rejections(base_run)
+        holds = bool(closes) and len(rejected) == len(closes) and not factory_closes(run)
+        return holds, (
+            f"{base}: {len(rejected)} of {len(closes)} factory closes are validation rejections; "
+            f"in the local environment: {close_tally(run)}"
+        )
+
+    return predicate
+
+
+# ---------------------------------------------------------------------------
+# The experiments
+
+
+def _each(baseline: Baseline, names: Iterable[str], predicate: Predicate, variant: str = "original") -> list[Trial]:
+    return [Trial(unchanged(baseline.profiles[name], variant), predicate) for name in names]
+
+
+def _is_cloud_run(profile: Profile) -> bool:
+    return bool(profile.env.get("K_SERVICE"))
+
+
+def _is_local(profile: Profile) -> bool:
+    environment = profile.env.get("ENVIRONMENT", "")
+    return not _is_cloud_run(profile) and (environment in {"test", "development"} or profile.process.pytest_loaded)
+
+
+def _probes(baseline: Baseline) -> list[Profile]:
+    """The reference's single connection locally and in the staging environment."""
+    reference, staging = baseline.profiles[REFERENCE], baseline.profiles[STAGING]
+    return [reference, in_environment_of(reference, staging).profile]
+
+
+USER_ID_SHAPES: dict[str, str] = {
+    "a 21-digit Google subject id": "104729384756102938475",
+    "a UUID": "5f0c2a9e-3b7d-4e61-9a2f-8c1d0e7b4a53",
+    "an e-mail address": "jane.doe@example.com",
+    "surrounding whitespace": "  padded-user-7  ",
+    "a tab inside": "user\t42",
+    "non-ASCII letters": "jürgen-müller-ßø",
+    "300 characters": "u" * 300,
+    "digits only": "12345",
+}
+TOKEN_SHAPES: dict[str, dict[str, object]] = {
+    "an auth-service token via subprotocol": {"clients[0].token_via": "subprotocol", "clients[0].subprotocols": ("jwt-auth",)},
+    "an auth-service token via query": {"clients[0].token_via": "query"},
+    "the E2E suite's token": {"clients[0].token": "e2e_suite"},
+    "the E2E suite's token and headers": {
+        "clients[0].token": "e2e_suite", "clients[0].headers.X-Test-Type": "E2E",
+        "clients[0].headers.X-E2E-Test": "true",
+    },
+    "an expired token": {"clients[0].token": "expired"},
+    "a token of another issuer's key": {"clients[0].token": "bad_signature"},
+    "an alg=none token": {"clients[0].token": "alg_none"},
+}
+ENVIRONMENT_VALUES: dict[str, str | None] = {
+    "development": "development", "staging": "staging", "production": "production",
+    "'staging '": "staging ", "Staging": "Staging", "unset": None,
+}
+STARTUP_STATES: dict[str, dict[str, object]] = {
+    "startup completing after 10 s": {"startup.complete": False, "startup.complete_after_s": 10.0},
+    "startup never completing": {"startup.complete": False},
+    "no agent supervisor": {"startup.agent_supervisor": False},
+    "no thread service": {"startup.thread_service": False},
+}
+
+
+def _shape_trials(baseline: Baseline, shapes: Mapping[str, Mapping[str, object]], predicate: Predicate) -> list[Trial]:
+    return [
+        Trial(variation(probe, change, factors), predicate)
+        for probe in _probes(baseline)
+        for change, factors in shapes.items()
+    ]
+
+
+def _design_environment_swap(baseline: Baseline) -> list[Trial]:
+    reference = baseline.profiles[REFERENCE]
+    to_local = [Trial(in_environment_of(baseline.profiles[name], reference), has_no_factory_close)
+                for name in baseline.failing()]
+    to_cloud = [Trial(in_environment_of(reference, baseline.profiles[name]), has_factory_close)
+                for name in baseline.where(_is_cloud_run)]
+    return to_local + to_cloud
+
+
+def _design_user_ids(baseline: Baseline) -> list[Trial]:
+    shapes = {f"user id {shape}": {"clients[0].user_id": value} for shape, value in USER_ID_SHAPES.items()}
+    return _shape_trials(baseline, shapes, has_validation_rejection)
+
+
+def _design_environment_values(baseline: Baseline) -> list[Trial]:
+    """The staging probe (which has the staging secrets) under other ENVIRONMENT values, with and
+    without K_SERVICE."""
+    probe = _probes(baseline)[1]
+    trials = []
+    for shown, value in ENVIRONMENT_VALUES.items():
+        for cloud in (True, False):
+            change = f"ENVIRONMENT {shown}" + ("" if cloud else " and no K_SERVICE")
+            factors: dict[str, object] = {"env.ENVIRONMENT": value} if value is not None else {}
+            dropped = {"env.ENVIRONMENT"} | (set() if cloud else {"env.K_SERVICE"})
+            trials.append(Trial(variation(probe, change, factors, drop=dropped.__contains__), id_generation_changes))
+    return trials
+
+
+def _design_environment_not_set(baseline: Baseline) -> list[Trial]:
+    staging = baseline.profiles[STAGING]
+    is_detection_signal = lambda p: p == "env.ENVIRONMENT" or p in {f"env.{v}" for v in CLOUD_RUN_VARIABLES}  # noqa: E731
+    changes: dict[str, dict[str, object]] = {
+        "ENVIRONMENT and Cloud Run variables unset": {},
+        "ENVIRONMENT 'staging ' and no Cloud Run variables": {"env.ENVIRONMENT": "staging "},
+        "ENVIRONMENT 'Staging\\n' and no Cloud Run variables": {"env.ENVIRONMENT": "Staging\n"},
+    }
+    varied = [Trial(variation(staging, change, factors, drop=is_detection_signal), strict_runs_and_rejects)
+              for change, factors in changes.items()]
+    shipped = _each(baseline, baseline.where(lambda p: not _is_cloud_run(p) and not _is_local(p)), strict_runs_and_rejects)
+    return shipped + varied
+
+
+def _design_without_cloud_run(baseline: Baseline) -> list[Trial]:
+    cloud_variables = {f"env.{name}" for name in CLOUD_RUN_VARIABLES}
+    return [
+        Trial(variation(baseline.profiles[name], "Cloud Run variables removed", drop=lambda p: p in cloud_variables),
+              has_no_factory_close)
+        for name in baseline.failing()
+        if _is_cloud_run(baseline.profiles[name])
+    ]
+
+
+def _design_readiness(baseline: Baseline) -> list[Trial]:
+    ready = {"startup.complete": True, "startup.agent_supervisor": True, "startup.thread_service": True,
+             "startup.id_generator_fails": False}
+    return [Trial(variation(baseline.profiles[name], "every service ready at startup", ready), has_no_failure)
+            for name in baseline.failing()]
+
+
+def _design_conclusion(baseline: Baseline) -> list[Trial]:
+    reference = baseline.profiles[REFERENCE]
+    return [Trial(in_environment_of(baseline.profiles[name], reference), local_environment_removes_validation_failure(name))
+            for name in baseline.failing()]
+
+
+def _design_injected_id_failure(baseline: Baseline) -> list[Trial]:
+    inject = {"startup.id_generator_fails": True}
+    names = [REFERENCE, STAGING, *baseline.where(lambda p: not _is_cloud_run(p) and not _is_local(p))]
+    return [Trial(variation(baseline.profiles[name], "the ID generator failing", inject), fallback_ids_rejected)
+            for name in dict.fromkeys(names)]
+
+
+HYPOTHESES: tuple[Hypothesis, ...] = (
+    Hypothesis(
+        "why1.validation_raises", "Why #1",
+        "The 1011 'Factory SSOT validation failed' closes come from _validate_ssot_user_context_staging_safe() "
+        "throwing validation errors (FactoryInitializationError caused by SSOT validation failure).",
+        "Every 1011 factory close follows factory.validation = fail.",
+        "all", lambda b: _each(b, b.profiles, closes_follow_validation_failure),
+    ),
+    Hypothesis(
+        "why2.strict_validation_rejects", "Why #2",
+        "Strict validation rejects the UserExecutionContext in staging (type, missing attributes or string checks).",
+        "Every 1011 factory close ran strict validation and failed it.",
+        "all", lambda b: _each(b, b.profiles, closes_follow_strict_rejection),
+    ),
+    Hypothesis(
+        "why3.context_creation_differs", "Why #3",
+        "UserExecutionContext creation differs between local and staging (auth flow, ID generation in GCP).",
+        "The failing connections' ID generation or context creation outcome differs from the local debug run's.",
+        "all", lambda b: _each(b, b.failing(), context_differs_from_reference),
+    ),
+    Hypothesis(
+        "why4.environment_makes_it_fail", "Why #4",
+        "GCP Cloud Run environment differences make the identical context creation fail validation in staging.",
+        "A failing profile's traffic passes in the local debug environment, and the local debug traffic fails "
+        "in every Cloud Run environment.",
+        "all", _design_environment_swap,
+    ),
+    Hypothesis(
+        "why5.fallback_in_staging", "Why #5 (1), table: ID Generation",
+        "Staging triggers the UnifiedIdGenerator UUID fallback (it may time out there).",
+        "The failing connections built their IDs with the fallback.",
+        "all", lambda b: _each(b, b.failing(), failures_used_fallback),
+    ),
+    Hypothesis(
+        "why5.fallback_fails_validation", "Why #5 (3)",
+        "The fallback creates IDs of a different format that may fail strict validation.",
+        "With the ID generator failing (injected), some context with fallback IDs is rejected by validation.",
+        "any", _design_injected_id_failure,
+    ),
+    Hypothesis(
+        "why5.startup_timing", "Why #5 (1), table: Service Init",
+        "Service dependency initialization timing in Cloud Run (async, timing-dependent) makes validation fail.",
+        "Late or missing startup or dependencies lead to contexts rejected by validation.",
+        "any", lambda b: _shape_trials(b, STARTUP_STATES, has_validation_rejection),
+    ),
+    Hypothesis(
+        "why5.jwt_user_id_format", "Why #5 (2, 3), table: User ID Format",
+        "Real JWT user ids with different formats, characters, encoding or whitespace fail string validation.",
+        "Some user-id shape makes validation reject the context (locally or in staging).",
+        "any", _design_user_ids,
+    ),
+    Hypothesis(
+        "why5.auth_patterns", "Why #5 (2), table: Auth Flow",
+        "Real GCP JWT authentication / service-account patterns differ from local test tokens and lead to "
+        "contexts that fail validation.",
+        "Some token kind or token transport makes validation reject the context.",
+        "any", lambda b: _shape_trials(b, TOKEN_SHAPES, has_validation_rejection),
+    ),
+    Hypothesis(
+        "why5.env_vars_id_patterns", "Why #5 (2)",
+        "Different environment variable values affect ID generation patterns.",
+        "Some ENVIRONMENT value (with or without K_SERVICE) changes how IDs are generated or gets the context "
+        "rejected.",
+        "any", _design_environment_values,
+    ),
+    Hypothesis(
+        "table.database", "Table: Database",
+        "Database: direct local connection vs service-to-service through GCP.",
+        "A difference in database connectivity changes the outcome.",
+        "any", lambda b: [],
+        untestable_because="no run can test it: the WebSocket path (spec) has no database factor",
+    ),
+    Hypothesis(
+        "table.resource_limits", "Table: Resource Limits",
+        "GCP Cloud Run constraints (no limits locally) contribute to the failure.",
+        "Without the Cloud Run variables the failing profiles no longer close 1011 'Factory SSOT validation failed'.",
+        "all", _design_without_cloud_run,
+    ),
+    Hypothesis(
+        "table.environment_detection", "Table: Environment Detection",
+        "Locally 'test' selects strict validation; staging selects the staging accommodation.",
+        "local-debug validates strictly; every ENVIRONMENT=staging profile validates relaxed.",
+        "all", lambda b: [Trial(unchanged(b.profiles[REFERENCE]), expected_validation_mode("strict"))]
+        + _each(b, b.where(lambda p: p.env.get("ENVIRONMENT") == "staging"), expected_validation_mode("relaxed")),
+    ),
+    Hypothesis(
+        "finding.detection_fails_in_gcp", "Critical finding",
+        "Environment detection may not be working in GCP staging, so strict validation runs instead of the "
+        "staging accommodation.",
+        "Some connection on a Cloud Run profile runs strict validation.",
+        "all", lambda b: _each(b, b.where(_is_cloud_run), runs_strict_validation),
+    ),
+    Hypothesis(
+        "finding.environment_not_set", "Environment detection issues",
+        "If ENVIRONMENT is not set correctly in staging, strict validation runs and fails.",
+        "With ENVIRONMENT unset or mis-set (and no Cloud Run signal), strict validation rejects some context.",
+        "any", _design_environment_not_set,
+    ),
+    Hypothesis(
+        "fix.v1", "Specific Code Fix Recommendation (variant V1)",
+        "Broader environment detection (V1) fixes the failures and restores WebSocket functionality.",
+        "Every failing profile has no failing connection under V1.",
+        "all", lambda b: _each(b, b.failing(), has_no_failure, variant="V1"),
+    ),
+    Hypothesis(
+        "action.service_readiness", "Immediate action 3",
+        "Ensuring UnifiedIdGenerator and its dependencies are ready before WebSocket handling removes the failure.",
+        "With every service ready at startup, the failing profiles have no failing connection.",
+        "all", _design_readiness,
+    ),
+    Hypothesis(
+        "action.permissive_staging_validation", "Immediate action 2 (variant V2)",
+        "More permissive staging validation that handles GCP-specific ID formats removes the failure.",
+        "Every failing profile has no failing connection under V2 (relaxed validation almost everywhere).",
+        "all", lambda b: _each(b, b.failing(), has_no_failure, variant="V2"),
+    ),
+    Hypothesis(
+        "summary.local_works", "Executive summary",
+        "In the local/dev environment factory validation works perfectly.",
+        "Every local profile (test, development, pytest) passes and every validation in it passes.",
+        "all", lambda b: _each(b, b.where(_is_local), local_validation_works),
+    ),
+    Hypothesis(
+        "summary.identical_code_path", "Executive summary (evidence)",
+        "The local debug run exercises the identical code path that fails in staging.",
+        "The failing connection's decision trace agrees with the local debug run's up to the decision that "
+        "failed it.",
+        "all", lambda b: _each(b, b.failing(), same_path_as_reference),
+    ),
+    Hypothesis(
+        "impact.production", "Business impact",
+        "Production likely has similar issues to staging.",
+        "The production profile shows 1011 'Factory SSOT validation failed' closes.",
+        "all", lambda b: _each(b, b.where(lambda p: p.env.get("ENVIRONMENT") == "production"), has_factory_close),
+    ),
+    Hypothesis(
+        "conclusion.root_cause", "Conclusion",
+        "Definitive root cause: GCP staging environment differences create contexts that fail strict SSOT "
+        "validation.",
+        "Each failing profile's factory closes are validation rejections, and its traffic in the local "
+        "environment has none.",
+        "all", _design_conclusion,
+    ),
+)
+
+
+# ---------------------------------------------------------------------------
+# The ledger
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """Every hypothesis of the report with its verdict, in the report's order."""
+
+    findings: tuple[Finding, ...]
+    runs_made: int
+
+    def finding(self, key: str) -> Finding:
+        for finding in self.findings:
+            if finding.key == key:
+                return finding
+        raise KeyError(key)
+
+    def counts(self) -> dict[str, int]:
+        counts = Counter(f.verdict.value for f in self.findings)
+        return {verdict.value: counts.get(verdict.value, 0) for verdict in Verdict}
+
+    def summary(self) -> str:
+        counts = self.counts()
+        return (
+            f"{len(self.findings)} claims of the report tested with {self.runs_made} runs: "
+            + ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+        )
+
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        return [(f.key, f.hypothesis.source, f.verdict.value, f.evidence_line()) for f in self.findings]
+
+    def to_text(self) -> str:
+        from investigation.report import format_table
+
+        return format_table(("claim", "source", "verdict", "evidence"), self.rows())
+
+    def _repr_markdown_(self) -> str:
+        lines = ["| claim | source | verdict | evidence |", "|---|---|---|---|"]
+        lines.extend(
+            "| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in row) + " |"
+            for row in self.rows()
+        )
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"Ledger({self.summary()})"
+
+
+def run_all(specs: Iterable[RunSpec], done: Mapping[str, RunResult]) -> dict[str, RunResult]:
+    """``done`` plus a run of every spec whose label is not in it yet.
+
+    Raises:
+        ValueError: two specs share a label but differ.
+    """
+    runs = dict(done)
+    seen: dict[str, RunSpec] = {}
+    for spec in specs:
+        if spec.label in seen and seen[spec.label] != spec:
+            raise ValueError(f"two different runs are labelled {spec.label!r}")
+        seen[spec.label] = spec
+        if spec.label not in runs:
+            runs[spec.label] = simulate(spec.profile, spec.variant)
+    return runs
+
+
+def baseline_of(profiles: Sequence[Profile]) -> Baseline:
+    by_name = {profile.name: profile for profile in profiles}
+    return Baseline(by_name, {name: simulate(profile) for name, profile in by_name.items()})
+
+
+def ledger_from(baseline: Baseline, hypotheses: Sequence[Hypothesis] = HYPOTHESES) -> Ledger:
+    """Design every hypothesis's experiment on ``baseline``, make the runs, compute the verdicts."""
+    designs = [(hypothesis, tuple(hypothesis.design(baseline))) for hypothesis in hypotheses]
+    runs = run_all((trial.run for _, trials in designs for trial in trials), baseline.runs)
+    findings = tuple(evaluate(hypothesis, trials, runs) for hypothesis, trials in designs)
+    return Ledger(findings, runs_made=len(runs))
+
+
+def build_ledger(profiles_dir: str | None = None, hypotheses: Sequence[Hypothesis] = HYPOTHESES) -> Ledger:
+    """The ledger over the shipped profiles (plus those of ``profiles_dir``)."""
+    return ledger_from(baseline_of(list_profiles(profiles_dir)), hypotheses)

@@ -1,0 +1,194 @@
+"""Tests of investigation.analysis.hypotheses: verdict rules, and verdicts that flip when the
+runs are built so a claim's prediction holds or fails.
+
+Expected verdicts come from spec/backend.md: the 1011 closes of the shipped profiles are
+the per-user cap (4.2) refusing a sixth manager that is never released (14), which is a
+RuntimeError, not a validation failure; V1 and V2 change only validation (8).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from investigation.analysis.hypotheses import (
+    HYPOTHESES,
+    REFERENCE,
+    STAGING,
+    Baseline,
+    Hypothesis,
+    Ledger,
+    Verdict,
+    baseline_of,
+    build_ledger,
+    evaluate,
+    ledger_from,
+    verdict_of,
+)
+from investigation.backend import factory
+from investigation.profiles import Profile, flatten_profile, load_profile, unflatten_profile
+from investigation.trace import CauseLink, ConnectionResult, Decision, RunResult
+
+
+def hypothesis(key: str) -> Hypothesis:
+    return next(h for h in HYPOTHESES if h.key == key)
+
+
+def varied(profile: Profile, name: str, factors: dict[str, object]) -> Profile:
+    return unflatten_profile(name, {**flatten_profile(profile), **factors}, base=profile)
+
+
+@pytest.fixture(scope="module")
+def ledger() -> Ledger:
+    return build_ledger()
+
+
+@pytest.fixture(scope="module")
+def reference() -> Profile:
+    return load_profile(REFERENCE)
+
+
+@pytest.fixture(scope="module")
+def staging() -> Profile:
+    return load_profile(STAGING)
+
+
+def only(ledger: Ledger, key: str) -> Verdict:
+    return ledger.finding(key).verdict
+
+
+# --- the verdict rules ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("holds", "quantifier", "expected"),
+    [
+        ([True, True, None], "all", Verdict.SUPPORTED),
+        ([True, False], "all", Verdict.REFUTED),
+        ([None, None], "all", Verdict.INCONCLUSIVE),
+        ([], "all", Verdict.INCONCLUSIVE),
+        ([False, True], "any", Verdict.SUPPORTED),
+        ([False, None, False], "any", Verdict.REFUTED),
+        ([None], "any", Verdict.INCONCLUSIVE),
+    ],
+)
+def test_verdict_rules(holds: list[bool | None], quantifier: Any, expected: Verdict) -> None:
+    assert verdict_of(holds, quantifier) is expected
+
+
+def test_hypothesis_keys_are_unique_and_every_testable_claim_has_runs(ledger: Ledger) -> None:
+    keys = [h.key for h in HYPOTHESES]
+    assert len(keys) == len(set(keys))
+    for finding in ledger.findings:
+        assert finding.observations or finding.hypothesis.untestable_because, finding.key
+
+
+# --- synthetic runs: the verdict of Why #1 follows the decision traces ---------------------
+
+
+def factory_close(validation: str, innermost: str) -> ConnectionResult:
+    decisions = (Decision("factory.validation_mode", "strict"), Decision("factory.validation", validation))
+    return ConnectionResult(
+        index=0, client="c", instance=0, user_id="u", at_s=0.0, close_code=1011,
+        close_reason="Factory SSOT validation failed", decisions=decisions,
+        cause_chain=(CauseLink("FactoryInitializationError", "m"), CauseLink(innermost, "m")),
+    )
+
+
+def test_why1_flips_with_what_preceded_the_factory_close(reference: Profile) -> None:
+    why1 = hypothesis("why1.validation_raises")
+    trials = why1.design(Baseline({reference.name: reference}, {}))
+    name = reference.name
+    rejected = {name: RunResult(name, "original", (factory_close("fail", "ValueError"),))}
+    capacity = {name: RunResult(name, "original", (factory_close("pass", "RuntimeError"),))}
+    nothing = {name: RunResult(name, "original", ())}
+    assert evaluate(why1, trials, rejected).verdict is Verdict.SUPPORTED
+    assert evaluate(why1, trials, capacity).verdict is Verdict.REFUTED
+    assert evaluate(why1, trials, nothing).verdict is Verdict.INCONCLUSIVE
+
+
+# --- real runs built so the prediction holds or fails ---------------------------------------
+
+
+def test_local_works_flips_when_a_local_profile_fails(reference: Profile) -> None:
+    local_works = [hypothesis("summary.local_works")]
+    assert only(ledger_from(baseline_of([reference]), local_works), "summary.local_works") is Verdict.SUPPORTED
+    # spec 4.2/14: a sixth connection of one user in one process exceeds the cap, locally too
+    busy = varied(reference, "busy-local", {"clients[0].connections": 6})
+    verdict = only(ledger_from(baseline_of([reference, busy]), local_works), "summary.local_works")
+    assert verdict is Verdict.REFUTED
+
+
+def test_production_impact_flips_with_a_user_reconnecting_past_the_cap(reference: Profile, staging: Profile) -> None:
+    impact = [hypothesis("impact.production")]
+    production = load_profile("production-cloud-run")
+    assert only(ledger_from(baseline_of([reference, production]), impact), "impact.production") is Verdict.REFUTED
+    reconnecting = varied(production, "production-reconnects", {"clients[4].connections": 8, "clients[4].spacing_s": 20.0})
+    ledger = ledger_from(baseline_of([reference, reconnecting]), impact)
+    assert only(ledger, "impact.production") is Verdict.SUPPORTED
+
+
+def _reject_fallback_ids_at_manager_creation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A world where the report's Why #5 holds: the factory rejects fallback-format thread ids."""
+    original = factory._validate_ssot_user_context_staging_safe
+
+    def validate(user_context: Any) -> None:
+        if str(getattr(user_context, "thread_id", "")).startswith("ws_thread_"):
+            raise ValueError("SSOT CONTEXT VALIDATION FAILED: thread_id has the fallback format")
+        original(user_context)
+
+    monkeypatch.setattr(factory, "_validate_ssot_user_context_staging_safe", validate)
+
+
+def test_fallback_claim_flips_when_the_factory_rejects_fallback_ids(
+    monkeypatch: pytest.MonkeyPatch, reference: Profile, staging: Profile
+) -> None:
+    claims = [hypothesis("why5.fallback_fails_validation"), hypothesis("why1.validation_raises")]
+    baseline = [reference, staging]
+    before = ledger_from(baseline_of(baseline), claims)
+    assert only(before, "why5.fallback_fails_validation") is Verdict.REFUTED
+    _reject_fallback_ids_at_manager_creation(monkeypatch)
+    after = ledger_from(baseline_of(baseline), claims)
+    assert only(after, "why5.fallback_fails_validation") is Verdict.SUPPORTED
+
+
+def test_v1_claim_flips_when_strict_validation_fails_where_v1_relaxes_it(
+    monkeypatch: pytest.MonkeyPatch, reference: Profile, staging: Profile
+) -> None:
+    # A deployment with K_REVISION but no K_SERVICE: the original validates strictly, V1 relaxes (spec 8).
+    revision_only = varied(reference, "revision-only", {"env.K_REVISION": "svc-00001-abc"})
+    original = factory._validate_ssot_user_context
+
+    def strict(user_context: Any) -> None:
+        original(user_context)
+        raise ValueError("SSOT CONTEXT VALIDATION FAILED: rejected by a stricter check")
+
+    fix = [hypothesis("fix.v1")]
+    assert only(ledger_from(baseline_of([reference, staging]), fix), "fix.v1") is Verdict.REFUTED
+    monkeypatch.setattr(factory, "_validate_ssot_user_context", strict)
+    # Context creation (auth) validates too; let it pass there so only the factory's check rejects.
+    monkeypatch.setattr("investigation.backend.auth._validate_ssot_user_context_staging_safe", lambda ctx: None)
+    ledger = ledger_from(baseline_of([revision_only]), fix)
+    assert only(ledger, "fix.v1") is Verdict.SUPPORTED
+
+
+# --- the shipped profiles ------------------------------------------------------------------
+
+
+def test_default_verdicts_follow_from_the_spec(ledger: Ledger) -> None:
+    assert only(ledger, "why1.validation_raises") is Verdict.REFUTED
+    assert only(ledger, "why4.environment_makes_it_fail") is Verdict.REFUTED
+    assert only(ledger, "fix.v1") is Verdict.REFUTED
+    assert only(ledger, "action.permissive_staging_validation") is Verdict.REFUTED
+    assert only(ledger, "table.environment_detection") is Verdict.SUPPORTED
+    assert only(ledger, "summary.local_works") is Verdict.SUPPORTED
+    assert only(ledger, "table.database") is Verdict.INCONCLUSIVE
+
+
+def test_ledger_views_are_deterministic_and_name_every_claim(ledger: Ledger) -> None:
+    again = build_ledger()
+    assert again.to_text() == ledger.to_text()
+    markdown = ledger._repr_markdown_()
+    assert all(h.key in markdown for h in HYPOTHESES)
+    assert sum(ledger.counts().values()) == len(HYPOTHESES)
