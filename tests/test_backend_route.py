@@ -1,0 +1,463 @@
+"""Spec section 1: the `/ws` route step by step, and every row of the close-code table (1.2)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from investigation.backend import factory as factory_module
+from investigation.backend.factory import _validate_relaxed
+from investigation.backend.foreign_contexts import SupervisorUserExecutionContext
+from investigation.backend.process import StartupState
+from investigation.backend.route import detect_route_e2e
+from tests.conftest import (
+    SECRET,
+    Harness,
+    ScriptedSocket,
+    bearer,
+    claims_for,
+    log_messages,
+    message,
+    mint,
+    outcome,
+    welcome_frames,
+)
+
+DEV = {"ENVIRONMENT": "development", "JWT_SECRET_KEY": SECRET}
+STAGING = {"ENVIRONMENT": "staging", "K_SERVICE": "netra-backend-staging", "JWT_SECRET_STAGING": SECRET}
+PRODUCTION = {"ENVIRONMENT": "production", "JWT_SECRET_KEY": SECRET, "JWT_ALGORITHM": "HS256"}
+ERROR_FRAME_KEYS = {"type", "error_code", "error_message", "details", "timestamp", "recovery_suggestions"}
+
+
+def user_socket(user: str = "user-0001", **options: Any) -> ScriptedSocket:
+    headers = {**bearer(mint(claims_for(user))), **options.pop("headers", {})}
+    return ScriptedSocket(headers=headers, **options)
+
+
+def kinds(socket: ScriptedSocket) -> list[str]:
+    return [kind for _, kind, _ in socket.events]
+
+
+# --- steps 3 and 5: accept before auth, subprotocol, auth failure --------------------------------
+
+
+def test_accept_comes_before_authentication_and_failure_is_a_close_after_accept(harness) -> None:
+    h = harness(DEV)
+    socket = ScriptedSocket(headers={"Sec-WebSocket-Protocol": "jwt-auth"}, hold_s=5.0)
+    h.connect(socket)
+    assert kinds(socket) == ["accept", "send", "close"]
+    frame = socket.frames[0]
+    assert set(frame) == ERROR_FRAME_KEYS
+    assert frame["type"] == "error_message" and frame["error_code"] == "NO_TOKEN"
+    assert frame["recovery_suggestions"] is None
+    (t_frame, _, _), (t_close, _, close) = socket.events[1:]
+    assert close == (1008, "SSOT Auth failed")
+    assert t_close - t_frame == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    ("offered", "accepted"),
+    [("jwt-auth", "jwt-auth"), (" chat ,  jwt-auth ", "jwt-auth"), ("JWT-AUTH", None), ("chat", None), (None, None)],
+)
+def test_subprotocol(harness, offered: str | None, accepted: str | None) -> None:
+    headers = {} if offered is None else {"Sec-WebSocket-Protocol": offered}
+    socket = user_socket(headers=headers, hold_s=1.0)
+    harness(DEV).connect(socket)
+    assert socket.subprotocol == accepted
+
+
+# --- step 2: route-level E2E detection ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "environ", "detected"),
+    [
+        ({"x-test-type": "E2E"}, {}, True),
+        ({"x-test-type": "integration"}, {}, True),
+        ({"x-test-type": "e2e "}, {}, False),
+        ({"x-test-type": "unit"}, {}, False),
+        ({"x-test-environment": "Staging"}, {}, True),
+        ({"x-test-environment": "test"}, {}, True),
+        ({"x-test-environment": "production"}, {}, False),
+        ({"x-e2e-test": "YES"}, {}, True),
+        ({"x-e2e-test": "on"}, {}, False),
+        ({"x-test-mode": "test"}, {}, True),
+        ({"x-test-mode": "e2e"}, {}, False),
+        ({"x-other-test": "e2e"}, {}, False),  # unlike the auth bypass: fixed header names
+        ({}, {"E2E_TESTING": "1"}, True),
+        ({}, {"PYTEST_RUNNING": "1"}, True),
+        ({}, {"STAGING_E2E_TEST": "1"}, True),
+        ({}, {"STAGING_E2E_TEST": "true"}, False),
+        ({}, {"E2E_OAUTH_SIMULATION_KEY": ""}, True),
+        ({}, {"E2E_TEST_ENV": "staging"}, True),
+        ({}, {"E2E_TEST_ENV": "test"}, False),
+        ({}, {}, False),
+    ],
+)
+def test_route_e2e_detection(harness, headers: dict[str, str], environ: dict[str, str], detected: bool) -> None:
+    h = harness({"ENVIRONMENT": "staging", **environ})
+    with h.active():
+        assert detect_route_e2e(headers) is detected
+
+
+# --- step 8 / table rows: factory errors ----------------------------------------------------------
+
+
+def open_sequential(h: Harness, count: int, user: str = "user-0001", start: float = 0.0, spacing: float = 2.0) -> list[ScriptedSocket]:
+    sockets = []
+    for n in range(count):
+        socket = user_socket(user, hold_s=1.0)
+        h.connect_at(start + n * spacing, socket)
+        sockets.append(socket)
+    return sockets
+
+
+def test_sixth_sequential_connection_within_5_minutes_gets_1011_factory(harness) -> None:
+    """Each ended connection leaves its manager registered and counted (step 14)."""
+    h = harness(DEV)
+    sockets = open_sequential(h, 6)
+    assert [s.close_code for s in sockets] == [None] * 5 + [1011]
+    refused = sockets[-1]
+    assert refused.close_reason == "Factory SSOT validation failed"
+    assert h.backend.factory.user_manager_count["user-0001"] == 5
+    frame = refused.frames[0]
+    assert set(frame) == ERROR_FRAME_KEYS
+    assert frame["error_code"] == "FACTORY_INIT_FAILED"
+    assert frame["error_message"] == (
+        "WebSocket factory initialization failed due to SSOT validation error. "
+        "This indicates a system configuration issue."
+    )
+    details = frame["details"]
+    assert details["error_type"] == "FactoryInitializationError"
+    assert details["error_message"].startswith(
+        "WebSocket factory initialization failed unexpectedly: User user-0001 has reached the maximum "
+        "number of WebSocket managers (5)."
+    )
+    assert details["user_id"] == "user-000..."
+    assert details["environment"] == "development"
+    assert details["ssot_compliance_issue"] is True
+    facts = details["prevention_measures"]
+    assert "UserExecutionContext" in facts.values()
+    assert "investigation.backend.context" in facts.values()
+    assert sorted(name for name, value in facts.items() if value is True) == sorted(
+        f"has_{field}" for field in ("user_id", "websocket_client_id", "thread_id", "run_id", "request_id")
+    )
+    assert kinds(refused) == ["accept", "send", "close"]
+
+
+def test_emergency_cleanup_lets_the_user_in_after_more_than_5_minutes(harness) -> None:
+    h = harness(DEV)
+    open_sequential(h, 5)  # last activity of the first manager: its disconnect at t=1
+    late = user_socket(hold_s=1.0)
+    h.connect_at(301.5, late)
+    assert late.close_code is None and len(welcome_frames(late)) == 1
+
+
+def test_other_users_are_not_affected_by_the_cap(harness) -> None:
+    h = harness(DEV)
+    open_sequential(h, 5)
+    other = user_socket("user-0002", hold_s=1.0)
+    h.connect_at(20.0, other)
+    assert other.close_code is None
+
+
+def test_strict_factory_ssot_failure_closes_1011_with_the_same_reason(harness, monkeypatch) -> None:
+    h = harness(DEV)
+
+    def foreign_in_strict_mode(ctx: Any) -> None:
+        factory_module._validate_ssot_user_context(SupervisorUserExecutionContext("u", "t", "r", "q"))
+
+    monkeypatch.setattr(factory_module, "_validate_ssot_user_context_staging_safe", foreign_in_strict_mode)
+    socket = user_socket(hold_s=1.0)
+    h.connect(socket)
+    assert (socket.close_code, socket.close_reason) == (1011, "Factory SSOT validation failed")
+    assert socket.frames[0]["details"]["error_message"].startswith(
+        "WebSocket factory SSOT validation failed: SSOT VIOLATION"
+    )
+
+
+def test_relaxed_failure_retries_once_then_stub_and_goes_on(harness, monkeypatch) -> None:
+    h = harness(STAGING)
+    calls: list[str] = []
+
+    def relaxed_failure(ctx: Any) -> None:
+        calls.append("validate")
+        _validate_relaxed(SupervisorUserExecutionContext("u", "t", "r", "q"))
+
+    monkeypatch.setattr(factory_module, "_validate_ssot_user_context_staging_safe", relaxed_failure)
+    socket = user_socket(hold_s=5.0, messages=[(1.0, message("chat"))])
+    recorder = h.connect(socket)
+    assert calls == ["validate", "validate"]
+    assert socket.close_code is None
+    assert outcome(recorder, "route.manager") == "emergency_stub"
+    assert len(welcome_frames(socket)) == 1
+    assert "ack" in [frame["type"] for frame in socket.frames]
+
+
+def test_plain_value_error_from_create_manager_retries_once_then_stub(harness, monkeypatch) -> None:
+    h = harness(DEV)
+    calls: list[int] = []
+
+    async def plain(ctx: Any) -> None:
+        calls.append(1)
+        raise ValueError("plain")
+
+    monkeypatch.setattr(h.backend.factory, "create_manager", plain)
+    socket = user_socket(hold_s=1.0)
+    recorder = h.connect(socket)
+    assert len(calls) == 2
+    assert socket.close_code is None and len(welcome_frames(socket)) == 1
+    assert outcome(recorder, "route.manager") == "emergency_stub"
+
+
+def test_plain_value_error_once_then_factory_manager_on_retry(harness, monkeypatch) -> None:
+    h = harness(DEV)
+    real = h.backend.factory.create_manager
+    calls: list[int] = []
+
+    async def flaky(ctx: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("plain")
+        return await real(ctx)
+
+    monkeypatch.setattr(h.backend.factory, "create_manager", flaky)
+    socket = user_socket(hold_s=1.0)
+    recorder = h.connect(socket)
+    assert outcome(recorder, "route.manager") == "factory_on_retry"
+    assert socket.close_code is None
+
+
+# --- step 9: the startup gate ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("environ", [STAGING, PRODUCTION])
+def test_startup_incomplete_after_30s_closes_1011(harness, environ: dict[str, str]) -> None:
+    h = harness(environ, startup=StartupState(complete=False))
+    socket = user_socket(hold_s=60.0)
+    h.connect(socket)
+    assert (socket.close_code, socket.close_reason) == (1011, "Service startup incomplete")
+    assert socket.frames[0]["error_code"] == "STARTUP_INCOMPLETE"
+    assert socket.events[-1][0] == pytest.approx(30.0)
+    (manager,) = h.backend.factory.managers.values()  # created before the gate, left behind
+    assert manager.is_active and manager.connections == {}
+    assert h.backend.factory.user_manager_count["user-0001"] == 1
+
+
+def test_startup_gate_skipped_for_route_e2e(harness) -> None:
+    h = harness({**STAGING, "STAGING_E2E_TEST": "1"}, startup=StartupState(complete=False))
+    socket = user_socket(hold_s=5.0)
+    recorder = h.connect(socket)
+    assert outcome(recorder, "route.startup_gate") == "skipped_e2e"
+    assert socket.close_code is None and len(welcome_frames(socket)) == 1
+
+
+@pytest.mark.parametrize("environ", [DEV, {"ENVIRONMENT": "test"}, {"JWT_SECRET_KEY": SECRET}])
+def test_startup_gate_not_applied_outside_staging_and_production(harness, environ: dict[str, str]) -> None:
+    h = harness(environ, startup=StartupState(complete=False))
+    socket = user_socket("user-0001", hold_s=5.0)
+    if environ.get("ENVIRONMENT") == "test":  # test context: the auth bypass takes any token
+        socket = ScriptedSocket(headers=bearer("staging-e2e-user-1"), hold_s=5.0)
+    h.connect(socket)
+    assert socket.close_code is None and len(welcome_frames(socket)) == 1
+
+
+def test_startup_completing_while_waiting_lets_the_connection_in(harness) -> None:
+    h = harness(STAGING, startup=StartupState(complete=False, complete_after_s=10.0))
+    socket = user_socket(hold_s=60.0)
+    recorder = h.connect(socket)
+    assert outcome(recorder, "route.startup_gate") == "completed_while_waiting"
+    welcome_time = next(t for t, kind, f in socket.events if kind == "send" and f["type"] == "system_message")
+    assert welcome_time == pytest.approx(10.0 + 0.1)  # polled at 0.5 s steps, then the 0.1 s wait
+
+
+# --- step 13: unhandled exception after setup ------------------------------------------------------
+
+
+def test_unhandled_exception_after_setup_closes_1011_internal_error(harness) -> None:
+    h = harness(DEV)
+    socket = user_socket(hold_s=5.0, receive_error=OSError("receive broke"))
+    h.connect(socket)
+    assert (socket.close_code, socket.close_reason) == (1011, "Internal error")
+    error_frames = [f for f in socket.frames if f["type"] == "error"]
+    assert error_frames == [
+        {
+            "type": "error",
+            "data": {
+                "error": "Internal server error",
+                "message": "An unexpected error occurred. Please reconnect.",
+                "code": "INTERNAL_ERROR",
+            },
+        }
+    ]
+    frame_time = next(t for t, kind, f in socket.events if kind == "send" and f["type"] == "error")
+    assert socket.events[-1][0] - frame_time == pytest.approx(0.1)
+
+
+# --- step 12: the message loop ---------------------------------------------------------------------
+
+
+def test_five_consecutive_routing_failures_end_without_a_close_frame(harness) -> None:
+    h = harness(DEV)
+    failures = [(1.0 + n, message("start_agent")) for n in range(5)]
+    socket = user_socket(hold_s=100.0, messages=failures)
+    recorder = h.connect(socket)
+    assert outcome(recorder, "route.message_loop") == "routing_failures"
+    assert socket.close_code is None
+    assert "close" not in kinds(socket)
+    assert h.now == pytest.approx(5.0)  # ended at the 5th message, long before the client left
+
+
+def test_a_routed_message_resets_the_failure_count(harness) -> None:
+    h = harness(DEV)
+    script = [(1.0 + n, message("start_agent")) for n in range(4)] + [(5.0, message("chat"))]
+    script += [(6.0 + n, message("bogus")) for n in range(4)]
+    socket = user_socket(hold_s=50.0, messages=script)
+    recorder = h.connect(socket)
+    assert outcome(recorder, "route.message_loop") == "client_disconnected"
+    assert h.now == pytest.approx(50.0)
+
+
+def test_chat_and_user_message_are_acknowledged_without_refreshing_activity(harness) -> None:
+    h = harness(DEV)
+    script = [(10.0, message("chat", text="hi")), (20.0, message("user_message", text="yo"))]
+    socket = user_socket(hold_s=30.0, messages=script)
+    holder: list[Any] = []
+    original = h.backend.factory.create_manager
+
+    async def keep(ctx: Any) -> Any:
+        holder.append(await original(ctx))
+        return holder[-1]
+
+    h.backend.factory.create_manager = keep  # type: ignore[method-assign]
+    activity: list[float] = []
+
+    async def sample() -> None:
+        await asyncio.sleep(25.0)
+        activity.append(holder[0].last_activity - h.clock.epoch_ms / 1000)
+
+    h.run(lambda: _together(h.backend.handle(socket), sample()))
+    assert [f["type"] for f in socket.frames].count("ack") == 2
+    assert activity[0] == pytest.approx(0.0)  # still the add_connection time
+    assert holder[0].last_activity - h.clock.epoch_ms / 1000 == pytest.approx(30.0)  # disconnect
+
+
+async def _together(*awaitables: Any) -> None:
+    await asyncio.gather(*awaitables)
+
+
+def test_each_start_agent_leaves_a_manager_and_fills_the_cap(harness) -> None:
+    h = harness(DEV)
+    script = [(1.0 + n, message("start_agent")) for n in range(4)] + [(5.5, message("chat"))]
+    first = user_socket(hold_s=10.0, messages=script)
+    h.connect(first)
+    assert first.close_code is None
+    assert h.backend.factory.user_manager_count["user-0001"] == 5  # own + 4 left behind
+    nxt = user_socket(hold_s=1.0)
+    h.connect_at(20.0, nxt)
+    assert (nxt.close_code, nxt.close_reason) == (1011, "Factory SSOT validation failed")
+
+
+def test_start_agent_at_the_cap_fails_inside_the_handler_without_close(harness) -> None:
+    h = harness(DEV)
+    script = [(1.0 + n, message("start_agent")) for n in range(4)]
+    script += [(5.5, message("chat")), (6.0, message("start_agent"))]
+    socket = user_socket(hold_s=10.0, messages=script)
+    h.connect(socket)
+    assert socket.close_code is None
+    assert h.backend.factory.user_manager_count["user-0001"] == 5
+    assert any("start_agent failed" in text for text in log_messages(h, "ERROR"))
+
+
+def test_start_agent_without_agent_dependencies_leaves_nothing(harness) -> None:
+    h = harness(DEV, startup=StartupState(agent_supervisor=False))
+    script = [(1.0 + n, message("start_agent")) for n in range(6)]
+    socket = user_socket(hold_s=10.0, messages=script)
+    h.connect(socket)
+    assert h.backend.factory.user_manager_count["user-0001"] == 1
+
+
+# --- steps 10 and 11: dependencies, registration, heartbeat, welcome ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("environ", "interval", "welcome_at"),
+    [(STAGING, 30, 0.1), (PRODUCTION, 25, 0.1), (DEV, 45, 0.0)],
+)
+def test_heartbeat_before_welcome_and_intervals(harness, environ, interval: int, welcome_at: float) -> None:
+    h = harness(environ)
+    socket = user_socket(hold_s=interval * 2.5, messages=[(interval * 0.5, message("pong"))])
+    h.connect(socket)
+    types = [f["type"] for f in socket.frames]
+    assert types[:2] == ["ping", "system_message"]
+    pings = socket.frame_times("ping")
+    assert pings[0] == pytest.approx(welcome_at)
+    assert pings[1] - pings[0] == pytest.approx(interval)
+    assert len(pings) == 2  # no pong for the second ping: the pings stop
+    welcome = welcome_frames(socket)[0]
+    assert welcome["data"]["config"]["heartbeat_interval"] == interval
+    assert socket.frame_times("system_message")[0] == pytest.approx(welcome_at)
+
+
+def test_welcome_frame_shape(harness) -> None:
+    h = harness(STAGING)
+    socket = user_socket(hold_s=1.0)
+    h.connect(socket)
+    welcome = welcome_frames(socket)[0]
+    assert set(welcome) == {"type", "data", "timestamp", "server_id", "correlation_id"}
+    assert welcome["server_id"] is None and welcome["correlation_id"] is None
+    data = welcome["data"]
+    assert set(data) == {
+        "event", "connection_id", "user_id", "server_time", "connection_ready", "environment",
+        "startup_complete", "config", "factory_pattern_enabled",
+    }
+    assert set(data["config"]) == {"heartbeat_interval", "max_message_size"}
+    assert data["connection_ready"] is True and data["environment"] == "staging"
+    assert data["user_id"] == "user-0001" and data["startup_complete"] is True
+
+
+def test_client_gone_before_welcome_is_a_logged_disconnect_without_close(harness) -> None:
+    h = harness(STAGING)
+    socket = user_socket(hold_s=0.05)
+    recorder = h.connect(socket)
+    assert socket.close_code is None and "close" not in kinds(socket)
+    assert welcome_frames(socket) == []
+    assert outcome(recorder, "route.message_loop") == "client_disconnected"
+    assert any("disconnected" in text for text in log_messages(h, "INFO"))
+
+
+@pytest.mark.parametrize(("environ", "welcome_at"), [(STAGING, 1.5 + 0.1), (DEV, 0.0)])
+def test_missing_dependency_installs_fallback_without_close(harness, environ, welcome_at: float) -> None:
+    h = harness(environ, startup=StartupState(thread_service=False))
+    socket = user_socket(hold_s=5.0)
+    recorder = h.connect(socket)
+    assert outcome(recorder, "route.dependencies") == "fallback_handler"
+    assert socket.close_code is None
+    assert socket.frame_times("system_message")[-1] == pytest.approx(welcome_at)
+
+
+# --- step 14: on disconnect ---------------------------------------------------------------------------
+
+
+def test_disconnect_removes_the_connection_but_keeps_the_manager_counted(harness) -> None:
+    h = harness(DEV)
+    h.connect(user_socket(hold_s=7.0))
+    (manager,) = h.backend.factory.managers.values()
+    assert manager.is_active and manager.connections == {}
+    assert manager.last_activity - h.clock.epoch_ms / 1000 == pytest.approx(7.0)
+    assert h.backend.factory.user_manager_count["user-0001"] == 1
+
+
+def test_long_connection_detached_by_health_then_cleanup_makes_remove_fail_quietly(harness) -> None:
+    """Development: health check detaches at 1860 s (socket stays open), background cleanup
+    (every 120 s) releases the idle manager at 1920 s, the client leaves at 2000 s."""
+    h = harness(DEV)
+    socket = user_socket(hold_s=2000.0, messages=[(1950.0, message("chat"))])
+    h.connect(socket)
+    assert socket.close_code is None and "close" not in kinds(socket)
+    assert h.backend.factory.managers == {}
+    assert h.backend.factory.user_manager_count["user-0001"] == 0
+    assert any(text.startswith("remove_connection failed") for text in log_messages(h, "WARNING"))
+    assert socket.frame_times("ack") == [pytest.approx(1950.0)]  # still served after the detach
