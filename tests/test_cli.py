@@ -1,0 +1,85 @@
+"""The `investigation` command: profiles listing, simulate --json contract, bad input exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from investigation.cli import main
+from investigation.profiles import list_profiles
+
+CONNECTION_KEYS = {"index", "client", "user_id", "at_s", "close_code", "close_reason", "decisions", "cause_chain"}
+
+
+def test_profiles_lists_name_tab_description(capsys) -> None:
+    assert main(["profiles"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    expected = [f"{p.name}\t{p.description}" for p in list_profiles()]
+    assert lines == expected
+    assert all(line.count("\t") == 1 for line in lines)
+
+
+def test_profiles_dir_adds_and_overrides(tmp_path: Path, capsys) -> None:
+    (tmp_path / "zz-extra.toml").write_text('description = "an extra one"\n')
+    (tmp_path / "development.toml").write_text('description = "overridden"\n')
+    assert main(["profiles", "--profiles-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "zz-extra\tan extra one" in lines
+    assert "development\toverridden" in lines
+    assert lines == sorted(lines, key=lambda line: line.split("\t")[0])
+
+
+def test_simulate_json_matches_the_contract(capsys) -> None:
+    assert main(["simulate", "staging-e2e", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert set(document) == {"profile", "variant", "connections", "summary"}
+    assert document["profile"] == "staging-e2e" and document["variant"] == "original"
+    assert document["connections"]
+    for connection in document["connections"]:
+        assert set(connection) == CONNECTION_KEYS
+        assert all(set(d) == {"point", "outcome"} for d in connection["decisions"])
+        assert all(set(c) == {"type", "message"} for c in connection["cause_chain"])
+        assert connection["close_code"] is None or isinstance(connection["close_code"], int)
+    assert set(document["summary"]) == {"close_codes"}
+    assert {"1011", "1008", "open"} <= set(document["summary"]["close_codes"])
+
+
+def test_simulate_text_table(capsys) -> None:
+    assert main(["simulate", "local-debug"]) == 0
+    assert capsys.readouterr().out.startswith("profile local-debug, variant original")
+
+
+def assert_bad_input(capsys, argv: list[str], *fragments: str) -> None:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_unknown_profile_is_bad_input(capsys) -> None:
+    assert_bad_input(capsys, ["simulate", "no-such-profile"], "no-such-profile")
+
+
+def test_bad_profile_file_is_bad_input(tmp_path: Path, capsys) -> None:
+    (tmp_path / "broken.toml").write_text('description = "x"\ninstances = "many"\n')
+    assert_bad_input(capsys, ["simulate", "broken", "--profiles-dir", str(tmp_path)], "broken.toml", "instances")
+
+
+def test_unparseable_profile_file_is_bad_input(tmp_path: Path, capsys) -> None:
+    (tmp_path / "garbled.toml").write_text("description = \n")
+    assert_bad_input(capsys, ["simulate", "garbled", "--profiles-dir", str(tmp_path)], "garbled.toml")
+
+
+def test_unknown_variant_is_bad_input(capsys) -> None:
+    assert_bad_input(capsys, ["simulate", "local-debug", "--variant", "V9"], "V9", "variant")
+
+
+@pytest.mark.parametrize("variant", ["original", "V1", "V2", "V3", "V4", "V5"])
+def test_every_variant_runs(capsys, variant: str) -> None:
+    assert main(["simulate", "local-debug", "--variant", variant, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["variant"] == variant
