@@ -49,6 +49,8 @@ from investigation.analysis.variants import (
     long_run_profile,
     recommend,
     safety_verdict,
+    selected_variants,
+    variant_lessons,
     variant_matrix,
 )
 from investigation.backend.context import UserExecutionContext
@@ -465,3 +467,17 @@ def test_chart_returns_a_figure_and_the_numbers_it_draws(small_report: VariantRe
     assert "adversarial accepted" in table
 
 
+
+
+def test_notebook_parameter_selects_one_variant_against_the_original() -> None:
+    assert selected_variants("V3") == ("original", "V3")
+    assert selected_variants("all") == tuple(VARIANTS)
+    with pytest.raises(KeyError, match="known: original, V1, V2, V3, V4, V5"):
+        selected_variants("V9")
+
+
+def test_lessons_name_the_postponed_failure(small_report: VariantReport) -> None:
+    """V3 removes staging-e2e's refusals but the 30-test run still fails later (cap 20, counts never drop)."""
+    v3 = small_report.verdict_of("V3")
+    assert v3.failure == DELAYS
+    assert f"V3 removes the failure on 1 profile, but on {LONG_RUN_PROFILE}" in variant_lessons(small_report).data

@@ -27,6 +27,7 @@ from investigation.analysis.adversarial import accepted_members, adversarial_out
 from investigation.backend.variants import ORIGINAL, VARIANTS, Variant, get_variant
 from investigation.profiles import Profile, list_profiles, load_profile, profile_from_dict
 from investigation.report import format_table
+from investigation.reproduce import active_profiles_dir, outside_event_loop
 from investigation.simulate import simulate
 from investigation.trace import ConnectionResult, RunResult, close_code_label
 
@@ -427,19 +428,27 @@ def selected_variants(variant: str = "all") -> tuple[str, ...]:
     return (ORIGINAL.name,) if chosen == ORIGINAL.name else (ORIGINAL.name, chosen)
 
 
-@cache
 def variant_report(
-    profiles_dir: str | None = None,
+    profiles_dir: str | Path | None = None,
     tests_per_process: int = LONG_RUN_TESTS_PER_PROCESS,
     variant: str = "all",
 ) -> VariantReport:
     """The matrix over every profile (plus the long run) and every variant, with verdicts.
 
     This is what the postmortem notebook shows: ``variant_report().recommended``.
-    ``variant`` restricts the matrix to the original and that one candidate.
+    ``variant`` restricts the matrix to the original and that one candidate. Profiles come
+    from data/profiles plus ``profiles_dir`` (default: ``INVESTIGATION_PROFILES_DIR``).
+    Safe to call from a notebook cell (the simulations run outside the kernel's loop).
     """
+    directory = profiles_dir if profiles_dir is not None else active_profiles_dir()
+    return _cached_report(None if directory is None else str(directory), tests_per_process, variant)
+
+
+@cache
+def _cached_report(profiles_dir: str | None, tests_per_process: int, variant: str) -> VariantReport:
+    chosen = selected_variants(variant)
     profiles = matrix_profiles(profiles_dir, tests_per_process)
-    return build_report(variant_matrix(profiles, selected_variants(variant)))
+    return outside_event_loop(lambda: build_report(variant_matrix(profiles, chosen)))
 
 
 def verdict_markdown(report: VariantReport) -> Markdown:
@@ -510,10 +519,14 @@ def _delay_lessons(report: VariantReport) -> list[str]:
             before = report.matrix.cell(ORIGINAL.name, profile).first_failure_s
             after = report.matrix.cell(verdict.variant, profile).first_failure_s
             lessons.append(
-                f"{verdict.variant} removes the failure on {verdict.count(REMOVED)} profiles, but on {profile} the "
+                f"{verdict.variant} removes the failure on {_profiles(verdict.count(REMOVED))}, but on {profile} the "
                 f"first failure only moves from {before:.0f} s to {after:.0f} s: it postpones the failure."
             )
     return lessons
+
+
+def _profiles(count: int) -> str:
+    return f"{count} profile" if count == 1 else f"{count} profiles"
 
 
 def _worse_lessons(report: VariantReport) -> list[str]:
