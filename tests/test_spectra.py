@@ -1,0 +1,107 @@
+"""Tests of investigation.analysis.spectra: per-connection coverage under interleaving,
+the SBFL ranking of a cap failure, and coverage nesting.
+
+Expected values from spec/backend.md: an auth failure sends an error frame and closes
+1008 (1 step 5); a user's 6th and 7th connection in one process exceed the cap of 5
+(4.2, 14) and close 1011 (1.2).
+"""
+
+from __future__ import annotations
+
+import coverage
+import pytest
+
+from investigation.analysis.spectra import (
+    ConnectionSpectrum,
+    collect_spectra,
+    enclosing_function,
+    measure_profile,
+    rank_lines,
+    source_line,
+    suspiciousness,
+)
+from investigation.profiles import Profile, flatten_profile, load_profile, unflatten_profile
+
+ROUTE = "investigation/backend/route.py"
+FACTORY = "investigation/backend/factory.py"
+
+
+def line_of(file: str, text: str) -> int:
+    """The number of the first line of ``file`` containing ``text``."""
+    from investigation.analysis.spectra import REPO_ROOT
+
+    for number, line in enumerate((REPO_ROOT / file).read_text().splitlines(), start=1):
+        if text in line:
+            return number
+    raise AssertionError(f"{text!r} not in {file}")
+
+
+def varied(profile: Profile, name: str, factors: dict[str, object]) -> Profile:
+    return unflatten_profile(name, {**flatten_profile(profile), **factors}, base=profile)
+
+
+@pytest.fixture(scope="module")
+def local_debug() -> Profile:
+    return load_profile("local-debug")
+
+
+def test_interleaved_connections_get_their_own_lines(local_debug: Profile) -> None:
+    # Two clients at once: the first holds its connection open while the second is refused.
+    factors = {
+        "env.ENVIRONMENT": "development",  # no E2E bypass (spec 5.2, 6): the expired token is checked
+        "clients[0].hold_s": 30.0,
+        "clients[1].name": "expired-client", "clients[1].user_id": "user-expired-0001",
+        "clients[1].token": "expired", "clients[1].start_s": 0.0, "clients[1].hold_s": 30.0,
+    }
+    spectra = measure_profile(varied(local_debug, "two-at-once", factors))
+    by_code = {spectrum.close_code: spectrum for spectrum in spectra}
+    assert set(by_code) == {None, 1008}
+    refuse = (ROUTE, line_of(ROUTE, "async def _refuse_auth") + 1)
+    register = (ROUTE, line_of(ROUTE, "self.established = True"))
+    assert refuse in by_code[1008].lines and refuse not in by_code[None].lines
+    assert register in by_code[None].lines and register not in by_code[1008].lines
+
+
+def test_cap_failure_ranks_the_cap_refusal_at_the_top(local_debug: Profile) -> None:
+    busy = varied(local_debug, "seven-connections", {"clients[0].connections": 7})
+    spectra = collect_spectra([local_debug, busy])
+    assert sum(s.failed for s in spectra) == 2
+    refusal = (FACTORY, line_of(FACTORY, 'decide("factory.manager_cap", "exceeded")'))
+    for formula in ("ochiai", "tarantula"):
+        ranked = rank_lines(spectra, formula)
+        by_line = {(r.file, r.line): r for r in ranked}
+        assert (by_line[refusal].failed, by_line[refusal].passed, by_line[refusal].score) == (2, 0, 1.0)
+        assert ranked[0].score == 1.0
+    top = suspiciousness(spectra)
+    assert "exceeded" in top.top_text(count=len(top.ochiai))
+
+
+def test_locations_name_function_and_source() -> None:
+    line = line_of(ROUTE, '"recovery_suggestions": None')
+    assert enclosing_function(ROUTE, line) == "error_frame"
+    assert source_line(ROUTE, line) == '"recovery_suggestions": None,'
+    assert enclosing_function(ROUTE, 1) == "<module>"
+
+
+def test_a_spectrum_fails_only_on_1011() -> None:
+    def spectrum(code: int | None) -> ConnectionSpectrum:
+        return ConnectionSpectrum("r", 0, code, frozenset(), frozenset())
+
+    assert [spectrum(code).failed for code in (1011, 1008, None, 1013)] == [True, False, False, False]
+
+
+def _after_inner_measurement() -> int:
+    return 41 + 1
+
+
+def test_measuring_inside_another_coverage_keeps_both_working(local_debug: Profile) -> None:
+    outer = coverage.Coverage(data_file=None, include=[__file__], config_file=False)
+    outer.start()
+    try:
+        spectra = measure_profile(local_debug)
+        _after_inner_measurement()
+    finally:
+        outer.stop()
+    assert spectra and spectra[0].lines
+    measured = outer.get_data().lines(__file__) or []
+    assert line_of("tests/test_spectra.py", "return 41 + 1") in measured
