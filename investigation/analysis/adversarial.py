@@ -34,6 +34,7 @@ from investigation.backend.variants import get_variant
 from investigation.clock import EPOCH_MS, SeededRandomness, VirtualClock, virtual_loop
 from investigation.profiles import Profile, load_profile, profile_from_dict
 from investigation.report import format_table
+from investigation.reproduce import outside_event_loop
 from investigation.simulate import simulate
 
 #: Profiles whose process environment the context cases run in, and why.
@@ -205,6 +206,10 @@ def token_outcome(environment: str, variant: str, token_case: TokenCase) -> str:
 @cache
 def adversarial_outcomes(variant: str) -> tuple[AdversarialOutcome, ...]:
     """Every member of the adversarial set under `variant`, sorted by member name."""
+    return outside_event_loop(_run_members, variant)
+
+
+def _run_members(variant: str) -> tuple[AdversarialOutcome, ...]:
     outcomes = [_context_member(environment, variant, case) for case in CONTEXT_CASES for environment in CONTEXT_ENVIRONMENTS]
     outcomes += [_token_member(environment, variant, case) for case in TOKEN_CASES for environment in TOKEN_ENVIRONMENTS]
     return tuple(sorted(outcomes, key=lambda outcome: outcome.member))
