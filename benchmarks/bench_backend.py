@@ -1,0 +1,118 @@
+"""Connection attempts per second through the whole backend path, against bare pyjwt decodes.
+
+One Backend (development, a valid auth-service token per user) on a virtual clock; N
+sequential connections of distinct users, each opening (accept, auth, context, manager,
+registration, welcome) and closing at once, no start_agent. Side by side: a bare loop of
+pyjwt HS256 decodes of the same kind of token.
+
+    PYTHONPATH=. python -m benchmarks.bench_backend
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import jwt
+
+from investigation.backend.process import Backend
+from investigation.backend.route import ClientDisconnected
+from investigation.clock import EPOCH_MS, SeededRandomness, VirtualClock, virtual_loop
+
+SECRET = "benchmark-only-secret-0123456789abcdef-xyz"
+ENVIRON = {"ENVIRONMENT": "development", "JWT_SECRET_KEY": SECRET}
+CONNECTIONS = 4000
+DECODES = 20000
+REPEATS = 3
+
+
+class ClosingSocket:
+    """A client that leaves right after the welcome: its first receive sees the disconnect."""
+
+    query: dict[str, str] = {}
+
+    def __init__(self, token: str) -> None:
+        self.headers = {"authorization": f"Bearer {token}"}
+        self.connected = True
+        self.frames = 0
+
+    async def accept(self, subprotocol: str | None) -> None:
+        return None
+
+    async def send_json(self, frame: dict[str, Any]) -> None:
+        if not self.connected:
+            raise ClientDisconnected(1006)
+        self.frames += 1
+
+    async def receive_text(self) -> str:
+        self.connected = False
+        raise ClientDisconnected(1000)
+
+    async def close(self, code: int, reason: str) -> None:
+        self.connected = False
+        raise AssertionError(f"benchmark connection closed {code} {reason}")
+
+
+def make_token(user_number: int) -> str:
+    now = EPOCH_MS // 1000
+    claims = {
+        "sub": f"bench-user-{user_number:06d}",
+        "iat": now,
+        "exp": now + 900,
+        "iss": "netra-auth-service",
+        "jti": f"jti-{user_number:06d}",
+        "token_type": "access",
+        "aud": "netra-platform",
+    }
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+def time_connections(tokens: list[str]) -> float:
+    """Seconds (wall) to run every token's connection through one fresh backend."""
+    clock = VirtualClock()
+    loop = virtual_loop(clock)
+    backend = Backend(ENVIRON, clock=clock, randomness=SeededRandomness(0))
+
+    async def run_all() -> float:
+        started = time.perf_counter()
+        for token in tokens:
+            await backend.handle(ClosingSocket(token))
+        elapsed = time.perf_counter() - started
+        await backend.shutdown()
+        return elapsed
+
+    try:
+        return loop.run_until_complete(run_all())
+    finally:
+        loop.close()
+
+
+def time_decodes(token: str, count: int) -> float:
+    """Seconds (wall) for `count` bare pyjwt HS256 decodes of `token`."""
+    options = {"verify_exp": False, "verify_iat": False, "verify_aud": False}
+    started = time.perf_counter()
+    for _ in range(count):
+        jwt.decode(token, SECRET, algorithms=["HS256"], options=options)
+    return time.perf_counter() - started
+
+
+def main() -> dict[str, float]:
+    tokens = [make_token(n) for n in range(CONNECTIONS)]
+    connect_s = min(time_connections(tokens) for _ in range(REPEATS))
+    decode_s = min(time_decodes(tokens[0], DECODES) for _ in range(REPEATS))
+    attempts_per_s = CONNECTIONS / connect_s
+    decodes_per_s = DECODES / decode_s
+    result = {
+        "connections": float(CONNECTIONS),
+        "attempts_per_s": round(attempts_per_s, 1),
+        "decodes_per_s": round(decodes_per_s, 1),
+        "cost_ratio": round(decodes_per_s / attempts_per_s, 2),
+    }
+    print(f"attempts/s {result['attempts_per_s']:.0f}  decodes/s {result['decodes_per_s']:.0f}  "
+          f"cost per attempt / cost per decode {result['cost_ratio']:.2f}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
