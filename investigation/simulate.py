@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +28,9 @@ from investigation.traffic import (
 )
 
 _CLIENT_LEFT = object()
+#: The run stops just after `duration_s`, so everything due at exactly `duration_s`
+#: (a client leaving on the boundary) happens first, whatever order the loop picks.
+CUTOFF_GRACE_S = 1e-3
 
 
 class SimulatedSocket:
@@ -137,7 +141,7 @@ class _Run:
         if self.profile.duration_s is None:
             await done
         else:
-            remaining = max(self.profile.duration_s - self.clock.elapsed, 0.0)
+            remaining = max(self.profile.duration_s - self.clock.elapsed, 0.0) + CUTOFF_GRACE_S
             await asyncio.wait({done}, timeout=remaining) if tasks else None
             done.cancel()
             await asyncio.gather(done, return_exceptions=True)
@@ -185,7 +189,20 @@ class _Run:
 
 
 def simulate(profile: Profile, variant: str = "original") -> RunResult:
-    """Run every connection of `profile` in process, on virtual time, under `variant`."""
+    """Run every connection of `profile` in process, on virtual time, under `variant`.
+
+    Works from inside a running event loop too (a Jupyter cell): the virtual-time
+    loop then runs in a worker thread.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _simulate_here(profile, variant)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(_simulate_here, profile, variant).result()
+
+
+def _simulate_here(profile: Profile, variant: str) -> RunResult:
     chosen = get_variant(variant)
     clock = VirtualClock()
     loop = virtual_loop(clock)
