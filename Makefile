@@ -24,7 +24,7 @@ LAB_INSTALLED := $(VENV)/.lab-installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 BENCHMARKS := $(sort $(wildcard benchmarks/bench_*.py))
 RUN_ARGS ?=
-SMOKE_ARGS ?= --notebook 01 --jobs 2
+SMOKE_ARGS ?= --profile local-debug --profile staging-e2e --jobs 2
 
 # Kernelspecs of .venv win over user-level ones, so every "python3" kernel is the venv's.
 export JUPYTER_PREFER_ENV_PATH := 1
