@@ -246,10 +246,13 @@ _TIME_FREE_OPTIONS: dict[str, Any] = {
 }
 
 
+_DECODER = jwt.PyJWT()
+
+
 def _decode_verified(token: str, secret: str, algorithm: str, now_s: float) -> dict[str, Any]:
     """pyjwt's decode (signature, required claims, sub and jti types), with pyjwt's own
     exp and iat checks applied at the backend clock's "now" instead of the wall clock."""
-    decoder = jwt.PyJWT()
+    decoder = _DECODER
     claims: dict[str, Any] = decoder.decode(
         token, secret, algorithms=[algorithm], options=_TIME_FREE_OPTIONS  # type: ignore[arg-type]
     )

@@ -119,4 +119,4 @@ class UserExecutionContext:
         reserved = sorted(RESERVED_METADATA_KEYS & set(value))
         if reserved:
             raise InvalidContextError(f"{name} contains reserved keys: {reserved}")
-        object.__setattr__(self, name, copy.deepcopy(value))
+        object.__setattr__(self, name, copy.deepcopy(value) if value else {})
