@@ -755,3 +755,51 @@ def ledger_from(baseline: Baseline, hypotheses: Sequence[Hypothesis] = HYPOTHESE
 def build_ledger(profiles_dir: str | None = None, hypotheses: Sequence[Hypothesis] = HYPOTHESES) -> Ledger:
     """The ledger over the shipped profiles (plus those of ``profiles_dir``)."""
     return ledger_from(baseline_of(list_profiles(profiles_dir)), hypotheses)
+
+
+# ---------------------------------------------------------------------------
+# Sentences for notebooks (built from the ledger, never typed)
+
+
+def _markdown(text: str) -> object:
+    from IPython.display import Markdown
+
+    return Markdown(text)
+
+
+def ledger_verdicts(ledger: Ledger) -> object:
+    """One bullet per verdict class listing its claims."""
+    lines = []
+    for verdict in Verdict:
+        keys = [f"`{f.key}`" for f in ledger.findings if f.verdict is verdict]
+        lines.append(f"- **{verdict.value}** ({len(keys)}): " + (", ".join(keys) if keys else "none"))
+    return _markdown("\n".join(lines))
+
+
+def ledger_lessons(ledger: Ledger) -> object:
+    """Lessons computed from the ledger: which parts of the report's chain held."""
+    refuted = [f for f in ledger.findings if f.verdict is Verdict.REFUTED]
+    supported = [f for f in ledger.findings if f.verdict is Verdict.SUPPORTED]
+    lines = [
+        f"- {len(refuted)} of {len(ledger.findings)} claims are refuted by at least one run built to test them; "
+        + (f"the first is `{refuted[0].key}`: {refuted[0].deciding_observations()[0].evidence}." if refuted else "none."),
+        f"- Claims the runs support: {', '.join(f'`{f.key}`' for f in supported) or 'none'}.",
+    ]
+    if ledger.finding("fix.v1").verdict is not Verdict.SUPPORTED:
+        lines.append("- The recommended fix (V1) leaves failing connections: "
+                     + ledger.finding("fix.v1").deciding_observations()[0].evidence + ".")
+    return _markdown("\n".join(lines))
+
+
+def ledger_key_result(ledger: Ledger) -> str:
+    return ledger.summary()
+
+
+def finding_details(ledger: Ledger, key: str) -> str:
+    """Every observation of one claim, as a text table."""
+    from investigation.report import format_table
+
+    finding = ledger.finding(key)
+    rows = [(o.run, {True: "held", False: "failed", None: "not tested"}[o.holds], o.evidence)
+            for o in finding.observations]
+    return f"{key}: {finding.verdict.value}\n" + format_table(("run", "prediction", "evidence"), rows)

@@ -538,3 +538,65 @@ def isolations_against(
         profile.name: isolate(passing, profile, variant)
         for profile in failing_profiles(list_profiles(profiles_dir), variant)
     }
+
+
+@dataclass(frozen=True)
+class IsolationOverview:
+    """The isolation of several failing profiles against one passing reference."""
+
+    reference: str
+    isolations: Mapping[str, ProfileIsolation]
+
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        return [
+            (name, "; ".join(c.describe() for c in iso.minimal_difference), str(iso.tests_run), str(iso.signature))
+            for name, iso in sorted(self.isolations.items())
+        ]
+
+    def to_text(self) -> str:
+        from investigation.report import format_table
+
+        return format_table(("failing profile", f"failure-inducing difference from {self.reference}", "tests", "failure"),
+                            self.rows())
+
+    def _repr_markdown_(self) -> str:
+        lines = [f"| failing profile | failure-inducing difference from {self.reference} | tests | failure |",
+                 "|---|---|---|---|"]
+        lines.extend("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in self.rows())
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"IsolationOverview(reference={self.reference!r}, failing={sorted(self.isolations)!r})"
+
+
+def isolation_overview(reference: str = "local-debug", profiles_dir: str | None = None,
+                       variant: str = "original") -> IsolationOverview:
+    """Every failing profile isolated against ``reference`` (for the postmortem)."""
+    return IsolationOverview(reference, isolations_against(reference, profiles_dir, variant))
+
+
+def isolation_verdicts(isolation: ProfileIsolation, reduction: TrafficReduction) -> object:
+    """What the isolation found, as computed sentences."""
+    from IPython.display import Markdown
+
+    environmental = [c.factor for c in isolation.minimal_difference if c.factor.startswith(("env.", "process.", "startup."))]
+    lines = [
+        f"- Failure-inducing difference ({isolation.tests_run} tests): "
+        + "; ".join(f"`{c.describe()}`" for c in isolation.minimal_difference) + ".",
+        f"- Environment factors (env, process, startup) in it: {', '.join(environmental) or 'none'}.",
+        f"- Minimal failing traffic: {len(reduction.kept)} of {len(reduction.planned)} planned connections, users "
+        + ", ".join(sorted({str(p.client.user_id) for p in reduction.kept}))
+        + f", instances {sorted({c.instance for c in reduction.run.connections})}.",
+        f"- First divergence of the profiles: {_describe_alignment(isolation.first_divergence)}.",
+    ]
+    if isolation.isolated_divergence is not None:
+        lines.append(f"- First divergence of the isolated pair: {_describe_alignment(isolation.isolated_divergence)}.")
+    lines.append(f"- Innermost cause: {isolation.failure.cause_chain[-1].type}: "
+                 f"{isolation.failure.cause_chain[-1].message}" if isolation.failure.cause_chain else "- No cause chain.")
+    return Markdown("\n".join(lines))
+
+
+def isolation_key_result(isolation: ProfileIsolation, reduction: TrafficReduction) -> str:
+    changes = "; ".join(c.describe() for c in isolation.minimal_difference)
+    return (f"{isolation.passing} -> {isolation.failing}: {changes} ({isolation.tests_run} tests); "
+            f"{len(reduction.kept)} of {len(reduction.planned)} connections still fail")

@@ -26,6 +26,7 @@ import ast
 import asyncio
 import contextvars
 import functools
+from concurrent.futures import ThreadPoolExecutor
 from collections import defaultdict
 from collections.abc import Coroutine, Generator, Iterable, Sequence
 from dataclasses import dataclass
@@ -157,7 +158,23 @@ def _new_measurement() -> coverage.Coverage:
 
 
 def measure_profile(profile: Profile, variant: str = "original") -> list[ConnectionSpectrum]:
-    """The executed backend lines and arcs of every connection of one run of ``profile``."""
+    """The executed backend lines and arcs of every connection of one run of ``profile``.
+
+    From inside a running event loop (a notebook kernel) the measured run happens in a worker thread.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        in_worker = False
+    else:
+        in_worker = True
+    if not in_worker:
+        return _measure_here(profile, variant)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(_measure_here, profile, variant).result()
+
+
+def _measure_here(profile: Profile, variant: str) -> list[ConnectionSpectrum]:
     measurement = _new_measurement()
     switcher = _ContextSwitcher(measurement)
     measurement.start()
