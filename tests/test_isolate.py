@@ -291,3 +291,22 @@ def test_injected_dotenv_fault_is_isolated_to_its_dotenv_key(
 
 def test_injected_faults_are_restored_after_their_tests(local_debug: Profile) -> None:
     assert not simulate(local_debug).failures
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+def test_cli_isolate_prints_the_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
+    from investigation.cli import main
+
+    assert main(["isolate", "--passing", "local-debug", "--failing", "staging-e2e", "--json"]) == 0
+    assert list(json.loads(capsys.readouterr().out)) == JSON_KEYS
+
+
+def test_cli_isolate_exits_2_with_one_line_when_the_failing_profile_passes(capsys: pytest.CaptureFixture[str]) -> None:
+    from investigation.cli import main
+
+    assert main(["isolate", "--passing", "local-debug", "--failing", "development"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip().count("\n") == 0 and "development: failing: does not fail" in captured.err

@@ -50,20 +50,17 @@ MIXTURE_NAME = "mixture"
 """Profile name of every configuration dd builds (results never depend on it)."""
 
 
-class IsolationError(ValueError):
+class IsolationError(ProfileError, ValueError):
     """The passing profile does not pass, or the failing one does not fail.
 
-    ``str()`` is one line: ``"{profile}: {side}: {reason}"``.
+    ``str()`` is one line: ``"{profile}: {side}: {reason}"``. A ProfileError (bad input: the
+    CLI exits 2) and a ValueError.
     """
 
     def __init__(self, profile: str, side: str, reason: str) -> None:
         super().__init__(profile, side, reason)
         self.profile = profile
         self.side = side
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return f"{self.profile}: {self.side}: {self.reason}"
 
 
 class _Absent:
