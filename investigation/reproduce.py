@@ -61,12 +61,20 @@ def outside_event_loop(function: Callable[..., Result], *args: object) -> Result
     ``simulate`` drives its own (virtual-time) loop; a Jupyter kernel executes
     cells inside a running loop, where a second loop cannot run in the same thread.
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+    if not _event_loop_running():
         return function(*args)
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(function, *args).result()
+
+
+def _event_loop_running() -> bool:
+    """Whether this thread runs an event loop (answered outside any ``except`` block, so
+    exceptions raised later get no ``RuntimeError`` as their ``__context__``)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def run_profile(name: str, variant: str = "original") -> RunResult:

@@ -1,0 +1,384 @@
+"""The postmortem, Google SRE shape, every statement computed from the other analyses.
+
+    evidence = gather_evidence()          # runs, hypothesis ledger, isolation, variant matrix
+    summary_section(evidence)             # Markdown
+    impact_table(evidence)                # str
+
+Sections: summary, impact, trigger, root cause, detection, resolution, action
+items, lessons. Each function takes the :class:`Evidence` gathered once and
+returns Markdown or a text table; nothing here states a result that the
+evidence does not contain.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from IPython.display import Markdown
+from matplotlib.figure import Figure
+
+from investigation.analysis.hypotheses import Ledger, Verdict, build_ledger
+from investigation.analysis.isolate import (
+    IsolationOverview,
+    TrafficReduction,
+    isolation_overview,
+    minimal_failing_traffic,
+)
+from investigation.analysis.variants import REMOVED, REMOVES_EVERYWHERE, VariantReport, variant_report
+from investigation.backend.variants import VARIANTS
+from investigation.charts.divergence import divergence_chart
+from investigation.charts.isolation import traffic_chart
+from investigation.charts.timeline import timeline_chart
+from investigation.charts.variants import variant_chart
+from investigation.divergence_findings import first_divergence_counts, separating_points
+from investigation.report import format_table
+from investigation.reproduce import (
+    active_profiles_dir,
+    deciding_counts,
+    failures_at_cap,
+    load_named_profile,
+    outside_event_loop,
+    plural,
+    run_profiles,
+    validation_outcomes,
+)
+from investigation.trace import ConnectionResult, RunResult
+
+Chart = tuple[Figure, object]
+
+REFERENCE = "local-debug"
+ENVIRONMENT_FACTOR_PREFIXES = ("env.", "process.", "startup.", "instances", "routing")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything the postmortem draws on, computed once."""
+
+    reference: str
+    runs: Mapping[str, RunResult]
+    ledger: Ledger
+    isolation: IsolationOverview
+    reduction: TrafficReduction | None
+    variants: VariantReport
+
+    @property
+    def failing(self) -> list[str]:
+        return sorted(name for name, run in self.runs.items() if run.failures)
+
+    @property
+    def failures(self) -> list[ConnectionResult]:
+        return [c for name in self.failing for c in self.runs[name].failures]
+
+    @property
+    def worst_profile(self) -> str | None:
+        """The failing profile with the most failing connections (ties: by name)."""
+        ranked = sorted(self.failing, key=lambda name: (-len(self.runs[name].failures), name))
+        return ranked[0] if ranked else None
+
+    def __repr__(self) -> str:
+        return f"Evidence(reference={self.reference!r}, profiles={len(self.runs)}, failing={self.failing!r})"
+
+
+def gather_evidence(reference: str = REFERENCE) -> Evidence:
+    """Run every analysis: all profiles, the ledger, isolation against ``reference``, the variants."""
+    directory = active_profiles_dir()
+    profiles_dir = None if directory is None else str(directory)
+    runs = run_profiles(None)
+    worst = max(sorted(runs), key=lambda name: len(runs[name].failures), default=None)
+    reduction = None
+    if worst is not None and runs[worst].failures:
+        reduction = outside_event_loop(minimal_failing_traffic, load_named_profile(worst))
+    return Evidence(
+        reference=reference,
+        runs=runs,
+        ledger=outside_event_loop(build_ledger, profiles_dir),
+        isolation=outside_event_loop(isolation_overview, reference, profiles_dir),
+        reduction=reduction,
+        variants=variant_report(),
+    )
+
+
+def _users(connections: Sequence[ConnectionResult]) -> set[str]:
+    return {str(c.user_id) for c in connections}
+
+
+def _counts_text(counter: Counter[str]) -> str:
+    return ", ".join(f"{key} ({n})" for key, n in sorted(counter.items(), key=lambda item: (-item[1], item[0])))
+
+
+def innermost_causes(connections: Sequence[ConnectionResult]) -> Counter[str]:
+    """The innermost exception type of each connection's cause chain."""
+    return Counter(c.cause_chain[-1].type for c in connections if c.cause_chain)
+
+
+def close_reasons(connections: Sequence[ConnectionResult]) -> Counter[str]:
+    return Counter(f"{c.close_code} {c.close_reason}" for c in connections)
+
+
+# --- summary -------------------------------------------------------------------------------
+
+
+def summary_section(evidence: Evidence) -> Markdown:
+    """Two or three sentences: what failed, why, what fixes it."""
+    failures = evidence.failures
+    connections = sum(len(run.connections) for run in evidence.runs.values())
+    counts = evidence.ledger.counts()
+    recommended = evidence.variants.recommended
+    text = (
+        f"Under the code as deployed, **{len(evidence.failing)} of {len(evidence.runs)} environment profiles** "
+        f"closed WebSocket connections with {_counts_text(close_reasons(failures)) or 'no failing close'}: "
+        f"{len(failures)} of {connections} connections, {plural(len(_users(failures)), 'user')}. "
+        f"The deciding decision of the failing connections was {_counts_text(deciding_counts(failures)) or '-'}; "
+        f"their innermost cause {_counts_text(innermost_causes(failures)) or '-'}. "
+        f"Of the report's {len(evidence.ledger.findings)} claims, {counts.get(Verdict.REFUTED.value, 0)} are refuted, "
+        f"{counts.get(Verdict.SUPPORTED.value, 0)} supported and {counts.get(Verdict.INCONCLUSIVE.value, 0)} "
+        f"inconclusive. "
+    )
+    text += (
+        f"Recommended resolution: **{recommended}**, which {evidence.variants.verdict_of(recommended).failure}."
+        if recommended else "No candidate change removes the failure on every profile without weakening safety."
+    )
+    return Markdown(text)
+
+
+# --- impact --------------------------------------------------------------------------------
+
+
+def impact_table(evidence: Evidence) -> str:
+    """Per profile: connections, failing connections, users hit, first failure time."""
+    header = ("profile", "connections", "failing", "users", "users hit", "first failure (s)", "failing closes")
+    rows = []
+    for name, run in sorted(evidence.runs.items()):
+        failures = run.failures
+        first = run.first_failure()
+        rows.append((
+            name,
+            str(len(run.connections)),
+            str(len(failures)),
+            str(len(_users(run.connections))),
+            str(len(_users(failures))),
+            "-" if first is None else f"{first.at_s:g}",
+            _counts_text(close_reasons(failures)) or "-",
+        ))
+    total = [c for run in evidence.runs.values() for c in run.connections]
+    failures = evidence.failures
+    rows.append(("all profiles", str(len(total)), str(len(failures)), "-", "-", "-", "-"))
+    return format_table(header, rows)
+
+
+def impact_section(evidence: Evidence) -> Markdown:
+    failures = evidence.failures
+    hit = sorted(_users(failures))
+    return Markdown(
+        f"{len(failures)} connections failed, in {plural(len(evidence.failing), 'profile')} "
+        f"({', '.join(evidence.failing) or 'none'}); {plural(len(hit), 'distinct user')} hit. "
+        f"Profiles without a failing connection: "
+        f"{', '.join(sorted(set(evidence.runs) - set(evidence.failing))) or 'none'}."
+    )
+
+
+# --- trigger -------------------------------------------------------------------------------
+
+
+def _is_environment_factor(factor: str) -> bool:
+    return factor.startswith(ENVIRONMENT_FACTOR_PREFIXES)
+
+
+def trigger_section(evidence: Evidence) -> Markdown:
+    """What delta debugging isolated: the failure-inducing difference and the minimal traffic."""
+    isolations = evidence.isolation.isolations
+    factors = [c.factor for iso in isolations.values() for c in iso.minimal_difference]
+    environmental = sorted({f for f in factors if _is_environment_factor(f)})
+    lines = [
+        f"- Delta debugging from `{evidence.reference}` to each failing profile isolated "
+        f"{plural(len(factors), 'failure-inducing factor')} in total over {plural(len(isolations), 'profile')}; "
+        f"environment factors (env, process, startup, instances, routing) among them: "
+        f"{', '.join(environmental) or 'none'}.",
+        "- Per profile: " + "; ".join(
+            f"{name}: " + ", ".join(f"`{c.describe()}`" for c in iso.minimal_difference)
+            for name, iso in sorted(isolations.items())
+        ) + "." if isolations else "- No failing profile to isolate.",
+    ]
+    if evidence.reduction is not None:
+        reduction = evidence.reduction
+        users = sorted({str(p.client.user_id) for p in reduction.kept})
+        lines.append(
+            f"- Minimal failing traffic of {reduction.profile} (ddmin over its planned connections): "
+            f"{len(reduction.kept)} of {len(reduction.planned)} connections, "
+            f"{plural(len(users), 'user')} ({', '.join(users)}), still fail the same way ({reduction.signature})."
+        )
+    return Markdown("\n".join(lines))
+
+
+# --- root cause ----------------------------------------------------------------------------
+
+
+def root_cause_section(evidence: Evidence) -> Markdown:
+    """The mechanism the runs show, and where it sits in the pipeline."""
+    failures = evidence.failures
+    if not failures:
+        return Markdown("- No connection failed under any profile; there is no root cause to state.")
+    validation = validation_outcomes(failures)
+    at_cap = sum(failures_at_cap(evidence.runs[name]) for name in evidence.failing)
+    figure_table = divergence_chart(evidence.runs, evidence.reference)[1]
+    separating = separating_points(evidence.runs, figure_table)
+    lines = [
+        f"- Deciding decision of the {len(failures)} failing connections: {_counts_text(deciding_counts(failures))}.",
+        f"- `factory.validation` (the SSOT validation the report blames) of the failing connections: "
+        f"{_counts_text(validation)}.",
+        f"- {at_cap} of {len(failures)} failing connections started while their user already held "
+        f"the per-user cap of managers on their backend instance.",
+        f"- Innermost exception of the failing connections: {_counts_text(innermost_causes(failures))}; "
+        f"example: {failures[0].cause_chain[-1].message if failures[0].cause_chain else '-'}",
+    ]
+    if separating:
+        lines.append(
+            f"- Earliest decision point whose outcome separates failing from passing profiles: "
+            f"`{separating[0].point}` (failing: {', '.join(separating[0].failing_outcomes)}; passing: "
+            f"{', '.join(separating[0].passing_outcomes)})."
+        )
+    return Markdown("\n".join(lines))
+
+
+def ledger_table(evidence: Evidence) -> str:
+    """The report's claims and their computed verdicts (short form)."""
+    rows = [(f.key, f.hypothesis.source, f.verdict.value) for f in evidence.ledger.findings]
+    return evidence.ledger.summary() + "\n" + format_table(("claim", "source in the report", "verdict"), rows)
+
+
+# --- detection -----------------------------------------------------------------------------
+
+
+def detection_section(evidence: Evidence) -> Markdown:
+    """How the failure presented to clients, and how soon."""
+    failures = evidence.failures
+    if not failures:
+        return Markdown("- No failing connection, so nothing was detected.")
+    reasons = close_reasons(failures)
+    causes = innermost_causes(failures)
+    validation = validation_outcomes(failures)
+    firsts = [
+        f"{name}: #{first.index} at {first.at_s:g} s"
+        for name, first in sorted((name, run.first_failure()) for name, run in evidence.runs.items())
+        if first is not None
+    ]
+    return Markdown("\n".join([
+        f"- Clients saw {_counts_text(reasons)}; the innermost causes behind that close were "
+        f"{_counts_text(causes)}, and SSOT validation outcomes were {_counts_text(validation)}.",
+        f"- First failing connection per failing profile (virtual time): {'; '.join(firsts)}.",
+        f"- Connections of the reference `{evidence.reference}` (the report's evidence of \"works locally\"): "
+        f"{len(evidence.runs[evidence.reference].connections) if evidence.reference in evidence.runs else 0}.",
+    ]))
+
+
+# --- resolution and action items -----------------------------------------------------------
+
+
+def resolution_section(evidence: Evidence) -> Markdown:
+    return Markdown(evidence.variants.markdown())
+
+
+def action_items(evidence: Evidence) -> Markdown:
+    """One item per computed finding that asks for an action, each with its evidence."""
+    report = evidence.variants
+    items = []
+    if report.recommended:
+        chosen = report.verdict_of(report.recommended)
+        items.append(f"Deploy **{chosen.variant}** ({VARIANTS[chosen.variant].summary}): failure verdict "
+                     f"\"{chosen.failure}\" (removed on {chosen.count(REMOVED)} of {chosen.failing_profiles} "
+                     f"failing profiles), safety {chosen.safety}.")
+    for verdict in report.verdicts:
+        if verdict.variant == report.recommended:
+            continue
+        if verdict.failure != REMOVES_EVERYWHERE:
+            items.append(f"Do not ship **{verdict.variant}** ({VARIANTS[verdict.variant].summary}) as the fix: "
+                         f"failure verdict \"{verdict.failure}\", safety {verdict.safety}.")
+    original = report.matrix.safety_of("original")
+    if original.unsigned_accepted:
+        items.append(f"Close the auth bypass: under the original code {len(original.accepted)} of {original.total} "
+                     "adversarial connections are accepted, an unsigned token among them in staging/production.")
+    refuted = [f.key for f in evidence.ledger.findings if f.verdict is Verdict.REFUTED]
+    if refuted:
+        items.append(f"Correct the incident report: {len(refuted)} of its {len(evidence.ledger.findings)} "
+                     f"claims are refuted by runs ({', '.join(f'`{key}`' for key in refuted[:5])}"
+                     f"{', ...' if len(refuted) > 5 else ''}).")
+    reasons = close_reasons(evidence.failures)
+    causes = innermost_causes(evidence.failures)
+    if len(reasons) == 1 and causes and "ValueError" not in causes:
+        items.append(f"Give each cause its own close: every failing connection closed "
+                     f"{next(iter(reasons))} although its innermost cause was {_counts_text(causes)}.")
+    return Markdown("\n".join(f"{number}. {item}" for number, item in enumerate(items, start=1)))
+
+
+# --- lessons -------------------------------------------------------------------------------
+
+
+def lessons(evidence: Evidence) -> Markdown:
+    """Lessons, each computed from a section above."""
+    items = []
+    table = divergence_chart(evidence.runs, evidence.reference)[1]
+    first_points = first_divergence_counts(table, evidence.failing)
+    separating = separating_points(evidence.runs, table)
+    if separating and first_points and separating[0].point not in first_points:
+        items.append(f"The first difference between a failing profile and `{evidence.reference}` "
+                     f"({_counts_text(first_points)}) was not the cause ({separating[0].point}): comparing two "
+                     "environments names a difference, not a cause (root cause).")
+    reference_run = evidence.runs.get(evidence.reference)
+    if reference_run is not None and evidence.reduction is not None:
+        items.append(f"The local evidence ran {plural(len(reference_run.connections), 'connection')}; the smallest "
+                     f"traffic that fails needs {len(evidence.reduction.kept)} (trigger).")
+    validation = validation_outcomes(evidence.failures)
+    if evidence.failures and validation.get("pass", 0) == len(evidence.failures):
+        items.append("A close reason is a label, not a diagnosis: \"SSOT validation failed\" was sent for "
+                     f"connections whose SSOT validation passed ({len(evidence.failures)} of "
+                     f"{len(evidence.failures)}; detection).")
+    return Markdown("\n".join(f"- {item}" for item in items))
+
+
+def postmortem_key_result(evidence: Evidence) -> str:
+    failures = evidence.failures
+    counts = evidence.ledger.counts()
+    deciding = deciding_counts(failures).most_common(1)
+    return (
+        f"{len(evidence.failing)} of {len(evidence.runs)} profiles fail ({len(failures)} connections, "
+        f"{plural(len(_users(failures)), 'user')}); decided by {deciding[0][0] if deciding else '-'}; "
+        f"report claims refuted {counts.get(Verdict.REFUTED.value, 0)} of {len(evidence.ledger.findings)}; "
+        f"resolution {evidence.variants.recommended or 'none'}"
+    )
+
+
+# --- figures -------------------------------------------------------------------------------
+
+
+def _no_figure(title: str) -> Chart:
+    figure = Figure(figsize=(6.0, 1.0))
+    axes = figure.add_subplot()
+    axes.set_axis_off()
+    axes.set_title(title)
+    return figure, title
+
+
+def trigger_chart(evidence: Evidence) -> Chart:
+    """The minimal failing traffic of the worst profile (ddmin), highlighted in its plan."""
+    if evidence.reduction is None:
+        return _no_figure("no failing profile: no traffic to reduce")
+    return traffic_chart(evidence.reduction)
+
+
+def root_cause_chart(evidence: Evidence) -> Chart:
+    """Managers against the cap over time for the profile with the most failing connections."""
+    if evidence.worst_profile is None:
+        return _no_figure("no failing profile: no timeline to draw")
+    return timeline_chart(evidence.runs[evidence.worst_profile])
+
+
+def divergence_figure(evidence: Evidence) -> Chart:
+    """Decision point x profile outcomes against the reference (notebook 02's chart)."""
+    return divergence_chart(evidence.runs, evidence.reference)
+
+
+def resolution_chart(evidence: Evidence) -> Chart:
+    """The variant x profile matrix (notebook 05's chart)."""
+    return variant_chart(evidence.variants)
