@@ -194,12 +194,20 @@ def simulate(profile: Profile, variant: str = "original") -> RunResult:
     Works from inside a running event loop too (a Jupyter cell): the virtual-time
     loop then runs in a worker thread.
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+    if not _loop_running():
         return _simulate_here(profile, variant)
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(_simulate_here, profile, variant).result()
+
+
+def _loop_running() -> bool:
+    """Whether this thread runs an event loop (checked outside any except block, so the
+    simulation's own exceptions do not chain to the probe's RuntimeError)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _simulate_here(profile: Profile, variant: str) -> RunResult:
