@@ -29,6 +29,7 @@ import jwt
 from hypothesis import strategies as st
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
+from websockets.protocol import State
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
@@ -340,12 +341,22 @@ async def _converse(
         protocol.receive_data(data)
         opened = _take_events(protocol, outcome)
         if opened:
-            for message in request.messages:
-                protocol.send_binary(message) if isinstance(message, bytes) else protocol.send_text(message.encode())
+            _send_messages(protocol, request.messages)
             leave_at = loop.time() + hold_s
         writer.write(b"".join(protocol.data_to_send()))
         if protocol.close_expected() and outcome.status != 101:
             return
+
+
+def _send_messages(protocol: ClientProtocol, messages: list[str | bytes]) -> None:
+    """Send the frames while the connection is open (the server may have closed in the same read)."""
+    for message in messages:
+        if protocol.state is not State.OPEN:
+            return
+        if isinstance(message, bytes):
+            protocol.send_binary(message)
+        else:
+            protocol.send_text(message.encode("utf-8", "surrogatepass"))
 
 
 def _take_events(protocol: ClientProtocol, outcome: RawOutcome) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -29,7 +30,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from investigation.backend.variants import get_variant
 from investigation.clock import VirtualClock, virtual_loop
 from investigation.profiles import Profile
-from investigation.simulate import _message_text
+from investigation.simulate import CUTOFF_GRACE_S, _loop_running, _message_text
 from investigation.trace import ConnectionResult, ManagerCount, RunResult, cause_chain
 from investigation.traffic import (
     PlannedConnection,
@@ -145,7 +146,7 @@ class _WireRun:
         if self.profile.duration_s is None:
             await done
         else:
-            remaining = max(self.profile.duration_s - self.clock.elapsed, 0.0)
+            remaining = max(self.profile.duration_s - self.clock.elapsed, 0.0) + CUTOFF_GRACE_S
             await asyncio.wait({done}, timeout=remaining) if tasks else None
             self._record_unfinished()
             done.cancel()
@@ -223,7 +224,18 @@ class _WireRun:
 
 
 def simulate_wire(profile: Profile, variant: str = "original", real_poll_s: float = WIRE_POLL_S) -> RunResult:
-    """Run every connection of `profile` through real WebSockets on loopback, on virtual time."""
+    """Run every connection of `profile` through real WebSockets on loopback, on virtual time.
+
+    Like `simulate`, it works from inside a running event loop (a Jupyter
+    cell): the virtual-time loop then runs in a worker thread.
+    """
+    if not _loop_running():
+        return _simulate_wire_here(profile, variant, real_poll_s)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(_simulate_wire_here, profile, variant, real_poll_s).result()
+
+
+def _simulate_wire_here(profile: Profile, variant: str, real_poll_s: float) -> RunResult:
     chosen = get_variant(variant)
     clock = VirtualClock()
     loop = virtual_loop(clock, real_poll_s)

@@ -112,6 +112,22 @@ def print_url(url: str) -> None:
     sys.stdout.flush()
 
 
+def serve_app(
+    app: Any,
+    host: str = LOOPBACK,
+    port: int = 8765,
+    announce: Callable[[str], None] = print_url,
+) -> None:
+    """Serve any ASGI app with these settings until interrupted; `announce` gets the URL once it accepts."""
+    config = server_config(app, host, port, log_config=uvicorn.config.LOGGING_CONFIG, log_level="info")
+    server = _AnnouncingServer(config, announce, host)
+    listener = bound_socket(host, port)
+    try:
+        server.run(sockets=[listener])
+    finally:
+        listener.close()
+
+
 def serve(
     profile: Profile,
     host: str = LOOPBACK,
@@ -125,11 +141,4 @@ def serve(
     it is printed on one line of stdout (the CLI contract). uvicorn's own log
     lines go to stderr.
     """
-    app = build_app(profile, variant)
-    config = server_config(app, host, port, log_config=uvicorn.config.LOGGING_CONFIG, log_level="info")
-    server = _AnnouncingServer(config, announce, host)
-    listener = bound_socket(host, port)
-    try:
-        server.run(sockets=[listener])
-    finally:
-        listener.close()
+    serve_app(build_app(profile, variant), host, port, announce)
