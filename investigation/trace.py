@@ -81,6 +81,7 @@ class DecisionRecorder:
 
     def __init__(self) -> None:
         self._decisions: list[Decision] = []
+        self._positions: dict[str, int] = {}
         self._tallies: dict[str, dict[str, int]] = {}
         self.failure: BaseException | None = None
         self.user_id: str | None = None
@@ -89,10 +90,12 @@ class DecisionRecorder:
         """Record `outcome` at `point`; a point reached again keeps both, "first then second"."""
         if point not in POINT_ORDER:
             raise KeyError(f"undeclared decision point {point!r}")
-        for position, earlier in enumerate(self._decisions):
-            if earlier.point == point:
-                self._decisions[position] = Decision(point, f"{earlier.outcome} then {outcome}")
-                return
+        position = self._positions.get(point)
+        if position is not None:
+            earlier = self._decisions[position]
+            self._decisions[position] = Decision(point, f"{earlier.outcome} then {outcome}")
+            return
+        self._positions[point] = len(self._decisions)
         self._decisions.append(Decision(point, outcome))
 
     def tally(self, point: str, outcome: str) -> None:
@@ -101,6 +104,7 @@ class DecisionRecorder:
             raise KeyError(f"undeclared decision point {point!r}")
         if point not in self._tallies:
             self._tallies[point] = {}
+            self._positions[point] = len(self._decisions)
             self._decisions.append(Decision(point, ""))
         counts = self._tallies[point]
         counts[outcome] = counts.get(outcome, 0) + 1

@@ -357,7 +357,8 @@ class _Session:
         failures = 0
         while failures < MAX_ROUTING_FAILURES:
             try:
-                text = await asyncio.wait_for(self.websocket.receive_text(), timeout=self.heartbeat_interval)
+                async with asyncio.timeout(self.heartbeat_interval):
+                    text = await self.websocket.receive_text()
             except TimeoutError:
                 continue
             routed = await self._route_message(text, context)
@@ -405,13 +406,12 @@ class _Session:
     async def finish(self) -> None:
         if self.heartbeat is not None:
             self.heartbeat.cancel()
-        if not self.established or self.manager is None:
-            return
-        try:
-            self.manager.remove_connection(str(self.connection_id))
-        except RuntimeError as error:
-            self.backend.log("WARNING", f"remove_connection failed: {error}")
-        if self.backend.variant.release_manager_on_disconnect and not isinstance(
+        if self.established and self.manager is not None:
+            try:
+                self.manager.remove_connection(str(self.connection_id))
+            except RuntimeError as error:
+                self.backend.log("WARNING", f"remove_connection failed: {error}")
+        if self.backend.variant.release_manager_on_disconnect and self.manager is not None and not isinstance(
             self.manager, EmergencyStubManager
         ):
             await self.backend.factory.release_manager(self.manager)
