@@ -8,7 +8,6 @@ close frame), with no exception escaping the app and no error log line.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -228,4 +227,3 @@ def test_the_server_still_serves_after_the_hostile_examples(served: tuple[AppOnV
     outcome = target.run(raw_connection(url, HostileRequest([("authorization", f"Bearer {token}")], [], [], [chat])))
     assert outcome.status == 101 and outcome.close_code is None and outcome.client_left
     assert [frame["type"] for frame in outcome.frames if frame["type"] == "ack"] == ["ack"]
-    assert asyncio.iscoroutinefunction(raw_connection)
