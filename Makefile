@@ -4,7 +4,7 @@
 #   make test      unit tests, nbval on the golden notebooks, a smoke grid run
 #   make run       execute the notebook grid into artifacts/ (RUN_ARGS="--notebook 01 ...")
 #   make refresh   re-execute the golden notebooks in place (commit the result)
-#   make bench     run benchmarks/bench_*.py
+#   make bench     run every benchmarks/bench_*.py (python -m benchmarks)
 #   make lab       Jupyter Lab on notebooks/
 #
 # The kernel environment that keeps notebook output stable (PYTHONHASHSEED,
@@ -22,7 +22,6 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 LAB_INSTALLED := $(VENV)/.lab-installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
-BENCHMARKS := $(sort $(wildcard benchmarks/bench_*.py))
 RUN_ARGS ?=
 SMOKE_ARGS ?= --profile local-debug --profile staging-e2e --jobs 2
 
@@ -56,7 +55,7 @@ smoke: $(INSTALLED)
 	out="$$(mktemp -d)"; trap 'rm -rf "$$out"' EXIT; $(BIN)/investigation run $(SMOKE_ARGS) --out "$$out"
 
 bench: $(INSTALLED)
-	for bench in $(BENCHMARKS); do $(BIN)/python "$$bench"; done
+	$(BIN)/python -m benchmarks
 
 refresh: $(INSTALLED)
 	$(BIN)/python -m investigation.suite refresh $(NOTEBOOKS)
