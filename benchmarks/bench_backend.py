@@ -10,7 +10,6 @@ pyjwt HS256 decodes of the same kind of token.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 

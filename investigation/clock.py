@@ -18,7 +18,11 @@ import random
 import selectors
 import time
 import uuid
-from typing import Protocol
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol, TypeVar
+
+Result = TypeVar("Result")
 
 #: The virtual clock's start: the instant of the report's local debug run
 #: (its thread id carries the timestamp 1757365610210 ms, 2025-09-08 21:06:50 UTC).
@@ -126,3 +130,25 @@ class SeededRandomness:
 
     def choice(self, options: list[str]) -> str:
         return self._random.choice(options)
+
+
+def event_loop_running() -> bool:
+    """Whether this thread runs an event loop (answered outside any ``except`` block of the
+    caller, so exceptions raised later get no ``RuntimeError`` as their ``__context__``)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def outside_event_loop(function: Callable[..., Result], *args: object) -> Result:
+    """``function(*args)``, in a worker thread when this thread already runs an event loop.
+
+    The virtual-time runs drive their own loop; a Jupyter kernel executes cells inside a
+    running loop, where a second loop cannot run in the same thread.
+    """
+    if not event_loop_running():
+        return function(*args)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(function, *args).result()

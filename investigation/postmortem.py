@@ -32,6 +32,7 @@ from investigation.charts.divergence import divergence_chart
 from investigation.charts.isolation import traffic_chart
 from investigation.charts.timeline import timeline_chart
 from investigation.charts.variants import variant_chart
+from investigation.clock import outside_event_loop
 from investigation.divergence_findings import first_divergence_counts, separating_points
 from investigation.report import format_table
 from investigation.reproduce import (
@@ -39,7 +40,6 @@ from investigation.reproduce import (
     deciding_counts,
     failures_at_cap,
     load_named_profile,
-    outside_event_loop,
     plural,
     run_profiles,
     validation_outcomes,

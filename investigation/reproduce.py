@@ -13,27 +13,23 @@ through this module sees the same profiles as the command line.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import textwrap
 from collections import Counter
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeVar
 
 from IPython.display import Markdown
 
 from investigation.charts.divergence import visible_outcome
 from investigation.charts.timeline import count_at, timeline_series
+from investigation.clock import outside_event_loop
 from investigation.profiles import Profile, list_profiles, load_profile
 from investigation.simulate import simulate
 from investigation.trace import ConnectionResult, RunResult, close_code_label
 
 PROFILES_DIR_ENV = "INVESTIGATION_PROFILES_DIR"
 """Environment variable naming an extra profiles directory (the CLI's --profiles-dir)."""
-
-Result = TypeVar("Result")
 
 FACTORY_1011_REASON = "Factory SSOT validation failed"
 TRACE_WIDTH = 100
@@ -55,31 +51,9 @@ def profile_names() -> list[str]:
     return [profile.name for profile in list_profiles(active_profiles_dir())]
 
 
-def outside_event_loop(function: Callable[..., Result], *args: object) -> Result:
-    """``function(*args)``, in a worker thread when this thread already runs an event loop.
-
-    ``simulate`` drives its own (virtual-time) loop; a Jupyter kernel executes
-    cells inside a running loop, where a second loop cannot run in the same thread.
-    """
-    if not _event_loop_running():
-        return function(*args)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(function, *args).result()
-
-
-def _event_loop_running() -> bool:
-    """Whether this thread runs an event loop (answered outside any ``except`` block, so
-    exceptions raised later get no ``RuntimeError`` as their ``__context__``)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
 def run_profile(name: str, variant: str = "original") -> RunResult:
     """Simulate the profile called ``name`` under ``variant``."""
-    return outside_event_loop(simulate, load_named_profile(name), variant)
+    return simulate(load_named_profile(name), variant)
 
 
 def run_profiles(names: Sequence[str] | None = None, variant: str = "original") -> dict[str, RunResult]:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
 from typing import Any
 
 from investigation.backend.process import Backend, StartupState
 from investigation.backend.route import ClientDisconnected
 from investigation.backend.variants import Variant, get_variant
-from investigation.clock import SeededRandomness, VirtualClock, virtual_loop
+from investigation.clock import SeededRandomness, VirtualClock, outside_event_loop, virtual_loop
 from investigation.profiles import Profile
 from investigation.trace import ConnectionResult, DecisionRecorder, ManagerCount, RunResult, cause_chain
 from investigation.traffic import (
@@ -66,7 +65,7 @@ class SimulatedSocket:
                 break
             await self._clock.sleep(message.at_s - elapsed)
             elapsed = message.at_s
-            self._incoming.put_nowait(_message_text(message))
+            self._incoming.put_nowait(message_text(message))
         await self._clock.sleep(self._client.hold_s - elapsed)
         self._client_gone = True
         self._incoming.put_nowait(_CLIENT_LEFT)
@@ -93,7 +92,8 @@ class SimulatedSocket:
             self._driver.cancel()
 
 
-def _message_text(message: Any) -> str:
+def message_text(message: Any) -> str:
+    """The text frame a profile message becomes on the wire."""
     if message.type == "raw":
         return str(message.text)
     return json.dumps({"type": message.type, "payload": {"text": message.text}})
@@ -119,7 +119,7 @@ def backend_for(profile: Profile, instance: int, clock: VirtualClock, variant: V
     )
 
 
-class _Run:
+class SimulationRun:
     """The state of one simulation: backends, the plan, and what each connection did."""
 
     def __init__(self, profile: Profile, variant: Variant, clock: VirtualClock) -> None:
@@ -194,27 +194,14 @@ def simulate(profile: Profile, variant: str = "original") -> RunResult:
     Works from inside a running event loop too (a Jupyter cell): the virtual-time
     loop then runs in a worker thread.
     """
-    if not _loop_running():
-        return _simulate_here(profile, variant)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(_simulate_here, profile, variant).result()
-
-
-def _loop_running() -> bool:
-    """Whether this thread runs an event loop (checked outside any except block, so the
-    simulation's own exceptions do not chain to the probe's RuntimeError)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+    return outside_event_loop(_simulate_here, profile, variant)
 
 
 def _simulate_here(profile: Profile, variant: str) -> RunResult:
     chosen = get_variant(variant)
     clock = VirtualClock()
     loop = virtual_loop(clock)
-    run = _Run(profile, chosen, clock)
+    run = SimulationRun(profile, chosen, clock)
     try:
         loop.run_until_complete(run.execute())
     finally:

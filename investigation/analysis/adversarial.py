@@ -34,7 +34,7 @@ from investigation.backend.variants import get_variant
 from investigation.clock import EPOCH_MS, SeededRandomness, VirtualClock, virtual_loop
 from investigation.profiles import Profile, load_profile, profile_from_dict
 from investigation.report import format_table
-from investigation.reproduce import outside_event_loop
+from investigation.clock import outside_event_loop
 from investigation.simulate import simulate
 
 #: Profiles whose process environment the context cases run in, and why.

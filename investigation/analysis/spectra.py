@@ -26,7 +26,6 @@ import ast
 import asyncio
 import contextvars
 import functools
-from concurrent.futures import ThreadPoolExecutor
 from collections import defaultdict
 from collections.abc import Coroutine, Generator, Iterable, Sequence
 from dataclasses import dataclass
@@ -38,9 +37,9 @@ import coverage
 from investigation.analysis.sbfl import FORMULAS, RankedEvent, Spectrum, rank
 from investigation.backend import variants as _variants
 from investigation.backend.variants import get_variant
-from investigation.clock import VirtualClock, virtual_loop
+from investigation.clock import VirtualClock, outside_event_loop, virtual_loop
 from investigation.profiles import Profile, flatten_profile, list_profiles, unflatten_profile
-from investigation.simulate import _Run
+from investigation.simulate import SimulationRun
 from investigation.trace import ConnectionResult
 from investigation.traffic import PlannedConnection
 
@@ -119,7 +118,7 @@ def connection_context(index: int) -> str:
     return f"connection-{index:05d}"
 
 
-class _MeasuredRun(_Run):
+class _MeasuredRun(SimulationRun):
     """A simulation run whose connections each get their own coverage context."""
 
     def __init__(self, profile: Profile, variant: Any, clock: VirtualClock, switcher: _ContextSwitcher) -> None:
@@ -162,16 +161,7 @@ def measure_profile(profile: Profile, variant: str = "original") -> list[Connect
 
     From inside a running event loop (a notebook kernel) the measured run happens in a worker thread.
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        in_worker = False
-    else:
-        in_worker = True
-    if not in_worker:
-        return _measure_here(profile, variant)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(_measure_here, profile, variant).result()
+    return outside_event_loop(_measure_here, profile, variant)
 
 
 def _measure_here(profile: Profile, variant: str) -> list[ConnectionSpectrum]:

@@ -27,7 +27,8 @@ from investigation.analysis.adversarial import accepted_members, adversarial_out
 from investigation.backend.variants import ORIGINAL, VARIANTS, Variant, get_variant
 from investigation.profiles import Profile, list_profiles, load_profile, profile_from_dict
 from investigation.report import format_table
-from investigation.reproduce import active_profiles_dir, outside_event_loop
+from investigation.clock import outside_event_loop
+from investigation.reproduce import active_profiles_dir
 from investigation.simulate import simulate
 from investigation.trace import ConnectionResult, RunResult, close_code_label
 

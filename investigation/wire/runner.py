@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -28,9 +27,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from investigation.backend.variants import get_variant
-from investigation.clock import VirtualClock, virtual_loop
+from investigation.clock import VirtualClock, outside_event_loop, virtual_loop
 from investigation.profiles import Profile
-from investigation.simulate import CUTOFF_GRACE_S, _loop_running, _message_text
+from investigation.simulate import CUTOFF_GRACE_S, message_text
 from investigation.trace import ConnectionResult, ManagerCount, RunResult, cause_chain
 from investigation.traffic import (
     PlannedConnection,
@@ -98,7 +97,7 @@ async def drive_client(connection: ClientConnection, client: Any, view: ClientVi
             if reader.done():
                 break
             try:
-                await connection.send(_message_text(message))
+                await connection.send(message_text(message))
             except ConnectionClosed:
                 break
         if not reader.done():
@@ -229,10 +228,7 @@ def simulate_wire(profile: Profile, variant: str = "original", real_poll_s: floa
     Like `simulate`, it works from inside a running event loop (a Jupyter
     cell): the virtual-time loop then runs in a worker thread.
     """
-    if not _loop_running():
-        return _simulate_wire_here(profile, variant, real_poll_s)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(_simulate_wire_here, profile, variant, real_poll_s).result()
+    return outside_event_loop(_simulate_wire_here, profile, variant, real_poll_s)
 
 
 def _simulate_wire_here(profile: Profile, variant: str, real_poll_s: float) -> RunResult:
