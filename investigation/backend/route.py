@@ -369,8 +369,10 @@ class _Session:
     async def _route_message(self, text: str, context: UserExecutionContext) -> bool:
         try:
             message = json.loads(text)
-            kind = message.get("type") if isinstance(message, dict) else None
         except ValueError:
+            return False
+        kind = message.get("type") if isinstance(message, dict) else None
+        if not isinstance(kind, str):
             return False
         if kind == "pong":
             self.pong_received = True
