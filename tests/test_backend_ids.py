@@ -145,8 +145,30 @@ def test_thread_mismatch_warning_text(harness) -> None:
 def test_matching_thread_part_logs_nothing(harness) -> None:
     h = harness({"ENVIRONMENT": "development"})
     with h.active():
-        UserExecutionContext(user_id="user-0001", thread_id="x", run_id="run_x_y_12345678", request_id="req-1")
+        UserExecutionContext(
+            user_id="user-0001", thread_id="x", run_id="run_x_y_12345678",
+            request_id="3b1f8c2e-1d2a-4c3b-8d7e-0123456789ab",
+        )
     assert log_messages(h, "WARNING") == []
+
+
+@pytest.mark.parametrize(
+    ("request_id", "known"),
+    [
+        ("req_websocket_factory_1757365610210_3_a9dbe4f2", True),  # the generator's (spec 3.1)
+        ("ws_req_1757365610_a9dbe4f2", True),  # the fallback's (spec 3.2)
+        ("3b1f8c2e-1d2a-4c3b-8d7e-0123456789ab", True),  # a uuid4, the field's default
+        ("req-1", False),
+        ("request_0001", False),
+    ],
+)
+def test_request_id_of_unknown_format_only_logs(harness, request_id: str, known: bool) -> None:
+    """Spec 2.3: a request_id of an unknown format also only logs."""
+    h = harness({"ENVIRONMENT": "development"})
+    with h.active():
+        UserExecutionContext(user_id="user-0001", thread_id="x", run_id="run_x_y_12345678", request_id=request_id)
+    logged = any("unknown format" in text for text in log_messages(h, "WARNING"))
+    assert logged is not known
 
 
 def test_generated_ids_always_log_the_mismatch(harness) -> None:

@@ -24,7 +24,7 @@ from investigation.backend import runtime
 from investigation.backend.context import UserExecutionContext
 from investigation.backend.environment import KNOWN_TEST_JWT_SECRET, IsolatedEnvironment
 from investigation.backend.factory import _validate_ssot_user_context_staging_safe
-from investigation.backend.ids import fallback_context_ids
+from investigation.backend.ids import default_websocket_client_id, fallback_context_ids
 from investigation.trace import decide
 
 E2E_HEADER_MARKERS = ("e2e", "staging", "test", "true", "1")
@@ -350,10 +350,7 @@ def create_defensive_user_execution_context(
         user_id = user_id.strip()
         thread_id, run_id, request_id = _generate_ids(user_id)
         if websocket_client_id is None:
-            websocket_client_id = (
-                f"ws_client_{user_id[:8]}_{int(backend.clock.now())}_"
-                f"{str(backend.randomness.uuid4())[:8]}"
-            )
+            websocket_client_id = default_websocket_client_id(user_id, backend.clock, backend.randomness)
         context = UserExecutionContext(
             user_id=user_id,
             thread_id=thread_id,

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,11 @@ PLACEHOLDER_PREFIXES = (
 )
 TEST_PREFIX = "test_"
 SHORT_PLACEHOLDER_LENGTH = 20
+#: Request ids the original recognises: the generator's, the fallback's, a uuid4.
+KNOWN_REQUEST_ID = re.compile(
+    r"^(req_\w+_\d+_\d+_[0-9a-f]{8}|ws_req_\d+_[0-9a-f]{8}|"
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
+)
 
 RESERVED_METADATA_KEYS = frozenset(
     {"user_id", "thread_id", "run_id", "request_id", "created_at", "db_session", "websocket_client_id"}
@@ -111,6 +117,8 @@ class UserExecutionContext:
                 f"Thread ID mismatch: run_id contains '{thread_part}' but thread_id is "
                 f"'{self.thread_id}'",
             )
+        if not KNOWN_REQUEST_ID.match(self.request_id):
+            log("WARNING", f"request_id '{self.request_id}' has an unknown format")
 
     def _validate_metadata(self, name: str) -> None:
         value = getattr(self, name)
