@@ -39,6 +39,11 @@ VARIANTS = "05_variants"
 POSTMORTEM = "06_postmortem"
 SINGLE_RUN_NOTEBOOKS = (DIVERGENCE, HYPOTHESES, VARIANTS, POSTMORTEM)
 
+EXPECTED_SECONDS = {REPRODUCE: 2.1, DIVERGENCE: 2.2, HYPOTHESES: 2.6, ISOLATE: 8.1, VARIANTS: 3.3, POSTMORTEM: 9.4}
+"""Seconds one run of each notebook took (papermill, one kernel, 2-core machine): the runner
+starts the longest first so that no long run is left alone at the end of the grid."""
+UNKNOWN_NOTEBOOK_SECONDS = 2.0
+
 ISOLATION_REFERENCE = "local-debug"
 """The passing side of every isolation pair: the report's local debug run."""
 PASSING_PARAMETER = "passing"
@@ -102,6 +107,11 @@ def grid_spec(profiles_dir: Path | None = None, notebook_dir: Path = DEFAULT_NOT
     return {stem: sets for stem, sets in sorted(spec.items()) if stem in present}
 
 
+def expected_seconds(entry: GridEntry) -> float:
+    """How long the entry's run is expected to take (scheduling only; never affects outputs)."""
+    return EXPECTED_SECONDS.get(entry.stem, UNKNOWN_NOTEBOOK_SECONDS)
+
+
 def notebook_grid(
     notebooks: Sequence[str] | None = None,
     profiles: Sequence[str] | None = None,
@@ -153,5 +163,7 @@ def run_notebook_suite(
     grid = notebook_grid(notebooks, profiles, profiles_dir, notebook_dir)
     hashed_dirs = (DEFAULT_PROFILES_DIR,) if profiles_dir is None else (DEFAULT_PROFILES_DIR, profiles_dir)
     with profiles_dir_exported(profiles_dir):
-        summary = run_suite(grid, out_dir, jobs=jobs, profile_dirs=hashed_dirs, progress=progress)
+        summary = run_suite(
+            grid, out_dir, jobs=jobs, profile_dirs=hashed_dirs, progress=progress, expected_seconds=expected_seconds
+        )
     return [f"{run.notebook}/{run.slug}: {run.error}" for run in summary.failed]

@@ -101,11 +101,15 @@ def map_in_workers(
     jobs: int | None,
     progress: bool,
     description: str,
+    cost: Callable[[Item], float] | None = None,
 ) -> list[Result]:
     """``[function(item) for item in items]`` in worker processes, with a progress bar on stderr.
 
     Workers are spawned (not forked) and export ``KERNEL_ENV`` before any
-    kernel starts; the parent's environment stays untouched.
+    kernel starts; the parent's environment stays untouched. With ``cost``
+    (expected seconds of an item), the costliest items start first
+    (longest-processing-time-first), so no long run is left for the end;
+    the result order is always the order of ``items``.
     """
     if not items:
         return []
@@ -113,12 +117,19 @@ def map_in_workers(
     workers = max(1, min(jobs or default_jobs(), len(items)))
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_pin_kernel_env) as pool:
-        futures = {pool.submit(function, item): index for index, item in enumerate(items)}
+        futures = {pool.submit(function, items[index]): index for index in _start_order(items, cost)}
         with tqdm(total=len(items), desc=description, unit="run", file=sys.stderr, disable=not progress) as bar:
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
                 bar.update()
     return [results[index] for index in range(len(items))]
+
+
+def _start_order(items: Sequence[Item], cost: Callable[[Item], float] | None) -> list[int]:
+    """Item indexes, costliest first (ties keep the item order); the item order without ``cost``."""
+    if cost is None:
+        return list(range(len(items)))
+    return sorted(range(len(items)), key=lambda index: -cost(items[index]))
 
 
 def _pin_kernel_env() -> None:

@@ -17,7 +17,7 @@ Layout of the output directory::
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +50,7 @@ def run_suite(
     jobs: int | None = None,
     profile_dirs: Sequence[Path] = (DEFAULT_PROFILES_DIR,),
     progress: bool = True,
+    expected_seconds: Callable[[GridEntry], float] | None = None,
 ) -> SuiteSummary:
     """Execute the grid (validated by ``build_grid``) into ``out_dir``; failed runs do not stop it.
 
@@ -59,10 +60,12 @@ def run_suite(
         jobs: worker processes; None = one per CPU.
         profile_dirs: directories whose ``*.toml`` files are hashed into the manifest.
         progress: show a progress bar over the grid on stderr.
+        expected_seconds: an entry's expected run time; the longest runs start first.
     """
     absolute_out = out_dir.resolve()
     tasks = [(entry, absolute_out) for entry in sorted(grid, key=lambda entry: (entry.stem, entry.slug))]
-    records = tuple(map_in_workers(run_entry, tasks, jobs, progress, "notebooks"))
+    cost = None if expected_seconds is None else (lambda task: expected_seconds(task[0]))
+    records = tuple(map_in_workers(run_entry, tasks, jobs, progress, "notebooks", cost))
     absolute_out.mkdir(parents=True, exist_ok=True)
     return SuiteSummary(
         out_dir=out_dir,
