@@ -63,10 +63,14 @@ class StarletteServerSocket:
     def connected(self) -> bool:
         return not self._client_gone and not self._server_closed
 
+    def wire_subprotocol(self, subprotocol: str | None) -> str | None:
+        """The subprotocol sent in the handshake response for the route's choice (the same here)."""
+        return subprotocol
+
     async def accept(self, subprotocol: str | None) -> None:
         self.subprotocol = subprotocol
         try:
-            await self._websocket.accept(subprotocol=subprotocol)
+            await self._websocket.accept(subprotocol=self.wire_subprotocol(subprotocol))
         except (WebSocketDisconnect, OSError) as error:
             self._client_gone = True
             raise ClientDisconnected(ABNORMAL_CLOSURE) from error

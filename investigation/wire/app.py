@@ -9,15 +9,27 @@ Instances. A profile with `instances = N` gets N independent backend processes
    `?instance=K` query parameter (0 <= K < N, decimal digits); the selector is
    routing information of this harness, so the route sees neither;
 2. otherwise the profile's routing: "round_robin" -> the n-th connection the
-   app received (counting from 0) goes to n % N, as in the simulation;
-   "sticky" -> instance 0 (a client without a selector is one affinity session).
+   app received without a selector (counting from 0) goes to n % N, as in the
+   simulation; "sticky" -> the profile client's index % N for a `?client=`
+   connection, else instance 0 (a client without a selector is one affinity
+   session).
 Wire mode (`simulate_wire`) always sends the header, with the instance
 `traffic.instance_for` gives the simulation.
+
+Profile clients. `build_app(profile, profile_clients=True)` (what `serve`
+builds) adds the test-harness shim of `investigation.wire.profile_client`:
+`ws://HOST:PORT/ws?client=NAME` connects as the profile's client NAME, its
+headers, subprotocols and a server-minted token presented to the route as in
+the simulation, so a client that can only take a URL reproduces the incident.
+The route, auth and everything after are unchanged; the backend never sees
+`client` or `instance`. An unknown NAME gets HTTP 403 before the WebSocket opens
+(a close before accept), and the server logs a warning naming the known clients.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
@@ -33,6 +45,11 @@ from investigation.profiles import Profile
 from investigation.simulate import backend_for
 from investigation.trace import DecisionRecorder
 from investigation.wire.adapter import StarletteServerSocket, lowered_headers
+from investigation.wire.profile_client import (
+    CLIENT_QUERY,
+    ProfileClients,
+    ProfileClientSocket,
+)
 
 INSTANCE_HEADER = "x-investigation-instance"
 INSTANCE_QUERY = "instance"
@@ -41,6 +58,9 @@ INSTANCE_QUERY = "instance"
 CONNECTION_HEADER = "x-investigation-connection"
 HARNESS_HEADERS = frozenset({INSTANCE_HEADER, CONNECTION_HEADER})
 WS_PATH = "/ws"
+#: Close code that, sent before accept, makes the server answer the handshake with HTTP 403.
+REFUSED_BEFORE_ACCEPT = 1008
+LOGGER_NAME = "investigation.wire"
 
 
 @dataclass
@@ -60,18 +80,27 @@ class WireState:
     routing: str
     clock: Clock
     record_connections: bool = False
+    profile_clients: ProfileClients | None = None
     received: int = 0
     connections: dict[str, ServedConnection] = field(default_factory=dict)
 
-    def pick_instance(self, headers: Mapping[str, str], query: Mapping[str, str]) -> int:
-        """The instance for a new connection (see the module docstring)."""
+    def pick_instance(
+        self, headers: Mapping[str, str], query: Mapping[str, str], client_index: int | None = None
+    ) -> int:
+        """The instance for a new connection (see the module docstring).
+
+        Args:
+            headers: the request's lower-cased headers.
+            query: the request's query parameters.
+            client_index: the profile client's index for a `?client=` connection.
+        """
         for chosen in (headers.get(INSTANCE_HEADER), query.get(INSTANCE_QUERY)):
             if chosen is not None and chosen.isascii() and chosen.isdigit() and int(chosen) < len(self.backends):
                 return int(chosen)
         number, self.received = self.received, self.received + 1
         if self.routing == "round_robin":
             return number % len(self.backends)
-        return 0
+        return client_index % len(self.backends) if client_index is not None else 0
 
 
 def build_app(
@@ -80,6 +109,7 @@ def build_app(
     clock: Clock | None = None,
     *,
     record_connections: bool = False,
+    profile_clients: bool = False,
 ) -> Starlette:
     """A Starlette app serving the profile's backend at `/ws`.
 
@@ -89,11 +119,19 @@ def build_app(
         clock: the backends' clock; a `RealClock` when None.
         record_connections: keep each tagged connection's decision trace in
             `app.state.wire.connections` (wire mode; off when serving).
+        profile_clients: accept `?client=NAME` connections as the profile's
+            clients (the shim in the module docstring; on when serving).
     """
     chosen_clock = clock if clock is not None else RealClock()
     chosen_variant = get_variant(variant)
     backends = [backend_for(profile, i, chosen_clock, chosen_variant) for i in range(profile.instances)]  # type: ignore[arg-type]
-    state = WireState(backends, profile.routing, chosen_clock, record_connections)
+    state = WireState(
+        backends,
+        profile.routing,
+        chosen_clock,
+        record_connections,
+        ProfileClients.of(profile) if profile_clients else None,
+    )
 
     async def websocket_route(websocket: WebSocket) -> None:
         await _serve_connection(state, websocket)
@@ -113,11 +151,12 @@ def build_app(
 
 async def _serve_connection(state: WireState, websocket: WebSocket) -> None:
     """One connection through the chosen instance's route; a client that left ends it quietly."""
-    socket = StarletteServerSocket(websocket, hidden_headers=HARNESS_HEADERS, hidden_query=(INSTANCE_QUERY,))
-    raw_headers = lowered_headers(websocket)
-    instance = state.pick_instance(raw_headers, websocket.query_params)
+    opened = await _route_socket(state, websocket)
+    if opened is None:
+        return
+    socket, instance = opened
     served = ServedConnection(instance, DecisionRecorder())
-    tag = raw_headers.get(CONNECTION_HEADER)
+    tag = lowered_headers(websocket).get(CONNECTION_HEADER)
     if state.record_connections and tag is not None:
         state.connections[tag] = served
     try:
@@ -127,3 +166,20 @@ async def _serve_connection(state: WireState, websocket: WebSocket) -> None:
     finally:
         await socket.stop()
         served.ended_at = state.clock.now()
+
+
+async def _route_socket(state: WireState, websocket: WebSocket) -> tuple[StarletteServerSocket, int] | None:
+    """The socket the route sees and its instance; None when the shim refused an unknown client."""
+    raw_headers = lowered_headers(websocket)
+    shim = state.profile_clients
+    client_name = websocket.query_params.get(CLIENT_QUERY) if shim is not None else None
+    if shim is None or client_name is None:
+        socket = StarletteServerSocket(websocket, hidden_headers=HARNESS_HEADERS, hidden_query=(INSTANCE_QUERY,))
+        return socket, state.pick_instance(raw_headers, websocket.query_params)
+    client_index = shim.index_of(client_name)
+    if client_index is None:
+        logging.getLogger(LOGGER_NAME).warning("%s", shim.unknown_client_text())
+        await websocket.close(REFUSED_BEFORE_ACCEPT)
+        return None
+    instance = state.pick_instance(raw_headers, websocket.query_params, client_index)
+    return ProfileClientSocket(websocket, shim.request_for(client_index, state.clock.now())), instance
