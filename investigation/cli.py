@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve ws://HOST:PORT/ws under a profile")
     serve.add_argument("profile")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--port", type=int, default=8765, help="0: any free port (the URL printed names it)")
     _add_profiles_dir(serve)
     _add_variant(serve)
 
@@ -133,11 +133,19 @@ def cmd_isolate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve until interrupted: the URL alone on one stdout line, then each profile client's URL on stderr."""
     from investigation.wire import serve
+    from investigation.wire.profile_client import client_urls
 
     _check_variant(args.variant)
     profile = _load(args.profile, args.profiles_dir)
-    serve(profile, host=args.host, port=args.port, variant=args.variant)
+
+    def announce(url: str) -> None:
+        print(url, flush=True)
+        for client_url in client_urls(url, profile.clients):
+            print(f"connect as a profile client: {client_url}", file=sys.stderr, flush=True)
+
+    serve(profile, host=args.host, port=args.port, variant=args.variant, announce=announce)
     return EXIT_OK
 
 

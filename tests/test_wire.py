@@ -8,25 +8,30 @@ per-user cap of 5 in 4.2, token rules of 5.3) and design.md (serve contract).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import re
+import subprocess
+import sys
+from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from investigation.clock import VirtualClock, virtual_loop
 from investigation.profiles import list_profiles, load_profile
 from investigation.simulate import simulate
 from investigation.trace import ConnectionResult
 from investigation.wire import build_app, simulate_wire
-from investigation.wire.__main__ import client_url
 from investigation.wire.app import INSTANCE_HEADER, WireState
 from investigation.wire.inprocess import asgi_connection
 from investigation.wire.load import load_run, plan_users, serve_command, served_process
+from investigation.wire.profile_client import client_urls
+from investigation.wire.server import TokenQueryRedactor
 
 PROFILES = list_profiles()
 
@@ -69,10 +74,12 @@ def test_wire_mode_under_a_variant_matches_the_simulation() -> None:
 
 # --- serve: the design.md contract, seen by a plain websockets client -------------------------
 
-
-def _welcome_or_close(frames: list[dict[str, Any]]) -> str:
-    kinds = [f.get("data", {}).get("event") or f.get("error_code") or f["type"] for f in frames]
-    return ",".join(kinds)
+#: spec 7: the staging E2E suite's headers, which the profile gives each e2e-process-N client.
+E2E_HEADERS = {"x-test-type": "E2E", "x-test-environment": "staging", "x-e2e-test": "true", "x-test-mode": "true"}
+#: spec 1.2 / 4.2: a user's sixth manager on one instance fails the factory.
+INCIDENT_CLOSE = (1011, "Factory SSOT validation failed")
+#: A whole JWT (three base64url parts, header starting '{"'), as it would appear in a log line.
+WHOLE_JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
 
 
 async def _open_and_listen(url: str, seconds: float = 1.0) -> tuple[list[dict[str, Any]], int | None, str | None]:
@@ -91,32 +98,165 @@ async def _open_and_listen(url: str, seconds: float = 1.0) -> tuple[list[dict[st
     return frames, None, None
 
 
-def test_serve_prints_its_url_and_the_sixth_connection_of_a_user_gets_1011() -> None:
-    async def scenario() -> None:
-        async with served_process(serve_command("staging-e2e")) as (url, server):
-            assert re.fullmatch(r"ws://127\.0\.0\.1:\d+/ws", url)
-            port = urlsplit(url).port
-            assert port is not None
-            user_url = client_url("staging-e2e", "e2e-process-1", "127.0.0.1", port, 0, "auth_service")
-            outcomes = [await _open_and_listen(user_url, seconds=0.5) for _ in range(6)]
-            for frames, code, _ in outcomes[:5]:
-                assert code is None and "connection_established" in _welcome_or_close(frames)
-            frames, code, reason = outcomes[5]
-            assert (code, reason) == (1011, "Factory SSOT validation failed")
-            assert frames[-1]["error_code"] == "FACTORY_INIT_FAILED"
-            suite_url = client_url("staging-e2e", "e2e-process-2", "127.0.0.1", port, 1, "profile")
-            assert (await _open_and_listen(suite_url))[1:] == (1008, "SSOT Auth failed")
-            assert server.poll() is None
-
-    asyncio.run(scenario())
+def _websockets_cli(url: str) -> str:
+    """`python -m websockets URL` with stdin held open: it exits when the server closes."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "websockets", url], stdin=subprocess.PIPE, capture_output=True, timeout=30, check=False
+    )
+    return completed.stdout.decode()
 
 
-def test_the_url_helper_puts_a_token_for_the_clients_user_in_the_query() -> None:
-    url = client_url("staging-e2e", "e2e-process-3", "127.0.0.1", 8765, 2, "auth_service")
-    query = parse_qs(urlsplit(url).query)
-    assert url.startswith("ws://127.0.0.1:8765/ws?") and query["instance"] == ["2"]
-    claims = jwt.decode(query["token"][0], options={"verify_signature": False})
-    assert claims["sub"] == "staging-e2e-user-003" and claims["token_type"] == "access"
+@contextlib.contextmanager
+def _serving(profile_name: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`investigation serve PROFILE --port 0` as a person runs it; yields the first stdout line."""
+    command = [sys.executable, "-m", "investigation.cli", "serve", profile_name, "--port", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().decode(), process
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+
+
+def test_serve_prints_only_its_url_and_a_profile_client_s_sixth_connection_gets_the_incident_close() -> None:
+    with _serving("staging-e2e") as (first_line, server):
+        url = first_line.rstrip("\n")
+        assert first_line.endswith("\n") and re.fullmatch(r"ws://127\.0\.0\.1:\d+/ws", url)
+        as_suite_process = f"{url}?client=e2e-process-2&instance=1"
+        outcomes = [asyncio.run(_open_and_listen(as_suite_process, seconds=0.5)) for _ in range(5)]
+        cli_output = _websockets_cli(as_suite_process)
+        assert server.poll() is None
+        server.terminate()
+        rest_of_stdout, log = server.communicate(timeout=10)
+    for frames, code, _ in outcomes:
+        welcome = [f for f in frames if f.get("data", {}).get("event") == "connection_established"]
+        assert code is None and welcome[0]["data"]["user_id"] == "staging-e2e-user-002", "spec 5.2: E2E bypass"
+    assert f"Connection closed: 1011 (internal error) {INCIDENT_CLOSE[1]}." in cli_output
+    assert rest_of_stdout == b"", "design.md: serve prints the URL on one line, nothing else on stdout"
+    assert f"{url}?client=e2e-process-1".encode() in log
+    assert WHOLE_JWT.search(log.decode()) is None, "a whole token reached the server's output"
+
+
+def test_serve_refuses_an_unknown_profile_client_with_http_403() -> None:
+    with _serving("staging-e2e") as (first_line, _):
+        url = first_line.strip()
+        with pytest.raises(InvalidStatus) as refused:
+            asyncio.run(_open_and_listen(f"{url}?client=e2e-process-4"))
+    assert refused.value.response.status_code == 403
+
+
+def test_a_token_in_a_logged_request_target_is_redacted() -> None:
+    token = jwt.encode({"sub": "someone"}, "k" * 32, algorithm="HS256")
+    record = logging.LogRecord(
+        "uvicorn.error", logging.INFO, __file__, 1, '%s - "WebSocket %s" [accepted]',
+        ("127.0.0.1:5", f"/ws?instance=1&token={token}&x=1"), None,
+    )
+    assert TokenQueryRedactor().filter(record)
+    assert record.getMessage() == '127.0.0.1:5 - "WebSocket /ws?instance=1&token=<redacted>&x=1" [accepted]'
+
+
+# --- the profile-client shim, in process ----------------------------------------------------------
+
+
+class _ShimApp:
+    """`build_app(profile, profile_clients=True)` on virtual time, recording what each route saw."""
+
+    def __init__(self, profile_name: str) -> None:
+        self.clock = VirtualClock()
+        self.loop = virtual_loop(self.clock)
+        self.app = build_app(load_profile(profile_name), clock=self.clock, profile_clients=True)
+        self.routed: list[tuple[int, Any]] = []
+        for instance, backend in enumerate(self.app.state.wire.backends):
+            backend.handle = self._recording(instance, backend.handle)
+
+    def _recording(self, instance: int, handle: Any) -> Any:
+        async def recorded(socket: Any, recorder: Any = None) -> Any:
+            self.routed.append((instance, socket))
+            return await handle(socket, recorder)
+
+        return recorded
+
+    def connect(self, query: str, **connection: Any) -> Any:
+        connection.setdefault("hold_s", 1.0)
+        return self.loop.run_until_complete(asgi_connection(self.app, query_string=query.encode(), **connection))
+
+    def close(self) -> None:
+        for backend in self.app.state.wire.backends:
+            self.loop.run_until_complete(backend.shutdown())
+        self.loop.close()
+
+
+@pytest.fixture
+def shim() -> Iterator[Any]:
+    apps: list[_ShimApp] = []
+    yield lambda name: apps.append(_ShimApp(name)) or apps[-1]
+    for app in apps:
+        app.close()
+
+
+def test_the_route_sees_the_profile_client_s_headers_and_a_server_minted_token_only(shim: Any) -> None:
+    app = shim("staging-e2e")
+    outcome = app.connect(
+        "client=e2e-process-2&instance=1&token=from-the-url", headers=[(b"authorization", b"Bearer from-the-url")]
+    )
+    [(instance, socket)] = app.routed
+    assert instance == 1 and outcome.accepted and outcome.close_code is None
+    assert dict(socket.query) == {}, "client, instance and the URL's own token never reach the route"
+    assert set(socket.headers) == {*E2E_HEADERS, "authorization"}
+    assert {name: socket.headers[name] for name in E2E_HEADERS} == E2E_HEADERS
+    scheme, token = socket.headers["authorization"].split(" ")
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert scheme == "Bearer" and claims["sub"] == "staging-e2e-user-002"
+    assert claims["type"] == "access" and "token_type" not in claims, "spec 7: the E2E suite's own token"
+
+
+def test_a_subprotocol_client_gets_its_token_in_a_jwt_entry_and_the_wire_echoes_only_what_was_offered(
+    shim: Any,
+) -> None:
+    app = shim("development")
+    silent = app.connect("client=dev-browser-tab")
+    offering = app.connect("client=dev-browser-tab", subprotocols=["jwt-auth"])
+    (_, first), (_, second) = app.routed
+    offered = [entry.strip() for entry in first.headers["sec-websocket-protocol"].split(",")]
+    assert offered[0] == "jwt-auth" and offered[1].startswith("jwt.") and len(offered) == 2
+    assert "authorization" not in first.headers and dict(first.query) == {}
+    assert (first.subprotocol, silent.subprotocol) == ("jwt-auth", None), "no subprotocol the client did not offer"
+    assert (second.subprotocol, offering.subprotocol) == ("jwt-auth", "jwt-auth")
+    assert silent.close_code is None and offering.close_code is None
+
+
+def test_an_unknown_profile_client_is_refused_before_accept_and_never_reaches_the_route(shim: Any) -> None:
+    app = shim("staging-e2e")
+    outcome = app.connect("client=e2e-process-4")
+    assert not outcome.accepted and outcome.close_code == 1008, "close before accept: the server answers 403"
+    assert app.routed == []
+
+
+def test_profile_clients_follow_the_profile_s_routing_unless_an_instance_is_given(shim: Any) -> None:
+    sticky = shim("production-cloud-run")
+    names = [client.name for client in load_profile("production-cloud-run").clients]
+    for name in (names[6], names[3], names[6]):
+        sticky.connect(f"client={name}")
+    sticky.connect(f"client={names[6]}&instance=0")
+    assert [instance for instance, _ in sticky.routed] == [2, 3, 2, 0], "sticky: client index % 4 instances"
+    round_robin = shim("staging-e2e")
+    for query in ("client=e2e-process-3", "client=e2e-process-3", "client=e2e-process-1&instance=0",
+                  "client=e2e-process-3"):
+        round_robin.connect(query)
+    assert [instance for instance, _ in round_robin.routed] == [0, 1, 0, 2], "round robin: n-th unpinned connection"
+
+
+def test_without_the_shim_a_client_parameter_is_an_ordinary_query_parameter() -> None:
+    outcome = _run_in_process("staging-e2e", query_string=b"client=e2e-process-2", hold_s=1.0)
+    assert outcome.accepted and (outcome.close_code, outcome.close_reason) == (1008, "SSOT Auth failed")
+
+
+def test_client_urls_name_each_profile_client_and_carry_no_token() -> None:
+    profile = load_profile("staging-e2e")
+    assert client_urls("ws://127.0.0.1:8765/ws", profile.clients) == [
+        f"ws://127.0.0.1:8765/ws?client=e2e-process-{n}" for n in (1, 2, 3)
+    ]
 
 
 # --- load: isolation under concurrency ------------------------------------------------------------

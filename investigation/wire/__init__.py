@@ -1,7 +1,8 @@
 """The real WebSocket endpoint and the wire-mode runner.
 
     app = build_app(profile)                 # Starlette app, route at /ws
-    serve(profile, port=8765)                # uvicorn on the real clock; prints the URL
+    serve(profile, port=8765, announce=show) # uvicorn on the real clock; show(url) once it accepts
+                                             # ws://HOST:PORT/ws?client=NAME: as the profile's client
     run = simulate_wire(profile)             # the profile's traffic over loopback sockets
 """
 

@@ -1,27 +1,60 @@
 """uvicorn around the app: `serve` for people, `running_server` for runs in one event loop.
 
-    serve(load_profile("staging-e2e"), port=8765)    # prints ws://127.0.0.1:8765/ws
+    serve(load_profile("staging-e2e"), port=8765, announce=show)   # show("ws://127.0.0.1:8765/ws")
 
     async with running_server(app) as url:           # ephemeral loopback port
         ...                                          # connect to url
+
+Nothing here prints: `serve` hands its URL to the caller's `announce` (the CLI
+prints it). uvicorn's log lines name each WebSocket request with its query
+string; `serve` logs them with every `token=` value replaced by "<redacted>",
+so a client that sends its token as `?token=` leaves no whole token in the log.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import logging
+import re
 import socket
-import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import uvicorn
 
 from investigation.profiles import Profile
-from investigation.wire.app import WS_PATH, build_app
+from investigation.wire.app import LOGGER_NAME, WS_PATH, build_app
 
 LOOPBACK = "127.0.0.1"
 #: Seconds the server waits for a client's close reply and for tasks on shutdown.
 GRACEFUL_SHUTDOWN_S = 5.0
+#: A `token` query parameter's value in a logged request target.
+TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]*")
+REDACTED = "<redacted>"
+
+Announce = Callable[[str], None]
+
+
+class TokenQueryRedactor(logging.Filter):
+    """Replaces the value of every `token=` query parameter in a log line with "<redacted>"."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = TOKEN_IN_QUERY.sub(rf"\g<1>{REDACTED}", message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+def redacting_log_config() -> dict[str, Any]:
+    """uvicorn's default logging plus the harness logger, every handler passing records through `TokenQueryRedactor`."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact_tokens"] = {"()": TokenQueryRedactor}
+    for handler in config["handlers"].values():
+        handler["filters"] = [*handler.get("filters", []), "redact_tokens"]
+    config["loggers"][LOGGER_NAME] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 def server_config(app: Any, host: str = LOOPBACK, port: int = 0, **overrides: Any) -> uvicorn.Config:
@@ -95,31 +128,25 @@ async def running_server(app: Any, host: str = LOOPBACK, port: int = 0) -> Async
 class _AnnouncingServer(uvicorn.Server):
     """A uvicorn server that reports its URL once it accepts connections."""
 
-    def __init__(self, config: uvicorn.Config, announce: Callable[[str], None], host: str) -> None:
+    def __init__(self, config: uvicorn.Config, announce: Announce | None, host: str) -> None:
         super().__init__(config)
         self._announce = announce
         self._host = host
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
-        if self.started and sockets:
+        if self.started and sockets and self._announce is not None:
             self._announce(ws_url(self._host, sockets[0].getsockname()[1]))
-
-
-def print_url(url: str) -> None:
-    """The serve contract (design.md): the URL alone on one line of stdout, flushed."""
-    sys.stdout.write(url + "\n")
-    sys.stdout.flush()
 
 
 def serve_app(
     app: Any,
     host: str = LOOPBACK,
     port: int = 8765,
-    announce: Callable[[str], None] = print_url,
+    announce: Announce | None = None,
 ) -> None:
     """Serve any ASGI app with these settings until interrupted; `announce` gets the URL once it accepts."""
-    config = server_config(app, host, port, log_config=uvicorn.config.LOGGING_CONFIG, log_level="info")
+    config = server_config(app, host, port, log_config=redacting_log_config(), log_level="info")
     server = _AnnouncingServer(config, announce, host)
     listener = bound_socket(host, port)
     try:
@@ -133,12 +160,13 @@ def serve(
     host: str = LOOPBACK,
     port: int = 8765,
     variant: str = "original",
-    announce: Callable[[str], None] = print_url,
+    announce: Announce | None = None,
 ) -> None:
     """Serve the profile's backend at ws://HOST:PORT/ws on the real clock until interrupted.
 
-    `announce` receives the URL once the server accepts connections; by default
-    it is printed on one line of stdout (the CLI contract). uvicorn's own log
-    lines go to stderr.
+    The app accepts `?client=NAME` connections as the profile's clients (the
+    profile-client shim, investigation.wire.profile_client). `announce`
+    receives the URL once the server accepts connections (port 0: the port
+    picked); uvicorn's own log lines go to stderr, tokens redacted.
     """
-    serve_app(build_app(profile, variant), host, port, announce)
+    serve_app(build_app(profile, variant, profile_clients=True), host, port, announce)
