@@ -175,6 +175,6 @@ def main() -> dict[str, Any]:
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--serve-bare"]:
-        serve_app(bare_app(), port=0)
+        serve_app(bare_app(), port=0, announce=lambda url: print(url, flush=True))
     else:
         main()
