@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from investigation.backend.process import Backend, StartupState
@@ -179,13 +179,6 @@ class SimulationRun:
             ended_at_s=round(self.clock.elapsed, 6),
         )
 
-    def manager_counts(self) -> tuple[ManagerCount, ...]:
-        epoch = self.clock.epoch_ms / 1000
-        return tuple(
-            ManagerCount(round(at - epoch, 6), instance, user_id, count)
-            for instance, backend in enumerate(self.backends)
-            for at, user_id, count in backend.factory.count_history
-        )
 
 
 def simulate(profile: Profile, variant: str = "original") -> RunResult:
@@ -206,10 +199,31 @@ def _simulate_here(profile: Profile, variant: str) -> RunResult:
         loop.run_until_complete(run.execute())
     finally:
         loop.close()
+    return run_result(profile, chosen, run.results, run.backends, clock)
+
+
+def manager_counts(backends: Sequence[Backend], clock: VirtualClock) -> tuple[ManagerCount, ...]:
+    """Every change of a user's manager count, per instance, in virtual seconds since the start."""
+    epoch = clock.epoch_ms / 1000
+    return tuple(
+        ManagerCount(round(at - epoch, 6), instance, user_id, count)
+        for instance, backend in enumerate(backends)
+        for at, user_id, count in backend.factory.count_history
+    )
+
+
+def run_result(
+    profile: Profile,
+    variant: Variant,
+    results: Mapping[int, ConnectionResult],
+    backends: Sequence[Backend],
+    clock: VirtualClock,
+) -> RunResult:
+    """The run's result: connections in start order, and the manager counts behind them."""
     return RunResult(
         profile=profile.name,
-        variant=chosen.name,
-        connections=tuple(run.results[i] for i in sorted(run.results)),
-        manager_counts=run.manager_counts(),
-        max_managers_per_user=chosen.max_managers_per_user,
+        variant=variant.name,
+        connections=tuple(results[i] for i in sorted(results)),
+        manager_counts=manager_counts(backends, clock),
+        max_managers_per_user=variant.max_managers_per_user,
     )

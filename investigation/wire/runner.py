@@ -29,8 +29,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from investigation.backend.variants import get_variant
 from investigation.clock import VirtualClock, outside_event_loop, virtual_loop
 from investigation.profiles import Profile
-from investigation.simulate import CUTOFF_GRACE_S, message_text
-from investigation.trace import ConnectionResult, ManagerCount, RunResult, cause_chain
+from investigation.simulate import CUTOFF_GRACE_S, message_text, run_result
+from investigation.trace import ConnectionResult, RunResult, cause_chain
 from investigation.traffic import (
     PlannedConnection,
     auth_environment,
@@ -213,14 +213,6 @@ class _WireRun:
             return round(self.clock.elapsed, 6)
         return round(served.ended_at - self.clock.epoch_ms / 1000, 6)
 
-    def manager_counts(self) -> tuple[ManagerCount, ...]:
-        epoch = self.clock.epoch_ms / 1000
-        return tuple(
-            ManagerCount(round(at - epoch, 6), instance, user_id, count)
-            for instance, backend in enumerate(self.state.backends)
-            for at, user_id, count in backend.factory.count_history
-        )
-
 
 def simulate_wire(profile: Profile, variant: str = "original", real_poll_s: float = WIRE_POLL_S) -> RunResult:
     """Run every connection of `profile` through real WebSockets on loopback, on virtual time.
@@ -241,10 +233,4 @@ def _simulate_wire_here(profile: Profile, variant: str, real_poll_s: float) -> R
         loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
         loop.close()
-    return RunResult(
-        profile=profile.name,
-        variant=chosen.name,
-        connections=tuple(run.results[i] for i in sorted(run.results)),
-        manager_counts=run.manager_counts(),
-        max_managers_per_user=chosen.max_managers_per_user,
-    )
+    return run_result(profile, chosen, run.results, run.state.backends, clock)
