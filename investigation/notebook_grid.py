@@ -43,6 +43,10 @@ EXPECTED_SECONDS = {REPRODUCE: 2.1, DIVERGENCE: 2.2, HYPOTHESES: 2.6, ISOLATE: 8
 """Seconds one run of each notebook took (papermill, one kernel, 2-core machine): the runner
 starts the longest first so that no long run is left alone at the end of the grid."""
 UNKNOWN_NOTEBOOK_SECONDS = 2.0
+KERNEL_PRELOAD = ("matplotlib.pyplot", "matplotlib_inline.backend_inline")
+"""Third-party modules every notebook's kernel imports (``%matplotlib inline``); the runner
+imports them once per worker and forks its kernels from there. Project modules are left to
+the notebooks, so their import happens in the kernel as it would in Jupyter."""
 
 ISOLATION_REFERENCE = "local-debug"
 """The passing side of every isolation pair: the report's local debug run."""
@@ -164,6 +168,7 @@ def run_notebook_suite(
     hashed_dirs = (DEFAULT_PROFILES_DIR,) if profiles_dir is None else (DEFAULT_PROFILES_DIR, profiles_dir)
     with profiles_dir_exported(profiles_dir):
         summary = run_suite(
-            grid, out_dir, jobs=jobs, profile_dirs=hashed_dirs, progress=progress, expected_seconds=expected_seconds
+            grid, out_dir, jobs=jobs, profile_dirs=hashed_dirs, progress=progress, expected_seconds=expected_seconds,
+            preload=KERNEL_PRELOAD,
         )
     return [f"{run.notebook}/{run.slug}: {run.error}" for run in summary.failed]

@@ -29,9 +29,13 @@ from tqdm import tqdm
 from traitlets.config import Config
 
 from investigation.suite.config import CELL_TIMEOUT_S, KERNEL_ENV, KERNEL_NAME
+from investigation.suite.forkserver import ForkingKernelManager, ForkServer
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+
+_worker_fork_server: list[ForkServer] = []
+"""The fork server of this worker process (at most one; empty outside workers)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ def execute_notebook_to(source: Path, target: Path, parameters: Mapping[str, obj
             log_output=False,
             execution_timeout=CELL_TIMEOUT_S,
             config=_kernel_manager_config(),
+            kernel_manager_class=ForkingKernelManager,
         )
     except PapermillExecutionError as exc:
         error = f"In [{exc.exec_count}]: {exc.ename}: {_first_line(strip_color(str(exc.evalue)))}"
@@ -73,7 +78,7 @@ def _kernel_manager_config() -> Config:
 
     Without it ipykernel warns on stderr that the kernel talks over TCP in plain text.
     """
-    config = Config()
+    config = _worker_fork_server[0].kernel_manager_config() if _worker_fork_server else Config()
     if zmq.has("curve") and KernelManager.class_traits().get("transport_encryption") is not None:
         config.KernelManager.transport_encryption = "auto"
     return config
@@ -102,6 +107,7 @@ def map_in_workers(
     progress: bool,
     description: str,
     cost: Callable[[Item], float] | None = None,
+    preload: Sequence[str] = (),
 ) -> list[Result]:
     """``[function(item) for item in items]`` in worker processes, with a progress bar on stderr.
 
@@ -109,14 +115,16 @@ def map_in_workers(
     kernel starts; the parent's environment stays untouched. With ``cost``
     (expected seconds of an item), the costliest items start first
     (longest-processing-time-first), so no long run is left for the end;
-    the result order is always the order of ``items``.
+    the result order is always the order of ``items``. Each worker starts
+    its kernels from a fork server that has imported ipykernel and the
+    ``preload`` modules (see ``forkserver``).
     """
     if not items:
         return []
     results: dict[int, Result] = {}
     workers = max(1, min(jobs or default_jobs(), len(items)))
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_pin_kernel_env) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(tuple(preload),)) as pool:
         futures = {pool.submit(function, items[index]): index for index in _start_order(items, cost)}
         with tqdm(total=len(items), desc=description, unit="run", file=sys.stderr, disable=not progress) as bar:
             for future in as_completed(futures):
@@ -132,5 +140,6 @@ def _start_order(items: Sequence[Item], cost: Callable[[Item], float] | None) ->
     return sorted(range(len(items)), key=lambda index: -cost(items[index]))
 
 
-def _pin_kernel_env() -> None:
+def _init_worker(preload: tuple[str, ...]) -> None:
     os.environ.update(KERNEL_ENV)
+    _worker_fork_server.append(ForkServer.start(preload))  # it exits with this worker (stdin closes)

@@ -51,6 +51,7 @@ def run_suite(
     profile_dirs: Sequence[Path] = (DEFAULT_PROFILES_DIR,),
     progress: bool = True,
     expected_seconds: Callable[[GridEntry], float] | None = None,
+    preload: Sequence[str] = (),
 ) -> SuiteSummary:
     """Execute the grid (validated by ``build_grid``) into ``out_dir``; failed runs do not stop it.
 
@@ -61,11 +62,13 @@ def run_suite(
         profile_dirs: directories whose ``*.toml`` files are hashed into the manifest.
         progress: show a progress bar over the grid on stderr.
         expected_seconds: an entry's expected run time; the longest runs start first.
+        preload: modules every kernel imports anyway; each worker imports them once,
+            before forking its kernels (see ``forkserver``).
     """
     absolute_out = out_dir.resolve()
     tasks = [(entry, absolute_out) for entry in sorted(grid, key=lambda entry: (entry.stem, entry.slug))]
     cost = None if expected_seconds is None else (lambda task: expected_seconds(task[0]))
-    records = tuple(map_in_workers(run_entry, tasks, jobs, progress, "notebooks", cost))
+    records = tuple(map_in_workers(run_entry, tasks, jobs, progress, "notebooks", cost, preload))
     absolute_out.mkdir(parents=True, exist_ok=True)
     return SuiteSummary(
         out_dir=out_dir,

@@ -1,0 +1,193 @@
+"""Kernels forked from a warm process: the kernel start and heavy imports are paid once per worker.
+
+Usage (inside a worker process)::
+
+    server = ForkServer.start(preload=("matplotlib.pyplot",))
+    papermill.execute_notebook(..., kernel_manager_class=ForkingKernelManager,
+                               config=server.kernel_manager_config())
+
+The fork server is a Python process started with the worker's environment. It
+does what ``python -m ipykernel_launcher`` does before the kernel starts
+(drops the current directory from ``sys.path``, imports ipykernel) and imports
+the ``preload`` modules; it starts no thread. For each kernel, jupyter_client
+runs the small launcher script (``forklauncher.py``) instead of the kernelspec's
+command. The launcher sends the command, working directory and environment to
+the server, which forks: the child changes to the directory, takes the
+environment and runs the ipykernel app, exactly as a fresh kernel would, minus
+the interpreter start and the imports. The launcher waits for the child and
+passes signals on, so jupyter_client's interrupt, shutdown and kill work.
+
+Whenever a fork would not be exactly a fresh kernel (another command than
+``python -m ipykernel_launcher``, an environment that differs from the server's
+in anything but ``JPY_*``, no server), the launcher runs the kernelspec command
+itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import Unicode
+from traitlets.config import Config
+
+LAUNCHER = Path(__file__).resolve().with_name("forklauncher.py")
+SOCKET_NAME = "forkserver.sock"
+PER_KERNEL_ENV_PREFIX = "JPY_"
+"""Environment variables jupyter_client sets per kernel; read by ipykernel after the fork."""
+KERNEL_MODULE = "ipykernel_launcher"
+IMPORT_TIME_TRAITS = (("parent_handle", "JPY_PARENT_PID"), ("interrupt", "JPY_INTERRUPT_EVENT"))
+"""IPKernelApp traits whose defaults come from the environment when ipykernel is imported."""
+
+
+class ForkingKernelManager(AsyncKernelManager):
+    """A kernel manager whose kernels are launched through a fork server (``fork_server`` socket)."""
+
+    fork_server = Unicode("", config=True, help="Unix socket of the fork server; empty: launch normally")
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        command = super().format_kernel_cmd(extra_arguments)
+        if not self.fork_server:
+            return command
+        return [sys.executable, "-S", str(LAUNCHER), self.fork_server, json.dumps(command)]
+
+
+@dataclass
+class ForkServer:
+    """A running fork server owned by this process; it exits when this process closes its stdin."""
+
+    process: subprocess.Popen[bytes]
+    socket_path: Path
+
+    @classmethod
+    def start(cls, preload: Sequence[str] = ()) -> ForkServer:
+        """Start the server with this process's environment; it listens before it returns."""
+        directory = Path(tempfile.mkdtemp(prefix="investigation-forkserver."))
+        socket_path = directory / SOCKET_NAME
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(socket_path))
+        listener.listen(16)
+        code = "from investigation.suite.forkserver import serve; serve()"
+        process = subprocess.Popen(
+            [sys.executable, "-c", code, str(listener.fileno()), str(directory), *preload],
+            stdin=subprocess.PIPE,
+            pass_fds=(listener.fileno(),),
+        )
+        listener.close()
+        return cls(process, socket_path)
+
+    def kernel_manager_config(self) -> Config:
+        config = Config()
+        config.ForkingKernelManager.fork_server = str(self.socket_path)
+        return config
+
+    def stop(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+
+
+def serve() -> None:
+    """The server's main (``sys.argv``: listening fd, its directory, preload modules)."""
+    listener = socket.socket(fileno=int(sys.argv[1]))
+    directory = Path(sys.argv[2])
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        del sys.path[0]  # as ipykernel_launcher does; the kernel app puts it back
+    importlib.import_module("ipykernel.kernelapp")
+    for name in sys.argv[3:]:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    startup_env = dict(os.environ)
+    children: set[int] = set()
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked kernels are reaped by the kernel
+    try:
+        _accept_until_stdin_closes(listener, startup_env, children)
+    finally:
+        for pid in children:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGTERM)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _accept_until_stdin_closes(listener: socket.socket, startup_env: dict[str, str], children: set[int]) -> None:
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ)
+    selector.register(sys.stdin.buffer, selectors.EVENT_READ)
+    while True:
+        for key, _ in selector.select():
+            if key.fileobj is not listener:
+                if not sys.stdin.buffer.read1(4096):
+                    return
+                continue
+            connection, _ = listener.accept()
+            with connection:
+                pid = _serve_one(connection, listener, startup_env)
+            if pid is not None:
+                children.add(pid)
+
+
+def _serve_one(connection: socket.socket, listener: socket.socket, startup_env: dict[str, str]) -> int | None:
+    request = json.loads(_read_all(connection))
+    command, env = request["command"], request["env"]
+    if not _fork_is_exact(command, env, startup_env):
+        connection.sendall(b'{"pid": null}')
+        return None
+    pid = os.fork()
+    if pid == 0:
+        listener.close()
+        _run_kernel(connection, command[3:], request["cwd"], env)
+    connection.sendall(json.dumps({"pid": pid}).encode())
+    return pid
+
+
+def _fork_is_exact(command: list[str], env: dict[str, str], startup_env: dict[str, str]) -> bool:
+    def fixed(variables: dict[str, str]) -> dict[str, str]:
+        return {name: value for name, value in variables.items() if not name.startswith(PER_KERNEL_ENV_PREFIX)}
+
+    expected_start = [sys.executable, "-m", KERNEL_MODULE]
+    return command[:3] == expected_start and fixed(env) == fixed(startup_env) and threading.active_count() == 1
+
+
+def _run_kernel(connection: socket.socket, arguments: list[str], cwd: str, env: dict[str, str]) -> None:
+    """In the forked child: become the kernel a fresh ``python -m ipykernel_launcher`` would be."""
+    status = 1
+    try:
+        connection.close()
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.setsid()
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env)
+        from ipykernel import kernelapp
+
+        launcher_spec = importlib.util.find_spec(KERNEL_MODULE)
+        sys.argv = [launcher_spec.origin if launcher_spec and launcher_spec.origin else KERNEL_MODULE, *arguments]
+        # the app read JPY_* into trait defaults when the server imported it; give the kernel's own values
+        per_kernel = [f"--IPKernelApp.{trait}={int(env.get(name) or 0)}" for trait, name in IMPORT_TIME_TRAITS]
+        kernelapp.launch_new_instance(argv=[*arguments, *per_kernel])
+        status = 0
+    finally:
+        os._exit(status)
+
+
+def _read_all(connection: socket.socket) -> bytes:
+    chunks = []
+    while chunk := connection.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
