@@ -47,11 +47,14 @@ def runner_command(out_dir: Path) -> list[str]:
 
 
 def papermill_command(entry: GridEntry, out_dir: Path) -> list[str]:
-    """``papermill IN OUT -p name value ... -k python3 --cwd NOTEBOOK_DIR`` for one entry."""
+    """``papermill IN OUT -p name value ... -k python3 --cwd NOTEBOOK_DIR`` for one entry.
+
+    Parameters go in the entry's order, as the runner injects them.
+    """
     target = out_dir / entry.stem / f"{entry.slug}.ipynb"
     parameters = [
         part
-        for name in sorted(entry.parameters)
+        for name in entry.parameters
         for part in ("-p", name, _cli_value(entry.parameters[name]))
     ]
     return [

@@ -29,6 +29,7 @@ from pathlib import Path
 from investigation.profiles import DEFAULT_PROFILES_DIR, load_profile, profile_paths
 from investigation.reproduce import PROFILES_DIR_ENV, outside_event_loop
 from investigation.simulate import simulate
+from investigation.suite.execute import worker_pool
 from investigation.suite import DEFAULT_NOTEBOOK_DIR, GridEntry, SuiteInputError, build_grid, run_suite
 
 REPRODUCE = "01_reproduce"
@@ -164,11 +165,13 @@ def run_notebook_suite(
     ``index.html`` and ``manifest.json``. Bad input raises before anything is
     written (see ``notebook_grid``).
     """
-    grid = notebook_grid(notebooks, profiles, profiles_dir, notebook_dir)
+    selected_profiles(profiles, profiles_dir)
     hashed_dirs = (DEFAULT_PROFILES_DIR,) if profiles_dir is None else (DEFAULT_PROFILES_DIR, profiles_dir)
-    with profiles_dir_exported(profiles_dir):
+    # exported before the workers start (they and their kernels inherit it); the workers
+    # start while the grid is computed
+    with profiles_dir_exported(profiles_dir), worker_pool(jobs, KERNEL_PRELOAD) as pool:
+        grid = notebook_grid(notebooks, profiles, profiles_dir, notebook_dir)
         summary = run_suite(
-            grid, out_dir, jobs=jobs, profile_dirs=hashed_dirs, progress=progress, expected_seconds=expected_seconds,
-            preload=KERNEL_PRELOAD,
+            grid, out_dir, profile_dirs=hashed_dirs, progress=progress, expected_seconds=expected_seconds, pool=pool
         )
     return [f"{run.notebook}/{run.slug}: {run.error}" for run in summary.failed]

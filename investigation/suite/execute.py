@@ -11,10 +11,11 @@ Lab, so relative paths mean the same everywhere) with ``KERNEL_ENV`` exported.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +109,7 @@ def map_in_workers(
     description: str,
     cost: Callable[[Item], float] | None = None,
     preload: Sequence[str] = (),
+    pool: ProcessPoolExecutor | None = None,
 ) -> list[Result]:
     """``[function(item) for item in items]`` in worker processes, with a progress bar on stderr.
 
@@ -117,19 +119,51 @@ def map_in_workers(
     (longest-processing-time-first), so no long run is left for the end;
     the result order is always the order of ``items``. Each worker starts
     its kernels from a fork server that has imported ipykernel and the
-    ``preload`` modules (see ``forkserver``).
+    ``preload`` modules (see ``forkserver``). A ``pool`` from ``worker_pool``
+    (started earlier) is used as it is; ``jobs`` and ``preload`` are then its own.
     """
     if not items:
         return []
-    results: dict[int, Result] = {}
+    if pool is not None:
+        return _map_in_pool(pool, function, items, progress, description, cost)
     workers = max(1, min(jobs or default_jobs(), len(items)))
+    with _new_pool(workers, preload) as own_pool:
+        return _map_in_pool(own_pool, function, items, progress, description, cost)
+
+
+@contextlib.contextmanager
+def worker_pool(jobs: int | None, preload: Sequence[str] = ()) -> Iterator[ProcessPoolExecutor]:
+    """Workers (``jobs``, default one per CPU) that start now, for a later ``map_in_workers``.
+
+    Starting them first lets their imports and fork servers overlap whatever the
+    caller does before it has the items (building the grid).
+    """
+    workers = max(1, jobs or default_jobs())
+    with _new_pool(workers, preload) as pool:
+        for _ in range(workers):
+            pool.submit(int)  # each submit to an idle-less pool spawns one more worker
+        yield pool
+
+
+def _new_pool(workers: int, preload: Sequence[str]) -> ProcessPoolExecutor:
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(tuple(preload),)) as pool:
-        futures = {pool.submit(function, items[index]): index for index in _start_order(items, cost)}
-        with tqdm(total=len(items), desc=description, unit="run", file=sys.stderr, disable=not progress) as bar:
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                bar.update()
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(tuple(preload),))
+
+
+def _map_in_pool(
+    pool: ProcessPoolExecutor,
+    function: Callable[[Item], Result],
+    items: Sequence[Item],
+    progress: bool,
+    description: str,
+    cost: Callable[[Item], float] | None,
+) -> list[Result]:
+    results: dict[int, Result] = {}
+    futures = {pool.submit(function, items[index]): index for index in _start_order(items, cost)}
+    with tqdm(total=len(items), desc=description, unit="run", file=sys.stderr, disable=not progress) as bar:
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+            bar.update()
     return [results[index] for index in range(len(items))]
 
 

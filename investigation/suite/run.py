@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,7 @@ def run_suite(
     progress: bool = True,
     expected_seconds: Callable[[GridEntry], float] | None = None,
     preload: Sequence[str] = (),
+    pool: ProcessPoolExecutor | None = None,
 ) -> SuiteSummary:
     """Execute the grid (validated by ``build_grid``) into ``out_dir``; failed runs do not stop it.
 
@@ -64,11 +66,13 @@ def run_suite(
         expected_seconds: an entry's expected run time; the longest runs start first.
         preload: modules every kernel imports anyway; each worker imports them once,
             before forking its kernels (see ``forkserver``).
+        pool: workers started earlier by ``execute.worker_pool`` (then ``jobs`` and
+            ``preload`` are the pool's); None: start them here.
     """
     absolute_out = out_dir.resolve()
     tasks = [(entry, absolute_out) for entry in sorted(grid, key=lambda entry: (entry.stem, entry.slug))]
     cost = None if expected_seconds is None else (lambda task: expected_seconds(task[0]))
-    records = tuple(map_in_workers(run_entry, tasks, jobs, progress, "notebooks", cost, preload))
+    records = tuple(map_in_workers(run_entry, tasks, jobs, progress, "notebooks", cost, preload, pool))
     absolute_out.mkdir(parents=True, exist_ok=True)
     return SuiteSummary(
         out_dir=out_dir,
