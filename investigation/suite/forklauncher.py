@@ -6,6 +6,8 @@ reached, it replaces itself with ``COMMAND_JSON`` (the kernelspec command), so
 the kernel starts the ordinary way. Standard library only: it runs without site.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import select
@@ -14,9 +16,11 @@ import socket
 import sys
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+"""What jupyter_client sends to interrupt, stop or kill a kernel."""
 
 
-def forked_kernel_pid(socket_path, command):
+def forked_kernel_pid(socket_path: str, command: list[str]) -> int | None:
+    """The pid of a kernel the server forked for ``command``; None when it declines or is absent."""
     request = {"command": command, "cwd": os.getcwd(), "env": dict(os.environ)}
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
@@ -31,8 +35,9 @@ def forked_kernel_pid(socket_path, command):
     return json.loads(reply or b"{}").get("pid")
 
 
-def wait_for(pid):
-    def forward(signum, frame):
+def wait_for(pid: int) -> None:
+    """Block until the (non-child) process ``pid`` exits, passing signals on to its group."""
+    def forward(signum: int, frame: object) -> None:
         try:
             os.killpg(pid, signum)
         except OSError:
@@ -48,7 +53,7 @@ def wait_for(pid):
         pass
 
 
-def main():
+def main() -> None:
     socket_path, command = sys.argv[1], json.loads(sys.argv[2])
     pid = forked_kernel_pid(socket_path, command)
     if pid is None:
