@@ -15,6 +15,7 @@ outputs) as the loop's, metadata stripped.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -114,8 +115,17 @@ def differing_outputs(grid: Sequence[GridEntry], runner_dir: Path, loop_dir: Pat
     return sorted(differing)
 
 
+def tree_state() -> str:
+    """HEAD plus the uncommitted changes: the code both sides run (others may edit the tree meanwhile)."""
+    root = Path(__file__).resolve().parents[1]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout
+    diff = subprocess.run(["git", "diff", "HEAD"], cwd=root, capture_output=True, text=True).stdout
+    return head.strip() + ":" + hashlib.sha256(diff.encode()).hexdigest()[:12]
+
+
 def one_round(grid: Sequence[GridEntry], scratch: Path, runner_first: bool) -> dict[str, object]:
     runner_dir, loop_dir = scratch / "runner", scratch / "loop"
+    code_before = tree_state()
     if runner_first:
         runner_s = time_runner(runner_dir)
         loop_s = time_papermill_loop(grid, loop_dir)
@@ -127,6 +137,7 @@ def one_round(grid: Sequence[GridEntry], scratch: Path, runner_first: bool) -> d
         "loop_s": round(loop_s, 2),
         "ratio": round(runner_s / loop_s, 3),
         "differing": differing_outputs(grid, runner_dir, loop_dir),
+        "code_changed_meanwhile": tree_state() != code_before,
     }
 
 
@@ -139,7 +150,9 @@ def main(repeats: int = 1, runner_first: bool = False) -> dict[str, object]:
         rounds.append(result)
         print(f"round {index + 1}: investigation run {result['runner_s']:.2f} s, papermill loop "
               f"{result['loop_s']:.2f} s, ratio {result['ratio']:.3f} (goal <= {GOAL_RATIO}); "
-              f"differing notebooks: {result['differing'] or 'none'}", flush=True)
+              f"differing notebooks: {result['differing'] or 'none'}"
+              f"{' (the working tree changed during the round)' if result['code_changed_meanwhile'] else ''}",
+              flush=True)
     ratios = [float(result["ratio"]) for result in rounds]  # type: ignore[arg-type]
     summary: dict[str, object] = {
         "runs": len(grid),

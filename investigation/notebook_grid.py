@@ -44,10 +44,30 @@ EXPECTED_SECONDS = {REPRODUCE: 2.1, DIVERGENCE: 2.2, HYPOTHESES: 2.6, ISOLATE: 8
 """Seconds one run of each notebook took (papermill, one kernel, 2-core machine): the runner
 starts the longest first so that no long run is left alone at the end of the grid."""
 UNKNOWN_NOTEBOOK_SECONDS = 2.0
-KERNEL_PRELOAD = ("matplotlib.pyplot", "matplotlib_inline.backend_inline")
-"""Third-party modules every notebook's kernel imports (``%matplotlib inline``); the runner
-imports them once per worker and forks its kernels from there. Project modules are left to
-the notebooks, so their import happens in the kernel as it would in Jupyter."""
+KERNEL_PRELOAD = (
+    "matplotlib.pyplot",
+    "matplotlib_inline.backend_inline",
+    "coverage",
+    "jwt",
+    "pydantic",
+    "investigation.analysis.adversarial",
+    "investigation.analysis.hypotheses",
+    "investigation.analysis.isolate",
+    "investigation.analysis.spectra",
+    "investigation.analysis.variants",
+    "investigation.charts.divergence",
+    "investigation.charts.hypotheses",
+    "investigation.charts.isolation",
+    "investigation.charts.timeline",
+    "investigation.charts.variants",
+    "investigation.divergence_findings",
+    "investigation.postmortem",
+    "investigation.report",
+    "investigation.reproduce",
+)
+"""What the notebooks' import cells import: each worker's fork server imports it once and
+forks its kernels from there (import only, nothing runs; the bench checks the outputs equal
+those of fresh kernels). The fork server starts with the run, so it imports the current code."""
 
 ISOLATION_REFERENCE = "local-debug"
 """The passing side of every isolation pair: the report's local debug run."""

@@ -45,12 +45,12 @@ def kernel_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def fork_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ForkServer]:
     """A server for this worker (started in the test body: pytest's own variables differ per phase)."""
     server = ForkServer.start(("matplotlib.pyplot",))
-    monkeypatch.setattr(execute, "_worker_fork_server", [server])
+    monkeypatch.setattr(execute, "_worker_fork_socket", [str(server.socket_path)])
     try:
         yield server
     finally:
         server.stop()
-        execute._worker_fork_server.clear()
+        execute._worker_fork_socket.clear()
 
 
 def test_forked_kernel_sees_what_a_fresh_kernel_sees(

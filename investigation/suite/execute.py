@@ -35,8 +35,8 @@ from investigation.suite.forkserver import ForkingKernelManager, ForkServer
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
-_worker_fork_server: list[ForkServer] = []
-"""The fork server of this worker process (at most one; empty outside workers)."""
+_worker_fork_socket: list[str] = []
+"""The socket of the fork server this worker's kernels come from (empty outside workers)."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,9 @@ def _kernel_manager_config() -> Config:
 
     Without it ipykernel warns on stderr that the kernel talks over TCP in plain text.
     """
-    config = _worker_fork_server[0].kernel_manager_config() if _worker_fork_server else Config()
+    config = Config()
+    if _worker_fork_socket:
+        config.ForkingKernelManager.fork_server = _worker_fork_socket[0]
     if zmq.has("curve") and KernelManager.class_traits().get("transport_encryption") is not None:
         config.KernelManager.transport_encryption = "auto"
     return config
@@ -117,8 +119,8 @@ def map_in_workers(
     kernel starts; the parent's environment stays untouched. With ``cost``
     (expected seconds of an item), the costliest items start first
     (longest-processing-time-first), so no long run is left for the end;
-    the result order is always the order of ``items``. Each worker starts
-    its kernels from a fork server that has imported ipykernel and the
+    the result order is always the order of ``items``. The workers start
+    their kernels from one fork server that has imported ipykernel and the
     ``preload`` modules (see ``forkserver``). A ``pool`` from ``worker_pool``
     (started earlier) is used as it is; ``jobs`` and ``preload`` are then its own.
     """
@@ -135,7 +137,7 @@ def map_in_workers(
 def worker_pool(jobs: int | None, preload: Sequence[str] = ()) -> Iterator[ProcessPoolExecutor]:
     """Workers (``jobs``, default one per CPU) that start now, for a later ``map_in_workers``.
 
-    Starting them first lets their imports and fork servers overlap whatever the
+    Starting them first lets their imports and the fork server's overlap whatever the
     caller does before it has the items (building the grid).
     """
     workers = max(1, jobs or default_jobs())
@@ -145,9 +147,18 @@ def worker_pool(jobs: int | None, preload: Sequence[str] = ()) -> Iterator[Proce
         yield pool
 
 
-def _new_pool(workers: int, preload: Sequence[str]) -> ProcessPoolExecutor:
+@contextlib.contextmanager
+def _new_pool(workers: int, preload: Sequence[str]) -> Iterator[ProcessPoolExecutor]:
+    """Workers sharing one fork server, which starts first with the workers' environment."""
+    server = ForkServer.start(preload, env={**os.environ, **KERNEL_ENV})
     context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(tuple(preload),))
+    try:
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init_worker, initargs=(str(server.socket_path),)
+        ) as pool:
+            yield pool
+    finally:
+        server.stop()
 
 
 def _map_in_pool(
@@ -174,6 +185,6 @@ def _start_order(items: Sequence[Item], cost: Callable[[Item], float] | None) ->
     return sorted(range(len(items)), key=lambda index: -cost(items[index]))
 
 
-def _init_worker(preload: tuple[str, ...]) -> None:
+def _init_worker(fork_socket: str) -> None:
     os.environ.update(KERNEL_ENV)
-    _worker_fork_server.append(ForkServer.start(preload))  # it exits with this worker (stdin closes)
+    _worker_fork_socket.append(fork_socket)

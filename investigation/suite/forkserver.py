@@ -1,10 +1,11 @@
 """Kernels forked from a warm process: the kernel start and heavy imports are paid once per worker.
 
-Usage (inside a worker process)::
+Usage::
 
     server = ForkServer.start(preload=("matplotlib.pyplot",))
-    papermill.execute_notebook(..., kernel_manager_class=ForkingKernelManager,
-                               config=server.kernel_manager_config())
+    config = Config(); config.ForkingKernelManager.fork_server = str(server.socket_path)
+    papermill.execute_notebook(..., kernel_manager_class=ForkingKernelManager, config=config)
+    server.stop()
 
 The fork server is a Python process started with the worker's environment. It
 does what ``python -m ipykernel_launcher`` does before the kernel starts
@@ -38,19 +39,19 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Unicode
-from traitlets.config import Config
 
 LAUNCHER = Path(__file__).resolve().with_name("forklauncher.py")
 SOCKET_NAME = "forkserver.sock"
 PER_KERNEL_ENV_PREFIX = "JPY_"
 """Environment variables jupyter_client sets per kernel; read by ipykernel after the fork."""
 KERNEL_MODULE = "ipykernel_launcher"
+REAP_INTERVAL_S = 1.0
 IMPORT_TIME_TRAITS = (("parent_handle", "JPY_PARENT_PID"), ("interrupt", "JPY_INTERRUPT_EVENT"))
 """IPKernelApp traits whose defaults come from the environment when ipykernel is imported."""
 
@@ -69,14 +70,17 @@ class ForkingKernelManager(AsyncKernelManager):
 
 @dataclass
 class ForkServer:
-    """A running fork server owned by this process; it exits when this process closes its stdin."""
+    """A running fork server; it exits when its stdin closes (``stop`` or the owner's exit)."""
 
     process: subprocess.Popen[bytes]
     socket_path: Path
 
     @classmethod
-    def start(cls, preload: Sequence[str] = ()) -> ForkServer:
-        """Start the server with this process's environment; it listens before it returns."""
+    def start(cls, preload: Sequence[str] = (), env: Mapping[str, str] | None = None) -> ForkServer:
+        """Start the server with ``env`` (default: this process's); it listens before it returns.
+
+        Only kernels launched with exactly this environment (but ``JPY_*``) are forked.
+        """
         directory = Path(tempfile.mkdtemp(prefix="investigation-forkserver."))
         socket_path = directory / SOCKET_NAME
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -87,14 +91,10 @@ class ForkServer:
             [sys.executable, "-c", code, str(listener.fileno()), str(directory), *preload],
             stdin=subprocess.PIPE,
             pass_fds=(listener.fileno(),),
+            env=None if env is None else dict(env),
         )
         listener.close()
         return cls(process, socket_path)
-
-    def kernel_manager_config(self) -> Config:
-        config = Config()
-        config.ForkingKernelManager.fork_server = str(self.socket_path)
-        return config
 
     def stop(self) -> None:
         if self.process.stdin is not None:
@@ -115,11 +115,11 @@ def serve() -> None:
             importlib.import_module(name)
     startup_env = dict(os.environ)
     children: set[int] = set()
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked kernels are reaped by the kernel
     try:
         _accept_until_stdin_closes(listener, startup_env, children)
     finally:
-        for pid in children:
+        _reap(children)
+        for pid in children:  # still running, so the pid is still theirs
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGTERM)
         shutil.rmtree(directory, ignore_errors=True)
@@ -130,7 +130,7 @@ def _accept_until_stdin_closes(listener: socket.socket, startup_env: dict[str, s
     selector.register(listener, selectors.EVENT_READ)
     selector.register(sys.stdin.buffer, selectors.EVENT_READ)
     while True:
-        for key, _ in selector.select():
+        for key, _ in selector.select(timeout=REAP_INTERVAL_S):
             if key.fileobj is not listener:
                 if not sys.stdin.buffer.read1(4096):
                     return
@@ -140,6 +140,16 @@ def _accept_until_stdin_closes(listener: socket.socket, startup_env: dict[str, s
                 pid = _serve_one(connection, listener, startup_env)
             if pid is not None:
                 children.add(pid)
+        _reap(children)
+
+
+def _reap(children: set[int]) -> None:
+    """Collect the exit status of every kernel that has ended; drop it from ``children``."""
+    for pid in sorted(children):
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                continue
+        children.discard(pid)
 
 
 def _serve_one(connection: socket.socket, listener: socket.socket, startup_env: dict[str, str]) -> int | None:
@@ -169,7 +179,6 @@ def _run_kernel(connection: socket.socket, arguments: list[str], cwd: str, env: 
     status = 1
     try:
         connection.close()
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()
         os.chdir(cwd)
         os.environ.clear()
