@@ -313,8 +313,8 @@ class _Session:
             await clock.sleep(0.1)
             if not self.websocket.connected:
                 await clock.sleep(0.05)
+        await self._send_ping()
         self.heartbeat = asyncio.get_running_loop().create_task(self._heartbeat())
-        await asyncio.sleep(0)
         await self.websocket.send_json(self._welcome(context))
         if self.deployed:
             await clock.sleep(0.05)
@@ -343,13 +343,18 @@ class _Session:
             "correlation_id": None,
         }
 
+    async def _send_ping(self) -> None:
+        self.pong_received = False
+        await self.websocket.send_json({"type": "ping", "data": {"timestamp": self.backend.clock.now()}})
+
     async def _heartbeat(self) -> None:
-        clock = self.backend.clock
+        """After the first ping (sent at registration): one every interval while pongs come back."""
         try:
-            while self.websocket.connected and self.pong_received:
-                self.pong_received = False
-                await self.websocket.send_json({"type": "ping", "data": {"timestamp": clock.now()}})
-                await clock.sleep(self.heartbeat_interval)
+            while True:
+                await self.backend.clock.sleep(self.heartbeat_interval)
+                if not (self.websocket.connected and self.pong_received):
+                    return
+                await self._send_ping()
         except ClientDisconnected:
             return
 
