@@ -111,16 +111,22 @@ def differing_outputs(grid: Sequence[GridEntry], runner_dir: Path, loop_dir: Pat
         runner_cells, loop_cells = comparable_cells(runner_dir / path), comparable_cells(loop_dir / path)
         if runner_cells != loop_cells:
             first = next((index for index, pair in enumerate(zip(runner_cells, loop_cells)) if pair[0] != pair[1]), None)
-            differing.append(f"{entry.stem}/{entry.slug} cell {first}")
+            shown = "" if first is None else f": runner {_outputs_text(runner_cells[first])!r} loop {_outputs_text(loop_cells[first])!r}"
+            differing.append(f"{entry.stem}/{entry.slug} cell {first}{shown}")
     return sorted(differing)
 
 
 def tree_state() -> str:
-    """HEAD plus the uncommitted changes: the code both sides run (others may edit the tree meanwhile)."""
+    """HEAD, uncommitted changes and untracked files: the code both sides run (others may edit it meanwhile)."""
     root = Path(__file__).resolve().parents[1]
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout
     diff = subprocess.run(["git", "diff", "HEAD"], cwd=root, capture_output=True, text=True).stdout
+    diff += subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout
     return head.strip() + ":" + hashlib.sha256(diff.encode()).hexdigest()[:12]
+
+
+def _outputs_text(cell: dict[str, object], limit: int = 160) -> str:
+    return json.dumps(cell["outputs"], sort_keys=True)[:limit]
 
 
 def one_round(grid: Sequence[GridEntry], scratch: Path, runner_first: bool) -> dict[str, object]:
