@@ -1,7 +1,7 @@
 # Build, test and run the investigation suite. Everything runs in .venv,
 # installed from pyproject.toml (re-installed only when pyproject.toml changes).
 #
-#   make test      unit tests, nbval on the golden notebooks, a smoke grid run
+#   make test      ruff, unit tests, nbval on the golden notebooks, a smoke grid run
 #   make run       execute the notebook grid into artifacts/ (RUN_ARGS="--notebook 01 ...")
 #   make refresh   re-execute the golden notebooks in place (commit the result)
 #   make bench     run every benchmarks/bench_*.py (python -m benchmarks)
@@ -42,6 +42,7 @@ run: $(INSTALLED)
 	$(BIN)/investigation run $(RUN_ARGS)
 
 test: $(INSTALLED)
+	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 ifneq ($(NOTEBOOKS),)
 	$(BIN)/pytest -q --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg $(NOTEBOOKS)

@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from investigation.profiles import DEFAULT_PROFILES_DIR, load_profile, profile_paths
-from investigation.reproduce import PROFILES_DIR_ENV, outside_event_loop
+from investigation.clock import outside_event_loop
+from investigation.reproduce import PROFILES_DIR_ENV
 from investigation.simulate import simulate
 from investigation.suite.execute import worker_pool
 from investigation.suite import DEFAULT_NOTEBOOK_DIR, GridEntry, SuiteInputError, build_grid, run_suite

@@ -23,7 +23,6 @@ from IPython.display import Markdown
 
 from investigation.charts.divergence import visible_outcome
 from investigation.charts.timeline import count_at, timeline_series
-from investigation.clock import outside_event_loop
 from investigation.profiles import Profile, list_profiles, load_profile
 from investigation.simulate import simulate
 from investigation.trace import ConnectionResult, RunResult, close_code_label
