@@ -129,6 +129,19 @@ def test_production_impact_flips_with_a_user_reconnecting_past_the_cap(reference
     assert only(ledger, "impact.production") is Verdict.SUPPORTED
 
 
+def test_production_impact_counts_failing_traffic_moved_into_production(reference: Profile, staging: Profile) -> None:
+    """The report's "production likely similar": staging's failing traffic, run in production's
+    environment (its env, instances and routing), fails the same way, though production's own
+    traffic does not."""
+    impact = [hypothesis("impact.production")]
+    production = load_profile("production-cloud-run")
+    ledger = ledger_from(baseline_of([reference, production, staging]), impact)
+    assert only(ledger, "impact.production") is Verdict.SUPPORTED
+    calm_staging = varied(staging, "calm-staging", {"clients[5].connections": 1})
+    ledger = ledger_from(baseline_of([reference, production, calm_staging]), impact)
+    assert only(ledger, "impact.production") is Verdict.REFUTED
+
+
 def _reject_fallback_ids_at_manager_creation(monkeypatch: pytest.MonkeyPatch) -> None:
     """A world where the report's Why #5 holds: the factory rejects fallback-format thread ids."""
     original = factory._validate_ssot_user_context_staging_safe

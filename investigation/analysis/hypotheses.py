@@ -521,6 +521,17 @@ def _design_conclusion(baseline: Baseline) -> list[Trial]:
             for name in baseline.failing()]
 
 
+def _design_production_impact(baseline: Baseline) -> list[Trial]:
+    """Production's own traffic, and every failing profile's traffic where production runs."""
+    productions = baseline.where(lambda p: p.env.get("ENVIRONMENT") == "production")
+    trials = _each(baseline, productions, has_factory_close)
+    for production in productions:
+        environment = baseline.profiles[production]
+        trials += [Trial(in_environment_of(baseline.profiles[name], environment), has_factory_close)
+                   for name in baseline.failing()]
+    return trials
+
+
 def _design_injected_id_failure(baseline: Baseline) -> list[Trial]:
     inject = {"startup.id_generator_fails": True}
     names = [REFERENCE, STAGING, *baseline.where(lambda p: not _is_cloud_run(p) and not _is_local(p))]
@@ -660,8 +671,9 @@ HYPOTHESES: tuple[Hypothesis, ...] = (
     Hypothesis(
         "impact.production", "Business impact",
         "Production likely has similar issues to staging.",
-        "The production profile shows 1011 'Factory SSOT validation failed' closes.",
-        "all", lambda b: _each(b, b.where(lambda p: p.env.get("ENVIRONMENT") == "production"), has_factory_close),
+        "The production profile, or the traffic of a failing profile run in production's environment, "
+        "shows 1011 'Factory SSOT validation failed' closes.",
+        "any", _design_production_impact,
     ),
     Hypothesis(
         "conclusion.root_cause", "Conclusion",
