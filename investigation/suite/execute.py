@@ -149,16 +149,19 @@ def worker_pool(jobs: int | None, preload: Sequence[str] = ()) -> Iterator[Proce
 
 @contextlib.contextmanager
 def _new_pool(workers: int, preload: Sequence[str]) -> Iterator[ProcessPoolExecutor]:
-    """Workers sharing one fork server, which starts first with the workers' environment."""
-    server = ForkServer.start(preload, env={**os.environ, **KERNEL_ENV})
+    """Workers sharing one fork server, which starts first with the workers' environment.
+
+    Without a server (the kernelspec's command cannot be forked) the workers start kernels normally.
+    """
+    server = ForkServer.for_kernel(KERNEL_NAME, preload, env={**os.environ, **KERNEL_ENV})
+    fork_socket = "" if server is None else str(server.socket_path)
     context = multiprocessing.get_context("spawn")
     try:
-        with ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_init_worker, initargs=(str(server.socket_path),)
-        ) as pool:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(fork_socket,)) as pool:
             yield pool
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
 
 
 def _map_in_pool(
@@ -187,4 +190,5 @@ def _start_order(items: Sequence[Item], cost: Callable[[Item], float] | None) ->
 
 def _init_worker(fork_socket: str) -> None:
     os.environ.update(KERNEL_ENV)
-    _worker_fork_socket.append(fork_socket)
+    if fork_socket:
+        _worker_fork_socket.append(fork_socket)
