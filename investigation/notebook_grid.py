@@ -29,6 +29,7 @@ from pathlib import Path
 from investigation.profiles import DEFAULT_PROFILES_DIR, load_profile, profile_paths
 from investigation.clock import outside_event_loop
 from investigation.reproduce import PROFILES_DIR_ENV
+from investigation.run_cache import run_cache_exported
 from investigation.simulate import simulate
 from investigation.suite.execute import worker_pool
 from investigation.suite import DEFAULT_NOTEBOOK_DIR, GridEntry, SuiteInputError, build_grid, run_suite
@@ -188,9 +189,9 @@ def run_notebook_suite(
     """
     selected_profiles(profiles, profiles_dir)
     hashed_dirs = (DEFAULT_PROFILES_DIR,) if profiles_dir is None else (DEFAULT_PROFILES_DIR, profiles_dir)
-    # exported before the workers start (they and their kernels inherit it); the workers
-    # start while the grid is computed
-    with profiles_dir_exported(profiles_dir), worker_pool(jobs, KERNEL_PRELOAD) as pool:
+    # exported before the workers start (they and their kernels inherit both); the workers
+    # start while the grid is computed; the run cache lets the grid's notebooks share results
+    with profiles_dir_exported(profiles_dir), run_cache_exported(), worker_pool(jobs, KERNEL_PRELOAD) as pool:
         grid = notebook_grid(notebooks, profiles, profiles_dir, notebook_dir)
         summary = run_suite(
             grid, out_dir, profile_dirs=hashed_dirs, progress=progress, expected_seconds=expected_seconds, pool=pool

@@ -38,6 +38,7 @@ from investigation.analysis.sbfl import FORMULAS, RankedEvent, Spectrum, rank
 from investigation.backend import variants as _variants
 from investigation.backend.variants import get_variant
 from investigation.clock import VirtualClock, outside_event_loop, virtual_loop
+from investigation.run_cache import shared
 from investigation.profiles import Profile, flatten_profile, list_profiles, unflatten_profile
 from investigation.simulate import SimulationRun
 from investigation.trace import ConnectionResult
@@ -344,6 +345,13 @@ class SuspiciousnessReport:
         top = self.ochiai[0] if self.ochiai else None
         where = f"{top.location} in {top.function}: {top.source}" if top else "(nothing executed)"
         return f"most suspicious of {self.connections} connections ({self.failing} closed 1011): {where}"
+
+
+def sweep_suspiciousness(profiles_dir: str | None = None) -> SuspiciousnessReport:
+    """The ranking over the sweep of `sweep_profiles`; made once per grid run (`run_cache`)."""
+    profiles = sweep_profiles(profiles_dir)
+    key = "sweep_suspiciousness:" + "\n".join(p.model_dump_json() for p in profiles)
+    return shared(key, lambda: suspiciousness(collect_spectra(profiles)))
 
 
 def suspiciousness(spectra: Sequence[ConnectionSpectrum]) -> SuspiciousnessReport:
