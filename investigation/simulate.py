@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from investigation.backend.process import Backend, StartupState
@@ -99,6 +99,35 @@ def message_text(message: Any) -> str:
     return json.dumps({"type": message.type, "payload": {"text": message.text}})
 
 
+async def run_plan(
+    plan: Sequence[PlannedConnection],
+    clock: VirtualClock,
+    duration_s: float | None,
+    connect: Callable[[PlannedConnection], Awaitable[None]],
+    record_unfinished: Callable[[], None],
+) -> None:
+    """Start every planned connection at its time; wait for all, or stop just after `duration_s`.
+
+    `record_unfinished` snapshots the connections still open when the run stops, before
+    they are cancelled.
+    """
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        for planned in plan:
+            await clock.sleep(planned.at_s - clock.elapsed)
+            tasks.append(asyncio.get_running_loop().create_task(connect(planned)))
+        if duration_s is None:
+            await asyncio.gather(*tasks)
+        elif tasks:
+            remaining = max(duration_s - clock.elapsed, 0.0) + CUTOFF_GRACE_S
+            await asyncio.wait(tasks, timeout=remaining)
+        record_unfinished()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def backend_for(profile: Profile, instance: int, clock: VirtualClock, variant: Variant) -> Backend:
     """A fresh backend process for one instance of the profile's deployment."""
     startup = profile.startup
@@ -133,25 +162,16 @@ class SimulationRun:
         self.recorders: dict[int, DecisionRecorder] = {}
 
     async def execute(self) -> None:
-        tasks = []
-        for planned in self.plan:
-            await self.clock.sleep(planned.at_s - self.clock.elapsed)
-            tasks.append(asyncio.get_running_loop().create_task(self._connect(planned)))
-        done = asyncio.gather(*tasks)
-        if self.profile.duration_s is None:
-            await done
-        else:
-            remaining = max(self.profile.duration_s - self.clock.elapsed, 0.0) + CUTOFF_GRACE_S
-            await asyncio.wait({done}, timeout=remaining) if tasks else None
-            done.cancel()
-            await asyncio.gather(done, return_exceptions=True)
-        for planned in self.plan:
-            if planned.index not in self.results and planned.index in self.sockets:
-                self._record(planned)
+        await run_plan(self.plan, self.clock, self.profile.duration_s, self._connect, self._record_unfinished)
         for socket in self.sockets.values():
             socket.stop()
         for backend in self.backends:
             await backend.shutdown()
+
+    def _record_unfinished(self) -> None:
+        for planned in self.plan:
+            if planned.index not in self.results and planned.index in self.sockets:
+                self._record(planned)
 
     async def _connect(self, planned: PlannedConnection) -> None:
         instance = instance_for(planned, self.profile.routing, self.profile.instances)

@@ -29,7 +29,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from investigation.backend.variants import get_variant
 from investigation.clock import VirtualClock, outside_event_loop, virtual_loop
 from investigation.profiles import Profile
-from investigation.simulate import CUTOFF_GRACE_S, message_text, run_result
+from investigation.simulate import message_text, run_plan, run_result
 from investigation.trace import ConnectionResult, RunResult, cause_chain
 from investigation.traffic import (
     PlannedConnection,
@@ -129,28 +129,7 @@ class _WireRun:
     async def execute(self) -> None:
         async with running_server(self.app) as url:
             self.url = url
-            tasks: list[asyncio.Task[None]] = []
-            try:
-                await self._run_plan(tasks)
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _run_plan(self, tasks: list[asyncio.Task[None]]) -> None:
-        for planned in self.plan:
-            await asyncio.sleep(planned.at_s - self.clock.elapsed)
-            tasks.append(asyncio.get_running_loop().create_task(self._connect(planned)))
-        done = asyncio.gather(*tasks)
-        if self.profile.duration_s is None:
-            await done
-        else:
-            remaining = max(self.profile.duration_s - self.clock.elapsed, 0.0) + CUTOFF_GRACE_S
-            await asyncio.wait({done}, timeout=remaining) if tasks else None
-            self._record_unfinished()
-            done.cancel()
-            await asyncio.gather(done, return_exceptions=True)
-        self._record_unfinished()
+            await run_plan(self.plan, self.clock, self.profile.duration_s, self._connect, self._record_unfinished)
 
     def _record_unfinished(self) -> None:
         """Snapshot connections still running when the run stops (before closing them adds decisions)."""
