@@ -342,3 +342,20 @@ def test_scan_finds_planted_secrets_in_any_written_form(tmp_path: Path) -> None:
 def test_scan_of_a_real_run_finds_a_parameter_value(full_run: SuiteSummary) -> None:
     leaks = scan_for_secrets(full_run.out_dir, ["OUTPUT-MARKER-42"])
     assert leaks == [("01_passing/default.html", "OUTP..."), ("01_passing/default.ipynb", "OUTP...")]
+
+
+def test_split_stream_outputs_are_merged_so_runs_record_the_same_outputs() -> None:
+    """A kernel may deliver ``print(x)`` as two stream messages ("x", then the newline)."""
+    from investigation.suite.execute import coalesce_streams
+
+    split = new_code_cell("print(x)", execution_count=1, outputs=[
+        new_output("stream", name="stdout", text="local-debug -> staging-e2e: 7 tests"),
+        new_output("stream", name="stdout", text="\n"),
+    ])
+    whole = new_code_cell("print(x)", execution_count=1, outputs=[
+        new_output("stream", name="stdout", text="local-debug -> staging-e2e: 7 tests\n"),
+    ])
+    split.metadata["tags"] = whole.metadata["tags"] = ["key-result"]
+    merged = coalesce_streams(new_notebook(cells=[split]))
+    assert merged.cells[0].outputs == new_notebook(cells=[whole]).cells[0].outputs
+    assert read_key_result(merged) == "local-debug -> staging-e2e: 7 tests"

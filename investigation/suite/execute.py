@@ -25,11 +25,13 @@ import nbformat
 import papermill
 import zmq
 from jupyter_client import KernelManager
+from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 from papermill.exceptions import PapermillExecutionError, strip_color
 from tqdm import tqdm
 from traitlets.config import Config
 
 from investigation.suite.config import CELL_TIMEOUT_S, KERNEL_ENV, KERNEL_NAME
+from investigation.suite.files import write_text_atomic
 from investigation.suite.forkserver import ForkingKernelManager, ForkServer
 
 Item = TypeVar("Item")
@@ -71,7 +73,18 @@ def execute_notebook_to(source: Path, target: Path, parameters: Mapping[str, obj
         error = f"In [{exc.exec_count}]: {exc.ename}: {_first_line(strip_color(str(exc.evalue)))}"
     except Exception as exc:  # the run's boundary: any failure becomes this run's error line
         error = f"{type(exc).__name__}: {_first_line(str(exc))}"
-    return ExecutionOutcome(_read_if_written(target), error)
+    notebook = _read_if_written(target)
+    if notebook is not None:
+        notebook = coalesce_streams(notebook)
+        write_text_atomic(target, nbformat.writes(notebook) + "\n")
+    return ExecutionOutcome(notebook, error)
+
+
+def coalesce_streams(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``nb`` with consecutive outputs of one stream merged, as the kernel's flushes split them
+    at random (``print(x)`` can arrive as ``x`` and ``\\n``), so every run records the same outputs."""
+    merged, _ = CoalesceStreamsPreprocessor().preprocess(nb, {})
+    return merged
 
 
 def _kernel_manager_config() -> Config:
