@@ -60,7 +60,7 @@ ADVERSE_OUTCOMES: dict[str, frozenset[str]] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The outcome one decision point took for one connection."""
 
@@ -68,7 +68,7 @@ class Decision:
     outcome: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CauseLink:
     """One exception of a cause chain: its type name and message."""
 

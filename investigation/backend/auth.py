@@ -193,7 +193,7 @@ def resolve_jwt_algorithm(env: IsolatedEnvironment) -> str:
     return algorithm or "HS256"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TokenVerdict:
     """The auth service's answer: valid with claims, or rejected with a reason."""
 

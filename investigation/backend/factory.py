@@ -42,7 +42,7 @@ class ManagerCapacityError(RuntimeError):
     """The per-user cap refused a manager (raised as such only where a variant asks)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class ConnectionRecord:
     connection_id: str
     user_id: str
@@ -233,7 +233,7 @@ def _spawn_background(coroutine: Any) -> asyncio.Task[None]:
 # --- validation -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EnvironmentDetection:
     current_env: str
     is_cloud_run: bool

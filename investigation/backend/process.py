@@ -34,7 +34,7 @@ class StartupState:
     id_generator_fails: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LogRecord:
     at: float
     level: str
