@@ -65,8 +65,11 @@ $(LAB_INSTALLED): $(INSTALLED)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,lab]'
 	touch $@
 
+# Jupyter refuses to run as root unless told; containers and CI machines often are root.
+LAB_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: $(LAB_INSTALLED)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab $(LAB_ROOT_FLAG) notebooks/
 
 clean:
 	rm -rf $(VENV) artifacts build .pytest_cache .hypothesis .coverage *.egg-info
