@@ -84,19 +84,19 @@ class IsolatedWebSocketManager:
     def start_health_checks(self) -> None:
         """The manager's health task: every 60 s, detach connections registered more than
         30 minutes ago (a timer chain on the event loop, one per manager)."""
-        self._schedule_health_check(asyncio.get_running_loop(), runtime.current().clock)
+        self._schedule_health_check(runtime.current())
 
-    def _schedule_health_check(self, loop: asyncio.AbstractEventLoop, clock: Any) -> None:
-        self.health_timer = loop.call_later(HEALTH_CHECK_INTERVAL_S, self._health_check, loop, clock)
+    def _schedule_health_check(self, backend: Any) -> None:
+        self.health_timer = backend.call_later(HEALTH_CHECK_INTERVAL_S, self._health_check, backend)
 
-    def _health_check(self, loop: asyncio.AbstractEventLoop, clock: Any) -> None:
+    def _health_check(self, backend: Any) -> None:
         if not self.is_active:
             return
-        now = clock.now()
+        now = backend.clock.now()
         for connection_id, record in sorted(self.connections.items()):
             if now - record.connected_at > HEALTH_DETACH_AFTER_S:
                 del self.connections[connection_id]
-        self._schedule_health_check(loop, clock)
+        self._schedule_health_check(backend)
 
     async def shutdown(self) -> None:
         self.is_active = False

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +65,8 @@ class Backend:
         self.logs: list[LogRecord] = []
         self.started_at = clock.now()
         self._background: list[asyncio.Task[Any]] = []
+        self.process_context = contextvars.Context()
+        self.process_context.run(runtime.activate, self)
 
     def log(self, level: str, message: str) -> None:
         self.logs.append(LogRecord(self.clock.now(), level, message))
@@ -79,12 +81,15 @@ class Backend:
         return bool(getattr(self.startup, name))
 
     def spawn_background(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        """A process task (cleanup, health checks): runs as this backend, traced by no connection."""
-        context = contextvars.Context()
-        context.run(runtime.activate, self)
-        task = asyncio.get_running_loop().create_task(coroutine, context=context)
+        """A process task (the cleanup loop): runs as this backend, traced by no connection."""
+        task = asyncio.get_running_loop().create_task(coroutine, context=self.process_context)
         self._background.append(task)
         return task
+
+    def call_later(self, delay_s: float, callback: Callable[..., object], *args: object) -> asyncio.TimerHandle:
+        """A process timer (a manager's health check): like `spawn_background`, it holds no
+        connection's context, so a timer that outlives its connection keeps no trace alive."""
+        return asyncio.get_running_loop().call_later(delay_s, callback, *args, context=self.process_context)
 
     async def handle(self, websocket: ServerSocket, recorder: DecisionRecorder | None = None) -> DecisionRecorder:
         """Run one connection through the route as this process; returns its decisions."""
