@@ -130,18 +130,11 @@ async def run_plan(
 
 def backend_for(profile: Profile, instance: int, clock: VirtualClock, variant: Variant) -> Backend:
     """A fresh backend process for one instance of the profile's deployment."""
-    startup = profile.startup
     return Backend(
         profile.env,
         clock=clock,
         randomness=SeededRandomness(profile.seed * 1000 + instance),
-        startup=StartupState(
-            complete=startup.complete,
-            complete_after_s=startup.complete_after_s,
-            agent_supervisor=startup.agent_supervisor,
-            thread_service=startup.thread_service,
-            id_generator_fails=startup.id_generator_fails,
-        ),
+        startup=StartupState(**profile.startup.model_dump()),
         variant=variant,
         pytest_loaded=profile.process.pytest_loaded,
         dotenv=profile.process.dotenv,

@@ -78,9 +78,6 @@ class IsolatedWebSocketManager:
         if self.connections.pop(connection_id, None) is not None:
             self.last_activity = runtime.current().clock.now()
 
-    async def send_to_connection(self, connection_id: str, frame: dict[str, Any]) -> None:
-        self.last_activity = runtime.current().clock.now()
-
     def start_health_checks(self) -> None:
         """The manager's health task: every 60 s, detach connections registered more than
         30 minutes ago (a timer chain on the event loop, one per manager)."""
@@ -212,8 +209,6 @@ class WebSocketManagerFactory:
                 if idle > CONNECTION_TIMEOUT_S or (age > CONNECTION_TIMEOUT_S and not manager.is_active):
                     await self._release(key)
 
-    def active_managers(self, user_id: str) -> int:
-        return sum(1 for m in self.managers.values() if m.user_id == user_id and m.is_active)
 
 
 def _is_stale(manager: IsolatedWebSocketManager, now: float) -> bool:
