@@ -77,26 +77,27 @@ class CauseLink:
 
 
 class DecisionRecorder:
-    """Collects the decisions of one connection."""
+    """Collects the decisions of one connection.
+
+    Outcomes are kept as text in one dict, which keeps first-reached order; the
+    `Decision` values are built when asked for, not on the connection's path.
+    """
 
     def __init__(self) -> None:
-        self._decisions: list[Decision] = []
-        self._positions: dict[str, int] = {}
+        self._outcomes: dict[str, str] = {}
         self._tallies: dict[str, dict[str, int]] = {}
         self.failure: BaseException | None = None
         self.user_id: str | None = None
 
     def decide(self, point: str, outcome: str) -> None:
         """Record `outcome` at `point`; a point reached again keeps both, "first then second"."""
+        earlier = self._outcomes.get(point)
+        if earlier is not None:
+            self._outcomes[point] = f"{earlier} then {outcome}"
+            return
         if point not in POINT_ORDER:
             raise KeyError(f"undeclared decision point {point!r}")
-        position = self._positions.get(point)
-        if position is not None:
-            earlier = self._decisions[position]
-            self._decisions[position] = Decision(point, f"{earlier.outcome} then {outcome}")
-            return
-        self._positions[point] = len(self._decisions)
-        self._decisions.append(Decision(point, outcome))
+        self._outcomes[point] = outcome
 
     def tally(self, point: str, outcome: str) -> None:
         """Count a decision that may repeat (one per message); recorded once, as counts."""
@@ -104,21 +105,19 @@ class DecisionRecorder:
             raise KeyError(f"undeclared decision point {point!r}")
         if point not in self._tallies:
             self._tallies[point] = {}
-            self._positions[point] = len(self._decisions)
-            self._decisions.append(Decision(point, ""))
+            self._outcomes[point] = ""
         counts = self._tallies[point]
         counts[outcome] = counts.get(outcome, 0) + 1
 
     @property
     def decisions(self) -> tuple[Decision, ...]:
-        return tuple(self._resolve(decision) for decision in self._decisions)
+        return tuple(Decision(point, self._resolve(point, outcome)) for point, outcome in self._outcomes.items())
 
-    def _resolve(self, decision: Decision) -> Decision:
-        counts = self._tallies.get(decision.point)
-        if counts is None or decision.outcome:
-            return decision
-        summary = ",".join(f"{outcome}={n}" for outcome, n in sorted(counts.items()))
-        return Decision(decision.point, summary)
+    def _resolve(self, point: str, outcome: str) -> str:
+        counts = self._tallies.get(point)
+        if counts is None or outcome:
+            return outcome
+        return ",".join(f"{name}={n}" for name, n in sorted(counts.items()))
 
 
 _current: contextvars.ContextVar[DecisionRecorder | None] = contextvars.ContextVar(
@@ -158,11 +157,20 @@ def record_user(user_id: str) -> None:
 def recording(recorder: DecisionRecorder | None = None) -> Iterator[DecisionRecorder]:
     """Make `recorder` the current connection's recorder inside the block."""
     active = recorder or DecisionRecorder()
-    token = _current.set(active)
+    token = start_recording(active)
     try:
         yield active
     finally:
-        _current.reset(token)
+        stop_recording(token)
+
+
+def start_recording(recorder: DecisionRecorder) -> contextvars.Token[DecisionRecorder | None]:
+    """`recording` without the context manager, for the per-connection hot path."""
+    return _current.set(recorder)
+
+
+def stop_recording(token: contextvars.Token[DecisionRecorder | None]) -> None:
+    _current.reset(token)
 
 
 @contextlib.contextmanager

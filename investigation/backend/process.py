@@ -20,7 +20,7 @@ from investigation.backend.ids import UnifiedIdGenerator
 from investigation.backend.route import ServerSocket, websocket_endpoint
 from investigation.backend.variants import ORIGINAL, Variant
 from investigation.clock import Clock, SeededRandomness
-from investigation.trace import DecisionRecorder, recording
+from investigation.trace import DecisionRecorder, start_recording, stop_recording
 
 
 @dataclass(frozen=True)
@@ -93,13 +93,15 @@ class Backend:
 
     async def handle(self, websocket: ServerSocket, recorder: DecisionRecorder | None = None) -> DecisionRecorder:
         """Run one connection through the route as this process; returns its decisions."""
-        token = runtime.activate(self)
+        active = recorder if recorder is not None else DecisionRecorder()
+        process_token = runtime.activate(self)
+        recorder_token = start_recording(active)
         try:
-            with recording(recorder) as active:
-                await websocket_endpoint(websocket)
+            await websocket_endpoint(websocket)
             return active
         finally:
-            runtime.deactivate(token)
+            stop_recording(recorder_token)
+            runtime.deactivate(process_token)
 
     def activate(self) -> contextvars.Token[Any]:
         """Make this the current process outside `handle` (tests, direct calls)."""
