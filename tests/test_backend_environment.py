@@ -99,6 +99,58 @@ def test_test_context_reads_live() -> None:
     assert env.get("ENVIRONMENT") == "staging"
 
 
+# --- derived values: remembered only where the reads behind them are fixed -----------------------
+
+
+def _lowered(env: IsolatedEnvironment) -> str:
+    return (env.get("ENVIRONMENT", "development") or "").lower()
+
+
+def test_derived_values_are_remembered_in_normal_mode() -> None:
+    env = IsolatedEnvironment({"ENVIRONMENT": "Staging"})
+    calls: list[str] = []
+
+    def compute(env: IsolatedEnvironment, suffix: str) -> str:
+        calls.append(suffix)
+        return _lowered(env) + suffix
+
+    assert env.derived(compute, "!") == "staging!"
+    env._environ["ENVIRONMENT"] = "production"  # later process changes are not seen (cached reads)
+    assert env.derived(compute, "!") == "staging!"
+    assert env.derived(compute, "?") == "staging?"
+    assert calls == ["!", "?"]
+
+
+def test_set_forgets_derived_values() -> None:
+    env = IsolatedEnvironment({"ENVIRONMENT": "staging"})
+    assert env.derived(_lowered) == "staging"
+    env.set("ENVIRONMENT", "Production")
+    assert env.derived(_lowered) == "production"
+
+
+def test_test_context_derives_live() -> None:
+    env = IsolatedEnvironment({"TESTING": "1", "ENVIRONMENT": "test"})
+    assert env.derived(_lowered) == "test"
+    env._environ["ENVIRONMENT"] = "staging"  # the process environment changes later
+    assert env.derived(_lowered) == "staging"
+
+
+def test_a_derivation_that_raises_is_not_remembered() -> None:
+    env = IsolatedEnvironment({})
+    attempts: list[int] = []
+
+    def flaky(env: IsolatedEnvironment) -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OSError("unreadable")
+        return "read"
+
+    with pytest.raises(OSError):
+        env.derived(flaky)
+    assert env.derived(flaky) == "read"
+    assert len(attempts) == 2
+
+
 def test_test_context_defaults_fill_missing_keys() -> None:
     env = IsolatedEnvironment({}, pytest_loaded=True)
     assert env.get("ENVIRONMENT") == "test"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -22,7 +23,7 @@ import jwt
 
 from investigation.backend import runtime
 from investigation.backend.context import UserExecutionContext
-from investigation.backend.environment import KNOWN_TEST_JWT_SECRET, IsolatedEnvironment
+from investigation.backend.environment import KNOWN_TEST_JWT_SECRET, IsolatedEnvironment, lowered_environment
 from investigation.backend.factory import _validate_ssot_user_context_staging_safe
 from investigation.backend.ids import default_websocket_client_id, fallback_context_ids
 from investigation.trace import decide
@@ -118,6 +119,10 @@ def detect_e2e_bypass(headers: Mapping[str, str], env: IsolatedEnvironment) -> b
     joined = " ".join(values)
     if any(marker in joined for marker in E2E_HEADER_MARKERS):
         return True
+    return env.derived(_e2e_bypass_environment)
+
+
+def _e2e_bypass_environment(env: IsolatedEnvironment) -> bool:
     if any(env.get(flag) == "1" for flag in E2E_ENV_FLAGS):
         return True
     return env.get("E2E_OAUTH_SIMULATION_KEY") is not None or env.get("E2E_TEST_ENV") == "staging"
@@ -157,10 +162,6 @@ def _unverified_identity_claim(payload: str) -> Any:
 # --- 5.3 the auth service -------------------------------------------------------------------------
 
 
-def _environment(env: IsolatedEnvironment) -> str:
-    return (env.get("ENVIRONMENT", "development") or "").lower()
-
-
 def _usable_secret(env: IsolatedEnvironment, key: str) -> str | None:
     value = env.get(key)
     if value is not None and len(value.strip()) >= MIN_SECRET_LENGTH:
@@ -170,7 +171,11 @@ def _usable_secret(env: IsolatedEnvironment, key: str) -> str | None:
 
 def resolve_jwt_secret(env: IsolatedEnvironment) -> str:
     """The auth service's signing secret, as it resolves it."""
-    environment = _environment(env)
+    return env.derived(_resolve_jwt_secret)
+
+
+def _resolve_jwt_secret(env: IsolatedEnvironment) -> str:
+    environment = lowered_environment(env)
     if environment == "staging":
         candidates = ("JWT_SECRET_STAGING", "JWT_SECRET_KEY", "JWT_SECRET")
     else:
@@ -187,8 +192,12 @@ def resolve_jwt_secret(env: IsolatedEnvironment) -> str:
 
 
 def resolve_jwt_algorithm(env: IsolatedEnvironment) -> str:
+    return env.derived(_resolve_jwt_algorithm)
+
+
+def _resolve_jwt_algorithm(env: IsolatedEnvironment) -> str:
     algorithm = env.get("JWT_ALGORITHM")
-    if algorithm is None and _environment(env) == "production":
+    if algorithm is None and lowered_environment(env) == "production":
         raise AuthServiceConfigurationError("JWT_ALGORITHM must be set in production")
     return algorithm or "HS256"
 
@@ -226,8 +235,15 @@ def _check_header(token: str) -> TokenVerdict | None:
     parts = token.split(".")
     if len(parts) != 3:
         return _rejected("token must have 3 parts")
+    return _header_verdict(parts[0])
+
+
+@functools.lru_cache(maxsize=256)
+def _header_verdict(segment: str) -> TokenVerdict | None:
+    """The header checks of one header segment; remembered, as a server sees few distinct
+    headers (every token of one signer shares its header)."""
     try:
-        header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
     except (binascii.Error, ValueError):
         return _rejected("header is not base64url JSON")
     if not isinstance(header, dict):
@@ -270,7 +286,7 @@ def _check_claims(claims: Mapping[str, Any], env: IsolatedEnvironment, now_s: fl
         return _rejected(f"invalid issuer {claims['iss']!r}")
     if now_s - float(claims["iat"]) > MAX_TOKEN_AGE_S:
         return _rejected("token issued more than 24 h ago")
-    audience_problem = _audience_problem(claims.get("aud"), _environment(env))
+    audience_problem = _audience_problem(claims.get("aud"), lowered_environment(env))
     if audience_problem:
         return _rejected(audience_problem)
     return TokenVerdict(True, claims=claims)
@@ -292,7 +308,7 @@ def _audience_problem(audience: Any, environment: str) -> str | None:
 
 
 def retry_policy(env: IsolatedEnvironment) -> RetryPolicy:
-    return RETRY_POLICIES.get(_environment(env), DEFAULT_RETRY_POLICY)
+    return RETRY_POLICIES.get(lowered_environment(env), DEFAULT_RETRY_POLICY)
 
 
 def classify_auth_error(text: str) -> str:
@@ -437,7 +453,7 @@ async def _identify(token: str, headers: Mapping[str, str]) -> AuthResult:
     backend = runtime.current()
     bypass = detect_e2e_bypass(headers, backend.env)
     if bypass and backend.variant.refuse_e2e_bypass_when_deployed:
-        bypass = _environment(backend.env) not in {"staging", "production"}
+        bypass = lowered_environment(backend.env) not in {"staging", "production"}
     decide("auth.e2e_bypass", "yes" if bypass else "no")
     if bypass:
         user_id, found_by = extract_e2e_user_id(token, backend.clock.now())

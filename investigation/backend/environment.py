@@ -8,7 +8,8 @@ key is cached (absence too); `set()` removes control characters; a test context
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
+from typing import TypeVar
 
 TRUTHY_FLAGS = frozenset({"true", "1", "yes", "on"})
 TEST_CONTEXT_FLAGS = ("TESTING", "TEST_MODE", "PYTEST_CURRENT_TEST")
@@ -27,6 +28,7 @@ TEST_DEFAULTS: dict[str, str] = {
 }
 
 _MISSING = object()
+Derived = TypeVar("Derived")
 
 
 def _strip_control_characters(value: str) -> str:
@@ -60,6 +62,7 @@ class IsolatedEnvironment:
             environ = {**dotenv, **environ}
         self._environ = environ
         self._cache: dict[str, object] = {}
+        self._derived: dict[tuple[Hashable, ...], object] = {}
         self.isolation_mode = is_test_context(environ, pytest_loaded)
 
     def get(self, key: str, default: str | None = None) -> str | None:
@@ -74,13 +77,45 @@ class IsolatedEnvironment:
         cleaned = _strip_control_characters(value)
         self._environ[key] = cleaned
         self._cache[key] = cleaned
+        self._derived.clear()
+
+    def derived(self, compute: Callable[..., Derived], *args: Hashable) -> Derived:
+        """`compute(self, *args)`, remembered until the next `set()` (a per-connection fast path).
+
+        Exact, not an approximation: in normal mode every key is cached at its first read,
+        so whatever is computed from reads cannot change until `set()`. In a test context
+        reads are live (the process environment may change), so nothing is remembered.
+        A computation that raises is not remembered either.
+        """
+        if self.isolation_mode:
+            return compute(self, *args)
+        key = (compute, *args)
+        try:
+            return self._derived[key]  # type: ignore[return-value]
+        except KeyError:
+            value = self._derived[key] = compute(self, *args)
+            return value
 
     def __repr__(self) -> str:
         return f"IsolatedEnvironment(isolation_mode={self.isolation_mode})"
 
 
+def lowered_environment(env: IsolatedEnvironment) -> str:
+    """ENVIRONMENT as the route, the auth service and the factory read it: lower-cased,
+    never stripped, "development" when unset."""
+    return env.derived(_lowered_environment)
+
+
+def _lowered_environment(env: IsolatedEnvironment) -> str:
+    return (env.get("ENVIRONMENT", "development") or "").lower()
+
+
 def environment_name(env: IsolatedEnvironment) -> str:
     """The canonical environment name the context's `test_` rule uses."""
+    return env.derived(_environment_name)
+
+
+def _environment_name(env: IsolatedEnvironment) -> str:
     raw = (env.get("ENVIRONMENT", "development") or "development").lower()
     if raw in {"development", "dev", "local"}:
         return "development"

@@ -16,6 +16,8 @@ from typing import Any
 
 from investigation.backend import runtime
 from investigation.backend.context import UserExecutionContext
+from investigation.backend.environment import IsolatedEnvironment, lowered_environment
+from investigation.backend.variants import Variant
 from investigation.trace import decide
 
 CONNECTION_TIMEOUT_S = 1800.0
@@ -194,7 +196,7 @@ class WebSocketManagerFactory:
     def _start_background_cleanup(self) -> None:
         if self._cleanup_task is not None:
             return
-        environment = (runtime.current().env.get("ENVIRONMENT", "development") or "").lower()
+        environment = lowered_environment(runtime.current().env)
         self.cleanup_interval = cleanup_interval_s(environment)
         self._cleanup_task = _spawn_background(self._background_cleanup(self.cleanup_interval))
 
@@ -242,15 +244,12 @@ def detect_validation_environment() -> EnvironmentDetection:
     backend = runtime.current()
     env, variant = backend.env, backend.variant
     try:
-        current_env = (env.get("ENVIRONMENT", "unknown") or "").lower()
-        is_cloud_run = any(bool(env.get(signal)) for signal in variant.cloud_signals)
-        is_staging = current_env == "staging"
-        is_e2e = any(env.get(flag) == "1" for flag in variant.e2e_flags) or (
-            env.get("E2E_TEST_ENV") == "staging"
+        current_env, is_cloud_run, is_staging, is_e2e = env.derived(
+            _detection_reads, variant.cloud_signals, variant.e2e_flags
         )
     except Exception:
         return EnvironmentDetection("unknown", False, False, False, False)
-    relaxed = is_staging or is_cloud_run or is_e2e or _variant_relaxes(current_env)
+    relaxed = is_staging or is_cloud_run or is_e2e or _variant_relaxes(env, variant, current_env)
     if variant.relax_for_staging_gcp_project:
         backend.log(
             "INFO",
@@ -260,9 +259,18 @@ def detect_validation_environment() -> EnvironmentDetection:
     return EnvironmentDetection(current_env, is_cloud_run, is_staging, is_e2e, relaxed)
 
 
-def _variant_relaxes(current_env: str) -> bool:
-    backend = runtime.current()
-    env, variant = backend.env, backend.variant
+def _detection_reads(
+    env: IsolatedEnvironment, cloud_signals: tuple[str, ...], e2e_flags: tuple[str, ...]
+) -> tuple[str, bool, bool, bool]:
+    """(current env, cloud run, staging, e2e): the reads the detection guards with a try."""
+    current_env = (env.get("ENVIRONMENT", "unknown") or "").lower()
+    is_cloud_run = any(bool(env.get(signal)) for signal in cloud_signals)
+    is_staging = current_env == "staging"
+    is_e2e = any(env.get(flag) == "1" for flag in e2e_flags) or (env.get("E2E_TEST_ENV") == "staging")
+    return current_env, is_cloud_run, is_staging, is_e2e
+
+
+def _variant_relaxes(env: IsolatedEnvironment, variant: Variant, current_env: str) -> bool:
     project = env.get("GOOGLE_CLOUD_PROJECT") or ""
     if variant.relax_for_staging_gcp_project and "staging" in project.lower():
         return True
