@@ -401,6 +401,23 @@ def test_heartbeat_before_welcome_and_intervals(harness, environ, interval: int,
     assert socket.frame_times("system_message")[0] == pytest.approx(welcome_at)
 
 
+@pytest.mark.parametrize(("hold_s", "heartbeat_tasks"), [(10.0, 0), (50.0, 1)])
+def test_the_heartbeat_task_starts_only_when_its_first_interval_ends(harness, hold_s, heartbeat_tasks) -> None:
+    h = harness(DEV)  # 45 s interval
+    started: list[str] = []
+
+    def counting_factory(loop: asyncio.AbstractEventLoop, coro: Any, **options: Any) -> asyncio.Task[Any]:
+        started.append(coro.__qualname__)
+        return asyncio.Task(coro, loop=loop, **options)
+
+    h.loop.set_task_factory(counting_factory)
+    socket = user_socket(hold_s=hold_s, messages=[(1.0, message("pong"))])
+    h.connect(socket)
+    h.advance_to(200.0)
+    assert started.count("_Session._heartbeat") == heartbeat_tasks
+    assert len(socket.frame_times("ping")) == 1 + heartbeat_tasks
+
+
 def test_welcome_frame_shape(harness) -> None:
     h = harness(STAGING)
     socket = user_socket(hold_s=1.0)

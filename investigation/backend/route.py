@@ -23,6 +23,7 @@ from investigation.backend.auth import (
     create_defensive_user_execution_context,
 )
 from investigation.backend.context import UserExecutionContext
+from investigation.backend.environment import IsolatedEnvironment, lowered_environment
 from investigation.backend.factory import (
     ConnectionRecord,
     FactoryInitializationError,
@@ -106,15 +107,18 @@ class EmergencyStubManager:
 
 
 def route_environment() -> str:
-    return (runtime.current().env.get("ENVIRONMENT", "development") or "").lower()
+    return lowered_environment(runtime.current().env)
 
 
 def detect_route_e2e(headers: Mapping[str, str]) -> bool:
     """The route's own E2E detection (only used to skip the startup wait)."""
-    env = runtime.current().env
     for name, accepted in ROUTE_E2E_HEADERS.items():
         if headers.get(name, "").lower() in accepted:
             return True
+    return runtime.current().env.derived(_route_e2e_environment)
+
+
+def _route_e2e_environment(env: IsolatedEnvironment) -> bool:
     if any(env.get(flag) == "1" for flag in ROUTE_E2E_ENV_FLAGS):
         return True
     return env.get("E2E_OAUTH_SIMULATION_KEY") is not None or env.get("E2E_TEST_ENV") == "staging"
@@ -189,6 +193,7 @@ class _Session:
         self.manager: Any = None
         self.connection_id: str | None = None
         self.established = False
+        self.heartbeat_timer: asyncio.TimerHandle | None = None
         self.heartbeat: asyncio.Task[None] | None = None
         self.pong_received = True
         self.agent_handler = False
@@ -314,7 +319,7 @@ class _Session:
             if not self.websocket.connected:
                 await clock.sleep(0.05)
         await self._send_ping()
-        self.heartbeat = asyncio.get_running_loop().create_task(self._heartbeat())
+        self.heartbeat_timer = self.backend.call_later(self.heartbeat_interval, self._heartbeat_due)
         await self.websocket.send_json(self._welcome(context))
         if self.deployed:
             await clock.sleep(0.05)
@@ -347,14 +352,17 @@ class _Session:
         self.pong_received = False
         await self.websocket.send_json({"type": "ping", "data": {"timestamp": self.backend.clock.now()}})
 
+    def _heartbeat_due(self) -> None:
+        """The heartbeat's first interval is a process timer: a connection that ends before
+        it never starts the heartbeat task (most connections of a short-lived client)."""
+        self.heartbeat = asyncio.get_running_loop().create_task(self._heartbeat())
+
     async def _heartbeat(self) -> None:
         """After the first ping (sent at registration): one every interval while pongs come back."""
         try:
-            while True:
-                await self.backend.clock.sleep(self.heartbeat_interval)
-                if not (self.websocket.connected and self.pong_received):
-                    return
+            while self.websocket.connected and self.pong_received:
                 await self._send_ping()
+                await self.backend.clock.sleep(self.heartbeat_interval)
         except ClientDisconnected:
             return
 
@@ -411,6 +419,8 @@ class _Session:
         return False
 
     async def finish(self) -> None:
+        if self.heartbeat_timer is not None:
+            self.heartbeat_timer.cancel()
         if self.heartbeat is not None:
             self.heartbeat.cancel()
         if self.established and self.manager is not None:
