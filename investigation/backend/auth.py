@@ -37,6 +37,7 @@ VALID_AUDIENCES = frozenset(
     {"netra-platform", "netra-backend", "netra-auth", "netra-services", "netra-admin"}
 )
 DEVELOPMENT_AUDIENCES = frozenset({"test", "localhost", "development"})
+DEVELOPMENT_ALLOWED_AUDIENCES = VALID_AUDIENCES | DEVELOPMENT_AUDIENCES
 MAX_TOKEN_AGE_S = 24 * 3600
 MIN_SECRET_LENGTH = 32
 ID_OPERATION = "websocket_factory"
@@ -295,7 +296,7 @@ def _check_claims(claims: Mapping[str, Any], env: IsolatedEnvironment, now_s: fl
 def _audience_problem(audience: Any, environment: str) -> str | None:
     audiences = [audience] if not isinstance(audience, list) else audience
     audiences = ["netra-platform" if a is None else a for a in audiences]
-    allowed = VALID_AUDIENCES | (DEVELOPMENT_AUDIENCES if environment == "development" else frozenset())
+    allowed = DEVELOPMENT_ALLOWED_AUDIENCES if environment == "development" else VALID_AUDIENCES
     for value in audiences:
         if environment in {"staging", "production"} and value not in DEPLOYED_AUDIENCES:
             return f"audience {value!r} not allowed in {environment}"

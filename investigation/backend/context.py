@@ -122,6 +122,9 @@ class UserExecutionContext:
 
     def _validate_metadata(self, name: str) -> None:
         value = getattr(self, name)
+        if type(value) is dict and not value:  # the usual case: nothing to check, a fresh {} kept
+            object.__setattr__(self, name, {})
+            return
         if not isinstance(value, dict):
             raise InvalidContextError(f"{name} must be a dictionary, got: {type(value).__name__}")
         reserved = sorted(RESERVED_METADATA_KEYS & set(value))

@@ -17,7 +17,6 @@ from typing import Any
 from investigation.backend import runtime
 from investigation.backend.context import UserExecutionContext
 from investigation.backend.environment import IsolatedEnvironment, lowered_environment
-from investigation.backend.variants import Variant
 from investigation.trace import decide
 
 CONNECTION_TIMEOUT_S = 1800.0
@@ -239,42 +238,66 @@ class EnvironmentDetection:
     relaxed: bool
 
 
+UNKNOWN_ENVIRONMENT = EnvironmentDetection("unknown", False, False, False, False)
+
+
+class _UnreadableEnvironment(Exception):
+    """Reading the environment raised: the detection falls back to "unknown" (strict)."""
+
+
 def detect_validation_environment() -> EnvironmentDetection:
     """The staging-safe validation's environment detection (exact compares, no strip)."""
     backend = runtime.current()
-    env, variant = backend.env, backend.variant
+    variant = backend.variant
     try:
-        current_env, is_cloud_run, is_staging, is_e2e = env.derived(
-            _detection_reads, variant.cloud_signals, variant.e2e_flags
+        detection = backend.env.derived(
+            _detect,
+            variant.cloud_signals,
+            variant.e2e_flags,
+            variant.relax_for_staging_gcp_project,
+            variant.ultra_defensive,
         )
-    except Exception:
-        return EnvironmentDetection("unknown", False, False, False, False)
-    relaxed = is_staging or is_cloud_run or is_e2e or _variant_relaxes(env, variant, current_env)
+    except _UnreadableEnvironment:
+        return UNKNOWN_ENVIRONMENT
     if variant.relax_for_staging_gcp_project:
         backend.log(
             "INFO",
-            f"VALIDATION ENV DEBUG: env={current_env}, cloud_run={is_cloud_run}, "
-            f"staging={is_staging}, e2e={is_e2e}",
+            f"VALIDATION ENV DEBUG: env={detection.current_env}, cloud_run={detection.is_cloud_run}, "
+            f"staging={detection.is_staging}, e2e={detection.is_e2e}",
         )
+    return detection
+
+
+def _detect(
+    env: IsolatedEnvironment,
+    cloud_signals: tuple[str, ...],
+    e2e_flags: tuple[str, ...],
+    relax_for_staging_gcp_project: bool,
+    ultra_defensive: bool,
+) -> EnvironmentDetection:
+    try:
+        current_env = (env.get("ENVIRONMENT", "unknown") or "").lower()
+        is_cloud_run = any(bool(env.get(signal)) for signal in cloud_signals)
+        is_staging = current_env == "staging"
+        is_e2e = any(env.get(flag) == "1" for flag in e2e_flags) or (env.get("E2E_TEST_ENV") == "staging")
+    except Exception as error:
+        raise _UnreadableEnvironment from error
+    relaxed = (
+        is_staging
+        or is_cloud_run
+        or is_e2e
+        or _variant_relaxes(env, current_env, relax_for_staging_gcp_project, ultra_defensive)
+    )
     return EnvironmentDetection(current_env, is_cloud_run, is_staging, is_e2e, relaxed)
 
 
-def _detection_reads(
-    env: IsolatedEnvironment, cloud_signals: tuple[str, ...], e2e_flags: tuple[str, ...]
-) -> tuple[str, bool, bool, bool]:
-    """(current env, cloud run, staging, e2e): the reads the detection guards with a try."""
-    current_env = (env.get("ENVIRONMENT", "unknown") or "").lower()
-    is_cloud_run = any(bool(env.get(signal)) for signal in cloud_signals)
-    is_staging = current_env == "staging"
-    is_e2e = any(env.get(flag) == "1" for flag in e2e_flags) or (env.get("E2E_TEST_ENV") == "staging")
-    return current_env, is_cloud_run, is_staging, is_e2e
-
-
-def _variant_relaxes(env: IsolatedEnvironment, variant: Variant, current_env: str) -> bool:
+def _variant_relaxes(
+    env: IsolatedEnvironment, current_env: str, relax_for_staging_gcp_project: bool, ultra_defensive: bool
+) -> bool:
     project = env.get("GOOGLE_CLOUD_PROJECT") or ""
-    if variant.relax_for_staging_gcp_project and "staging" in project.lower():
+    if relax_for_staging_gcp_project and "staging" in project.lower():
         return True
-    if variant.ultra_defensive:
+    if ultra_defensive:
         deployed_names = {"staging", "test", "testing", "dev", "development"}
         return bool(project) or current_env in deployed_names or env.get("PORT") is not None
     return False

@@ -8,7 +8,7 @@ core/unified_id_manager.py].
 
 from __future__ import annotations
 
-import threading
+import itertools
 
 from investigation.clock import Clock, SeededRandomness
 
@@ -23,14 +23,11 @@ class UnifiedIdGenerator:
     def __init__(self, clock: Clock, randomness: SeededRandomness, *, fails: bool = False) -> None:
         self._clock = clock
         self._randomness = randomness
-        self._counter = 0
-        self._lock = threading.Lock()
+        self._counter = itertools.count(1)  # next() on it is atomic: the original's locked counter
         self.fails = fails
 
     def _next_counter(self) -> int:
-        with self._lock:
-            self._counter += 1
-            return self._counter
+        return next(self._counter)
 
     def _make_id(self, prefix: str, timestamp_ms: int) -> str:
         return f"{prefix}_{timestamp_ms}_{self._next_counter()}_{self._randomness.token_hex(4)}"

@@ -197,14 +197,8 @@ class _Session:
         self.heartbeat: asyncio.Task[None] | None = None
         self.pong_received = True
         self.agent_handler = False
-
-    @property
-    def deployed(self) -> bool:
-        return self.environment in DEPLOYED
-
-    @property
-    def heartbeat_interval(self) -> float:
-        return HEARTBEAT_INTERVALS_S.get(self.environment, DEFAULT_HEARTBEAT_S)
+        self.deployed = environment in DEPLOYED
+        self.heartbeat_interval = HEARTBEAT_INTERVALS_S.get(environment, DEFAULT_HEARTBEAT_S)
 
     async def run(self) -> None:
         auth = await authenticate_websocket(self.websocket.headers, self.websocket.query)
