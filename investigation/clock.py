@@ -125,6 +125,11 @@ class SeededRandomness:
     def uuid4(self) -> uuid.UUID:
         return uuid.UUID(int=self._random.getrandbits(128), version=4)
 
+    def uuid4_prefix(self) -> str:
+        """`str(self.uuid4())[:8]` without building the UUID: the first 8 hex digits are the
+        top 32 random bits, which the version and variant bits never touch."""
+        return f"{self._random.getrandbits(128) >> 96:08x}"
+
     def token_hex(self, nbytes: int) -> str:
         return self._random.getrandbits(nbytes * 8).to_bytes(nbytes, "big").hex()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from investigation.backend.auth import create_defensive_user_execution_context
 from investigation.backend.context import UserExecutionContext
@@ -182,3 +184,10 @@ def test_generated_ids_always_log_the_mismatch(harness) -> None:
         f"'{context.thread_id}'"
     )
     assert expected in log_messages(h, "WARNING")
+
+
+@given(seed=st.integers(min_value=0, max_value=2**64), draws=st.integers(min_value=1, max_value=5))
+def test_uuid4_prefix_is_the_first_8_characters_of_the_same_draws_uuid4(seed: int, draws: int) -> None:
+    as_uuid, as_prefix = SeededRandomness(seed), SeededRandomness(seed)
+    for _ in range(draws):
+        assert as_prefix.uuid4_prefix() == str(as_uuid.uuid4())[:8]

@@ -399,7 +399,7 @@ def _context_for(user_id: Any) -> UserExecutionContext:
     user_id = str(user_id).strip()
     if not user_id:
         raise ValueError("AuthResult must have valid user_id to create UserExecutionContext")
-    client_id = f"ws_{user_id[:8]}_{int(backend.clock.now())}_{str(backend.randomness.uuid4())[:8]}"
+    client_id = f"ws_{user_id[:8]}_{int(backend.clock.now())}_{backend.randomness.uuid4_prefix()}"
     return create_defensive_user_execution_context(user_id, client_id)
 
 

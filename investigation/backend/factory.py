@@ -50,7 +50,7 @@ class ConnectionRecord:
     connected_at: float
 
 
-@dataclass
+@dataclass(slots=True)
 class IsolatedWebSocketManager:
     """One user context's manager: its connections and activity timestamps."""
 

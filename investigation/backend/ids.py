@@ -47,7 +47,7 @@ class UnifiedIdGenerator:
 def fallback_context_ids(clock: Clock, randomness: SeededRandomness) -> tuple[str, str, str]:
     """The fallback's IDs: one timestamp in seconds and one uuid prefix for all three."""
     seconds = int(clock.now())
-    short_uuid = str(randomness.uuid4())[:8]
+    short_uuid = randomness.uuid4_prefix()
     return (
         f"ws_thread_{seconds}_{short_uuid}",
         f"ws_run_{seconds}_{short_uuid}",
@@ -56,7 +56,7 @@ def fallback_context_ids(clock: Clock, randomness: SeededRandomness) -> tuple[st
 
 
 def default_websocket_client_id(user_id: str, clock: Clock, randomness: SeededRandomness) -> str:
-    return f"ws_client_{user_id[:8]}_{int(clock.now())}_{str(randomness.uuid4())[:8]}"
+    return f"ws_client_{user_id[:8]}_{int(clock.now())}_{randomness.uuid4_prefix()}"
 
 
 def validate_run_id(run_id: object) -> bool:

@@ -11,7 +11,7 @@ import asyncio
 import contextvars
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from investigation.backend import runtime
 from investigation.backend.environment import IsolatedEnvironment
@@ -34,8 +34,9 @@ class StartupState:
     id_generator_fails: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class LogRecord:
+class LogRecord(NamedTuple):
+    """One line of the process log (a named tuple: several are written per connection)."""
+
     at: float
     level: str
     message: str

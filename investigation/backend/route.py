@@ -282,7 +282,8 @@ class _Session:
         return False
 
     async def _check_dependencies(self) -> None:
-        missing = [name for name in AGENT_DEPENDENCIES if not await self._dependency_ready(name)]
+        absent = [name for name in AGENT_DEPENDENCIES if not self.backend.dependency_present(name)]
+        missing = [name for name in absent if not await self._dependency_ready(name)]
         if missing:
             decide("route.dependencies", "fallback_handler")
             await self.websocket.send_json(
@@ -401,7 +402,7 @@ class _Session:
             )
             return True
         clock = self.backend.clock
-        client_id = f"ws_{context.user_id[:8]}_{int(clock.now())}_{str(self.backend.randomness.uuid4())[:8]}"
+        client_id = f"ws_{context.user_id[:8]}_{int(clock.now())}_{self.backend.randomness.uuid4_prefix()}"
         try:
             with not_recording():
                 agent_context = create_defensive_user_execution_context(context.user_id, client_id)
