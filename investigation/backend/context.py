@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,7 @@ PLACEHOLDER_PREFIXES = (
     "template_", "mock_", "fake_",
 )
 TEST_PREFIX = "test_"
+PLACEHOLDER_PREFIXES_OUTSIDE_TESTS = PLACEHOLDER_PREFIXES + (TEST_PREFIX,)
 SHORT_PLACEHOLDER_LENGTH = 20
 #: Request ids the original recognises: the generator's, the fallback's, a uuid4.
 KNOWN_REQUEST_ID = re.compile(
@@ -74,9 +76,10 @@ class UserExecutionContext:
         return self.websocket_client_id
 
     def __post_init__(self) -> None:
+        backend = runtime.current()
         self._validate_required_fields()
-        self._validate_no_placeholder_values()
-        self._log_id_consistency()
+        self._validate_no_placeholder_values(environment_name(backend.env) == "test")
+        self._log_id_consistency(backend.log)
         self._validate_metadata("agent_context")
         self._validate_metadata("audit_metadata")
 
@@ -88,10 +91,8 @@ class UserExecutionContext:
                     f"Required field '{name}' must be a non-empty string, got: {value!r}"
                 )
 
-    def _validate_no_placeholder_values(self) -> None:
-        prefixes = PLACEHOLDER_PREFIXES
-        if environment_name(runtime.current().env) != "test":
-            prefixes = prefixes + (TEST_PREFIX,)
+    def _validate_no_placeholder_values(self, test_environment: bool) -> None:
+        prefixes = PLACEHOLDER_PREFIXES if test_environment else PLACEHOLDER_PREFIXES_OUTSIDE_TESTS
         for name in REQUIRED_ID_FIELDS:
             value = getattr(self, name)
             lowered = value.lower()
@@ -106,8 +107,7 @@ class UserExecutionContext:
                     "This indicates improper context initialization."
                 )
 
-    def _log_id_consistency(self) -> None:
-        log = runtime.current().log
+    def _log_id_consistency(self, log: Callable[[str, str], None]) -> None:
         if not validate_run_id(self.run_id):
             log("WARNING", f"run_id '{self.run_id}' does not follow expected format")
         thread_part = extract_thread_id(self.run_id)

@@ -62,7 +62,7 @@ class IsolatedEnvironment:
             environ = {**dotenv, **environ}
         self._environ = environ
         self._cache: dict[str, object] = {}
-        self._derived: dict[tuple[Hashable, ...], object] = {}
+        self._derived: dict[Hashable, object] = {}
         self.isolation_mode = is_test_context(environ, pytest_loaded)
 
     def get(self, key: str, default: str | None = None) -> str | None:
@@ -89,7 +89,7 @@ class IsolatedEnvironment:
         """
         if self.isolation_mode:
             return compute(self, *args)
-        key = (compute, *args)
+        key = (compute, *args) if args else compute
         try:
             return self._derived[key]  # type: ignore[return-value]
         except KeyError:

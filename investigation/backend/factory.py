@@ -134,7 +134,8 @@ class WebSocketManagerFactory:
         self.count_history.append((runtime.current().clock.now(), user_id, count))
 
     async def create_manager(self, ctx: Any) -> IsolatedWebSocketManager:
-        self._start_background_cleanup()
+        if self._cleanup_task is None:
+            self._start_background_cleanup()
         if not isinstance(ctx, UserExecutionContext):
             raise ValueError("user_context must be a UserExecutionContext instance")
         key = isolation_key(ctx)
@@ -193,8 +194,6 @@ class WebSocketManagerFactory:
                 await self._release(key)
 
     def _start_background_cleanup(self) -> None:
-        if self._cleanup_task is not None:
-            return
         environment = lowered_environment(runtime.current().env)
         self.cleanup_interval = cleanup_interval_s(environment)
         self._cleanup_task = _spawn_background(self._background_cleanup(self.cleanup_interval))
@@ -331,6 +330,7 @@ def _validate_relaxed(user_context: Any) -> None:
             log("WARNING", f"STAGING: {name} is blank or not a string: {value!r}")
 
 
+_ABSENT = object()
 STRICT_PRESENCE_FIELDS = ("user_id", "thread_id", "websocket_client_id", "run_id", "request_id")
 STRICT_STRING_FIELDS = ("user_id", "thread_id", "run_id", "request_id")
 
@@ -354,8 +354,8 @@ def _strict_field_errors(user_context: Any) -> list[str]:
     missing = [
         name
         for name in STRICT_PRESENCE_FIELDS
-        if not hasattr(user_context, name)
-        or (name != "websocket_client_id" and getattr(user_context, name) is None)
+        if (value := getattr(user_context, name, _ABSENT)) is _ABSENT
+        or (value is None and name != "websocket_client_id")
     ]
     if missing:
         raise ValueError(
