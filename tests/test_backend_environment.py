@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Callable
+from typing import Any
 
-from investigation.backend.environment import IsolatedEnvironment, environment_name
-from investigation.backend.factory import detect_validation_environment
-from investigation.backend.route import route_environment
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from investigation.backend.auth import _e2e_bypass_environment, _resolve_jwt_algorithm, _resolve_jwt_secret
+from investigation.backend.environment import (
+    IsolatedEnvironment,
+    _environment_name,
+    _lowered_environment,
+    environment_name,
+)
+from investigation.backend.factory import _detect, detect_validation_environment
+from investigation.backend.route import _route_e2e_environment, route_environment
+from investigation.backend.variants import ORIGINAL, VARIANTS
 from tests.conftest import ScriptedSocket, bearer, claims_for, mint, outcome, welcome_frames
 
 # --- normal mode: first read cached, never stripped, set() cleans --------------------------------
@@ -264,3 +276,69 @@ def test_process_value_with_newline_is_not_staging_anywhere(harness) -> None:
 
 
 SECRET_FOR_ENV = "environment-test-secret-0123456789abcdef"
+
+
+# --- derived values equal computing afresh, whatever happens to the environment --------------
+
+DERIVED_KEYS = (
+    "ENVIRONMENT", "K_SERVICE", "K_REVISION", "E2E_TESTING", "E2E_TEST_ENV", "E2E_OAUTH_SIMULATION_KEY",
+    "JWT_SECRET_KEY", "JWT_SECRET_STAGING", "JWT_ALGORITHM", "GOOGLE_CLOUD_PROJECT", "PORT", "TESTING",
+)
+DERIVED_VALUES = ("staging", "Staging", "staging ", "production", "development", "test", "1", "", "HS256",
+                  "netra-staging", "s" * 40)
+_BROAD = VARIANTS["V1"]
+DERIVATIONS = (
+    (_lowered_environment, ()),
+    (_environment_name, ()),
+    (_route_e2e_environment, ()),
+    (_e2e_bypass_environment, ()),
+    (_resolve_jwt_secret, ()),
+    (_resolve_jwt_algorithm, ()),
+    (_detect, (ORIGINAL.cloud_signals, ORIGINAL.e2e_flags, False, False)),
+    (_detect, (_BROAD.cloud_signals, _BROAD.e2e_flags, True, True)),
+)
+_keys, _values = st.sampled_from(DERIVED_KEYS), st.sampled_from(DERIVED_VALUES)
+_steps = st.one_of(
+    st.tuples(st.just("set"), _keys, _values),  # the backend sets a value
+    st.tuples(st.just("process"), _keys, _values),  # the process environment changes later
+    st.tuples(st.just("derive"), st.integers(0, len(DERIVATIONS) - 1), st.just("")),
+)
+
+
+def _result(compute: Callable[..., object], env: IsolatedEnvironment, args: tuple[object, ...]) -> object:
+    try:
+        return compute(env, *args)
+    except Exception as error:  # a derivation that raises must raise the same way both times
+        return (type(error).__name__, str(error))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    environ=st.dictionaries(_keys, _values),
+    steps=st.lists(_steps, max_size=25),
+    pytest_loaded=st.booleans(),
+)
+@example(  # a test context reads live: a later process change must be seen
+    environ={}, steps=[("derive", 0, ""), ("process", "ENVIRONMENT", "staging"), ("derive", 0, "")], pytest_loaded=True
+)
+@example(  # normal mode: set() must be seen by a value derived before it
+    environ={"ENVIRONMENT": "staging"},
+    steps=[("derive", 6, ""), ("set", "ENVIRONMENT", "production"), ("derive", 6, "")],
+    pytest_loaded=False,
+)
+def test_derived_values_equal_computing_afresh(
+    environ: dict[str, str], steps: list[tuple[str, Any, str]], pytest_loaded: bool
+) -> None:
+    remembering = IsolatedEnvironment(environ, pytest_loaded=pytest_loaded)
+    afresh = IsolatedEnvironment(environ, pytest_loaded=pytest_loaded)
+    for action, target, value in steps:
+        if action == "set":
+            remembering.set(target, value)
+            afresh.set(target, value)
+        elif action == "process":
+            remembering._environ[target] = value
+            afresh._environ[target] = value
+        else:
+            compute, args = DERIVATIONS[target]
+            remembered = _result(lambda env, *a: env.derived(compute, *a), remembering, args)
+            assert remembered == _result(compute, afresh, args)
