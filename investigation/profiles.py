@@ -36,7 +36,7 @@ TokenVia = Literal["bearer", "subprotocol", "query"]
 MessageType = Literal["chat", "user_message", "start_agent", "ping", "raw"]
 Routing = Literal["sticky", "round_robin"]
 
-_MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True)
+_MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class ProfileError(Exception):

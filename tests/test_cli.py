@@ -75,6 +75,12 @@ def test_unparseable_profile_file_is_bad_input(tmp_path: Path, capsys) -> None:
     assert_bad_input(capsys, ["simulate", "garbled", "--profiles-dir", str(tmp_path)], "garbled.toml")
 
 
+def test_infinite_spacing_is_bad_input_not_a_hang(tmp_path: Path, capsys) -> None:
+    (tmp_path / "endless.toml").write_text('description = "x"\n[[clients]]\nname = "a"\nspacing_s = inf\n')
+    argv = ["simulate", "endless", "--profiles-dir", str(tmp_path)]
+    assert_bad_input(capsys, argv, "endless.toml", "clients[0].spacing_s", "finite")
+
+
 def test_unknown_variant_is_bad_input(capsys) -> None:
     assert_bad_input(capsys, ["simulate", "local-debug", "--variant", "V9"], "V9", "variant")
 

@@ -237,6 +237,25 @@ def test_invalid_values_name_field_and_reason(tmp_path: Path, text: str, field: 
     assert "\n" not in str(error)
 
 
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ('description = "d"\n[[clients]]\nname = "a"\nspacing_s = inf\n', "clients[0].spacing_s"),
+        ('description = "d"\n[[clients]]\nname = "a"\nhold_s = inf\n', "clients[0].hold_s"),
+        ('description = "d"\n[[clients]]\nname = "a"\nstart_s = nan\n', "clients[0].start_s"),
+        ('description = "d"\n[[clients]]\nname = "a"\nmessages = [{at_s = nan, type = "ping"}]\n',
+         "clients[0].messages[0].at_s"),
+        ('description = "d"\nduration_s = inf\n', "duration_s"),
+        ('description = "d"\n[startup]\ncomplete_after_s = inf\n', "startup.complete_after_s"),
+    ],
+)
+def test_infinite_or_nan_times_are_rejected(tmp_path: Path, text: str, field: str) -> None:
+    # an infinite spacing or hold never lets the virtual clock reach the end of the traffic
+    error = error_of(write_profile(tmp_path, "endless", text))
+    assert error.field == field
+    assert "finite" in error.reason
+
+
 def test_error_never_echoes_a_long_string_value(tmp_path: Path) -> None:
     token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJl"
     path = write_profile(tmp_path, "leak", f'description = "d"\n[[clients]]\nname = "a"\ntoken = "{token}"\n')
