@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -98,6 +99,13 @@ def test_required_fields_checked_before_placeholders(dev: Harness) -> None:
     with pytest.raises(InvalidContextError) as caught:
         make(user_id="placeholder", request_id="  ")
     assert str(caught.value) == "Required field 'request_id' must be a non-empty string, got: '  '"
+
+
+def test_required_fields_need_no_running_backend() -> None:
+    """The first check reads nothing of the process: a blank field fails as a context error
+    even where no backend is active (created_at given, so no default needs the clock)."""
+    with pytest.raises(InvalidContextError, match="Required field 'user_id'"):
+        make(user_id="", created_at=datetime(2025, 9, 8, tzinfo=UTC))
 
 
 def test_required_fields_checked_in_field_order(dev: Harness) -> None:

@@ -76,8 +76,8 @@ class UserExecutionContext:
         return self.websocket_client_id
 
     def __post_init__(self) -> None:
-        backend = runtime.current()
         self._validate_required_fields()
+        backend = runtime.current()
         self._validate_no_placeholder_values(environment_name(backend.env) == "test")
         self._log_id_consistency(backend.log)
         self._validate_metadata("agent_context")
