@@ -287,6 +287,14 @@ def test_rejected_tokens(claims: dict[str, Any]) -> None:
     assert verdict(claims).valid is False
 
 
+@pytest.mark.parametrize(("nbf_offset_s", "valid"), [(-60, True), (0, True), (1, False), (60, False)])
+def test_not_before_is_checked_at_the_backend_clock(nbf_offset_s: int, valid: bool) -> None:
+    """The virtual "now" (2025) is before the wall clock: a token not valid until one minute
+    after the virtual now would pass a wall-clock check, and must not pass."""
+    claims = claims_for(nbf=int(EPOCH_S) + nbf_offset_s)
+    assert verdict(claims, now_s=float(int(EPOCH_S))).valid is valid
+
+
 def test_token_issued_exactly_24h_ago_is_accepted() -> None:
     assert verdict(claims_for(iat=int(EPOCH_S) - 24 * 3600, exp=int(EPOCH_S) + 60), now_s=float(int(EPOCH_S))).valid
 

@@ -257,6 +257,7 @@ def _header_verdict(segment: str) -> TokenVerdict | None:
 _TIME_FREE_OPTIONS: dict[str, Any] = {
     "verify_exp": False,
     "verify_iat": False,
+    "verify_nbf": False,
     "verify_aud": False,
     "require": ["exp", "iat", "sub"],
 }
@@ -267,12 +268,14 @@ _DECODER = jwt.PyJWT()
 
 def _decode_verified(token: str, secret: str, algorithm: str, now_s: float) -> dict[str, Any]:
     """pyjwt's decode (signature, required claims, sub and jti types), with pyjwt's own
-    exp and iat checks applied at the backend clock's "now" instead of the wall clock."""
+    iat, nbf and exp checks applied at the backend clock's "now" instead of the wall clock."""
     decoder = _DECODER
     claims: dict[str, Any] = decoder.decode(
         token, secret, algorithms=[algorithm], options=_TIME_FREE_OPTIONS  # type: ignore[arg-type]
     )
     decoder._validate_iat(claims, now_s, 0)
+    if "nbf" in claims:
+        decoder._validate_nbf(claims, now_s, 0)
     decoder._validate_exp(claims, now_s, 0)
     return claims
 
