@@ -283,7 +283,7 @@ class _Session:
 
     async def _check_dependencies(self) -> None:
         absent = [name for name in AGENT_DEPENDENCIES if not self.backend.dependency_present(name)]
-        missing = [name for name in absent if not await self._dependency_ready(name)]
+        missing = [name for name in absent if not await self._arrives_while_polling(name)]
         if missing:
             decide("route.dependencies", "fallback_handler")
             await self.websocket.send_json(
@@ -293,9 +293,8 @@ class _Session:
         decide("route.dependencies", "agent_handler")
         self.agent_handler = True
 
-    async def _dependency_ready(self, name: str) -> bool:
-        if self.backend.dependency_present(name):
-            return True
+    async def _arrives_while_polling(self, name: str) -> bool:
+        """An absent dependency: deployed, the route polls for it before giving up."""
         if self.deployed:
             for _ in range(DEPENDENCY_POLLS):
                 await self.backend.clock.sleep(STARTUP_POLL_S)
