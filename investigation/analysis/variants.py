@@ -107,6 +107,11 @@ class MatrixCell:
     def fails(self) -> bool:
         return self.first_failure_s is not None
 
+    @property
+    def refused(self) -> int:
+        """Connections the server closed with any close code (every count but "open")."""
+        return sum(count for label, count in self.close_codes if label != "open")
+
 
 def cell_from_run(run: RunResult) -> MatrixCell:
     """Summarise one run: close codes, users of refused connections, the first refusal."""
@@ -166,6 +171,11 @@ class VariantMatrix:
             if row.variant == variant:
                 return row
         raise KeyError(variant)
+
+    def original_refusals(self) -> tuple[int, int]:
+        """Over every profile: connections the original refuses, and how many of them the manager cap refuses."""
+        cells = [self.cell(ORIGINAL.name, profile) for profile in self.profiles]
+        return sum(cell.refused for cell in cells), sum(cell.cap_refusals for cell in cells)
 
     def table(self) -> str:
         """The matrix as plain text: one row per profile and variant."""
@@ -282,10 +292,15 @@ def safety_verdict(original: SafetyRow, candidate: SafetyRow) -> str:
     return WEAKER if after > before else MIXED
 
 
-def change_size(variant: Variant) -> int:
-    """How many behaviour switches of `variant` differ from the original (name and summary aside)."""
+def changed_switches(variant: Variant) -> list[str]:
+    """The behaviour switches of `variant` that differ from the original, in field order (name and summary aside)."""
     switches = [f.name for f in fields(Variant) if f.name not in {"name", "summary"}]
-    return sum(getattr(variant, name) != getattr(ORIGINAL, name) for name in switches)
+    return [name for name in switches if getattr(variant, name) != getattr(ORIGINAL, name)]
+
+
+def change_size(variant: Variant) -> int:
+    """How many behaviour switches of `variant` differ from the original."""
+    return len(changed_switches(variant))
 
 
 @dataclass(frozen=True)
@@ -452,21 +467,15 @@ def _cached_report(profiles_dir: str | None, tests_per_process: int, variant: st
     return outside_event_loop(lambda: build_report(variant_matrix(profiles, chosen)))
 
 
-def verdict_markdown(report: VariantReport) -> Markdown:
-    """The verdict table and the recommendation, for display in a notebook."""
-    return Markdown(report.markdown())
-
-
 # --- notebook views ----------------------------------------------------------------------
 
 
 def variant_switches_table(variants: Sequence[str] = tuple(VARIANTS)) -> str:
     """Each variant as a diff of behaviour: the switches it sets away from the original."""
-    switches = [f.name for f in fields(Variant) if f.name not in {"name", "summary"}]
     rows = []
     for name in variants:
         variant = VARIANTS[name]
-        changed = [s for s in switches if getattr(variant, s) != getattr(ORIGINAL, s)]
+        changed = changed_switches(variant)
         diff = "; ".join(f"{s}: {_switch_text(getattr(ORIGINAL, s))} -> {_switch_text(getattr(variant, s))}"
                          for s in changed)
         rows.append((name, variant.summary, diff or "(the code as deployed)"))
@@ -481,17 +490,12 @@ def matrix_overview(report: VariantReport) -> Markdown:
     """What was run and where the original refuses connections."""
     matrix = report.matrix
     failing = [p for p in matrix.profiles if matrix.cell(ORIGINAL.name, p).fails]
-    refused = sum(_refused(matrix.cell(ORIGINAL.name, p)) for p in matrix.profiles)
-    by_cap = sum(matrix.cell(ORIGINAL.name, p).cap_refusals for p in matrix.profiles)
+    refused, by_cap = matrix.original_refusals()
     return Markdown(
         f"{len(matrix.profiles)} profiles x {len(matrix.variants)} variants = {len(matrix.cells)} runs. "
         f"The original refuses connections on {len(failing)} profiles ({', '.join(failing) or 'none'}): "
         f"{refused} connections in all, {by_cap} of them refused by the per-user manager cap."
     )
-
-
-def _refused(cell: MatrixCell) -> int:
-    return sum(count for label, count in cell.close_codes if label != "open")
 
 
 def variant_lessons(report: VariantReport) -> Markdown:
@@ -502,9 +506,7 @@ def variant_lessons(report: VariantReport) -> Markdown:
 
 
 def _cause_lesson(report: VariantReport) -> str:
-    matrix = report.matrix
-    refused = sum(_refused(matrix.cell(ORIGINAL.name, p)) for p in matrix.profiles)
-    by_cap = sum(matrix.cell(ORIGINAL.name, p).cap_refusals for p in matrix.profiles)
+    refused, by_cap = report.matrix.original_refusals()
     unmoved = [v.variant for v in report.verdicts if v.failure == NO_EFFECT]
     return (
         f"{by_cap} of the {refused} connections the original refuses are refused by the per-user manager cap; "

@@ -61,15 +61,10 @@ def cell_effect(report: VariantReport, cell: MatrixCell) -> str:
     return failure_effect(report.matrix.cell(ORIGINAL.name, cell.profile), cell)
 
 
-def refused(cell: MatrixCell) -> int:
-    """Connections the server closed with any code (the cell's count)."""
-    return sum(count for label, count in cell.close_codes if label != "open")
-
-
 def cell_text(cell: MatrixCell) -> str:
     if not cell.fails:
         return "0"
-    return f"{refused(cell)}\nfirst {cell.first_failure_s:.0f} s"
+    return f"{cell.refused}\nfirst {cell.first_failure_s:.0f} s"
 
 
 def chart_table(report: VariantReport) -> str:
@@ -80,7 +75,7 @@ def chart_table(report: VariantReport) -> str:
         (
             cell.variant,
             cell.profile,
-            str(refused(cell)),
+            str(cell.refused),
             *(str(cell.count(code)) for code in ("1011", "1008", "1013", "open")),
             "-" if cell.first_failure_s is None else f"{cell.first_failure_s:.1f}",
             cell_effect(report, cell),
