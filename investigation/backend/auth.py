@@ -25,7 +25,7 @@ from investigation.backend import runtime
 from investigation.backend.context import UserExecutionContext
 from investigation.backend.environment import KNOWN_TEST_JWT_SECRET, IsolatedEnvironment, lowered_environment
 from investigation.backend.factory import _validate_ssot_user_context_staging_safe
-from investigation.backend.ids import default_websocket_client_id, fallback_context_ids
+from investigation.backend.ids import connection_client_id, default_websocket_client_id, fallback_context_ids
 from investigation.trace import decide
 
 E2E_HEADER_MARKERS = ("e2e", "staging", "test", "true", "1")
@@ -402,7 +402,7 @@ def _context_for(user_id: Any) -> UserExecutionContext:
     user_id = str(user_id).strip()
     if not user_id:
         raise ValueError("AuthResult must have valid user_id to create UserExecutionContext")
-    client_id = f"ws_{user_id[:8]}_{int(backend.clock.now())}_{backend.randomness.uuid4_prefix()}"
+    client_id = connection_client_id(user_id, backend.clock, backend.randomness)
     return create_defensive_user_execution_context(user_id, client_id)
 
 

@@ -186,6 +186,7 @@ class WebSocketManagerFactory:
         for key, registered in list(self.managers.items()):
             if registered is manager:
                 await self._release(key)
+                return
 
     async def _emergency_cleanup(self, user_id: str) -> None:
         now = runtime.current().clock.now()
@@ -196,7 +197,8 @@ class WebSocketManagerFactory:
     def _start_background_cleanup(self) -> None:
         environment = lowered_environment(runtime.current().env)
         self.cleanup_interval = cleanup_interval_s(environment)
-        self._cleanup_task = _spawn_background(self._background_cleanup(self.cleanup_interval))
+        # a process task: outside any connection's decision trace
+        self._cleanup_task = runtime.current().spawn_background(self._background_cleanup(self.cleanup_interval))
 
     async def _background_cleanup(self, interval: float) -> None:
         clock = runtime.current().clock
@@ -210,19 +212,12 @@ class WebSocketManagerFactory:
                     await self._release(key)
 
 
-
 def _is_stale(manager: IsolatedWebSocketManager, now: float) -> bool:
     return (
         not manager.is_active
         or now - manager.last_activity > EMERGENCY_STALE_S
         or (now - manager.created_at > EMERGENCY_STALE_S and not manager.connections)
     )
-
-
-def _spawn_background(coroutine: Any) -> asyncio.Task[None]:
-    """A process-level task: outside any connection's decision trace."""
-    backend = runtime.current()
-    return backend.spawn_background(coroutine)
 
 
 # --- validation -------------------------------------------------------------------------

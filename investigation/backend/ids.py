@@ -55,6 +55,11 @@ def fallback_context_ids(clock: Clock, randomness: SeededRandomness) -> tuple[st
     )
 
 
+def connection_client_id(user_id: str, clock: Clock, randomness: SeededRandomness) -> str:
+    """The client id the auth step (and each start_agent) gives a connection's context."""
+    return f"ws_{user_id[:8]}_{int(clock.now())}_{randomness.uuid4_prefix()}"
+
+
 def default_websocket_client_id(user_id: str, clock: Clock, randomness: SeededRandomness) -> str:
     return f"ws_client_{user_id[:8]}_{int(clock.now())}_{randomness.uuid4_prefix()}"
 

@@ -24,6 +24,7 @@ from investigation.backend.auth import (
 )
 from investigation.backend.context import UserExecutionContext
 from investigation.backend.environment import IsolatedEnvironment, lowered_environment
+from investigation.backend.ids import connection_client_id
 from investigation.backend.factory import (
     ConnectionRecord,
     FactoryInitializationError,
@@ -400,8 +401,7 @@ class _Session:
                 {"type": "system_message", "data": {"event": "agent_unavailable"}}
             )
             return True
-        clock = self.backend.clock
-        client_id = f"ws_{context.user_id[:8]}_{int(clock.now())}_{self.backend.randomness.uuid4_prefix()}"
+        client_id = connection_client_id(context.user_id, self.backend.clock, self.backend.randomness)
         try:
             with not_recording():
                 agent_context = create_defensive_user_execution_context(context.user_id, client_id)
