@@ -20,14 +20,15 @@ Every problem with a profile surfaces as one :class:`ProfileError`, whose
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_PROFILES_DIR: Path = Path(__file__).resolve().parents[1] / "data" / "profiles"
 
@@ -56,6 +57,31 @@ def _list_to_tuple(value: object) -> object:
     return tuple(value) if isinstance(value, list) else value
 
 
+def _non_json_part(value: object) -> str | None:
+    """Describe the first part of ``value`` that JSON cannot hold (None if all of it can)."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"float {value!r}"
+    if value is None or isinstance(value, (str, int, bool)):
+        return None
+    if isinstance(value, list):
+        return next((part for item in value if (part := _non_json_part(item)) is not None), None)
+    if isinstance(value, dict):
+        if any(not isinstance(key, str) for key in value):
+            return "a table key that is not a string"
+        return next((part for item in value.values() if (part := _non_json_part(item)) is not None), None)
+    return type(value).__name__
+
+
+def _require_json(value: object) -> object:
+    """A JWT claim must be JSON (str, number, bool, null, arrays and tables of those)."""
+    if (part := _non_json_part(value)) is not None:
+        raise ValueError(f"a claim must be a JSON value (string, number, boolean, array or table), got {part}")
+    return value
+
+
+JsonClaim = Annotated[Any, AfterValidator(_require_json)]
+
+
 class Message(BaseModel):
     """One message a client sends while a connection is open."""
 
@@ -73,8 +99,8 @@ class Client(BaseModel):
 
     name: str = Field(min_length=1, description="Unique name of the client within the profile.")
     user_id: str = Field(description="Identity the client presents (the JWT sub); defaults to the client's name.")
-    claims: dict[str, Any] = Field(
-        default_factory=dict, description='Extra or overriding JWT claims (any TOML values; "sub" here wins).'
+    claims: dict[str, JsonClaim] = Field(
+        default_factory=dict, description='Extra or overriding JWT claims (JSON values: no TOML dates or times; "sub" here wins).'
     )
     token: TokenKind = Field(default="auth_service", description="Which kind of token the client presents.")
     token_literal: str = Field(default="", description='The exact token sent when token = "literal".')

@@ -81,6 +81,14 @@ def test_infinite_spacing_is_bad_input_not_a_hang(tmp_path: Path, capsys) -> Non
     assert_bad_input(capsys, argv, "endless.toml", "clients[0].spacing_s", "finite")
 
 
+def test_datetime_claim_is_bad_input_not_a_traceback(tmp_path: Path, capsys) -> None:
+    (tmp_path / "dated.toml").write_text(
+        'description = "x"\n[[clients]]\nname = "a"\nclaims = {exp = 2026-01-01T00:00:00Z}\n'
+    )
+    argv = ["simulate", "dated", "--profiles-dir", str(tmp_path)]
+    assert_bad_input(capsys, argv, "dated.toml", "clients[0].claims.exp", "JSON")
+
+
 def test_unknown_variant_is_bad_input(capsys) -> None:
     assert_bad_input(capsys, ["simulate", "local-debug", "--variant", "V9"], "V9", "variant")
 

@@ -256,6 +256,30 @@ def test_infinite_or_nan_times_are_rejected(tmp_path: Path, text: str, field: st
     assert "finite" in error.reason
 
 
+@pytest.mark.parametrize(
+    ("claims", "field", "kind"),
+    [
+        ("{exp = 2026-01-01T00:00:00Z}", "clients[0].claims.exp", "datetime"),
+        ("{nbf = 2026-01-01}", "clients[0].claims.nbf", "date"),
+        ("{ctx = {at = [07:32:00]}}", "clients[0].claims.ctx", "time"),
+        ("{iat = inf}", "clients[0].claims.iat", "float inf"),
+    ],
+)
+def test_claims_that_are_not_json_are_rejected(tmp_path: Path, claims: str, field: str, kind: str) -> None:
+    # a JWT payload is JSON: jwt.encode raised TypeError on a TOML date deep inside simulate
+    path = write_profile(tmp_path, "dated", f'description = "d"\n[[clients]]\nname = "a"\nclaims = {claims}\n')
+    error = error_of(path)
+    assert error.field == field
+    assert "JSON" in error.reason and kind in error.reason
+
+
+def test_claims_in_a_dict_need_string_keys() -> None:
+    data = {"description": "d", "clients": [{"name": "a", "claims": {"ctx": {1: "one"}}}]}
+    with pytest.raises(ProfileError) as caught:
+        profile_from_dict("keys", data)
+    assert caught.value.field == "clients[0].claims.ctx"
+
+
 def test_error_never_echoes_a_long_string_value(tmp_path: Path) -> None:
     token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJl"
     path = write_profile(tmp_path, "leak", f'description = "d"\n[[clients]]\nname = "a"\ntoken = "{token}"\n')
