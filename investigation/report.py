@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from investigation.trace import ConnectionResult, RunResult
+from investigation.trace import ConnectionResult, RunResult, close_code_label
 
 CONNECTION_COLUMNS = ("#", "t_s", "inst", "client", "user", "close", "reason", "decided by")
 
@@ -20,7 +20,7 @@ def connection_row(connection: ConnectionResult) -> tuple[str, ...]:
         str(connection.instance),
         connection.client,
         str(connection.user_id),
-        "open" if connection.close_code is None else str(connection.close_code),
+        close_code_label(connection.close_code),
         connection.close_reason or "-",
         f"{deciding.point}={deciding.outcome}" if deciding else "-",
     )

@@ -60,6 +60,12 @@ ADVERSE_OUTCOMES: dict[str, frozenset[str]] = {
 }
 
 
+def is_adverse(point: str, outcome: str) -> bool:
+    """Whether `outcome` at `point` ends the connection's normal path (any " then " part counts)."""
+    adverse = ADVERSE_OUTCOMES.get(point, frozenset())
+    return any(part in adverse for part in outcome.split(" then "))
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The outcome one decision point took for one connection."""
@@ -220,8 +226,7 @@ class ConnectionResult:
     def deciding_decision(self) -> Decision | None:
         """The first decision that took the connection off its normal path, else the last one."""
         for decision in self.decisions:
-            adverse = ADVERSE_OUTCOMES.get(decision.point, frozenset())
-            if any(part in adverse for part in decision.outcome.split(" then ")):
+            if is_adverse(decision.point, decision.outcome):
                 return decision
         if self.close_code is None:
             return next((d for d in reversed(self.decisions) if d.point != "route.close"), None)

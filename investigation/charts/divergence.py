@@ -25,7 +25,7 @@ from matplotlib.patches import Patch, Rectangle
 
 from investigation.analysis.divergence import NOT_REACHED, DivergenceTable, divergence_table
 from investigation.report import format_table
-from investigation.trace import ADVERSE_OUTCOMES, DECISION_POINTS, ConnectionResult, Decision, RunResult
+from investigation.trace import DECISION_POINTS, ConnectionResult, Decision, RunResult, close_code_label, is_adverse
 
 CELL_TEXT_CHARS = 18
 ROW_HEIGHT_IN = 0.3
@@ -84,19 +84,18 @@ def run_divergence(runs: Mapping[str, RunResult], reference: str) -> DivergenceT
     return divergence_table(traces, reference, DECISION_POINTS)
 
 
-def is_adverse(point: str, outcome: str) -> bool:
-    """An outcome that ends the connection's normal path (a failing close included)."""
+def is_adverse_cell(point: str, outcome: str) -> bool:
+    """An outcome that ends the connection's normal path (``trace.is_adverse``), a failing close included."""
     if point == "route.close":
         return outcome.startswith(FAILING_CLOSE_PREFIXES)
-    adverse = ADVERSE_OUTCOMES.get(point, frozenset())
-    return any(part in adverse for part in outcome.split(" then "))
+    return is_adverse(point, outcome)
 
 
 def cell_class(point: str, outcome: str, reference_outcome: str) -> str:
     """How a cell is coloured: not reached, same as the reference, different, or adverse."""
     if outcome == NOT_REACHED:
         return "not_reached"
-    if is_adverse(point, outcome):
+    if is_adverse_cell(point, outcome):
         return "adverse"
     return "same" if outcome == reference_outcome else "different"
 
@@ -134,7 +133,7 @@ def _comparison_row(name: str, run: RunResult, table: DivergenceTable) -> tuple[
     return (
         name,
         f"#{connection.index} {'failing' if connection.failed else 'first'}",
-        "open" if connection.close_code is None else str(connection.close_code),
+        close_code_label(connection.close_code),
         f"{deciding.point}={visible_outcome(deciding.outcome)}" if deciding else "-",
         where,
         before,
@@ -188,8 +187,7 @@ def _label_axes(axes: Axes, runs: Mapping[str, RunResult], table: DivergenceTabl
     labels = []
     for name in table.profiles:
         connection = compared_connection(runs[name])
-        ending = "-" if connection is None else (
-            "open" if connection.close_code is None else str(connection.close_code))
+        ending = "-" if connection is None else close_code_label(connection.close_code)
         suffix = " (reference)" if name == table.reference else ""
         labels.append(f"{name}{suffix}\n#{connection.index if connection else '-'} {ending}")
     axes.set_xticks(range(len(table.profiles)), labels, rotation=30, ha="left", rotation_mode="anchor", fontsize=8)
