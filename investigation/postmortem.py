@@ -27,6 +27,7 @@ from investigation.analysis.isolate import (
     minimal_failing_traffic,
 )
 from investigation.analysis.variants import REMOVED, REMOVES_EVERYWHERE, VariantReport, variant_report
+from investigation.backend.route import FACTORY_FAILED_REASON
 from investigation.backend.variants import VARIANTS
 from investigation.charts.divergence import divergence_chart
 from investigation.charts.isolation import traffic_chart
@@ -38,11 +39,13 @@ from investigation.report import format_table
 from investigation.reproduce import (
     active_profiles_dir,
     deciding_counts,
+    factory_reason_closes,
     failures_at_cap,
     load_named_profile,
     plural,
     run_profiles,
     validation_outcomes,
+    validation_passed,
 )
 from investigation.trace import ConnectionResult, RunResult
 
@@ -329,11 +332,12 @@ def lessons(evidence: Evidence) -> Markdown:
     if reference_run is not None and evidence.reduction is not None:
         items.append(f"The local evidence ran {plural(len(reference_run.connections), 'connection')}; the smallest "
                      f"traffic that fails needs {len(evidence.reduction.kept)} (trigger).")
-    validation = validation_outcomes(evidence.failures)
-    if evidence.failures and validation.get("pass", 0) == len(evidence.failures):
-        items.append("A close reason is a label, not a diagnosis: \"SSOT validation failed\" was sent for "
-                     f"connections whose SSOT validation passed ({len(evidence.failures)} of "
-                     f"{len(evidence.failures)}; detection).")
+    factory_closes = factory_reason_closes(evidence.failures)
+    mislabelled = validation_passed(factory_closes)
+    if mislabelled:
+        items.append(f"A close reason is a label, not a diagnosis: \"{FACTORY_FAILED_REASON}\" was sent for "
+                     f"connections whose SSOT validation passed ({len(mislabelled)} of "
+                     f"{len(factory_closes)}; detection).")
     return Markdown("\n".join(f"- {item}" for item in items))
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from IPython.display import Markdown
 
+from investigation.backend.route import FACTORY_FAILED_REASON
 from investigation.charts.divergence import visible_outcome
 from investigation.charts.timeline import count_at, timeline_series
 from investigation.profiles import Profile, list_profiles, load_profile
@@ -30,7 +31,6 @@ from investigation.trace import ConnectionResult, RunResult, close_code_label
 PROFILES_DIR_ENV = "INVESTIGATION_PROFILES_DIR"
 """Environment variable naming an extra profiles directory (the CLI's --profiles-dir)."""
 
-FACTORY_1011_REASON = "Factory SSOT validation failed"
 TRACE_WIDTH = 100
 
 
@@ -145,6 +145,16 @@ def managers_left_by_start_agent(run: RunResult) -> int:
     return total
 
 
+def factory_reason_closes(connections: Sequence[ConnectionResult]) -> list[ConnectionResult]:
+    """Connections closed 1011 with the factory's reason "Factory SSOT validation failed" (spec 1.2)."""
+    return [c for c in connections if c.close_code == 1011 and c.close_reason == FACTORY_FAILED_REASON]
+
+
+def validation_passed(connections: Sequence[ConnectionResult]) -> list[ConnectionResult]:
+    """Connections whose ``factory.validation`` (the SSOT validation) passed."""
+    return [c for c in connections if c.outcome("factory.validation") == "pass"]
+
+
 def validation_outcomes(connections: Sequence[ConnectionResult]) -> Counter[str]:
     """Outcomes of ``factory.validation`` (``not reached`` when a connection never got there)."""
     return Counter(c.outcome("factory.validation") or "not reached" for c in connections)
@@ -157,9 +167,9 @@ def _counter_text(counter: Counter[str]) -> str:
 def reproduce_verdicts(run: RunResult) -> Markdown:
     """The computed verdicts of notebook 01 for one run, as Markdown bullets."""
     failures = run.failures
-    factory_1011 = [c for c in failures if c.close_code == 1011 and c.close_reason == FACTORY_1011_REASON]
+    factory_1011 = factory_reason_closes(failures)
     bullets = [
-        f"**1011 \"{FACTORY_1011_REASON}\" reproduced: {'yes' if factory_1011 else 'no'}** "
+        f"**1011 \"{FACTORY_FAILED_REASON}\" reproduced: {'yes' if factory_1011 else 'no'}** "
         f"({len(factory_1011)} of {len(run.connections)} connections; all failing connections: {len(failures)})."
     ]
     if failures:
@@ -180,13 +190,13 @@ def reproduce_lessons(run: RunResult) -> Markdown:
     """Lessons drawn from the computed facts above (each names the cell that backs it)."""
     failures = run.failures
     lessons: list[str] = []
-    deciding = deciding_counts(failures)
-    validation = validation_outcomes(failures)
-    if failures and validation.get("pass", 0) == len(failures):
+    factory_closes = factory_reason_closes(failures)
+    mislabelled = validation_passed(factory_closes)
+    if mislabelled:
         lessons.append(
-            f"The close reason says \"SSOT validation\", yet SSOT validation passed for all {len(failures)} "
-            f"failing connections; their deciding decisions were {_counter_text(deciding)} "
-            "(the Verdicts and the trace above)."
+            f"The close reason says \"{FACTORY_FAILED_REASON}\", yet SSOT validation passed for "
+            f"{len(mislabelled)} of the {plural(len(factory_closes), 'connection')} closed with it; their deciding "
+            f"decisions were {_counter_text(deciding_counts(mislabelled))} (the Verdicts and the trace above)."
         )
     if failures and failures_at_cap(run) == len(failures):
         lessons.append(

@@ -4,7 +4,8 @@ The sections are checked on the real evidence (one gathering per module) and on
 the same evidence with its runs swapped for hand-made ones whose outcome follows
 from the spec: one user reconnecting 7 times, 10 s apart, to one instance holds 5
 managers after the 5th connection (spec 4.2, cap 5, nothing released on
-disconnect), so connections 6 and 7 (at 50 s and 60 s) close 1011.
+disconnect), so connections 6 and 7 (at 50 s and 60 s) close 1011. Under V5 (spec 8) the
+same two close 1013 "Service temporarily unavailable" instead.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from investigation.postmortem import (
     detection_section,
     gather_evidence,
     impact_table,
+    lessons,
     postmortem_key_result,
     root_cause_chart,
     summary_section,
@@ -33,13 +35,13 @@ def evidence() -> Evidence:
     return gather_evidence("local-debug")
 
 
-def reconnecting_runs() -> dict[str, object]:
+def reconnecting_runs(variant: str = "original") -> dict[str, object]:
     def profile(name: str, connections: int) -> object:
         return simulate(profile_from_dict(name, {
             "description": name, "env": {"ENVIRONMENT": "test"},
             "clients": [{"name": "tab", "user_id": "test-user-12345", "connections": connections,
                          "spacing_s": 10.0, "hold_s": 4.0}],
-        }))
+        }), variant)
 
     return {"local-debug": profile("local-debug", 1), "reconnects": profile("reconnects", 7)}
 
@@ -99,3 +101,11 @@ def test_action_items_follow_the_variant_verdicts(evidence: Evidence) -> None:
     not_shipped = [v.variant for v in evidence.variants.verdicts if v.variant != recommended
                    and v.failure != "removes the failure on every profile"]
     assert [item.split("**")[1] for item in items if "Do not ship" in item] == not_shipped
+
+
+def test_close_reason_lesson_counts_only_connections_closed_with_the_factory_reason(evidence: Evidence) -> None:
+    factory = lessons(dataclasses.replace(evidence, runs=reconnecting_runs())).data
+    assert ('"Factory SSOT validation failed" was sent for connections whose SSOT validation passed '
+            "(2 of 2; detection)") in factory
+    capacity = lessons(dataclasses.replace(evidence, runs=reconnecting_runs("V5"))).data
+    assert "A close reason is a label" not in capacity

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from investigation.analysis.divergence import first_divergence
+from investigation.backend.route import FACTORY_FAILED_REASON
 from investigation.profiles import Profile, flatten_profile, list_profiles, unflatten_profile
 from investigation.simulate import simulate
 from investigation.trace import POINT_ORDER, ConnectionResult, RunResult
@@ -38,7 +39,6 @@ REFERENCE = "local-debug"
 """The report's passing run: its local debug script."""
 STAGING = "staging-cloud-run"
 """The environment the report calls GCP staging."""
-FACTORY_REASON = "Factory SSOT validation failed"
 ENVIRONMENT_PATHS = ("env.", "process.", "startup.", "instances", "routing")
 """Factor paths that describe where the code runs (the rest is traffic)."""
 CLOUD_RUN_VARIABLES = ("K_SERVICE", "K_REVISION", "K_CONFIGURATION", "GOOGLE_CLOUD_PROJECT", "PORT")
@@ -172,7 +172,7 @@ def evaluate(hypothesis: Hypothesis, trials: Sequence[Trial], runs: Mapping[str,
 
 def factory_closes(run: RunResult) -> list[ConnectionResult]:
     """Connections closed 1011 "Factory SSOT validation failed"."""
-    return [c for c in run.connections if c.close_code == 1011 and c.close_reason == FACTORY_REASON]
+    return [c for c in run.connections if c.close_code == 1011 and c.close_reason == FACTORY_FAILED_REASON]
 
 
 def validation_rejections(run: RunResult) -> list[ConnectionResult]:

@@ -1,0 +1,117 @@
+"""Tests of investigation.reproduce: the verdicts and lessons notebook 01 prints about one run.
+
+Expected values are worked out by hand from spec/backend.md on runs built for the purpose:
+
+- one user reconnecting 7 times, 10 s apart, holding each connection 4 s, on one instance
+  (ENVIRONMENT=test): nothing is released on disconnect (spec 1 step 14) and no cleanup
+  removes a manager within 60 s (4.2: idle or age above 5 minutes), so the user holds 5
+  managers after the 5th connection; the 6th and 7th (at 50 s and 60 s) pass SSOT validation
+  (4.1 step 1 runs first) and are refused by the cap (4.2, max 5): RuntimeError ->
+  FactoryInitializationError -> 1011 "Factory SSOT validation failed" (spec 1 step 8);
+- the same traffic under V5 (spec 8) closes those two 1013 "Service temporarily unavailable";
+- a connection that sends ``start_agent`` messages leaves one manager per message (spec 1 step
+  12) until the cap: its own manager plus 4 fill the 5 slots.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from investigation.profiles import Profile, profile_from_dict
+from investigation.reproduce import (
+    failures_at_cap,
+    managers_left_by_start_agent,
+    reproduce_lessons,
+    reproduce_verdicts,
+)
+from investigation.simulate import simulate
+from investigation.trace import RunResult
+
+
+def reconnecting_profile(connections: int = 7) -> Profile:
+    return profile_from_dict("reconnects", {
+        "description": "one user reconnecting",
+        "env": {"ENVIRONMENT": "test"},
+        "clients": [{"name": "tab", "user_id": "test-user-12345", "connections": connections, "spacing_s": 10.0,
+                     "hold_s": 4.0}],
+    })
+
+
+def start_agent_profile(messages: int) -> Profile:
+    return profile_from_dict("agents", {
+        "description": "one connection starting agents",
+        "env": {"ENVIRONMENT": "test"},
+        "clients": [{"name": "tab", "user_id": "test-user-12345", "hold_s": 30.0,
+                     "messages": [{"at_s": 1.0 + n, "type": "start_agent"} for n in range(messages)]}],
+    })
+
+
+@pytest.fixture(scope="module")
+def reconnects() -> RunResult:
+    return simulate(reconnecting_profile())
+
+
+@pytest.fixture(scope="module")
+def reconnects_v5() -> RunResult:
+    return simulate(reconnecting_profile(), "V5")
+
+
+def bullets(markdown: object) -> list[str]:
+    return str(getattr(markdown, "data", "")).splitlines()
+
+
+# --- failures at the cap ---------------------------------------------------------------------
+
+
+def test_seven_reconnections_give_two_failures_at_the_cap(reconnects: RunResult) -> None:
+    assert [c.index for c in reconnects.failures] == [5, 6]
+    assert failures_at_cap(reconnects) == 2
+
+
+def test_five_reconnections_stay_below_the_cap() -> None:
+    run = simulate(reconnecting_profile(5))
+    assert run.failures == ()
+    assert failures_at_cap(run) == 0
+
+
+# --- managers left by start_agent ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("messages", "left"), [(0, 0), (2, 2), (4, 4), (5, 4)])
+def test_start_agent_leaves_one_manager_per_message_up_to_the_cap(messages: int, left: int) -> None:
+    assert managers_left_by_start_agent(simulate(start_agent_profile(messages))) == left
+
+
+# --- verdicts --------------------------------------------------------------------------------
+
+
+def test_verdicts_count_the_factory_closes_and_the_cap(reconnects: RunResult) -> None:
+    lines = bullets(reproduce_verdicts(reconnects))
+    assert lines[0] == ('- **1011 "Factory SSOT validation failed" reproduced: yes** '
+                        "(2 of 7 connections; all failing connections: 2).")
+    assert "factory.manager_cap=exceeded (2)" in lines[1]
+    assert lines[2].endswith("pass (2).")
+    assert lines[3].startswith("- 2 of 2 failing connections started while their user already held 5 managers")
+    assert lines[4].endswith(": 0.")
+
+
+def test_verdicts_under_v5_do_not_count_its_1013_closes(reconnects_v5: RunResult) -> None:
+    assert [c.close_code for c in reconnects_v5.failures] == [1013, 1013]
+    lines = bullets(reproduce_verdicts(reconnects_v5))
+    assert lines[0].startswith('- **1011 "Factory SSOT validation failed" reproduced: no** (0 of 7 connections;')
+
+
+# --- lessons ---------------------------------------------------------------------------------
+
+
+def test_lesson_on_the_close_reason_counts_the_factory_closes(reconnects: RunResult) -> None:
+    lesson = bullets(reproduce_lessons(reconnects))[0]
+    assert lesson.startswith('- The close reason says "Factory SSOT validation failed", yet SSOT validation passed '
+                             "for 2 of the 2 connections closed with it;")
+    assert "factory.manager_cap=exceeded (2)" in lesson
+
+
+def test_no_close_reason_lesson_when_no_connection_got_that_reason(reconnects_v5: RunResult) -> None:
+    text = "\n".join(bullets(reproduce_lessons(reconnects_v5)))
+    assert "close reason" not in text
+    assert "Every failing connection met a user already at the per-user manager cap" in text
