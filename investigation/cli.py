@@ -33,6 +33,20 @@ class _Parser(argparse.ArgumentParser):
         raise BadInput(f"{self.prog}: {message}")
 
 
+MAX_PORT = 65535
+
+
+def tcp_port(text: str) -> int:
+    """argparse type: a TCP port number, 0..65535 (0: any free port)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"port must be in 0..{MAX_PORT}, got {port}")
+    return port
+
+
 def _add_profiles_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profiles-dir", type=Path, default=None, help="extra profiles; a name here wins")
 
@@ -65,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve ws://HOST:PORT/ws under a profile")
     serve.add_argument("profile")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8765, help="0: any free port (the URL printed names it)")
+    serve.add_argument("--port", type=tcp_port, default=8765, help="0: any free port (the URL printed names it)")
     _add_profiles_dir(serve)
     _add_variant(serve)
 
@@ -140,12 +154,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _check_variant(args.variant)
     profile = _load(args.profile, args.profiles_dir)
 
+    announced: list[str] = []
+
     def announce(url: str) -> None:
+        announced.append(url)
         print(url, flush=True)
         for client_url in client_urls(url, profile.clients):
             print(f"connect as a profile client: {client_url}", file=sys.stderr, flush=True)
 
-    serve(profile, host=args.host, port=args.port, variant=args.variant, announce=announce)
+    try:
+        serve(profile, host=args.host, port=args.port, variant=args.variant, announce=announce)
+    except OSError as error:
+        if announced:
+            raise
+        # before the URL is announced, an OSError is the address: unresolvable host, port in use, no permission
+        reason = error.strerror or str(error)
+        raise BadInput(f"--host/--port: cannot listen on {args.host}:{args.port}: {reason}") from None
     return EXIT_OK
 
 

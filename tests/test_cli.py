@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,29 @@ def test_datetime_claim_is_bad_input_not_a_traceback(tmp_path: Path, capsys) -> 
     )
     argv = ["simulate", "dated", "--profiles-dir", str(tmp_path)]
     assert_bad_input(capsys, argv, "dated.toml", "clients[0].claims.exp", "JSON")
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_serve_port_out_of_range_is_bad_input(capsys, port: str) -> None:
+    assert main(["serve", "local-debug", "--port", port]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err
+    last_line = captured.err.splitlines()[-1]
+    assert "--port" in last_line and "0..65535" in last_line and port in last_line
+
+
+def test_serve_on_a_port_in_use_is_bad_input(capsys) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert_bad_input(capsys, ["serve", "local-debug", "--port", str(port)], "--host/--port", f"127.0.0.1:{port}")
+
+
+def test_serve_on_an_unresolvable_host_is_bad_input(capsys) -> None:
+    # .invalid is reserved (RFC 2606): it never resolves
+    argv = ["serve", "local-debug", "--host", "no-such-host.invalid", "--port", "0"]
+    assert_bad_input(capsys, argv, "--host/--port", "no-such-host.invalid")
 
 
 def test_unknown_variant_is_bad_input(capsys) -> None:
