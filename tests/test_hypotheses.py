@@ -24,6 +24,8 @@ from investigation.analysis.hypotheses import (
     build_ledger,
     evaluate,
     ledger_from,
+    ledger_lessons,
+    same_path_as_reference,
     verdict_of,
 )
 from investigation.backend import factory
@@ -106,6 +108,58 @@ def test_why1_flips_with_what_preceded_the_factory_close(reference: Profile) -> 
     assert evaluate(why1, trials, rejected).verdict is Verdict.SUPPORTED
     assert evaluate(why1, trials, capacity).verdict is Verdict.REFUTED
     assert evaluate(why1, trials, nothing).verdict is Verdict.INCONCLUSIVE
+
+
+def validation_mode_run(name: str, mode: str) -> RunResult:
+    decision = Decision("factory.validation_mode", mode)
+    connection = ConnectionResult(index=0, client="c", instance=0, user_id="u", at_s=0.0, close_code=None,
+                                  close_reason=None, decisions=(decision,), cause_chain=())
+    return RunResult(name, "original", (connection,))
+
+
+def test_detection_in_gcp_is_a_may_claim_supported_by_one_strict_cloud_run(staging: Profile) -> None:
+    """"Environment detection *may* not be working in GCP": one Cloud Run run validating strictly
+    supports it even though the other validates relaxed."""
+    claim = hypothesis("finding.detection_fails_in_gcp")
+    production = load_profile("production-cloud-run")
+    baseline = Baseline({staging.name: staging, production.name: production}, {})
+    trials = claim.design(baseline)
+    assert sorted(t.run.label for t in trials) == ["production-cloud-run", STAGING]
+    some = {STAGING: validation_mode_run(STAGING, "strict"), production.name: validation_mode_run(production.name, "relaxed")}
+    none = {STAGING: validation_mode_run(STAGING, "relaxed"), production.name: validation_mode_run(production.name, "relaxed")}
+    assert evaluate(claim, trials, some).verdict is Verdict.SUPPORTED
+    assert evaluate(claim, trials, none).verdict is Verdict.REFUTED
+
+
+def traced(index: int, close: int | None, *decisions: tuple[str, str]) -> ConnectionResult:
+    return ConnectionResult(index=index, client="c", instance=0, user_id="u", at_s=float(index), close_code=close,
+                            close_reason=None, decisions=tuple(Decision(p, o) for p, o in decisions), cause_chain=())
+
+
+@pytest.mark.parametrize(
+    ("local_environment", "holds", "divergence"),
+    [("staging", True, "factory.manager_cap"), ("test", False, "route.environment")],
+)
+def test_same_path_compares_with_the_nearest_local_connection(local_environment: str, holds: bool, divergence: str) -> None:
+    """The failing trace is compared with the local connection that agrees with it longest: the
+    claim holds when they part only at the decision that failed it (the cap here)."""
+    failing = traced(1, 1011, ("route.environment", "staging"), ("factory.manager_cap", "exceeded"))
+    local = RunResult(REFERENCE, "original", (
+        traced(0, None, ("route.environment", "dev")),
+        traced(1, None, ("route.environment", local_environment), ("factory.manager_cap", "below")),
+    ))
+    result, evidence = same_path_as_reference(RunResult("x", "original", (failing,)), {REFERENCE: local})
+    assert result is holds
+    assert evidence.startswith(f"first divergence at {divergence}:")
+
+
+def test_lessons_of_a_ledger_without_failing_profiles_claim_nothing_about_v1(reference: Profile) -> None:
+    development = load_profile("development")
+    ledger = ledger_from(baseline_of([reference, development]), [hypothesis("fix.v1")])
+    assert ledger.finding("fix.v1").verdict is Verdict.INCONCLUSIVE
+    text = ledger_lessons(ledger).data
+    assert "V1" not in text
+    assert text.startswith("- 0 of 1 claims are refuted")
 
 
 # --- real runs built so the prediction holds or fails ---------------------------------------

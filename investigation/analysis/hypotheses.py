@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from investigation.analysis.divergence import first_divergence
+from investigation.analysis.isolate import align_with_nearest
 from investigation.backend.route import FACTORY_FAILED_REASON
 from investigation.profiles import Profile, flatten_profile, list_profiles, unflatten_profile
 from investigation.simulate import simulate
@@ -363,10 +363,7 @@ def same_path_as_reference(run: RunResult, runs: Mapping[str, RunResult]) -> tup
         return None, "no failing connection"
     deciding = failure.deciding_decision()
     decided_at = POINT_ORDER.get(deciding.point, len(POINT_ORDER)) if deciding else len(POINT_ORDER)
-    nearest = min(
-        (first_divergence(c.decisions, failure.decisions) for c in runs[REFERENCE].connections),
-        key=lambda d: -POINT_ORDER.get(d.point, len(POINT_ORDER)) if d else -len(POINT_ORDER) - 1,
-    )
+    nearest = align_with_nearest(runs[REFERENCE], failure).divergence
     if nearest is None:
         return True, "decision traces identical"
     agrees = POINT_ORDER.get(nearest.point, len(POINT_ORDER)) >= decided_at
@@ -629,7 +626,7 @@ HYPOTHESES: tuple[Hypothesis, ...] = (
         "Environment detection may not be working in GCP staging, so strict validation runs instead of the "
         "staging accommodation.",
         "Some connection on a Cloud Run profile runs strict validation.",
-        "all", lambda b: _each(b, b.where(_is_cloud_run), runs_strict_validation),
+        "any", lambda b: _each(b, b.where(_is_cloud_run), runs_strict_validation),
     ),
     Hypothesis(
         "finding.environment_not_set", "Environment detection issues",
@@ -797,7 +794,7 @@ def ledger_lessons(ledger: Ledger) -> object:
         + (f"the first is `{refuted[0].key}`: {refuted[0].deciding_observations()[0].evidence}." if refuted else "none."),
         f"- Claims the runs support: {', '.join(f'`{f.key}`' for f in supported) or 'none'}.",
     ]
-    if ledger.finding("fix.v1").verdict is not Verdict.SUPPORTED:
+    if ledger.finding("fix.v1").verdict is Verdict.REFUTED:
         lines.append("- The recommended fix (V1) leaves failing connections: "
                      + ledger.finding("fix.v1").deciding_observations()[0].evidence + ".")
     return _markdown("\n".join(lines))
