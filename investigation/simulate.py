@@ -60,12 +60,10 @@ class SimulatedSocket:
     async def _drive_client(self) -> None:
         """Send the client's messages at their times, then leave after `hold_s`."""
         elapsed = 0.0
-        for message in sorted(self._client.messages, key=lambda m: m.at_s):
-            if message.at_s >= self._client.hold_s:
-                break
-            await self._clock.sleep(message.at_s - elapsed)
-            elapsed = message.at_s
-            self._incoming.put_nowait(message_text(message))
+        for at_s, text in scheduled_messages(self._client):
+            await self._clock.sleep(at_s - elapsed)
+            elapsed = at_s
+            self._incoming.put_nowait(text)
         await self._clock.sleep(self._client.hold_s - elapsed)
         self._client_gone = True
         self._incoming.put_nowait(_CLIENT_LEFT)
@@ -97,6 +95,53 @@ def message_text(message: Any) -> str:
     if message.type == "raw":
         return str(message.text)
     return json.dumps({"type": message.type, "payload": {"text": message.text}})
+
+
+def scheduled_messages(client: Any) -> list[tuple[float, str]]:
+    """(at_s, text) of each message the client sends before it leaves at `hold_s`, in time order."""
+    return [
+        (message.at_s, message_text(message))
+        for message in sorted(client.messages, key=lambda m: m.at_s)
+        if message.at_s < client.hold_s
+    ]
+
+
+def connection_result(
+    planned: PlannedConnection,
+    instance: int,
+    recorder: DecisionRecorder | None,
+    close: tuple[int | None, str | None],
+    frames: Sequence[dict[str, Any]],
+    ended_at_s: float,
+) -> ConnectionResult:
+    """One connection's result from what its client saw and what the server recorded.
+
+    Args:
+        planned: the connection in the plan.
+        instance: the backend instance that served it.
+        recorder: the server's decisions for it; None when the server never ran its route.
+        close: (code, reason) of the server's close frame, (None, None) if there was none.
+        frames: the frames the server sent.
+        ended_at_s: virtual seconds since the start when it ended.
+
+    The user is the one the server identified, else the one the client presents; the
+    cause chain is kept only for a connection the server closed.
+    """
+    close_code, close_reason = close
+    user_id = recorder.user_id if recorder is not None else None
+    return ConnectionResult(
+        index=planned.index,
+        client=planned.client.name,
+        instance=instance,
+        user_id=user_id if user_id is not None else planned.client.user_id,
+        at_s=planned.at_s,
+        close_code=close_code,
+        close_reason=close_reason,
+        decisions=recorder.decisions if recorder is not None else (),
+        cause_chain=cause_chain(recorder.failure) if recorder is not None and close_code is not None else (),
+        frames=tuple(frames),
+        ended_at_s=ended_at_s,
+    )
 
 
 async def run_plan(
@@ -153,6 +198,7 @@ class SimulationRun:
         self.results: dict[int, ConnectionResult] = {}
         self.sockets: dict[int, SimulatedSocket] = {}
         self.recorders: dict[int, DecisionRecorder] = {}
+        self.instances: dict[int, int] = {}
 
     async def execute(self) -> None:
         await run_plan(self.plan, self.clock, self.profile.duration_s, self._connect, self._record_unfinished)
@@ -167,7 +213,7 @@ class SimulationRun:
                 self._record(planned)
 
     async def _connect(self, planned: PlannedConnection) -> None:
-        instance = instance_for(planned, self.profile.routing, self.profile.instances)
+        instance = self.instances[planned.index] = instance_for(planned, self.profile.routing, self.profile.instances)
         request = build_request(planned, self.auth_env, self.clock.now())
         socket = SimulatedSocket(request, planned.client, self.clock)
         recorder = DecisionRecorder()
@@ -177,19 +223,14 @@ class SimulationRun:
         self._record(planned)
 
     def _record(self, planned: PlannedConnection) -> None:
-        socket, recorder = self.sockets[planned.index], self.recorders[planned.index]
-        self.results[planned.index] = ConnectionResult(
-            index=planned.index,
-            client=planned.client.name,
-            instance=instance_for(planned, self.profile.routing, self.profile.instances),
-            user_id=recorder.user_id if recorder.user_id is not None else planned.client.user_id,
-            at_s=planned.at_s,
-            close_code=socket.close_code,
-            close_reason=socket.close_reason,
-            decisions=recorder.decisions,
-            cause_chain=cause_chain(recorder.failure) if socket.close_code is not None else (),
-            frames=tuple(socket.frames),
-            ended_at_s=round(self.clock.elapsed, 6),
+        socket = self.sockets[planned.index]
+        self.results[planned.index] = connection_result(
+            planned,
+            self.instances[planned.index],
+            self.recorders[planned.index],
+            (socket.close_code, socket.close_reason),
+            socket.frames,
+            round(self.clock.elapsed, 6),
         )
 
 

@@ -29,8 +29,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from investigation.backend.variants import get_variant
 from investigation.clock import VirtualClock, outside_event_loop, virtual_loop
 from investigation.profiles import Profile
-from investigation.simulate import message_text, run_plan, run_result
-from investigation.trace import ConnectionResult, RunResult, cause_chain
+from investigation.simulate import connection_result, run_plan, run_result, scheduled_messages
+from investigation.trace import ConnectionResult, RunResult
 from investigation.traffic import (
     PlannedConnection,
     auth_environment,
@@ -89,15 +89,13 @@ async def drive_client(connection: ClientConnection, client: Any, view: ClientVi
     reader = asyncio.get_running_loop().create_task(_read_frames(connection, view))
     try:
         elapsed = 0.0
-        for message in sorted(client.messages, key=lambda m: m.at_s):
-            if message.at_s >= client.hold_s:
-                break
-            await asyncio.wait({reader}, timeout=message.at_s - elapsed)
-            elapsed = message.at_s
+        for at_s, text in scheduled_messages(client):
+            await asyncio.wait({reader}, timeout=at_s - elapsed)
+            elapsed = at_s
             if reader.done():
                 break
             try:
-                await connection.send(message_text(message))
+                await connection.send(text)
             except ConnectionClosed:
                 break
         if not reader.done():
@@ -124,6 +122,7 @@ class _WireRun:
         self.plan = connection_plan(profile)
         self.views: dict[int, ClientView] = {}
         self.results: dict[int, ConnectionResult] = {}
+        self.instances: dict[int, int] = {}
         self.url = ""
 
     async def execute(self) -> None:
@@ -138,7 +137,7 @@ class _WireRun:
                 self._record(planned)
 
     async def _connect(self, planned: PlannedConnection) -> None:
-        instance = instance_for(planned, self.profile.routing, self.profile.instances)
+        instance = self.instances[planned.index] = instance_for(planned, self.profile.routing, self.profile.instances)
         request = build_request(planned, self.auth_env, self.clock.now())
         view = self.views[planned.index] = ClientView()
         query = f"?{urlencode(request.query)}" if request.query else ""
@@ -171,20 +170,13 @@ class _WireRun:
     def _record(self, planned: PlannedConnection) -> None:
         view = self.views[planned.index]
         served = self.state.connections.get(str(planned.index))
-        recorder = served.recorder if served is not None else None
-        user_id = recorder.user_id if recorder is not None else None
-        self.results[planned.index] = ConnectionResult(
-            index=planned.index,
-            client=planned.client.name,
-            instance=instance_for(planned, self.profile.routing, self.profile.instances),
-            user_id=user_id if user_id is not None else planned.client.user_id,
-            at_s=planned.at_s,
-            close_code=view.close_code,
-            close_reason=view.close_reason,
-            decisions=recorder.decisions if recorder is not None else (),
-            cause_chain=cause_chain(recorder.failure) if recorder is not None and view.close_code is not None else (),
-            frames=tuple(view.frames),
-            ended_at_s=self._ended_at_s(served),
+        self.results[planned.index] = connection_result(
+            planned,
+            self.instances[planned.index],
+            served.recorder if served is not None else None,
+            (view.close_code, view.close_reason),
+            view.frames,
+            self._ended_at_s(served),
         )
 
     def _ended_at_s(self, served: ServedConnection | None) -> float:
