@@ -21,8 +21,10 @@ from matplotlib.figure import Figure
 
 from investigation.analysis.hypotheses import Ledger, Verdict, build_ledger
 from investigation.analysis.isolate import (
+    ENVIRONMENT_FACTOR_KINDS,
     IsolationOverview,
     TrafficReduction,
+    is_environment_factor,
     isolation_overview,
     minimal_failing_traffic,
 )
@@ -52,7 +54,6 @@ from investigation.trace import ConnectionResult, RunResult
 Chart = tuple[Figure, object]
 
 REFERENCE = "local-debug"
-ENVIRONMENT_FACTOR_PREFIXES = ("env.", "process.", "startup.", "instances", "routing")
 
 
 @dataclass(frozen=True)
@@ -185,19 +186,15 @@ def impact_section(evidence: Evidence) -> Markdown:
 # --- trigger -------------------------------------------------------------------------------
 
 
-def _is_environment_factor(factor: str) -> bool:
-    return factor.startswith(ENVIRONMENT_FACTOR_PREFIXES)
-
-
 def trigger_section(evidence: Evidence) -> Markdown:
     """What delta debugging isolated: the failure-inducing difference and the minimal traffic."""
     isolations = evidence.isolation.isolations
     factors = [c.factor for iso in isolations.values() for c in iso.minimal_difference]
-    environmental = sorted({f for f in factors if _is_environment_factor(f)})
+    environmental = sorted({f for f in factors if is_environment_factor(f)})
     lines = [
         f"- Delta debugging from `{evidence.reference}` to each failing profile isolated "
         f"{plural(len(factors), 'failure-inducing factor')} in total over {plural(len(isolations), 'profile')}; "
-        f"environment factors (env, process, startup, instances, routing) among them: "
+        f"environment factors ({ENVIRONMENT_FACTOR_KINDS}) among them: "
         f"{', '.join(environmental) or 'none'}.",
         "- Per profile: " + "; ".join(
             f"{name}: " + ", ".join(f"`{c.describe()}`" for c in iso.minimal_difference)

@@ -22,13 +22,17 @@ from investigation.analysis.isolate import (
     IsolationError,
     apply_changes,
     factor_changes,
+    IsolationOverview,
     isolate_profiles,
+    isolation_verdicts,
     minimal_failing_traffic,
     traffic_subset_profile,
 )
 from investigation.backend import factory, ids, route
 from investigation.backend import runtime as backend_runtime
-from investigation.profiles import Profile, flatten_profile, load_profile, unflatten_profile
+from investigation.analysis.hypotheses import in_environment_of
+from investigation.postmortem import Evidence, trigger_section
+from investigation.profiles import Profile, flatten_profile, load_profile, profile_from_dict, unflatten_profile
 from investigation.simulate import simulate
 from investigation.trace import CauseLink, ConnectionResult, RunResult
 from investigation.traffic import connection_plan
@@ -310,3 +314,31 @@ def test_cli_isolate_exits_2_with_one_line_when_the_failing_profile_passes(capsy
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.strip().count("\n") == 0 and "development: failing: does not fail" in captured.err
+
+
+# --- what counts as an environment factor ----------------------------------------------------
+
+
+def spread_profile(name: str, instances: int) -> Profile:
+    """One user reconnecting 6 times, 10 s apart, spread round-robin over ``instances``."""
+    return profile_from_dict(name, {
+        "description": name, "env": {"ENVIRONMENT": "test"}, "instances": instances, "routing": "round_robin",
+        "clients": [{"name": "tab", "user_id": "test-user-12345", "connections": 6, "spacing_s": 10.0, "hold_s": 4.0}],
+    })
+
+
+def test_chapters_04_and_06_count_an_instances_difference_as_environment() -> None:
+    """Two instances take 3 connections each; one instance takes all 6 and the sixth exceeds the
+    cap (spec 4.2, one factory per process). The only difference is ``instances``."""
+    spread, single = spread_profile("spread", 2), spread_profile("single", 1)
+    isolation = isolate_profiles(spread, single)
+    assert [change.factor for change in isolation.minimal_difference] == ["instances"]
+    reduction = minimal_failing_traffic(single)
+    assert len(reduction.kept) == CAP + 1
+    chapter_04 = isolation_verdicts(isolation, reduction).data
+    assert "- Environment factors (env, process, startup, instances, routing) in it: instances." in chapter_04
+    overview = IsolationOverview("spread", {"single": isolation})
+    evidence = Evidence("spread", {}, None, overview, None, None)  # type: ignore[arg-type]
+    chapter_06 = trigger_section(evidence).data
+    assert "environment factors (env, process, startup, instances, routing) among them: instances." in chapter_06
+    assert in_environment_of(single, spread).profile.instances == 2

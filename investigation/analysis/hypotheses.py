@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from investigation.analysis.isolate import align_with_nearest
+from investigation.analysis.isolate import align_with_nearest, is_environment_factor
 from investigation.backend.route import FACTORY_FAILED_REASON
 from investigation.profiles import Profile, flatten_profile, list_profiles, unflatten_profile
 from investigation.simulate import simulate
@@ -39,8 +39,6 @@ REFERENCE = "local-debug"
 """The report's passing run: its local debug script."""
 STAGING = "staging-cloud-run"
 """The environment the report calls GCP staging."""
-ENVIRONMENT_PATHS = ("env.", "process.", "startup.", "instances", "routing")
-"""Factor paths that describe where the code runs (the rest is traffic)."""
 CLOUD_RUN_VARIABLES = ("K_SERVICE", "K_REVISION", "K_CONFIGURATION", "GOOGLE_CLOUD_PROJECT", "PORT")
 
 
@@ -207,10 +205,6 @@ def vary(profile: Profile, label: str, set_factors: Mapping[str, object] | None 
     factors = {path: value for path, value in flatten_profile(profile).items() if not (drop and drop(path))}
     factors.update(set_factors or {})
     return unflatten_profile(label, factors, base=profile)
-
-
-def is_environment_factor(path: str) -> bool:
-    return path.startswith(ENVIRONMENT_PATHS)
 
 
 def in_environment_of(traffic: Profile, environment: Profile) -> RunSpec:

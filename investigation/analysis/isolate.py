@@ -48,6 +48,15 @@ from investigation.traffic import PlannedConnection, connection_plan, instance_f
 
 MIXTURE_NAME = "mixture"
 """Profile name of every configuration dd builds (results never depend on it)."""
+ENVIRONMENT_FACTOR_PREFIXES = ("env.", "process.", "startup.", "instances", "routing")
+"""Factor paths that describe where the code runs (everything else is traffic)."""
+ENVIRONMENT_FACTOR_KINDS = ", ".join(prefix.rstrip(".") for prefix in ENVIRONMENT_FACTOR_PREFIXES)
+"""The environment factors in words: ``env, process, startup, instances, routing``."""
+
+
+def is_environment_factor(path: str) -> bool:
+    """Whether the factor at ``path`` describes where the code runs rather than its traffic."""
+    return path.startswith(ENVIRONMENT_FACTOR_PREFIXES)
 
 
 class IsolationError(ProfileError, ValueError):
@@ -576,11 +585,11 @@ def isolation_verdicts(isolation: ProfileIsolation, reduction: TrafficReduction)
     """What the isolation found, as computed sentences."""
     from IPython.display import Markdown
 
-    environmental = [c.factor for c in isolation.minimal_difference if c.factor.startswith(("env.", "process.", "startup."))]
+    environmental = [c.factor for c in isolation.minimal_difference if is_environment_factor(c.factor)]
     lines = [
         f"- Failure-inducing difference ({isolation.tests_run} tests): "
         + "; ".join(f"`{c.describe()}`" for c in isolation.minimal_difference) + ".",
-        f"- Environment factors (env, process, startup) in it: {', '.join(environmental) or 'none'}.",
+        f"- Environment factors ({ENVIRONMENT_FACTOR_KINDS}) in it: {', '.join(environmental) or 'none'}.",
         f"- Minimal failing traffic: {len(reduction.kept)} of {len(reduction.planned)} planned connections, users "
         + ", ".join(sorted({str(p.client.user_id) for p in reduction.kept}))
         + f", instances {sorted({c.instance for c in reduction.run.connections})}.",
