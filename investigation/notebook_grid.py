@@ -26,7 +26,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from investigation.profiles import DEFAULT_PROFILES_DIR, load_profile, profile_paths
+from investigation.profiles import DEFAULT_PROFILES_DIR, list_profiles, load_profile
 from investigation.clock import outside_event_loop
 from investigation.reproduce import PROFILES_DIR_ENV
 from investigation.run_cache import run_cache_exported
@@ -80,8 +80,12 @@ ParameterSets = Callable[[Sequence[str] | None], list[dict[str, object]]]
 
 
 def known_profiles(profiles_dir: Path | None) -> list[str]:
-    """Profile names of data/profiles plus ``profiles_dir``, sorted."""
-    return list(profile_paths(profiles_dir))
+    """Profile names of data/profiles plus ``profiles_dir``, sorted; every profile is loaded.
+
+    Raises:
+        ProfileError: ``profiles_dir`` is not a directory or holds an invalid profile.
+    """
+    return [profile.name for profile in list_profiles(profiles_dir)]
 
 
 def selected_profiles(profile_filter: Sequence[str] | None, profiles_dir: Path | None) -> list[str]:

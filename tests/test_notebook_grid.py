@@ -24,6 +24,7 @@ from investigation.notebook_grid import (
     profiles_dir_exported,
     run_notebook_suite,
 )
+from investigation.profiles import ProfileError
 from investigation.reproduce import PROFILES_DIR_ENV
 from investigation.suite import SuiteInputError, build_grid
 
@@ -127,6 +128,25 @@ def test_bad_input_writes_nothing(tmp_path: Path, notebooks: list[str], profiles
     out = tmp_path / "out"
     with pytest.raises(SuiteInputError, match=message):
         run_notebook_suite(notebooks, profiles, jobs=1, out_dir=out, profiles_dir=None, progress=False)
+    assert not out.exists()
+
+
+def test_an_invalid_profile_in_profiles_dir_fails_the_grid_check(extra_profiles: Path) -> None:
+    (extra_profiles / "zz-broken.toml").write_text('description = "d"\ninstances = "many"\n')
+    with pytest.raises(ProfileError, match="zz-broken.toml: instances"):
+        notebook_grid(notebooks=["01"], profiles=["local-debug"], profiles_dir=extra_profiles)
+
+
+def test_run_with_an_invalid_profile_is_bad_input_and_writes_nothing(tmp_path: Path, extra_profiles: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from investigation.cli import main
+
+    (extra_profiles / "zz-broken.toml").write_text('description = "d"\ninstances = "many"\n')
+    out = tmp_path / "out"
+    argv = ["run", "--notebook", "01", "--profile", "zz-broken", "--profiles-dir", str(extra_profiles),
+            "--out", str(out)]
+    assert main(argv) == 2
+    assert "zz-broken.toml: instances" in capsys.readouterr().err
     assert not out.exists()
 
 
