@@ -159,6 +159,19 @@ def notebook_grid(
     return build_grid(notebook_dir, grid_spec(profiles_dir, notebook_dir), notebooks, profiles)
 
 
+def check_run_options(jobs: int | None, out_dir: Path) -> None:
+    """Reject a job count below 1 and an output directory that is, or lies below, an existing file.
+
+    Raises:
+        SuiteInputError: naming ``--jobs`` or ``--out`` and the reason.
+    """
+    if jobs is not None and jobs < 1:
+        raise SuiteInputError("<command line>", "--jobs", f"must be at least 1, got {jobs}")
+    existing = next((path for path in (out_dir, *out_dir.parents) if path.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise SuiteInputError(str(existing), "--out", "not a directory (an existing file is in the way)")
+
+
 @contextlib.contextmanager
 def profiles_dir_exported(profiles_dir: Path | None) -> Iterator[None]:
     """Export ``INVESTIGATION_PROFILES_DIR`` (absolute) inside the block; restore it after."""
@@ -189,8 +202,9 @@ def run_notebook_suite(
 
     Writes ``out_dir/<notebook>/<parameters>.ipynb`` and ``.html`` per run, then
     ``index.html`` and ``manifest.json``. Bad input raises before anything is
-    written (see ``notebook_grid``).
+    written (see ``notebook_grid`` and ``check_run_options``).
     """
+    check_run_options(jobs, out_dir)
     selected_profiles(profiles, profiles_dir)
     hashed_dirs = (DEFAULT_PROFILES_DIR,) if profiles_dir is None else (DEFAULT_PROFILES_DIR, profiles_dir)
     # exported before the workers start (they and their kernels inherit both); the workers

@@ -113,6 +113,24 @@ def test_serve_on_an_unresolvable_host_is_bad_input(capsys) -> None:
     assert_bad_input(capsys, argv, "--host/--port", "no-such-host.invalid")
 
 
+@pytest.mark.parametrize("jobs", ["0", "-2"])
+def test_run_with_fewer_than_one_job_is_bad_input(tmp_path: Path, capsys, jobs: str) -> None:
+    out = tmp_path / "out"
+    argv = ["run", "--notebook", "01", "--profile", "local-debug", "--jobs", jobs, "--out", str(out)]
+    assert_bad_input(capsys, argv, "--jobs", f"got {jobs}")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("below", ["", "sub"])
+def test_run_out_through_an_existing_file_is_bad_input(tmp_path: Path, capsys, below: str) -> None:
+    existing = tmp_path / "artifacts"
+    existing.write_text("keep me")
+    out = existing / below if below else existing
+    argv = ["run", "--notebook", "01", "--profile", "local-debug", "--out", str(out)]
+    assert_bad_input(capsys, argv, "--out", str(existing), "not a directory")
+    assert existing.read_text() == "keep me"
+
+
 def test_unknown_variant_is_bad_input(capsys) -> None:
     assert_bad_input(capsys, ["simulate", "local-debug", "--variant", "V9"], "V9", "variant")
 
