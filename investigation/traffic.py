@@ -86,8 +86,12 @@ def _auth_service_secret(env: IsolatedEnvironment) -> str:
         return UNCONFIGURED_SECRET
 
 
-def _b64url(data: bytes) -> str:
+def b64url(data: bytes) -> str:
+    """Unpadded base64url text, as JWT parts and `jwt.*` subprotocols carry it."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+_b64url = b64url  # the name tests/test_redaction.py imports
 
 
 def mint_token(client: Any, number: int, env: IsolatedEnvironment, now_s: float) -> str | None:
@@ -107,8 +111,8 @@ def mint_token(client: Any, number: int, env: IsolatedEnvironment, now_s: float)
         claims.update({"iat": issued_at - 2 * ACCESS_TOKEN_LIFETIME_S, "exp": issued_at - ACCESS_TOKEN_LIFETIME_S})
     claims.update(dict(client.claims))
     if kind == "alg_none":
-        header = _b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode())
-        return f"{header}.{_b64url(json.dumps(claims).encode())}."
+        header = b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+        return f"{header}.{b64url(json.dumps(claims).encode())}."
     secret = FOREIGN_SECRET if kind == "bad_signature" else _auth_service_secret(env)
     return jwt.encode(claims, secret, algorithm="HS256")
 
@@ -123,7 +127,7 @@ def build_request(planned: PlannedConnection, env: IsolatedEnvironment, now_s: f
     if token is not None and client.token_via == "bearer":
         headers["authorization"] = f"Bearer {token}"
     elif token is not None and client.token_via == "subprotocol":
-        subprotocols.append(f"jwt.{_b64url(token.encode())}")
+        subprotocols.append(f"jwt.{b64url(token.encode())}")
     elif token is not None and client.token_via == "query":
         query["token"] = token
     if subprotocols:

@@ -32,6 +32,7 @@ from investigation.wire.hostile import (
     raw_connection,
     valid_token,
 )
+from investigation.wire.endings import is_allowed_ending
 from investigation.wire.inprocess import asgi_connection
 from investigation.wire.runner import WIRE_POLL_S
 from investigation.wire.server import running_server
@@ -83,6 +84,24 @@ def served() -> Iterator[tuple[AppOnVirtualTime, str]]:
 
 def offered(request: HostileRequest) -> list[str]:
     return [entry.strip() for entry in ", ".join(request.subprotocols).split(",") if entry.strip()]
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "allowed"),
+    [
+        (1008, "SSOT Auth failed", True),
+        (1011, "Factory SSOT validation failed", True),
+        (1011, "Service startup incomplete", True),
+        (1011, "Internal error", True),
+        (1008, "Internal error", False),
+        (1011, "SSOT Auth failed", False),
+        (1000, "bye", False),
+        (1011, None, False),
+    ],
+)
+def test_only_the_close_endings_of_the_spec_table_are_allowed(code: int, reason: str | None, allowed: bool) -> None:
+    """Spec 1.2's table: 1008 only with "SSOT Auth failed", 1011 only with its three reasons."""
+    assert is_allowed_ending(code, reason) is allowed
 
 
 @QUICK

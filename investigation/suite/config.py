@@ -11,6 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from investigation.profiles import DEFAULT_PROFILES_DIR as DEFAULT_PROFILES_DIR
+
 KERNEL_NAME = "python3"
 KERNEL_ENV: dict[str, str] = {
     "COLUMNS": "80",  # tracebacks and wide reprs wrap the same on every terminal
@@ -24,7 +26,6 @@ CELL_TIMEOUT_S = 600
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-DEFAULT_PROFILES_DIR = REPO_ROOT / "data" / "profiles"
 DEFAULT_OUT_DIR = Path("artifacts")
 
 

@@ -15,7 +15,6 @@ space, tab), so every attempt reaches the app; everything else is hostile.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import re
@@ -35,27 +34,14 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
-from investigation.backend.route import (
-    AUTH_FAILED_REASON,
-    FACTORY_FAILED_REASON,
-    INTERNAL_ERROR_REASON,
-    STARTUP_INCOMPLETE_REASON,
-)
+from investigation.backend.auth import ISSUER
 from investigation.clock import EPOCH_MS
+from investigation.traffic import b64url
+from investigation.wire.endings import is_allowed_ending
 
-#: Close endings the spec allows (section 1.2); None = no close frame from the route.
-ALLOWED_ENDINGS: dict[int, frozenset[str]] = {
-    1008: frozenset({AUTH_FAILED_REASON}),
-    1011: frozenset({FACTORY_FAILED_REASON, STARTUP_INCOMPLETE_REASON, INTERNAL_ERROR_REASON}),
-}
-ISSUER = "netra-auth-service"
 WATCHED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.asgi", "starlette", "asyncio", "websockets")
 RAW_TIMEOUT_S = 60.0
 MAX_HEADER_LINE = 8192
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _claims(sub: Any, now_s: float, **overrides: Any) -> dict[str, Any]:
@@ -73,7 +59,7 @@ def _claims(sub: Any, now_s: float, **overrides: Any) -> dict[str, Any]:
 
 
 def _unsigned(header: dict[str, Any], claims: dict[str, Any]) -> str:
-    return f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}."
+    return f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}."
 
 
 def bad_tokens(secret: str, now_s: float = EPOCH_MS / 1000) -> st.SearchStrategy[str]:
@@ -95,7 +81,7 @@ def bad_tokens(secret: str, now_s: float = EPOCH_MS / 1000) -> st.SearchStrategy
 
 def _non_utf8_token(raw: bytes) -> str:
     """Three base64url parts whose header and payload are not UTF-8."""
-    return ".".join((_b64url(b"\xff\xfe" + raw), _b64url(b"\xc3\x28" + raw), _b64url(raw)))
+    return ".".join((b64url(b"\xff\xfe" + raw), b64url(b"\xc3\x28" + raw), b64url(raw)))
 
 
 def valid_token(secret: str, sub: str, now_s: float = EPOCH_MS / 1000) -> str:
@@ -121,8 +107,8 @@ def header_values(max_size: int = 200) -> st.SearchStrategy[str]:
 def subprotocol_entries(token: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     return st.one_of(
         st.just("jwt-auth"),
-        token.map(lambda t: "jwt." + _b64url(t.encode("utf-8", "surrogatepass"))),
-        st.binary(max_size=30).map(lambda raw: "jwt." + _b64url(raw)),
+        token.map(lambda t: "jwt." + b64url(t.encode("utf-8", "surrogatepass"))),
+        st.binary(max_size=30).map(lambda raw: "jwt." + b64url(raw)),
         st.text(_TCHARS, max_size=30).map(lambda t: "jwt." + t),
         st.text(_TCHARS, min_size=1, max_size=30),
     )
@@ -210,7 +196,7 @@ def hostile_requests(draw: st.DrawFn, secret: str, max_header_value: int = 200) 
     elif place == "bearer_blank":
         headers.append(("authorization", "Bearer    "))
     elif place == "subprotocol":
-        subprotocols.append("jwt." + _b64url(token.encode("utf-8", "surrogatepass")))
+        subprotocols.append("jwt." + b64url(token.encode("utf-8", "surrogatepass")))
     elif place == "query":
         query.append(("token", token))
     messages = draw(st.lists(client_messages(), max_size=6))
@@ -237,7 +223,7 @@ def ending_problems(
 ) -> list[str]:
     """What is wrong with how a connection ended, per spec 1.2 and step 3 (empty = fine)."""
     problems = []
-    if close_code is not None and close_reason not in ALLOWED_ENDINGS.get(close_code, frozenset()):
+    if close_code is not None and not is_allowed_ending(close_code, close_reason):
         problems.append(f"close {close_code} {close_reason!r} is not an ending the spec allows")
     if subprotocol is not None and (subprotocol != "jwt-auth" or "jwt-auth" not in offered):
         problems.append(f"accepted subprotocol {subprotocol!r} although offered {offered!r}")

@@ -31,19 +31,13 @@ from urllib.parse import urlencode
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from investigation.backend.route import AUTH_FAILED_REASON, FACTORY_FAILED_REASON, INTERNAL_ERROR_REASON
+from investigation.backend.variants import ORIGINAL
 from investigation.profiles import Client, load_profile
 from investigation.traffic import auth_environment, mint_token
+from investigation.wire.endings import is_allowed_ending
 
-MAX_MANAGERS_PER_USER = 5
 STARTUP_TIMEOUT_S = 30.0
 CONNECTION_TIMEOUT_S = 30.0
-ALLOWED_SERVER_CLOSES = {
-    (1008, AUTH_FAILED_REASON),
-    (1011, FACTORY_FAILED_REASON),
-    (1011, INTERNAL_ERROR_REASON),
-    (1011, "Service startup incomplete"),
-}
 
 
 @dataclass(frozen=True)
@@ -75,7 +69,7 @@ def plan_users(profile_name: str, users: int, per_user: int, run_tag: str = "loa
     instance holds more than 5 of them (the per-user cap).
     """
     profile = load_profile(profile_name)
-    if per_user > MAX_MANAGERS_PER_USER * profile.instances:
+    if per_user > ORIGINAL.max_managers_per_user * profile.instances:
         raise ValueError(f"{per_user} connections per user exceed the cap over {profile.instances} instances")
     env = auth_environment(profile.env, profile.process.pytest_loaded, profile.process.dotenv)
     now_s = time.time()
@@ -205,7 +199,7 @@ async def load_run(base_url: str, planned: Sequence[PlannedSocket]) -> LoadRepor
         misdelivered=[p.index for p, o in zip(planned, outcomes, strict=True) if o.error is None and _misdelivered(p, o)],
         disallowed_closes=[
             (p.index, o.server_close) for p, o in zip(planned, outcomes, strict=True)
-            if o.server_close is not None and o.server_close not in ALLOWED_SERVER_CLOSES
+            if o.server_close is not None and not is_allowed_ending(*o.server_close)
         ],
         errors=[(p.index, o.error) for p, o in zip(planned, outcomes, strict=True) if o.error is not None],
     )
