@@ -462,16 +462,22 @@ def _thaw(value: object) -> object:
 # ---------------------------------------------------------------------------
 # Showing factor values in outputs
 
-_SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|PRIVATE|CREDENTIAL|_KEY$", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|PRIVATE|CREDENTIAL|[_-]KEY$", re.IGNORECASE)
+_SECRET_HEADERS = frozenset({"authorization", "cookie", "sec-websocket-protocol"})
+_TOKEN_SUBPROTOCOL_PREFIX = "jwt."
 
 
 def is_secret_factor(path: str) -> bool:
-    """Whether a factor's value may be a secret or a whole token (never print it)."""
+    """Whether a factor's value may be a secret or a whole token (never print it).
+
+    ``clients[i].subprotocols`` is not secret as a whole: only its ``jwt.*`` entries
+    are (``jsonable_factor_value`` redacts those and keeps the others).
+    """
     last = path.rsplit(".", 1)[-1]
     if path.endswith(".token_literal"):
         return True
     if ".headers." in path:
-        return last.lower() in {"authorization", "cookie", "sec-websocket-protocol"}
+        return last.lower() in _SECRET_HEADERS or bool(_SECRET_NAME.search(last))
     if path.startswith(("env.", "process.dotenv.")):
         return bool(_SECRET_NAME.search(last))
     return False
@@ -480,9 +486,23 @@ def is_secret_factor(path: str) -> bool:
 def jsonable_factor_value(path: str, value: object) -> object:
     """A factor value fit for JSON output; secrets become a length-and-hash placeholder."""
     if is_secret_factor(path) and isinstance(value, str):
-        digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]
-        return f"<redacted: {len(value)} chars, sha256 {digest}>"
+        return _redacted(value)
+    if path.endswith(".subprotocols") and isinstance(value, tuple):
+        return [_redacted_subprotocol(entry) if isinstance(entry, str) else _jsonable(entry) for entry in value]
     return _jsonable(value)
+
+
+def _redacted(value: str) -> str:
+    digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]
+    return f"<redacted: {len(value)} chars, sha256 {digest}>"
+
+
+def _redacted_subprotocol(entry: str) -> str:
+    """A ``jwt.<token>`` entry as ``jwt.<redacted ...>``; any other subprotocol as it is."""
+    stripped = entry.strip()
+    if not stripped.lower().startswith(_TOKEN_SUBPROTOCOL_PREFIX):
+        return entry
+    return _TOKEN_SUBPROTOCOL_PREFIX + _redacted(stripped[len(_TOKEN_SUBPROTOCOL_PREFIX) :])
 
 
 def _jsonable(value: object) -> object:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from investigation.cli import main
-from investigation.profiles import list_profiles
+from investigation.profiles import list_profiles, load_profile
+from investigation.traffic import auth_environment, b64url, epoch_s, mint_token
 
 CONNECTION_KEYS = {"index", "client", "user_id", "at_s", "close_code", "close_reason", "decisions", "cause_chain"}
 
@@ -129,6 +130,42 @@ def test_run_out_through_an_existing_file_is_bad_input(tmp_path: Path, capsys, b
     argv = ["run", "--notebook", "01", "--profile", "local-debug", "--out", str(out)]
     assert_bad_input(capsys, argv, "--out", str(existing), "not a directory")
     assert existing.read_text() == "keep me"
+
+
+DEVELOPMENT_SECRET = "test-only-development-secret-0123456789abcdef"
+
+
+def subprotocol_profile(token: str) -> str:
+    """development's setup with one tab presenting ``token`` only as a jwt.* subprotocol and in X-Auth-Token."""
+    entry = f"jwt.{b64url(token.encode())}"
+    return (
+        'description = "token in the offered subprotocols"\n[env]\nENVIRONMENT = "development"\n'
+        f'[process]\ndotenv = {{JWT_SECRET_KEY = "{DEVELOPMENT_SECRET}"}}\n'
+        f'[[clients]]\nname = "tab"\ntoken = "none"\n'
+        f'subprotocols = ["jwt-auth", "{entry}"]\nheaders = {{X-Auth-Token = "{token}"}}\n'
+    )
+
+
+def test_isolate_json_never_shows_a_token_from_subprotocols_or_headers(tmp_path: Path, capsys) -> None:
+    development = load_profile("development")
+    assert development.process.dotenv == {"JWT_SECRET_KEY": DEVELOPMENT_SECRET}
+    auth_env = auth_environment(development.env, False, development.process.dotenv)
+    client = development.clients[0].model_copy(update={"name": "tab", "user_id": "tab"})
+    valid = mint_token(client, 1, auth_env, epoch_s())
+    forged = mint_token(client.model_copy(update={"token": "bad_signature"}), 1, auth_env, epoch_s())
+    assert valid and forged and valid != forged
+    (tmp_path / "sp-pass.toml").write_text(subprotocol_profile(valid))
+    (tmp_path / "sp-fail.toml").write_text(subprotocol_profile(forged))
+    argv = ["isolate", "--passing", "sp-pass", "--failing", "sp-fail", "--profiles-dir", str(tmp_path), "--json"]
+    assert main(argv) == 0
+    output = capsys.readouterr().out
+    document = json.loads(output)
+    assert document["failure"]["close_code"] == 1008
+    changed = {change["factor"]: change for change in document["minimal_difference"]}
+    assert changed["clients[0].subprotocols"]["failing"][0] == "jwt-auth"
+    for token in (valid, forged):
+        for shown in (token, b64url(token.encode()), token.split(".")[2]):
+            assert shown not in output
 
 
 def test_unknown_variant_is_bad_input(capsys) -> None:

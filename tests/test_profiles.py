@@ -22,6 +22,7 @@ from investigation.profiles import (
     profile_from_dict,
     unflatten_profile,
 )
+from investigation.traffic import auth_environment, b64url, epoch_s, mint_token
 
 SHIPPED_NAMES = [
     "cloud-run-env-missing",
@@ -393,6 +394,34 @@ def test_jsonable_factor_value_redacts_secrets() -> None:
     assert jsonable_factor_value("clients[0].messages", (Message(at_s=1.0, type="ping"),)) == [
         {"at_s": 1.0, "type": "ping", "text": ""}
     ]
+
+
+def local_debug_token(kind: str) -> str:
+    """A real token the shipped local-debug environment mints for a client presenting ``kind``."""
+    profile = load_profile("local-debug")
+    client = profile.clients[0].model_copy(update={"token": kind})
+    auth_env = auth_environment(profile.env, profile.process.pytest_loaded, profile.process.dotenv)
+    token = mint_token(client, 1, auth_env, epoch_s())
+    assert token is not None and token.count(".") == 2
+    return token
+
+
+@pytest.mark.parametrize("header", ["X-Auth-Token", "x-api-key", "X-Client-Secret", "Proxy-Authorization-Token"])
+def test_headers_with_secret_like_names_are_redacted(header: str) -> None:
+    token = local_debug_token("auth_service")
+    shown = jsonable_factor_value(f"clients[0].headers.{header}", token)
+    assert isinstance(shown, str) and token not in shown and "redacted" in shown
+    assert jsonable_factor_value("clients[0].headers.X-Test-Type", "E2E") == "E2E"
+
+
+def test_jwt_subprotocols_are_redacted_and_the_others_kept() -> None:
+    token = local_debug_token("auth_service")
+    offered = ("jwt-auth", f"jwt.{b64url(token.encode())}", f"jwt.{token}", "chat.v2")
+    shown = jsonable_factor_value("clients[0].subprotocols", offered)
+    assert isinstance(shown, list) and len(shown) == 4
+    assert (shown[0], shown[3]) == ("jwt-auth", "chat.v2")
+    assert all(entry.startswith("jwt.<redacted: ") for entry in shown[1:3])
+    assert token not in repr(shown) and b64url(token.encode()) not in repr(shown)
 
 
 def test_profile_model_is_frozen() -> None:
