@@ -28,6 +28,7 @@ The route, auth and everything after are unchanged; the backend never sees
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -70,6 +71,7 @@ class ServedConnection:
     instance: int
     recorder: DecisionRecorder
     ended_at: float | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
 
 
 @dataclass
@@ -166,6 +168,7 @@ async def _serve_connection(state: WireState, websocket: WebSocket) -> None:
     finally:
         await socket.stop()
         served.ended_at = state.clock.now()
+        served.done.set()
 
 
 async def _route_socket(state: WireState, websocket: WebSocket) -> tuple[StarletteServerSocket, int] | None:

@@ -18,6 +18,7 @@ connection ended without a close frame (as in the simulation).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -160,12 +161,16 @@ class _WireRun:
             self._record(planned)
 
     async def _server_done(self, planned: PlannedConnection) -> None:
-        """Wait (bounded) until the server side of the connection has finished its route."""
-        for _ in range(1000):
-            served = self.state.connections.get(str(planned.index))
-            if served is None or served.ended_at is not None:
-                return
-            await asyncio.sleep(0)
+        """Wait until the server side of the connection has finished its route (at most CLIENT_TIMEOUT_S).
+
+        A connection the server never registered (refused before its route ran) has nothing to wait for.
+        """
+        served = self.state.connections.get(str(planned.index))
+        if served is None or served.done.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLIENT_TIMEOUT_S):
+                await served.done.wait()
 
     def _record(self, planned: PlannedConnection) -> None:
         view = self.views[planned.index]
