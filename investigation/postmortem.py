@@ -12,9 +12,11 @@ evidence does not contain.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from IPython.display import Markdown
 from matplotlib.figure import Figure
@@ -39,7 +41,6 @@ from investigation.clock import outside_event_loop
 from investigation.divergence_findings import first_divergence_counts, separating_points
 from investigation.report import format_table
 from investigation.reproduce import (
-    active_profiles_dir,
     deciding_counts,
     factory_reason_closes,
     failures_at_cap,
@@ -81,27 +82,34 @@ class Evidence:
         ranked = sorted(self.failing, key=lambda name: (-len(self.runs[name].failures), name))
         return ranked[0] if ranked else None
 
+    @cached_property
+    def divergence(self) -> Chart:
+        """Notebook 02's chart and table of the runs against the reference, drawn once."""
+        return divergence_chart(self.runs, self.reference)
+
     def __repr__(self) -> str:
         return f"Evidence(reference={self.reference!r}, profiles={len(self.runs)}, failing={self.failing!r})"
 
 
 def gather_evidence(reference: str = REFERENCE) -> Evidence:
-    """Run every analysis: all profiles, the ledger, isolation against ``reference``, the variants."""
-    directory = active_profiles_dir()
-    profiles_dir = None if directory is None else str(directory)
+    """Run every analysis: all profiles, the ledger, isolation against ``reference``, the variants.
+
+    Profiles come from data/profiles plus ``INVESTIGATION_PROFILES_DIR`` when set; the
+    isolation reuses the profiles' runs.
+    """
     runs = run_profiles(None)
-    worst = max(sorted(runs), key=lambda name: len(runs[name].failures), default=None)
-    reduction = None
-    if worst is not None and runs[worst].failures:
-        reduction = outside_event_loop(minimal_failing_traffic, load_named_profile(worst))
-    return Evidence(
+    evidence = Evidence(
         reference=reference,
         runs=runs,
-        ledger=outside_event_loop(build_ledger, profiles_dir),
-        isolation=outside_event_loop(isolation_overview, reference, profiles_dir),
-        reduction=reduction,
+        ledger=outside_event_loop(build_ledger),
+        isolation=outside_event_loop(isolation_overview, reference, None, "original", runs),
+        reduction=None,
         variants=variant_report(),
     )
+    if evidence.worst_profile is None:
+        return evidence
+    reduction = outside_event_loop(minimal_failing_traffic, load_named_profile(evidence.worst_profile))
+    return dataclasses.replace(evidence, reduction=reduction)
 
 
 def _users(connections: Sequence[ConnectionResult]) -> set[str]:
@@ -222,8 +230,7 @@ def root_cause_section(evidence: Evidence) -> Markdown:
         return Markdown("- No connection failed under any profile; there is no root cause to state.")
     validation = validation_outcomes(failures)
     at_cap = sum(failures_at_cap(evidence.runs[name]) for name in evidence.failing)
-    figure_table = divergence_chart(evidence.runs, evidence.reference)[1]
-    separating = separating_points(evidence.runs, figure_table)
+    separating = separating_points(evidence.runs, evidence.divergence[1])
     lines = [
         f"- Deciding decision of the {len(failures)} failing connections: {_counts_text(deciding_counts(failures))}.",
         f"- `factory.validation` (the SSOT validation the report blames) of the failing connections: "
@@ -318,7 +325,7 @@ def action_items(evidence: Evidence) -> Markdown:
 def lessons(evidence: Evidence) -> Markdown:
     """Lessons, each computed from a section above."""
     items = []
-    table = divergence_chart(evidence.runs, evidence.reference)[1]
+    table = evidence.divergence[1]
     first_points = first_divergence_counts(table, evidence.failing)
     separating = separating_points(evidence.runs, table)
     if separating and first_points and separating[0].point not in first_points:
@@ -377,7 +384,7 @@ def root_cause_chart(evidence: Evidence) -> Chart:
 
 def divergence_figure(evidence: Evidence) -> Chart:
     """Decision point x profile outcomes against the reference (notebook 02's chart)."""
-    return divergence_chart(evidence.runs, evidence.reference)
+    return evidence.divergence
 
 
 def resolution_chart(evidence: Evidence) -> Chart:

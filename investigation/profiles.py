@@ -238,10 +238,18 @@ def load_profile_file(path: str | Path) -> Profile:
 
 
 def profile_paths(profiles_dir: str | Path | None = None) -> dict[str, Path]:
-    """Map each known profile name to its file: data/profiles, then ``profiles_dir`` (which wins)."""
+    """Map each known profile name to its file: data/profiles, then an extra directory (which wins).
+
+    The extra directory is ``profiles_dir``; when that is None, the directory named by the
+    environment variable ``INVESTIGATION_PROFILES_DIR`` (if set and not empty), which is how
+    ``investigation run --profiles-dir`` reaches the notebook kernels it starts.
+    """
+    import os
+
+    extra = profiles_dir if profiles_dir is not None else os.environ.get("INVESTIGATION_PROFILES_DIR") or None
     paths = _profile_files(DEFAULT_PROFILES_DIR) if DEFAULT_PROFILES_DIR.is_dir() else {}
-    if profiles_dir is not None:
-        override = Path(profiles_dir)
+    if extra is not None:
+        override = Path(extra)
         if not override.is_dir():
             raise ProfileError(override, "profiles_dir", "not a directory")
         paths.update(_profile_files(override))

@@ -6,9 +6,9 @@
 
 Profiles are looked up by name in data/profiles plus, when the environment
 variable ``INVESTIGATION_PROFILES_DIR`` names a directory, the profiles there
-(a name there wins). ``investigation run --profiles-dir DIR`` sets that
-variable for the kernels it starts, so every notebook that loads profiles
-through this module sees the same profiles as the command line.
+(a name there wins): ``profiles.profile_paths`` falls back to that variable when
+given no directory. ``investigation run --profiles-dir DIR`` sets it for the
+kernels it starts, so every notebook sees the same profiles as the command line.
 """
 
 from __future__ import annotations
@@ -29,25 +29,30 @@ from investigation.simulate import simulate
 from investigation.trace import ConnectionResult, RunResult, close_code_label
 
 PROFILES_DIR_ENV = "INVESTIGATION_PROFILES_DIR"
-"""Environment variable naming an extra profiles directory (the CLI's --profiles-dir)."""
+"""Environment variable naming an extra profiles directory (the CLI's --profiles-dir); read by
+``profiles.profile_paths`` when it is given no directory."""
 
 TRACE_WIDTH = 100
 
 
 def active_profiles_dir() -> Path | None:
-    """The extra profiles directory named by ``INVESTIGATION_PROFILES_DIR``, or None."""
+    """The extra profiles directory named by ``INVESTIGATION_PROFILES_DIR``, or None.
+
+    Loading needs no argument (``load_profile(name)`` already reads the variable); this is for
+    keying a cache by the profiles a result was computed from.
+    """
     value = os.environ.get(PROFILES_DIR_ENV, "")
     return Path(value) if value else None
 
 
 def load_named_profile(name: str) -> Profile:
     """The profile called ``name`` (extra profiles directory first, then data/profiles)."""
-    return load_profile(name, active_profiles_dir())
+    return load_profile(name)
 
 
 def profile_names() -> list[str]:
     """Every known profile name, sorted."""
-    return [profile.name for profile in list_profiles(active_profiles_dir())]
+    return [profile.name for profile in list_profiles()]
 
 
 def run_profile(name: str, variant: str = "original") -> RunResult:

@@ -259,3 +259,23 @@ def test_ledger_views_are_deterministic_and_name_every_claim(ledger: Ledger) -> 
     markdown = ledger._repr_markdown_()
     assert all(h.key in markdown for h in HYPOTHESES)
     assert sum(ledger.counts().values()) == len(HYPOTHESES)
+
+
+def test_the_ledger_is_made_once_per_grid_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, reference: Profile, staging: Profile
+) -> None:
+    """Inside a grid run (RUN_CACHE_ENV set) a second notebook reads the first one's ledger."""
+    from investigation.analysis import hypotheses
+    from investigation.run_cache import RUN_CACHE_ENV
+
+    monkeypatch.setenv(RUN_CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(hypotheses, "list_profiles", lambda profiles_dir=None: [reference, staging])
+    first = build_ledger()
+
+    def not_again(*args: Any, **kwargs: Any) -> Ledger:
+        raise AssertionError("the ledger was computed twice")
+
+    monkeypatch.setattr(hypotheses, "ledger_from", not_again)
+    again = build_ledger()
+    assert again.to_text() == first.to_text()
+    assert again.finding("fix.v1").hypothesis is hypothesis("fix.v1")

@@ -20,9 +20,10 @@ from investigation.analysis.isolate import (
     FactorChange,
     FailureSignature,
     IsolationError,
+    IsolationOverview,
     apply_changes,
     factor_changes,
-    IsolationOverview,
+    failing_profiles,
     isolate_profiles,
     isolation_verdicts,
     minimal_failing_traffic,
@@ -342,3 +343,12 @@ def test_chapters_04_and_06_count_an_instances_difference_as_environment() -> No
     chapter_06 = trigger_section(evidence).data
     assert "environment factors (env, process, startup, instances, routing) among them: instances." in chapter_06
     assert in_environment_of(single, spread).profile.instances == 2
+
+
+def test_failing_profiles_use_the_runs_given_instead_of_simulating(local_debug: Profile) -> None:
+    """A run handed in is the profile's run: local-debug passes when simulated, but is listed
+    as failing when its given run has a 1011 close; a profile without a given run is simulated."""
+    given = {local_debug.name: RunResult(local_debug.name, "original", (connection(0, 1011, ("RuntimeError",)),))}
+    busy = varied(local_debug, "busy", clients0__connections=CAP + 1)
+    assert failing_profiles([local_debug, busy]) == [busy]
+    assert failing_profiles([local_debug, busy], runs=given) == [local_debug, busy]

@@ -11,6 +11,7 @@ same two close 1013 "Service temporarily unavailable" instead.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -18,11 +19,13 @@ from investigation.postmortem import (
     Evidence,
     action_items,
     detection_section,
+    divergence_figure,
     gather_evidence,
     impact_table,
     lessons,
     postmortem_key_result,
     root_cause_chart,
+    root_cause_section,
     summary_section,
     trigger_chart,
 )
@@ -109,3 +112,21 @@ def test_close_reason_lesson_counts_only_connections_closed_with_the_factory_rea
             "(2 of 2; detection)") in factory
     capacity = lessons(dataclasses.replace(evidence, runs=reconnecting_runs("V5"))).data
     assert "A close reason is a label" not in capacity
+
+
+def test_the_divergence_chart_is_drawn_once_per_evidence(evidence: Evidence, monkeypatch: pytest.MonkeyPatch) -> None:
+    from investigation import postmortem
+
+    drawn: list[str] = []
+    original = postmortem.divergence_chart
+
+    def counting(runs: Any, reference: str) -> Any:
+        drawn.append(reference)
+        return original(runs, reference)
+
+    monkeypatch.setattr(postmortem, "divergence_chart", counting)
+    hand = dataclasses.replace(evidence, runs=reconnecting_runs())
+    root_cause_section(hand)
+    lessons(hand)
+    assert divergence_figure(hand)[1].profiles == ("local-debug", "reconnects")
+    assert drawn == ["local-debug"]

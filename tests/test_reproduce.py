@@ -15,11 +15,16 @@ Expected values are worked out by hand from spec/backend.md on runs built for th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from investigation.profiles import Profile, profile_from_dict
+from investigation.analysis.variants import long_run_profile
+from investigation.profiles import Profile, list_profiles, load_profile, profile_from_dict, profile_paths
 from investigation.reproduce import (
+    PROFILES_DIR_ENV,
     failures_at_cap,
+    load_named_profile,
     managers_left_by_start_agent,
     reproduce_lessons,
     reproduce_verdicts,
@@ -115,3 +120,35 @@ def test_no_close_reason_lesson_when_no_connection_got_that_reason(reconnects_v5
     text = "\n".join(bullets(reproduce_lessons(reconnects_v5)))
     assert "close reason" not in text
     assert "Every failing connection met a user already at the per-user manager cap" in text
+
+
+# --- the extra profiles directory of `investigation run --profiles-dir` ----------------------
+
+
+@pytest.fixture
+def extra_profiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An extra directory, exported as `investigation run` exports it, with a profile only it has
+    and its own local-debug and staging-e2e (one client each)."""
+    client = '[[clients]]\nname = "solo"\nuser_id = "u-1"\nconnections = 2\n'
+    (tmp_path / "only-extra.toml").write_text(f'description = "only here"\n{client}')
+    (tmp_path / "local-debug.toml").write_text(f'description = "the extra local-debug"\n{client}')
+    (tmp_path / "staging-e2e.toml").write_text(f'description = "the extra staging-e2e"\n{client}')
+    monkeypatch.setenv(PROFILES_DIR_ENV, str(tmp_path))
+    return tmp_path
+
+
+def test_loading_without_a_directory_reads_the_exported_extra_directory(extra_profiles: Path) -> None:
+    assert load_profile("only-extra").description == "only here"
+    assert load_profile("local-debug").description == "the extra local-debug"
+    assert load_named_profile("local-debug").description == "the extra local-debug"
+    names = [profile.name for profile in list_profiles()]
+    assert "only-extra" in names and "staging-cloud-run" in names
+    assert profile_paths()["only-extra"] == extra_profiles / "only-extra.toml"
+    # the long run is built on the extra staging-e2e: its one client, 60 tests
+    assert [c.connections for c in long_run_profile(60).clients] == [60]
+
+
+def test_without_the_variable_only_the_shipped_profiles_are_known(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(PROFILES_DIR_ENV, raising=False)
+    assert "only-extra" not in profile_paths()
+    assert len(long_run_profile(60).clients) == 3  # staging-e2e: three E2E worker processes

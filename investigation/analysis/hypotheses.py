@@ -24,6 +24,7 @@ No verdict is written anywhere by hand.
 from __future__ import annotations
 
 import enum
+import pickle
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from typing import Literal
 from investigation.analysis.isolate import align_with_nearest, is_environment_factor
 from investigation.backend.route import FACTORY_FAILED_REASON
 from investigation.profiles import Profile, flatten_profile, list_profiles, unflatten_profile
+from investigation.run_cache import shared
 from investigation.simulate import simulate
 from investigation.trace import POINT_ORDER, ConnectionResult, RunResult
 
@@ -106,6 +108,16 @@ class Hypothesis:
     quantifier: Literal["all", "any"]
     design: Callable[[Baseline], Sequence[Trial]]
     untestable_because: str = ""
+
+    def __reduce__(self) -> tuple[Callable[[str], Hypothesis], tuple[str]]:
+        """Pickled by key (a ledger shared between notebooks, see run_cache): designs are lambdas.
+
+        Raises:
+            pickle.PicklingError: the hypothesis is not one of HYPOTHESES.
+        """
+        if not any(registered is self for registered in HYPOTHESES):
+            raise pickle.PicklingError(f"hypothesis {self.key!r} is not one of HYPOTHESES")
+        return registered_hypothesis, (self.key,)
 
 
 @dataclass(frozen=True)
@@ -755,9 +767,19 @@ def ledger_from(baseline: Baseline, hypotheses: Sequence[Hypothesis] = HYPOTHESE
     return Ledger(findings, runs_made=len(runs))
 
 
+def registered_hypothesis(key: str) -> Hypothesis:
+    """The hypothesis of HYPOTHESES with this key."""
+    return next(hypothesis for hypothesis in HYPOTHESES if hypothesis.key == key)
+
+
 def build_ledger(profiles_dir: str | None = None, hypotheses: Sequence[Hypothesis] = HYPOTHESES) -> Ledger:
-    """The ledger over the shipped profiles (plus those of ``profiles_dir``)."""
-    return ledger_from(baseline_of(list_profiles(profiles_dir)), hypotheses)
+    """The ledger over the shipped profiles (plus those of ``profiles_dir``, else of
+    ``INVESTIGATION_PROFILES_DIR``); the one of HYPOTHESES is made once per grid run (run_cache)."""
+    profiles = list_profiles(profiles_dir)
+    if hypotheses is not HYPOTHESES:
+        return ledger_from(baseline_of(profiles), hypotheses)
+    key = "build_ledger:" + "\n".join(profile.model_dump_json() for profile in profiles)
+    return shared(key, lambda: ledger_from(baseline_of(profiles)))
 
 
 # ---------------------------------------------------------------------------

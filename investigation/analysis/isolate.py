@@ -29,7 +29,7 @@ passes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -371,14 +371,19 @@ def check_runs(passing: RunResult, failing: RunResult) -> ConnectionResult:
     return first_failure
 
 
-def isolate_profiles(passing: Profile, failing: Profile, variant: str = "original") -> ProfileIsolation:
+def isolate_profiles(
+    passing: Profile, failing: Profile, variant: str = "original", runs: Mapping[str, RunResult] | None = None
+) -> ProfileIsolation:
     """dd over the factor changes from ``passing`` to ``failing``, and the first divergence.
+
+    ``runs``: runs already made under ``variant``, by profile name; a profile found there is
+    not simulated again.
 
     Raises:
         IsolationError: ``passing`` has a failing connection or ``failing`` has none (also
             when a profile's behaviour does not survive the factor round trip).
     """
-    passing_run, failing_run = simulate(passing, variant), simulate(failing, variant)
+    passing_run, failing_run = run_of(passing, variant, runs), run_of(failing, variant, runs)
     failure = check_runs(passing_run, failing_run)
     signature = FailureSignature.of(failure)
     passing_factors, failing_factors = flatten_profile(passing), flatten_profile(failing)
@@ -525,24 +530,36 @@ def minimal_failing_traffic(profile: Profile, variant: str = "original") -> Traf
 # For the postmortem
 
 
-def failing_profiles(profiles: Sequence[Profile], variant: str = "original") -> list[Profile]:
-    """The profiles with at least one failing connection, in the given order."""
-    return [profile for profile in profiles if simulate(profile, variant).failures]
+def run_of(profile: Profile, variant: str, runs: Mapping[str, RunResult] | None = None) -> RunResult:
+    """``runs[profile.name]`` when given (runs made under ``variant``), else a fresh simulation."""
+    if runs is not None and profile.name in runs:
+        return runs[profile.name]
+    return simulate(profile, variant)
+
+
+def failing_profiles(
+    profiles: Sequence[Profile], variant: str = "original", runs: Mapping[str, RunResult] | None = None
+) -> list[Profile]:
+    """The profiles with at least one failing connection, in the given order (``runs``: see run_of)."""
+    return [profile for profile in profiles if run_of(profile, variant, runs).failures]
 
 
 def isolations_against(
     reference: str = "local-debug",
     profiles_dir: str | None = None,
     variant: str = "original",
-    isolate: Callable[[Profile, Profile, str], ProfileIsolation] = isolate_profiles,
+    runs: Mapping[str, RunResult] | None = None,
 ) -> dict[str, ProfileIsolation]:
-    """The isolation of every failing profile against ``reference``, by profile name (sorted)."""
+    """The isolation of every failing profile against ``reference``, by profile name (sorted).
+
+    ``runs``: the profiles' runs under ``variant`` when already made (see run_of).
+    """
     from investigation.profiles import list_profiles, load_profile
 
     passing = load_profile(reference, profiles_dir)
     return {
-        profile.name: isolate(passing, profile, variant)
-        for profile in failing_profiles(list_profiles(profiles_dir), variant)
+        profile.name: isolate_profiles(passing, profile, variant, runs)
+        for profile in failing_profiles(list_profiles(profiles_dir), variant, runs)
     }
 
 
@@ -576,9 +593,9 @@ class IsolationOverview:
 
 
 def isolation_overview(reference: str = "local-debug", profiles_dir: str | None = None,
-                       variant: str = "original") -> IsolationOverview:
-    """Every failing profile isolated against ``reference`` (for the postmortem)."""
-    return IsolationOverview(reference, isolations_against(reference, profiles_dir, variant))
+                       variant: str = "original", runs: Mapping[str, RunResult] | None = None) -> IsolationOverview:
+    """Every failing profile isolated against ``reference`` (for the postmortem; ``runs``: see run_of)."""
+    return IsolationOverview(reference, isolations_against(reference, profiles_dir, variant, runs))
 
 
 def isolation_verdicts(isolation: ProfileIsolation, reduction: TrafficReduction) -> object:

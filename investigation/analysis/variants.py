@@ -29,6 +29,7 @@ from investigation.profiles import Profile, list_profiles, load_profile, profile
 from investigation.report import format_table
 from investigation.clock import outside_event_loop
 from investigation.reproduce import active_profiles_dir
+from investigation.run_cache import shared
 from investigation.simulate import simulate
 from investigation.trace import ConnectionResult, RunResult, close_code_label
 
@@ -58,13 +59,16 @@ SAFER, SAME, WEAKER, MIXED = "safer", "same", "weaker", "mixed"
 # --- the long run ------------------------------------------------------------------------
 
 
-def long_run_profile(tests_per_process: int = LONG_RUN_TESTS_PER_PROCESS) -> Profile:
+def long_run_profile(
+    tests_per_process: int = LONG_RUN_TESTS_PER_PROCESS, profiles_dir: str | Path | None = None
+) -> Profile:
     """staging-e2e with every test process running `tests_per_process` tests instead of 12.
 
     The same three workers, users, headers, tokens, spacing and messages: the whole
-    E2E suite run back to back rather than its WebSocket modules alone.
+    E2E suite run back to back rather than its WebSocket modules alone. staging-e2e is
+    looked up like every profile (``profiles_dir``, else ``INVESTIGATION_PROFILES_DIR``, wins).
     """
-    base = load_profile("staging-e2e")
+    base = load_profile("staging-e2e", profiles_dir)
     data = base.model_dump(exclude={"name"})
     data["clients"] = [{**client, "connections": tests_per_process} for client in data["clients"]]
     last_start = max(c.start_s + (tests_per_process - 1) * c.spacing_s for c in base.clients)
@@ -80,7 +84,7 @@ def matrix_profiles(
     profiles_dir: str | Path | None = None, tests_per_process: int = LONG_RUN_TESTS_PER_PROCESS
 ) -> tuple[Profile, ...]:
     """Every known profile plus the long E2E run, sorted by name."""
-    profiles = [*list_profiles(profiles_dir), long_run_profile(tests_per_process)]
+    profiles = [*list_profiles(profiles_dir), long_run_profile(tests_per_process, profiles_dir)]
     return tuple(sorted(profiles, key=lambda profile: profile.name))
 
 
@@ -462,9 +466,11 @@ def variant_report(
 
 @cache
 def _cached_report(profiles_dir: str | None, tests_per_process: int, variant: str) -> VariantReport:
+    """Made once per process for its inputs, and once per grid run (05 and 06 share it, run_cache)."""
     chosen = selected_variants(variant)
     profiles = matrix_profiles(profiles_dir, tests_per_process)
-    return outside_event_loop(lambda: build_report(variant_matrix(profiles, chosen)))
+    key = "variant_report:" + "\n".join([*chosen, *(profile.model_dump_json() for profile in profiles)])
+    return shared(key, lambda: outside_event_loop(lambda: build_report(variant_matrix(profiles, chosen))))
 
 
 # --- notebook views ----------------------------------------------------------------------
