@@ -12,6 +12,7 @@ from investigation.backend.factory import _validate_relaxed
 from investigation.backend.foreign_contexts import SupervisorUserExecutionContext
 from investigation.backend.process import StartupState
 from investigation.backend.route import detect_route_e2e
+from investigation.backend.variants import VARIANTS
 from tests.conftest import (
     SECRET,
     Harness,
@@ -478,3 +479,13 @@ def test_long_connection_detached_by_health_then_cleanup_makes_remove_fail_quiet
     assert h.backend.factory.user_manager_count["user-0001"] == 0
     assert any(text.startswith("remove_connection failed") for text in log_messages(h, "WARNING"))
     assert socket.frame_times("ack") == [pytest.approx(1950.0)]  # still served after the detach
+
+
+def test_v1_logs_its_detection_once_per_validation_not_for_the_trace(harness) -> None:
+    """Spec 8: V1 adds logging to the detection, which runs once in each of the two
+    validations (context creation, manager creation); recording the validation mode in the
+    decision trace is the model's own and logs nothing."""
+    h = harness(STAGING, variant=VARIANTS["V1"])
+    h.connect(user_socket(hold_s=1.0))
+    debug_lines = [m for m in log_messages(h, "INFO") if m.startswith("VALIDATION ENV DEBUG")]
+    assert debug_lines == ["VALIDATION ENV DEBUG: env=staging, cloud_run=True, staging=True, e2e=False"] * 2

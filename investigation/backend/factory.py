@@ -240,11 +240,26 @@ class _UnreadableEnvironment(Exception):
 
 
 def detect_validation_environment() -> EnvironmentDetection:
-    """The staging-safe validation's environment detection (exact compares, no strip)."""
+    """The staging-safe validation's environment detection (exact compares, no strip),
+    with the debug line V1 logs each time it runs."""
+    backend = runtime.current()
+    detection = validation_environment()
+    if detection is not UNKNOWN_ENVIRONMENT and backend.variant.relax_for_staging_gcp_project:
+        backend.log(
+            "INFO",
+            f"VALIDATION ENV DEBUG: env={detection.current_env}, cloud_run={detection.is_cloud_run}, "
+            f"staging={detection.is_staging}, e2e={detection.is_e2e}",
+        )
+    return detection
+
+
+def validation_environment() -> EnvironmentDetection:
+    """The detection alone, logging nothing: what the decision trace records before the
+    validation itself detects (and logs) again. `UNKNOWN_ENVIRONMENT` when a read raised."""
     backend = runtime.current()
     variant = backend.variant
     try:
-        detection = backend.env.derived(
+        return backend.env.derived(
             _detect,
             variant.cloud_signals,
             variant.e2e_flags,
@@ -253,13 +268,6 @@ def detect_validation_environment() -> EnvironmentDetection:
         )
     except _UnreadableEnvironment:
         return UNKNOWN_ENVIRONMENT
-    if variant.relax_for_staging_gcp_project:
-        backend.log(
-            "INFO",
-            f"VALIDATION ENV DEBUG: env={detection.current_env}, cloud_run={detection.is_cloud_run}, "
-            f"staging={detection.is_staging}, e2e={detection.is_e2e}",
-        )
-    return detection
 
 
 def _detect(
@@ -381,7 +389,7 @@ def _strict_field_errors(user_context: Any) -> list[str]:
 async def create_websocket_manager(user_context: Any) -> IsolatedWebSocketManager:
     """Validate, create, and map every failure the way the original does."""
     backend = runtime.current()
-    detection = detect_validation_environment()
+    detection = validation_environment()
     decide("factory.validation_mode", "relaxed" if detection.relaxed else "strict")
     try:
         try:
