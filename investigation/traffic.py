@@ -21,7 +21,6 @@ import jwt
 
 from investigation.backend.auth import ISSUER, resolve_jwt_secret
 from investigation.backend.environment import IsolatedEnvironment
-from investigation.clock import EPOCH_MS
 
 ACCESS_TOKEN_LIFETIME_S = 900
 FOREIGN_SECRET = "not-the-auth-service-secret-0123456789abcdef"
@@ -91,7 +90,6 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-_b64url = b64url  # the name tests/test_redaction.py imports
 
 
 def mint_token(client: Any, number: int, env: IsolatedEnvironment, now_s: float) -> str | None:
@@ -145,7 +143,3 @@ def instance_for(planned: PlannedConnection, routing: str, instances: int) -> in
 def auth_environment(env: Mapping[str, str], pytest_loaded: bool, dotenv: Mapping[str, str]) -> IsolatedEnvironment:
     """The auth service's view of the deployment's environment (it shares the secrets)."""
     return IsolatedEnvironment(env, pytest_loaded=pytest_loaded, dotenv=dotenv)
-
-
-def epoch_s() -> float:
-    return EPOCH_MS / 1000

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 
 from investigation.cli import main
+from investigation.clock import EPOCH_MS
 from investigation.profiles import list_profiles, load_profile
-from investigation.traffic import auth_environment, b64url, epoch_s, mint_token
+from investigation.traffic import auth_environment, b64url, mint_token
+
+EPOCH_S = EPOCH_MS / 1000  # the virtual clock's start, seconds
 
 CONNECTION_KEYS = {"index", "client", "user_id", "at_s", "close_code", "close_reason", "decisions", "cause_chain"}
 
@@ -151,8 +154,8 @@ def test_isolate_json_never_shows_a_token_from_subprotocols_or_headers(tmp_path:
     assert development.process.dotenv == {"JWT_SECRET_KEY": DEVELOPMENT_SECRET}
     auth_env = auth_environment(development.env, False, development.process.dotenv)
     client = development.clients[0].model_copy(update={"name": "tab", "user_id": "tab"})
-    valid = mint_token(client, 1, auth_env, epoch_s())
-    forged = mint_token(client.model_copy(update={"token": "bad_signature"}), 1, auth_env, epoch_s())
+    valid = mint_token(client, 1, auth_env, EPOCH_S)
+    forged = mint_token(client.model_copy(update={"token": "bad_signature"}), 1, auth_env, EPOCH_S)
     assert valid and forged and valid != forged
     (tmp_path / "sp-pass.toml").write_text(subprotocol_profile(valid))
     (tmp_path / "sp-fail.toml").write_text(subprotocol_profile(forged))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from investigation.clock import EPOCH_MS
 from investigation.profiles import (
     DEFAULT_PROFILES_DIR,
     Message,
@@ -22,7 +23,9 @@ from investigation.profiles import (
     profile_from_dict,
     unflatten_profile,
 )
-from investigation.traffic import auth_environment, b64url, epoch_s, mint_token
+from investigation.traffic import auth_environment, b64url, mint_token
+
+EPOCH_S = EPOCH_MS / 1000  # the virtual clock's start, seconds
 
 SHIPPED_NAMES = [
     "cloud-run-env-missing",
@@ -401,7 +404,7 @@ def local_debug_token(kind: str) -> str:
     profile = load_profile("local-debug")
     client = profile.clients[0].model_copy(update={"token": kind})
     auth_env = auth_environment(profile.env, profile.process.pytest_loaded, profile.process.dotenv)
-    token = mint_token(client, 1, auth_env, epoch_s())
+    token = mint_token(client, 1, auth_env, EPOCH_S)
     assert token is not None and token.count(".") == 2
     return token
 

@@ -21,17 +21,19 @@ import pytest
 
 from investigation.backend import environment
 from investigation.notebook_grid import run_notebook_suite
+from investigation.clock import EPOCH_MS
 from investigation.profiles import Profile, list_profiles
 from investigation.suite import scan_for_secrets
 from investigation.traffic import (
     FOREIGN_SECRET,
     UNCONFIGURED_SECRET,
-    _b64url,
+    b64url,
     auth_environment,
     connection_plan,
-    epoch_s,
     mint_token,
 )
+
+EPOCH_S = EPOCH_MS / 1000  # the virtual clock's start, seconds
 
 SECRET_NAME = re.compile(r"SECRET|KEY|TOKEN|PASSWORD|CREDENTIAL")
 GRID_PROFILES = ["local-debug", "staging-e2e"]
@@ -46,9 +48,9 @@ def minted_tokens(profile: Profile) -> set[str]:
     auth_env = auth_environment(profile.env, profile.process.pytest_loaded, profile.process.dotenv)
     tokens = set()
     for planned in connection_plan(profile):
-        token = mint_token(planned.client, planned.number, auth_env, epoch_s() + planned.at_s)
+        token = mint_token(planned.client, planned.number, auth_env, EPOCH_S + planned.at_s)
         if token:
-            tokens.update({token, _b64url(token.encode())})
+            tokens.update({token, b64url(token.encode())})
     return tokens
 
 

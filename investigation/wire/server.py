@@ -95,7 +95,7 @@ def bound_socket(host: str, port: int) -> socket.socket:
     try:
         listener.bind((host, port))
         listener.listen(2048)
-    except OSError:
+    except (OSError, OverflowError):  # OverflowError: a port outside 0..65535
         listener.close()
         raise
     listener.setblocking(False)
