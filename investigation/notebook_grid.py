@@ -13,7 +13,7 @@ What runs (only notebooks present in notebooks/ are included):
   the candidates).
 
 ``--profiles-dir DIR`` reaches the notebooks through the environment variable
-``INVESTIGATION_PROFILES_DIR`` (``investigation.reproduce.PROFILES_DIR_ENV``):
+``INVESTIGATION_PROFILES_DIR`` (``investigation.profiles.PROFILES_DIR_ENV``):
 it is set, as an absolute path, for the worker processes and so for every kernel
 they start, and ``investigation.reproduce`` honours it when a notebook loads
 profiles by name. The grid itself is computed from the same directory.
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from investigation.profiles import DEFAULT_PROFILES_DIR, list_profiles, load_profile
 from investigation.clock import outside_event_loop
-from investigation.reproduce import PROFILES_DIR_ENV
+from investigation.profiles import PROFILES_DIR_ENV
 from investigation.run_cache import run_cache_exported
 from investigation.simulate import simulate
 from investigation.suite.execute import worker_pool

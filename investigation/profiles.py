@@ -19,6 +19,7 @@ Every problem with a profile surfaces as one :class:`ProfileError`, whose
 
 from __future__ import annotations
 
+import os
 import hashlib
 import math
 import re
@@ -237,16 +238,28 @@ def load_profile_file(path: str | Path) -> Profile:
     return profile_from_dict(path.stem, data, source=path)
 
 
+PROFILES_DIR_ENV = "INVESTIGATION_PROFILES_DIR"
+"""Environment variable naming an extra profiles directory: how ``investigation run
+--profiles-dir`` reaches the notebook kernels it starts."""
+
+
+def active_profiles_dir() -> Path | None:
+    """The extra profiles directory named by ``PROFILES_DIR_ENV``, or None.
+
+    Loading needs no argument (``load_profile(name)`` already reads the variable); this is for
+    keying a cache by the profiles a result was computed from.
+    """
+    value = os.environ.get(PROFILES_DIR_ENV, "")
+    return Path(value) if value else None
+
+
 def profile_paths(profiles_dir: str | Path | None = None) -> dict[str, Path]:
     """Map each known profile name to its file: data/profiles, then an extra directory (which wins).
 
     The extra directory is ``profiles_dir``; when that is None, the directory named by the
-    environment variable ``INVESTIGATION_PROFILES_DIR`` (if set and not empty), which is how
-    ``investigation run --profiles-dir`` reaches the notebook kernels it starts.
+    environment variable ``PROFILES_DIR_ENV`` (if set and not empty).
     """
-    import os
-
-    extra = profiles_dir if profiles_dir is not None else os.environ.get("INVESTIGATION_PROFILES_DIR") or None
+    extra = profiles_dir if profiles_dir is not None else active_profiles_dir()
     paths = _profile_files(DEFAULT_PROFILES_DIR) if DEFAULT_PROFILES_DIR.is_dir() else {}
     if extra is not None:
         override = Path(extra)
@@ -260,7 +273,8 @@ def load_profile(name: str, profiles_dir: str | Path | None = None) -> Profile:
     """Load the profile called ``name`` (a name in ``profiles_dir`` wins over data/profiles)."""
     paths = profile_paths(profiles_dir)
     if name not in paths:
-        searched = Path(profiles_dir) if profiles_dir is not None else DEFAULT_PROFILES_DIR
+        extra = profiles_dir if profiles_dir is not None else active_profiles_dir()
+        searched = Path(extra) if extra is not None else DEFAULT_PROFILES_DIR
         known = ", ".join(paths) or "(none)"
         raise ProfileError(searched, "name", f"unknown profile {name!r}; known profiles: {known}")
     return load_profile_file(paths[name])

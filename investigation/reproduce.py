@@ -13,11 +13,9 @@ kernels it starts, so every notebook sees the same profiles as the command line.
 
 from __future__ import annotations
 
-import os
 import textwrap
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 
 from IPython.display import Markdown
 
@@ -28,21 +26,7 @@ from investigation.profiles import Profile, list_profiles, load_profile
 from investigation.simulate import simulate
 from investigation.trace import ConnectionResult, RunResult, close_code_label
 
-PROFILES_DIR_ENV = "INVESTIGATION_PROFILES_DIR"
-"""Environment variable naming an extra profiles directory (the CLI's --profiles-dir); read by
-``profiles.profile_paths`` when it is given no directory."""
-
 TRACE_WIDTH = 100
-
-
-def active_profiles_dir() -> Path | None:
-    """The extra profiles directory named by ``INVESTIGATION_PROFILES_DIR``, or None.
-
-    Loading needs no argument (``load_profile(name)`` already reads the variable); this is for
-    keying a cache by the profiles a result was computed from.
-    """
-    value = os.environ.get(PROFILES_DIR_ENV, "")
-    return Path(value) if value else None
 
 
 def load_named_profile(name: str) -> Profile:

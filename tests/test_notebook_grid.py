@@ -25,7 +25,7 @@ from investigation.notebook_grid import (
     run_notebook_suite,
 )
 from investigation.profiles import ProfileError
-from investigation.reproduce import PROFILES_DIR_ENV
+from investigation.profiles import PROFILES_DIR_ENV
 from investigation.suite import SuiteInputError, build_grid
 
 REPO = Path(__file__).resolve().parents[1]

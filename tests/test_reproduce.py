@@ -20,9 +20,15 @@ from pathlib import Path
 import pytest
 
 from investigation.analysis.variants import long_run_profile
-from investigation.profiles import Profile, list_profiles, load_profile, profile_from_dict, profile_paths
-from investigation.reproduce import (
+from investigation.profiles import (
     PROFILES_DIR_ENV,
+    Profile,
+    list_profiles,
+    load_profile,
+    profile_from_dict,
+    profile_paths,
+)
+from investigation.reproduce import (
     failures_at_cap,
     load_named_profile,
     managers_left_by_start_agent,

@@ -28,7 +28,7 @@ from investigation.backend.variants import ORIGINAL, VARIANTS, Variant, get_vari
 from investigation.profiles import Profile, list_profiles, load_profile, profile_from_dict
 from investigation.report import format_table
 from investigation.clock import outside_event_loop
-from investigation.reproduce import active_profiles_dir
+from investigation.profiles import active_profiles_dir
 from investigation.run_cache import shared
 from investigation.simulate import simulate
 from investigation.trace import ConnectionResult, RunResult, close_code_label
