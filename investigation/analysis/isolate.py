@@ -113,14 +113,15 @@ class FactorChange:
         """``factor: passing -> failing`` with redacted, JSON-style values."""
         passing = _json_value(self.factor, self.passing)
         failing = _json_value(self.factor, self.failing)
-        return f"{self.factor}: {_short(passing)} -> {_short(failing)}"
+        return f"{self.factor}: {short_value(passing)} -> {short_value(failing)}"
 
 
 def _json_value(factor: str, value: object) -> object:
     return None if value is ABSENT else jsonable_factor_value(factor, value)
 
 
-def _short(value: object, limit: int = 60) -> str:
+def short_value(value: object, limit: int = 60) -> str:
+    """A factor value as tables show it: its repr (null for None), cut to `limit` characters."""
     text = "null" if value is None else repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

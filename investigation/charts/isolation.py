@@ -15,7 +15,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
 from investigation.analysis.delta import Outcome
-from investigation.analysis.isolate import AlignedDivergence, ProfileIsolation, TrafficReduction
+from investigation.analysis.isolate import AlignedDivergence, ProfileIsolation, TrafficReduction, short_value
 from investigation.analysis.spectra import RankedLine, SuspiciousnessReport
 from investigation.report import format_table
 from investigation.trace import DECISION_POINTS
@@ -25,14 +25,9 @@ OUTCOME_MARKERS = {Outcome.PASS: "o", Outcome.FAIL: "X", Outcome.UNRESOLVED: "s"
 
 
 def minimal_difference_table(isolation: ProfileIsolation) -> str:
-    rows = [(c.factor, _shown(c.to_json_dict()["passing"]), _shown(c.to_json_dict()["failing"]))
+    rows = [(c.factor, short_value(c.to_json_dict()["passing"]), short_value(c.to_json_dict()["failing"]))
             for c in isolation.minimal_difference]
     return format_table(("factor", isolation.passing, isolation.failing), rows)
-
-
-def _shown(value: object) -> str:
-    text = "null" if value is None else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def dd_tests_chart(isolation: ProfileIsolation) -> tuple[Figure, str]:
