@@ -11,7 +11,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from investigation.backend.process import Backend, StartupState
+from investigation.backend.process import Backend, LogSink, StartupState
 from investigation.backend.route import ClientDisconnected
 from investigation.backend.variants import Variant, get_variant
 from investigation.clock import SeededRandomness, VirtualClock, outside_event_loop, virtual_loop
@@ -173,7 +173,9 @@ async def run_plan(
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def backend_for(profile: Profile, instance: int, clock: VirtualClock, variant: Variant) -> Backend:
+def backend_for(
+    profile: Profile, instance: int, clock: VirtualClock, variant: Variant, log_sink: LogSink | None = None
+) -> Backend:
     """A fresh backend process for one instance of the profile's deployment."""
     return Backend(
         profile.env,
@@ -183,6 +185,7 @@ def backend_for(profile: Profile, instance: int, clock: VirtualClock, variant: V
         variant=variant,
         pytest_loaded=profile.process.pytest_loaded,
         dotenv=profile.process.dotenv,
+        log_sink=log_sink,
     )
 
 

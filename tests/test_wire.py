@@ -27,7 +27,7 @@ from investigation.profiles import list_profiles, load_profile
 from investigation.simulate import simulate
 from investigation.trace import ConnectionResult
 from investigation.wire import build_app, simulate_wire
-from investigation.wire.app import INSTANCE_HEADER, WireState
+from investigation.wire.app import BACKEND_LOGGER_NAME, INSTANCE_HEADER, WireState
 from investigation.wire.inprocess import asgi_connection
 from investigation.wire.load import load_run, plan_users, serve_command, served_process
 from investigation.wire.profile_client import client_urls
@@ -135,6 +135,7 @@ def test_serve_prints_only_its_url_and_a_profile_client_s_sixth_connection_gets_
     assert f"Connection closed: 1011 (internal error) {INCIDENT_CLOSE[1]}." in cli_output
     assert rest_of_stdout == b"", "design.md: serve prints the URL on one line, nothing else on stdout"
     assert f"{url}?client=e2e-process-1".encode() in log
+    assert b"instance 1: context created for auth user staging-" in log, "the backend's own log lines"
     assert WHOLE_JWT.search(log.decode()) is None, "a whole token reached the server's output"
 
 
@@ -154,6 +155,30 @@ def test_a_token_in_a_logged_request_target_is_redacted() -> None:
     )
     assert TokenQueryRedactor().filter(record)
     assert record.getMessage() == '127.0.0.1:5 - "WebSocket /ws?instance=1&token=<redacted>&x=1" [accepted]'
+
+
+@pytest.mark.parametrize("forward", [False, True], ids=["kept", "forwarded"])
+def test_a_serving_app_forwards_its_backends_log_lines_and_keeps_none(forward: bool, caplog: Any) -> None:
+    caplog.set_level(logging.DEBUG, logger=BACKEND_LOGGER_NAME)
+    clock = VirtualClock()
+    loop = virtual_loop(clock)
+    app = build_app(load_profile("staging-e2e"), clock=clock, profile_clients=True, forward_backend_logs=forward)
+    try:
+        query = b"client=e2e-process-2&instance=1"
+        loop.run_until_complete(asgi_connection(app, query_string=query, hold_s=1.0))
+    finally:
+        for backend in app.state.wire.backends:
+            loop.run_until_complete(backend.shutdown())
+        loop.close()
+    kept = [(record.level, record.message) for backend in app.state.wire.backends for record in backend.logs]
+    forwarded = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == BACKEND_LOGGER_NAME]
+    context_line = "context created for auth user staging-"
+    mismatch = [level for level, text in (forwarded or kept) if "Thread ID mismatch" in text]
+    assert mismatch == ["WARNING"], "spec 2 step 3: a warning, at its own level"
+    if forward:
+        assert kept == [] and ("INFO", f"instance 1: {context_line}") in forwarded
+    else:
+        assert forwarded == [] and ("INFO", context_line) in kept
 
 
 # --- the profile-client shim, in process ----------------------------------------------------------

@@ -42,8 +42,16 @@ class LogRecord(NamedTuple):
     message: str
 
 
+LogSink = Callable[[LogRecord], None]
+
+
 class Backend:
-    """A fresh backend process: environment, clock, randomness, ID counter, factory."""
+    """A fresh backend process: environment, clock, randomness, ID counter, factory.
+
+    Its log records are kept in `logs`, unless a `log_sink` is given: then each goes
+    to the sink and none is kept (a long-running server forwards them instead of
+    holding one record per event for its whole life).
+    """
 
     def __init__(
         self,
@@ -55,6 +63,7 @@ class Backend:
         variant: Variant = ORIGINAL,
         pytest_loaded: bool = False,
         dotenv: Mapping[str, str] | None = None,
+        log_sink: LogSink | None = None,
     ) -> None:
         self.env = IsolatedEnvironment(environ, pytest_loaded=pytest_loaded, dotenv=dotenv)
         self.clock = clock
@@ -64,13 +73,14 @@ class Backend:
         self.ids = UnifiedIdGenerator(clock, randomness, fails=startup.id_generator_fails)
         self.factory = WebSocketManagerFactory(variant.max_managers_per_user)
         self.logs: list[LogRecord] = []
+        self._log_sink: LogSink = log_sink if log_sink is not None else self.logs.append
         self.started_at = clock.now()
         self._background: list[asyncio.Task[Any]] = []
         self.process_context = contextvars.Context()
         self.process_context.run(runtime.activate, self)
 
     def log(self, level: str, message: str) -> None:
-        self.logs.append(LogRecord(self.clock.now(), level, message))
+        self._log_sink(LogRecord(self.clock.now(), level, message))
 
     def startup_complete(self) -> bool:
         if self.startup.complete:

@@ -38,7 +38,7 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from investigation.backend.process import Backend
+from investigation.backend.process import Backend, LogRecord, LogSink
 from investigation.backend.route import ClientDisconnected
 from investigation.backend.variants import get_variant
 from investigation.clock import Clock, RealClock
@@ -62,6 +62,9 @@ WS_PATH = "/ws"
 #: Close code that, sent before accept, makes the server answer the handshake with HTTP 403.
 REFUSED_BEFORE_ACCEPT = 1008
 LOGGER_NAME = "investigation.wire"
+#: Where `forward_backend_logs` sends the backends' own log lines (a child of LOGGER_NAME).
+BACKEND_LOGGER_NAME = f"{LOGGER_NAME}.backend"
+LEVELS = logging.getLevelNamesMapping()
 
 
 @dataclass
@@ -112,6 +115,7 @@ def build_app(
     *,
     record_connections: bool = False,
     profile_clients: bool = False,
+    forward_backend_logs: bool = False,
 ) -> Starlette:
     """A Starlette app serving the profile's backend at `/ws`.
 
@@ -123,10 +127,14 @@ def build_app(
             `app.state.wire.connections` (wire mode; off when serving).
         profile_clients: accept `?client=NAME` connections as the profile's
             clients (the shim in the module docstring; on when serving).
+        forward_backend_logs: send each backend log record to the
+            `investigation.wire.backend` logger, tagged with its instance, and keep
+            none in `Backend.logs` (on when serving: the server runs for hours).
     """
     chosen_clock = clock if clock is not None else RealClock()
     chosen_variant = get_variant(variant)
-    backends = [backend_for(profile, i, chosen_clock, chosen_variant) for i in range(profile.instances)]  # type: ignore[arg-type]
+    sinks = [backend_log_forwarder(i) if forward_backend_logs else None for i in range(profile.instances)]
+    backends = [backend_for(profile, i, chosen_clock, chosen_variant, sinks[i]) for i in range(profile.instances)]  # type: ignore[arg-type]
     state = WireState(
         backends,
         profile.routing,
@@ -149,6 +157,16 @@ def build_app(
     app = Starlette(routes=[WebSocketRoute(WS_PATH, websocket_route)], lifespan=lifespan)
     app.state.wire = state
     return app
+
+
+def backend_log_forwarder(instance: int) -> LogSink:
+    """A log sink that hands each record of backend `instance` to the `investigation.wire.backend` logger."""
+    logger = logging.getLogger(BACKEND_LOGGER_NAME)
+
+    def forward(record: LogRecord) -> None:
+        logger.log(LEVELS[record.level], "instance %d: %s", instance, record.message)
+
+    return forward
 
 
 async def _serve_connection(state: WireState, websocket: WebSocket) -> None:

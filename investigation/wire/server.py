@@ -167,6 +167,7 @@ def serve(
     The app accepts `?client=NAME` connections as the profile's clients (the
     profile-client shim, investigation.wire.profile_client). `announce`
     receives the URL once the server accepts connections (port 0: the port
-    picked); uvicorn's own log lines go to stderr, tokens redacted.
+    picked); uvicorn's log lines and the backend's own (its warnings, the
+    disconnects) go to stderr, tokens redacted.
     """
-    serve_app(build_app(profile, variant, profile_clients=True), host, port, announce)
+    serve_app(build_app(profile, variant, profile_clients=True, forward_backend_logs=True), host, port, announce)
