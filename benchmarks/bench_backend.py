@@ -4,14 +4,16 @@ One Backend (development, a valid auth-service token per user) on a virtual cloc
 sequential connections of distinct users, each opening (accept, auth, context, manager,
 registration, welcome) and closing at once, no start_agent. Side by side, interleaved, a
 bare loop of pyjwt HS256 decodes of one of those tokens, the same token every time. Each
-side reports its best of REPEATS. A diagnostic pass then times the path's own decodes, to
-show how much of an attempt is pyjwt.
+side reports its best of REPEATS. Diagnostic passes then time the path's own decodes and,
+alone, the receive timeout asyncio gives the message loop, to show how much of an attempt
+is library code. bench_instructions counts the same two workloads in instructions.
 
     PYTHONPATH=. python -m benchmarks.bench_backend
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import time
@@ -134,6 +136,30 @@ def decode_share_in_path(tokens: list[str]) -> float:
     return min(shares)
 
 
+def receive_timeout_us(count: int = 10000) -> float:
+    """Microseconds for the spec's receive timeout alone (step 12: `asyncio.timeout` around a
+    receive that ends at once, as the benchmark's client does), on a virtual-time loop like the
+    path's; best of 3 loops of `count`."""
+
+    async def receives() -> float:
+        socket = ClosingSocket("")
+        started = time.perf_counter()
+        for _ in range(count):
+            with contextlib.suppress(ClientDisconnected):
+                async with asyncio.timeout(45.0):
+                    await socket.receive_text()
+        return time.perf_counter() - started
+
+    best = []
+    for _ in range(3):
+        loop = virtual_loop(VirtualClock())
+        try:
+            best.append(loop.run_until_complete(receives()) / count * 1e6)
+        finally:
+            loop.close()
+    return min(best)
+
+
 def main() -> dict[str, float]:
     tokens = [make_token(n) for n in range(CONNECTIONS)]
     connect_times, decode_times = [], []
@@ -153,11 +179,13 @@ def main() -> dict[str, float]:
         "attempt_us": round(1e6 / attempts_per_s, 1),
         "bare_decode_us": round(1e6 / decodes_per_s, 1),
         "decode_in_path_us": round(decode_share_in_path(tokens), 1),
+        "receive_timeout_us": round(receive_timeout_us(), 1),
     }
     print(f"attempts/s {result['attempts_per_s']:.0f}  decodes/s {result['decodes_per_s']:.0f}  "
           f"cost per attempt / cost per decode {result['cost_ratio']:.2f}")
     print(f"per attempt {result['attempt_us']:.1f} us, of which the path's own pyjwt decode "
           f"{result['decode_in_path_us']:.1f} us (bare loop: {result['bare_decode_us']:.1f} us)")
+    print(f"the receive timeout alone (asyncio.timeout, bare loop): {result['receive_timeout_us']:.1f} us")
     return result
 
 
