@@ -14,7 +14,6 @@ Modules: ``grid`` (what runs), ``execute`` (papermill in worker processes),
 from investigation.suite.artifacts import KEY_RESULT_TAG, RunRecord
 from investigation.suite.config import (
     DEFAULT_NOTEBOOK_DIR,
-    DEFAULT_OUT_DIR,
     DEFAULT_PROFILES_DIR,
     KERNEL_ENV,
     install_kernelspec,
@@ -27,7 +26,6 @@ from investigation.suite.run import SuiteSummary, run_suite
 
 __all__ = [
     "DEFAULT_NOTEBOOK_DIR",
-    "DEFAULT_OUT_DIR",
     "DEFAULT_PROFILES_DIR",
     "KERNEL_ENV",
     "KEY_RESULT_TAG",

@@ -26,7 +26,6 @@ CELL_TIMEOUT_S = 600
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-DEFAULT_OUT_DIR = Path("artifacts")
 
 
 def install_kernelspec() -> str:
