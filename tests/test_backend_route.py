@@ -311,6 +311,45 @@ def test_five_consecutive_routing_failures_end_without_a_close_frame(harness) ->
     assert h.now == pytest.approx(5.0)  # ended at the 5th message, long before the client left
 
 
+class CancellationRecordingSocket(ScriptedSocket):
+    """A socket whose pending receive records the virtual time at which it is cancelled."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.receive_cancelled_at: list[float] = []
+
+    async def receive_text(self) -> str:
+        try:
+            return await super().receive_text()
+        except asyncio.CancelledError:
+            self.receive_cancelled_at.append(self._now())
+            raise
+
+
+@pytest.mark.parametrize(
+    ("environ", "interval", "loop_starts_at"),
+    [(STAGING, 30.0, 0.1 + 0.05), (PRODUCTION, 25.0, 0.1 + 0.05), (DEV, 45.0, 0.0)],
+    ids=["staging", "production", "development"],
+)
+def test_receive_times_out_every_heartbeat_interval_and_the_loop_goes_on(
+    harness, environ: dict[str, str], interval: float, loop_starts_at: float
+) -> None:
+    """Step 12: the receive timeout equals the heartbeat interval and a timeout just continues.
+    The loop starts after step 11's waits; the pending receive is cancelled once per interval,
+    and a chat after six timeouts (more than 5 routing failures) still gets its ack."""
+    h = harness(environ)
+    chat_at = loop_starts_at + 6.5 * interval
+    socket = CancellationRecordingSocket(
+        headers=bearer(mint(claims_for("user-0001"))),
+        messages=[(chat_at, message("chat"))],
+        hold_s=loop_starts_at + 7.2 * interval,
+    )
+    recorder = h.connect(socket)
+    assert socket.receive_cancelled_at == pytest.approx([loop_starts_at + n * interval for n in range(1, 7)])
+    assert socket.frame_times("ack") == [pytest.approx(chat_at)]
+    assert outcome(recorder, "route.message_loop") == "client_disconnected"
+
+
 def test_a_routed_message_resets_the_failure_count(harness) -> None:
     h = harness(DEV)
     script = [(1.0 + n, message("start_agent")) for n in range(4)] + [(5.0, message("chat"))]
