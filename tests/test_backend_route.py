@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from investigation.backend import factory as factory_module
+from investigation.backend import route as route_module
+from investigation.backend.auth import AuthResult
 from investigation.backend.factory import _validate_relaxed
 from investigation.backend.foreign_contexts import SupervisorUserExecutionContext
 from investigation.backend.process import StartupState
@@ -67,6 +69,33 @@ def test_subprotocol(harness, offered: str | None, accepted: str | None) -> None
     socket = user_socket(headers=headers, hold_s=1.0)
     harness(DEV).connect(socket)
     assert socket.subprotocol == accepted
+
+
+def test_the_socket_is_accepted_before_a_slow_authentication_finishes(harness, monkeypatch) -> None:
+    """Step 3: accept comes BEFORE authentication, so an authentication that takes 2 s runs on
+    an accepted socket; its failure is the frame and the 1008 close 0.1 s later (step 5)."""
+
+    async def slow_refusal(headers: Any, query: Any) -> AuthResult:
+        await asyncio.sleep(2.0)
+        return AuthResult(success=False, error_code="VALIDATION_FAILED", error_message="refused")
+
+    monkeypatch.setattr(route_module, "authenticate_websocket", slow_refusal)
+    socket = user_socket(hold_s=5.0)
+    harness(DEV).connect(socket)
+    assert [(kind, round(t, 6)) for t, kind, _ in socket.events] == [("accept", 0.0), ("send", 2.0), ("close", 2.1)]
+
+
+def test_auth_failure_without_an_error_code_sends_auth_failed(harness, monkeypatch) -> None:
+    """Step 5: error_code = the auth error code or "AUTH_FAILED"."""
+
+    async def refusal_without_code(headers: Any, query: Any) -> AuthResult:
+        return AuthResult(success=False)
+
+    monkeypatch.setattr(route_module, "authenticate_websocket", refusal_without_code)
+    socket = user_socket(hold_s=5.0)
+    harness(DEV).connect(socket)
+    assert socket.frames[0]["error_code"] == "AUTH_FAILED"
+    assert (socket.close_code, socket.close_reason) == (1008, "SSOT Auth failed")
 
 
 # --- step 2: route-level E2E detection ---------------------------------------------------------------
