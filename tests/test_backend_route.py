@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
@@ -258,6 +259,50 @@ def test_plain_value_error_once_then_factory_manager_on_retry(harness, monkeypat
     recorder = h.connect(socket)
     assert outcome(recorder, "route.manager") == "factory_on_retry"
     assert socket.close_code is None
+
+
+def test_factory_refusal_details_name_the_lower_cased_environment(harness) -> None:
+    """Step 8: details.environment is the route's ENVIRONMENT (step 1: lower-cased)."""
+    h = harness({**DEV, "ENVIRONMENT": "Development"})
+    refused = open_sequential(h, 6)[-1]
+    assert refused.close_code == 1011
+    assert refused.frames[0]["details"]["environment"] == "development"
+
+
+def test_factory_refusal_closes_without_a_wait_after_the_frame(harness) -> None:
+    """Step 8 sends the frame "then" closes; unlike steps 5 and 13 there is no 0.1 s wait."""
+    refused = open_sequential(harness(DEV), 6)[-1]
+    (t_frame, _, _), (t_close, _, _) = refused.events[1:]
+    assert t_close == pytest.approx(t_frame)
+
+
+@dataclasses.dataclass
+class ContextWithoutIds:
+    """A context that has user_id and thread_id but none of the other three IDs."""
+
+    user_id: str
+    thread_id: str
+
+
+def test_factory_refusal_prevention_measures_say_which_ids_the_context_has(harness, monkeypatch) -> None:
+    """Step 8: prevention_measures give the context's type and module and whether it has
+    user_id, websocket_client_id, thread_id, run_id, request_id (a non-SSOT context here)."""
+
+    async def foreign_context(headers: Any, query: Any) -> AuthResult:
+        context = ContextWithoutIds("user-0001", "thread-0001")
+        return AuthResult(success=True, user_id="user-0001", user_context=context)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(route_module, "authenticate_websocket", foreign_context)
+    socket = user_socket(hold_s=1.0)
+    harness(DEV).connect(socket)
+    assert (socket.close_code, socket.close_reason) == (1011, "Factory SSOT validation failed")
+    facts = socket.frames[0]["details"]["prevention_measures"]
+    assert "ContextWithoutIds" in facts.values() and __name__ in facts.values()
+    has = {name: value for name, value in facts.items() if name.startswith("has_")}
+    assert has == {
+        "has_user_id": True, "has_websocket_client_id": False, "has_thread_id": True,
+        "has_run_id": False, "has_request_id": False,
+    }
 
 
 # --- step 9: the startup gate ---------------------------------------------------------------------
