@@ -17,6 +17,7 @@ from investigation.backend.process import StartupState
 from investigation.backend.route import detect_route_e2e
 from investigation.backend.variants import VARIANTS
 from tests.conftest import (
+    EPOCH_S,
     SECRET,
     Harness,
     ScriptedSocket,
@@ -567,6 +568,90 @@ def test_missing_dependency_installs_fallback_without_close(harness, environ, we
     assert outcome(recorder, "route.dependencies") == "fallback_handler"
     assert socket.close_code is None
     assert socket.frame_times("system_message")[-1] == pytest.approx(welcome_at)
+
+
+def test_a_dependency_arriving_while_polled_gets_the_agent_handler(harness) -> None:
+    """Step 10: staging re-polls a missing dependency; one that arrives during the polls (at
+    0.75 s) counts as present, so the agent handler is registered: no fallback message, and a
+    start_agent leaves a second manager (step 12)."""
+    h = harness(STAGING, startup=StartupState(thread_service=False))
+    h.loop.call_later(0.75, setattr, h.backend, "startup", StartupState())
+    socket = user_socket(hold_s=5.0, messages=[(3.0, message("start_agent"))])
+    h.connect(socket)
+    assert [f for f in socket.frames if f["type"] not in {"ping", "system_message"}] == []
+    assert [f["data"]["event"] for f in socket.frames if f["type"] == "system_message"] == ["connection_established"]
+    assert h.backend.factory.user_manager_count["user-0001"] == 2
+
+
+def test_both_dependencies_missing_are_each_polled_three_times(harness) -> None:
+    """Step 10: in staging each missing dependency is re-polled 3 x 0.5 s, then the 0.1 s wait."""
+    h = harness(STAGING, startup=StartupState(agent_supervisor=False, thread_service=False))
+    socket = user_socket(hold_s=5.0)
+    h.connect(socket)
+    assert socket.frame_times("system_message")[-1] == pytest.approx(2 * 3 * 0.5 + 0.1)
+
+
+def test_a_missing_dependency_sends_one_info_message(harness) -> None:
+    """Step 10: still missing -> install a fallback handler and send an info message (no close)."""
+    h = harness(DEV, startup=StartupState(agent_supervisor=False))
+    socket = user_socket(hold_s=1.0)
+    h.connect(socket)
+    welcome = welcome_frames(socket)
+    others = [f for f in socket.frames if f["type"] != "ping" and f not in welcome]
+    assert len(others) == 1 and others[0]["type"] != "error_message"
+    assert socket.close_code is None and len(welcome) == 1
+
+
+def test_the_connection_record_holds_the_client_id_the_user_and_the_connect_time(harness) -> None:
+    """Step 11: the record is {connection_id = websocket_client_id, user_id, connected_at}."""
+    h = harness(DEV)
+    h.advance_to(12.0)
+    socket = user_socket(hold_s=5.0)
+    seen: list[tuple[Any, Any]] = []
+
+    async def sample() -> None:
+        await asyncio.sleep(1.0)
+        (manager,) = h.backend.factory.managers.values()
+        seen.extend((manager.user_context, record) for record in manager.connections.values())
+
+    h.run(lambda: _together(h.backend.handle(socket), sample()))
+    ((context, record),) = seen
+    assert record.connection_id == context.websocket_client_id
+    assert record.user_id == "user-0001"
+    assert record.connected_at - EPOCH_S == pytest.approx(12.0)
+
+
+@pytest.mark.parametrize(("hold_s", "welcomed"), [(0.05, False), (0.12, True)])
+def test_staging_registration_notices_a_gone_client_at_0_15_s(harness, hold_s: float, welcomed: bool) -> None:
+    """Step 11 in staging: wait 0.1 s, 0.05 s more if the socket is not connected; or, still
+    connected then, ping and welcome and wait 0.05 s. Either way a client gone by 0.12 s is
+    noticed at 0.15 s: a 1006 disconnect, the manager's last activity set then (step 14)."""
+    h = harness(STAGING)
+    socket = user_socket(hold_s=hold_s)
+    h.connect(socket)
+    assert (len(welcome_frames(socket)) == 1) is welcomed
+    assert "close" not in kinds(socket)
+    (manager,) = h.backend.factory.managers.values()
+    assert manager.last_activity - EPOCH_S == pytest.approx(0.15)
+    assert any("1006" in text for text in log_messages(h, "INFO"))
+
+
+def test_ping_frames_carry_their_send_time(harness) -> None:
+    """Step 11: a ping is {type: "ping", data: {timestamp}}, one every heartbeat interval."""
+    h = harness(DEV)  # 45 s interval
+    socket = user_socket(hold_s=100.0, messages=[(10.0, message("pong"))])
+    h.connect(socket)
+    pings = [f for f in socket.frames if f["type"] == "ping"]
+    assert [(set(p), set(p["data"])) for p in pings] == [({"type", "data"}, {"timestamp"})] * 2
+    assert pings[1]["data"]["timestamp"] - pings[0]["data"]["timestamp"] == pytest.approx(45.0)
+
+
+def test_welcome_reports_startup_incomplete_when_the_gate_was_skipped(harness) -> None:
+    """Step 11: the welcome's startup_complete is the app's state (step 9 skipped for E2E)."""
+    h = harness({**STAGING, "STAGING_E2E_TEST": "1"}, startup=StartupState(complete=False))
+    socket = user_socket(hold_s=1.0)
+    h.connect(socket)
+    assert welcome_frames(socket)[0]["data"]["startup_complete"] is False
 
 
 # --- step 14: on disconnect ---------------------------------------------------------------------------
