@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from investigation.backend.context import InvalidContextError, UserExecutionContext
-from tests.conftest import Harness
+from tests.conftest import Harness, log_messages
 
 PLACEHOLDER_VALUES = [
     "registry", "placeholder", "default", "temp", "none", "null", "undefined", "0", "1", "xxx",
@@ -179,6 +179,12 @@ def test_report_local_user_is_accepted_in_test(harness) -> None:
         assert make(user_id="test-user-12345").user_id == "test-user-12345"
 
 
+def test_placeholders_checked_in_field_order(dev: Harness) -> None:
+    """Step 2 checks the same four fields in order: thread_id's value is reported, not request_id's."""
+    with pytest.raises(InvalidContextError, match="Field 'thread_id' contains forbidden placeholder value: 'null'"):
+        make(thread_id="null", request_id="mock_x")
+
+
 # --- 4. metadata ----------------------------------------------------------------------------------
 
 
@@ -198,6 +204,13 @@ def test_metadata_must_be_a_dict(dev: Harness, field_name: str) -> None:
 def test_placeholders_checked_before_metadata(dev: Harness) -> None:
     with pytest.raises(InvalidContextError, match="forbidden placeholder value: 'null'"):
         make(user_id="null", agent_context={"user_id": "x"})
+
+
+def test_id_warnings_are_logged_before_a_metadata_failure(dev: Harness) -> None:
+    """Steps 3 then 4: the run_id warning is logged, then the reserved key fails the creation."""
+    with pytest.raises(InvalidContextError):
+        make(run_id="bogus-run", agent_context={"user_id": "x"})
+    assert any("does not follow expected format" in text for text in log_messages(dev, "WARNING"))
 
 
 def test_metadata_is_deep_copied(dev: Harness) -> None:
