@@ -144,6 +144,17 @@ def test_thread_mismatch_warning_text(harness) -> None:
     assert not any("does not follow expected format" in text for text in warnings)
 
 
+def test_empty_thread_part_logs_no_mismatch(harness) -> None:
+    """Spec 2.3: the mismatch is logged only when the extracted thread part is non-empty;
+    "run_a_b" gives "" (3 parts: nothing between the first and the last two)."""
+    h = harness({"ENVIRONMENT": "development"})
+    with h.active():
+        UserExecutionContext(user_id="user-0001", thread_id="thread-abc", run_id="run_a_b", request_id="req-1")
+    warnings = log_messages(h, "WARNING")
+    assert any("does not follow expected format" in text for text in warnings)
+    assert not any(text.startswith("Thread ID mismatch") for text in warnings)
+
+
 def test_matching_thread_part_logs_nothing(harness) -> None:
     h = harness({"ENVIRONMENT": "development"})
     with h.active():
