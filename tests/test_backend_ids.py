@@ -86,6 +86,15 @@ def test_default_websocket_client_id_format(harness) -> None:
     assert re.fullmatch(rf"ws_client_abcdefgh_{int(EPOCH_S)}_{HEX8}", context.websocket_client_id)
 
 
+def test_an_empty_websocket_client_id_is_not_replaced_by_the_default(harness) -> None:
+    """Spec 3.2: the default client id is made only when the caller passes None. Staging here,
+    whose relaxed validation (4.3) lets the empty id through, so it is kept as given."""
+    h = harness({"ENVIRONMENT": "staging", "K_SERVICE": "netra-backend-staging"})
+    with h.active():
+        context = create_defensive_user_execution_context("user-0001", "")
+    assert context.websocket_client_id == ""
+
+
 # --- format helpers ----------------------------------------------------------------------------
 
 
