@@ -11,7 +11,7 @@ import pytest
 from investigation.backend import factory as factory_module
 from investigation.backend import route as route_module
 from investigation.backend.auth import AuthResult
-from investigation.backend.factory import _validate_relaxed
+from investigation.backend.factory import ConnectionRecord, _validate_relaxed
 from investigation.backend.foreign_contexts import SupervisorUserExecutionContext
 from investigation.backend.process import StartupState
 from investigation.backend.route import detect_route_e2e
@@ -349,6 +349,24 @@ def test_startup_completing_while_waiting_lets_the_connection_in(harness) -> Non
     assert welcome_time == pytest.approx(10.0 + 0.1)  # polled at 0.5 s steps, then the 0.1 s wait
 
 
+def test_startup_gate_polls_every_half_second(harness) -> None:
+    """Step 9: startup completing at 10.2 s is seen at the next 0.5 s poll (10.5 s), then the
+    0.1 s registration wait before the welcome."""
+    h = harness(STAGING, startup=StartupState(complete=False, complete_after_s=10.2))
+    socket = user_socket(hold_s=60.0)
+    h.connect(socket)
+    assert socket.frame_times("system_message")[0] == pytest.approx(10.5 + 0.1)
+
+
+def test_route_e2e_skips_only_the_startup_wait(harness) -> None:
+    """Step 2: route-level E2E is used only to skip the startup wait; a missing dependency is
+    still re-polled 3 x 0.5 s in staging (step 10), then the 0.1 s wait (step 11)."""
+    h = harness({**STAGING, "STAGING_E2E_TEST": "1"}, startup=StartupState(thread_service=False))
+    socket = user_socket(hold_s=5.0)
+    h.connect(socket)
+    assert socket.frame_times("system_message")[-1] == pytest.approx(1.5 + 0.1)
+
+
 # --- step 13: unhandled exception after setup ------------------------------------------------------
 
 
@@ -655,6 +673,24 @@ def test_welcome_reports_startup_incomplete_when_the_gate_was_skipped(harness) -
 
 
 # --- step 14: on disconnect ---------------------------------------------------------------------------
+
+
+def test_internal_error_before_add_connection_leaves_the_manager_behind(harness, monkeypatch) -> None:
+    """Step 14: a 1011 "Internal error" raised between step 7 and a successful add_connection
+    (here add_connection's ValueError for a record of another user, step 11) leaves a
+    registered, active manager with 0 connections, still counted."""
+
+    def record_of_another_user(connection_id: str, user_id: str, connected_at: float) -> ConnectionRecord:
+        return ConnectionRecord(connection_id, "user-9999", connected_at)
+
+    monkeypatch.setattr(route_module, "ConnectionRecord", record_of_another_user)
+    h = harness(DEV)
+    socket = user_socket(hold_s=5.0)
+    h.connect(socket)
+    assert (socket.close_code, socket.close_reason) == (1011, "Internal error")
+    (manager,) = h.backend.factory.managers.values()
+    assert manager.is_active and manager.connections == {}
+    assert h.backend.factory.user_manager_count["user-0001"] == 1
 
 
 def test_disconnect_removes_the_connection_but_keeps_the_manager_counted(harness) -> None:
