@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncio
+
 import pytest
 
 from investigation.backend import factory as factory_module
@@ -12,6 +14,7 @@ from investigation.backend.context import UserExecutionContext
 from investigation.backend.factory import (
     ConnectionRecord,
     FactoryInitializationError,
+    IsolatedWebSocketManager,
     _validate_relaxed,
     _validate_ssot_user_context,
     create_websocket_manager,
@@ -19,7 +22,7 @@ from investigation.backend.factory import (
     isolation_key,
 )
 from investigation.backend.foreign_contexts import ModelsUserExecutionContext, SupervisorUserExecutionContext
-from tests.conftest import Harness
+from tests.conftest import Harness, log_messages
 
 CAP_MESSAGE = (
     "User {user} has reached the maximum number of WebSocket managers (5). Emergency cleanup attempted "
@@ -208,6 +211,43 @@ def test_emergency_cleanup_idle_vs_created_with_no_connections(harness) -> None:
     assert all(id(manager) in remaining for manager in managers[1:])
 
 
+def test_emergency_cleanup_frees_only_that_users_managers(harness) -> None:
+    """user-0002's manager is stale (created 400 s ago, 0 connections), but the emergency
+    cleanup run for user-0001 at the cap must leave it alone."""
+    h = harness({"ENVIRONMENT": "development"})
+    other = create(h, context(h, user="user-0002", client_id="ws_other"))
+    managers = fill_to_cap(h)
+    h.advance_to(350.0)
+    with h.active():
+        for n, manager in enumerate(managers):
+            manager.add_connection(ConnectionRecord(f"ws_client_{n}", "user-0001", h.clock.now()))
+    h.advance_to(400.0)  # user-0001's managers: 1 connection each, last activity 50 s ago
+    with pytest.raises(RuntimeError):
+        create(h, context(h, client_id="ws_client_6"))
+    assert any(manager is other for manager in h.backend.factory.managers.values())
+    assert h.backend.factory.user_manager_count["user-0002"] == 1
+
+
+def test_concurrent_requests_at_the_cap_interleave(harness) -> None:
+    """The lock does not serialise coroutines: while the first request's emergency cleanup
+    releases the one stale manager (an await), the second request takes the freed slot, and
+    the first then finds the cap reached again. Serialised, the first would have won."""
+    h = harness({"ENVIRONMENT": "development"})
+    managers = fill_to_cap(h)
+    managers[0].is_active = False
+    first, second = context(h, client_id="ws_first"), context(h, client_id="ws_second")
+
+    async def both() -> list[Any]:
+        factory = h.backend.factory
+        return await asyncio.gather(factory.create_manager(first), factory.create_manager(second), return_exceptions=True)
+
+    first_result, second_result = h.run(both)
+    assert isinstance(first_result, RuntimeError)
+    assert str(first_result) == CAP_MESSAGE.format(user="user-0001")
+    assert second_result.user_context is second
+    assert h.backend.factory.user_manager_count["user-0001"] == 5
+
+
 def test_remove_connection_semantics(harness) -> None:
     h = harness({"ENVIRONMENT": "development"})
     manager = create(h, context(h))
@@ -307,6 +347,39 @@ def test_health_task_detaches_connections_older_than_30_minutes(harness) -> None
     assert manager.last_activity == activity  # detaching is no activity
 
 
+def test_the_interval_fixed_at_the_start_paces_every_sweep(harness) -> None:
+    """Started under "test" (30 s); ENVIRONMENT set to "production" (300 s) at 100 s. The
+    sweeps keep the 30 s pace, so a manager idle since 0 goes at 1830, the first sweep after
+    1800 s (a 300 s pace from 120 s would sweep at 1620 and 1920)."""
+    h = harness({})
+    h.backend.env.set("ENVIRONMENT", "test")
+    create(h, context(h))
+    h.advance_to(100.0)
+    h.backend.env.set("ENVIRONMENT", "production")
+    h.advance_to(1829.0)
+    assert len(h.backend.factory.managers) == 1
+    h.advance_to(1831.0)
+    assert h.backend.factory.managers == {}
+
+
+def test_background_cleanup_sleeps_before_its_first_sweep(harness) -> None:
+    """A manager already idle for 2000 s when the cleanup starts (placed in the factory by
+    hand) survives until the first sweep, one interval (120 s) after the start."""
+    h = harness({"ENVIRONMENT": "development"})
+    long_idle_at = h.clock.now() - 2000.0
+    idle = IsolatedWebSocketManager(
+        user_context=context(h, user="user-0009", client_id="ws_idle"), created_at=long_idle_at, last_activity=long_idle_at
+    )
+    h.backend.factory.managers["user-0009:ws_idle"] = idle
+    h.backend.factory.user_manager_count["user-0009"] = 1
+    create(h, context(h))  # starts the cleanup at 0
+    h.advance_to(119.0)
+    assert any(manager is idle for manager in h.backend.factory.managers.values())
+    h.advance_to(121.0)
+    assert not any(manager is idle for manager in h.backend.factory.managers.values())
+    assert h.backend.factory.user_manager_count["user-0009"] == 0
+
+
 # --- 4.3 detection and the relaxed validation -----------------------------------------------------
 
 
@@ -378,6 +451,22 @@ def test_relaxed_validation_never_raises_for_the_other_ids(harness) -> None:
         _validate_relaxed(odd)  # websocket_client_id missing entirely: only a warning
     warnings = [r.message for r in h.backend.logs if r.level == "WARNING"]
     assert len(warnings) == 4
+
+
+def test_relaxed_validation_accepts_known_patterns_and_any_other_non_blank_string(harness) -> None:
+    h = harness({"ENVIRONMENT": "staging"})
+    ctx = bare_context(
+        user_id="user-0001",
+        thread_id="ws_thread_1757365610_0123abcd",  # a known pattern
+        run_id="anything at all",  # no known pattern, but non-blank
+        request_id="staging-e2e-user-7",
+        websocket_client_id="not-a-pattern",
+    )
+    with h.active():
+        _validate_relaxed(ctx)
+    assert log_messages(h, "WARNING") == []
+    for name in ("thread_id", "run_id", "request_id", "websocket_client_id"):
+        assert any(name in text and "accepted" in text for text in log_messages(h, "INFO")), name
 
 
 # --- 4.4 strict validation ----------------------------------------------------------------------
