@@ -12,7 +12,9 @@ import pytest
 from investigation.backend import auth as auth_module
 from investigation.backend.auth import (
     AuthServiceConfigurationError,
+    _context_for,
     classify_auth_error,
+    create_defensive_user_execution_context,
     detect_e2e_bypass,
     extract_e2e_user_id,
     extract_token,
@@ -74,12 +76,20 @@ def subprotocol_entry(token: str) -> str:
         ({"sec-websocket-protocol": f"jwt.%%%, jwt.\u00ff, {subprotocol_entry('tok-s')}"}, {}, "tok-s"),
         ({"sec-websocket-protocol": "jwt.%%%"}, {"token": "tok-q"}, "tok-q"),
         ({"sec-websocket-protocol": "jwt." + b64url(b"\xff\xfe")}, {"token": "tok-q"}, "tok-q"),
+        ({"sec-websocket-protocol": "jwtx" + b64url(b"tok-s")}, {"token": "tok-q"}, "tok-q"),  # "jwt." only
         ({}, {"token": "tok-q"}, "tok-q"),
         ({}, {}, None),
     ],
 )
 def test_token_extraction_order(headers: dict[str, str], query: dict[str, str], expected: str | None) -> None:
     assert extract_token(headers, query)[0] == expected
+
+
+def test_subprotocol_token_is_decoded_with_the_url_safe_alphabet() -> None:
+    token = "tok-s??>"
+    encoded = b64url(token.encode())
+    assert "_" in encoded  # precondition: the standard alphabet would read this entry differently
+    assert extract_token({"sec-websocket-protocol": "jwt." + encoded}, {"token": "tok-q"})[0] == token
 
 
 def test_blank_bearer_gives_no_token_without_looking_further(harness) -> None:
@@ -117,6 +127,8 @@ def test_token_via_subprotocol_and_query_authenticate(harness) -> None:
         ({"X-Latest": "nothing"}, False),  # the name matches ("latest"), the value has no marker
         ({"X-Client": "e2e"}, False),  # name without test/e2e
         ({"X-Test-Type": "unit"}, False),
+        ({"X-Test-Kind": "contest"}, True),  # "test" alone is a marker
+        ({"X-Test-A": "tr", "X-Test-B": "ue"}, False),  # joined with a space: "tr ue"
         ({"X-Test-A": "no", "X-Test-B": "way"}, False),
         ({}, False),
     ],
@@ -157,6 +169,7 @@ def test_bypass_env_detection(environ: dict[str, str], detected: bool) -> None:
         ("TEST-USER-1", TIME_BASED_USER),
         ("no-dots-here", TIME_BASED_USER),
         ("one.dot", TIME_BASED_USER),
+        ("hdr." + b64url(b'{"sub": "alice"}'), TIME_BASED_USER),  # one dot: the payload is not read
         ("a.b.c", TIME_BASED_USER),  # payload "b" is not JSON
     ],
 )
@@ -207,6 +220,29 @@ def test_bypass_payload_decoded_with_the_standard_alphabet(harness) -> None:
     with h.active():
         assert extract_e2e_user_id(unsigned_token(payload), h.clock.now())[0] == TIME_BASED_USER
         assert extract_e2e_user_id(unsigned_token(clean), h.clock.now())[0] == "abc??"
+
+
+@pytest.mark.parametrize(
+    ("payload", "user_id"),
+    [
+        # 22 standard characters need "=="; the original length 23 gets one "=": decoding fails
+        ("-" + base64.b64encode(b'{"sub": "alice"}').decode().rstrip("="), TIME_BASED_USER),
+        # 22 + 3 dropped characters: length 25 gets "===", enough for the 22 that remain
+        (base64.b64encode(b'{"sub": "alice"}').decode().rstrip("=") + "-_-", "alice"),
+    ],
+)
+def test_bypass_payload_padding_computed_from_the_original_length(harness, payload: str, user_id: str) -> None:
+    assert len(base64.b64encode(b'{"sub": "alice"}').decode().rstrip("=")) == 22
+    h = harness({"ENVIRONMENT": "staging"})
+    with h.active():
+        assert extract_e2e_user_id(f"hdr.{payload}.sig", h.clock.now())[0] == user_id
+
+
+def test_time_based_id_truncates_the_seconds(harness) -> None:
+    h = harness({"ENVIRONMENT": "staging"})
+    h.advance_to(395.5)  # 1757365610.21 + 395.5 = 1757366005.71: int() gives ...005, not ...006
+    with h.active():
+        assert extract_e2e_user_id("opaque", h.clock.now())[0] == "staging-e2e-user-005"
 
 
 def test_time_based_id_uses_the_clock(harness) -> None:
@@ -344,6 +380,37 @@ def test_audience_rules(environment: str, aud: Any, valid: bool) -> None:
     assert verdict(claims_for(aud=aud), environ).valid is valid
 
 
+AUDIENCES = (
+    "netra-platform", "netra-backend", "netra-auth", "netra-services", "netra-admin", "test", "localhost",
+    "development", "elsewhere",
+)
+#: Spec 5.3: staging and production accept only these four; every environment accepts the five
+#: valid ones, development adds three more.
+DEPLOYED_ALLOWED = {"netra-platform", "netra-services", "netra-backend", "netra-admin"}
+VALID_EVERYWHERE = {"netra-platform", "netra-backend", "netra-auth", "netra-services", "netra-admin"}
+ALLOWED_BY_ENVIRONMENT = {
+    "staging": DEPLOYED_ALLOWED,
+    "production": DEPLOYED_ALLOWED,
+    "development": VALID_EVERYWHERE | {"test", "localhost", "development"},
+    "test": VALID_EVERYWHERE,
+}
+
+
+@pytest.mark.parametrize("environment", sorted(ALLOWED_BY_ENVIRONMENT))
+@pytest.mark.parametrize("aud", AUDIENCES)
+def test_every_audience_in_every_environment(environment: str, aud: str) -> None:
+    environ = {"ENVIRONMENT": environment, "JWT_SECRET_KEY": SECRET, "JWT_ALGORITHM": "HS256"}
+    assert verdict(claims_for(aud=aud), environ).valid is (aud in ALLOWED_BY_ENVIRONMENT[environment])
+
+
+def test_header_algorithm_must_be_hs256_or_rs256_even_when_configured_otherwise() -> None:
+    """JWT_ALGORITHM=HS512 and a token signed with HS512: decoding would accept it, but the
+    header check allows only HS256 and RS256."""
+    long_secret = "hs512-secret-" + "0123456789abcdef" * 4  # 64+ bytes, as HS512 wants
+    hs512 = {"ENVIRONMENT": "development", "JWT_SECRET_KEY": long_secret, "JWT_ALGORITHM": "HS512"}
+    assert verdict(claims_for(), hs512, algorithm="HS512", secret=long_secret).valid is False
+
+
 # --- secret resolution ------------------------------------------------------------------------------
 
 LONG_A = "a" * 32
@@ -395,6 +462,12 @@ def test_test_and_development_derive_a_secret_from_the_environment_name() -> Non
     assert KNOWN_TEST_JWT_SECRET not in {development, test}
     assert resolve_jwt_secret(IsolatedEnvironment({"ENVIRONMENT": "development"})) == development  # deterministic
     assert resolve_jwt_secret(IsolatedEnvironment({"ENVIRONMENT": "development", "JWT_SECRET_KEY": LONG_B})) == LONG_B
+
+
+@pytest.mark.parametrize("environment", ["testing", "dev", "local"])
+def test_known_test_secret_replaced_in_every_test_or_development_name(environment: str) -> None:
+    environ = {"ENVIRONMENT": environment, "JWT_SECRET_KEY": KNOWN_TEST_JWT_SECRET}
+    assert resolve_jwt_secret(IsolatedEnvironment(environ)) != KNOWN_TEST_JWT_SECRET
 
 
 def test_jwt_secret_ignored_in_development() -> None:
@@ -474,6 +547,24 @@ def test_classify_first_match_order(text: str, decision: str) -> None:
     assert classify_auth_error(text) == decision
 
 
+RETRY_WORDS = ("connection", "timeout", "network", "circuit", "breaker", "500", "502", "503", "504")
+
+
+@pytest.mark.parametrize("word", RETRY_WORDS)
+def test_each_retry_word_wins_over_a_later_stop_code(word: str) -> None:
+    assert classify_auth_error(f"{word} 401 invalid token") == "retry"
+
+
+@pytest.mark.parametrize("code", ["400", "401", "403"])
+def test_each_stop_code_wins_over_invalid_token_and_stops(code: str) -> None:
+    assert classify_auth_error(f"HTTP {code}") == "stop"
+
+
+@pytest.mark.parametrize(("text", "decision"), [("invalid", "retry"), ("token", "retry"), ("an invalid token", "stop")])
+def test_invalid_token_needs_both_words(text: str, decision: str) -> None:
+    assert classify_auth_error(text) == decision
+
+
 def test_rejected_token_is_a_result_not_a_retry(harness, monkeypatch) -> None:
     h = harness({"ENVIRONMENT": "staging", "JWT_SECRET_KEY": SECRET})
     times: list[float] = []
@@ -495,6 +586,7 @@ def test_staging_without_secret_retries_then_validation_failed(harness) -> None:
     socket, recorder = connect(h, bearer(mint(claims_for())))
     assert error_code(socket) == "VALIDATION_FAILED"
     assert outcome(recorder, "auth.token_validation") == "all_attempts_failed"
+    assert "All validation attempts failed" in socket.frames[0]["error_message"]
     assert socket.events[-1][0] == pytest.approx(12.5 + 0.1)
 
 
@@ -505,6 +597,13 @@ def test_production_requires_jwt_algorithm(harness) -> None:
     ok = harness({"ENVIRONMENT": "production", "JWT_SECRET_KEY": SECRET, "JWT_ALGORITHM": "HS256"})
     socket, _ = connect(ok, bearer(mint(claims_for())))
     assert socket.close_code is None
+
+
+def test_format_check_strips_a_second_bearer_prefix(harness) -> None:
+    """The token taken from "Bearer Bearer .b.c" is "Bearer .b.c"; the format check strips
+    "Bearer " again, which leaves ".b.c" with an empty first part."""
+    socket, _ = connect(harness({"ENVIRONMENT": "development"}), {"Authorization": "Bearer Bearer .b.c"})
+    assert error_code(socket) == "INVALID_FORMAT"
 
 
 @pytest.mark.parametrize("token", ["a.b", "a..c", "a.b.c.d", "onlyone"])
@@ -551,3 +650,50 @@ def test_websocket_client_id_format_after_auth(harness) -> None:
     connection_id = welcome_frames(socket)[0]["data"]["connection_id"]
     prefix = f"ws_10472938_{int(EPOCH_S)}_"
     assert connection_id.startswith(prefix) and len(connection_id) == len(prefix) + 8
+
+
+def test_real_validation_result_is_sub_email_and_permissions(harness, monkeypatch) -> None:
+    results: list[Any] = []
+    original = auth_module._identify
+
+    async def spy(token: str, headers: Any) -> Any:
+        results.append(await original(token, headers))
+        return results[-1]
+
+    monkeypatch.setattr(auth_module, "_identify", spy)
+    claims = claims_for("user-0001", user_id="someone-else", email="a@b.test", permissions=["user", "admin"])
+    connect(harness(DEV), bearer(mint(claims)))
+    assert results[0].success and results[0].user_id == "user-0001"
+    assert results[0].email == "a@b.test"
+    assert list(results[0].permissions) == ["user", "admin"]
+
+
+def test_client_id_built_from_the_stripped_user_id(harness) -> None:
+    socket, _ = connect(harness(DEV), bearer(mint(claims_for("  padded-user  "))))
+    connection_id = welcome_frames(socket)[0]["data"]["connection_id"]
+    assert connection_id.startswith(f"ws_padded-u_{int(EPOCH_S)}_")
+
+
+def test_retry_context_gets_the_default_websocket_client_id(harness) -> None:
+    """The retry passes websocket_client_id None, so the default `ws_client_{user_id[:8]}_{s}_{uuid8}`
+    (spec 3) is used for "fallback_user", not the `ws_{user_id[:8]}_...` of the first attempt."""
+    socket, _ = connect(harness(DEV), bearer(mint(claims_for(""))))
+    connection_id = welcome_frames(socket)[0]["data"]["connection_id"]
+    prefix = f"ws_client_fallback_{int(EPOCH_S)}_"
+    assert connection_id.startswith(prefix) and len(connection_id) == len(prefix) + 8
+
+
+@pytest.mark.parametrize("user_id", [None, "", 0])
+def test_falsy_auth_user_id_message(harness, user_id: Any) -> None:
+    h = harness(DEV)
+    with h.active(), pytest.raises(ValueError) as caught:
+        _context_for(user_id)
+    assert str(caught.value) == "AuthResult must have valid user_id to create UserExecutionContext"
+
+
+@pytest.mark.parametrize(("user_id", "shown"), [(17, "17"), ("   ", "'   '")])
+def test_defensive_context_failure_names_the_user_id_repr(harness, user_id: Any, shown: str) -> None:
+    h = harness(DEV)
+    with h.active(), pytest.raises(ValueError) as caught:
+        create_defensive_user_execution_context(user_id, "ws_client_1")
+    assert str(caught.value).startswith(f"UserExecutionContext creation failed for user_id {shown}: ")
