@@ -87,7 +87,10 @@ def test_test_context_flags(environ: dict[str, str]) -> None:
 
 @pytest.mark.parametrize(
     "environ",
-    [{}, {"TESTING": "0"}, {"TESTING": "2"}, {"TEST_MODE": "y"}, {"TESTING": " 1"}, {"ENVIRONMENT": "staging"}],
+    [
+        {}, {"TESTING": "0"}, {"TESTING": "2"}, {"TEST_MODE": "y"}, {"TESTING": " 1"}, {"ENVIRONMENT": "staging"},
+        {"ENVIRONMENT": "ci"}, {"ENVIRONMENT": "tests"}, {"PYTEST_CURRENT_TEST": "tests/x.py::t (call)"},
+    ],
 )
 def test_not_a_test_context(environ: dict[str, str]) -> None:
     assert IsolatedEnvironment(environ).isolation_mode is False
