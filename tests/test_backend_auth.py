@@ -30,6 +30,7 @@ from tests.conftest import (
     ScriptedSocket,
     bearer,
     claims_for,
+    log_messages,
     mint,
     outcome,
     welcome_frames,
@@ -672,6 +673,16 @@ def test_client_id_built_from_the_stripped_user_id(harness) -> None:
     socket, _ = connect(harness(DEV), bearer(mint(claims_for("  padded-user  "))))
     connection_id = welcome_frames(socket)[0]["data"]["connection_id"]
     assert connection_id.startswith(f"ws_padded-u_{int(EPOCH_S)}_")
+
+
+def test_context_built_after_auth_runs_the_staging_safe_validation(harness) -> None:
+    """Relaxed mode logs "accepted" per non-blank id on each validation: once when the context
+    is built after auth (5.4 step 3), once more when the manager is created (4.1)."""
+    h = harness({"ENVIRONMENT": "staging"})
+    socket, _ = connect(h, {**E2E_HEADERS, "Authorization": "Bearer staging-e2e-user-1"})
+    assert socket.close_code is None
+    accepted = [text for text in log_messages(h, "INFO") if "thread_id" in text and "accepted" in text]
+    assert len(accepted) == 2
 
 
 def test_retry_context_gets_the_default_websocket_client_id(harness) -> None:
