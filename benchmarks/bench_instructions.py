@@ -9,7 +9,8 @@ decode loop (more cache misses and mispredicted branches per instruction).
 
 Each side is counted twice in fresh interpreters, with N and with 0 units of work
 after the same warm-up; the difference divided by N is the cost of one unit, free of
-start-up and import costs. Needs `valgrind` on PATH; without it the benchmark says so
+start-up and import costs. The interpreters run with PYTHONHASHSEED=0, so two runs count the
+same instructions to the unit. Needs `valgrind` on PATH; without it the benchmark says so
 and reports nothing.
 
     PYTHONPATH=. python -m benchmarks.bench_instructions
@@ -17,6 +18,7 @@ and reports nothing.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -54,7 +56,8 @@ def instructions(side: str, units: int) -> int:
         "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
         sys.executable, "-m", "benchmarks.bench_instructions", "--run", side, str(units),
     ]
-    completed = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_ROOT, check=True)
+    fixed_hashing = {**os.environ, "PYTHONHASHSEED": "0"}  # str hashes steer dict and set work
+    completed = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_ROOT, env=fixed_hashing, check=True)
     found = COLLECTED.search(completed.stderr)
     if found is None:
         raise RuntimeError(f"callgrind printed no instruction count for {side} x {units}")
