@@ -262,8 +262,9 @@ def test_bypass_succeeds_in_every_environment(harness, environment: str) -> None
     assert welcome_frames(socket)[0]["data"]["user_id"] == "staging-e2e-user-003"
 
 
-def test_bypass_result_email_and_permissions(harness, monkeypatch) -> None:
-    h = harness({"ENVIRONMENT": "staging"})
+@pytest.fixture
+def identified(monkeypatch) -> list[Any]:
+    """Every AuthResult the auth step's `_identify` returns during the test, in order."""
     results: list[Any] = []
     original = auth_module._identify
 
@@ -272,6 +273,12 @@ def test_bypass_result_email_and_permissions(harness, monkeypatch) -> None:
         return results[-1]
 
     monkeypatch.setattr(auth_module, "_identify", spy)
+    return results
+
+
+def test_bypass_result_email_and_permissions(harness, identified) -> None:
+    results = identified
+    h = harness({"ENVIRONMENT": "staging"})
     connect(h, {**E2E_HEADERS, "Authorization": "Bearer staging-e2e-user-1"})
     assert results[0].email == "staging-e2e-user-001@e2e-test.netra.com"
     assert list(results[0].permissions) == ["user", "e2e_testing", "websocket_access"]
@@ -653,15 +660,8 @@ def test_websocket_client_id_format_after_auth(harness) -> None:
     assert connection_id.startswith(prefix) and len(connection_id) == len(prefix) + 8
 
 
-def test_real_validation_result_is_sub_email_and_permissions(harness, monkeypatch) -> None:
-    results: list[Any] = []
-    original = auth_module._identify
-
-    async def spy(token: str, headers: Any) -> Any:
-        results.append(await original(token, headers))
-        return results[-1]
-
-    monkeypatch.setattr(auth_module, "_identify", spy)
+def test_real_validation_result_is_sub_email_and_permissions(harness, identified) -> None:
+    results = identified
     claims = claims_for("user-0001", user_id="someone-else", email="a@b.test", permissions=["user", "admin"])
     connect(harness(DEV), bearer(mint(claims)))
     assert results[0].success and results[0].user_id == "user-0001"
