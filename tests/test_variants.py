@@ -59,6 +59,7 @@ from investigation.charts.variants import variant_chart
 from investigation.profiles import Profile, list_profiles, load_profile, profile_from_dict
 from investigation.simulate import simulate
 from investigation.trace import RunResult
+from tests.conftest import SECRET, ScriptedSocket, bearer, claims_for, log_messages, mint, welcome_frames
 
 STAGING_SECRET = "test-only-staging-secret-0123456789abcdef"
 STAGING_ENV = {
@@ -199,6 +200,40 @@ def test_v1_relaxes_validation_for_its_broader_signals(env: dict[str, str]) -> N
                                                         "TESTING" in env else "FactoryInitializationError")
 
 
+# Spec 8, V1: "cloud = any of" these six. The values name no staging project, so the staging
+# GCP-project rule cannot be what relaxes; the original counts K_SERVICE alone (spec 4.3).
+V1_CLOUD_SIGNALS = (
+    "K_SERVICE", "K_REVISION", "K_CONFIGURATION", "GOOGLE_CLOUD_PROJECT", "GAE_SERVICE", "CLOUD_RUN_INSTANCE_ID",
+)
+
+
+@pytest.mark.parametrize("signal", V1_CLOUD_SIGNALS)
+def test_v1_relaxes_validation_for_each_of_its_six_cloud_signals(signal: str) -> None:
+    env = {signal: "netra-backend-production"}
+    original = "accepted" if signal == "K_SERVICE" else "FactoryInitializationError"
+    assert context_outcome(env, "original", CONTEXT_CASES[0]) == original
+    assert context_outcome(env, "V1", CONTEXT_CASES[0]) == "accepted"
+
+
+@pytest.mark.parametrize("value", ["true", "yes", "on", "TRUE", "01", " 1"])
+def test_v1_counts_testing_as_an_e2e_flag_only_when_it_equals_1(value: str) -> None:
+    """Spec 8: e2e also TESTING == "1", an exact compare. "true", "yes", "on" make a test context
+    (spec 6), whose ENVIRONMENT default "test" V1 does not relax for; no cloud signal is set."""
+    assert context_outcome({"TESTING": value}, "V1", CONTEXT_CASES[0]) == "FactoryInitializationError"
+
+
+@pytest.mark.parametrize("variant", [name for name in VARIANTS if name != "V1"])
+def test_only_v1_adds_the_validation_env_debug_log(harness: Any, variant: str) -> None:
+    """Spec 8: the extra logging belongs to V1 (the report's recommendation); the original and
+    the other candidates validate the same staging connection without it."""
+    h = harness({"ENVIRONMENT": "staging", "K_SERVICE": "netra-backend-staging", "JWT_SECRET_STAGING": SECRET},
+                variant=VARIANTS[variant])
+    socket = ScriptedSocket(headers=bearer(mint(claims_for())), hold_s=1.0)
+    h.connect(socket)
+    assert len(welcome_frames(socket)) == 1
+    assert not [text for text in log_messages(h) if "VALIDATION ENV DEBUG" in text]
+
+
 def test_v1_is_still_strict_in_development() -> None:
     assert context_outcome({"ENVIRONMENT": "development"}, "V1", CONTEXT_CASES[0]) == "FactoryInitializationError"
 
@@ -223,6 +258,21 @@ def test_v1_connection_trace_differs_only_in_the_validation_mode() -> None:
 def test_v2_relaxes_for_port_and_development_and_stays_strict_otherwise(env: dict[str, str], v2_outcome: str) -> None:
     assert context_outcome(env, "original", CONTEXT_CASES[0]) == "FactoryInitializationError"
     assert context_outcome(env, "V2", CONTEXT_CASES[0]) == v2_outcome
+
+
+@pytest.mark.parametrize("environment", ["test", "testing", "dev", "development"])
+def test_v2_relaxes_for_each_listed_environment_the_original_validates_strictly(environment: str) -> None:
+    """Spec 8: ENVIRONMENT in {staging, test, testing, dev, development}; staging is relaxed already
+    (spec 4.3). No cloud signal, no E2E flag, no GCP project, no PORT: only the list can relax."""
+    env = {"ENVIRONMENT": environment}
+    assert context_outcome(env, "original", CONTEXT_CASES[0]) == "FactoryInitializationError"
+    assert context_outcome(env, "V2", CONTEXT_CASES[0]) == "accepted"
+
+
+def test_v2_relaxes_when_port_is_set_even_to_an_empty_value() -> None:
+    """Spec 8: "PORT set" -- a variable set to "" is set."""
+    env = {"ENVIRONMENT": "production", "PORT": ""}
+    assert context_outcome(env, "V2", CONTEXT_CASES[0]) == "accepted"
 
 
 def reconnects(count: int) -> Profile:
@@ -251,6 +301,43 @@ def test_v4_does_not_change_six_simultaneous_connections() -> None:
     original, v4 = simulate(together), simulate(together, "V4")
     assert [c.close_code for c in v4.connections] == [None] * 5 + [1011]
     assert observable(v4) == observable(original)
+
+
+def test_v4_releases_the_manager_of_a_connection_refused_at_the_startup_gate() -> None:
+    """Spec 1 steps 7, 9, 14 and 8 V4: the manager is made before the startup gate refuses
+    (1011 after 30 s of polling); the original keeps it, so the 6th connection meets the cap of 5,
+    V4 releases it when the connection ends, so every connection reaches the gate. 35 s apart,
+    no manager is 300 s old (spec 4.2's emergency cleanup frees nothing)."""
+    data = {
+        "description": "staging whose startup never completes",
+        "env": STAGING_ENV,
+        "startup": {"complete": False},
+        "clients": [{"name": "client", "user_id": REAL_USER, "connections": 7, "spacing_s": 35.0, "hold_s": 34.0}],
+    }
+    profile = profile_from_dict("startup-never", data, source="<test>")
+    gate, cap = "Service startup incomplete", "Factory SSOT validation failed"
+    assert [c.close_reason for c in simulate(profile).connections] == [gate] * 5 + [cap] * 2
+    assert [c.close_reason for c in simulate(profile, "V4").connections] == [gate] * 7
+
+
+def test_v4_releases_only_the_disconnected_connections_manager() -> None:
+    """Four tabs stay open, a fifth connection comes and goes, then two more tabs open. The
+    original: count 5 stays, both later tabs refused. V4: the short one's manager is released
+    (count 4), the 6th connection takes the 5th slot, the 7th meets the cap (four tabs and the
+    6th still open, none stale)."""
+    data = {
+        "description": "four tabs, a short visit, two more tabs",
+        "env": STAGING_ENV,
+        "clients": [
+            {"name": "tabs", "user_id": REAL_USER, "connections": 4, "spacing_s": 1.0, "hold_s": 100.0},
+            {"name": "short", "user_id": REAL_USER, "start_s": 10.0, "hold_s": 1.0},
+            {"name": "late", "user_id": REAL_USER, "connections": 2, "start_s": 20.0, "spacing_s": 1.0,
+             "hold_s": 100.0},
+        ],
+    }
+    profile = profile_from_dict("overlap", data, source="<test>")
+    assert [c.close_code for c in simulate(profile).connections] == [None] * 5 + [1011] * 2
+    assert [c.close_code for c in simulate(profile, "V4").connections] == [None] * 6 + [1011]
 
 
 def test_v5_closes_a_capacity_refusal_with_1013() -> None:
