@@ -6,6 +6,7 @@ import pickle
 import re
 from pathlib import Path
 
+import jwt
 import pytest
 from pydantic import ValidationError
 
@@ -23,6 +24,7 @@ from investigation.profiles import (
     profile_from_dict,
     unflatten_profile,
 )
+from investigation.simulate import simulate
 from investigation.traffic import auth_environment, b64url, mint_token
 
 EPOCH_S = EPOCH_MS / 1000  # the virtual clock's start, seconds
@@ -144,6 +146,61 @@ def test_staging_e2e_has_the_suites_headers_users_and_token() -> None:
         }
         assert client.token == "e2e_suite"
         assert 10 <= client.spacing_s <= 20 and client.hold_s < client.spacing_s
+
+
+#: Spec 7: the E2E suite's JWT claims -- and no token_type.
+E2E_TOKEN_CLAIMS = {"sub", "email", "permissions", "iat", "exp", "type", "iss", "jti"}
+
+
+def test_staging_e2e_tokens_carry_the_suites_claims_for_the_process_user() -> None:
+    """Spec 7: HS256; sub, email, permissions, iat, exp, type "access", iss "netra-auth-service",
+    jti, no token_type; one test process always presents its one user (pid % 3)."""
+    profile = load_profile("staging-e2e")
+    auth_env = auth_environment(profile.env, profile.process.pytest_loaded, profile.process.dotenv)
+    for client in profile.clients:
+        for number in range(client.connections):
+            token = mint_token(client, number, auth_env, EPOCH_S + 14.0 * number)
+            assert token is not None
+            claims = jwt.decode(token, options={"verify_signature": False})
+            assert jwt.get_unverified_header(token)["alg"] == "HS256"
+            assert set(claims) == E2E_TOKEN_CLAIMS, client.name
+            assert (claims["type"], claims["iss"]) == ("access", "netra-auth-service")
+            assert claims["sub"] == client.user_id
+            assert claims["exp"] > claims["iat"]
+
+
+@pytest.mark.parametrize("name", ["staging-cloud-run", "staging-e2e", "cloud-run-env-missing",
+                                  "staging-no-cloud-signal", "staging-env-whitespace"])
+def test_staging_deployments_share_one_secret_as_key_and_staging_secret(name: str) -> None:
+    """Spec 7: in staging JWT_SECRET_KEY and JWT_SECRET_STAGING are the same secret; the
+    misconfigured staging variants change only what their description names."""
+    env = load_profile(name).env
+    assert env["JWT_SECRET_KEY"] == env["JWT_SECRET_STAGING"]
+
+
+def test_local_debug_creates_one_context_only() -> None:
+    """Spec 7: one context in a fresh process; a start_agent message would build another
+    (spec 1 step 12), so the one connection sends none."""
+    [client] = load_profile("local-debug").clients
+    assert client.connections == 1
+    assert not any(message.type == "start_agent" for message in client.messages)
+
+
+def test_each_instance_has_its_own_factory_and_counts() -> None:
+    """Spec 7: the factory and its counts live in each instance. One user reconnecting 12 times
+    over two round-robin instances: 6 managers per instance, so each instance's 6th (connections
+    11 and 12) meets the cap of 5 (spec 4.2); one shared factory would refuse from the 6th on."""
+    data = {
+        "description": "one user, two instances",
+        "instances": 2,
+        "routing": "round_robin",
+        "env": load_profile("staging-cloud-run").env,
+        "clients": [{"name": "c", "user_id": "104729384756102938475", "connections": 12, "spacing_s": 2.0,
+                     "hold_s": 1.0}],
+    }
+    run = simulate(profile_from_dict("two-instances", data, source="<test>"))
+    assert [c.instance for c in run.connections] == [0, 1] * 6
+    assert [c.close_code for c in run.connections] == [None] * 10 + [1011] * 2
 
 
 def test_misconfigured_deployments_differ_from_staging_where_named() -> None:
