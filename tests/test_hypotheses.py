@@ -17,8 +17,10 @@ from investigation.analysis.hypotheses import (
     REFERENCE,
     STAGING,
     Baseline,
+    Finding,
     Hypothesis,
     Ledger,
+    Observation,
     Verdict,
     baseline_of,
     build_ledger,
@@ -279,3 +281,35 @@ def test_the_ledger_is_made_once_per_grid_run(
     again = build_ledger()
     assert again.to_text() == first.to_text()
     assert again.finding("fix.v1").hypothesis is hypothesis("fix.v1")
+
+
+# --- the evidence line shows the observations that decided the verdict ---------------------
+
+
+def observed(quantifier: Any, *holds: bool | None) -> Finding:
+    """A finding over runs r0, r1, ... whose prediction held (True), failed (False) or was not tested."""
+    claim = Hypothesis("k", "s", "claim", "prediction", quantifier, lambda b: [])
+    observations = tuple(Observation(f"r{n}", value, f"evidence {n}") for n, value in enumerate(holds))
+    return Finding(claim, verdict_of(holds, quantifier), observations)
+
+
+@pytest.mark.parametrize(
+    ("quantifier", "holds", "line"),
+    [
+        # "all": refuted by the runs where it failed; the first of them (r1) is shown
+        ("all", (True, False, None, False), "refuted: prediction held on 1 of 3 runs; e.g. r1: evidence 1"),
+        ("all", (None, True, True), "supported: prediction held on 2 of 2 runs; e.g. r1: evidence 1"),
+        # "any" (a "may" claim): supported by the runs where it held; the first of them (r1) is shown
+        ("any", (False, True, None, True), "supported: prediction held on 2 of 3 runs; e.g. r1: evidence 1"),
+        ("any", (None, False, False), "refuted: prediction held on 0 of 2 runs; e.g. r1: evidence 1"),
+    ],
+)
+def test_evidence_line_names_the_first_deciding_run(quantifier: Any, holds: tuple[bool | None, ...], line: str) -> None:
+    assert observed(quantifier, *holds).evidence_line() == line
+
+
+def test_evidence_line_of_an_untested_claim_gives_the_reason() -> None:
+    finding = observed("any", None, None)
+    assert finding.verdict is Verdict.INCONCLUSIVE
+    assert finding.deciding_observations() == finding.observations
+    assert finding.evidence_line() == "inconclusive: no run reached what the claim is about"
