@@ -25,6 +25,7 @@ from investigation.analysis.hypotheses import (
     baseline_of,
     build_ledger,
     evaluate,
+    in_environment_of,
     ledger_from,
     ledger_lessons,
     same_path_as_reference,
@@ -110,6 +111,82 @@ def test_why1_flips_with_what_preceded_the_factory_close(reference: Profile) -> 
     assert evaluate(why1, trials, rejected).verdict is Verdict.SUPPORTED
     assert evaluate(why1, trials, capacity).verdict is Verdict.REFUTED
     assert evaluate(why1, trials, nothing).verdict is Verdict.INCONCLUSIVE
+
+
+def closed_1011(reason: str, *decisions: tuple[str, str]) -> ConnectionResult:
+    return ConnectionResult(
+        index=0, client="c", instance=0, user_id="u", at_s=0.0, close_code=1011, close_reason=reason,
+        decisions=tuple(Decision(p, o) for p, o in decisions), cause_chain=(CauseLink("RuntimeError", "m"),),
+    )
+
+
+@pytest.mark.parametrize(
+    ("connection", "expected"),
+    [
+        # spec 1.2/table: 1011 "Service startup incomplete" is the startup gate, not a factory close
+        (closed_1011("Service startup incomplete", ("route.startup_gate", "timeout")), Verdict.INCONCLUSIVE),
+        # a factory close whose trace never reached factory.validation did not follow a failed one
+        (closed_1011("Factory SSOT validation failed", ("factory.manager_cap", "exceeded")), Verdict.REFUTED),
+    ],
+)
+def test_why1_looks_only_at_factory_closes_and_at_a_recorded_validation_failure(
+    reference: Profile, connection: ConnectionResult, expected: Verdict
+) -> None:
+    why1 = hypothesis("why1.validation_raises")
+    trials = why1.design(Baseline({reference.name: reference}, {}))
+    runs = {reference.name: RunResult(reference.name, "original", (connection,))}
+    assert evaluate(why1, trials, runs).verdict is expected
+
+
+def factory_close_after(*decisions: tuple[str, str]) -> ConnectionResult:
+    return closed_1011("Factory SSOT validation failed", *decisions)
+
+
+STRICT_FAIL = (("factory.validation_mode", "strict"), ("factory.validation", "fail"))
+RELAXED_FAIL = (("factory.validation_mode", "relaxed"), ("factory.validation", "fail"))
+STRICT_PASS = (("factory.validation_mode", "strict"), ("factory.validation", "pass"))
+
+
+@pytest.mark.parametrize(
+    ("key", "closes", "expected"),
+    [
+        # Why #1, "every 1011 factory close follows factory.validation = fail": one that does not refutes it
+        ("why1.validation_raises", (STRICT_FAIL, STRICT_FAIL), Verdict.SUPPORTED),
+        ("why1.validation_raises", (STRICT_FAIL, STRICT_PASS), Verdict.REFUTED),
+        # Why #2, "every 1011 factory close ran strict validation and failed it"
+        ("why2.strict_validation_rejects", (STRICT_FAIL, STRICT_FAIL), Verdict.SUPPORTED),
+        ("why2.strict_validation_rejects", (STRICT_FAIL, RELAXED_FAIL), Verdict.REFUTED),
+        ("why2.strict_validation_rejects", (STRICT_PASS,), Verdict.REFUTED),
+        ("why2.strict_validation_rejects", ((("factory.validation", "fail"),),), Verdict.REFUTED),
+    ],
+)
+def test_why1_and_why2_need_every_factory_close_to_match(
+    reference: Profile, key: str, closes: tuple[tuple[tuple[str, str], ...], ...], expected: Verdict
+) -> None:
+    claim = hypothesis(key)
+    trials = claim.design(Baseline({reference.name: reference}, {}))
+    connections = tuple(factory_close_after(*decisions) for decisions in closes)
+    runs = {reference.name: RunResult(reference.name, "original", connections)}
+    assert evaluate(claim, trials, runs).verdict is expected
+
+
+def test_why1_evidence_names_the_innermost_cause(reference: Profile) -> None:
+    why1 = hypothesis("why1.validation_raises")
+    trials = why1.design(Baseline({reference.name: reference}, {}))
+    runs = {reference.name: RunResult(reference.name, "original", (factory_close("pass", "RuntimeError"),))}
+    assert evaluate(why1, trials, runs).observations[0].evidence == (
+        "0 of 1 factory closes follow factory.validation=fail; innermost RuntimeError x1"
+    )
+
+
+def test_traffic_moved_into_an_environment_keeps_its_clients_and_takes_only_that_environment(
+    reference: Profile, staging: Profile
+) -> None:
+    moved = in_environment_of(staging, reference).profile
+    assert moved.env == reference.env
+    assert moved.process == reference.process
+    assert moved.instances == reference.instances
+    assert moved.clients == staging.clients
 
 
 def validation_mode_run(name: str, mode: str) -> RunResult:

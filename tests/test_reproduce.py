@@ -158,3 +158,35 @@ def test_without_the_variable_only_the_shipped_profiles_are_known(monkeypatch: p
     monkeypatch.delenv(PROFILES_DIR_ENV, raising=False)
     assert "only-extra" not in profile_paths()
     assert len(long_run_profile(60).clients) == 3  # staging-e2e: three E2E worker processes
+
+
+def reconnects_then_no_token(connections: int, instances: int = 1) -> Profile:
+    """``connections`` reconnections of one user (as above), then the same user without a token at
+    55 s: spec 5.1 refuses it 1008 before any manager is made, so it fails whatever the user holds."""
+    return profile_from_dict("reconnects-then-no-token", {
+        "description": "one user reconnecting, then once without a token",
+        "env": {"ENVIRONMENT": "test"}, "instances": instances, "routing": "sticky",
+        "clients": [
+            {"name": "tab", "user_id": "test-user-12345", "connections": connections, "spacing_s": 10.0,
+             "hold_s": 4.0},
+            {"name": "no-token", "user_id": "test-user-12345", "token": "none", "start_s": 55.0},
+        ],
+    })
+
+
+@pytest.mark.parametrize(
+    ("connections", "instances", "at_cap"),
+    [
+        (5, 1, 1),  # the user holds 5 managers (the cap) when the refused connection starts
+        (4, 1, 0),  # 4 managers: below the cap
+        (5, 2, 0),  # the 5 managers are on instance 0; sticky routing sends the second client to instance 1
+    ],
+)
+def test_a_failure_counts_at_the_cap_only_when_its_user_holds_the_cap_on_its_instance(
+    connections: int, instances: int, at_cap: int
+) -> None:
+    run = simulate(reconnects_then_no_token(connections, instances))
+    assert [(c.client, c.close_code) for c in run.failures] == [("no-token", 1008)]
+    assert failures_at_cap(run) == at_cap
+    cap_lesson = "Every failing connection met a user already at the per-user manager cap"
+    assert (cap_lesson in str(reproduce_lessons(run).data)) is (at_cap == 1)
