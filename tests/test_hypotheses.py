@@ -25,6 +25,9 @@ from investigation.analysis.hypotheses import (
     baseline_of,
     build_ledger,
     evaluate,
+    has_factory_close,
+    has_no_factory_close,
+    has_no_failure,
     in_environment_of,
     ledger_from,
     ledger_lessons,
@@ -187,6 +190,43 @@ def test_traffic_moved_into_an_environment_keeps_its_clients_and_takes_only_that
     assert moved.process == reference.process
     assert moved.instances == reference.instances
     assert moved.clients == staging.clients
+
+
+LOCAL_CONTEXT = (("context.id_generation", "generator"), ("context.creation", "ok"))
+FALLBACK_IDS = (("context.id_generation", "fallback"), ("context.creation", "ok"))
+OTHER_CREATION = (("context.id_generation", "generator"), ("context.creation", "defensive"))
+
+
+@pytest.mark.parametrize(
+    ("closes", "expected"),
+    [
+        # "ID generation OR context creation differs" for the failing connections: one difference suffices
+        ((FALLBACK_IDS,), Verdict.SUPPORTED),
+        ((OTHER_CREATION,), Verdict.SUPPORTED),
+        ((FALLBACK_IDS, LOCAL_CONTEXT), Verdict.SUPPORTED),
+        ((LOCAL_CONTEXT, LOCAL_CONTEXT), Verdict.REFUTED),
+    ],
+)
+def test_why3_holds_when_some_factory_close_built_its_context_differently_from_local_debug(
+    reference: Profile, staging: Profile, closes: tuple[tuple[tuple[str, str], ...], ...], expected: Verdict
+) -> None:
+    why3 = hypothesis("why3.context_creation_differs")
+    local = RunResult(REFERENCE, "original", (traced(0, None, *LOCAL_CONTEXT),))
+    failing = RunResult(STAGING, "original", tuple(factory_close_after(*decisions) for decisions in closes))
+    runs = {REFERENCE: local, STAGING: failing}
+    trials = why3.design(Baseline({REFERENCE: reference, STAGING: staging}, runs))
+    assert [t.run.label for t in trials] == [STAGING]
+    assert evaluate(why3, trials, runs).verdict is expected
+
+
+def test_close_predicates_tell_a_factory_close_from_any_failure() -> None:
+    """A run whose only failure is a 1008 (spec 5.1, no token) has no factory close but has a failure."""
+    refused = ConnectionResult(index=0, client="c", instance=0, user_id="u", at_s=0.0, close_code=1008,
+                               close_reason="SSOT Auth failed", decisions=(), cause_chain=())
+    run = RunResult("x", "original", (refused,))
+    assert has_no_factory_close(run, {})[0] is True
+    assert has_factory_close(run, {})[0] is False
+    assert has_no_failure(run, {})[0] is False
 
 
 def validation_mode_run(name: str, mode: str) -> RunResult:
