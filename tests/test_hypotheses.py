@@ -25,13 +25,20 @@ from investigation.analysis.hypotheses import (
     baseline_of,
     build_ledger,
     evaluate,
+    expected_validation_mode,
+    failures_used_fallback,
+    fallback_ids_rejected,
     has_factory_close,
     has_no_factory_close,
     has_no_failure,
+    has_validation_rejection,
+    id_generation_changes,
     in_environment_of,
     ledger_from,
     ledger_lessons,
+    runs_strict_validation,
     same_path_as_reference,
+    strict_runs_and_rejects,
     verdict_of,
 )
 from investigation.backend import factory
@@ -227,6 +234,102 @@ def test_close_predicates_tell_a_factory_close_from_any_failure() -> None:
     assert has_no_factory_close(run, {})[0] is True
     assert has_factory_close(run, {})[0] is False
     assert has_no_failure(run, {})[0] is False
+
+
+# --- per-run predicates where SOME but not ALL connections have the property ----------------
+
+
+def connection(index: int, reason: str | None, *decisions: tuple[str, str]) -> ConnectionResult:
+    """Connection ``index`` closed 1011 ``reason`` (open when ``reason`` is None) after ``decisions``."""
+    return ConnectionResult(
+        index=index, client="c", instance=0, user_id="u", at_s=float(index), close_code=1011 if reason else None,
+        close_reason=reason, decisions=tuple(Decision(p, o) for p, o in decisions), cause_chain=(),
+    )
+
+
+FACTORY_FAILED = "Factory SSOT validation failed"
+LOCAL_RUNS = {REFERENCE: RunResult(REFERENCE, "original", (connection(0, None, *LOCAL_CONTEXT),))}
+
+
+def run_of(*connections: ConnectionResult) -> RunResult:
+    return RunResult("x", "original", connections)
+
+
+def test_one_rejected_context_among_passing_ones_is_a_validation_rejection() -> None:
+    """Why #5 startup/user-id/auth claims: "contexts rejected by validation" -- one rejection suffices."""
+    run = run_of(connection(0, None, ("factory.validation", "pass")),
+                 connection(1, FACTORY_FAILED, ("factory.validation", "fail")))
+    assert has_validation_rejection(run, {})[0] is True
+
+
+@pytest.mark.parametrize(
+    ("connections", "expected"),
+    [
+        # "some context with fallback IDs is rejected": one of two fallback contexts rejected
+        ((connection(0, FACTORY_FAILED, ("context.id_generation", "fallback"), ("factory.validation", "fail")),
+          connection(1, None, ("context.id_generation", "fallback"), ("factory.validation", "pass"))), True),
+        # the rejected context built its IDs with the generator: no fallback context is rejected
+        ((connection(0, None, ("context.id_generation", "fallback"), ("factory.validation", "pass")),
+          connection(1, FACTORY_FAILED, ("context.id_generation", "generator"), ("factory.validation", "fail"))), False),
+    ],
+)
+def test_fallback_ids_are_rejected_when_some_fallback_context_is(
+    connections: tuple[ConnectionResult, ...], expected: bool
+) -> None:
+    assert fallback_ids_rejected(run_of(*connections), {})[0] is expected
+
+
+def test_failures_used_the_fallback_only_when_every_factory_close_did() -> None:
+    """Why #5 (1): "the failing connections built their IDs with the fallback" -- one that used the generator refutes it."""
+    run = run_of(connection(0, FACTORY_FAILED, ("context.id_generation", "fallback")),
+                 connection(1, FACTORY_FAILED, ("context.id_generation", "generator")))
+    assert failures_used_fallback(run, {})[0] is False
+
+
+@pytest.mark.parametrize(
+    "connections",
+    [
+        # one connection generates its IDs differently from local debug (generator), none rejected
+        (connection(0, None, ("context.id_generation", "generator")),
+         connection(1, None, ("context.id_generation", "fallback"))),
+        # IDs generated as locally, but a context is rejected ("or gets the context rejected")
+        (connection(0, FACTORY_FAILED, ("context.id_generation", "generator"), ("factory.validation", "fail")),),
+    ],
+)
+def test_id_generation_changes_when_some_connection_generates_differently_or_is_rejected(
+    connections: tuple[ConnectionResult, ...]
+) -> None:
+    assert id_generation_changes(run_of(*connections), LOCAL_RUNS)[0] is True
+
+
+def test_validation_mode_is_as_expected_only_when_every_connection_uses_it() -> None:
+    """Table: "every ENVIRONMENT=staging profile validates relaxed" -- one strict connection refutes it."""
+    run = run_of(connection(0, None, ("factory.validation_mode", "relaxed")),
+                 connection(1, None, ("factory.validation_mode", "strict")))
+    assert expected_validation_mode("relaxed")(run, {})[0] is False
+    assert expected_validation_mode("strict")(run, {})[0] is False
+
+
+def test_one_strict_connection_among_relaxed_ones_runs_strict_validation() -> None:
+    """Critical finding: "some connection on a Cloud Run profile runs strict validation"."""
+    run = run_of(connection(0, None, ("factory.validation_mode", "relaxed")),
+                 connection(1, None, ("factory.validation_mode", "strict")))
+    assert runs_strict_validation(run, {})[0] is True
+
+
+@pytest.mark.parametrize(
+    ("connections", "expected"),
+    [
+        # "strict validation rejects some context": one of two strict validations fails
+        ((connection(0, None, *STRICT_PASS), connection(1, FACTORY_FAILED, *STRICT_FAIL)), True),
+        # a strict connection that passed validation and then failed (the cap) is no rejection
+        ((connection(0, FACTORY_FAILED, *STRICT_PASS, ("factory.manager_cap", "exceeded")),), False),
+    ],
+)
+def test_strict_validation_rejects_when_some_strict_validation_fails(
+    connections: tuple[ConnectionResult, ...], expected: bool
+) -> None:
+    assert strict_runs_and_rejects(run_of(*connections), {})[0] is expected
 
 
 def validation_mode_run(name: str, mode: str) -> RunResult:
