@@ -128,6 +128,47 @@ def test_no_close_reason_lesson_when_no_connection_got_that_reason(reconnects_v5
     assert "Every failing connection met a user already at the per-user manager cap" in text
 
 
+def no_token_then_reconnects() -> Profile:
+    """The 7 reconnections above, and the same user without a token at 5 s: spec 5.1 refuses it
+    1008 while the user holds 1 manager, so 1 of the 3 failures did not meet the cap."""
+    return profile_from_dict("no-token-then-reconnects", {
+        "description": "one user without a token, then reconnecting",
+        "env": {"ENVIRONMENT": "test"},
+        "clients": [
+            {"name": "tab", "user_id": "test-user-12345", "connections": 7, "spacing_s": 10.0, "hold_s": 4.0},
+            {"name": "no-token", "user_id": "test-user-12345", "token": "none", "start_s": 5.0},
+        ],
+    })
+
+
+CAP_LESSON = "Every failing connection met a user already at the per-user manager cap"
+NO_FAILURE_LESSON = "This profile's traffic did not fail"
+
+
+def test_no_cap_lesson_when_only_some_failures_met_the_cap() -> None:
+    run = simulate(no_token_then_reconnects())
+    assert sorted(c.close_code for c in run.failures) == [1008, 1011, 1011]
+    assert failures_at_cap(run) == 2
+    assert CAP_LESSON not in str(reproduce_lessons(run).data)
+
+
+def test_a_run_without_failures_has_only_the_no_failure_lesson() -> None:
+    lessons = bullets(reproduce_lessons(simulate(reconnecting_profile(5))))
+    assert len(lessons) == 1
+    assert lessons[0].startswith(f"- {NO_FAILURE_LESSON} under variant original: 5 connections")
+
+
+def test_failures_without_a_factory_close_give_no_no_failure_lesson(reconnects_v5: RunResult) -> None:
+    assert NO_FAILURE_LESSON not in str(reproduce_lessons(reconnects_v5).data)
+
+
+@pytest.mark.parametrize(("messages", "lesson"), [(0, None), (2, "- `start_agent` messages alone left 2 managers")])
+def test_start_agent_lesson_only_when_start_agent_left_managers(messages: int, lesson: str | None) -> None:
+    lessons = bullets(reproduce_lessons(simulate(start_agent_profile(messages))))
+    assert [line for line in lessons if "start_agent" in line] == ([] if lesson is None else [
+        f"{lesson} registered (the Verdicts)."])
+
+
 # --- the extra profiles directory of `investigation run --profiles-dir` ----------------------
 
 
