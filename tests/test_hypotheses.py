@@ -36,6 +36,8 @@ from investigation.analysis.hypotheses import (
     in_environment_of,
     ledger_from,
     ledger_lessons,
+    local_environment_removes_validation_failure,
+    local_validation_works,
     runs_strict_validation,
     same_path_as_reference,
     strict_runs_and_rejects,
@@ -330,6 +332,80 @@ def test_strict_validation_rejects_when_some_strict_validation_fails(
     connections: tuple[ConnectionResult, ...], expected: bool
 ) -> None:
     assert strict_runs_and_rejects(run_of(*connections), {})[0] is expected
+
+
+def test_local_validation_works_needs_every_validation_to_pass() -> None:
+    """Executive summary: "every validation in it passes" -- a failed validation refutes it even
+    when no connection closed."""
+    run = run_of(connection(0, None, ("factory.validation", "pass")), connection(1, None, ("factory.validation", "fail")))
+    assert local_validation_works(run, {})[0] is False
+
+
+def test_same_path_holds_for_an_identical_trace_and_is_untested_without_a_failure() -> None:
+    decisions = (("route.environment", "test"), ("factory.manager_cap", "exceeded"))
+    local = RunResult(REFERENCE, "original", (traced(0, None, *decisions),))
+    assert same_path_as_reference(run_of(traced(1, 1011, *decisions)), {REFERENCE: local})[0] is True
+    assert same_path_as_reference(run_of(traced(1, None, *decisions)), {REFERENCE: local})[0] is None
+
+
+@pytest.mark.parametrize(
+    ("base_closes", "local_closes", "expected"),
+    [
+        # every factory close of the failing profile is a rejection, none in the local environment
+        ((STRICT_FAIL, STRICT_FAIL), (), True),
+        # one factory close passed validation (the cap): not every close is a rejection
+        ((STRICT_FAIL, STRICT_PASS), (), False),
+        # the local environment still closes one: it does not remove the failure
+        ((STRICT_FAIL,), (STRICT_FAIL,), False),
+        # the failing profile has no factory close at all: nothing the conclusion explains
+        ((), (), False),
+    ],
+)
+def test_conclusion_needs_rejections_only_and_none_in_the_local_environment(
+    base_closes: tuple[tuple[tuple[str, str], ...], ...],
+    local_closes: tuple[tuple[tuple[str, str], ...], ...],
+    expected: bool,
+) -> None:
+    refused = ConnectionResult(index=9, client="c", instance=0, user_id="u", at_s=9.0, close_code=1008,
+                               close_reason="SSOT Auth failed", decisions=(), cause_chain=())
+    base = RunResult(STAGING, "original", (*(connection(i, FACTORY_FAILED, *d) for i, d in enumerate(base_closes)), refused))
+    local = run_of(*(connection(i, FACTORY_FAILED, *d) for i, d in enumerate(local_closes)))
+    predicate = local_environment_removes_validation_failure(STAGING)
+    assert predicate(local, {STAGING: base})[0] is expected
+
+
+@pytest.mark.parametrize(
+    ("key", "quantifier"),
+    [
+        # definitive claims of the report (Why #1-#4, Why #5 (1), the table rows stated as facts, the
+        # fixes, the executive summary, the conclusion) are about every case: "all"
+        ("why1.validation_raises", "all"),
+        ("why2.strict_validation_rejects", "all"),
+        ("why3.context_creation_differs", "all"),
+        ("why4.environment_makes_it_fail", "all"),
+        ("why5.fallback_in_staging", "all"),
+        ("table.resource_limits", "all"),
+        ("table.environment_detection", "all"),
+        ("fix.v1", "all"),
+        ("action.service_readiness", "all"),
+        ("action.permissive_staging_validation", "all"),
+        ("summary.local_works", "all"),
+        ("summary.identical_code_path", "all"),
+        ("conclusion.root_cause", "all"),
+        # "may", "likely", "some ... shape/kind/value", "if ... not set": one case suffices: "any"
+        ("why5.fallback_fails_validation", "any"),
+        ("why5.startup_timing", "any"),
+        ("why5.jwt_user_id_format", "any"),
+        ("why5.auth_patterns", "any"),
+        ("why5.env_vars_id_patterns", "any"),
+        ("table.database", "any"),
+        ("finding.detection_fails_in_gcp", "any"),
+        ("finding.environment_not_set", "any"),
+        ("impact.production", "any"),
+    ],
+)
+def test_each_claim_has_the_quantifier_of_its_wording(key: str, quantifier: str) -> None:
+    assert hypothesis(key).quantifier == quantifier
 
 
 def validation_mode_run(name: str, mode: str) -> RunResult:
