@@ -44,7 +44,7 @@ from investigation.analysis.hypotheses import (
     verdict_of,
 )
 from investigation.backend import factory
-from investigation.profiles import Profile, flatten_profile, load_profile, unflatten_profile
+from investigation.profiles import Profile, flatten_profile, list_profiles, load_profile, unflatten_profile
 from investigation.trace import CauseLink, ConnectionResult, Decision, RunResult
 
 
@@ -406,6 +406,102 @@ def test_conclusion_needs_rejections_only_and_none_in_the_local_environment(
 )
 def test_each_claim_has_the_quantifier_of_its_wording(key: str, quantifier: str) -> None:
     assert hypothesis(key).quantifier == quantifier
+
+
+# --- which runs each design makes, on the shipped profiles with chosen failing ones ---------
+
+
+def without(profile: Profile, name: str, *paths: str) -> Profile:
+    factors = {path: value for path, value in flatten_profile(profile).items() if path not in paths}
+    return unflatten_profile(name, factors, base=profile)
+
+
+def shipped_with_failing(*failing: str, extra: tuple[Profile, ...] = ()) -> Baseline:
+    """Every shipped profile (and ``extra``), where only ``failing`` have a failing run."""
+    profiles = {profile.name: profile for profile in (*list_profiles(), *extra)}
+    closed = (connection(0, FACTORY_FAILED, *STRICT_FAIL),)
+    runs = {name: RunResult(name, "original", closed if name in failing else ()) for name in profiles}
+    return Baseline(profiles, runs)
+
+
+def labels(key: str, baseline: Baseline) -> list[str]:
+    return sorted(trial.run.label for trial in hypothesis(key).design(baseline))
+
+
+def test_local_and_cloud_run_profiles_are_told_apart_by_environment_and_k_service(staging: Profile) -> None:
+    """Spec 6: is_cloud_run = K_SERVICE non-empty; the summary's local profiles are test,
+    development and pytest ones that are not on Cloud Run."""
+    reference = load_profile(REFERENCE)
+    test_on_cloud_run = varied(reference, "test-on-cloud-run", {"env.K_SERVICE": "svc"})
+    service_only = without(staging, "service-only", "env.K_REVISION")
+    revision_only = without(staging, "revision-only", "env.K_SERVICE")
+    baseline = shipped_with_failing(extra=(test_on_cloud_run, service_only, revision_only))
+    assert labels("summary.local_works", baseline) == ["development", REFERENCE, "pytest"]
+    assert labels("finding.detection_fails_in_gcp", baseline) == [
+        "cloud-run-env-missing", "production-cloud-run", "service-only", STAGING, "staging-e2e", "test-on-cloud-run"]
+
+
+def test_why4_moves_each_failing_profile_local_and_local_debug_into_each_cloud_run_environment() -> None:
+    baseline = shipped_with_failing(STAGING, "staging-env-whitespace")
+    assert labels("why4.environment_makes_it_fail", baseline) == sorted([
+        f"{STAGING} traffic in {REFERENCE} environment",
+        f"staging-env-whitespace traffic in {REFERENCE} environment",
+        *(f"{REFERENCE} traffic in {name} environment"
+          for name in ("cloud-run-env-missing", "production-cloud-run", STAGING, "staging-e2e")),
+    ])
+
+
+def test_environment_values_are_tried_with_and_without_k_service() -> None:
+    trials = hypothesis("why5.env_vars_id_patterns").design(shipped_with_failing())
+    with_k_service: dict[object, set[bool]] = {}
+    for trial in trials:
+        env = trial.run.profile.env
+        with_k_service.setdefault(env.get("ENVIRONMENT"), set()).add(bool(env.get("K_SERVICE")))
+    assert len(with_k_service) > 1
+    assert all(seen == {True, False} for seen in with_k_service.values())
+
+
+def test_environment_not_set_runs_unset_or_mis_set_environments_without_k_service() -> None:
+    trials = hypothesis("finding.environment_not_set").design(shipped_with_failing())
+    names = [trial.run.label for trial in trials]
+    # the shipped staging profiles with ENVIRONMENT mis-set or unset and no Cloud Run signal
+    assert {"staging-env-whitespace", "staging-no-cloud-signal"} <= set(names)
+    assert any(name.startswith(f"{STAGING} with") for name in names)
+    assert None in {trial.run.profile.env.get("ENVIRONMENT") for trial in trials if trial.run.label.startswith(STAGING)}
+    for trial in trials:
+        assert trial.run.profile.env.get("ENVIRONMENT") != "staging"
+        assert not trial.run.profile.env.get("K_SERVICE")
+
+
+def test_resource_limits_remove_every_cloud_run_variable_of_each_failing_cloud_run_profile() -> None:
+    trials = hypothesis("table.resource_limits").design(shipped_with_failing(STAGING, "staging-env-whitespace"))
+    assert [trial.run.label.split(" with ")[0] for trial in trials] == [STAGING]
+    env = trials[0].run.profile.env
+    assert not {"K_SERVICE", "K_REVISION", "K_CONFIGURATION", "GOOGLE_CLOUD_PROJECT"} & set(env)
+
+
+def test_readiness_makes_every_service_ready_including_the_id_generator(staging: Profile) -> None:
+    broken = varied(staging, "broken-ids", {"startup.id_generator_fails": True, "startup.complete": False})
+    trials = hypothesis("action.service_readiness").design(shipped_with_failing("broken-ids", extra=(broken,)))
+    startup = trials[0].run.profile.startup
+    assert (startup.complete, startup.agent_supervisor, startup.thread_service) == (True, True, True)
+    assert startup.id_generator_fails is False
+
+
+def test_fixes_run_their_own_variant_on_every_failing_profile() -> None:
+    baseline = shipped_with_failing(STAGING, "staging-e2e")
+    for key, variant in [("fix.v1", "V1"), ("action.permissive_staging_validation", "V2")]:
+        trials = hypothesis(key).design(baseline)
+        assert sorted((t.run.profile.name, t.run.variant) for t in trials) == [(STAGING, variant), ("staging-e2e", variant)]
+
+
+def test_identical_code_path_and_injected_id_failure_cover_more_than_one_profile() -> None:
+    baseline = shipped_with_failing(STAGING, "staging-e2e")
+    assert labels("summary.identical_code_path", baseline) == [STAGING, "staging-e2e"]
+    injected = hypothesis("why5.fallback_fails_validation").design(baseline)
+    names = {trial.run.label.split(" with ")[0] for trial in injected}
+    assert {REFERENCE, STAGING} <= names
+    assert all(trial.run.profile.startup.id_generator_fails for trial in injected)
 
 
 def validation_mode_run(name: str, mode: str) -> RunResult:
