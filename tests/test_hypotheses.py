@@ -26,6 +26,7 @@ from investigation.analysis.hypotheses import (
     build_ledger,
     evaluate,
     expected_validation_mode,
+    finding_details,
     failures_used_fallback,
     fallback_ids_rejected,
     has_factory_close,
@@ -36,6 +37,7 @@ from investigation.analysis.hypotheses import (
     in_environment_of,
     ledger_from,
     ledger_lessons,
+    ledger_verdicts,
     local_environment_removes_validation_failure,
     local_validation_works,
     runs_strict_validation,
@@ -705,3 +707,45 @@ def test_evidence_line_of_an_untested_claim_gives_the_reason() -> None:
     assert finding.verdict is Verdict.INCONCLUSIVE
     assert finding.deciding_observations() == finding.observations
     assert finding.evidence_line() == "inconclusive: no run reached what the claim is about"
+
+
+# --- the ledger views, on hand-built findings ----------------------------------------------
+
+
+def finding_of(key: str, *holds: bool | None) -> Finding:
+    """The registered claim ``key`` observed on runs r0, r1, ... (evidence "<key> n")."""
+    claim = hypothesis(key)
+    observations = tuple(Observation(f"r{n}", value, f"{key} {n}") for n, value in enumerate(holds))
+    return Finding(claim, verdict_of(holds, claim.quantifier), observations)
+
+
+@pytest.fixture
+def hand_ledger() -> Ledger:
+    """why1 and fix.v1 refuted (fix.v1 held on r0, failed on r1), why2 supported, why3 inconclusive."""
+    findings = (finding_of("why1.validation_raises", False), finding_of("why2.strict_validation_rejects", True),
+                finding_of("why3.context_creation_differs", None), finding_of("fix.v1", True, False))
+    return Ledger(findings, runs_made=5)
+
+
+def test_lessons_name_the_first_refuted_claim_the_supported_ones_and_the_v1_run_that_failed(hand_ledger: Ledger) -> None:
+    lines = str(ledger_lessons(hand_ledger).data).splitlines()
+    assert lines[0] == ("- 2 of 4 claims are refuted by at least one run built to test them; "
+                        "the first is `why1.validation_raises`: why1.validation_raises 0.")
+    assert lines[1] == "- Claims the runs support: `why2.strict_validation_rejects`."
+    assert lines[2] == "- The recommended fix (V1) leaves failing connections: fix.v1 1."
+
+
+def test_verdict_bullets_count_each_class(hand_ledger: Ledger) -> None:
+    assert str(ledger_verdicts(hand_ledger).data).splitlines() == [
+        "- **supported** (1): `why2.strict_validation_rejects`",
+        "- **refuted** (2): `why1.validation_raises`, `fix.v1`",
+        "- **inconclusive** (1): `why3.context_creation_differs`",
+    ]
+
+
+def test_finding_details_say_where_the_prediction_held_and_an_unknown_key_is_an_error(hand_ledger: Ledger) -> None:
+    rows = finding_details(hand_ledger, "fix.v1").splitlines()
+    assert rows[0] == "fix.v1: refuted"
+    assert [row.split()[:2] for row in rows[3:]] == [["r0", "held"], ["r1", "failed"]]
+    with pytest.raises(KeyError):
+        hand_ledger.finding("no.such.claim")
