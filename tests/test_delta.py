@@ -28,6 +28,18 @@ def fails_if_contains(required: Collection[object]) -> Callable[[tuple[object, .
     return lambda config: FAIL if set(required) <= set(config) else PASS
 
 
+def small_configs_decide(config: tuple[int, ...]) -> Outcome:
+    """Only the full 16 elements and configurations of at most 4 decide; 0 is the failure.
+
+    With 0: FAIL if all 16 elements or at most 4 are present, else UNRESOLVED.
+    Without 0: PASS if at most 4 are present, else UNRESOLVED.
+    """
+    decides = len(config) <= 4
+    if 0 in config:
+        return FAIL if decides or len(config) == 16 else UNRESOLVED
+    return PASS if decides else UNRESOLVED
+
+
 def ddmin_worst_case(size: int) -> int:
     """The paper's worst case (|c|² + 3|c|)/2, plus our two extra tests.
 
@@ -70,6 +82,26 @@ def test_ddmin_finds_the_pair_1_and_7_of_8_with_the_hand_traced_tests() -> None:
     assert result.minimal == (1, 7)
     assert result.minimal_indices == (0, 6)
     assert result.tests_run == 18
+
+
+def test_ddmin_returns_to_granularity_2_after_reducing_to_a_subset() -> None:
+    # Zeller & Hildebrandt: "reduce to subset" continues with n = 2. Elements 0..15:
+    #  1 {0..15} F (reproduce)
+    #  n=2: 2 {0..7} U  3 {8..15} U    (complements are the same sets: cached)
+    #  n=4: 4 {0,1,2,3} F -> c = {0,1,2,3}, n = 2
+    #  n=2: 5 {0,1} F -> c = {0,1}, n = 2
+    #  n=2: 6 {0} F -> c = {0}; one element left: 7 {} P
+    # (Keeping n = 4 after test 4 would test {0} next and run 6 tests.)
+    calls: list[tuple[int, ...]] = []
+
+    def test(config: tuple[int, ...]) -> Outcome:
+        calls.append(config)
+        return small_configs_decide(config)
+
+    result = ddmin(list(range(16)), test)
+    assert result.minimal == (0,)
+    assert calls == [tuple(range(16)), tuple(range(8)), tuple(range(8, 16)), (0, 1, 2, 3), (0, 1), (0,), ()]
+    assert result.tests_run == 7
 
 
 def test_ddmin_reduces_the_mozilla_select_input_to_select() -> None:
@@ -162,6 +194,13 @@ def test_caching_tester_runs_each_configuration_once() -> None:
     assert [record.indices for record in tester.history] == [(0, 1), (2,)]
 
 
+def test_caching_tester_records_indices_sorted() -> None:
+    # {1, 8} iterates as (8, 1) in a set of table size 8: the record must still be sorted
+    tester = CachingTester(list(range(10)), fails_if_contains({8}))
+    assert tester((8, 1)) is FAIL
+    assert [record.indices for record in tester.history] == [(1, 8)]
+
+
 def test_ddmin_tests_run_counts_real_calls_and_never_repeats_a_configuration() -> None:
     calls: list[frozenset[int]] = []
 
@@ -191,6 +230,97 @@ def test_dd_isolates_3_given_5_with_the_hand_traced_tests() -> None:
     assert result.difference == (3,)
     assert result.difference_indices == (3,)
     assert result.tests_run == 8
+
+
+def test_dd_returns_to_granularity_2_after_reducing_to_a_subset() -> None:
+    # Case 1 of dd ("reduce to subset") continues with n = 2. passing = {}, failing = {0..15}:
+    #  1 {0..15} F, 2 {} P (reproduce)
+    #  n=2, Δ = {0..15}: 3 {0..7} U, 4 {8..15} U; shrunk configs are the same sets (cached U)
+    #  n=4: 5 {0,1,2,3} F -> case 1, failing = {0,1,2,3}, n = 2
+    #  Δ = {0,1,2,3}: 6 {0,1} F -> failing = {0,1}
+    #  Δ = {0,1}: 7 {0} F -> failing = {0}; |Δ| = 1, done.
+    # (Keeping n = 4 after test 5 would test {0} next and run 6 tests.)
+    calls: list[tuple[int, ...]] = []
+
+    def test(config: tuple[int, ...]) -> Outcome:
+        calls.append(config)
+        return small_configs_decide(config)
+
+    result = dd([], list(range(16)), test)
+    assert (result.passing, result.failing, result.difference) == ((), (0,), (0,))
+    assert calls == [tuple(range(16)), (), tuple(range(8)), tuple(range(8, 16)), (0, 1, 2, 3), (0, 1), (0,)]
+    assert result.tests_run == 7
+
+
+def test_dd_returns_to_granularity_2_after_increasing_to_a_complement() -> None:
+    # Case 2 of dd ("increase to complement") continues with n = 2. Only the empty
+    # configuration and those of at least 12 elements decide (0 fails, else pass):
+    #  1 {0..15} F, 2 {} P (reproduce)
+    #  n=2, Δ = {0..15}: 3 {0..7} U, 4 {8..15} U; shrunk configs are the same sets (cached U)
+    #  n=4: 5 {0..3} U, 6 {4..7} U, 7 {8..11} U, 8 {12..15} U;
+    #       shrunk 9 {4..15} P -> case 2, passing = {4..15}, n = 2
+    #  Δ = {0,1,2,3}: 10 {0,1,4..15} F -> case 1, failing = {0,1,4..15}
+    #  Δ = {0,1}: 11 {0,4..15} F -> failing = {0,4..15}; |Δ| = 1, done.
+    # (Keeping n = 4 after test 9 would test {0,4..15} next and run 10 tests.)
+    def test(config: tuple[int, ...]) -> Outcome:
+        if 0 in config:
+            return FAIL if len(config) >= 12 else UNRESOLVED
+        return PASS if len(config) >= 12 or not config else UNRESOLVED
+
+    result = dd([], list(range(16)), test)
+    assert result.passing == tuple(range(4, 16))
+    assert result.failing == (0, *range(4, 16))
+    assert result.difference == (0,)
+    assert result.tests_run == 11
+
+
+def test_dd_decreases_granularity_by_one_after_increasing_to_a_subset() -> None:
+    # Case 3 of dd ("increase to subset") continues with n = max(n - 1, 2). Besides the two
+    # given configurations only {12..15} passes and {0,12..15} <= c <= {0..3,12..15} fails:
+    #  1 {0..15} F, 2 {} P (reproduce)
+    #  n=2, Δ = {0..15}: 3 {0..7} U, 4 {8..15} U; shrunk configs are the same sets (cached U)
+    #  n=4: grown 5 {0..3} U, 6 {4..7} U, 7 {8..11} U, 8 {12..15} P;
+    #       shrunk 9 {4..15} U, 10 {0..3,8..15} U, 11 {0..7,12..15} U, 12 {0..11} U
+    #       -> case 3, passing = {12..15}, n = 3
+    #  n=3, Δ = {0..11}: 13 {0..3,12..15} F -> case 1, failing = {0..3,12..15}, n = 2
+    #  Δ = {0..3}: 14 {0,1,12..15} F -> failing = {0,1,12..15}
+    #  Δ = {0,1}: 15 {0,12..15} F -> failing = {0,12..15}; |Δ| = 1, done.
+    # (n = 2 after test 12 would split Δ into {0..5} and {6..11} and run 16 tests.)
+    everything, passes = tuple(range(16)), (12, 13, 14, 15)
+
+    def test(config: tuple[int, ...]) -> Outcome:
+        if config == everything or {0, *passes} <= set(config) <= {0, 1, 2, 3, *passes}:
+            return FAIL
+        return PASS if config in ((), passes) else UNRESOLVED
+
+    result = dd([], list(everything), test)
+    assert (result.passing, result.failing, result.difference) == (passes, (0, *passes), (0,))
+    assert result.tests_run == 15
+
+
+def test_dd_decreases_granularity_by_one_after_reducing_to_a_complement() -> None:
+    # Case 4 of dd ("reduce to complement") continues with n = max(n - 1, 2). Besides the
+    # given configurations {0..11}, {0..3,8..11}, {0} and {0,1} fail; everything else is U:
+    #  1 {0..15} F, 2 {} P (reproduce)
+    #  n=2, Δ = {0..15}: 3 {0..7} U, 4 {8..15} U; shrunk configs are the same sets (cached U)
+    #  n=4: grown 5 {0..3} U, 6 {4..7} U, 7 {8..11} U, 8 {12..15} U;
+    #       shrunk 9 {4..15} U, 10 {0..3,8..15} U, 11 {0..7,12..15} U, 12 {0..11} F
+    #       -> case 4, failing = {0..11}, n = 3
+    #  n=3, Δ = {0..11}: grown cached U; shrunk 13 {4..11} U, 14 {0..3,8..11} F, {0..7} cached U
+    #       -> case 4, failing = {0..3,8..11}, n = 2
+    #  n=2: {0..3} {8..11} cached U both ways -> n=4: 15 {0,1} F -> case 1, failing = {0,1}
+    #  Δ = {0,1}: 16 {0} F -> failing = {0}; |Δ| = 1, done.
+    # (n = 2 after test 12 would split Δ into {0..5} and {6..11} and run more tests.)
+    failing = {tuple(range(16)), tuple(range(12)), (0, 1, 2, 3, 8, 9, 10, 11), (0,), (0, 1)}
+
+    def test(config: tuple[int, ...]) -> Outcome:
+        if config in failing:
+            return FAIL
+        return PASS if not config else UNRESOLVED
+
+    result = dd([], list(range(16)), test)
+    assert (result.passing, result.failing, result.difference) == ((), (0,), (0,))
+    assert result.tests_run == 16
 
 
 def test_dd_needs_both_halves_of_an_unresolved_pair() -> None:
@@ -236,6 +366,15 @@ def test_dd_starts_from_a_nonempty_passing_configuration() -> None:
     result = dd(passing, failing, fails_if_contains({"env.K_SERVICE=x", "clients=2"}))
     assert result.difference == ("env.K_SERVICE=x",)
     assert set(result.passing) >= {"env=prod", "clients=2"}
+
+
+def test_dd_matches_a_duplicated_passing_element_to_its_first_occurrence() -> None:
+    # passing ("x",) is embedded as index 0 of ("x", "y", "x"): Δ = {1, 2};
+    # grown {0, 1} = ("x", "y") fails -> failing = {0, 1}, difference {1}.
+    result = dd(["x"], ["x", "y", "x"], fails_if_contains({"y"}))
+    assert result.passing_indices == (0,)
+    assert result.failing_indices == (0, 1)
+    assert result.difference_indices == (1,)
 
 
 def test_dd_raises_when_the_passing_side_fails() -> None:

@@ -75,6 +75,14 @@ def test_repeated_points_align_by_occurrence() -> None:
     assert first_divergence(passing, passing[:2]) == Divergence("route.message", "ok", None)
 
 
+def test_a_point_only_the_passing_trace_reaches_is_reported_before_one_only_the_failing_reaches() -> None:
+    # At the first mismatch each side is at a point the other never reaches: the docstring
+    # reports the point the failing trace never reaches first.
+    passing = [("auth.token_source", "bearer"), ("route.close", "normal")]
+    failing = [("factory.manager_cap", "reached"), ("route.close", "normal")]
+    assert first_divergence(passing, failing) == Divergence("auth.token_source", "bearer", None)
+
+
 def test_reordered_points_report_the_passing_traces_point() -> None:
     failing = [LOCAL[1], LOCAL[0], LOCAL[2]]
     assert first_divergence(LOCAL, failing) == Divergence("auth.token_source", "bearer", "bearer")

@@ -15,13 +15,17 @@ from typing import Any
 import pytest
 
 from investigation.analysis.delta import Outcome
+from investigation.analysis.divergence import Divergence
 from investigation.analysis.isolate import (
     ABSENT,
     FactorChange,
     FailureSignature,
     IsolationError,
     IsolationOverview,
+    _MixtureTester,
+    align_with_nearest,
     apply_changes,
+    check_runs,
     factor_changes,
     failing_profiles,
     isolate_profiles,
@@ -108,6 +112,51 @@ def test_factor_changes_cover_values_that_differ_and_factors_only_one_side_sets(
     ]
     assert apply_changes(passing, changes) == failing
     assert apply_changes(passing, []) == passing
+
+
+def test_factor_changes_tell_a_factor_set_to_none_from_an_absent_one() -> None:
+    # "that only one side sets": setting a factor to None is a change from not setting it
+    assert factor_changes({"env.A": None}, {}) == [FactorChange("env.A", None, ABSENT)]
+    assert factor_changes({}, {"env.A": None}) == [FactorChange("env.A", ABSENT, None)]
+
+def traced(index: int, *decisions: tuple[str, str]) -> ConnectionResult:
+    return ConnectionResult(index, f"c{index}", 0, "u", float(index), None, None, decisions, ())  # type: ignore[arg-type]
+
+
+FAILING_TRACE = (("route.environment", "staging"), ("auth.token_source", "bearer"), ("factory.manager_cap", "reached"))
+
+
+def test_align_with_nearest_prefers_the_longest_agreement_and_then_the_first_started() -> None:
+    token_none = traced(0, ("route.environment", "staging"), ("auth.token_source", "none"))
+    cap_ok = [traced(i, *FAILING_TRACE[:2], ("factory.manager_cap", "ok")) for i in (1, 2)]
+    aligned = align_with_nearest(RunResult("p", "original", (token_none, *cap_ok)), traced(5, *FAILING_TRACE))
+    # #1 and #2 agree up to factory.manager_cap, #0 only up to auth.token_source: #1 started first
+    assert aligned.passing_connection.index == 1
+    assert aligned.divergence == Divergence("factory.manager_cap", "ok", "reached")
+
+
+def test_check_runs_refuses_a_passing_run_with_a_single_failing_connection() -> None:
+    refused = connection(1, 1011)
+    passing = RunResult("almost", "original", (connection(0, None), refused))
+    failing = RunResult("failing", "original", (connection(0, None), refused))
+    with pytest.raises(IsolationError, match="almost: passing: does not pass under variant original: 1 of 2"):
+        check_runs(passing, failing)
+    assert check_runs(RunResult("ok", "original", (connection(0, None),)), failing) == refused
+
+
+def test_a_mixture_that_is_not_a_valid_profile_is_unresolved() -> None:
+    profile = load_profile("local-debug")
+    signature = FailureSignature(1011, "RuntimeError")
+    tester = _MixtureTester(flatten_profile(profile), profile, signature, "original")
+    assert tester((FactorChange("instances", 1, 0),)) is Outcome.UNRESOLVED  # instances must be >= 1
+    assert tester(()) is Outcome.PASS
+
+
+def test_align_with_nearest_prefers_an_identical_trace() -> None:
+    cap_ok = traced(0, *FAILING_TRACE[:2], ("factory.manager_cap", "ok"))
+    aligned = align_with_nearest(RunResult("p", "original", (cap_ok, traced(1, *FAILING_TRACE))), traced(5, *FAILING_TRACE))
+    assert (aligned.passing_connection.index, aligned.divergence) == (1, None)
+
 
 
 def test_a_change_shows_absent_as_null_and_redacts_secrets() -> None:
@@ -352,3 +401,9 @@ def test_failing_profiles_use_the_runs_given_instead_of_simulating(local_debug: 
     busy = varied(local_debug, "busy", clients0__connections=CAP + 1)
     assert failing_profiles([local_debug, busy]) == [busy]
     assert failing_profiles([local_debug, busy], runs=given) == [local_debug, busy]
+
+
+def test_a_profile_whose_only_failure_is_a_1008_is_failing(local_debug: Profile) -> None:
+    """Failing means any connection the server closed with a code other than 1000."""
+    given = {local_debug.name: RunResult(local_debug.name, "original", (connection(0, 1008, ()),))}
+    assert failing_profiles([local_debug], runs=given) == [local_debug]

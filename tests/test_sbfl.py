@@ -104,3 +104,42 @@ def test_spectrum_has_a_sorted_value_repr() -> None:
     spectrum = Spectrum(["b", "a"], failed=True, label="r1")
     assert repr(spectrum) == "Spectrum(events={'a', 'b'}, failed=True, label='r1')"
     assert spectrum == Spectrum({"a", "b"}, failed=True, label="r1")
+
+
+def test_rank_breaks_an_exact_tie_by_event_not_by_failing_count() -> None:
+    # r1 FAIL {a, b}  r2 FAIL {b}  r3 PASS {b}  r4 PASS {b}; F = 2
+    # a (1, 0): 1/sqrt(2·1) = 1/sqrt(2);  b (2, 2): 2/sqrt(2·4) = 1/sqrt(2) -> a tie, a first
+    spectra = [
+        Spectrum({"a", "b"}, failed=True),
+        Spectrum({"b"}, failed=True),
+        Spectrum({"b"}, failed=False),
+        Spectrum({"b"}, failed=False),
+    ]
+    ranked = rank(spectra, ochiai)
+    assert [(item.event, item.failed, item.passed) for item in ranked] == [("a", 1, 0), ("b", 2, 2)]
+    assert ranked[0].score == ranked[1].score == pytest.approx(1 / math.sqrt(2))
+
+
+def test_rank_orders_close_scores_by_score_before_event() -> None:
+    # F = 2, P = 8. b (1, 0): 1/sqrt(2·1) ≈ 0.7071;  z (1, 1): 1/sqrt(2·2) = 0.5
+    # a (2, 7): 2/sqrt(2·9) ≈ 0.4714, just below z: z before a although only 0.03 apart
+    spectra = [
+        Spectrum({"a", "b", "z"}, failed=True),
+        Spectrum({"a"}, failed=True),
+        Spectrum({"a", "z"}, failed=False),
+        *(Spectrum({"a"}, failed=False) for _ in range(6)),
+        Spectrum(set(), failed=False),
+    ]
+    ranked = rank(spectra, ochiai)
+    assert [(item.event, item.failed, item.passed) for item in ranked] == [("b", 1, 0), ("z", 1, 1), ("a", 2, 7)]
+    assert [item.score for item in ranked] == [
+        pytest.approx(1 / math.sqrt(2)), pytest.approx(0.5), pytest.approx(2 / math.sqrt(18))
+    ]
+
+
+def test_rank_counts_a_failing_run_that_covered_no_event_in_the_totals() -> None:
+    # r1 FAIL {a}  r2 FAIL {}  r3 PASS {a}: F = 2, P = 1
+    # Ochiai a (1, 1): 1/sqrt(2·2) = 0.5;  Tarantula a: (1/2) / (1/2 + 1/1) = 1/3
+    spectra = [Spectrum({"a"}, failed=True), Spectrum(set(), failed=True), Spectrum({"a"}, failed=False)]
+    assert rank(spectra, ochiai) == [RankedEvent(event="a", score=pytest.approx(0.5), failed=1, passed=1)]
+    assert rank(spectra, tarantula)[0].score == pytest.approx(1 / 3)

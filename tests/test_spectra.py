@@ -13,12 +13,15 @@ import pytest
 
 from investigation.analysis.spectra import (
     ConnectionSpectrum,
+    branch_points,
+    branch_spectra,
     collect_spectra,
     enclosing_function,
     measure_profile,
     rank_lines,
     source_line,
     suspiciousness,
+    sweep_profiles,
 )
 from investigation.profiles import Profile, flatten_profile, load_profile, unflatten_profile
 
@@ -83,6 +86,19 @@ def test_locations_name_function_and_source() -> None:
     assert enclosing_function(ROUTE, 1) == "<module>"
 
 
+def test_a_line_of_a_nested_function_belongs_to_the_innermost_one() -> None:
+    adversarial = "investigation/analysis/adversarial.py"  # context_outcome defines attempt inside
+    assert enclosing_function(adversarial, line_of(adversarial, 'return "accepted"')) == "attempt"
+    assert enclosing_function(adversarial, line_of(adversarial, "loop = virtual_loop(clock)")) == "context_outcome"
+
+
+def test_the_sweep_doubles_every_clients_connections() -> None:
+    profiles = {profile.name: profile for profile in sweep_profiles()}
+    assert [c.connections for c in profiles["local-debug x2 connections"].clients] == [2]
+    assert [c.connections for c in profiles["staging-e2e x2 connections"].clients] == [24, 24, 24]
+    assert profiles["local-debug ID generator failing"].startup.id_generator_fails
+
+
 def test_a_spectrum_fails_only_on_1011() -> None:
     def spectrum(code: int | None) -> ConnectionSpectrum:
         return ConnectionSpectrum("r", 0, code, frozenset(), frozenset())
@@ -92,6 +108,38 @@ def test_a_spectrum_fails_only_on_1011() -> None:
 
 def _after_inner_measurement() -> int:
     return 41 + 1
+
+
+def test_branch_points_are_lines_left_in_two_or_more_directions() -> None:
+    # line 1 leaves to 2 in one connection and to 5 in the other; lines 2 and 5 only ever go one way
+    first = ConnectionSpectrum("r", 0, 1011, frozenset(), frozenset({("f.py", 1, 2), ("f.py", 2, 3)}))
+    second = ConnectionSpectrum("r", 1, None, frozenset(), frozenset({("f.py", 1, 5), ("f.py", 5, -1)}))
+    assert branch_points([first, second]) == {("f.py", 1)}
+    assert [set(s.events) for s in branch_spectra([first, second])] == [{("f.py", 1, 2)}, {("f.py", 1, 5)}]
+
+
+def test_suspiciousness_report_on_hand_made_spectra() -> None:
+    # c0 closed 1011 (the one failure), c1 1000 and c2 1008 pass: F = 1, P = 2.
+    # Line "cell" (f 1, p 0): Ochiai 1, Tarantula 1. Line 1 (f 1, p 2): Ochiai 1/sqrt(3) ≈ 0.5774,
+    # Tarantula 1/(1 + 1) = 0.5. Line 1 is a branch point (to cell or out), cell is not (one target).
+    cell = line_of(ROUTE, '"recovery_suggestions": None')
+    lines, module = frozenset({(ROUTE, 1), (ROUTE, cell)}), frozenset({(ROUTE, 1)})
+    leaves = frozenset({(ROUTE, 1, -1)})
+    spectra = [
+        ConnectionSpectrum("r", 0, 1011, lines, frozenset({(ROUTE, 1, cell), (ROUTE, cell, cell + 1)})),
+        ConnectionSpectrum("r", 1, 1000, module, leaves),
+        ConnectionSpectrum("r", 2, 1008, module, leaves),
+    ]
+    report = suspiciousness(spectra)
+    assert (report.connections, report.failing) == (3, 1)
+    assert [(r.rank, r.line, r.score, r.failed, r.passed) for r in report.ochiai] == [
+        (1, cell, 1.0, 1, 0), (2, 1, 0.5774, 1, 2)
+    ]
+    assert [(r.line, r.score) for r in report.tarantula] == [(cell, 1.0), (1, 0.5)]
+    assert [(r.location, r.score) for r in report.ochiai_branches] == [
+        (f"{ROUTE}:1->{cell}", 1.0), (f"{ROUTE}:1->-1", 0.0)
+    ]
+    assert report.ochiai[0].function == "error_frame"
 
 
 def test_measuring_inside_another_coverage_keeps_both_working(local_debug: Profile) -> None:

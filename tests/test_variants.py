@@ -16,6 +16,8 @@ from investigation.analysis.adversarial import (
     CONTEXT_CASES,
     TOKEN_CASES,
     TOKEN_ENVIRONMENTS,
+    AdversarialOutcome,
+    accepted_members,
     adversarial_outcomes,
     context_outcome,
     unchecked_context,
@@ -40,13 +42,16 @@ from investigation.analysis.variants import (
     WORSE,
     MatrixCell,
     SafetyRow,
+    VariantMatrix,
     VariantReport,
     VariantVerdict,
     build_report,
+    cell_from_run,
     change_size,
     failure_effect,
     failure_verdict,
     long_run_profile,
+    matrix_overview,
     recommend,
     safety_verdict,
     selected_variants,
@@ -58,7 +63,7 @@ from investigation.backend.variants import VARIANTS
 from investigation.charts.variants import variant_chart
 from investigation.profiles import Profile, list_profiles, load_profile, profile_from_dict
 from investigation.simulate import simulate
-from investigation.trace import RunResult
+from investigation.trace import CauseLink, ConnectionResult, RunResult
 from tests.conftest import SECRET, ScriptedSocket, bearer, claims_for, log_messages, mint, welcome_frames
 
 STAGING_SECRET = "test-only-staging-secret-0123456789abcdef"
@@ -440,6 +445,32 @@ def test_v5_refusal_keys_on_the_exact_environment_value() -> None:
     assert unsigned_token_accepted("V5")
 
 
+def test_the_original_accepts_exactly_the_members_its_outcomes_let_through() -> None:
+    """Relaxed blank ids (4.3.4), placeholder ids (both modes) and every E2E-header token (5.2)."""
+    blank_ids = ("blank thread_id", "missing run_id", "empty request_id", "blank websocket_client_id")
+    expected = {f"context: {case} [staging-cloud-run]" for case in blank_ids}
+    expected |= {f"context: placeholder ids [{env}]" for env in ("staging-cloud-run", "staging-no-cloud-signal")}
+    expected |= {f"token: {case} [{env}]" for case in ("forged E2E headers", "alg none + E2E headers")
+                 for env in TOKEN_ENVIRONMENTS}
+    assert accepted_members("original") == expected
+
+
+def test_the_unsigned_cases_are_the_alg_none_tokens() -> None:
+    assert [case.name for case in TOKEN_CASES if case.unsigned] == ["alg none", "alg none + E2E headers"]
+    assert all((case.token == "alg_none") == case.unsigned for case in TOKEN_CASES)
+
+
+def test_unsigned_token_accepted_needs_an_unsigned_member_that_was_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    refused_unsigned = AdversarialOutcome("token: alg none [s]", "alg none", "s", "token", False, "INVALID_FORMAT", True)
+    accepted_signed = AdversarialOutcome("token: forged [s]", "forged", "s", "token", True, "success")
+    accepted_unsigned = AdversarialOutcome("token: alg none [p]", "alg none", "p", "token", True, "success", True)
+    sets = {"V8": (refused_unsigned, accepted_signed), "V9": (refused_unsigned, accepted_unsigned)}
+    monkeypatch.setattr(adversarial, "adversarial_outcomes", lambda variant: sets[variant])
+    assert not unsigned_token_accepted("V8")
+    assert unsigned_token_accepted("V9")
+    assert accepted_members("V8") == {"token: forged [s]"}
+
+
 # --- verdict rules on hand-built cells ----------------------------------------------------------
 
 
@@ -462,6 +493,33 @@ def test_failure_effect(original_first: float | None, candidate_first: float | N
     assert failure_effect(cell("original", original_first), cell("V9", candidate_first)) == effect
 
 
+def test_overview_lists_a_profile_where_the_original_refuses_only_with_1008() -> None:
+    refused = MatrixCell("p1", "original", (("1008", 2), ("open", 1)), ("u",), 1.0, "1008 x")
+    passes = MatrixCell("p2", "original", (("open", 3),), (), None, None)
+    matrix = VariantMatrix(("original",), ("p1", "p2"), (refused, passes), ())
+    text = matrix_overview(VariantReport(matrix, (), None)).data
+    assert "The original refuses connections on 1 profiles (p1): 2 connections in all, 0 of them" in text
+
+
+def refused_connection(index: int, user: str, at_s: float, *causes: CauseLink) -> ConnectionResult:
+    return ConnectionResult(index, "c", 0, user, at_s, 1011, "Internal error", (), causes)
+
+
+def test_cell_counts_a_cap_refusal_wherever_the_cap_message_sits_in_the_cause_chain() -> None:
+    wrapped = CauseLink("FactoryInitializationError", "WebSocket manager creation failed")
+    cap = CauseLink("RuntimeError", "User u1 has reached the maximum number of WebSocket managers (5)")
+    other = CauseLink("ValueError", "invalid thread_id")
+    run = RunResult("p", "original", (
+        ConnectionResult(0, "c", 0, "u0", 1.0, None, None, (), ()),
+        refused_connection(1, "u1", 2.0, wrapped, cap),
+        refused_connection(2, "u2", 3.0, other),
+    ))
+    cell = cell_from_run(run)
+    assert (cell.refused, cell.cap_refusals) == (2, 1)
+    assert cell.users_hit == ("u1", "u2")
+    assert cell.first_failure_s == 2.0
+
+
 @pytest.mark.parametrize(
     ("effects", "verdict"),
     [
@@ -481,7 +539,7 @@ def test_failure_verdict_rules(effects: dict[str, str], verdict: str) -> None:
 @pytest.mark.parametrize(
     ("before", "after", "verdict"),
     [(("a", "b"), ("a", "b"), SAME), (("a", "b"), ("a",), SAFER), (("a",), ("a", "b"), WEAKER),
-     (("a",), ("b",), MIXED)],
+     (("a",), ("b",), MIXED), (("a", "b"), ("c",), MIXED)],  # fewer accepted but a new one: still mixed
 )
 def test_safety_verdict_compares_accepted_sets(before: tuple[str, ...], after: tuple[str, ...], verdict: str) -> None:
     assert safety_verdict(SafetyRow("original", before, 3, False), SafetyRow("V9", after, 3, False)) == verdict
@@ -497,6 +555,17 @@ def test_recommend_needs_removal_without_weakening_and_prefers_the_smallest_chan
     assert recommend([verdict("V4", REMOVES_EVERYWHERE, SAME, 1), verdict("V3", REMOVES_EVERYWHERE, SAME, 1)]) == "V3"
 
 
+def test_failing_profiles_counts_the_profiles_where_the_original_fails() -> None:
+    effects = (("a", REMOVED), ("b", DELAYED), ("c", INTRODUCED), ("d", NEITHER_FAILS))
+    # the original fails on a and b only; on c only the candidate fails
+    assert VariantVerdict("V9", WORSE, SAME, effects, 0, 0, False, 1).failing_profiles == 2
+
+
+def test_recommend_refuses_a_variant_whose_safety_is_mixed() -> None:
+    assert recommend([verdict("V4", REMOVES_EVERYWHERE, MIXED, 1)]) is None
+    assert recommend([verdict("V4", REMOVES_EVERYWHERE, MIXED, 1), verdict("V5", REMOVES_EVERYWHERE, SAME, 2)]) == "V5"
+
+
 # --- the matrix and its report ------------------------------------------------------------------
 
 
@@ -506,6 +575,9 @@ def test_long_run_is_staging_e2e_with_more_tests_per_process() -> None:
     assert [c.connections for c in long_run.clients] == [60, 60, 60]
     assert [c.model_copy(update={"connections": 12}) for c in long_run.clients] == list(base.clients)
     assert (long_run.env, long_run.instances, long_run.routing) == (base.env, base.instances, base.routing)
+    # staging-e2e's workers start at 0, 1, 2 s, every 14, 16, 18 s: the 60th tests start at
+    # 0 + 59·14 = 826, 1 + 59·16 = 945 and 2 + 59·18 = 1064 s
+    assert long_run.description.endswith("the last test starts at 1064 s.")
 
 
 @pytest.fixture(scope="module")
@@ -520,6 +592,12 @@ def test_matrix_cells_are_the_simulation_summaries(small_report: VariantReport) 
     assert dict(found.close_codes) == run.close_code_counts()
     assert found.users_hit == tuple(sorted({c.user_id for c in run.failures if c.user_id}))
     assert small_report.matrix.variants == tuple(VARIANTS)
+
+
+def test_a_matrix_without_the_original_gets_it_as_its_first_variant() -> None:
+    matrix = variant_matrix([load_profile("local-debug")], ["V3"])
+    assert matrix.variants == ("original", "V3")
+    assert [(cell.variant, cell.profile) for cell in matrix.cells] == [("original", "local-debug"), ("V3", "local-debug")]
 
 
 def test_validation_only_variants_cannot_move_capacity_failures(small_report: VariantReport) -> None:
@@ -558,6 +636,7 @@ def test_chart_returns_a_figure_and_the_numbers_it_draws(small_report: VariantRe
 
 def test_notebook_parameter_selects_one_variant_against_the_original() -> None:
     assert selected_variants("V3") == ("original", "V3")
+    assert selected_variants("original") == ("original",)
     assert selected_variants("all") == tuple(VARIANTS)
     with pytest.raises(KeyError, match="known: original, V1, V2, V3, V4, V5"):
         selected_variants("V9")
