@@ -248,6 +248,7 @@ def test_traffic_subset_keeps_each_connection_on_its_instance(staging_e2e: Profi
     # round robin: the n-th planned connection runs on instance n % 3
     assert [c.instance for c in run.connections] == [4 % 3, 7 % 3, 9 % 3]
     assert [c.user_id for c in run.connections] == [p.client.user_id for p in kept]
+    assert traffic_subset_profile(staging_e2e, kept[::-1]) == reduced  # the kept set, in any order
 
 
 def test_minimal_failing_traffic_is_cap_plus_one_connections_of_one_user_on_one_instance(

@@ -18,6 +18,7 @@ from investigation.analysis.adversarial import (
     TOKEN_ENVIRONMENTS,
     AdversarialOutcome,
     accepted_members,
+    adversarial_table,
     adversarial_outcomes,
     context_outcome,
     unchecked_context,
@@ -469,6 +470,11 @@ def test_unsigned_token_accepted_needs_an_unsigned_member_that_was_accepted(monk
     assert not unsigned_token_accepted("V8")
     assert unsigned_token_accepted("V9")
     assert accepted_members("V8") == {"token: forged [s]"}
+    table = adversarial_table(("V8",)).splitlines()
+    assert [line.split() for line in table if line.startswith(("token", "accepted"))] == [
+        ["token:", "alg", "none", "[s]", "INVALID_FORMAT"], ["token:", "forged", "[s]", "ACCEPTED"],
+        ["accepted", "1", "of", "2"],
+    ]
 
 
 # --- verdict rules on hand-built cells ----------------------------------------------------------
