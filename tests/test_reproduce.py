@@ -32,11 +32,12 @@ from investigation.reproduce import (
     failures_at_cap,
     load_named_profile,
     managers_left_by_start_agent,
+    reproduce_key_result,
     reproduce_lessons,
     reproduce_verdicts,
 )
 from investigation.simulate import simulate
-from investigation.trace import RunResult
+from investigation.trace import ConnectionResult, Decision, RunResult
 
 
 def reconnecting_profile(connections: int = 7) -> Profile:
@@ -231,3 +232,73 @@ def test_a_failure_counts_at_the_cap_only_when_its_user_holds_the_cap_on_its_ins
     assert failures_at_cap(run) == at_cap
     cap_lesson = "Every failing connection met a user already at the per-user manager cap"
     assert (cap_lesson in str(reproduce_lessons(run).data)) is (at_cap == 1)
+
+
+def no_token_then_reconnects_elsewhere() -> Profile:
+    """The no-token client first (client 0 -> instance 0, sticky), the 5 reconnections second
+    (client 1 -> instance 1): the user holds the cap on instance 1 only."""
+    return profile_from_dict("no-token-then-reconnects-elsewhere", {
+        "description": "one user without a token on one instance, reconnecting on the other",
+        "env": {"ENVIRONMENT": "test"}, "instances": 2, "routing": "sticky",
+        "clients": [
+            {"name": "no-token", "user_id": "test-user-12345", "token": "none", "start_s": 55.0},
+            {"name": "tab", "user_id": "test-user-12345", "connections": 5, "spacing_s": 10.0, "hold_s": 4.0},
+        ],
+    })
+
+
+def test_the_cap_held_on_another_instance_does_not_count() -> None:
+    run = simulate(no_token_then_reconnects_elsewhere())
+    assert [(c.client, c.instance, c.close_code) for c in run.failures] == [("no-token", 0, 1008)]
+    assert failures_at_cap(run) == 0
+
+
+# --- verdicts and lessons on hand-built connections -------------------------------------------
+
+
+def closed(index: int, code: int | None, reason: str | None, *decisions: tuple[str, str]) -> ConnectionResult:
+    return ConnectionResult(index=index, client="c", instance=0, user_id="u", at_s=float(index), close_code=code,
+                            close_reason=reason, decisions=tuple(Decision(p, o) for p, o in decisions), cause_chain=())
+
+
+FACTORY = "Factory SSOT validation failed"
+CAP_EXCEEDED = (("factory.validation", "pass"), ("factory.manager_cap", "exceeded"))
+
+
+def test_only_a_1011_with_the_factory_reason_is_a_factory_close() -> None:
+    """Spec 1.2: the startup gate closes 1011 "Service startup incomplete"; a factory close is 1011 with its reason."""
+    run = RunResult("x", "original", (closed(0, 1011, "Service startup incomplete", ("route.startup_gate", "timeout")),
+                                      closed(1, 1008, FACTORY)))
+    assert bullets(reproduce_verdicts(run))[0].startswith(f'- **1011 "{FACTORY}" reproduced: no** (0 of 2 connections;')
+
+
+def test_validation_outcomes_of_failures_that_never_reached_it_are_not_reached() -> None:
+    run = RunResult("x", "original", (closed(0, 1008, "SSOT Auth failed"),))
+    assert "`factory.validation` outcome of the failing connections: not reached (1)." in bullets(
+        reproduce_verdicts(run))[2]
+
+
+def test_a_run_without_failures_has_no_failure_bullets() -> None:
+    lines = bullets(reproduce_verdicts(simulate(reconnecting_profile(5))))
+    assert len(lines) == 2
+    assert lines[1].startswith("- Managers created by `start_agent` messages")
+
+
+def test_the_cap_bullet_names_the_run_s_own_cap() -> None:
+    run = RunResult("x", "original", (closed(0, 1011, FACTORY, *CAP_EXCEEDED),), max_managers_per_user=3)
+    assert "already held 3 managers (the cap)" in bullets(reproduce_verdicts(run))[3]
+
+
+def test_close_reason_lesson_counts_passed_validations_among_factory_closes_only() -> None:
+    """Of the 2 factory closes one passed validation and one never reached it (the cap checked
+    first is not a pass); the 1008 failure is no factory close."""
+    run = RunResult("x", "original", (closed(0, 1011, FACTORY, *CAP_EXCEEDED),
+                                      closed(1, 1011, FACTORY, ("factory.manager_cap", "exceeded")),
+                                      closed(2, 1008, "SSOT Auth failed")))
+    lesson = bullets(reproduce_lessons(run))[0]
+    assert "yet SSOT validation passed for 1 of the 2 connections closed with it;" in lesson
+
+
+def test_key_result_names_the_first_failing_connection() -> None:
+    run = RunResult("x", "original", (closed(0, None, None), closed(1, 1011, FACTORY, *CAP_EXCEEDED)))
+    assert "; first failure #1 at 1 s: 1011 " in reproduce_key_result(run)
