@@ -135,7 +135,8 @@ def test_serve_prints_only_its_url_and_a_profile_client_s_sixth_connection_gets_
     assert f"Connection closed: 1011 (internal error) {INCIDENT_CLOSE[1]}." in cli_output
     assert rest_of_stdout == b"", "design.md: serve prints the URL on one line, nothing else on stdout"
     assert f"{url}?client=e2e-process-1".encode() in log
-    assert b"instance 1: context created for auth user staging-" in log, "the backend's own log lines"
+    assert b"WARNING:  instance 1: Thread ID mismatch: run_id contains" in log, "the backend's own warnings"
+    assert b"context created for auth user" not in log, "the backend's INFO lines stay out of the server log"
     assert WHOLE_JWT.search(log.decode()) is None, "a whole token reached the server's output"
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import uvicorn
 
 from investigation.profiles import Profile
-from investigation.wire.app import LOGGER_NAME, WS_PATH, build_app
+from investigation.wire.app import BACKEND_LOGGER_NAME, LOGGER_NAME, WS_PATH, build_app
 
 LOOPBACK = "127.0.0.1"
 #: Seconds the server waits for a client's close reply and for tasks on shutdown.
@@ -48,12 +48,16 @@ class TokenQueryRedactor(logging.Filter):
 
 
 def redacting_log_config() -> dict[str, Any]:
-    """uvicorn's default logging plus the harness logger, every handler passing records through `TokenQueryRedactor`."""
+    """uvicorn's default logging plus the harness logger and the backends' warnings, every handler
+    passing records through `TokenQueryRedactor`."""
     config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     config.setdefault("filters", {})["redact_tokens"] = {"()": TokenQueryRedactor}
     for handler in config["handlers"].values():
         handler["filters"] = [*handler.get("filters", []), "redact_tokens"]
     config["loggers"][LOGGER_NAME] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    # The backend's warnings and errors only: its INFO lines (several per connection) would
+    # cost a served connection about a tenth of its time, for lines uvicorn's own log repeats.
+    config["loggers"][BACKEND_LOGGER_NAME] = {"level": "WARNING"}
     return config
 
 
@@ -167,7 +171,7 @@ def serve(
     The app accepts `?client=NAME` connections as the profile's clients (the
     profile-client shim, investigation.wire.profile_client). `announce`
     receives the URL once the server accepts connections (port 0: the port
-    picked); uvicorn's log lines and the backend's own (its warnings, the
-    disconnects) go to stderr, tokens redacted.
+    picked); uvicorn's log lines and the backend's own warnings and errors go
+    to stderr, tokens redacted.
     """
     serve_app(build_app(profile, variant, profile_clients=True, forward_backend_logs=True), host, port, announce)
