@@ -453,6 +453,20 @@ def test_why4_moves_each_failing_profile_local_and_local_debug_into_each_cloud_r
     ])
 
 
+def test_why4_judges_moved_traffic_by_its_factory_closes_only() -> None:
+    """Why #4 is about validation failing in staging: traffic moved into the local environment
+    holds the prediction when it gets no factory close, even if an auth refusal (1008) closes it."""
+    refused = ConnectionResult(index=0, client="c", instance=0, user_id="u", at_s=0.0, close_code=1008,
+                               close_reason="SSOT Auth failed", decisions=(), cause_chain=())
+    auth_refusal_only = RunResult("x", "original", (refused,))
+    trials = hypothesis("why4.environment_makes_it_fail").design(shipped_with_failing(STAGING))
+    to_local = [t for t in trials if t.run.label.endswith(f"in {REFERENCE} environment")]
+    to_cloud = [t for t in trials if not t.run.label.endswith(f"in {REFERENCE} environment")]
+    assert to_local and to_cloud
+    assert all(t.predicate(auth_refusal_only, {})[0] is True for t in to_local)
+    assert all(t.predicate(auth_refusal_only, {})[0] is False for t in to_cloud)
+
+
 def test_environment_values_are_tried_with_and_without_k_service() -> None:
     trials = hypothesis("why5.env_vars_id_patterns").design(shipped_with_failing())
     with_k_service: dict[object, set[bool]] = {}

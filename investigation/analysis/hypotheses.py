@@ -565,8 +565,8 @@ HYPOTHESES: tuple[Hypothesis, ...] = (
     Hypothesis(
         "why4.environment_makes_it_fail", "Why #4",
         "GCP Cloud Run environment differences make the identical context creation fail validation in staging.",
-        "A failing profile's traffic passes in the local debug environment, and the local debug traffic fails "
-        "in every Cloud Run environment.",
+        "A failing profile's traffic gets no factory close (1011) in the local debug environment, and the "
+        "local debug traffic gets one in every Cloud Run environment.",
         "all", _design_environment_swap,
     ),
     Hypothesis(
