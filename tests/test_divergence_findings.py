@@ -21,6 +21,8 @@ from __future__ import annotations
 from investigation.charts.divergence import run_divergence
 from investigation.divergence_findings import (
     SeparatingPoint,
+    close_code_overview,
+    divergence_key_result,
     divergence_lessons,
     divergence_verdicts,
     failing_profiles,
@@ -104,3 +106,69 @@ def test_no_failing_profile_is_the_only_lesson() -> None:
     assert lines(divergence_lessons(passing, run_divergence(passing, REFERENCE))) == [
         "- No profile failed among 2 profiles (the close code table)."
     ]
+
+
+def two_separating_runs() -> dict[str, RunResult]:
+    """Failing profiles leave the reference's environment and exceed the cap; passing ones do neither."""
+    return {
+        "local": run("local", "test", "strict", "below"),
+        "dev": run("dev", "test", "strict", "below"),
+        "staging": run("staging", "staging", "relaxed", "exceeded"),
+        "e2e": run("e2e", "production", "strict", "exceeded"),
+    }
+
+
+def test_separating_points_in_pipeline_order_with_every_failing_outcome() -> None:
+    # route.environment precedes factory.manager_cap in the pipeline (alphabetically it follows it);
+    # the failing profiles' two environments both separate, listed sorted.
+    runs = two_separating_runs()
+    assert separating_points(runs, run_divergence(runs, REFERENCE)) == [
+        SeparatingPoint("route.environment", ("production", "staging"), ("test",)),
+        SeparatingPoint("factory.manager_cap", ("exceeded",), ("below",)),
+    ]
+
+
+def test_verdict_and_key_result_name_the_earliest_separating_point() -> None:
+    runs = two_separating_runs()
+    table = run_divergence(runs, REFERENCE)
+    assert ("- Earliest decision point whose outcome separates failing from passing profiles: "
+            "**route.environment** (failing: production, staging; passing: test); all separating points: "
+            "route.environment, factory.manager_cap.") in lines(divergence_verdicts(runs, table))
+    assert divergence_key_result(runs, table).endswith("earliest separating point: route.environment")
+
+
+def test_no_first_difference_lesson_when_the_first_difference_is_where_profiles_part() -> None:
+    # Both failing profiles first depart at route.environment, which is also the earliest separating point.
+    runs = two_separating_runs()
+    assert lines(divergence_lessons(runs, run_divergence(runs, REFERENCE))) == [
+        "- Failing profiles took both validation modes (relaxed (1), strict (1)): the validation mode "
+        "does not decide the failure (the verdicts)."
+    ]
+
+
+def test_no_lesson_when_only_the_reference_fails_in_one_validation_mode() -> None:
+    # No failing profile departs from the reference, and the failing side took a single mode.
+    runs = {"local": run("local", "test", "strict", "exceeded"), "dev": run("dev", "staging", "strict", "below")}
+    assert lines(divergence_lessons(runs, run_divergence(runs, REFERENCE))) == []
+
+
+def test_every_profile_failing_is_not_reported_as_none_failing() -> None:
+    failing = {name: r for name, r in four_runs().items() if r.failures}
+    assert lines(divergence_lessons(failing, run_divergence(failing, "e2e"))) == [
+        "- Failing profiles took both validation modes (relaxed (1), strict (1)): the validation mode "
+        "does not decide the failure (the verdicts)."
+    ]
+
+
+def test_overview_says_which_profiles_fail() -> None:
+    rows = close_code_overview(four_runs()).splitlines()[2:]
+    assert {row.split()[0]: row.split()[-1] for row in rows} == {
+        "dev": "no", "e2e": "yes", "local": "no", "staging": "yes"}
+
+
+def test_key_result_first_divergence_covers_every_profile_but_the_reference() -> None:
+    # The line names no side, so its first divergence counts dev as well as the two failing profiles.
+    runs = four_runs()
+    assert divergence_key_result(runs, run_divergence(runs, REFERENCE)) == (
+        "2 of 4 profiles fail; first divergence from local: route.environment (3); "
+        "earliest separating point: factory.manager_cap")
