@@ -64,7 +64,7 @@ REFUSED_BEFORE_ACCEPT = 1008
 LOGGER_NAME = "investigation.wire"
 #: Where `forward_backend_logs` sends the backends' own log lines (a child of LOGGER_NAME).
 BACKEND_LOGGER_NAME = f"{LOGGER_NAME}.backend"
-LEVELS = logging.getLevelNamesMapping()
+LOGGING_LEVELS = logging.getLevelNamesMapping()  # the backend's level names are logging's
 
 
 @dataclass
@@ -164,7 +164,7 @@ def backend_log_forwarder(instance: int) -> LogSink:
     logger = logging.getLogger(BACKEND_LOGGER_NAME)
 
     def forward(record: LogRecord) -> None:
-        logger.log(LEVELS[record.level], "instance %d: %s", instance, record.message)
+        logger.log(LOGGING_LEVELS[record.level], "instance %d: %s", instance, record.message)
 
     return forward
 
