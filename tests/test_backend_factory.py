@@ -3,9 +3,8 @@ and the staging-safe / strict validations."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncio
+from typing import Any
 
 import pytest
 

@@ -535,7 +535,9 @@ def test_heartbeat_before_welcome_and_intervals(harness, environ, interval: int,
 
 
 @pytest.mark.parametrize(("hold_s", "heartbeat_tasks"), [(10.0, 0), (50.0, 1)])
-def test_the_heartbeat_task_starts_only_when_its_first_interval_ends(harness, hold_s, heartbeat_tasks) -> None:
+def test_the_heartbeat_task_starts_only_when_its_first_interval_ends(
+    harness, hold_s: float, heartbeat_tasks: int
+) -> None:
     h = harness(DEV)  # 45 s interval
     started: list[str] = []
 

@@ -9,11 +9,9 @@ from pathlib import Path
 import pytest
 
 from investigation.cli import main
-from investigation.clock import EPOCH_MS
 from investigation.profiles import list_profiles, load_profile
 from investigation.traffic import auth_environment, b64url, mint_token
-
-EPOCH_S = EPOCH_MS / 1000  # the virtual clock's start, seconds
+from tests.conftest import EPOCH_S
 
 CONNECTION_KEYS = {"index", "client", "user_id", "at_s", "close_code", "close_reason", "decisions", "cause_chain"}
 

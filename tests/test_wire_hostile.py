@@ -21,6 +21,7 @@ from investigation.clock import VirtualClock, virtual_loop
 from investigation.profiles import load_profile
 from investigation.traffic import auth_environment
 from investigation.wire import build_app
+from investigation.wire.endings import is_allowed_ending
 from investigation.wire.hostile import (
     HostileRequest,
     bad_tokens,
@@ -32,7 +33,6 @@ from investigation.wire.hostile import (
     raw_connection,
     valid_token,
 )
-from investigation.wire.endings import is_allowed_ending
 from investigation.wire.inprocess import asgi_connection
 from investigation.wire.runner import WIRE_POLL_S
 from investigation.wire.server import running_server
