@@ -26,9 +26,9 @@ from investigation.analysis.hypotheses import (
     build_ledger,
     evaluate,
     expected_validation_mode,
-    finding_details,
     failures_used_fallback,
     fallback_ids_rejected,
+    finding_details,
     has_factory_close,
     has_no_factory_close,
     has_no_failure,
@@ -230,11 +230,15 @@ def test_why3_holds_when_some_factory_close_built_its_context_differently_from_l
     assert evaluate(why3, trials, runs).verdict is expected
 
 
+def auth_refused(index: int = 0) -> ConnectionResult:
+    """Connection ``index`` refused 1008 before any decision (spec 5.1, no token)."""
+    return ConnectionResult(index=index, client="c", instance=0, user_id="u", at_s=float(index), close_code=1008,
+                            close_reason="SSOT Auth failed", decisions=(), cause_chain=())
+
+
 def test_close_predicates_tell_a_factory_close_from_any_failure() -> None:
     """A run whose only failure is a 1008 (spec 5.1, no token) has no factory close but has a failure."""
-    refused = ConnectionResult(index=0, client="c", instance=0, user_id="u", at_s=0.0, close_code=1008,
-                               close_reason="SSOT Auth failed", decisions=(), cause_chain=())
-    run = RunResult("x", "original", (refused,))
+    run = RunResult("x", "original", (auth_refused(),))
     assert has_no_factory_close(run, {})[0] is True
     assert has_factory_close(run, {})[0] is False
     assert has_no_failure(run, {})[0] is False
@@ -306,19 +310,19 @@ def test_id_generation_changes_when_some_connection_generates_differently_or_is_
     assert id_generation_changes(run_of(*connections), LOCAL_RUNS)[0] is True
 
 
+MIXED_MODES = run_of(connection(0, None, ("factory.validation_mode", "relaxed")),
+                     connection(1, None, ("factory.validation_mode", "strict")))
+
+
 def test_validation_mode_is_as_expected_only_when_every_connection_uses_it() -> None:
     """Table: "every ENVIRONMENT=staging profile validates relaxed" -- one strict connection refutes it."""
-    run = run_of(connection(0, None, ("factory.validation_mode", "relaxed")),
-                 connection(1, None, ("factory.validation_mode", "strict")))
-    assert expected_validation_mode("relaxed")(run, {})[0] is False
-    assert expected_validation_mode("strict")(run, {})[0] is False
+    assert expected_validation_mode("relaxed")(MIXED_MODES, {})[0] is False
+    assert expected_validation_mode("strict")(MIXED_MODES, {})[0] is False
 
 
 def test_one_strict_connection_among_relaxed_ones_runs_strict_validation() -> None:
     """Critical finding: "some connection on a Cloud Run profile runs strict validation"."""
-    run = run_of(connection(0, None, ("factory.validation_mode", "relaxed")),
-                 connection(1, None, ("factory.validation_mode", "strict")))
-    assert runs_strict_validation(run, {})[0] is True
+    assert runs_strict_validation(MIXED_MODES, {})[0] is True
 
 
 @pytest.mark.parametrize(
@@ -368,9 +372,8 @@ def test_conclusion_needs_rejections_only_and_none_in_the_local_environment(
     local_closes: tuple[tuple[tuple[str, str], ...], ...],
     expected: bool,
 ) -> None:
-    refused = ConnectionResult(index=9, client="c", instance=0, user_id="u", at_s=9.0, close_code=1008,
-                               close_reason="SSOT Auth failed", decisions=(), cause_chain=())
-    base = RunResult(STAGING, "original", (*(connection(i, FACTORY_FAILED, *d) for i, d in enumerate(base_closes)), refused))
+    base = RunResult(STAGING, "original",
+                     (*(connection(i, FACTORY_FAILED, *d) for i, d in enumerate(base_closes)), auth_refused(9)))
     local = run_of(*(connection(i, FACTORY_FAILED, *d) for i, d in enumerate(local_closes)))
     predicate = local_environment_removes_validation_failure(STAGING)
     assert predicate(local, {STAGING: base})[0] is expected
@@ -456,9 +459,7 @@ def test_why4_moves_each_failing_profile_local_and_local_debug_into_each_cloud_r
 def test_why4_judges_moved_traffic_by_its_factory_closes_only() -> None:
     """Why #4 is about validation failing in staging: traffic moved into the local environment
     holds the prediction when it gets no factory close, even if an auth refusal (1008) closes it."""
-    refused = ConnectionResult(index=0, client="c", instance=0, user_id="u", at_s=0.0, close_code=1008,
-                               close_reason="SSOT Auth failed", decisions=(), cause_chain=())
-    auth_refusal_only = RunResult("x", "original", (refused,))
+    auth_refusal_only = RunResult("x", "original", (auth_refused(),))
     trials = hypothesis("why4.environment_makes_it_fail").design(shipped_with_failing(STAGING))
     to_local = [t for t in trials if t.run.label.endswith(f"in {REFERENCE} environment")]
     to_cloud = [t for t in trials if not t.run.label.endswith(f"in {REFERENCE} environment")]

@@ -16,6 +16,7 @@ import pytest
 
 from investigation.analysis.delta import Outcome
 from investigation.analysis.divergence import Divergence
+from investigation.analysis.hypotheses import in_environment_of
 from investigation.analysis.isolate import (
     ABSENT,
     FactorChange,
@@ -35,11 +36,10 @@ from investigation.analysis.isolate import (
 )
 from investigation.backend import factory, ids, route
 from investigation.backend import runtime as backend_runtime
-from investigation.analysis.hypotheses import in_environment_of
 from investigation.postmortem import Evidence, trigger_section
 from investigation.profiles import Profile, flatten_profile, load_profile, profile_from_dict, unflatten_profile
 from investigation.simulate import simulate
-from investigation.trace import CauseLink, ConnectionResult, RunResult
+from investigation.trace import CauseLink, ConnectionResult, Decision, RunResult
 from investigation.traffic import connection_plan
 
 JSON_KEYS = ["passing", "failing", "factors", "minimal_difference", "tests_run", "failure", "first_divergence"]
@@ -119,8 +119,11 @@ def test_factor_changes_tell_a_factor_set_to_none_from_an_absent_one() -> None:
     assert factor_changes({"env.A": None}, {}) == [FactorChange("env.A", None, ABSENT)]
     assert factor_changes({}, {"env.A": None}) == [FactorChange("env.A", ABSENT, None)]
 
+
 def traced(index: int, *decisions: tuple[str, str]) -> ConnectionResult:
-    return ConnectionResult(index, f"c{index}", 0, "u", float(index), None, None, decisions, ())  # type: ignore[arg-type]
+    return ConnectionResult(index=index, client=f"c{index}", instance=0, user_id="u", at_s=float(index),
+                            close_code=None, close_reason=None,
+                            decisions=tuple(Decision(p, o) for p, o in decisions), cause_chain=())
 
 
 FAILING_TRACE = (("route.environment", "staging"), ("auth.token_source", "bearer"), ("factory.manager_cap", "reached"))
@@ -144,10 +147,9 @@ def test_check_runs_refuses_a_passing_run_with_a_single_failing_connection() -> 
     assert check_runs(RunResult("ok", "original", (connection(0, None),)), failing) == refused
 
 
-def test_a_mixture_that_is_not_a_valid_profile_is_unresolved() -> None:
-    profile = load_profile("local-debug")
+def test_a_mixture_that_is_not_a_valid_profile_is_unresolved(local_debug: Profile) -> None:
     signature = FailureSignature(1011, "RuntimeError")
-    tester = _MixtureTester(flatten_profile(profile), profile, signature, "original")
+    tester = _MixtureTester(flatten_profile(local_debug), local_debug, signature, "original")
     assert tester((FactorChange("instances", 1, 0),)) is Outcome.UNRESOLVED  # instances must be >= 1
     assert tester(()) is Outcome.PASS
 
@@ -156,7 +158,6 @@ def test_align_with_nearest_prefers_an_identical_trace() -> None:
     cap_ok = traced(0, *FAILING_TRACE[:2], ("factory.manager_cap", "ok"))
     aligned = align_with_nearest(RunResult("p", "original", (cap_ok, traced(1, *FAILING_TRACE))), traced(5, *FAILING_TRACE))
     assert (aligned.passing_connection.index, aligned.divergence) == (1, None)
-
 
 
 def test_a_change_shows_absent_as_null_and_redacts_secrets() -> None:

@@ -24,8 +24,7 @@ from investigation.notebook_grid import (
     profiles_dir_exported,
     run_notebook_suite,
 )
-from investigation.profiles import ProfileError
-from investigation.profiles import PROFILES_DIR_ENV
+from investigation.profiles import PROFILES_DIR_ENV, ProfileError
 from investigation.suite import SuiteInputError, build_grid
 
 REPO = Path(__file__).resolve().parents[1]

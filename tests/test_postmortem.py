@@ -43,15 +43,18 @@ def evidence() -> Evidence:
     return gather_evidence("local-debug")
 
 
-def reconnecting_runs(variant: str = "original") -> dict[str, object]:
-    def profile(name: str, connections: int) -> object:
-        return simulate(profile_from_dict(name, {
-            "description": name, "env": {"ENVIRONMENT": "test"},
-            "clients": [{"name": "tab", "user_id": "test-user-12345", "connections": connections,
-                         "spacing_s": 10.0, "hold_s": 4.0}],
-        }), variant)
+def reconnecting_run(name: str, connections: int, variant: str = "original") -> object:
+    """One user reconnecting ``connections`` times, 10 s apart, to one instance (see the module docstring)."""
+    return simulate(profile_from_dict(name, {
+        "description": name, "env": {"ENVIRONMENT": "test"},
+        "clients": [{"name": "tab", "user_id": "test-user-12345", "connections": connections,
+                     "spacing_s": 10.0, "hold_s": 4.0}],
+    }), variant)
 
-    return {"local-debug": profile("local-debug", 1), "reconnects": profile("reconnects", 7)}
+
+def reconnecting_runs(variant: str = "original") -> dict[str, object]:
+    return {"local-debug": reconnecting_run("local-debug", 1, variant),
+            "reconnects": reconnecting_run("reconnects", 7, variant)}
 
 
 def table_row(table: str, first_cell: str) -> list[str]:
@@ -135,15 +138,6 @@ def test_the_divergence_chart_is_drawn_once_per_evidence(evidence: Evidence, mon
     lessons(hand)
     assert divergence_figure(hand)[1].profiles == ("local-debug", "reconnects")
     assert drawn == ["local-debug"]
-
-
-def reconnecting_run(name: str, connections: int, variant: str = "original") -> object:
-    """One user reconnecting ``connections`` times, 10 s apart, to one instance (see the module docstring)."""
-    return simulate(profile_from_dict(name, {
-        "description": name, "env": {"ENVIRONMENT": "test"},
-        "clients": [{"name": "tab", "user_id": "test-user-12345", "connections": connections,
-                     "spacing_s": 10.0, "hold_s": 4.0}],
-    }), variant)
 
 
 def test_worst_profile_is_the_one_with_most_failing_connections(evidence: Evidence) -> None:
@@ -256,13 +250,17 @@ def test_auth_bypass_item_follows_the_original_codes_safety(evidence: Evidence) 
                for line in action_items(evidence).data.splitlines())
 
 
+# A made-up factory close caused by a validation ValueError, not by the cap.
+VALIDATION_ERROR_CLOSE = ConnectionResult(
+    index=0, client="c", instance=0, user_id="u", at_s=0.0, close_code=1011,
+    close_reason="Factory SSOT validation failed", decisions=(),
+    cause_chain=(CauseLink("ValueError", "SSOT validation failed"),))
+
+
 def test_no_own_close_item_when_the_factory_close_had_a_validation_error(evidence: Evidence) -> None:
     # The only failing connection closed "validation failed" because validation raised ValueError:
     # its close does name its cause, so no action asks for a separate close.
-    failing = ConnectionResult(index=0, client="c", instance=0, user_id="u", at_s=0.0, close_code=1011,
-                               close_reason="Factory SSOT validation failed", decisions=(),
-                               cause_chain=(CauseLink("ValueError", "SSOT validation failed"),))
-    runs = {**reconnecting_runs(), "invalid": RunResult("invalid", "original", (failing,))}
+    runs = {**reconnecting_runs(), "invalid": RunResult("invalid", "original", (VALIDATION_ERROR_CLOSE,))}
     runs.pop("reconnects")
     assert "Give each cause its own close" not in action_items(dataclasses.replace(evidence, runs=runs)).data
 
@@ -270,10 +268,7 @@ def test_no_own_close_item_when_the_factory_close_had_a_validation_error(evidenc
 def test_root_cause_counts_only_failures_that_started_at_the_cap(evidence: Evidence) -> None:
     # Connections 6 and 7 of "reconnects" start with 5 managers held; the made-up failing connection
     # of "invalid" starts with none.
-    failing = ConnectionResult(index=0, client="c", instance=0, user_id="u", at_s=0.0, close_code=1011,
-                               close_reason="Factory SSOT validation failed", decisions=(),
-                               cause_chain=(CauseLink("ValueError", "SSOT validation failed"),))
-    runs = {**reconnecting_runs(), "invalid": RunResult("invalid", "original", (failing,))}
+    runs = {**reconnecting_runs(), "invalid": RunResult("invalid", "original", (VALIDATION_ERROR_CLOSE,))}
     text = root_cause_section(dataclasses.replace(evidence, runs=runs)).data
     assert "- 2 of 3 failing connections started while their user already held the per-user cap" in text
 

@@ -20,15 +20,15 @@ from pathlib import Path
 import pytest
 
 from investigation.backend import environment
-from investigation.notebook_grid import run_notebook_suite
 from investigation.clock import EPOCH_MS
+from investigation.notebook_grid import run_notebook_suite
 from investigation.profiles import Profile, list_profiles
 from investigation.suite import scan_for_secrets
 from investigation.traffic import (
     FOREIGN_SECRET,
     UNCONFIGURED_SECRET,
-    b64url,
     auth_environment,
+    b64url,
     connection_plan,
     mint_token,
 )

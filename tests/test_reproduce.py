@@ -68,6 +68,10 @@ def reconnects_v5() -> RunResult:
     return simulate(reconnecting_profile(), "V5")
 
 
+CAP_LESSON = "Every failing connection met a user already at the per-user manager cap"
+NO_FAILURE_LESSON = "This profile's traffic did not fail"
+
+
 def bullets(markdown: object) -> list[str]:
     return str(getattr(markdown, "data", "")).splitlines()
 
@@ -126,7 +130,7 @@ def test_lesson_on_the_close_reason_counts_the_factory_closes(reconnects: RunRes
 def test_no_close_reason_lesson_when_no_connection_got_that_reason(reconnects_v5: RunResult) -> None:
     text = "\n".join(bullets(reproduce_lessons(reconnects_v5)))
     assert "close reason" not in text
-    assert "Every failing connection met a user already at the per-user manager cap" in text
+    assert CAP_LESSON in text
 
 
 def no_token_then_reconnects() -> Profile:
@@ -140,10 +144,6 @@ def no_token_then_reconnects() -> Profile:
             {"name": "no-token", "user_id": "test-user-12345", "token": "none", "start_s": 5.0},
         ],
     })
-
-
-CAP_LESSON = "Every failing connection met a user already at the per-user manager cap"
-NO_FAILURE_LESSON = "This profile's traffic did not fail"
 
 
 def test_no_cap_lesson_when_only_some_failures_met_the_cap() -> None:
@@ -230,8 +230,7 @@ def test_a_failure_counts_at_the_cap_only_when_its_user_holds_the_cap_on_its_ins
     run = simulate(reconnects_then_no_token(connections, instances))
     assert [(c.client, c.close_code) for c in run.failures] == [("no-token", 1008)]
     assert failures_at_cap(run) == at_cap
-    cap_lesson = "Every failing connection met a user already at the per-user manager cap"
-    assert (cap_lesson in str(reproduce_lessons(run).data)) is (at_cap == 1)
+    assert (CAP_LESSON in str(reproduce_lessons(run).data)) is (at_cap == 1)
 
 
 def no_token_then_reconnects_elsewhere() -> Profile:
