@@ -250,6 +250,14 @@ def test_auth_bypass_item_follows_the_original_codes_safety(evidence: Evidence) 
                for line in action_items(evidence).data.splitlines())
 
 
+def test_no_auth_bypass_item_when_the_original_code_refuses_unsigned_tokens(evidence: Evidence) -> None:
+    matrix = evidence.variants.matrix
+    safety = tuple(dataclasses.replace(row, unsigned_accepted=False) if row.variant == "original" else row
+                   for row in matrix.safety)
+    variants = dataclasses.replace(evidence.variants, matrix=dataclasses.replace(matrix, safety=safety))
+    assert "Close the auth bypass" not in action_items(dataclasses.replace(evidence, variants=variants)).data
+
+
 # A made-up factory close caused by a validation ValueError, not by the cap.
 VALIDATION_ERROR_CLOSE = ConnectionResult(
     index=0, client="c", instance=0, user_id="u", at_s=0.0, close_code=1011,
