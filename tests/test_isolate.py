@@ -409,3 +409,26 @@ def test_a_profile_whose_only_failure_is_a_1008_is_failing(local_debug: Profile)
     """Failing means any connection the server closed with a code other than 1000."""
     given = {local_debug.name: RunResult(local_debug.name, "original", (connection(0, 1008, ()),))}
     assert failing_profiles([local_debug], runs=given) == [local_debug]
+
+
+def test_the_isolated_divergence_is_taken_from_dds_last_passing_mixture_not_the_empty_one() -> None:
+    """The cap failure needs two changes (6 connections and a single instance, spec 4.2), and a
+    third change (ENVIRONMENT) is harmless. The changes, sorted: [connections 3->6,
+    ENVIRONMENT test->development, instances 2->1]. dd splits them into [connections] and
+    [ENVIRONMENT, instances]: neither alone fails (6 connections spread 3+3, or 3 connections on
+    one instance), and removing [connections] from the failing side passes, so the last passing
+    mixture is {ENVIRONMENT, instances}, not empty. Its connections run with ENVIRONMENT
+    development like the failing mixture's, so the pair first parts at the cap; the empty
+    mixture (ENVIRONMENT test) would part already at route.environment."""
+    passing = varied(spread_profile("three-spread", 2), "three-spread", clients0__connections=3)
+    failing = varied(spread_profile("six-single", 1), "six-single", env__ENVIRONMENT="development")
+    isolation = isolate_profiles(passing, failing)
+    assert [(c.factor, c.passing, c.failing) for c in isolation.minimal_difference] == [
+        ("clients[0].connections", 3, 6)
+    ]
+    assert isolation.to_json_dict()["first_divergence"] == {
+        "point": "route.environment", "passing": "test", "failing": "development",
+    }
+    isolated = isolation.isolated_divergence
+    assert isolated.divergence == Divergence("factory.manager_cap", "below", "exceeded")
+    assert (isolated.failing_connection.index, isolated.failing_connection.close_code) == (CAP, 1011)

@@ -423,6 +423,13 @@ def _history(changes: Sequence[FactorChange], tester: _MixtureTester, result: An
 def _isolated_divergence(
     tester: _MixtureTester, passing_changes: Sequence[FactorChange], failing_changes: Sequence[FactorChange]
 ) -> AlignedDivergence | None:
+    """The failing mixture's first same failure aligned with the nearest connection of the passing mixture.
+
+    ``passing_changes`` is dd's last passing mixture, which need not be empty: when the failure
+    needs changes from both halves of the difference, dd moves some of them to the passing side.
+    None when a mixture is not a valid profile, the passing run has no connection, or the failing
+    run has no connection failing the same way.
+    """
     passing_run, failing_run = tester.run(passing_changes), tester.run(failing_changes)
     if passing_run is None or failing_run is None or not passing_run.connections:
         return None
