@@ -166,3 +166,17 @@ def test_divergence_table_markdown_marks_a_profile_that_never_diverges() -> None
     traces = {"local": LOCAL, "same": list(LOCAL)}
     table = divergence_table(traces, reference="local", point_order=POINTS)
     assert table._repr_markdown_().splitlines()[-1] == "| first divergence | reference | (none) |"
+
+
+def test_undeclared_points_come_from_the_reference_first_then_the_others_in_first_seen_order() -> None:
+    # The reference is the mapping's second trace. Undeclared points: the reference's x.c first,
+    # then staging's x.b and x.a as staging reaches them, then pytest's x.d (its x.a is already
+    # a row). The declared point keeps its place ahead of them all.
+    traces = {
+        "staging": [("x.b", "1"), ("auth.token_source", "bearer"), ("x.a", "2")],
+        "local": [("auth.token_source", "bearer"), ("x.c", "3")],
+        "pytest": [("x.a", "4"), ("x.d", "5")],
+    }
+    table = divergence_table(traces, reference="local", point_order=POINTS[:1])
+    assert [row.point for row in table.rows] == ["auth.token_source", "x.c", "x.b", "x.a", "x.d"]
+    assert table.rows[3] == DivergenceRow("x.a", ("2", "-", "4"))

@@ -133,7 +133,8 @@ def divergence_table(
 
     Profiles keep the mapping's order. Rows follow ``point_order``; points a
     trace reaches that ``point_order`` does not name follow, in the order first
-    reached. A point reached several times shows its outcomes joined by ", ".
+    reached, reading the reference's trace first and then the other traces in the
+    mapping's order. A point reached several times shows its outcomes joined by ", ".
 
     Raises:
         ValueError: ``reference`` is not one of the traces.
@@ -155,6 +156,11 @@ def divergence_table(
 def _table_points(
     steps: Mapping[str, list[Step]], reference: str, point_order: Sequence[str]
 ) -> list[str]:
+    """The table's rows: ``point_order`` (each point once), then the undeclared points.
+
+    Undeclared points come in first-seen order over the reference's trace first, then
+    the other traces in the mapping's order, so the reference's own points lead.
+    """
     points = list(dict.fromkeys(point_order))
     ordered_profiles = [reference, *(profile for profile in steps if profile != reference)]
     for profile in ordered_profiles:
