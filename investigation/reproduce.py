@@ -150,6 +150,7 @@ def validation_outcomes(connections: Sequence[ConnectionResult]) -> Counter[str]
 
 
 def _counter_text(counter: Counter[str]) -> str:
+    """``key (count)`` per entry, joined by ", ": highest count first, equal counts by key ascending."""
     return ", ".join(f"{key} ({n})" for key, n in sorted(counter.items(), key=lambda item: (-item[1], item[0])))
 
 

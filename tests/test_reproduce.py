@@ -301,3 +301,16 @@ def test_close_reason_lesson_counts_passed_validations_among_factory_closes_only
 def test_key_result_names_the_first_failing_connection() -> None:
     run = RunResult("x", "original", (closed(0, None, None), closed(1, 1011, FACTORY, *CAP_EXCEEDED)))
     assert "; first failure #1 at 1 s: 1011 " in reproduce_key_result(run)
+
+
+def test_outcome_counts_list_the_highest_count_first_and_equal_counts_by_key() -> None:
+    """Validation outcomes of five failures, first seen in the order not reached, pass, fail:
+    pass 3 times, fail and not reached once each. Highest count first, then the tie by key."""
+    outcomes = ["not reached", "pass", "fail", "pass", "pass"]
+    run = RunResult("x", "original", tuple(
+        closed(index, 1011, FACTORY, *(() if outcome == "not reached" else (("factory.validation", outcome),)))
+        for index, outcome in enumerate(outcomes)
+    ))
+    assert bullets(reproduce_verdicts(run))[2] == (
+        "- `factory.validation` outcome of the failing connections: pass (3), fail (1), not reached (1)."
+    )
