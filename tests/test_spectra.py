@@ -12,7 +12,9 @@ import coverage
 import pytest
 
 from investigation.analysis.spectra import (
+    REPO_ROOT,
     ConnectionSpectrum,
+    _spectra_from,
     branch_points,
     branch_spectra,
     collect_spectra,
@@ -24,6 +26,7 @@ from investigation.analysis.spectra import (
     sweep_profiles,
 )
 from investigation.profiles import Profile, flatten_profile, load_profile, unflatten_profile
+from investigation.trace import ConnectionResult
 
 ROUTE = "investigation/backend/route.py"
 FACTORY = "investigation/backend/factory.py"
@@ -63,6 +66,8 @@ def test_interleaved_connections_get_their_own_lines(local_debug: Profile) -> No
     register = (ROUTE, line_of(ROUTE, "self.established = True"))
     assert refuse in by_code[1008].lines and refuse not in by_code[None].lines
     assert register in by_code[None].lines and register not in by_code[1008].lines
+    # a measured run enters many code objects: no arc from an entry (a non-positive line) is kept
+    assert all(start > 0 for spectrum in spectra for _, start, _ in spectrum.arcs)
 
 
 def test_cap_failure_ranks_the_cap_refusal_at_the_top(local_debug: Profile) -> None:
@@ -153,3 +158,17 @@ def test_measuring_inside_another_coverage_keeps_both_working(local_debug: Profi
     assert spectra and spectra[0].lines
     measured = outer.get_data().lines(__file__) or []
     assert line_of("tests/test_spectra.py", "return 41 + 1") in measured
+
+
+def test_a_connection_spectrum_drops_the_arcs_that_enter_a_code_object() -> None:
+    """coverage.py records entering a function whose first line is 10 as the arc -10 -> 11 and
+    leaving it from line 12 as 12 -> -10. The spectrum keeps the arcs between executed lines and
+    the exit (from line 12), not the entry (from line -10, which no connection executed)."""
+    path = str(REPO_ROOT / ROUTE)
+    data = coverage.CoverageData(no_disk=True)
+    data.set_context("connection-00000")
+    data.add_arcs({path: {(-10, 11), (11, 12), (12, -10)}})
+    result = ConnectionResult(index=0, client="c", instance=0, user_id="u", at_s=0.0, close_code=None,
+                              close_reason=None, decisions=(), cause_chain=())
+    (spectrum,) = _spectra_from(data, "r", {0: result})
+    assert spectrum.arcs == {(ROUTE, 11, 12), (ROUTE, 12, -10)}

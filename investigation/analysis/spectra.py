@@ -178,6 +178,12 @@ def _measure_here(profile: Profile, variant: str) -> list[ConnectionSpectrum]:
 
 
 def _spectra_from(data: coverage.CoverageData, run: str, results: dict[int, ConnectionResult]) -> list[ConnectionSpectrum]:
+    """One spectrum per connection in ``results``: the lines and arcs measured in its context.
+
+    Arcs whose start line is not positive are dropped: coverage.py records entering a code
+    object as an arc from minus its first line, which no line executed. Arcs to a negative
+    line (leaving a function) are kept.
+    """
     files = {path: _relative(path) for path in sorted(data.measured_files())}
     lines: dict[str, set[Line]] = defaultdict(set)
     for path, relative in files.items():
