@@ -106,41 +106,57 @@ def test_hypothesis_keys_are_unique_and_every_testable_claim_has_runs(ledger: Le
 # --- synthetic runs: the verdict of Why #1 follows the decision traces ---------------------
 
 
-def factory_close(validation: str, innermost: str) -> ConnectionResult:
-    decisions = (Decision("factory.validation_mode", "strict"), Decision("factory.validation", validation))
+def connection(
+    index: int, *decisions: tuple[str, str], code: int | None = None, reason: str | None = None,
+    causes: tuple[str, ...] = (),
+) -> ConnectionResult:
+    """Connection ``index`` (client "c", user "u", at ``index`` s) after ``decisions``, closed ``code``
+    ``reason`` (open when ``code`` is None) by exceptions of the types ``causes``, outermost first."""
     return ConnectionResult(
-        index=0, client="c", instance=0, user_id="u", at_s=0.0, close_code=1011,
-        close_reason="Factory SSOT validation failed", decisions=decisions,
-        cause_chain=(CauseLink("FactoryInitializationError", "m"), CauseLink(innermost, "m")),
+        index=index, client="c", instance=0, user_id="u", at_s=float(index), close_code=code, close_reason=reason,
+        decisions=tuple(Decision(p, o) for p, o in decisions),
+        cause_chain=tuple(CauseLink(kind, "m") for kind in causes),
     )
+
+
+FACTORY_FAILED = "Factory SSOT validation failed"
+STRICT_FAIL = (("factory.validation_mode", "strict"), ("factory.validation", "fail"))
+RELAXED_FAIL = (("factory.validation_mode", "relaxed"), ("factory.validation", "fail"))
+STRICT_PASS = (("factory.validation_mode", "strict"), ("factory.validation", "pass"))
+
+
+def factory_close(index: int, *decisions: tuple[str, str], causes: tuple[str, ...] = ()) -> ConnectionResult:
+    """Connection ``index`` closed 1011 "Factory SSOT validation failed" after ``decisions``."""
+    return connection(index, *decisions, code=1011, reason=FACTORY_FAILED, causes=causes)
+
+
+def auth_refused(index: int = 0) -> ConnectionResult:
+    """Connection ``index`` refused 1008 before any decision (spec 5.1, no token)."""
+    return connection(index, code=1008, reason="SSOT Auth failed")
 
 
 def test_why1_flips_with_what_preceded_the_factory_close(reference: Profile) -> None:
     why1 = hypothesis("why1.validation_raises")
     trials = why1.design(Baseline({reference.name: reference}, {}))
     name = reference.name
-    rejected = {name: RunResult(name, "original", (factory_close("fail", "ValueError"),))}
-    capacity = {name: RunResult(name, "original", (factory_close("pass", "RuntimeError"),))}
+    rejected_close = factory_close(0, *STRICT_FAIL, causes=("FactoryInitializationError", "ValueError"))
+    capacity_close = factory_close(0, *STRICT_PASS, causes=("FactoryInitializationError", "RuntimeError"))
+    rejected = {name: RunResult(name, "original", (rejected_close,))}
+    capacity = {name: RunResult(name, "original", (capacity_close,))}
     nothing = {name: RunResult(name, "original", ())}
     assert evaluate(why1, trials, rejected).verdict is Verdict.SUPPORTED
     assert evaluate(why1, trials, capacity).verdict is Verdict.REFUTED
     assert evaluate(why1, trials, nothing).verdict is Verdict.INCONCLUSIVE
 
 
-def closed_1011(reason: str, *decisions: tuple[str, str]) -> ConnectionResult:
-    return ConnectionResult(
-        index=0, client="c", instance=0, user_id="u", at_s=0.0, close_code=1011, close_reason=reason,
-        decisions=tuple(Decision(p, o) for p, o in decisions), cause_chain=(CauseLink("RuntimeError", "m"),),
-    )
-
-
 @pytest.mark.parametrize(
     ("connection", "expected"),
     [
         # spec 1.2/table: 1011 "Service startup incomplete" is the startup gate, not a factory close
-        (closed_1011("Service startup incomplete", ("route.startup_gate", "timeout")), Verdict.INCONCLUSIVE),
+        (connection(0, ("route.startup_gate", "timeout"), code=1011, reason="Service startup incomplete",
+                    causes=("RuntimeError",)), Verdict.INCONCLUSIVE),
         # a factory close whose trace never reached factory.validation did not follow a failed one
-        (closed_1011("Factory SSOT validation failed", ("factory.manager_cap", "exceeded")), Verdict.REFUTED),
+        (factory_close(0, ("factory.manager_cap", "exceeded"), causes=("RuntimeError",)), Verdict.REFUTED),
     ],
 )
 def test_why1_looks_only_at_factory_closes_and_at_a_recorded_validation_failure(
@@ -150,15 +166,6 @@ def test_why1_looks_only_at_factory_closes_and_at_a_recorded_validation_failure(
     trials = why1.design(Baseline({reference.name: reference}, {}))
     runs = {reference.name: RunResult(reference.name, "original", (connection,))}
     assert evaluate(why1, trials, runs).verdict is expected
-
-
-def factory_close_after(*decisions: tuple[str, str]) -> ConnectionResult:
-    return closed_1011("Factory SSOT validation failed", *decisions)
-
-
-STRICT_FAIL = (("factory.validation_mode", "strict"), ("factory.validation", "fail"))
-RELAXED_FAIL = (("factory.validation_mode", "relaxed"), ("factory.validation", "fail"))
-STRICT_PASS = (("factory.validation_mode", "strict"), ("factory.validation", "pass"))
 
 
 @pytest.mark.parametrize(
@@ -179,7 +186,7 @@ def test_why1_and_why2_need_every_factory_close_to_match(
 ) -> None:
     claim = hypothesis(key)
     trials = claim.design(Baseline({reference.name: reference}, {}))
-    connections = tuple(factory_close_after(*decisions) for decisions in closes)
+    connections = tuple(factory_close(0, *decisions, causes=("RuntimeError",)) for decisions in closes)
     runs = {reference.name: RunResult(reference.name, "original", connections)}
     assert evaluate(claim, trials, runs).verdict is expected
 
@@ -187,7 +194,8 @@ def test_why1_and_why2_need_every_factory_close_to_match(
 def test_why1_evidence_names_the_innermost_cause(reference: Profile) -> None:
     why1 = hypothesis("why1.validation_raises")
     trials = why1.design(Baseline({reference.name: reference}, {}))
-    runs = {reference.name: RunResult(reference.name, "original", (factory_close("pass", "RuntimeError"),))}
+    capacity_close = factory_close(0, *STRICT_PASS, causes=("FactoryInitializationError", "RuntimeError"))
+    runs = {reference.name: RunResult(reference.name, "original", (capacity_close,))}
     assert evaluate(why1, trials, runs).observations[0].evidence == (
         "0 of 1 factory closes follow factory.validation=fail; innermost RuntimeError x1"
     )
@@ -222,18 +230,13 @@ def test_why3_holds_when_some_factory_close_built_its_context_differently_from_l
     reference: Profile, staging: Profile, closes: tuple[tuple[tuple[str, str], ...], ...], expected: Verdict
 ) -> None:
     why3 = hypothesis("why3.context_creation_differs")
-    local = RunResult(REFERENCE, "original", (traced(0, None, *LOCAL_CONTEXT),))
-    failing = RunResult(STAGING, "original", tuple(factory_close_after(*decisions) for decisions in closes))
+    local = RunResult(REFERENCE, "original", (connection(0, *LOCAL_CONTEXT),))
+    failing_closes = tuple(factory_close(0, *decisions, causes=("RuntimeError",)) for decisions in closes)
+    failing = RunResult(STAGING, "original", failing_closes)
     runs = {REFERENCE: local, STAGING: failing}
     trials = why3.design(Baseline({REFERENCE: reference, STAGING: staging}, runs))
     assert [t.run.label for t in trials] == [STAGING]
     assert evaluate(why3, trials, runs).verdict is expected
-
-
-def auth_refused(index: int = 0) -> ConnectionResult:
-    """Connection ``index`` refused 1008 before any decision (spec 5.1, no token)."""
-    return ConnectionResult(index=index, client="c", instance=0, user_id="u", at_s=float(index), close_code=1008,
-                            close_reason="SSOT Auth failed", decisions=(), cause_chain=())
 
 
 def test_close_predicates_tell_a_factory_close_from_any_failure() -> None:
@@ -247,16 +250,7 @@ def test_close_predicates_tell_a_factory_close_from_any_failure() -> None:
 # --- per-run predicates where SOME but not ALL connections have the property ----------------
 
 
-def connection(index: int, reason: str | None, *decisions: tuple[str, str]) -> ConnectionResult:
-    """Connection ``index`` closed 1011 ``reason`` (open when ``reason`` is None) after ``decisions``."""
-    return ConnectionResult(
-        index=index, client="c", instance=0, user_id="u", at_s=float(index), close_code=1011 if reason else None,
-        close_reason=reason, decisions=tuple(Decision(p, o) for p, o in decisions), cause_chain=(),
-    )
-
-
-FACTORY_FAILED = "Factory SSOT validation failed"
-LOCAL_RUNS = {REFERENCE: RunResult(REFERENCE, "original", (connection(0, None, *LOCAL_CONTEXT),))}
+LOCAL_RUNS = {REFERENCE: RunResult(REFERENCE, "original", (connection(0, *LOCAL_CONTEXT),))}
 
 
 def run_of(*connections: ConnectionResult) -> RunResult:
@@ -265,8 +259,8 @@ def run_of(*connections: ConnectionResult) -> RunResult:
 
 def test_one_rejected_context_among_passing_ones_is_a_validation_rejection() -> None:
     """Why #5 startup/user-id/auth claims: "contexts rejected by validation" -- one rejection suffices."""
-    run = run_of(connection(0, None, ("factory.validation", "pass")),
-                 connection(1, FACTORY_FAILED, ("factory.validation", "fail")))
+    run = run_of(connection(0, ("factory.validation", "pass")),
+                 factory_close(1, ("factory.validation", "fail")))
     assert has_validation_rejection(run, {})[0] is True
 
 
@@ -274,11 +268,11 @@ def test_one_rejected_context_among_passing_ones_is_a_validation_rejection() -> 
     ("connections", "expected"),
     [
         # "some context with fallback IDs is rejected": one of two fallback contexts rejected
-        ((connection(0, FACTORY_FAILED, ("context.id_generation", "fallback"), ("factory.validation", "fail")),
-          connection(1, None, ("context.id_generation", "fallback"), ("factory.validation", "pass"))), True),
+        ((factory_close(0, ("context.id_generation", "fallback"), ("factory.validation", "fail")),
+          connection(1, ("context.id_generation", "fallback"), ("factory.validation", "pass"))), True),
         # the rejected context built its IDs with the generator: no fallback context is rejected
-        ((connection(0, None, ("context.id_generation", "fallback"), ("factory.validation", "pass")),
-          connection(1, FACTORY_FAILED, ("context.id_generation", "generator"), ("factory.validation", "fail"))), False),
+        ((connection(0, ("context.id_generation", "fallback"), ("factory.validation", "pass")),
+          factory_close(1, ("context.id_generation", "generator"), ("factory.validation", "fail"))), False),
     ],
 )
 def test_fallback_ids_are_rejected_when_some_fallback_context_is(
@@ -289,8 +283,8 @@ def test_fallback_ids_are_rejected_when_some_fallback_context_is(
 
 def test_failures_used_the_fallback_only_when_every_factory_close_did() -> None:
     """Why #5 (1): "the failing connections built their IDs with the fallback" -- one that used the generator refutes it."""
-    run = run_of(connection(0, FACTORY_FAILED, ("context.id_generation", "fallback")),
-                 connection(1, FACTORY_FAILED, ("context.id_generation", "generator")))
+    run = run_of(factory_close(0, ("context.id_generation", "fallback")),
+                 factory_close(1, ("context.id_generation", "generator")))
     assert failures_used_fallback(run, {})[0] is False
 
 
@@ -298,10 +292,10 @@ def test_failures_used_the_fallback_only_when_every_factory_close_did() -> None:
     "connections",
     [
         # one connection generates its IDs differently from local debug (generator), none rejected
-        (connection(0, None, ("context.id_generation", "generator")),
-         connection(1, None, ("context.id_generation", "fallback"))),
+        (connection(0, ("context.id_generation", "generator")),
+         connection(1, ("context.id_generation", "fallback"))),
         # IDs generated as locally, but a context is rejected ("or gets the context rejected")
-        (connection(0, FACTORY_FAILED, ("context.id_generation", "generator"), ("factory.validation", "fail")),),
+        (factory_close(0, ("context.id_generation", "generator"), ("factory.validation", "fail")),),
     ],
 )
 def test_id_generation_changes_when_some_connection_generates_differently_or_is_rejected(
@@ -310,8 +304,8 @@ def test_id_generation_changes_when_some_connection_generates_differently_or_is_
     assert id_generation_changes(run_of(*connections), LOCAL_RUNS)[0] is True
 
 
-MIXED_MODES = run_of(connection(0, None, ("factory.validation_mode", "relaxed")),
-                     connection(1, None, ("factory.validation_mode", "strict")))
+MIXED_MODES = run_of(connection(0, ("factory.validation_mode", "relaxed")),
+                     connection(1, ("factory.validation_mode", "strict")))
 
 
 def test_validation_mode_is_as_expected_only_when_every_connection_uses_it() -> None:
@@ -329,9 +323,9 @@ def test_one_strict_connection_among_relaxed_ones_runs_strict_validation() -> No
     ("connections", "expected"),
     [
         # "strict validation rejects some context": one of two strict validations fails
-        ((connection(0, None, *STRICT_PASS), connection(1, FACTORY_FAILED, *STRICT_FAIL)), True),
+        ((connection(0, *STRICT_PASS), factory_close(1, *STRICT_FAIL)), True),
         # a strict connection that passed validation and then failed (the cap) is no rejection
-        ((connection(0, FACTORY_FAILED, *STRICT_PASS, ("factory.manager_cap", "exceeded")),), False),
+        ((factory_close(0, *STRICT_PASS, ("factory.manager_cap", "exceeded")),), False),
     ],
 )
 def test_strict_validation_rejects_when_some_strict_validation_fails(
@@ -343,15 +337,15 @@ def test_strict_validation_rejects_when_some_strict_validation_fails(
 def test_local_validation_works_needs_every_validation_to_pass() -> None:
     """Executive summary: "every validation in it passes" -- a failed validation refutes it even
     when no connection closed."""
-    run = run_of(connection(0, None, ("factory.validation", "pass")), connection(1, None, ("factory.validation", "fail")))
+    run = run_of(connection(0, ("factory.validation", "pass")), connection(1, ("factory.validation", "fail")))
     assert local_validation_works(run, {})[0] is False
 
 
 def test_same_path_holds_for_an_identical_trace_and_is_untested_without_a_failure() -> None:
     decisions = (("route.environment", "test"), ("factory.manager_cap", "exceeded"))
-    local = RunResult(REFERENCE, "original", (traced(0, None, *decisions),))
-    assert same_path_as_reference(run_of(traced(1, 1011, *decisions)), {REFERENCE: local})[0] is True
-    assert same_path_as_reference(run_of(traced(1, None, *decisions)), {REFERENCE: local})[0] is None
+    local = RunResult(REFERENCE, "original", (connection(0, *decisions),))
+    assert same_path_as_reference(run_of(connection(1, *decisions, code=1011)), {REFERENCE: local})[0] is True
+    assert same_path_as_reference(run_of(connection(1, *decisions)), {REFERENCE: local})[0] is None
 
 
 @pytest.mark.parametrize(
@@ -373,8 +367,8 @@ def test_conclusion_needs_rejections_only_and_none_in_the_local_environment(
     expected: bool,
 ) -> None:
     base = RunResult(STAGING, "original",
-                     (*(connection(i, FACTORY_FAILED, *d) for i, d in enumerate(base_closes)), auth_refused(9)))
-    local = run_of(*(connection(i, FACTORY_FAILED, *d) for i, d in enumerate(local_closes)))
+                     (*(factory_close(i, *d) for i, d in enumerate(base_closes)), auth_refused(9)))
+    local = run_of(*(factory_close(i, *d) for i, d in enumerate(local_closes)))
     predicate = local_environment_removes_validation_failure(STAGING)
     assert predicate(local, {STAGING: base})[0] is expected
 
@@ -424,7 +418,7 @@ def without(profile: Profile, name: str, *paths: str) -> Profile:
 def shipped_with_failing(*failing: str, extra: tuple[Profile, ...] = ()) -> Baseline:
     """Every shipped profile (and ``extra``), where only ``failing`` have a failing run."""
     profiles = {profile.name: profile for profile in (*list_profiles(), *extra)}
-    closed = (connection(0, FACTORY_FAILED, *STRICT_FAIL),)
+    closed = (factory_close(0, *STRICT_FAIL),)
     runs = {name: RunResult(name, "original", closed if name in failing else ()) for name in profiles}
     return Baseline(profiles, runs)
 
@@ -522,10 +516,7 @@ def test_identical_code_path_and_injected_id_failure_cover_more_than_one_profile
 
 
 def validation_mode_run(name: str, mode: str) -> RunResult:
-    decision = Decision("factory.validation_mode", mode)
-    connection = ConnectionResult(index=0, client="c", instance=0, user_id="u", at_s=0.0, close_code=None,
-                                  close_reason=None, decisions=(decision,), cause_chain=())
-    return RunResult(name, "original", (connection,))
+    return RunResult(name, "original", (connection(0, ("factory.validation_mode", mode)),))
 
 
 def test_detection_in_gcp_is_a_may_claim_supported_by_one_strict_cloud_run(staging: Profile) -> None:
@@ -542,11 +533,6 @@ def test_detection_in_gcp_is_a_may_claim_supported_by_one_strict_cloud_run(stagi
     assert evaluate(claim, trials, none).verdict is Verdict.REFUTED
 
 
-def traced(index: int, close: int | None, *decisions: tuple[str, str]) -> ConnectionResult:
-    return ConnectionResult(index=index, client="c", instance=0, user_id="u", at_s=float(index), close_code=close,
-                            close_reason=None, decisions=tuple(Decision(p, o) for p, o in decisions), cause_chain=())
-
-
 @pytest.mark.parametrize(
     ("local_environment", "holds", "divergence"),
     [("staging", True, "factory.manager_cap"), ("test", False, "route.environment")],
@@ -554,10 +540,10 @@ def traced(index: int, close: int | None, *decisions: tuple[str, str]) -> Connec
 def test_same_path_compares_with_the_nearest_local_connection(local_environment: str, holds: bool, divergence: str) -> None:
     """The failing trace is compared with the local connection that agrees with it longest: the
     claim holds when they part only at the decision that failed it (the cap here)."""
-    failing = traced(1, 1011, ("route.environment", "staging"), ("factory.manager_cap", "exceeded"))
+    failing = connection(1, ("route.environment", "staging"), ("factory.manager_cap", "exceeded"), code=1011)
     local = RunResult(REFERENCE, "original", (
-        traced(0, None, ("route.environment", "dev")),
-        traced(1, None, ("route.environment", local_environment), ("factory.manager_cap", "below")),
+        connection(0, ("route.environment", "dev")),
+        connection(1, ("route.environment", local_environment), ("factory.manager_cap", "below")),
     ))
     result, evidence = same_path_as_reference(RunResult("x", "original", (failing,)), {REFERENCE: local})
     assert result is holds
