@@ -21,7 +21,7 @@ from functools import cached_property
 from IPython.display import Markdown
 from matplotlib.figure import Figure
 
-from investigation.analysis.hypotheses import Ledger, Verdict, build_ledger
+from investigation.analysis.hypotheses import Ledger, Verdict, build_ledger, factory_reason_closes
 from investigation.analysis.isolate import (
     ENVIRONMENT_FACTOR_KINDS,
     IsolationOverview,
@@ -42,7 +42,6 @@ from investigation.divergence_findings import first_divergence_counts, separatin
 from investigation.report import format_table
 from investigation.reproduce import (
     deciding_counts,
-    factory_reason_closes,
     failures_at_cap,
     load_named_profile,
     plural,

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from IPython.display import Markdown
 
+from investigation.analysis.hypotheses import factory_reason_closes
 from investigation.backend.route import FACTORY_FAILED_REASON
 from investigation.charts.divergence import visible_outcome
 from investigation.charts.timeline import count_at, timeline_series
@@ -132,11 +133,6 @@ def managers_left_by_start_agent(run: RunResult) -> int:
             if name == "manager_left_behind" and count.isdigit():
                 total += int(count)
     return total
-
-
-def factory_reason_closes(connections: Sequence[ConnectionResult]) -> list[ConnectionResult]:
-    """Connections closed 1011 with the factory's reason "Factory SSOT validation failed" (spec 1.2)."""
-    return [c for c in connections if c.close_code == 1011 and c.close_reason == FACTORY_FAILED_REASON]
 
 
 def validation_passed(connections: Sequence[ConnectionResult]) -> list[ConnectionResult]:

@@ -180,9 +180,14 @@ def evaluate(hypothesis: Hypothesis, trials: Sequence[Trial], runs: Mapping[str,
 # What runs show
 
 
+def factory_reason_closes(connections: Sequence[ConnectionResult]) -> list[ConnectionResult]:
+    """Connections closed 1011 with the factory's reason "Factory SSOT validation failed" (spec 1.2)."""
+    return [c for c in connections if c.close_code == 1011 and c.close_reason == FACTORY_FAILED_REASON]
+
+
 def factory_closes(run: RunResult) -> list[ConnectionResult]:
-    """Connections closed 1011 "Factory SSOT validation failed"."""
-    return [c for c in run.connections if c.close_code == 1011 and c.close_reason == FACTORY_FAILED_REASON]
+    """The run's connections closed 1011 "Factory SSOT validation failed"."""
+    return factory_reason_closes(run.connections)
 
 
 def validation_rejections(run: RunResult) -> list[ConnectionResult]:
