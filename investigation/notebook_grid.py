@@ -26,13 +26,12 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from investigation.profiles import DEFAULT_PROFILES_DIR, list_profiles, load_profile
 from investigation.clock import outside_event_loop
-from investigation.profiles import PROFILES_DIR_ENV
+from investigation.profiles import DEFAULT_PROFILES_DIR, PROFILES_DIR_ENV, list_profiles, load_profile
 from investigation.run_cache import run_cache_exported
 from investigation.simulate import simulate
-from investigation.suite.execute import worker_pool
 from investigation.suite import DEFAULT_NOTEBOOK_DIR, GridEntry, SuiteInputError, build_grid, run_suite
+from investigation.suite.execute import worker_pool
 
 REPRODUCE = "01_reproduce"
 DIVERGENCE = "02_divergence"

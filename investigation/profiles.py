@@ -19,9 +19,9 @@ Every problem with a profile surfaces as one :class:`ProfileError`, whose
 
 from __future__ import annotations
 
-import os
 import hashlib
 import math
+import os
 import re
 import tomllib
 from collections.abc import Iterable, Mapping

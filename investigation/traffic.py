@@ -90,8 +90,6 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-
-
 def mint_token(client: Any, number: int, env: IsolatedEnvironment, now_s: float) -> str | None:
     """The token this client presents on its `number`-th connection, or None."""
     kind = client.token

@@ -31,10 +31,9 @@ from investigation.backend.factory import create_websocket_manager
 from investigation.backend.foreign_contexts import ModelsUserExecutionContext, SupervisorUserExecutionContext
 from investigation.backend.process import Backend
 from investigation.backend.variants import get_variant
-from investigation.clock import EPOCH_MS, SeededRandomness, VirtualClock, virtual_loop
+from investigation.clock import EPOCH_MS, SeededRandomness, VirtualClock, outside_event_loop, virtual_loop
 from investigation.profiles import Profile, load_profile, profile_from_dict
 from investigation.report import format_table
-from investigation.clock import outside_event_loop
 from investigation.simulate import simulate
 
 #: Profiles whose process environment the context cases run in, and why.

@@ -38,8 +38,8 @@ from investigation.analysis.sbfl import FORMULAS, RankedEvent, Spectrum, rank
 from investigation.backend import variants as _variants
 from investigation.backend.variants import get_variant
 from investigation.clock import VirtualClock, outside_event_loop, virtual_loop
-from investigation.run_cache import shared
 from investigation.profiles import Profile, flatten_profile, list_profiles, unflatten_profile
+from investigation.run_cache import shared
 from investigation.simulate import SimulationRun
 from investigation.trace import ConnectionResult
 from investigation.traffic import PlannedConnection

@@ -25,10 +25,9 @@ from IPython.display import Markdown
 
 from investigation.analysis.adversarial import accepted_members, adversarial_outcomes, unsigned_token_accepted
 from investigation.backend.variants import ORIGINAL, VARIANTS, Variant, get_variant
-from investigation.profiles import Profile, list_profiles, load_profile, profile_from_dict
-from investigation.report import format_table
 from investigation.clock import outside_event_loop
-from investigation.profiles import active_profiles_dir
+from investigation.profiles import Profile, active_profiles_dir, list_profiles, load_profile, profile_from_dict
+from investigation.report import format_table
 from investigation.run_cache import shared
 from investigation.simulate import simulate
 from investigation.trace import ConnectionResult, RunResult, close_code_label

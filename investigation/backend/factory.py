@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from investigation.backend import runtime
 from investigation.backend.context import UserExecutionContext
 from investigation.backend.environment import IsolatedEnvironment, lowered_environment
 from investigation.trace import decide
+
+if TYPE_CHECKING:
+    from investigation.backend.process import Backend
 
 CONNECTION_TIMEOUT_S = 1800.0
 EMERGENCY_STALE_S = 300.0
@@ -84,10 +87,10 @@ class IsolatedWebSocketManager:
         30 minutes ago (a timer chain on the event loop, one per manager)."""
         self._schedule_health_check(runtime.current())
 
-    def _schedule_health_check(self, backend: Any) -> None:
+    def _schedule_health_check(self, backend: Backend) -> None:
         self.health_timer = backend.call_later(HEALTH_CHECK_INTERVAL_S, self._health_check, backend)
 
-    def _health_check(self, backend: Any) -> None:
+    def _health_check(self, backend: Backend) -> None:
         if not self.is_active:
             return
         now = backend.clock.now()

@@ -24,13 +24,13 @@ from investigation.backend.auth import (
 )
 from investigation.backend.context import UserExecutionContext
 from investigation.backend.environment import IsolatedEnvironment, lowered_environment
-from investigation.backend.ids import connection_client_id
 from investigation.backend.factory import (
     ConnectionRecord,
     FactoryInitializationError,
     ManagerCapacityError,
     create_websocket_manager,
 )
+from investigation.backend.ids import connection_client_id
 from investigation.trace import decide, not_recording, record_failure, record_user, tally
 
 AUTH_FAILED_REASON = "SSOT Auth failed"

@@ -6,7 +6,6 @@ import os
 import tempfile
 from pathlib import Path
 
-
 ARTIFACT_MODE = 0o644
 """Permissions of written files (mkstemp alone would leave them readable by the owner only)."""
 
