@@ -74,10 +74,12 @@ def _factor_path(key: str) -> str:
     return path.replace("clients0.", "clients[0].")
 
 
-def connection(index: int, code: int | None, chain: tuple[str, ...] = ()) -> ConnectionResult:
+def connection(
+    index: int, code: int | None, chain: tuple[str, ...] = (), decisions: tuple[tuple[str, str], ...] = ()
+) -> ConnectionResult:
     return ConnectionResult(
         index=index, client="c", instance=0, user_id="u", at_s=float(index), close_code=code,
-        close_reason=None if code is None else "reason", decisions=(),
+        close_reason=None if code is None else "reason", decisions=tuple(Decision(p, o) for p, o in decisions),
         cause_chain=tuple(CauseLink(kind, "m") for kind in chain),
     )
 
@@ -121,9 +123,8 @@ def test_factor_changes_tell_a_factor_set_to_none_from_an_absent_one() -> None:
 
 
 def traced(index: int, *decisions: tuple[str, str]) -> ConnectionResult:
-    return ConnectionResult(index=index, client=f"c{index}", instance=0, user_id="u", at_s=float(index),
-                            close_code=None, close_reason=None,
-                            decisions=tuple(Decision(p, o) for p, o in decisions), cause_chain=())
+    """Open connection ``index`` after ``decisions``."""
+    return connection(index, None, decisions=decisions)
 
 
 FAILING_TRACE = (("route.environment", "staging"), ("auth.token_source", "bearer"), ("factory.manager_cap", "reached"))
