@@ -40,12 +40,21 @@ from investigation.simulate import simulate
 from investigation.trace import ConnectionResult, Decision, RunResult
 
 
+def tab(connections: int) -> dict[str, object]:
+    """The user reconnecting ``connections`` times, 10 s apart, holding each connection 4 s."""
+    return {"name": "tab", "user_id": "test-user-12345", "connections": connections, "spacing_s": 10.0, "hold_s": 4.0}
+
+
+def no_token(start_s: float) -> dict[str, object]:
+    """The same user once without a token at ``start_s`` (spec 5.1 refuses it 1008)."""
+    return {"name": "no-token", "user_id": "test-user-12345", "token": "none", "start_s": start_s}
+
+
 def reconnecting_profile(connections: int = 7) -> Profile:
     return profile_from_dict("reconnects", {
         "description": "one user reconnecting",
         "env": {"ENVIRONMENT": "test"},
-        "clients": [{"name": "tab", "user_id": "test-user-12345", "connections": connections, "spacing_s": 10.0,
-                     "hold_s": 4.0}],
+        "clients": [tab(connections)],
     })
 
 
@@ -139,10 +148,7 @@ def no_token_then_reconnects() -> Profile:
     return profile_from_dict("no-token-then-reconnects", {
         "description": "one user without a token, then reconnecting",
         "env": {"ENVIRONMENT": "test"},
-        "clients": [
-            {"name": "tab", "user_id": "test-user-12345", "connections": 7, "spacing_s": 10.0, "hold_s": 4.0},
-            {"name": "no-token", "user_id": "test-user-12345", "token": "none", "start_s": 5.0},
-        ],
+        "clients": [tab(7), no_token(5.0)],
     })
 
 
@@ -208,11 +214,7 @@ def reconnects_then_no_token(connections: int, instances: int = 1) -> Profile:
     return profile_from_dict("reconnects-then-no-token", {
         "description": "one user reconnecting, then once without a token",
         "env": {"ENVIRONMENT": "test"}, "instances": instances, "routing": "sticky",
-        "clients": [
-            {"name": "tab", "user_id": "test-user-12345", "connections": connections, "spacing_s": 10.0,
-             "hold_s": 4.0},
-            {"name": "no-token", "user_id": "test-user-12345", "token": "none", "start_s": 55.0},
-        ],
+        "clients": [tab(connections), no_token(55.0)],
     })
 
 
@@ -239,10 +241,7 @@ def no_token_then_reconnects_elsewhere() -> Profile:
     return profile_from_dict("no-token-then-reconnects-elsewhere", {
         "description": "one user without a token on one instance, reconnecting on the other",
         "env": {"ENVIRONMENT": "test"}, "instances": 2, "routing": "sticky",
-        "clients": [
-            {"name": "no-token", "user_id": "test-user-12345", "token": "none", "start_s": 55.0},
-            {"name": "tab", "user_id": "test-user-12345", "connections": 5, "spacing_s": 10.0, "hold_s": 4.0},
-        ],
+        "clients": [no_token(55.0), tab(5)],
     })
 
 
