@@ -117,17 +117,13 @@ def test_test_context_reads_live() -> None:
 # --- derived values: remembered only where the reads behind them are fixed -----------------------
 
 
-def _lowered(env: IsolatedEnvironment) -> str:
-    return (env.get("ENVIRONMENT", "development") or "").lower()
-
-
 def test_derived_values_are_remembered_in_normal_mode() -> None:
     env = IsolatedEnvironment({"ENVIRONMENT": "Staging"})
     calls: list[str] = []
 
     def compute(env: IsolatedEnvironment, suffix: str) -> str:
         calls.append(suffix)
-        return _lowered(env) + suffix
+        return _lowered_environment(env) + suffix
 
     assert env.derived(compute, "!") == "staging!"
     env._environ["ENVIRONMENT"] = "production"  # later process changes are not seen (cached reads)
@@ -138,16 +134,16 @@ def test_derived_values_are_remembered_in_normal_mode() -> None:
 
 def test_set_forgets_derived_values() -> None:
     env = IsolatedEnvironment({"ENVIRONMENT": "staging"})
-    assert env.derived(_lowered) == "staging"
+    assert env.derived(_lowered_environment) == "staging"
     env.set("ENVIRONMENT", "Production")
-    assert env.derived(_lowered) == "production"
+    assert env.derived(_lowered_environment) == "production"
 
 
 def test_test_context_derives_live() -> None:
     env = IsolatedEnvironment({"TESTING": "1", "ENVIRONMENT": "test"})
-    assert env.derived(_lowered) == "test"
+    assert env.derived(_lowered_environment) == "test"
     env._environ["ENVIRONMENT"] = "staging"  # the process environment changes later
-    assert env.derived(_lowered) == "staging"
+    assert env.derived(_lowered_environment) == "staging"
 
 
 def test_a_derivation_that_raises_is_not_remembered() -> None:
