@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from IPython.display import Markdown
 
 from investigation.analysis.divergence import DivergenceTable
-from investigation.report import format_table
-from investigation.reproduce import plural
+from investigation.report import format_table, plural
 from investigation.trace import RunResult
 
 CONSEQUENCE_POINTS = frozenset({"route.close"})

@@ -39,12 +39,11 @@ from investigation.charts.timeline import timeline_chart
 from investigation.charts.variants import variant_chart
 from investigation.clock import outside_event_loop
 from investigation.divergence_findings import first_divergence_counts, separating_points
-from investigation.report import format_table
+from investigation.report import format_table, plural
 from investigation.reproduce import (
     deciding_counts,
     failures_at_cap,
     load_named_profile,
-    plural,
     run_profiles,
     validation_outcomes,
     validation_passed,

@@ -9,6 +9,12 @@ from collections.abc import Sequence
 
 from investigation.trace import ConnectionResult, RunResult, close_code_label
 
+
+def plural(count: int, noun: str) -> str:
+    """``1 connection``, ``2 connections``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 CONNECTION_COLUMNS = ("#", "t_s", "inst", "client", "user", "close", "reason", "decided by")
 
 

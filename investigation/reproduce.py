@@ -24,6 +24,7 @@ from investigation.backend.route import FACTORY_FAILED_REASON
 from investigation.charts.divergence import visible_outcome
 from investigation.charts.timeline import count_at, timeline_series
 from investigation.profiles import Profile, list_profiles, load_profile
+from investigation.report import plural
 from investigation.simulate import simulate
 from investigation.trace import ConnectionResult, RunResult, close_code_label
 
@@ -49,11 +50,6 @@ def run_profiles(names: Sequence[str] | None = None, variant: str = "original") 
     """Simulate each named profile (None = every profile), keyed and sorted by name."""
     chosen = sorted(names) if names is not None else profile_names()
     return {name: run_profile(name, variant) for name in chosen}
-
-
-def plural(count: int, noun: str) -> str:
-    """``1 connection``, ``2 connections``."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def close_counts_text(run: RunResult) -> str:

@@ -504,7 +504,16 @@ def test_overview_lists_a_profile_where_the_original_refuses_only_with_1008() ->
     passes = MatrixCell("p2", "original", (("open", 3),), (), None, None)
     matrix = VariantMatrix(("original",), ("p1", "p2"), (refused, passes), ())
     text = matrix_overview(VariantReport(matrix, (), None)).data
-    assert "The original refuses connections on 1 profiles (p1): 2 connections in all, 0 of them" in text
+    assert text.startswith("2 profiles x 1 variant = 2 runs. ")
+    assert "The original refuses connections on 1 profile (p1): 2 connections in all, 0 of them" in text
+
+
+def test_overview_counts_one_refused_connection_in_the_singular() -> None:
+    refused = MatrixCell("p1", "original", (("1011", 1),), ("u",), 1.0, "1011 x")
+    matrix = VariantMatrix(("original",), ("p1",), (refused,), ())
+    text = matrix_overview(VariantReport(matrix, (), None)).data
+    assert text.startswith("1 profile x 1 variant = 1 run. ")
+    assert "on 1 profile (p1): 1 connection in all, 0 of them" in text
 
 
 def refused_connection(index: int, user: str, at_s: float, *causes: CauseLink) -> ConnectionResult:

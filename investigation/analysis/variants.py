@@ -27,7 +27,7 @@ from investigation.analysis.adversarial import accepted_members, adversarial_out
 from investigation.backend.variants import ORIGINAL, VARIANTS, Variant, get_variant
 from investigation.clock import outside_event_loop
 from investigation.profiles import Profile, active_profiles_dir, list_profiles, load_profile, profile_from_dict
-from investigation.report import format_table
+from investigation.report import format_table, plural
 from investigation.run_cache import shared
 from investigation.simulate import simulate
 from investigation.trace import ConnectionResult, RunResult, close_code_label
@@ -497,9 +497,10 @@ def matrix_overview(report: VariantReport) -> Markdown:
     failing = [p for p in matrix.profiles if matrix.cell(ORIGINAL.name, p).fails]
     refused, by_cap = matrix.original_refusals()
     return Markdown(
-        f"{len(matrix.profiles)} profiles x {len(matrix.variants)} variants = {len(matrix.cells)} runs. "
-        f"The original refuses connections on {len(failing)} profiles ({', '.join(failing) or 'none'}): "
-        f"{refused} connections in all, {by_cap} of them refused by the per-user manager cap."
+        f"{plural(len(matrix.profiles), 'profile')} x {plural(len(matrix.variants), 'variant')} = "
+        f"{plural(len(matrix.cells), 'run')}. "
+        f"The original refuses connections on {plural(len(failing), 'profile')} ({', '.join(failing) or 'none'}): "
+        f"{plural(refused, 'connection')} in all, {by_cap} of them refused by the per-user manager cap."
     )
 
 
