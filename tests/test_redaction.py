@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from investigation.backend import environment
-from investigation.clock import EPOCH_MS
 from investigation.notebook_grid import run_notebook_suite
 from investigation.profiles import Profile, list_profiles
 from investigation.suite import scan_for_secrets
@@ -32,8 +31,7 @@ from investigation.traffic import (
     connection_plan,
     mint_token,
 )
-
-EPOCH_S = EPOCH_MS / 1000  # the virtual clock's start, seconds
+from tests.conftest import EPOCH_S
 
 SECRET_NAME = re.compile(r"SECRET|KEY|TOKEN|PASSWORD|CREDENTIAL")
 GRID_PROFILES = ["local-debug", "staging-e2e"]
