@@ -18,6 +18,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+from investigation.cli import main
 from investigation.notebook_grid import (
     isolation_pairs,
     notebook_grid,
@@ -136,10 +137,9 @@ def test_an_invalid_profile_in_profiles_dir_fails_the_grid_check(extra_profiles:
         notebook_grid(notebooks=["01"], profiles=["local-debug"], profiles_dir=extra_profiles)
 
 
-def test_run_with_an_invalid_profile_is_bad_input_and_writes_nothing(tmp_path: Path, extra_profiles: Path,
-                                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    from investigation.cli import main
-
+def test_run_with_an_invalid_profile_is_bad_input_and_writes_nothing(
+    tmp_path: Path, extra_profiles: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (extra_profiles / "zz-broken.toml").write_text('description = "d"\ninstances = "many"\n')
     out = tmp_path / "out"
     argv = ["run", "--notebook", "01", "--profile", "zz-broken", "--profiles-dir", str(extra_profiles),
