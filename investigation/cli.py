@@ -29,7 +29,7 @@ class BadInput(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
+        """A usage error as one line like every bad input (``-h`` shows the usage)."""
         raise BadInput(f"{self.prog}: {message}")
 
 

@@ -94,11 +94,11 @@ def test_datetime_claim_is_bad_input_not_a_traceback(tmp_path: Path, capsys) -> 
 
 @pytest.mark.parametrize("port", ["70000", "-1"])
 def test_serve_port_out_of_range_is_bad_input(capsys, port: str) -> None:
-    assert main(["serve", "local-debug", "--port", port]) == 2
-    captured = capsys.readouterr()
-    assert captured.out == "" and "Traceback" not in captured.err
-    last_line = captured.err.splitlines()[-1]
-    assert "--port" in last_line and "0..65535" in last_line and port in last_line
+    assert_bad_input(capsys, ["serve", "local-debug", "--port", port], "--port", "0..65535", port)
+
+
+def test_a_missing_argument_is_one_line(capsys) -> None:
+    assert_bad_input(capsys, ["simulate"], "simulate", "required: profile")
 
 
 def test_serve_on_a_port_in_use_is_bad_input(capsys) -> None:
