@@ -196,7 +196,7 @@ class SimulationRun:
         self.profile = profile
         self.clock = clock
         self.backends = [backend_for(profile, i, clock, variant) for i in range(profile.instances)]
-        self.auth_env = auth_environment(profile.env, profile.process.pytest_loaded, profile.process.dotenv)
+        self.auth_env = auth_environment(profile)
         self.plan = connection_plan(profile)
         self.results: dict[int, ConnectionResult] = {}
         self.sockets: dict[int, SimulatedSocket] = {}

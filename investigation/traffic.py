@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,6 +137,7 @@ def instance_for(planned: PlannedConnection, routing: str, instances: int) -> in
     return planned.client_index % instances
 
 
-def auth_environment(env: Mapping[str, str], pytest_loaded: bool, dotenv: Mapping[str, str]) -> IsolatedEnvironment:
-    """The auth service's view of the deployment's environment (it shares the secrets)."""
-    return IsolatedEnvironment(env, pytest_loaded=pytest_loaded, dotenv=dotenv)
+def auth_environment(profile: Any) -> IsolatedEnvironment:
+    """The auth service's view of the profile's deployment environment (it shares the secrets):
+    its variables, whether pytest is loaded, and its .env file."""
+    return IsolatedEnvironment(profile.env, pytest_loaded=profile.process.pytest_loaded, dotenv=profile.process.dotenv)

@@ -150,7 +150,7 @@ def subprotocol_profile(token: str) -> str:
 def test_isolate_json_never_shows_a_token_from_subprotocols_or_headers(tmp_path: Path, capsys) -> None:
     development = load_profile("development")
     assert development.process.dotenv == {"JWT_SECRET_KEY": DEVELOPMENT_SECRET}
-    auth_env = auth_environment(development.env, development.process.pytest_loaded, development.process.dotenv)
+    auth_env = auth_environment(development)
     client = development.clients[0].model_copy(update={"name": "tab", "user_id": "tab"})
     valid = mint_token(client, 1, auth_env, EPOCH_S)
     forged = mint_token(client.model_copy(update={"token": "bad_signature"}), 1, auth_env, EPOCH_S)

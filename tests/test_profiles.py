@@ -154,7 +154,7 @@ def test_staging_e2e_tokens_carry_the_suites_claims_for_the_process_user() -> No
     """Spec 7: HS256; sub, email, permissions, iat, exp, type "access", iss "netra-auth-service",
     jti, no token_type; one test process always presents its one user (pid % 3)."""
     profile = load_profile("staging-e2e")
-    auth_env = auth_environment(profile.env, profile.process.pytest_loaded, profile.process.dotenv)
+    auth_env = auth_environment(profile)
     for client in profile.clients:
         for number in range(client.connections):
             token = mint_token(client, number, auth_env, EPOCH_S + 14.0 * number)
@@ -447,7 +447,7 @@ def local_debug_token(kind: str) -> str:
     """A real token the shipped local-debug environment mints for a client presenting ``kind``."""
     profile = load_profile("local-debug")
     client = profile.clients[0].model_copy(update={"token": kind})
-    auth_env = auth_environment(profile.env, profile.process.pytest_loaded, profile.process.dotenv)
+    auth_env = auth_environment(profile)
     token = mint_token(client, 1, auth_env, EPOCH_S)
     assert token is not None and token.count(".") == 2
     return token

@@ -43,7 +43,7 @@ def profile_secrets(profile: Profile) -> set[str]:
 
 
 def minted_tokens(profile: Profile) -> set[str]:
-    auth_env = auth_environment(profile.env, profile.process.pytest_loaded, profile.process.dotenv)
+    auth_env = auth_environment(profile)
     tokens = set()
     for planned in connection_plan(profile):
         token = mint_token(planned.client, planned.number, auth_env, EPOCH_S + planned.at_s)

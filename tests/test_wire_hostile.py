@@ -38,7 +38,7 @@ from investigation.wire.runner import WIRE_POLL_S
 from investigation.wire.server import running_server
 
 PROFILE = load_profile("staging-cloud-run")
-SECRET = resolve_jwt_secret(auth_environment(PROFILE.env, False, {}))
+SECRET = resolve_jwt_secret(auth_environment(PROFILE))
 HOLD_S = 1.0
 QUICK = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 BENIGN_HEADER_NAMES = st.sampled_from(["accept-language", "cookie", "origin", "user-agent", "x-request-id"])

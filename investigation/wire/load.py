@@ -71,7 +71,7 @@ def plan_users(profile_name: str, users: int, per_user: int, run_tag: str = "loa
     profile = load_profile(profile_name)
     if per_user > ORIGINAL.max_managers_per_user * profile.instances:
         raise ValueError(f"{per_user} connections per user exceed the cap over {profile.instances} instances")
-    env = auth_environment(profile.env, profile.process.pytest_loaded, profile.process.dotenv)
+    env = auth_environment(profile)
     now_s = time.time()
     planned = []
     for user in range(users):

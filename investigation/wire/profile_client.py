@@ -56,7 +56,7 @@ class ProfileClients:
 
     @classmethod
     def of(cls, profile: Profile) -> ProfileClients:
-        env = auth_environment(profile.env, profile.process.pytest_loaded, profile.process.dotenv)
+        env = auth_environment(profile)
         return cls(profile.clients, env)
 
     def index_of(self, name: str) -> int | None:

@@ -119,7 +119,7 @@ class _WireRun:
         self.clock = clock
         self.app = build_app(profile, variant, clock, record_connections=True)
         self.state: WireState = self.app.state.wire
-        self.auth_env = auth_environment(profile.env, profile.process.pytest_loaded, profile.process.dotenv)
+        self.auth_env = auth_environment(profile)
         self.plan = connection_plan(profile)
         self.views: dict[int, ClientView] = {}
         self.results: dict[int, ConnectionResult] = {}
