@@ -16,8 +16,8 @@ from investigation.analysis.divergence import NOT_REACHED
 from investigation.charts.divergence import (
     cell_class,
     column_order,
-    comparison_table,
     compared_connection,
+    comparison_table,
     divergence_chart,
     run_divergence,
     visible_outcome,

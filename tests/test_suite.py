@@ -20,6 +20,7 @@ from investigation.suite import (
     GridEntry,
     SuiteInputError,
     SuiteSummary,
+    artifacts,
     build_grid,
     parameter_slug,
     refresh_goldens,
@@ -27,7 +28,6 @@ from investigation.suite import (
     scan_for_secrets,
     strip_volatile_metadata,
 )
-from investigation.suite import artifacts
 from investigation.suite.artifacts import git_commit, read_key_result
 
 FIXTURES = Path(__file__).parent / "notebooks"
