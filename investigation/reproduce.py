@@ -23,6 +23,7 @@ from investigation.analysis.hypotheses import factory_reason_closes
 from investigation.backend.route import FACTORY_FAILED_REASON
 from investigation.charts.divergence import visible_outcome
 from investigation.charts.timeline import count_at, timeline_series
+from investigation.notebook_errors import checked_profile, checked_variant
 from investigation.profiles import Profile, list_profiles, load_profile
 from investigation.report import plural
 from investigation.simulate import simulate
@@ -42,14 +43,31 @@ def profile_names() -> list[str]:
 
 
 def run_profile(name: str, variant: str = "original") -> RunResult:
-    """Simulate the profile called ``name`` under ``variant``."""
-    return simulate(load_named_profile(name), variant)
+    """Simulate the profile called ``name`` under ``variant``.
+
+    Raises:
+        NotebookParameterError: naming ``profile`` or ``variant`` (notebook 01's parameters).
+    """
+    return simulate(checked_profile("profile", name), checked_variant("variant", variant))
 
 
-def run_profiles(names: Sequence[str] | None = None, variant: str = "original") -> dict[str, RunResult]:
-    """Simulate each named profile (None = every profile), keyed and sorted by name."""
-    chosen = sorted(names) if names is not None else profile_names()
-    return {name: run_profile(name, variant) for name in chosen}
+def run_profiles(
+    names: str | Sequence[str] | None = None, variant: str = "original", reference: str | None = None
+) -> dict[str, RunResult]:
+    """Simulate each named profile (None = every profile) and ``reference``, keyed and sorted by name.
+
+    A single name may be given as a string. ``reference`` (notebook 02's parameter) is run
+    even when ``names`` leaves it out, since every other profile is compared with it.
+
+    Raises:
+        NotebookParameterError: naming ``profiles``, ``reference`` or ``variant``.
+    """
+    chosen = profile_names() if names is None else [names] if isinstance(names, str) else list(names)
+    profiles = {name: checked_profile("profiles", name) for name in chosen}
+    if reference is not None and reference not in profiles:
+        profiles[reference] = checked_profile("reference", reference)
+    checked_variant("variant", variant)
+    return {name: simulate(profiles[name], variant) for name in sorted(profiles)}
 
 
 def close_counts_text(run: RunResult) -> str:

@@ -187,5 +187,5 @@ def test_divergence_chart_widens_with_the_profiles() -> None:
 
 
 def test_unknown_reference_is_rejected() -> None:
-    with pytest.raises(ValueError, match="reference 'nowhere'"):
+    with pytest.raises(ValueError, match="^parameter reference: 'nowhere' is not among"):
         run_divergence(two_profile_runs(), "nowhere")

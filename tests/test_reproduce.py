@@ -35,6 +35,7 @@ from investigation.reproduce import (
     reproduce_key_result,
     reproduce_lessons,
     reproduce_verdicts,
+    run_profiles,
 )
 from investigation.simulate import simulate
 from investigation.trace import ConnectionResult, Decision, RunResult
@@ -313,3 +314,13 @@ def test_outcome_counts_list_the_highest_count_first_and_equal_counts_by_key() -
     assert bullets(reproduce_verdicts(run))[2] == (
         "- `factory.validation` outcome of the failing connections: pass (3), fail (1), not reached (1)."
     )
+
+
+def test_run_profiles_adds_the_reference_left_out_of_the_names() -> None:
+    # notebook 02 with profiles=[staging-e2e] and reference=local-debug compares the two
+    assert list(run_profiles(["staging-e2e"], reference="local-debug")) == ["local-debug", "staging-e2e"]
+
+
+def test_run_profiles_takes_a_single_name_as_a_string() -> None:
+    # profiles="staging-e2e" is one profile, not the profiles "s", "t", "a", ...
+    assert list(run_profiles("local-debug")) == ["local-debug"]

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
 from investigation.analysis.divergence import NOT_REACHED, DivergenceTable, divergence_table
+from investigation.notebook_errors import NotebookParameterError
 from investigation.report import format_table
 from investigation.trace import DECISION_POINTS, ConnectionResult, Decision, RunResult, close_code_label, is_adverse
 
@@ -76,10 +77,12 @@ def run_divergence(runs: Mapping[str, RunResult], reference: str) -> DivergenceT
     """Outcomes of every decision point for each profile's compared connection, reference first.
 
     Raises:
-        ValueError: ``reference`` is not one of ``runs``.
+        NotebookParameterError: ``reference`` (notebook 02's parameter) is not one of ``runs``.
     """
     if reference not in runs:
-        raise ValueError(f"reference {reference!r} is not among the profiles run: {sorted(runs)!r}")
+        raise NotebookParameterError(
+            "reference", f"{reference!r} is not among the profiles run: {', '.join(sorted(runs))}"
+        )
     traces = {name: compared_trace(runs[name]) for name in column_order(list(runs), reference)}
     return divergence_table(traces, reference, DECISION_POINTS)
 

@@ -1,0 +1,58 @@
+"""Bad notebook parameters, reported as one line that names the parameter.
+
+    variant = checked_variant("variant", variant)       # NotebookParameterError if unknown
+    profile = checked_profile("passing", passing)       # the loaded Profile
+
+An engineer who sets a parameter the chapter cannot use (an unknown profile or
+variant, a count below 1) gets ``NotebookParameterError: parameter variant: ...``
+in the cell's output, not a traceback through the library: IPython shows an
+exception that has ``_render_traceback_`` as the lines that method returns.
+"""
+
+from __future__ import annotations
+
+from investigation.backend.variants import VARIANTS
+from investigation.profiles import Profile, ProfileError, load_profile, profile_paths
+
+
+class NotebookParameterError(ValueError):
+    """A notebook parameter holds a value the chapter cannot use; ``str()`` is one line."""
+
+    def __init__(self, parameter: str, reason: str) -> None:
+        super().__init__(parameter, reason)
+        self.parameter = parameter
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"parameter {self.parameter}: {self.reason}"
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython prints instead of the traceback: the one line."""
+        return [f"{type(self).__name__}: {self}"]
+
+
+def checked_variant(parameter: str, name: str) -> str:
+    """``name`` if it is a variant (``original``, ``V1``..``V5``); else NotebookParameterError."""
+    if name not in VARIANTS:
+        raise NotebookParameterError(parameter, f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
+    return name
+
+
+def checked_profile_name(parameter: str, name: object) -> str:
+    """``name`` if a profile of that name exists (data/profiles plus the extra directory)."""
+    try:
+        known = list(profile_paths())
+    except ProfileError as error:
+        raise NotebookParameterError(parameter, str(error)) from None
+    if not isinstance(name, str) or name not in known:
+        raise NotebookParameterError(parameter, f"unknown profile {name!r}; known: {', '.join(known)}")
+    return name
+
+
+def checked_profile(parameter: str, name: object) -> Profile:
+    """The profile called ``name``, loaded; an unknown name or an invalid file names ``parameter``."""
+    checked = checked_profile_name(parameter, name)
+    try:
+        return load_profile(checked)
+    except ProfileError as error:
+        raise NotebookParameterError(parameter, str(error)) from None

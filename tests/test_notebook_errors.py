@@ -1,0 +1,55 @@
+"""Tests of bad notebook parameters: one line naming the parameter, raised before anything runs.
+
+The shipped profiles and the variants (original, V1..V5) are those of data/profiles and spec 8.
+"""
+
+from __future__ import annotations
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from investigation.notebook_errors import NotebookParameterError, checked_profile, checked_variant
+from investigation.reproduce import run_profile, run_profiles
+
+
+@pytest.mark.parametrize(
+    ("call", "parameter", "value"),
+    [
+        (lambda: run_profile("staging-e2e", "V9"), "variant", "'V9'"),
+        (lambda: run_profile("staging-e2e", "v3"), "variant", "'v3'"),
+        (lambda: run_profile("nope"), "profile", "'nope'"),
+        (lambda: run_profiles(["staging-e2e", "nope"]), "profiles", "'nope'"),
+        (lambda: run_profiles(["staging-e2e"], reference="nope"), "reference", "'nope'"),
+    ],
+)
+def test_an_unknown_name_is_one_line_naming_the_parameter(call, parameter: str, value: str) -> None:
+    with pytest.raises(NotebookParameterError) as caught:
+        call()
+    message = str(caught.value)
+    assert message.startswith(f"parameter {parameter}: unknown ")
+    assert value in message and "\n" not in message
+
+
+def test_the_variant_error_lists_the_known_variants() -> None:
+    with pytest.raises(NotebookParameterError, match=r"known: original, V1, V2, V3, V4, V5$"):
+        checked_variant("variant", "V9")
+
+
+def test_a_notebook_shows_the_error_as_its_one_line_not_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    shell = InteractiveShell.instance()
+    shell.run_cell("from investigation.notebook_errors import checked_profile\nchecked_profile('passing', 'nope')")
+    shown = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(shown) == 1
+    assert shown[0].startswith("NotebookParameterError: parameter passing: unknown profile 'nope'; known: ")
+
+
+def test_a_known_profile_loads() -> None:
+    assert checked_profile("passing", "local-debug").name == "local-debug"
+
+
+def test_a_reference_missing_from_the_runs_names_the_reference_parameter() -> None:
+    from investigation.charts.divergence import run_divergence
+
+    runs = run_profiles(["local-debug"])
+    with pytest.raises(NotebookParameterError, match=r"^parameter reference: 'pytest' is not among the profiles run: local-debug$"):
+        run_divergence(runs, "pytest")
