@@ -433,3 +433,17 @@ def test_the_isolated_divergence_is_taken_from_dds_last_passing_mixture_not_the_
     isolated = isolation.isolated_divergence
     assert isolated.divergence == Divergence("factory.manager_cap", "below", "exceeded")
     assert (isolated.failing_connection.index, isolated.failing_connection.close_code) == (CAP, 1011)
+
+
+def test_a_notebook_shows_an_isolation_error_as_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # notebook 04 with passing=staging-e2e: that profile fails (spec 4.2's cap), so it cannot be the passing side
+    from IPython.core.interactiveshell import InteractiveShell
+
+    InteractiveShell.instance().run_cell(
+        "from investigation.analysis.isolate import isolate_profiles\n"
+        "from investigation.profiles import load_profile\n"
+        "isolate_profiles(load_profile('staging-e2e'), load_profile('staging-cloud-run'))"
+    )
+    shown = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(shown) == 1
+    assert shown[0].startswith("IsolationError: staging-e2e: passing: does not pass under variant original: ")

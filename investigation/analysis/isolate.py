@@ -63,13 +63,18 @@ class IsolationError(ProfileError, ValueError):
     """The passing profile does not pass, or the failing one does not fail.
 
     ``str()`` is one line: ``"{profile}: {side}: {reason}"``. A ProfileError (bad input: the
-    CLI exits 2) and a ValueError.
+    CLI exits 2) and a ValueError. In a notebook (IPython) it shows as that line alone: the side
+    is notebook 04's parameter of the same name, and the traceback would only bury it.
     """
 
     def __init__(self, profile: str, side: str, reason: str) -> None:
         super().__init__(profile, side, reason)
         self.profile = profile
         self.side = side
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython prints instead of the traceback: the one line."""
+        return [f"{type(self).__name__}: {self}"]
 
 
 class _Absent:
