@@ -62,6 +62,7 @@ from investigation.analysis.variants import (
 from investigation.backend.context import UserExecutionContext
 from investigation.backend.variants import VARIANTS
 from investigation.charts.variants import variant_chart
+from investigation.notebook_errors import NotebookParameterError
 from investigation.profiles import Profile, list_profiles, load_profile, profile_from_dict
 from investigation.simulate import simulate
 from investigation.trace import CauseLink, ConnectionResult, RunResult
@@ -653,7 +654,7 @@ def test_notebook_parameter_selects_one_variant_against_the_original() -> None:
     assert selected_variants("V3") == ("original", "V3")
     assert selected_variants("original") == ("original",)
     assert selected_variants("all") == tuple(VARIANTS)
-    with pytest.raises(KeyError, match="known: original, V1, V2, V3, V4, V5"):
+    with pytest.raises(NotebookParameterError, match="known: all, original, V1, V2, V3, V4, V5$"):
         selected_variants("V9")
 
 
@@ -662,3 +663,44 @@ def test_lessons_name_the_postponed_failure(small_report: VariantReport) -> None
     v3 = small_report.verdict_of("V3")
     assert v3.failure == DELAYS
     assert f"V3 removes the failure on 1 profile, but on {LONG_RUN_PROFILE}" in variant_lessons(small_report).data
+
+
+@pytest.mark.parametrize("tests_per_process", [0, -3, 2.5, True])
+def test_a_long_run_needs_at_least_one_whole_test_per_process(tests_per_process: object) -> None:
+    with pytest.raises(NotebookParameterError, match=r"^parameter tests_per_process: must be a whole number"):
+        long_run_profile(tests_per_process)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("tests_per_process", "head", "runs"),
+    [
+        (1, "staging-e2e with fewer tests than its own 12 per process (not a longer run)", "runs 1 test ("),
+        (12, "staging-e2e with as many tests as its own 12 per process (not a longer run)", "runs 12 tests back"),
+        (13, "staging-e2e run longer", "runs 13 tests back to back ("),
+    ],
+)
+def test_the_long_run_description_says_whether_it_is_longer(tests_per_process: int, head: str, runs: str) -> None:
+    # staging-e2e's three workers run 12 tests each (data/profiles/staging-e2e.toml)
+    description = long_run_profile(tests_per_process).description
+    assert description.startswith(head + ": ")
+    assert runs in description
+
+
+def test_an_unknown_variant_names_the_parameter() -> None:
+    with pytest.raises(NotebookParameterError, match=r"^parameter variant: unknown variant 'V7'; known: all, original"):
+        selected_variants("V7")
+
+
+def test_a_failure_only_the_candidate_has_is_not_called_earlier() -> None:
+    # one E2E test per worker: 3 connections, below the cap (spec 4.2), so the original serves all;
+    # V5 refuses the E2E bypass in staging (spec 8) and closes each 1008 from the first at 0 s
+    report = build_report(variant_matrix([long_run_profile(1)], ["original", "V5"]))
+    lessons = variant_lessons(report).data
+    assert f"- V5 on {LONG_RUN_PROFILE}: first failure at 0 s (1008 SSOT Auth failed), where the original does not fail." in lessons
+    assert "introduced than" not in lessons
+
+
+def test_with_the_original_alone_no_candidate_ran() -> None:
+    report = build_report(variant_matrix([load_profile("local-debug")], ["original"]))
+    assert report.key_result() == "no variant recommended | no candidate variant ran"
+    assert report.recommendation() == "No candidate variant ran (the matrix holds the original only), so none is recommended."

@@ -26,6 +26,7 @@ from IPython.display import Markdown
 from investigation.analysis.adversarial import accepted_members, adversarial_outcomes, unsigned_token_accepted
 from investigation.backend.variants import ORIGINAL, VARIANTS, Variant, get_variant
 from investigation.clock import outside_event_loop
+from investigation.notebook_errors import NotebookParameterError
 from investigation.profiles import Profile, active_profiles_dir, list_profiles, load_profile, profile_from_dict
 from investigation.report import format_table, plural
 from investigation.run_cache import shared
@@ -58,6 +59,19 @@ SAFER, SAME, WEAKER, MIXED = "safer", "same", "weaker", "mixed"
 # --- the long run ------------------------------------------------------------------------
 
 
+def _long_run_head(base: Profile, tests_per_process: int) -> str:
+    """``staging-e2e run longer``, or how the run compares when it is not longer than the profile's."""
+    base_tests = max(client.connections for client in base.clients)
+    if tests_per_process > base_tests:
+        return f"{base.name} run longer"
+    comparison = "as many tests as" if tests_per_process == base_tests else "fewer tests than"
+    return f"{base.name} with {comparison} its own {base_tests} per process (not a longer run)"
+
+
+def _tests(count: int) -> str:
+    return "1 test" if count == 1 else f"{count} tests back to back"
+
+
 def long_run_profile(
     tests_per_process: int = LONG_RUN_TESTS_PER_PROCESS, profiles_dir: str | Path | None = None
 ) -> Profile:
@@ -66,15 +80,20 @@ def long_run_profile(
     The same three workers, users, headers, tokens, spacing and messages: the whole
     E2E suite run back to back rather than its WebSocket modules alone. staging-e2e is
     looked up like every profile (``profiles_dir``, else ``INVESTIGATION_PROFILES_DIR``, wins).
+
+    Raises:
+        NotebookParameterError: ``tests_per_process`` (notebook 05's parameter) is not a whole number >= 1.
     """
+    if isinstance(tests_per_process, bool) or not isinstance(tests_per_process, int) or tests_per_process < 1:
+        raise NotebookParameterError("tests_per_process", f"must be a whole number of at least 1, got {tests_per_process!r}")
     base = load_profile("staging-e2e", profiles_dir)
     data = base.model_dump(exclude={"name"})
     data["clients"] = [{**client, "connections": tests_per_process} for client in data["clients"]]
     last_start = max(c.start_s + (tests_per_process - 1) * c.spacing_s for c in base.clients)
     data["description"] = (
-        f"{base.name} run longer: each of the three E2E worker processes runs {tests_per_process} tests "
-        f"back to back (the whole suite, not only its WebSocket modules); the last test starts at "
-        f"{last_start:.0f} s."
+        f"{_long_run_head(base, tests_per_process)}: each of the three E2E worker processes runs "
+        f"{_tests(tests_per_process)} (the whole suite, not only its WebSocket modules); the last test "
+        f"starts at {last_start:.0f} s."
     )
     return profile_from_dict(LONG_RUN_PROFILE, data, source="<investigation.analysis.variants>")
 
@@ -402,6 +421,8 @@ class VariantReport:
 
     def recommendation(self) -> str:
         """One sentence naming the recommended variant and why, or that none qualifies."""
+        if not self.verdicts:
+            return "No candidate variant ran (the matrix holds the original only), so none is recommended."
         if self.recommended is None:
             return (
                 f"No variant qualifies: none {REMOVES_EVERYWHERE} while keeping safety the same or safer."
@@ -418,7 +439,7 @@ class VariantReport:
         """One line: the recommendation and every variant's failure verdict."""
         parts = [f"{v.variant}: {v.failure}, safety {v.safety}" for v in self.verdicts]
         head = f"recommended {self.recommended}" if self.recommended else "no variant recommended"
-        return f"{head} | " + "; ".join(parts)
+        return f"{head} | " + ("; ".join(parts) or "no candidate variant ran")
 
     def markdown(self) -> str:
         return f"{self.verdict_table()}\n\n{self.recommendation()}"
@@ -443,6 +464,8 @@ def selected_variants(variant: str = "all") -> tuple[str, ...]:
     """Every variant for "all", else the original and `variant` (KeyError naming the known ones)."""
     if variant == "all":
         return tuple(VARIANTS)
+    if variant not in VARIANTS:
+        raise NotebookParameterError("variant", f"unknown variant {variant!r}; known: all, {', '.join(VARIANTS)}")
     chosen = get_variant(variant).name
     return (ORIGINAL.name,) if chosen == ORIGINAL.name else (ORIGINAL.name, chosen)
 
@@ -544,9 +567,10 @@ def _worse_lessons(report: VariantReport) -> list[str]:
         for profile, effect in verdict.effects:
             if effect in {EARLIER, INTRODUCED}:
                 cell = report.matrix.cell(verdict.variant, profile)
+                relation = "earlier than the original" if effect == EARLIER else "where the original does not fail"
                 lessons.append(
                     f"{verdict.variant} on {profile}: first failure at {cell.first_failure_s:.0f} s "
-                    f"({cell.first_failure}), {effect} than the original."
+                    f"({cell.first_failure}), {relation}."
                 )
     return lessons
 
