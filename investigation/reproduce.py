@@ -170,14 +170,14 @@ def reproduce_verdicts(run: RunResult) -> Markdown:
     factory_1011 = factory_reason_closes(failures)
     bullets = [
         f"**1011 \"{FACTORY_FAILED_REASON}\" reproduced: {'yes' if factory_1011 else 'no'}** "
-        f"({len(factory_1011)} of {len(run.connections)} connections; all failing connections: {len(failures)})."
+        f"({len(factory_1011)} of {plural(len(run.connections), 'connection')}; all failing connections: {len(failures)})."
     ]
     if failures:
         bullets += [
             f"Deciding decision of the failing connections: {_counter_text(deciding_counts(failures))}.",
             f"`factory.validation` outcome of the failing connections: "
             f"{_counter_text(validation_outcomes(failures))}.",
-            f"{failures_at_cap(run)} of {len(failures)} failing connections started while their user already "
+            f"{failures_at_cap(run)} of {plural(len(failures), 'failing connection')} started while their user already "
             f"held {run.max_managers_per_user} managers (the cap) on their instance.",
         ]
     bullets.append(
@@ -198,14 +198,20 @@ def reproduce_lessons(run: RunResult) -> Markdown:
             f"{len(mislabelled)} of the {plural(len(factory_closes), 'connection')} closed with it; their deciding "
             f"decisions were {_counter_text(deciding_counts(mislabelled))} (the Verdicts and the trace above)."
         )
-    if failures and failures_at_cap(run) == len(failures):
+    at_cap = bool(failures) and failures_at_cap(run) == len(failures)
+    if failures and not mislabelled and not at_cap:
+        lessons.append(
+            f"The {plural(len(failures), 'failing connection')} of this run met neither the cap nor a passed SSOT "
+            f"validation; their deciding decisions were {_counter_text(deciding_counts(failures))} (the Verdicts)."
+        )
+    if at_cap:
         lessons.append(
             "Every failing connection met a user already at the per-user manager cap on its instance "
             "(the timeline chart); that count is kept per backend instance, not per user across instances."
         )
     left = managers_left_by_start_agent(run)
     if left:
-        lessons.append(f"`start_agent` messages alone left {left} managers registered (the Verdicts).")
+        lessons.append(f"`start_agent` messages alone left {plural(left, 'manager')} registered (the Verdicts).")
     if not failures:
         lessons.append(
             f"This profile's traffic did not fail under variant {run.variant}: {plural(len(run.connections), 'connection')}, "
@@ -217,7 +223,7 @@ def reproduce_lessons(run: RunResult) -> Markdown:
 def reproduce_key_result(run: RunResult) -> str:
     """One line: how many connections closed how, and what decided the first failure."""
     first = run.first_failure()
-    head = f"{run.profile}/{run.variant}: {close_counts_text(run)} of {len(run.connections)} connections"
+    head = f"{run.profile}/{run.variant}: {close_counts_text(run)} of {plural(len(run.connections), 'connection')}"
     if first is None:
         return f"{head}; none failed"
     deciding = first.deciding_decision()

@@ -324,3 +324,32 @@ def test_run_profiles_adds_the_reference_left_out_of_the_names() -> None:
 def test_run_profiles_takes_a_single_name_as_a_string() -> None:
     # profiles="staging-e2e" is one profile, not the profiles "s", "t", "a", ...
     assert list(run_profiles("local-debug")) == ["local-debug"]
+
+
+def one_refused_connection() -> RunResult:
+    """The user once without a token: spec 5.1 closes it 1008, before the factory (so not at the cap)."""
+    return simulate(profile_from_dict("refused", {
+        "description": "one connection without a token", "env": {"ENVIRONMENT": "test"}, "clients": [no_token(0.0)],
+    }))
+
+
+def test_one_connection_is_counted_in_the_singular() -> None:
+    run = one_refused_connection()
+    verdicts = bullets(reproduce_verdicts(run))
+    assert verdicts[0].endswith("(0 of 1 connection; all failing connections: 1).")
+    assert "- 0 of 1 failing connection started while their user already held 5 managers" in "\n".join(verdicts)
+    assert reproduce_key_result(run).startswith("refused/original: 1008=1 of 1 connection; first failure #0 at 0 s")
+
+
+def test_failures_that_no_other_lesson_explains_get_a_lesson_of_their_own() -> None:
+    # neither the close-reason lesson (no 1011) nor the cap lesson (refused before the factory) applies
+    lessons = bullets(reproduce_lessons(one_refused_connection()))
+    assert len(lessons) == 1
+    assert lessons[0].startswith("- The 1 failing connection of this run met neither the cap nor a passed SSOT "
+                                 "validation; their deciding decisions were auth.")
+
+
+def test_one_manager_left_by_start_agent_is_singular() -> None:
+    # one start_agent message leaves one manager (spec 1 step 12)
+    assert "- `start_agent` messages alone left 1 manager registered (the Verdicts)." in bullets(
+        reproduce_lessons(simulate(start_agent_profile(1))))
