@@ -273,9 +273,16 @@ def detection_section(evidence: Evidence) -> Markdown:
         f"- Clients saw {_counts_text(reasons)}; the innermost causes behind that close were "
         f"{_counts_text(causes)}, and SSOT validation outcomes were {_counts_text(validation)}.",
         f"- First failing connection per failing profile (virtual time): {'; '.join(firsts)}.",
-        f"- Connections of the reference `{evidence.reference}` (the report's evidence of \"works locally\"): "
+        f"- Connections of the reference `{evidence.reference}`{_local_evidence_note(evidence.reference)}: "
         f"{len(evidence.runs[evidence.reference].connections) if evidence.reference in evidence.runs else 0}.",
     ]))
+
+
+def _local_evidence_note(reference: str) -> str:
+    """Why the reference's connection count matters: only the report's own debug run is its evidence."""
+    if reference == REFERENCE:
+        return " (the report's evidence of \"works locally\")"
+    return f" (the reference chosen for this postmortem; the report's evidence of \"works locally\" is {REFERENCE})"
 
 
 # --- resolution and action items -----------------------------------------------------------

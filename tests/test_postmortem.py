@@ -289,3 +289,11 @@ def test_key_result_names_the_decision_that_decided_most_failures(evidence: Evid
     runs = {**reconnecting_runs(), "rejected": RunResult("rejected", "original", (rejected,))}
     key_result = postmortem_key_result(dataclasses.replace(evidence, runs=runs))
     assert "; decided by factory.manager_cap=exceeded; " in key_result
+
+
+def test_only_the_report_s_debug_run_is_called_its_works_locally_evidence(evidence: Evidence) -> None:
+    # reference=pytest: the report's "works locally" rests on local-debug (seed report), not on pytest's runs
+    runs = {**reconnecting_runs(), "pytest": reconnecting_run("pytest", 2)}
+    text = detection_section(dataclasses.replace(evidence, reference="pytest", runs=runs)).data
+    assert "- Connections of the reference `pytest` (the reference chosen for this postmortem; the report's " \
+           "evidence of \"works locally\" is local-debug): 2." in text
