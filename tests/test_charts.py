@@ -23,6 +23,7 @@ from investigation.charts.divergence import (
     visible_outcome,
 )
 from investigation.charts.timeline import (
+    UserInstanceSeries,
     collapse_same_time,
     count_at,
     timeline_chart,
@@ -91,6 +92,16 @@ def test_reconnecting_user_fills_the_cap_and_then_gets_1011() -> None:
     assert series.steps == ((0.0, 1), (10.0, 2), (20.0, 3), (30.0, 4), (40.0, 5))
     assert series.first_at(5) == 40.0
     assert [m.managers_held for m in series.connections] == [1, 2, 3, 4, 5, 5, 5]
+
+
+def test_periods_at_the_cap_run_from_reaching_it_until_the_count_falls_below() -> None:
+    # development's first user on instance 0 (its 01 timeline table): 5 at 900 s, 2 at 920 s,
+    # back up to 4 by 1370 s; a second span that reaches 5 again and never falls stays open.
+    steps = ((0.0, 1), (900.0, 5), (920.0, 2), (1370.0, 4))
+    assert UserInstanceSeries("u", 0, steps, ()).periods_at(5) == ((900.0, 920.0),)
+    again = (*steps, (1400.0, 5), (1500.0, 6))
+    assert UserInstanceSeries("u", 0, again, ()).periods_at(5) == ((900.0, 920.0), (1400.0, None))
+    assert UserInstanceSeries("u", 0, steps, ()).periods_at(6) == ()
 
 
 def test_timeline_figure_has_a_labelled_panel_per_series_and_no_pyplot_figure() -> None:

@@ -63,6 +63,20 @@ class UserInstanceSeries:
         """The first time the count reached ``level`` (None if it never did)."""
         return next((at for at, count in self.steps if count >= level), None)
 
+    def periods_at(self, level: int) -> tuple[tuple[float, float | None], ...]:
+        """Each span the count stood at ``level`` or above: (from, until); until is None if it never fell."""
+        periods: list[tuple[float, float | None]] = []
+        start: float | None = None
+        for at, count in self.steps:
+            if count >= level and start is None:
+                start = at
+            elif count < level and start is not None:
+                periods.append((start, at))
+                start = None
+        if start is not None:
+            periods.append((start, None))
+        return tuple(periods)
+
     def outcome_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for mark in self.connections:
