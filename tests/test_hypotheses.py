@@ -21,6 +21,8 @@ from investigation.analysis.hypotheses import (
     Hypothesis,
     Ledger,
     Observation,
+    RunSpec,
+    Trial,
     Verdict,
     baseline_of,
     build_ledger,
@@ -279,6 +281,11 @@ def test_fallback_ids_are_rejected_when_some_fallback_context_is(
     connections: tuple[ConnectionResult, ...], expected: bool
 ) -> None:
     assert fallback_ids_rejected(run_of(*connections), {})[0] is expected
+
+
+def test_one_fallback_connection_is_counted_in_the_singular() -> None:
+    run = run_of(connection(0, ("context.id_generation", "fallback"), ("factory.validation", "pass")))
+    assert fallback_ids_rejected(run, {})[1].startswith("1 connection built fallback IDs, 0 rejected")
 
 
 def test_failures_used_the_fallback_only_when_every_factory_close_did() -> None:
@@ -723,17 +730,51 @@ def finding_of(key: str, *holds: bool | None) -> Finding:
 @pytest.fixture
 def hand_ledger() -> Ledger:
     """why1 and fix.v1 refuted (fix.v1 held on r0, failed on r1), why2 supported, why3 inconclusive."""
+    v1_runs = (Observation("r0", True, "fix.v1 0"), Observation("r1", False, "fix.v1 1", ((FACTORY_CLOSES, 1),)))
     findings = (finding_of("why1.validation_raises", False), finding_of("why2.strict_validation_rejects", True),
-                finding_of("why3.context_creation_differs", None), finding_of("fix.v1", True, False))
+                finding_of("why3.context_creation_differs", None),
+                Finding(hypothesis("fix.v1"), Verdict.REFUTED, v1_runs))
     return Ledger(findings, runs_made=5)
 
 
-def test_lessons_name_the_first_refuted_claim_the_supported_ones_and_the_v1_run_that_failed(hand_ledger: Ledger) -> None:
+def test_lessons_name_the_first_refuted_claim_the_supported_ones_and_the_v1_runs_that_failed(hand_ledger: Ledger) -> None:
     lines = str(ledger_lessons(hand_ledger).data).splitlines()
-    assert lines[0] == ("- 2 of 4 claims are refuted by at least one run built to test them; "
-                        "the first is `why1.validation_raises`: why1.validation_raises 0.")
-    assert lines[1] == "- Claims the runs support: `why2.strict_validation_rejects`."
-    assert lines[2] == "- The recommended fix (V1) leaves failing connections: fix.v1 1."
+    assert lines[0] == ("- 2 of 4 claims about every case are refuted, each by a run built to test it on which its "
+                        "prediction failed; the first is `why1.validation_raises`: prediction held on 0 of 1 run; "
+                        "e.g. r0: why1.validation_raises 0.")
+    assert lines[1] == ("- 1 of 4 claims about every case is supported (the prediction held on every run that "
+                        "tested the claim): `why2.strict_validation_rejects`.")
+    assert lines[2] == "- The recommended fix (V1) leaves 1 failing connection over 1 run (r1): 1011 Factory SSOT validation failed x1."
+
+
+FACTORY_CLOSES = "1011 Factory SSOT validation failed"
+
+
+def test_lessons_word_each_verdict_group_by_its_rule_and_sum_what_v1_leaves_over_every_run() -> None:
+    """A "may" claim is refuted because no run made it happen, not by one run; V1's failures are summed
+    over every run where they remain (r1: 1, r2: 10 + 2), not taken from the first one."""
+    v1_runs = (Observation("r0", True, "fine"),
+               Observation("r1", False, "one", ((FACTORY_CLOSES, 1),)),
+               Observation("r2", False, "twelve", (("1008 SSOT Auth failed", 2), (FACTORY_CLOSES, 10))))
+    ledger = Ledger((finding_of("why1.validation_raises", False),
+                     finding_of("why5.startup_timing", False, False),
+                     finding_of("impact.production", False, True),
+                     Finding(hypothesis("fix.v1"), Verdict.REFUTED, v1_runs)), runs_made=8)
+    assert str(ledger_lessons(ledger).data).splitlines() == [
+        "- 2 of 4 claims about every case are refuted, each by a run built to test it on which its prediction "
+        "failed; the first is `why1.validation_raises`: prediction held on 0 of 1 run; e.g. r0: why1.validation_raises 0.",
+        "- 1 of 4 claims that something can happen is refuted because none of the runs built to provoke it made it "
+        "happen; the first is `why5.startup_timing`: prediction held on 0 of 2 runs; e.g. r0: why5.startup_timing 0.",
+        "- 1 of 4 claims that something can happen is supported (a run made it happen): `impact.production`.",
+        "- The recommended fix (V1) leaves 13 failing connections over 2 runs (r1, r2): "
+        "1008 SSOT Auth failed x2, 1011 Factory SSOT validation failed x11.",
+    ]
+
+
+def test_an_observation_counts_the_runs_failing_connections_by_close() -> None:
+    run = run_of(connection(0), factory_close(1), factory_close(2), connection(3, code=1008, reason="SSOT Auth failed"))
+    finding = evaluate(hypothesis("fix.v1"), [Trial(RunSpec("x", load_profile(REFERENCE)), has_no_failure)], {"x": run})
+    assert finding.observations[0].failures == (("1008 SSOT Auth failed", 1), (FACTORY_CLOSES, 2))
 
 
 def test_verdict_bullets_count_each_class(hand_ledger: Ledger) -> None:

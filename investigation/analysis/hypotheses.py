@@ -33,6 +33,7 @@ from typing import Literal
 from investigation.analysis.isolate import align_with_nearest, is_environment_factor
 from investigation.backend.route import FACTORY_FAILED_REASON
 from investigation.profiles import Profile, flatten_profile, list_profiles, unflatten_profile
+from investigation.report import plural
 from investigation.run_cache import shared
 from investigation.simulate import simulate
 from investigation.trace import POINT_ORDER, ConnectionResult, RunResult
@@ -81,6 +82,8 @@ class Observation:
     run: str
     holds: Holds
     evidence: str
+    failures: tuple[tuple[str, int], ...] = ()
+    """The run's failing connections by close (e.g. ``("1011 Factory SSOT validation failed", 10)``), sorted."""
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,7 @@ class Finding:
             return f"{self.verdict.value}: {reason}"
         first = self.deciding_observations()[0]
         return (
-            f"{self.verdict.value}: prediction held on {holding} of {len(tested)} runs; "
+            f"{self.verdict.value}: prediction held on {holding} of {plural(len(tested), 'run')}; "
             f"e.g. {first.run}: {first.evidence}"
         )
 
@@ -170,8 +173,9 @@ def evaluate(hypothesis: Hypothesis, trials: Sequence[Trial], runs: Mapping[str,
     """The finding of ``hypothesis`` from the runs of its ``trials`` (looked up by label)."""
     observations = []
     for trial in trials:
-        holds, evidence = trial.predicate(runs[trial.run.label], runs)
-        observations.append(Observation(trial.run.label, holds, evidence))
+        run = runs[trial.run.label]
+        holds, evidence = trial.predicate(run, runs)
+        observations.append(Observation(trial.run.label, holds, evidence, failure_counts(run)))
     verdict = verdict_of((o.holds for o in observations), hypothesis.quantifier)
     return Finding(hypothesis, verdict, tuple(observations))
 
@@ -193,6 +197,11 @@ def factory_closes(run: RunResult) -> list[ConnectionResult]:
 def validation_rejections(run: RunResult) -> list[ConnectionResult]:
     """Factory closes that followed a failed SSOT validation (the mechanism the report names)."""
     return [c for c in factory_closes(run) if c.outcome("factory.validation") == "fail"]
+
+
+def failure_counts(run: RunResult) -> tuple[tuple[str, int], ...]:
+    """The run's failing connections counted by close code and reason, sorted."""
+    return tuple(sorted(Counter(f"{c.close_code} {c.close_reason}" for c in run.failures).items()))
 
 
 def close_tally(run: RunResult) -> str:
@@ -305,7 +314,7 @@ def fallback_ids_rejected(run: RunResult, runs: Mapping[str, RunResult]) -> tupl
         return None, "no connection used fallback IDs"
     rejected = [c for c in validation_rejections(run) if c in fallback]
     return bool(rejected), (
-        f"{len(fallback)} connections built fallback IDs, {len(rejected)} rejected by validation; "
+        f"{plural(len(fallback), 'connection')} built fallback IDs, {len(rejected)} rejected by validation; "
         f"{outcome_tally(fallback, 'factory.validation')}"
     )
 
@@ -806,18 +815,69 @@ def ledger_verdicts(ledger: Ledger) -> object:
     return _markdown("\n".join(lines))
 
 
+KIND_OF_CLAIM = {"all": "about every case", "any": "that something can happen"}
+"""How a lesson names the claims of each quantifier."""
+WHY_REFUTED = {
+    "all": "refuted, each by a run built to test it on which its prediction failed",
+    "any": "refuted because none of the runs built to provoke it made it happen",
+}
+WHY_SUPPORTED = {
+    "all": "supported (the prediction held on every run that tested the claim)",
+    "any": "supported (a run made it happen)",
+}
+
+
+def _group(findings: Sequence[Finding], verdict: Verdict, quantifier: str) -> list[Finding]:
+    return [f for f in findings if f.verdict is verdict and f.hypothesis.quantifier == quantifier]
+
+
+def _group_head(count: int, total: int, quantifier: str) -> str:
+    """``7 of 22 claims that something can happen are``."""
+    return f"{count} of {total} claims {KIND_OF_CLAIM[quantifier]} {'is' if count == 1 else 'are'}"
+
+
+def _refuted_lines(ledger: Ledger) -> list[str]:
+    """One line per quantifier with refuted claims, worded by that quantifier's rule."""
+    lines = []
+    for quantifier in ("all", "any"):
+        group = _group(ledger.findings, Verdict.REFUTED, quantifier)
+        if group:
+            first = group[0]
+            lines.append(f"- {_group_head(len(group), len(ledger.findings), quantifier)} {WHY_REFUTED[quantifier]}; "
+                         f"the first is `{first.key}`: {first.evidence_line().removeprefix('refuted: ')}.")
+    return lines or [f"- 0 of {len(ledger.findings)} claims are refuted."]
+
+
+def _supported_lines(ledger: Ledger) -> list[str]:
+    """One line per quantifier with supported claims, worded by that quantifier's rule."""
+    lines = []
+    for quantifier in ("all", "any"):
+        group = _group(ledger.findings, Verdict.SUPPORTED, quantifier)
+        if group:
+            keys = ", ".join(f"`{f.key}`" for f in group)
+            lines.append(f"- {_group_head(len(group), len(ledger.findings), quantifier)} "
+                         f"{WHY_SUPPORTED[quantifier]}: {keys}.")
+    return lines or ["- Claims the runs support: none."]
+
+
+def _v1_line(finding: Finding) -> str:
+    """The failing connections V1 leaves, summed over every run where its prediction failed."""
+    failing = finding.deciding_observations()
+    totals: Counter[str] = Counter()
+    for observation in failing:
+        totals.update(dict(observation.failures))
+    return (
+        f"- The recommended fix (V1) leaves {plural(sum(totals.values()), 'failing connection')} over "
+        f"{plural(len(failing), 'run')} ({', '.join(o.run for o in failing)}): "
+        + ", ".join(f"{close} x{n}" for close, n in sorted(totals.items())) + "."
+    )
+
+
 def ledger_lessons(ledger: Ledger) -> object:
-    """Lessons computed from the ledger: which parts of the report's chain held."""
-    refuted = [f for f in ledger.findings if f.verdict is Verdict.REFUTED]
-    supported = [f for f in ledger.findings if f.verdict is Verdict.SUPPORTED]
-    lines = [
-        f"- {len(refuted)} of {len(ledger.findings)} claims are refuted by at least one run built to test them; "
-        + (f"the first is `{refuted[0].key}`: {refuted[0].deciding_observations()[0].evidence}." if refuted else "none."),
-        f"- Claims the runs support: {', '.join(f'`{f.key}`' for f in supported) or 'none'}.",
-    ]
+    """Lessons computed from the ledger: which parts of the report's chain held, each by its claim's rule."""
+    lines = [*_refuted_lines(ledger), *_supported_lines(ledger)]
     if ledger.finding("fix.v1").verdict is Verdict.REFUTED:
-        lines.append("- The recommended fix (V1) leaves failing connections: "
-                     + ledger.finding("fix.v1").deciding_observations()[0].evidence + ".")
+        lines.append(_v1_line(ledger.finding("fix.v1")))
     return _markdown("\n".join(lines))
 
 
