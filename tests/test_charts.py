@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt
 import pytest
 from matplotlib.figure import Figure
 
-from investigation.analysis.divergence import NOT_REACHED
+from investigation.analysis.divergence import NOT_REACHED, first_divergence
+from investigation.analysis.isolate import AlignedDivergence
 from investigation.charts.divergence import (
     cell_class,
     column_order,
@@ -22,6 +23,7 @@ from investigation.charts.divergence import (
     run_divergence,
     visible_outcome,
 )
+from investigation.charts.isolation import aligned_trace_table
 from investigation.charts.timeline import (
     UserInstanceSeries,
     collapse_same_time,
@@ -200,3 +202,22 @@ def test_divergence_chart_widens_with_the_profiles() -> None:
 def test_unknown_reference_is_rejected() -> None:
     with pytest.raises(ValueError, match="^parameter reference: 'nowhere' is not among"):
         run_divergence(two_profile_runs(), "nowhere")
+
+
+def _aligned(failing_environment: str) -> AlignedDivergence:
+    def traced(index: int, environment: str, code: int | None) -> ConnectionResult:
+        decisions = (Decision("route.environment", environment), Decision("auth.token_source", "bearer"))
+        return ConnectionResult(index=index, client="c", instance=0, user_id="u", at_s=0.0, close_code=code,
+                                close_reason=None, decisions=decisions, cause_chain=())
+
+    passing, failing = traced(0, "test", None), traced(7, failing_environment, 1011)
+    return AlignedDivergence(passing, failing, first_divergence(passing.decisions, failing.decisions))
+
+
+def test_aligned_trace_table_shows_a_trailing_space_and_names_every_column() -> None:
+    """ENVIRONMENT="staging " must not look like "staging"; the marker column has a header."""
+    header, rule, first, second = aligned_trace_table(_aligned("staging ")).splitlines()
+    assert header.split() == ["point", "passing", "#0", "failing", "#7", "divergence"]
+    assert first.split("  ")[0] == "route.environment"
+    assert "'staging '" in first and first.rstrip().endswith("<< first divergence")
+    assert "<<" not in second

@@ -30,6 +30,7 @@ from investigation.analysis.isolate import (
     factor_changes,
     failing_profiles,
     isolate_profiles,
+    isolation_key_result,
     isolation_verdicts,
     minimal_failing_traffic,
     traffic_subset_profile,
@@ -447,3 +448,48 @@ def test_a_notebook_shows_an_isolation_error_as_one_line(capsys: pytest.CaptureF
     shown = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert len(shown) == 1
     assert shown[0].startswith("IsolationError: staging-e2e: passing: does not pass under variant original: ")
+
+
+# --- what chapter 04 says about the reduction and the divergence -----------------------------
+
+
+def test_a_trailing_space_in_a_divergent_outcome_is_visible() -> None:
+    """ENVIRONMENT="staging " (trailing space) must not read as plain staging."""
+    from investigation.analysis.isolate import AlignedDivergence, _describe_alignment
+
+    passing, failing = connection(0, None), connection(3, 1011)
+    aligned = AlignedDivergence(passing, failing, Divergence("route.environment", "test", "staging "))
+    assert _describe_alignment(aligned).startswith("route.environment: test (passing) vs 'staging ' (failing) [")
+
+
+def test_chapter_04_counts_the_kept_connections_that_fail_in_the_reduced_run() -> None:
+    """One user, 7 reconnections on one instance: the 6th and 7th exceed the cap of 5 (spec 4.2).
+    ddmin keeps 6 (the cap fill and one refused); in that reduced run only the 6th closes 1011,
+    the other 5 are not failures. Both texts count 6 kept of 7 planned, 1 of them closing 1011."""
+    spread = spread_profile("spread", 2)
+    seven = varied(spread_profile("seven", 1), "seven", clients0__connections=CAP + 2)
+    isolation = isolate_profiles(varied(spread, "spread", clients0__connections=CAP + 2), seven)
+    reduction = minimal_failing_traffic(seven)
+    assert [c.close_code for c in reduction.run.connections][-1] == 1011
+    assert isolation_key_result(isolation, reduction).endswith(
+        "; minimal failing traffic: 6 of 7 planned connections (1 of them closes 1011)"
+    )
+    assert len(reduction.failing_the_same_way) == 1
+    verdicts = isolation_verdicts(isolation, reduction).data
+    assert ("- 1-minimal failing traffic (ddmin: removing any one kept connection makes the failure disappear; "
+            "a smaller failing subset may exist): 6 of 7 planned connections (1 of them closes 1011), "
+            "user test-user-12345, instance 0.") in verdicts.splitlines()
+
+
+def test_ddmin_traffic_is_1_minimal_not_the_smallest_failing_subset(staging_e2e: Profile) -> None:
+    """staging-e2e's clients send start_agent, which leaks managers (spec 1 step 12): user-003's
+    4th connection on its instance is already refused, so 4 connections fail although ddmin,
+    which stops at a 1-minimal set, keeps 6. The texts say 1-minimal, never 'fewest'."""
+    import investigation.analysis.isolate as isolate_module
+
+    plan = connection_plan(staging_e2e)
+    four = [p for p in plan if p.index in (12, 15, 18, 21)]
+    run = simulate(traffic_subset_profile(staging_e2e, four))
+    assert FailureSignature(1011, "RuntimeError").outcome(run) is Outcome.FAIL
+    docs = [isolate_module.__doc__, isolate_module.TrafficReduction.__doc__, minimal_failing_traffic.__doc__]
+    assert all("1-minimal" in doc and "fewest" not in doc for doc in docs)

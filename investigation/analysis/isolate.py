@@ -9,8 +9,10 @@
   narrows the changes to a 1-minimal failure-inducing difference.
 - **Minimal failing traffic** (``ddmin``): the elements are the planned
   connections of the failing profile; a subset is turned back into a profile
-  (:func:`traffic_subset_profile`) and simulated. ``ddmin`` keeps the fewest
-  connections that still fail the same way.
+  (:func:`traffic_subset_profile`) and simulated. ``ddmin`` keeps a 1-minimal
+  failing subset: removing any one kept connection makes the failure disappear;
+  a smaller failing subset may exist. Connections kept need not fail themselves
+  (most only fill the cap for the one that does).
 - **First divergence**: the failing run's first failing connection is aligned
   with the *nearest* connection of the passing run (the one whose decision trace
   agrees with it longest) and the first decision point whose outcome differs is
@@ -35,6 +37,7 @@ from typing import Any
 
 from investigation.analysis.delta import NotReproducedError, Outcome, TestRecord, dd, ddmin
 from investigation.analysis.divergence import Divergence, first_divergence
+from investigation.charts.divergence import visible_outcome
 from investigation.profiles import (
     Profile,
     ProfileError,
@@ -343,7 +346,8 @@ def _describe_alignment(aligned: AlignedDivergence) -> str:
     where = (
         "traces identical"
         if divergence is None
-        else f"{divergence.point}: {divergence.passing} (passing) vs {divergence.failing} (failing)"
+        else f"{divergence.point}: {visible_outcome(divergence.passing)} (passing) "
+        f"vs {visible_outcome(divergence.failing)} (failing)"
     )
     return (
         f"{where} [passing #{aligned.passing_connection.index} {aligned.passing_connection.client}, "
@@ -479,7 +483,11 @@ def _single_connection_client(planned: PlannedConnection) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class TrafficReduction:
-    """The fewest planned connections of a profile that still fail the same way."""
+    """A 1-minimal failing subset of a profile's planned connections (what ddmin kept).
+
+    Removing any one kept connection makes the failure disappear; a smaller failing subset
+    may exist. In the reduced run only some kept connections fail (``failing_the_same_way``).
+    """
 
     profile: str
     variant: str
@@ -497,17 +505,32 @@ class TrafficReduction:
             counts[planned.client.name] += 1
         return counts
 
+    @property
+    def failing_the_same_way(self) -> tuple[ConnectionResult, ...]:
+        """The connections of the reduced run that fail with the signature."""
+        return tuple(c for c in self.run.connections if self.signature.matches(c))
+
+    def description(self) -> str:
+        """``6 of 36 planned connections (1 of them closes 1011)``: kept, and failing in the reduced run."""
+        failing = len(self.failing_the_same_way)
+        verb = "closes" if failing == 1 else "close"
+        return (
+            f"{len(self.kept)} of {len(self.planned)} planned connections "
+            f"({failing} of them {verb} {self.signature.close_code})"
+        )
+
     def summary(self) -> str:
         return (
-            f"{self.profile}: {len(self.kept)} of {len(self.planned)} planned connections still fail "
-            f"({self.signature}); kept "
+            f"{self.profile}: 1-minimal failing traffic {self.description()}, {self.signature}; kept "
             + ", ".join(f"#{p.index} {p.client.name}@{p.at_s:g}s" for p in self.kept)
             + f" ({self.tests_run} tests)"
         )
 
 
 def minimal_failing_traffic(profile: Profile, variant: str = "original") -> TrafficReduction:
-    """ddmin over ``profile``'s planned connections with the same-failure oracle.
+    """ddmin over ``profile``'s planned connections with the same-failure oracle: a 1-minimal failing subset.
+
+    Removing any one kept connection makes the failure disappear; a smaller failing subset may exist.
 
     Raises:
         IsolationError: the profile has no failing connection.
@@ -620,9 +643,8 @@ def isolation_verdicts(isolation: ProfileIsolation, reduction: TrafficReduction)
         f"- Failure-inducing difference ({isolation.tests_run} tests): "
         + "; ".join(f"`{c.describe()}`" for c in isolation.minimal_difference) + ".",
         f"- Environment factors ({ENVIRONMENT_FACTOR_KINDS}) in it: {', '.join(environmental) or 'none'}.",
-        f"- Minimal failing traffic: {len(reduction.kept)} of {len(reduction.planned)} planned connections, users "
-        + ", ".join(sorted({str(p.client.user_id) for p in reduction.kept}))
-        + f", instances {sorted({c.instance for c in reduction.run.connections})}.",
+        f"- 1-minimal failing traffic (ddmin: removing any one kept connection makes the failure disappear; "
+        f"a smaller failing subset may exist): {reduction.description()}, {_users_and_instances(reduction)}.",
         f"- First divergence of the profiles: {_describe_alignment(isolation.first_divergence)}.",
     ]
     if isolation.isolated_divergence is not None:
@@ -632,7 +654,16 @@ def isolation_verdicts(isolation: ProfileIsolation, reduction: TrafficReduction)
     return Markdown("\n".join(lines))
 
 
+def _users_and_instances(reduction: TrafficReduction) -> str:
+    """``users a, b, instance 1`` for the kept connections (the instances of the reduced run)."""
+    users = sorted({str(p.client.user_id) for p in reduction.kept})
+    instances = sorted({c.instance for c in reduction.run.connections})
+    user_word = "user" if len(users) == 1 else "users"
+    instance_word = "instance" if len(instances) == 1 else "instances"
+    return f"{user_word} {', '.join(users)}, {instance_word} {', '.join(map(str, instances))}"
+
+
 def isolation_key_result(isolation: ProfileIsolation, reduction: TrafficReduction) -> str:
     changes = "; ".join(c.describe() for c in isolation.minimal_difference)
     return (f"{isolation.passing} -> {isolation.failing}: {changes} ({isolation.tests_run} tests); "
-            f"{len(reduction.kept)} of {len(reduction.planned)} connections still fail")
+            f"minimal failing traffic: {reduction.description()}")

@@ -17,6 +17,7 @@ from matplotlib.patches import Rectangle
 from investigation.analysis.delta import Outcome
 from investigation.analysis.isolate import AlignedDivergence, ProfileIsolation, TrafficReduction, short_value
 from investigation.analysis.spectra import RankedLine, SuspiciousnessReport
+from investigation.charts.divergence import visible_outcome
 from investigation.report import format_table
 from investigation.trace import DECISION_POINTS
 
@@ -54,7 +55,7 @@ def dd_tests_chart(isolation: ProfileIsolation) -> tuple[Figure, str]:
 
 
 def traffic_chart(reduction: TrafficReduction) -> tuple[Figure, str]:
-    """Every planned connection by start time and client; the kept ones highlighted."""
+    """Every planned connection by start time and client; the ones ddmin kept (a 1-minimal failing set) highlighted."""
     clients = list(dict.fromkeys(p.client.name for p in reduction.planned))
     kept = {p.index for p in reduction.kept}
     figure = Figure(figsize=(10.0, 1.4 + 0.35 * len(clients)), layout="constrained")
@@ -66,8 +67,7 @@ def traffic_chart(reduction: TrafficReduction) -> tuple[Figure, str]:
     axes.set_yticks(range(len(clients)), clients)
     axes.invert_yaxis()
     axes.set_xlabel("planned start (virtual seconds)")
-    axes.set_title(f"{reduction.profile}: {len(reduction.kept)} of {len(reduction.planned)} planned connections "
-                   "still fail the same way (red)")
+    axes.set_title(f"{reduction.profile}: ddmin keeps {reduction.description()} (red)")
     axes.grid(axis="x", alpha=0.3)
     by_index = {c.index: c for c in reduction.run.connections}
     rows = [
@@ -84,16 +84,19 @@ def _closed(code: int | None, reason: str | None) -> str:
 
 
 def aligned_trace_table(aligned: AlignedDivergence) -> str:
-    """Decision points in pipeline order with both connections' outcomes; ``<<`` marks the first divergence."""
-    passing = {d.point: d.outcome for d in aligned.passing_connection.decisions}
-    failing = {d.point: d.outcome for d in aligned.failing_connection.decisions}
+    """Decision points in pipeline order with both connections' outcomes; ``<<`` marks the first divergence.
+
+    Outcomes with leading or trailing whitespace are quoted (``visible_outcome``).
+    """
+    passing = {d.point: visible_outcome(d.outcome) for d in aligned.passing_connection.decisions}
+    failing = {d.point: visible_outcome(d.outcome) for d in aligned.failing_connection.decisions}
     first = aligned.divergence.point if aligned.divergence else None
     rows = [
         (point, passing.get(point, "-"), failing.get(point, "-"), "<< first divergence" if point == first else "")
         for point in DECISION_POINTS
         if point in passing or point in failing
     ]
-    header = ("point", f"passing #{aligned.passing_connection.index}", f"failing #{aligned.failing_connection.index}", "")
+    header = ("point", f"passing #{aligned.passing_connection.index}", f"failing #{aligned.failing_connection.index}", "divergence")
     return format_table(header, rows)
 
 
