@@ -40,6 +40,23 @@ Routing = Literal["sticky", "round_robin"]
 
 _MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
+MAX_VIRTUAL_S = 1_000_000.0
+"""Bound on every time in a profile and on each client's last start (11.6 days; the shipped
+profiles stay within 3600 s): the backend's heartbeat and cleanup timers tick all through a
+run, so a run to 1e300 virtual seconds never ends."""
+MAX_CONNECTIONS = 10_000
+"""Bound on a profile's connections, all clients together (the shipped ones open at most 36):
+the model runs about two thousand a second, and a notebook or an isolation reruns a profile
+many times; a count of 10**8 ate gigabytes before the first connection ran."""
+MAX_HELD_S = 10_000_000.0
+"""Bound on the connection-seconds a profile holds open, the sum of connections * hold_s
+(the shipped ones hold at most 12 300): an open connection wakes at every heartbeat
+interval, about a microsecond of real time per virtual second it stays open."""
+MAX_INSTANCES = 1_000
+"""Bound on backend instances (the shipped profiles use at most 4): each is a process state
+with its own factory and cleanup timer."""
+_BOUND_REASON = "(a bound so that the model runs it in seconds; see profiles.py)"
+
 
 class ProfileError(Exception):
     """A profile that cannot be used; ``str()`` is ``"{file}: {field}: {reason}"``."""
@@ -88,7 +105,12 @@ class Message(BaseModel):
 
     model_config = _MODEL_CONFIG
 
-    at_s: float = Field(ge=0, description="When it is sent, in virtual seconds after the connection's start.")
+    at_s: float = Field(
+        ge=0,
+        le=MAX_VIRTUAL_S,
+        description=f"When it is sent, in virtual seconds after the connection's start; at most {MAX_VIRTUAL_S:g} "
+        + _BOUND_REASON,
+    )
     type: MessageType = Field(description="Message type as the backend's message loop sees it.")
     text: str = Field(default="", description="Text of a chat/user_message, or the whole frame of a raw message.")
 
@@ -110,11 +132,32 @@ class Client(BaseModel):
     )
     subprotocols: tuple[str, ...] = Field(default=(), description="Offered subprotocols besides the jwt.* one.")
     headers: dict[str, str] = Field(default_factory=dict, description="Request headers (name -> value).")
-    connections: int = Field(default=1, ge=0, description="How many connections the client opens, one after another.")
-    start_s: float = Field(default=0.0, ge=0, description="Start of the first connection (virtual seconds).")
-    spacing_s: float = Field(default=0.0, ge=0, description="Time between the starts of consecutive connections.")
+    connections: int = Field(
+        default=1,
+        ge=0,
+        le=MAX_CONNECTIONS,
+        description=f"How many connections the client opens, one after another; at most {MAX_CONNECTIONS} for all "
+        "clients together " + _BOUND_REASON,
+    )
+    start_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=MAX_VIRTUAL_S,
+        description=f"Start of the first connection (virtual seconds); the last one starts by {MAX_VIRTUAL_S:g} "
+        + _BOUND_REASON,
+    )
+    spacing_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=MAX_VIRTUAL_S,
+        description="Time between the starts of consecutive connections.",
+    )
     hold_s: float = Field(
-        default=10.0, ge=0, description="How long each connection stays open before the client leaves."
+        default=10.0,
+        ge=0,
+        le=MAX_VIRTUAL_S,
+        description="How long each connection stays open before the client leaves; connections * hold_s of all "
+        f"clients together at most {MAX_HELD_S:g} " + _BOUND_REASON,
     )
     messages: tuple[Message, ...] = Field(default=(), description="Messages sent on every connection of this client.")
 
@@ -129,6 +172,16 @@ class Client(BaseModel):
     @classmethod
     def _toml_arrays_as_tuples(cls, value: object) -> object:
         return _list_to_tuple(value)
+
+    @model_validator(mode="after")
+    def _last_start_within_bound(self) -> Client:
+        last_start_s = self.start_s + max(self.connections - 1, 0) * self.spacing_s
+        if last_start_s > MAX_VIRTUAL_S:
+            raise ValueError(
+                f"the last connection starts at {last_start_s:g} s (start_s + (connections - 1) * spacing_s); "
+                f"at most {MAX_VIRTUAL_S:g} {_BOUND_REASON}"
+            )
+        return self
 
     @field_validator("headers")
     @classmethod
@@ -147,7 +200,10 @@ class Startup(BaseModel):
 
     complete: bool = Field(default=True, description="App startup is complete at t=0.")
     complete_after_s: float | None = Field(
-        default=None, ge=0, description="If complete is false: startup completes at this time; omitted = never."
+        default=None,
+        ge=0,
+        le=MAX_VIRTUAL_S,
+        description="If complete is false: startup completes at this time; omitted = never.",
     )
     agent_supervisor: bool = Field(default=True, description="The agent supervisor dependency is present.")
     thread_service: bool = Field(default=True, description="The thread service dependency is present.")
@@ -173,14 +229,22 @@ class Profile(BaseModel):
     name: str = Field(min_length=1, description="Profile name: the TOML file's stem (not a key in the file).")
     description: str = Field(min_length=1, description="What real situation this profile stands for.")
     seed: int = Field(default=0, description="Seed of the run's random source.")
-    instances: int = Field(default=1, ge=1, description="Number of backend instances (processes).")
+    instances: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_INSTANCES,
+        description=f"Number of backend instances (processes); at most {MAX_INSTANCES} " + _BOUND_REASON,
+    )
     routing: Routing = Field(
         default="sticky",
         description='How connections spread over instances: "sticky" (client k -> instance k % instances) '
         'or "round_robin" (connection n in start order -> n % instances).',
     )
     duration_s: float | None = Field(
-        default=None, ge=0, description="Stop the run at this virtual time; omitted = when the traffic ends."
+        default=None,
+        ge=0,
+        le=MAX_VIRTUAL_S,
+        description="Stop the run at this virtual time; omitted = when the traffic ends.",
     )
     env: dict[str, str] = Field(
         default_factory=dict, description="Process environment variables (strings); an absent key is unset."
@@ -201,6 +265,20 @@ class Profile(BaseModel):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"client names must be unique; given twice: {', '.join(duplicates)}")
+        return clients
+
+    @field_validator("clients")
+    @classmethod
+    def _traffic_within_bounds(cls, clients: tuple[Client, ...]) -> tuple[Client, ...]:
+        connections = sum(client.connections for client in clients)
+        if connections > MAX_CONNECTIONS:
+            raise ValueError(f"{connections} connections in all; at most {MAX_CONNECTIONS} {_BOUND_REASON}")
+        held_s = sum(client.connections * client.hold_s for client in clients)
+        if held_s > MAX_HELD_S:
+            raise ValueError(
+                f"connections * hold_s of all clients is {held_s:g} connection-seconds; at most {MAX_HELD_S:g} "
+                + _BOUND_REASON
+            )
         return clients
 
 

@@ -304,6 +304,44 @@ def test_invalid_values_name_field_and_reason(tmp_path: Path, text: str, field: 
     assert "\n" not in str(error)
 
 
+_CLIENT = 'description = "d"\n[[clients]]\nname = "a"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "reason_part"),
+    [
+        # each of these loaded, then simulate hung (a 1e300 s hold) or ate gigabytes (10**8 connections)
+        (_CLIENT + "connections = 100000000\n", "clients[0].connections", "less than or equal to 10000"),
+        (_CLIENT + "connections = 9999999999999999999\n", "clients[0].connections", "less than or equal to 10000"),
+        ('description = "d"\ninstances = 1000000000\n', "instances", "less than or equal to 1000"),
+        (_CLIENT + "hold_s = 1e300\n", "clients[0].hold_s", "less than or equal to 1000000"),
+        (_CLIENT + "start_s = 1e300\n", "clients[0].start_s", "less than or equal to 1000000"),
+        (_CLIENT + "spacing_s = 1e300\n", "clients[0].spacing_s", "less than or equal to 1000000"),
+        (_CLIENT + 'messages = [{at_s = 1e300, type = "ping"}]\n', "clients[0].messages[0].at_s", "1000000"),
+        ('description = "d"\nduration_s = 1e300\n', "duration_s", "less than or equal to 1000000"),
+        ('description = "d"\n[startup]\ncomplete_after_s = 1e300\n', "startup.complete_after_s", "1000000"),
+        # every value within its bound, the schedule not: 1001 connections a 1000 s apart end at 1e6 s
+        (_CLIENT + "connections = 1002\nspacing_s = 1000.0\n", "clients[0]", "last connection starts at 1.001e+06 s"),
+        (_CLIENT + 'connections = 6000\n[[clients]]\nname = "b"\nconnections = 4001\n', "clients", "10001 connections"),
+        (_CLIENT + "connections = 100\nhold_s = 200000.0\n", "clients", "2e+07 connection-seconds"),
+    ],
+)
+def test_traffic_beyond_the_bounds_is_refused(tmp_path: Path, text: str, field: str, reason_part: str) -> None:
+    error = error_of(write_profile(tmp_path, "huge", text))
+    assert (error.field, "\n" in str(error)) == (field, False)
+    assert reason_part in error.reason
+
+
+def test_traffic_at_the_bounds_loads(tmp_path: Path) -> None:
+    text = (
+        'description = "d"\ninstances = 1000\nduration_s = 1000000.0\n'
+        '[[clients]]\nname = "a"\nconnections = 5000\nspacing_s = 200.0\nhold_s = 1000.0\n'
+        '[[clients]]\nname = "b"\nconnections = 5000\nstart_s = 1000000.0\nhold_s = 1000.0\n'
+    )
+    profile = load_profile_file(write_profile(tmp_path, "edge", text))
+    assert sum(client.connections for client in profile.clients) == 10_000
+
+
 @pytest.mark.parametrize(
     ("claims", "field", "kind"),
     [
