@@ -41,7 +41,20 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def close_counts_text(run: RunResult) -> str:
+    """Close codes as ``1011: 10, open: 26`` (zero counts left out)."""
+    counts = run.close_code_counts()
+    return ", ".join(f"{label}: {n}" for label, n in counts.items() if n) or "no connections"
+
+
+def close_summary(run: RunResult) -> str:
+    """Close codes and the connection total, as ``1011: 10, open: 26 (36 connections)``."""
+    if not run.connections:
+        return "no connections"
+    return f"{close_counts_text(run)} ({plural(len(run.connections), 'connection')})"
+
+
 def connection_table(run: RunResult) -> str:
     """One row per connection: time, instance, client, user, close code, reason, deciding decision."""
-    title = f"profile {run.profile}, variant {run.variant}: {run.summary()['close_codes']}"
+    title = f"profile {run.profile}, variant {run.variant}: {close_summary(run)}"
     return title + "\n" + format_table(CONNECTION_COLUMNS, [connection_row(c) for c in run.connections])

@@ -22,10 +22,10 @@ from IPython.display import Markdown
 from investigation.analysis.hypotheses import factory_reason_closes
 from investigation.backend.route import FACTORY_FAILED_REASON
 from investigation.charts.divergence import visible_outcome
-from investigation.charts.timeline import count_at, timeline_series
+from investigation.charts.timeline import UserInstanceSeries, count_at, timeline_series
 from investigation.notebook_errors import checked_profile, checked_variant
 from investigation.profiles import Profile, list_profiles, load_profile
-from investigation.report import plural
+from investigation.report import close_counts_text, close_summary, plural
 from investigation.simulate import simulate
 from investigation.trace import ConnectionResult, RunResult, close_code_label
 
@@ -68,12 +68,6 @@ def run_profiles(
         profiles[reference] = checked_profile("reference", reference)
     checked_variant("variant", variant)
     return {name: simulate(profiles[name], variant) for name in sorted(profiles)}
-
-
-def close_counts_text(run: RunResult) -> str:
-    """Close codes as ``1011=10 open=26`` (zero counts left out)."""
-    counts = run.close_code_counts()
-    return " ".join(f"{label}={n}" for label, n in counts.items() if n) or "no connections"
 
 
 def run_overview(run: RunResult) -> Markdown:
@@ -164,13 +158,63 @@ def _counter_text(counter: Counter[str]) -> str:
     return ", ".join(f"{key} ({n})" for key, n in sorted(counter.items(), key=lambda item: (-item[1], item[0])))
 
 
+def _deciding_text(connections: Sequence[ConnectionResult]) -> str:
+    """``its deciding decision was X`` for one connection, ``their deciding decisions were X (n), ...`` else."""
+    counts = deciding_counts(connections)
+    if len(connections) == 1:
+        return f"its deciding decision was {next(iter(counts), '-')}"
+    return f"their deciding decisions were {_counter_text(counts)}"
+
+
+def _share_text(part: int, whole: int, noun: str) -> str:
+    """``the 1 connection``, ``each of the 10 connections``, ``3 of the 10 connections``."""
+    if part == whole == 1:
+        return f"the 1 {noun}"
+    return f"{'each' if part == whole else part} of the {plural(whole, noun)}"
+
+
+def _failed_in_all_text(failures: int) -> str:
+    return "no connection failed" if failures == 0 else f"{plural(failures, 'connection')} failed in all"
+
+
+def cap_holds(run: RunResult) -> list[tuple[UserInstanceSeries, float, float | None]]:
+    """Each time a user held the cap on an instance: (series, from, until or None), by start time."""
+    holds = [
+        (series, start, until)
+        for series in timeline_series(run)
+        for start, until in series.periods_at(run.max_managers_per_user)
+    ]
+    return sorted(holds, key=lambda hold: (hold[1], hold[0].user_id, hold[0].instance))
+
+
+def _cap_lesson_without_failure(run: RunResult) -> str:
+    """What the cap says about a run without a failure: who held it when, or how close anyone came."""
+    cap = run.max_managers_per_user
+    holds = cap_holds(run)
+    if not holds:
+        peak = max((series.peak for series in timeline_series(run)), default=0)
+        return (f"No user reached the per-user cap of {plural(cap, 'manager')} on an instance "
+                f"(the most held: {peak}; the timeline table).")
+    spans = "; ".join(
+        f"by user {series.user_id} on instance {series.instance} from {start:g} s "
+        + ("until the run ended" if until is None else f"to {until:g} s")
+        for series, start, until in holds
+    )
+    return (
+        f"No connection failed, yet the per-user cap of {plural(cap, 'manager')} was held: {spans}. "
+        "In each span one more manager for that user on that instance would have been refused unless emergency "
+        "cleanup freed a stale one of theirs (spec 4.2): that this traffic passed depended on how much of it "
+        "came, not only on the environment (the timeline table)."
+    )
+
+
 def reproduce_verdicts(run: RunResult) -> Markdown:
     """The computed verdicts of notebook 01 for one run, as Markdown bullets."""
     failures = run.failures
     factory_1011 = factory_reason_closes(failures)
     bullets = [
         f"**1011 \"{FACTORY_FAILED_REASON}\" reproduced: {'yes' if factory_1011 else 'no'}** "
-        f"({len(factory_1011)} of {plural(len(run.connections), 'connection')}; all failing connections: {len(failures)})."
+        f"({len(factory_1011)} of {plural(len(run.connections), 'connection')}; {_failed_in_all_text(len(failures))})."
     ]
     if failures:
         bullets += [
@@ -195,19 +239,22 @@ def reproduce_lessons(run: RunResult) -> Markdown:
     if mislabelled:
         lessons.append(
             f"The close reason says \"{FACTORY_FAILED_REASON}\", yet SSOT validation passed for "
-            f"{len(mislabelled)} of the {plural(len(factory_closes), 'connection')} closed with it; their deciding "
-            f"decisions were {_counter_text(deciding_counts(mislabelled))} (the Verdicts and the trace above)."
+            f"{_share_text(len(mislabelled), len(factory_closes), 'connection')} closed with it; "
+            f"{_deciding_text(mislabelled)} (the Verdicts and the trace above)."
         )
     at_cap = bool(failures) and failures_at_cap(run) == len(failures)
     if failures and not mislabelled and not at_cap:
         lessons.append(
             f"The {plural(len(failures), 'failing connection')} of this run met neither the cap nor a passed SSOT "
-            f"validation; their deciding decisions were {_counter_text(deciding_counts(failures))} (the Verdicts)."
+            f"validation; {_deciding_text(failures)} (the Verdicts)."
         )
     if at_cap:
+        several_instances = len({c.instance for c in run.connections}) > 1
         lessons.append(
             "Every failing connection met a user already at the per-user manager cap on its instance "
-            "(the timeline chart); that count is kept per backend instance, not per user across instances."
+            "(the timeline chart)"
+            + ("; that count is kept per backend instance, not per user across instances." if several_instances
+               else ".")
         )
     left = managers_left_by_start_agent(run)
     if left:
@@ -217,13 +264,14 @@ def reproduce_lessons(run: RunResult) -> Markdown:
             f"This profile's traffic did not fail under variant {run.variant}: {plural(len(run.connections), 'connection')}, "
             f"close codes {close_counts_text(run)} (the connection table)."
         )
+        lessons.append(_cap_lesson_without_failure(run))
     return Markdown("\n".join(f"- {lesson}" for lesson in lessons))
 
 
 def reproduce_key_result(run: RunResult) -> str:
     """One line: how many connections closed how, and what decided the first failure."""
     first = run.first_failure()
-    head = f"{run.profile}/{run.variant}: {close_counts_text(run)} of {plural(len(run.connections), 'connection')}"
+    head = f"{run.profile}/{run.variant}: {close_summary(run)}"
     if first is None:
         return f"{head}; none failed"
     deciding = first.deciding_decision()

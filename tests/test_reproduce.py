@@ -28,6 +28,7 @@ from investigation.profiles import (
     profile_from_dict,
     profile_paths,
 )
+from investigation.report import connection_table
 from investigation.reproduce import (
     failures_at_cap,
     load_named_profile,
@@ -35,6 +36,7 @@ from investigation.reproduce import (
     reproduce_key_result,
     reproduce_lessons,
     reproduce_verdicts,
+    run_profile,
     run_profiles,
 )
 from investigation.simulate import simulate
@@ -114,7 +116,7 @@ def test_start_agent_leaves_one_manager_per_message_up_to_the_cap(messages: int,
 def test_verdicts_count_the_factory_closes_and_the_cap(reconnects: RunResult) -> None:
     lines = bullets(reproduce_verdicts(reconnects))
     assert lines[0] == ('- **1011 "Factory SSOT validation failed" reproduced: yes** '
-                        "(2 of 7 connections; all failing connections: 2).")
+                        "(2 of 7 connections; 2 connections failed in all).")
     assert "factory.manager_cap=exceeded (2)" in lines[1]
     assert lines[2].endswith("pass (2).")
     assert lines[3].startswith("- 2 of 2 failing connections started while their user already held 5 managers")
@@ -133,7 +135,7 @@ def test_verdicts_under_v5_do_not_count_its_1013_closes(reconnects_v5: RunResult
 def test_lesson_on_the_close_reason_counts_the_factory_closes(reconnects: RunResult) -> None:
     lesson = bullets(reproduce_lessons(reconnects))[0]
     assert lesson.startswith('- The close reason says "Factory SSOT validation failed", yet SSOT validation passed '
-                             "for 2 of the 2 connections closed with it;")
+                             "for each of the 2 connections closed with it;")
     assert "factory.manager_cap=exceeded (2)" in lesson
 
 
@@ -160,10 +162,51 @@ def test_no_cap_lesson_when_only_some_failures_met_the_cap() -> None:
     assert CAP_LESSON not in str(reproduce_lessons(run).data)
 
 
-def test_a_run_without_failures_has_only_the_no_failure_lesson() -> None:
+def test_a_run_without_failures_at_the_cap_says_who_held_it_and_that_one_more_would_be_refused() -> None:
+    """5 reconnections fill the cap at 40 s and nothing frees a manager before the run ends (module
+    docstring): none fails, yet a 6th manager for the user there would meet the cap (spec 4.2)."""
     lessons = bullets(reproduce_lessons(simulate(reconnecting_profile(5))))
-    assert len(lessons) == 1
+    assert len(lessons) == 2
     assert lessons[0].startswith(f"- {NO_FAILURE_LESSON} under variant original: 5 connections")
+    assert lessons[1] == (
+        "- No connection failed, yet the per-user cap of 5 managers was held: by user test-user-12345 on "
+        "instance 0 from 40 s until the run ended. In each span one more manager for that user on that instance "
+        "would have been refused unless emergency cleanup freed a stale one of theirs (spec 4.2): "
+        "that this traffic passed depended on how much of it came, not only on the environment (the timeline table)."
+    )
+
+
+def test_a_run_without_failures_below_the_cap_says_how_close_it_came() -> None:
+    # 4 reconnections: the user holds 4 managers at most
+    lessons = bullets(reproduce_lessons(simulate(reconnecting_profile(4))))
+    assert lessons[1:] == [
+        "- No user reached the per-user cap of 5 managers on an instance (the most held: 4; the timeline table)."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "holds"),
+    [
+        # the 01 timeline tables: development's user reaches 5 at 900 s and drops to 2 at 920 s;
+        # staging-no-cloud-signal has two users at 5 on instance 1 (1210-2140 s and 2015-3100 s)
+        ("development", "by user 5f0c2a9e-3b7d-4e61-9a2f-8c1d0e7b4a53 on instance 0 from 900 s to 920 s."),
+        ("staging-no-cloud-signal", "by user 117364829105738291046 on instance 1 from 1210 s to 2140 s; "
+                                    "by user 106574839201746382910 on instance 1 from 2015 s to 3100 s."),
+        ("production-cloud-run", "by user 107465829301928374651 on instance 1 from 1640 s until the run ended."),
+    ],
+)
+def test_passing_shipped_profiles_that_reached_the_cap_name_who_held_it(name: str, holds: str) -> None:
+    text = str(reproduce_lessons(run_profile(name)).data)
+    assert f"No connection failed, yet the per-user cap of 5 managers was held: {holds} In each span one more manager" in text
+
+
+def test_per_instance_count_clause_only_when_the_run_used_more_than_one_instance(reconnects: RunResult) -> None:
+    # staging-e2e spreads its users over 3 instances; the reconnections and staging-env-whitespace use one
+    clause = "that count is kept per backend instance, not per user across instances"
+    assert clause in str(reproduce_lessons(run_profile("staging-e2e")).data)
+    for run in (reconnects, run_profile("staging-env-whitespace")):
+        text = str(reproduce_lessons(run).data)
+        assert CAP_LESSON in text and clause not in text
 
 
 def test_failures_without_a_factory_close_give_no_no_failure_lesson(reconnects_v5: RunResult) -> None:
@@ -295,12 +338,31 @@ def test_close_reason_lesson_counts_passed_validations_among_factory_closes_only
                                       closed(1, 1011, FACTORY, ("factory.manager_cap", "exceeded")),
                                       closed(2, 1008, "SSOT Auth failed")))
     lesson = bullets(reproduce_lessons(run))[0]
-    assert "yet SSOT validation passed for 1 of the 2 connections closed with it;" in lesson
+    assert ("yet SSOT validation passed for 1 of the 2 connections closed with it; its deciding decision was "
+            "factory.manager_cap=exceeded (the Verdicts") in lesson
+
+
+def test_close_reason_lesson_for_one_factory_close_is_singular() -> None:
+    run = RunResult("x", "original", (closed(0, 1011, FACTORY, *CAP_EXCEEDED),))
+    assert ("yet SSOT validation passed for the 1 connection closed with it; its deciding decision was "
+            "factory.manager_cap=exceeded (the Verdicts") in bullets(reproduce_lessons(run))[0]
 
 
 def test_key_result_names_the_first_failing_connection() -> None:
     run = RunResult("x", "original", (closed(0, None, None), closed(1, 1011, FACTORY, *CAP_EXCEEDED)))
     assert "; first failure #1 at 1 s: 1011 " in reproduce_key_result(run)
+
+
+def test_key_result_and_table_title_give_close_counts_and_the_connection_total_apart() -> None:
+    # one open connection and one 1011: the counts, then the total, no zero count of 1008
+    run = RunResult("x", "original", (closed(0, None, None), closed(1, 1011, FACTORY, *CAP_EXCEEDED)))
+    assert reproduce_key_result(run).startswith("x/original: 1011: 1, open: 1 (2 connections); first failure")
+    assert connection_table(run).splitlines()[0] == "profile x, variant original: 1011: 1, open: 1 (2 connections)"
+
+
+def test_verdict_of_a_run_without_failures_says_none_failed() -> None:
+    assert bullets(reproduce_verdicts(simulate(reconnecting_profile(5))))[0].endswith(
+        "(0 of 5 connections; no connection failed).")
 
 
 def test_outcome_counts_list_the_highest_count_first_and_equal_counts_by_key() -> None:
@@ -336,9 +398,9 @@ def one_refused_connection() -> RunResult:
 def test_one_connection_is_counted_in_the_singular() -> None:
     run = one_refused_connection()
     verdicts = bullets(reproduce_verdicts(run))
-    assert verdicts[0].endswith("(0 of 1 connection; all failing connections: 1).")
+    assert verdicts[0].endswith("(0 of 1 connection; 1 connection failed in all).")
     assert "- 0 of 1 failing connection started while their user already held 5 managers" in "\n".join(verdicts)
-    assert reproduce_key_result(run).startswith("refused/original: 1008=1 of 1 connection; first failure #0 at 0 s")
+    assert reproduce_key_result(run).startswith("refused/original: 1008: 1 (1 connection); first failure #0 at 0 s")
 
 
 def test_failures_that_no_other_lesson_explains_get_a_lesson_of_their_own() -> None:
@@ -346,7 +408,7 @@ def test_failures_that_no_other_lesson_explains_get_a_lesson_of_their_own() -> N
     lessons = bullets(reproduce_lessons(one_refused_connection()))
     assert len(lessons) == 1
     assert lessons[0].startswith("- The 1 failing connection of this run met neither the cap nor a passed SSOT "
-                                 "validation; their deciding decisions were auth.")
+                                 "validation; its deciding decision was auth.")
 
 
 def test_one_manager_left_by_start_agent_is_singular() -> None:
