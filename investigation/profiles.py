@@ -313,6 +313,8 @@ def load_profile_file(path: str | Path) -> Profile:
         raise ProfileError(path, "<toml>", f"not UTF-8 text (byte {error.start})") from None
     except tomllib.TOMLDecodeError as error:
         raise ProfileError(path, "<toml>", f"malformed TOML: {error}") from None
+    except RecursionError:
+        raise ProfileError(path, "<toml>", "arrays or tables nested too deeply to parse") from None
     return profile_from_dict(path.stem, data, source=path)
 
 

@@ -372,6 +372,14 @@ def test_error_never_echoes_a_long_string_value(tmp_path: Path) -> None:
     assert token not in str(error_of(path))
 
 
+def test_deeply_nested_toml_is_a_profile_error_not_a_traceback(tmp_path: Path) -> None:
+    # tomllib parses nested arrays recursively: 5000 levels raised RecursionError through the CLI
+    depth = 5000
+    text = f'description = "d"\n[[clients]]\nname = "a"\nclaims = {{x = {"[" * depth}{"]" * depth}}}\n'
+    error = error_of(write_profile(tmp_path, "deep", text))
+    assert (error.field, error.reason) == ("<toml>", "arrays or tables nested too deeply to parse")
+
+
 def test_missing_file_is_a_profile_error(tmp_path: Path) -> None:
     error = error_of(tmp_path / "absent.toml")
     assert error.field == "<file>"
