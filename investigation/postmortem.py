@@ -21,6 +21,7 @@ from functools import cached_property
 from IPython.display import Markdown
 from matplotlib.figure import Figure
 
+from investigation.analysis.adversarial import AdversarialOutcome, adversarial_outcomes
 from investigation.analysis.hypotheses import Ledger, Verdict, build_ledger, factory_reason_closes
 from investigation.analysis.isolate import (
     ENVIRONMENT_FACTOR_KINDS,
@@ -30,9 +31,17 @@ from investigation.analysis.isolate import (
     isolation_overview,
     minimal_failing_traffic,
 )
-from investigation.analysis.variants import REMOVED, REMOVES_EVERYWHERE, VariantReport, variant_report
+from investigation.analysis.variants import (
+    EARLIER,
+    INTRODUCED,
+    REMOVED,
+    REMOVES_EVERYWHERE,
+    VariantReport,
+    VariantVerdict,
+    variant_report,
+)
 from investigation.backend.route import FACTORY_FAILED_REASON
-from investigation.backend.variants import VARIANTS
+from investigation.backend.variants import ORIGINAL, VARIANTS
 from investigation.charts.divergence import divergence_chart
 from investigation.charts.isolation import traffic_chart
 from investigation.charts.timeline import timeline_chart
@@ -139,7 +148,7 @@ def summary_section(evidence: Evidence) -> Markdown:
     text = (
         f"Under the code as deployed, **{len(evidence.failing)} of {len(evidence.runs)} environment profiles** "
         f"closed WebSocket connections with {_counts_text(close_reasons(failures)) or 'no failing close'}: "
-        f"{len(failures)} of {connections} connections, {plural(len(_users(failures)), 'user')}. "
+        f"{len(failures)} of {connections} connections, {plural(len(_users(failures)), 'distinct user id')}. "
         f"The deciding decision of the failing connections was {_counts_text(deciding_counts(failures)) or '-'}; "
         f"their innermost cause {_counts_text(innermost_causes(failures)) or '-'}. "
         f"Of the report's {len(evidence.ledger.findings)} claims, {counts.get(Verdict.REFUTED.value, 0)} are refuted, "
@@ -183,7 +192,7 @@ def impact_section(evidence: Evidence) -> Markdown:
     hit = sorted(_users(failures))
     return Markdown(
         f"{len(failures)} connections failed, in {plural(len(evidence.failing), 'profile')} "
-        f"({', '.join(evidence.failing) or 'none'}); {plural(len(hit), 'distinct user')} hit. "
+        f"({', '.join(evidence.failing) or 'none'}); {plural(len(hit), 'distinct user id')} hit. "
         f"Profiles without a failing connection: "
         f"{', '.join(sorted(set(evidence.runs) - set(evidence.failing))) or 'none'}."
     )
@@ -193,7 +202,7 @@ def impact_section(evidence: Evidence) -> Markdown:
 
 
 def trigger_section(evidence: Evidence) -> Markdown:
-    """What delta debugging isolated: the failure-inducing difference and the minimal traffic."""
+    """What delta debugging isolated: the failure-inducing difference and the 1-minimal failing traffic."""
     isolations = evidence.isolation.isolations
     factors = [c.factor for iso in isolations.values() for c in iso.minimal_difference]
     environmental = sorted({f for f in factors if is_environment_factor(f)})
@@ -208,14 +217,23 @@ def trigger_section(evidence: Evidence) -> Markdown:
         ) + "." if isolations else "- No failing profile to isolate.",
     ]
     if evidence.reduction is not None:
-        reduction = evidence.reduction
-        users = sorted({str(p.client.user_id) for p in reduction.kept})
-        lines.append(
-            f"- Minimal failing traffic of {reduction.profile} (ddmin over its planned connections): "
-            f"{len(reduction.kept)} of {len(reduction.planned)} connections, "
-            f"{plural(len(users), 'user')} ({', '.join(users)}), still fail the same way ({reduction.signature})."
-        )
+        lines.append(_reduction_line(evidence.reduction))
     return Markdown("\n".join(lines))
+
+
+def _reduction_line(reduction: TrafficReduction) -> str:
+    """ddmin's 1-minimal failing traffic and how its connections ended in the reduced run."""
+    users = sorted({str(p.client.user_id) for p in reduction.kept})
+    failing = reduction.run.failures
+    closes = " and ".join(f"{n} {'closes' if n == 1 else 'close'} {reason}"
+                          for reason, n in sorted(close_reasons(failing).items()))
+    unclosed = len(reduction.run.connections) - len(failing)
+    return (
+        f"- A 1-minimal failing traffic of {reduction.profile} (ddmin over its planned connections: no single "
+        f"connection of it can be left out): {len(reduction.kept)} of the {len(reduction.planned)} planned "
+        f"connections, {plural(len(users), 'user')} ({', '.join(users)}), of which {closes or 'none fails'} and "
+        f"{unclosed} {'ends' if unclosed == 1 else 'end'} without a failing close ({reduction.signature})."
+    )
 
 
 # --- root cause ----------------------------------------------------------------------------
@@ -248,9 +266,11 @@ def root_cause_section(evidence: Evidence) -> Markdown:
 
 
 def ledger_table(evidence: Evidence) -> str:
-    """The report's claims and their computed verdicts (short form)."""
-    rows = [(f.key, f.hypothesis.source, f.verdict.value) for f in evidence.ledger.findings]
-    return evidence.ledger.summary() + "\n" + format_table(("claim", "source in the report", "verdict"), rows)
+    """The report's claims, their computed verdicts and the runs behind each verdict."""
+    rows = [(f.key, f.hypothesis.source, f.verdict.value, f.evidence_line().removeprefix(f"{f.verdict.value}: "))
+            for f in evidence.ledger.findings]
+    header = ("claim", "source in the report", "verdict", "evidence")
+    return evidence.ledger.summary() + "\n" + format_table(header, rows)
 
 
 # --- detection -----------------------------------------------------------------------------
@@ -305,12 +325,9 @@ def action_items(evidence: Evidence) -> Markdown:
         if verdict.variant == report.recommended:
             continue
         if verdict.failure != REMOVES_EVERYWHERE:
-            items.append(f"Do not ship **{verdict.variant}** ({VARIANTS[verdict.variant].summary}) as the fix: "
-                         f"failure verdict \"{verdict.failure}\", safety {verdict.safety}.")
-    original = report.matrix.safety_of("original")
-    if original.unsigned_accepted:
-        items.append(f"Close the auth bypass: under the original code {len(original.accepted)} of {original.total} "
-                     "adversarial connections are accepted, an unsigned token among them in staging/production.")
+            items.append(_do_not_ship_item(report, verdict))
+    if report.matrix.safety_of(ORIGINAL.name).unsigned_accepted:
+        items.append(_auth_bypass_item(report))
     refuted = [f.key for f in evidence.ledger.findings if f.verdict is Verdict.REFUTED]
     if refuted:
         items.append(f"Correct the incident report: {len(refuted)} of its {len(evidence.ledger.findings)} "
@@ -322,6 +339,63 @@ def action_items(evidence: Evidence) -> Markdown:
         items.append(f"Give each cause its own close: every failing connection closed "
                      f"{next(iter(reasons))} although its innermost cause was {_counts_text(causes)}.")
     return Markdown("\n".join(f"{number}. {item}" for number, item in enumerate(items, start=1)))
+
+
+def _do_not_ship_item(report: VariantReport, verdict: VariantVerdict) -> str:
+    """Why a candidate is not the fix: its verdicts, where it fails earlier, and its bypass switch."""
+    variant = VARIANTS[verdict.variant]
+    scope = "as a whole" if verdict.change_size > 1 else "as the fix"
+    worse = [_worse_on(report, verdict.variant, profile, effect)
+             for profile, effect in verdict.effects if effect in {EARLIER, INTRODUCED}]
+    where = f" ({'; '.join(worse)})" if worse else ""
+    item = (f"Do not ship **{verdict.variant}** ({variant.summary}) {scope}: failure verdict "
+            f"\"{verdict.failure}\"{where}, safety {verdict.safety}.")
+    if variant.refuse_e2e_bypass_when_deployed and not ORIGINAL.refuse_e2e_bypass_when_deployed:
+        item += (" Its switch `refuse_e2e_bypass_when_deployed` is the auth-bypass item below; ship it only once "
+                 "the E2E suite's tokens pass real validation.")
+    return item
+
+
+def _worse_on(report: VariantReport, variant: str, profile: str, effect: str) -> str:
+    cell = report.matrix.cell(variant, profile)
+    original = report.matrix.cell(ORIGINAL.name, profile)
+    before = "the original does not fail" if effect == INTRODUCED else f"under the original at {original.first_failure_s:g} s"
+    return f"{profile}: first refusal at {cell.first_failure_s:g} s ({cell.first_failure}), {before}"
+
+
+def _auth_bypass_item(report: VariantReport) -> str:
+    """The original's accepted adversarial members by kind, and what refusing the E2E bypass closes."""
+    original = report.matrix.safety_of(ORIGINAL.name)
+    outcomes = adversarial_outcomes(ORIGINAL.name)
+    accepted = [o for o in outcomes if o.member in set(original.accepted)]
+    tokens, contexts = _of_kind(accepted, "token"), _of_kind(accepted, "context")
+    item = (f"Close the auth bypass: under the original code {len(original.accepted)} of {original.total} "
+            f"adversarial members are accepted: {len(tokens)} of {len(_of_kind(outcomes, 'token'))} token members "
+            f"({_counts_text(Counter(o.case for o in tokens))}), an unsigned token among them in "
+            f"staging/production, and {len(contexts)} of {len(_of_kind(outcomes, 'context'))} context members "
+            "(user contexts handed straight to create_websocket_manager).")
+    return item + _bypass_refusal_cost(report)
+
+
+def _of_kind(outcomes: Sequence[AdversarialOutcome], kind: str) -> list[AdversarialOutcome]:
+    return [o for o in outcomes if o.kind == kind]
+
+
+def _bypass_refusal_cost(report: VariantReport) -> str:
+    """Profiles whose connections a bypass-refusing variant closes 1008 more often than the original."""
+    matrix = report.matrix
+    for name in matrix.variants:
+        if not VARIANTS[name].refuse_e2e_bypass_when_deployed or name == ORIGINAL.name:
+            continue
+        closed = [(profile, matrix.cell(name, profile), matrix.cell(ORIGINAL.name, profile)) for profile in matrix.profiles
+                  if matrix.cell(name, profile).count("1008") > matrix.cell(ORIGINAL.name, profile).count("1008")]
+        if closed:
+            counts = ", ".join(f"{profile} closes {cell.count('1008')} of {sum(n for _, n in cell.close_codes)} "
+                               f"connections 1008 (the original: {before.count('1008')})"
+                               for profile, cell, before in closed)
+            return (f" Refusing the bypass has a cost: under {name}, which refuses it, {counts}; the E2E suite "
+                    "needs tokens that pass real validation first (its JWT has no token_type claim, spec 7).")
+    return ""
 
 
 # --- lessons -------------------------------------------------------------------------------
@@ -337,10 +411,9 @@ def lessons(evidence: Evidence) -> Markdown:
         items.append(f"The first difference between a failing profile and `{evidence.reference}` "
                      f"({_counts_text(first_points)}) was not the cause ({separating[0].point}): comparing two "
                      "environments names a difference, not a cause (root cause).")
-    reference_run = evidence.runs.get(evidence.reference)
-    if reference_run is not None and evidence.reduction is not None:
-        items.append(f"The local evidence ran {plural(len(reference_run.connections), 'connection')}; the smallest "
-                     f"traffic that fails needs {len(evidence.reduction.kept)} (trigger).")
+    local_evidence = _local_evidence_lesson(evidence)
+    if local_evidence:
+        items.append(local_evidence)
     factory_closes = factory_reason_closes(evidence.failures)
     mislabelled = validation_passed(factory_closes)
     if mislabelled:
@@ -350,13 +423,66 @@ def lessons(evidence: Evidence) -> Markdown:
     return Markdown("\n".join(f"- {item}" for item in items))
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A failing connection, with how many connections its user had opened on its instance by then."""
+
+    nth: int
+    profile: str
+    connection: ConnectionResult
+
+
+def _ordinal(number: int) -> str:
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
+def connections_per_user_and_instance(run: RunResult) -> list[tuple[int, ConnectionResult]]:
+    """Each connection in start order with its rank among its user's connections to its instance (from 1)."""
+    opened: Counter[tuple[str, int]] = Counter()
+    ranked = []
+    for connection in sorted(run.connections, key=lambda c: (c.at_s, c.index)):
+        opened[(str(connection.user_id), connection.instance)] += 1
+        ranked.append((opened[(str(connection.user_id), connection.instance)], connection))
+    return ranked
+
+
+def earliest_refusal(runs: Mapping[str, RunResult]) -> Refusal | None:
+    """The failing connection that came at the lowest rank among its user's connections to one instance.
+
+    Ties go to the earlier connection, then the profile name.
+    """
+    refusals = [Refusal(nth, name, connection) for name, run in runs.items()
+                for nth, connection in connections_per_user_and_instance(run) if connection.failed]
+    return min(refusals, key=lambda r: (r.nth, r.connection.at_s, r.profile, r.connection.index), default=None)
+
+
+def _local_evidence_lesson(evidence: Evidence) -> str | None:
+    """The reference's connections per user and instance against the earliest refusal in any profile."""
+    reference_run = evidence.runs.get(evidence.reference)
+    refusal = earliest_refusal(evidence.runs)
+    if reference_run is None or refusal is None:
+        return None
+    most = max((nth for nth, _ in connections_per_user_and_instance(reference_run)), default=0)
+    if most >= refusal.nth:
+        return None
+    local = evidence.reference == REFERENCE
+    subject, maker = ("The report's local evidence", "the local evidence") if local else ("The reference", "it")
+    first = refusal.connection
+    return (f"{subject} (`{evidence.reference}`) ran at most {plural(most, 'connection')} per user and backend "
+            f"instance; in every profile's traffic no user was refused before its {_ordinal(refusal.nth)} "
+            f"connection to one instance (the earliest: {first.user_id} on instance {first.instance} of "
+            f"{refusal.profile}, at {first.at_s:g} s): the failure needs repeated connections of one user to one "
+            f"instance, which {maker} never made (trigger).")
+
+
 def postmortem_key_result(evidence: Evidence) -> str:
     failures = evidence.failures
     counts = evidence.ledger.counts()
     deciding = deciding_counts(failures).most_common(1)
     return (
         f"{len(evidence.failing)} of {len(evidence.runs)} profiles fail ({len(failures)} connections, "
-        f"{plural(len(_users(failures)), 'user')}); decided by {deciding[0][0] if deciding else '-'}; "
+        f"{plural(len(_users(failures)), 'distinct user id')}); decided by {deciding[0][0] if deciding else '-'}; "
         f"report claims refuted {counts.get(Verdict.REFUTED.value, 0)} of {len(evidence.ledger.findings)}; "
         f"resolution {evidence.variants.recommended or 'none'}"
     )
@@ -374,7 +500,7 @@ def _no_figure(title: str) -> Chart:
 
 
 def trigger_chart(evidence: Evidence) -> Chart:
-    """The minimal failing traffic of the worst profile (ddmin), highlighted in its plan."""
+    """The 1-minimal failing traffic of the worst profile (ddmin), highlighted in its plan."""
     if evidence.reduction is None:
         return _no_figure("no failing profile: no traffic to reduce")
     return traffic_chart(evidence.reduction)

@@ -73,9 +73,9 @@ def test_summary_and_key_result_count_what_failed(evidence: Evidence) -> None:
     hand = dataclasses.replace(evidence, runs=reconnecting_runs())
     summary = summary_section(hand).data
     assert "**1 of 2 environment profiles**" in summary
-    assert "2 of 8 connections, 1 user" in summary
+    assert "2 of 8 connections, 1 distinct user id" in summary
     assert "factory.manager_cap=exceeded (2)" in summary
-    assert postmortem_key_result(hand).startswith("1 of 2 profiles fail (2 connections, 1 user)")
+    assert postmortem_key_result(hand).startswith("1 of 2 profiles fail (2 connections, 1 distinct user id)")
 
 
 def test_detection_names_the_first_failure_and_the_local_evidence(evidence: Evidence) -> None:
@@ -163,7 +163,7 @@ def test_mixed_closes_are_all_summarised_and_not_called_one_close(evidence: Evid
     runs = {**reconnecting_runs(), "capacity": reconnecting_run("capacity", 7, "V5")}
     hand = dataclasses.replace(evidence, runs=runs)
     assert ("closed WebSocket connections with 1011 Factory SSOT validation failed (2), "
-            "1013 Service temporarily unavailable (2): 4 of 15 connections, 1 user.") in summary_section(hand).data
+            "1013 Service temporarily unavailable (2): 4 of 15 connections, 1 distinct user id.") in summary_section(hand).data
     assert "Give each cause its own close" not in action_items(hand).data
     assert "(2 of 2; detection)" in lessons(hand).data
 
@@ -171,7 +171,7 @@ def test_mixed_closes_are_all_summarised_and_not_called_one_close(evidence: Evid
 def test_impact_section_names_failing_and_passing_profiles(evidence: Evidence) -> None:
     hand = dataclasses.replace(evidence, runs=reconnecting_runs())
     assert impact_section(hand).data == (
-        "2 connections failed, in 1 profile (reconnects); 1 distinct user hit. "
+        "2 connections failed, in 1 profile (reconnects); 1 distinct user id hit. "
         "Profiles without a failing connection: local-debug."
     )
 
@@ -184,13 +184,30 @@ def test_root_cause_names_the_cap_as_the_earliest_separating_point(evidence: Evi
 
 
 def test_lessons_skip_a_first_difference_that_is_the_cause_and_count_the_local_evidence(evidence: Evidence) -> None:
+    # "reconnects": one user, one instance, cap 5 and nothing released: the 6th connection (50 s) is refused first.
     hand = dataclasses.replace(evidence, runs=reconnecting_runs())
-    assert hand.reduction is not None
     text = lessons(hand).data
     assert "The first difference" not in text
-    assert (f"- The local evidence ran 1 connection; the smallest traffic that fails needs "
-            f"{len(hand.reduction.kept)} (trigger).") in text.splitlines()
-    assert len(hand.reduction.kept) < len(hand.reduction.planned)
+    assert ("- The report's local evidence (`local-debug`) ran at most 1 connection per user and backend instance; "
+            "in every profile's traffic no user was refused before its 6th connection to one instance (the earliest: "
+            "test-user-12345 on instance 0 of reconnects, at 50 s): the failure needs repeated connections of one "
+            "user to one instance, which the local evidence never made (trigger).") in text.splitlines()
+
+
+def test_the_earliest_refusal_lesson_is_not_the_size_of_the_1_minimal_traffic(evidence: Evidence) -> None:
+    # ddmin's 6 connections are 1-minimal, not the fewest: staging-e2e-user-003's start_agent messages leak
+    # managers (spec 1 step 12; 01 timeline on instance 0: 56:1 58:2 74:3 76:4 92:5), so its 4th connection
+    # to instance 0 (110 s) is refused.
+    text = lessons(evidence).data
+    assert "smallest traffic" not in text
+    assert ("no user was refused before its 4th connection to one instance (the earliest: staging-e2e-user-003 "
+            "on instance 0 of staging-e2e, at 110 s)") in text
+
+
+def test_no_earliest_refusal_lesson_when_the_reference_made_as_many_connections(evidence: Evidence) -> None:
+    # With "reconnects" as reference the reference itself made 7 connections of one user to one instance.
+    hand = dataclasses.replace(evidence, reference="reconnects", runs=reconnecting_runs())
+    assert "was refused before" not in lessons(hand).data
 
 
 def test_summary_and_key_result_count_refuted_and_supported_claims(evidence: Evidence) -> None:
@@ -223,11 +240,17 @@ def test_trigger_counts_every_isolated_factor_and_lists_only_environment_ones(ev
 def test_trigger_states_the_kept_traffic_and_its_users(evidence: Evidence) -> None:
     reduction = evidence.reduction
     assert reduction is not None
-    # 1-minimal failing traffic: one user's connections past the cap on one instance (spec 4.2)
+    # 1-minimal failing traffic: one user's 6 connections to one instance, one manager each (no start_agent):
+    # the first five fill the cap of 5 (spec 4.2) and stay open, only the 6th is refused.
     (user,) = {str(p.client.user_id) for p in reduction.kept}
     assert 1 < len(reduction.kept) < len(reduction.planned)
-    assert (f"{len(reduction.kept)} of {len(reduction.planned)} connections, 1 user ({user}), still fail") in (
-        trigger_section(evidence).data)
+    assert [c.close_code for c in reduction.run.connections] == [None] * 5 + [1011]
+    text = trigger_section(evidence).data
+    assert (f"- A 1-minimal failing traffic of {reduction.profile} (ddmin over its planned connections: no single "
+            f"connection of it can be left out): {len(reduction.kept)} of the {len(reduction.planned)} planned "
+            f"connections, 1 user ({user}), of which 1 closes 1011 Factory SSOT validation failed and 5 end "
+            f"without a failing close ({reduction.signature}).") in text.splitlines()
+    assert "still fail the same way" not in text
 
 
 def test_correcting_the_report_counts_refuted_of_all_claims_and_lists_at_most_five(evidence: Evidence) -> None:
@@ -248,6 +271,38 @@ def test_auth_bypass_item_follows_the_original_codes_safety(evidence: Evidence) 
     assert original.unsigned_accepted
     assert any(line.split(". ", 1)[1].startswith("Close the auth bypass")
                for line in action_items(evidence).data.splitlines())
+
+
+def item_starting(evidence: Evidence, start: str) -> str:
+    return next(line.split(". ", 1)[1] for line in action_items(evidence).data.splitlines()
+                if line.split(". ", 1)[1].startswith(start))
+
+
+def test_auth_bypass_item_counts_token_and_context_members_apart_and_names_the_e2e_consequence(
+        evidence: Evidence) -> None:
+    # The adversarial set: 5 token cases x 3 deployed environments = 15 token members, 8 context cases x 2
+    # environments = 16 contexts handed to create_websocket_manager (adversarial.py). Accepted under the
+    # original (05's table): alg none + E2E headers and forged E2E headers in all 3 environments (6 token
+    # members), and 6 contexts under relaxed validation. Refusing the bypass (V5) closes every one of
+    # staging-e2e's 36 connections (3 processes x 12 tests) 1008: its tokens lack token_type (spec 7).
+    item = item_starting(evidence, "Close the auth bypass")
+    assert "12 of 31 adversarial members are accepted" in item
+    assert ("6 of 15 token members (alg none + E2E headers (3), forged E2E headers (3)), "
+            "an unsigned token among them") in item
+    assert "6 of 16 context members" in item
+    assert "connections" not in item.split("V5")[0]
+    assert "under V5, which refuses it, staging-e2e closes 36 of 36 connections 1008" in item
+    assert "the E2E suite needs tokens that pass real validation" in item
+
+
+def test_do_not_ship_v5_says_where_it_fails_earlier_and_points_to_the_bypass_item(evidence: Evidence) -> None:
+    # Original staging-e2e: first refusal at 81 s (user-002's 6th connection to instance 1, 01 timeline);
+    # V5 refuses every staging-e2e connection 1008 from the first one at 0 s.
+    item = item_starting(evidence, "Do not ship **V5**")
+    assert "as a whole" in item
+    assert "staging-e2e: first refusal at 0 s (1008 SSOT Auth failed), under the original at 81 s" in item
+    assert "refuse_e2e_bypass_when_deployed" in item
+    assert "E2E suite's tokens" in item
 
 
 def test_no_auth_bypass_item_when_the_original_code_refuses_unsigned_tokens(evidence: Evidence) -> None:
@@ -289,6 +344,24 @@ def test_key_result_names_the_decision_that_decided_most_failures(evidence: Evid
     runs = {**reconnecting_runs(), "rejected": RunResult("rejected", "original", (rejected,))}
     key_result = postmortem_key_result(dataclasses.replace(evidence, runs=runs))
     assert "; decided by factory.manager_cap=exceeded; " in key_result
+
+
+def test_ledger_table_shows_each_claims_evidence(evidence: Evidence) -> None:
+    # impact.production is supported by failing profiles' traffic replayed in production's environment,
+    # although production-cloud-run itself has no failing connection: the table must say so.
+    from investigation.postmortem import ledger_table
+
+    row = next(line for line in ledger_table(evidence).splitlines() if line.startswith("impact.production "))
+    finding = next(f for f in evidence.ledger.findings if f.key == "impact.production")
+    assert finding.evidence_line().removeprefix("supported: ") in row
+    assert "traffic in production-cloud-run environment" in row
+
+
+def test_distinct_user_ids_are_counted_once_across_profiles(evidence: Evidence) -> None:
+    # staging-e2e hits its 3 users; cloud-run-env-missing, staging-cloud-run and staging-env-whitespace each
+    # hit the same Google subject id: 6 per-profile hits, 4 distinct user ids.
+    assert "13 of 159 connections, 4 distinct user ids." in summary_section(evidence).data
+    assert "(13 connections, 4 distinct user ids)" in postmortem_key_result(evidence)
 
 
 def test_only_the_report_s_debug_run_is_called_its_works_locally_evidence(evidence: Evidence) -> None:
