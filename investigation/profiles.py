@@ -416,6 +416,8 @@ def _reason(error: Mapping[str, Any]) -> str:
     elif kind == "string_type" and (hint := _string_table_hint(location)):
         reason += f" ({hint} are strings: quote the value)"
     value = error.get("input")
+    if is_secret_factor(_dotted_path(part for part in location if part != "[key]")):
+        return f"{reason}, got {type(value).__name__} (the value of a secret is not shown)"
     return f"{reason}, got {_describe_input(value, show_strings=kind == 'literal_error')}"
 
 

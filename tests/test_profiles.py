@@ -380,6 +380,23 @@ def test_deeply_nested_toml_is_a_profile_error_not_a_traceback(tmp_path: Path) -
     assert (error.field, error.reason) == ("<toml>", "arrays or tables nested too deeply to parse")
 
 
+@pytest.mark.parametrize(
+    ("table", "field"),
+    [
+        ("[env]\nJWT_SECRET_KEY = 918273645546372819\n", "env.JWT_SECRET_KEY"),
+        ("[process.dotenv]\nDB_PASSWORD = 918273645546372819\n", "process.dotenv.DB_PASSWORD"),
+        ('[[clients]]\nname = "a"\ntoken_literal = 918273645546372819\n', "clients[0].token_literal"),
+        ('[[clients]]\nname = "a"\nheaders = {Authorization = 918273645546372819}\n', "clients[0].headers.Authorization"),
+    ],
+)
+def test_error_never_echoes_a_secret_given_as_a_number(tmp_path: Path, table: str, field: str) -> None:
+    # the number is the secret, quoted or not: "got int 918273645546372819" printed it whole
+    error = error_of(write_profile(tmp_path, "numeric", f'description = "d"\n{table}'))
+    assert error.field == field
+    assert "918273645546372819" not in str(error)
+    assert error.reason.endswith("got int (the value of a secret is not shown)")
+
+
 def test_missing_file_is_a_profile_error(tmp_path: Path) -> None:
     error = error_of(tmp_path / "absent.toml")
     assert error.field == "<file>"
