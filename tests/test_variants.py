@@ -6,6 +6,7 @@ Expected values come from spec/backend.md and hand computation (each scenario sa
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,6 +55,7 @@ from investigation.analysis.variants import (
     long_run_profile,
     matrix_overview,
     recommend,
+    safety_row,
     safety_verdict,
     selected_variants,
     variant_lessons,
@@ -674,9 +676,9 @@ def test_a_long_run_needs_at_least_one_whole_test_per_process(tests_per_process:
 @pytest.mark.parametrize(
     ("tests_per_process", "head", "runs"),
     [
-        (1, "staging-e2e with fewer tests than its own 12 per process (not a longer run)", "runs 1 test ("),
+        (1, "staging-e2e with fewer tests than its own 12 per process (not a longer run)", "runs 1 test; "),
         (12, "staging-e2e with as many tests as its own 12 per process (not a longer run)", "runs 12 tests back"),
-        (13, "staging-e2e run longer", "runs 13 tests back to back ("),
+        (13, "staging-e2e run longer than its own 12 tests per process", "runs 13 tests back to back; "),
     ],
 )
 def test_the_long_run_description_says_whether_it_is_longer(tests_per_process: int, head: str, runs: str) -> None:
@@ -684,6 +686,36 @@ def test_the_long_run_description_says_whether_it_is_longer(tests_per_process: i
     description = long_run_profile(tests_per_process).description
     assert description.startswith(head + ": ")
     assert runs in description
+
+
+def test_the_long_run_description_counts_the_profiles_test_processes_and_claims_only_what_spec_7_says() -> None:
+    # three clients, one per test process (data/profiles/staging-e2e.toml); spec 7 says tests run back to
+    # back and nothing about which modules the suite holds
+    assert long_run_profile(60).description == (
+        "staging-e2e run longer than its own 12 tests per process: each of its 3 E2E test processes runs "
+        "60 tests back to back; the last test starts at 1064 s."
+    )
+
+
+def two_process_e2e(directory: Path, processes: int) -> Path:
+    """A staging-e2e of `processes` clients (one per test process), 12 tests each, 10 s apart from 0 s."""
+    clients = "".join(
+        f'[[clients]]\nname = "p{n}"\nuser_id = "staging-e2e-user-00{n}"\nconnections = 12\nspacing_s = 10.0\n\n'
+        for n in range(1, processes + 1)
+    )
+    (directory / "staging-e2e.toml").write_text(f'description = "e2e"\n\n[env]\nENVIRONMENT = "staging"\n\n{clients}')
+    return directory
+
+
+@pytest.mark.parametrize(("processes", "subject"), [(2, "each of its 2 E2E test processes runs"),
+                                                     (1, "its one E2E test process runs")])
+def test_the_long_run_counts_the_test_processes_of_the_profile_it_is_built_from(
+    tmp_path: Path, processes: int, subject: str
+) -> None:
+    description = long_run_profile(20, two_process_e2e(tmp_path, processes)).description
+    # the last of 20 tests, 10 s apart from 0 s, starts at 19 x 10 = 190 s
+    assert description == f"staging-e2e run longer than its own 12 tests per process: {subject} 20 tests back to back; " \
+                          "the last test starts at 190 s."
 
 
 def test_an_unknown_variant_names_the_parameter() -> None:
@@ -698,6 +730,47 @@ def test_a_failure_only_the_candidate_has_is_not_called_earlier() -> None:
     lessons = variant_lessons(report).data
     assert f"- V5 on {LONG_RUN_PROFILE}: first failure at 0 s (1008 SSOT Auth failed), where the original does not fail." in lessons
     assert "introduced than" not in lessons
+
+
+def test_the_recommendation_says_how_safe_the_variant_is_in_words(small_report: VariantReport) -> None:
+    # V4 only releases managers (spec 8): it accepts exactly the original's adversarial members
+    assert small_report.recommended == "V4"
+    assert "and it is as safe as the original (12 of 31 adversarial members accepted)" in small_report.recommendation()
+    assert "safety is same" not in small_report.recommendation()
+
+
+# staging-env-whitespace's ENVIRONMENT is 'staging ' (data/profiles): V5 refuses the E2E bypass only for the
+# exact values staging/production (spec 8), so the unsigned token with E2E headers still gets in there.
+V5_UNSIGNED = "alg none + E2E headers in staging-env-whitespace (ENVIRONMENT='staging ')"
+
+
+def test_the_safety_row_names_the_unsigned_members_behind_a_yes() -> None:
+    v5, original = safety_row("V5"), safety_row("original")
+    assert v5.unsigned_in == (V5_UNSIGNED,)
+    assert v5.unsigned_text() == f"yes: {V5_UNSIGNED}"
+    assert original.unsigned_in == (
+        "alg none + E2E headers in production-cloud-run (ENVIRONMENT='production')",
+        "alg none + E2E headers in staging-cloud-run (ENVIRONMENT='staging')",
+        V5_UNSIGNED,
+    )
+    assert SafetyRow("V9", (), 3, False).unsigned_text() == "no"
+
+
+def test_the_verdict_table_chart_table_and_lessons_name_the_unsigned_members(small_report: VariantReport) -> None:
+    v5_row = next(line for line in small_report.verdict_table().splitlines() if line.startswith("| V5 |"))
+    assert v5_row.endswith(f"| yes: {V5_UNSIGNED} |")
+    _, table = variant_chart(small_report)
+    assert any(line.startswith("V5 ") and line.endswith(f"yes: {V5_UNSIGNED}") for line in table.splitlines())
+    lessons = variant_lessons(small_report).data
+    assert f"V5 ({V5_UNSIGNED})." in lessons
+
+
+def test_connections_without_a_close_frame_are_not_called_open(small_report: VariantReport) -> None:
+    header = [cell.strip() for cell in small_report.matrix.table().splitlines()[0].split("  ")]
+    assert "no close frame" in header and "open" not in header
+    _, table = variant_chart(small_report)
+    chart_header = table.splitlines()[1]
+    assert "no close frame" in chart_header and " open " not in chart_header
 
 
 def test_with_the_original_alone_no_candidate_ran() -> None:

@@ -1,7 +1,7 @@
 """The candidate changes (spec section 8) against every profile: the variant x profile matrix.
 
 For every variant and every profile this runs the simulation and records how
-the connections ended (1011, 1008, 1013, still open), which users were hit and
+the connections ended (1011, 1008, 1013, or without a close frame from the server), which users were hit and
 when the first failure came. One extra profile, built here from
 ``staging-e2e``, runs the E2E suite for much longer, so that a change which only
 postpones the failure shows it. Next to the matrix stand two safety columns
@@ -23,7 +23,12 @@ from pathlib import Path
 
 from IPython.display import Markdown
 
-from investigation.analysis.adversarial import accepted_members, adversarial_outcomes, unsigned_token_accepted
+from investigation.analysis.adversarial import (
+    AdversarialOutcome,
+    accepted_members,
+    adversarial_outcomes,
+    unsigned_token_accepted,
+)
 from investigation.backend.variants import ORIGINAL, VARIANTS, Variant, get_variant
 from investigation.clock import outside_event_loop
 from investigation.notebook_errors import NotebookParameterError
@@ -36,6 +41,8 @@ from investigation.trace import ConnectionResult, RunResult, close_code_label
 LONG_RUN_PROFILE = "staging-e2e-long"
 LONG_RUN_TESTS_PER_PROCESS = 60
 SHOWN_CLOSE_CODES = ("1011", "1008", "1013", "open")
+NO_CLOSE_FRAME = "no close frame"
+"""Column title of the "open" count: connections that ended without a close frame from the server."""
 CAP_MESSAGE = "maximum number of WebSocket managers"
 NO_FAILURE = "-"
 
@@ -54,6 +61,12 @@ REMOVES_SOMEWHERE = "removes the failure on some profiles only"
 NO_EFFECT = "no effect on the failure"
 WORSE = "fails earlier or more widely"
 SAFER, SAME, WEAKER, MIXED = "safer", "same", "weaker", "mixed"
+SAFETY_PHRASES = {
+    SAME: "as safe as the original",
+    SAFER: "safer than the original",
+    WEAKER: "weaker than the original",
+    MIXED: "neither safer nor weaker than the original (it accepts some members the original refuses, and refuses some it accepts)",
+}
 
 
 # --- the long run ------------------------------------------------------------------------
@@ -63,7 +76,7 @@ def _long_run_head(base: Profile, tests_per_process: int) -> str:
     """``staging-e2e run longer``, or how the run compares when it is not longer than the profile's."""
     base_tests = max(client.connections for client in base.clients)
     if tests_per_process > base_tests:
-        return f"{base.name} run longer"
+        return f"{base.name} run longer than its own {base_tests} tests per process"
     comparison = "as many tests as" if tests_per_process == base_tests else "fewer tests than"
     return f"{base.name} with {comparison} its own {base_tests} per process (not a longer run)"
 
@@ -72,13 +85,18 @@ def _tests(count: int) -> str:
     return "1 test" if count == 1 else f"{count} tests back to back"
 
 
+def _each_process(count: int) -> str:
+    """The subject of the long run's sentence: its test processes (one client each)."""
+    return "its one E2E test process" if count == 1 else f"each of its {count} E2E test processes"
+
+
 def long_run_profile(
     tests_per_process: int = LONG_RUN_TESTS_PER_PROCESS, profiles_dir: str | Path | None = None
 ) -> Profile:
-    """staging-e2e with every test process running `tests_per_process` tests instead of 12.
+    """staging-e2e with every test process (one client each) running `tests_per_process` tests.
 
-    The same three workers, users, headers, tokens, spacing and messages: the whole
-    E2E suite run back to back rather than its WebSocket modules alone. staging-e2e is
+    The same test processes, users, headers, tokens, spacing and messages; only the
+    number of tests each process runs back to back (spec 7) changes. staging-e2e is
     looked up like every profile (``profiles_dir``, else ``INVESTIGATION_PROFILES_DIR``, wins).
 
     Raises:
@@ -91,9 +109,8 @@ def long_run_profile(
     data["clients"] = [{**client, "connections": tests_per_process} for client in data["clients"]]
     last_start = max(c.start_s + (tests_per_process - 1) * c.spacing_s for c in base.clients)
     data["description"] = (
-        f"{_long_run_head(base, tests_per_process)}: each of the three E2E worker processes runs "
-        f"{_tests(tests_per_process)} (the whole suite, not only its WebSocket modules); the last test "
-        f"starts at {last_start:.0f} s."
+        f"{_long_run_head(base, tests_per_process)}: {_each_process(len(base.clients))} runs "
+        f"{_tests(tests_per_process)}; the last test starts at {last_start:.0f} s."
     )
     return profile_from_dict(LONG_RUN_PROFILE, data, source="<investigation.analysis.variants>")
 
@@ -162,6 +179,14 @@ class SafetyRow:
     accepted: tuple[str, ...]
     total: int
     unsigned_accepted: bool
+    unsigned_in: tuple[str, ...] = ()
+    """The accepted unsigned members, e.g. ``alg none + E2E headers in staging-env-whitespace (ENVIRONMENT='staging ')``."""
+
+    def unsigned_text(self) -> str:
+        """``no``, or ``yes: `` and the accepted unsigned members (case, profile and its ENVIRONMENT)."""
+        if not self.unsigned_accepted:
+            return "no"
+        return "yes: " + "; ".join(self.unsigned_in) if self.unsigned_in else "yes"
 
 
 def safety_row(variant: str) -> SafetyRow:
@@ -170,7 +195,19 @@ def safety_row(variant: str) -> SafetyRow:
         accepted=tuple(sorted(accepted_members(variant))),
         total=len(adversarial_outcomes(variant)),
         unsigned_accepted=unsigned_token_accepted(variant),
+        unsigned_in=tuple(
+            _unsigned_member_text(outcome)
+            for outcome in adversarial_outcomes(variant)
+            if outcome.accepted and outcome.unsigned
+        ),
     )
+
+
+def _unsigned_member_text(outcome: AdversarialOutcome) -> str:
+    """The member's case and profile, with the profile's ENVIRONMENT value quoted (whitespace shows)."""
+    environment = load_profile(outcome.environment).env.get("ENVIRONMENT")
+    value = "ENVIRONMENT unset" if environment is None else f"ENVIRONMENT={environment!r}"
+    return f"{outcome.case} in {outcome.environment} ({value})"
 
 
 @dataclass(frozen=True)
@@ -227,8 +264,9 @@ def variant_matrix(
 
 
 def matrix_table(matrix: VariantMatrix) -> str:
-    """Fixed-width text: profile, variant, close-code counts, first failure, users hit."""
-    header = ("profile", "variant", *SHOWN_CLOSE_CODES, "first failure", "users hit")
+    """Fixed-width text: profile, variant, close-code counts (and connections without a close frame), first
+    failure, users hit."""
+    header = ("profile", "variant", *map(close_column, SHOWN_CLOSE_CODES), "first failure", "users hit")
     rows = [
         (
             cell.profile,
@@ -241,6 +279,11 @@ def matrix_table(matrix: VariantMatrix) -> str:
         for cell in (matrix.cell(variant, profile) for variant in matrix.variants)
     ]
     return format_table(header, rows)
+
+
+def close_column(code: str) -> str:
+    """A close-code count's column title; "open" (no close frame from the server) is spelled out."""
+    return NO_CLOSE_FRAME if code == "open" else code
 
 
 def _first_failure_text(cell: MatrixCell) -> str:
@@ -409,13 +452,13 @@ class VariantReport:
             "| safety | adversarial accepted | unsigned token accepted (staging/production) |",
             "|---|---|---|---|---|---|---|",
             f"| original | {VARIANTS[ORIGINAL.name].summary} | - | - | - "
-            f"| {len(original.accepted)} of {original.total} | {_yes_no(original.unsigned_accepted)} |",
+            f"| {len(original.accepted)} of {original.total} | {original.unsigned_text()} |",
         ]
         for v in self.verdicts:
             counts = " / ".join(str(v.count(e)) for e in (REMOVED, DELAYED, SAME_TIME, EARLIER, INTRODUCED))
             lines.append(
                 f"| {v.variant} | {VARIANTS[v.variant].summary} | {v.failure} | {counts} | {v.safety} "
-                f"| {v.accepted} of {v.total} | {_yes_no(v.unsigned_accepted)} |"
+                f"| {v.accepted} of {v.total} | {self.matrix.safety_of(v.variant).unsigned_text()} |"
             )
         return "\n".join(lines)
 
@@ -431,7 +474,7 @@ class VariantReport:
         return (
             f"Recommended: {chosen.variant} ({VARIANTS[chosen.variant].summary}): it {chosen.failure} "
             f"(removed on {chosen.count(REMOVED)} of {chosen.failing_profiles} profiles where the original "
-            f"fails) and its safety is {chosen.safety} ({chosen.accepted} of "
+            f"fails) and it is {SAFETY_PHRASES[chosen.safety]} ({chosen.accepted} of "
             f"{chosen.total} adversarial members accepted); behaviour switches changed: {chosen.change_size}."
         )
 
@@ -449,10 +492,6 @@ class VariantReport:
 
     def __repr__(self) -> str:
         return self.key_result()
-
-
-def _yes_no(flag: bool) -> str:
-    return "yes" if flag else "no"
 
 
 def build_report(matrix: VariantMatrix) -> VariantReport:
@@ -586,13 +625,23 @@ def _safety_lessons(report: VariantReport) -> list[str]:
                 + "; ".join(sorted(accepted - original))
                 + "."
             )
-    still_unsigned = [row.variant for row in report.matrix.safety if row.unsigned_accepted]
     lessons.append(
         "An unsigned (alg none) token authenticates in a staging or production environment under: "
-        + (", ".join(still_unsigned) or "no variant")
+        + (_unsigned_by_members(report.matrix.safety) or "no variant")
         + "."
     )
     return lessons
+
+
+def _unsigned_by_members(rows: Sequence[SafetyRow]) -> str:
+    """Variants that accept an unsigned token, grouped by the members they accept (in variant order)."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for row in rows:
+        if row.unsigned_accepted:
+            groups.setdefault(row.unsigned_in, []).append(row.variant)
+    return "; ".join(
+        f"{', '.join(variants)} ({'; '.join(members) or 'members not recorded'})" for members, variants in groups.items()
+    )
 
 
 def variants_key_result(report: VariantReport) -> str:

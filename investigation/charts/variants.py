@@ -26,8 +26,10 @@ from investigation.analysis.variants import (
     NEITHER_FAILS,
     REMOVED,
     SAME_TIME,
+    SHOWN_CLOSE_CODES,
     MatrixCell,
     VariantReport,
+    close_column,
     failure_effect,
 )
 from investigation.backend.variants import ORIGINAL
@@ -70,13 +72,13 @@ def cell_text(cell: MatrixCell) -> str:
 def chart_table(report: VariantReport) -> str:
     """The numbers the chart draws: one row per variant and profile, then the safety rows."""
     matrix = report.matrix
-    header = ("variant", "profile", "refused", "1011", "1008", "1013", "open", "first refusal s", "vs original")
+    header = ("variant", "profile", "refused", *map(close_column, SHOWN_CLOSE_CODES), "first refusal s", "vs original")
     rows = [
         (
             cell.variant,
             cell.profile,
             str(cell.refused),
-            *(str(cell.count(code)) for code in ("1011", "1008", "1013", "open")),
+            *(str(cell.count(code)) for code in SHOWN_CLOSE_CODES),
             "-" if cell.first_failure_s is None else f"{cell.first_failure_s:.1f}",
             cell_effect(report, cell),
         )
@@ -85,7 +87,7 @@ def chart_table(report: VariantReport) -> str:
     ]
     safety_header = ("variant", "adversarial accepted", "unsigned token accepted (staging/production)")
     safety_rows = [
-        (row.variant, f"{len(row.accepted)} of {row.total}", "yes" if row.unsigned_accepted else "no")
+        (row.variant, f"{len(row.accepted)} of {row.total}", row.unsigned_text())
         for row in matrix.safety
     ]
     return (
