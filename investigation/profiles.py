@@ -19,6 +19,7 @@ Every problem with a profile surfaces as one :class:`ProfileError`, whose
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import math
 import os
@@ -307,6 +308,8 @@ def load_profile_file(path: str | Path) -> Profile:
         raw = path.read_bytes()
     except OSError as error:
         raise ProfileError(path, "<file>", f"cannot read: {error.strerror or error}") from None
+    if raw.startswith(codecs.BOM_UTF8):
+        raise ProfileError(path, "<toml>", "starts with a byte-order mark (BOM); TOML is UTF-8 without one")
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as error:

@@ -397,6 +397,14 @@ def test_error_never_echoes_a_secret_given_as_a_number(tmp_path: Path, table: st
     assert error.reason.endswith("got int (the value of a secret is not shown)")
 
 
+def test_byte_order_mark_is_named_as_the_reason(tmp_path: Path) -> None:
+    # tomllib reported an editor's BOM as "Invalid statement (at line 1, column 1)"
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b'\xef\xbb\xbfdescription = "d"\n')
+    error = error_of(path)
+    assert (error.field, error.reason) == ("<toml>", "starts with a byte-order mark (BOM); TOML is UTF-8 without one")
+
+
 def test_missing_file_is_a_profile_error(tmp_path: Path) -> None:
     error = error_of(tmp_path / "absent.toml")
     assert error.field == "<file>"
