@@ -98,15 +98,22 @@ def _counts_text(counter: Counter[str]) -> str:
     return ", ".join(f"{key} ({n})" for key, n in sorted(counter.items(), key=lambda item: (-item[1], item[0])))
 
 
+def _side_divergence_text(table: DivergenceTable, side: str, names: Sequence[str]) -> str:
+    """``failing profiles: <first divergence counts>``; the reference has none, so alone on its side
+    it reads ``failing profiles besides the reference: none``."""
+    others = [name for name in names if name != table.reference]
+    if table.reference in names and not others:
+        return f"{side} profiles besides the reference: none"
+    return f"{side} profiles: {_counts_text(first_divergence_counts(table, others)) or 'none'}"
+
+
 def divergence_verdicts(runs: Mapping[str, RunResult], table: DivergenceTable) -> Markdown:
     """The computed verdicts of notebook 02."""
     failing = failing_profiles(runs)
     bullets = [
         f"**{len(failing)} of {len(runs)} profiles fail**: {', '.join(failing) or 'none'}.",
-        f"First divergence from {table.reference}, failing profiles: "
-        f"{_counts_text(first_divergence_counts(table, failing)) or 'none'}; "
-        f"passing profiles: "
-        f"{_counts_text(first_divergence_counts(table, [n for n in table.profiles if n not in failing])) or 'none'}.",
+        f"First divergence from {table.reference}, {_side_divergence_text(table, 'failing', failing)}; "
+        f"{_side_divergence_text(table, 'passing', [n for n in table.profiles if n not in failing])}.",
     ]
     separating = separating_points(runs, table)
     if separating:
@@ -148,7 +155,39 @@ def divergence_lessons(runs: Mapping[str, RunResult], table: DivergenceTable) ->
         )
     if not failing:
         lessons.append(f"No profile failed among {plural(len(runs), 'profile')} (the close code table).")
+    if not lessons:
+        lessons.append(_no_lesson_reason(table, failing, separating, failing_modes, first_points))
     return Markdown("\n".join(f"- {lesson}" for lesson in lessons))
+
+
+def _no_lesson_reason(
+    table: DivergenceTable,
+    failing: Sequence[str],
+    separating: Sequence[SeparatingPoint],
+    failing_modes: Counter[str],
+    first_points: Counter[str],
+) -> str:
+    """Why neither lesson of ``divergence_lessons`` applies, when some profile fails."""
+    reference = table.reference
+    passing = [name for name in table.profiles if name not in failing]
+    modes = f"share one validation mode ({_counts_text(failing_modes) or '-'})"
+    if not passing:
+        return (f"Every profile fails, so no decision point can separate failing from passing profiles, and the "
+                f"failing profiles' compared connections {modes}: no lesson beyond the verdicts.")
+    if passing == [reference]:
+        return (f"No profile besides the reference {reference} passes, so a point separates failing from passing "
+                f"profiles wherever no failing profile shares the reference's outcome "
+                f"({plural(len(separating), 'such point')}; the verdicts): this comparison alone cannot tell the "
+                "cause from the other differences.")
+    if list(failing) == [reference]:
+        return (f"No profile besides the reference {reference} fails, so no failing profile departs from it: there "
+                "is no first difference to set against where failing and passing profiles part (the verdicts).")
+    if not separating:
+        return (f"No decision point's outcome separates failing from passing profiles, and the failing profiles' "
+                f"compared connections {modes}: no lesson beyond the verdicts.")
+    return (f"Where failing profiles first depart from {reference} ({_counts_text(first_points)}) includes where "
+            f"failing and passing profiles part ({separating[0].point}), and their compared connections {modes}: "
+            "no lesson beyond the verdicts.")
 
 
 def divergence_key_result(runs: Mapping[str, RunResult], table: DivergenceTable) -> str:

@@ -146,10 +146,44 @@ def test_no_first_difference_lesson_when_the_first_difference_is_where_profiles_
     ]
 
 
-def test_no_lesson_when_only_the_reference_fails_in_one_validation_mode() -> None:
-    # No failing profile departs from the reference, and the failing side took a single mode.
+def test_only_the_reference_failing_gives_the_reason_there_is_no_lesson() -> None:
+    """Neither lesson applies: no failing profile departs from the reference, and the failing side
+    took a single mode. A Lessons section must not be silently empty, so it says why there is none."""
     runs = {"local": run("local", "test", "strict", "exceeded"), "dev": run("dev", "staging", "strict", "below")}
-    assert lines(divergence_lessons(runs, run_divergence(runs, REFERENCE))) == []
+    table = run_divergence(runs, REFERENCE)
+    assert lines(divergence_lessons(runs, table)) == [
+        "- No profile besides the reference local fails, so no failing profile departs from it: there is no "
+        "first difference to set against where failing and passing profiles part (the verdicts)."
+    ]
+    assert lines(divergence_verdicts(runs, table))[1] == (
+        "- First divergence from local, failing profiles besides the reference: none; "
+        "passing profiles: route.environment (1).")
+
+
+def test_only_the_reference_passing_gives_the_reason_there_is_no_lesson() -> None:
+    # notebook 02 with profiles=[staging-e2e, local-debug]: e2e differs from local at every point it
+    # reaches (environment, cap; route.close is left out), and each of those points separates the two.
+    runs = {"local": run("local", "test", "strict", "below"), "e2e": run("e2e", "staging", "strict", "exceeded")}
+    table = run_divergence(runs, REFERENCE)
+    assert lines(divergence_lessons(runs, table)) == [
+        "- No profile besides the reference local passes, so a point separates failing from passing profiles "
+        "wherever no failing profile shares the reference's outcome (2 such points; the verdicts): this "
+        "comparison alone cannot tell the cause from the other differences."
+    ]
+    assert lines(divergence_verdicts(runs, table))[1] == (
+        "- First divergence from local, failing profiles: route.environment (1); "
+        "passing profiles besides the reference: none.")
+
+
+def test_first_difference_where_profiles_part_in_one_mode_gives_the_reason_there_is_no_lesson() -> None:
+    # e2e first departs at route.environment, the earliest separating point; the failing side is all strict
+    runs = {"local": run("local", "test", "strict", "below"), "dev": run("dev", "test", "strict", "below"),
+            "e2e": run("e2e", "production", "strict", "exceeded")}
+    assert lines(divergence_lessons(runs, run_divergence(runs, REFERENCE))) == [
+        "- Where failing profiles first depart from local (route.environment (1)) includes where failing and "
+        "passing profiles part (route.environment), and their compared connections share one validation mode "
+        "(strict (1)): no lesson beyond the verdicts."
+    ]
 
 
 def test_every_profile_failing_is_not_reported_as_none_failing() -> None:
