@@ -175,6 +175,12 @@ class Client(BaseModel):
         return _list_to_tuple(value)
 
     @model_validator(mode="after")
+    def _literal_token_is_given(self) -> Client:
+        if self.token == "literal" and "token_literal" not in self.model_fields_set:
+            raise ValueError('token = "literal" needs token_literal, the exact token sent ("" for an empty one)')
+        return self
+
+    @model_validator(mode="after")
     def _last_start_within_bound(self) -> Client:
         last_start_s = self.start_s + max(self.connections - 1, 0) * self.spacing_s
         if last_start_s > MAX_VIRTUAL_S:

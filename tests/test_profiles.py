@@ -405,6 +405,15 @@ def test_byte_order_mark_is_named_as_the_reason(tmp_path: Path) -> None:
     assert (error.field, error.reason) == ("<toml>", "starts with a byte-order mark (BOM); TOML is UTF-8 without one")
 
 
+def test_literal_token_kind_needs_its_token(tmp_path: Path) -> None:
+    # without token_literal the client silently sent an empty bearer token and closed 1008
+    error = error_of(write_profile(tmp_path, "lit", _CLIENT + 'token = "literal"\n'))
+    assert error.field == "clients[0]"
+    assert error.reason == 'token = "literal" needs token_literal, the exact token sent ("" for an empty one)'
+    profile = load_profile_file(write_profile(tmp_path, "empty", _CLIENT + 'token = "literal"\ntoken_literal = ""\n'))
+    assert profile.clients[0].token_literal == ""
+
+
 def test_missing_file_is_a_profile_error(tmp_path: Path) -> None:
     error = error_of(tmp_path / "absent.toml")
     assert error.field == "<file>"
