@@ -8,6 +8,8 @@ Expected values from spec/backend.md: an auth failure sends an error frame and c
 
 from __future__ import annotations
 
+from typing import Any
+
 import coverage
 import pytest
 
@@ -21,6 +23,7 @@ from investigation.analysis.spectra import (
     enclosing_function,
     measure_profile,
     rank_lines,
+    refusal_reporting_lines,
     source_line,
     suspiciousness,
     sweep_profiles,
@@ -172,3 +175,67 @@ def test_a_connection_spectrum_drops_the_arcs_that_enter_a_code_object() -> None
                               close_reason=None, decisions=(), cause_chain=())
     (spectrum,) = _spectra_from(data, "r", {0: result})
     assert spectrum.arcs == {(ROUTE, 11, 12), (ROUTE, 12, -10)}
+
+
+def test_refusal_reporting_is_the_route_code_that_builds_and_sends_a_refusal() -> None:
+    """Read from route.py by hand: error_frame (9 lines), _close (3), _send_internal_error (15),
+    _Session._refuse_auth (7), _Session._refuse_factory (12), _context_facts (8); the except
+    clauses that call them (websocket_endpoint's 5 lines, _create_manager's 2 + 4); and the
+    returns that end the connection after them (3 bare ones in run, return False in
+    _create_manager and _startup_gate): 70 lines."""
+    reporting = {line for file, line in refusal_reporting_lines() if file == ROUTE}
+    assert len(reporting) == 70
+    for text in ('"recovery_suggestions": None', 'decide("route.close"', "except FactoryInitializationError",
+                 "await self._refuse_factory(context, error)", 'error_frame("CAPACITY_EXCEEDED"',
+                 "await _send_internal_error(websocket)", 'facts[f"has_{name}"]'):
+        assert line_of(ROUTE, text) in reporting, text
+    deciding = ('decide("route.environment", environment)', "self.manager = await create_websocket_manager(context)",
+                'decide("route.startup_gate", "timeout")', "await self._retry_manager(context)",
+                'decide("route.manager", "factory")')
+    assert not {line_of(ROUTE, text) for text in deciding} & reporting
+
+
+def hand_ranked_report() -> Any:
+    """Connections c0, c1 close 1011 (F = 2); c2 closes 1000 after reaching the cap check
+    (start_agent's manager, spec 1 step 12) and c3 closes 1000 (P = 2). Ochiai f/sqrt(F(f+p)):
+    error_frame and run's `return` (f 2, p 0) 1.0; the cap check (f 2, p 1) 2/sqrt(6) = 0.8165;
+    route.environment (f 2, p 2) 2/sqrt(8) = 0.7071. Ties keep line order: error_frame (route.py
+    line < run's return) 1st, the return 2nd, the cap 3rd, route.environment 4th."""
+    frame = (ROUTE, line_of(ROUTE, '"recovery_suggestions": None'))
+    leave = (ROUTE, line_of(ROUTE, "if not await self._create_manager(context):") + 1)
+    cap = (FACTORY, line_of(FACTORY, 'decide("factory.manager_cap", "exceeded")'))
+    environment = (ROUTE, line_of(ROUTE, 'decide("route.environment", environment)'))
+
+    def spectrum(index: int, code: int, lines: set[tuple[str, int]]) -> ConnectionSpectrum:
+        return ConnectionSpectrum("r", index, code, frozenset(lines), frozenset())
+
+    failing = {frame, leave, cap, environment}
+    return suspiciousness([spectrum(0, 1011, failing), spectrum(1, 1011, failing),
+                           spectrum(2, 1000, {cap, environment}), spectrum(3, 1000, {environment})]), cap
+
+
+def test_the_summary_sizes_the_top_tie_and_names_the_first_line_outside_the_refusal_reporting() -> None:
+    report, cap = hand_ranked_report()
+    assert [(r.rank, r.score) for r in report.ochiai] == [(1, 1.0), (2, 1.0), (3, 0.8165), (4, 0.7071)]
+    assert report.summary() == (
+        "most suspicious of 4 connections (2 closed 1011): the top Ochiai score 1.0000 is shared by 2 lines, "
+        "all in code that only reports a refusal (route.py: error_frame, run); the highest-ranked line outside "
+        f"that code is rank 3, {FACTORY}:{cap[1]} in _enforce_cap: "
+        'decide("factory.manager_cap", "exceeded") (Ochiai 0.8165, fail 2, pass 1)'
+    )
+
+
+def test_the_suspiciousness_chart_leaves_out_the_refusal_reporting_and_says_so() -> None:
+    from investigation.charts.isolation import suspiciousness_chart
+
+    report, cap = hand_ranked_report()
+    figure, table = suspiciousness_chart(report, count=2)
+    note, header, _, first, second = table.splitlines()
+    assert note == ("left out: 2 lines among ranks 1-4 that only report a refusal (route.py: error_frame, run); "
+                    "ranks count every line")
+    rank, _, _, failed, passed, location = first.split()[:6]
+    assert (rank, failed, passed, location) == ("3", "2", "1", f"{FACTORY}:{cap[1]}")
+    assert second.split()[0] == "4"
+    labels = [label.get_text() for label in figure.axes[0].get_yticklabels()]
+    environment = line_of(ROUTE, 'decide("route.environment", environment)')
+    assert labels == [f"factory.py:{cap[1]} _enforce_cap", f"route.py:{environment} websocket_endpoint"]

@@ -16,6 +16,10 @@ line that the sweep saw leave in two or more directions.
     spectra = collect_spectra(sweep_profiles())
     ranking = rank_lines(spectra, "ochiai")[:10]   # RankedLine(file, line, function, source, ...)
 
+Every 1011 close runs the route's refusal reporting (``REFUSAL_FUNCTIONS``) after
+its failure is decided, so those lines tie at the top of any ranking; the summary
+and the chart name the most suspicious line outside them.
+
 Coverage nests: when the test suite itself runs under coverage, the outer
 measurement is paused while a spectrum is collected and resumes afterwards.
 """
@@ -39,6 +43,7 @@ from investigation.backend import variants as _variants
 from investigation.backend.variants import get_variant
 from investigation.clock import VirtualClock, outside_event_loop, virtual_loop
 from investigation.profiles import Profile, flatten_profile, list_profiles, unflatten_profile
+from investigation.report import plural
 from investigation.run_cache import shared
 from investigation.simulate import SimulationRun
 from investigation.trace import ConnectionResult
@@ -50,6 +55,21 @@ PROCESS_CONTEXT = "process"
 FAILING_CLOSE_CODE = 1011
 
 _connection_context: contextvars.ContextVar[str] = contextvars.ContextVar("coverage_connection", default=PROCESS_CONTEXT)
+
+REFUSAL_FILE = "investigation/backend/route.py"
+REFUSAL_FUNCTIONS = frozenset({
+    "error_frame", "_close", "_send_internal_error", "_context_facts", "_Session._refuse_auth", "_Session._refuse_factory",
+})
+"""The route functions (qualified names in ``REFUSAL_FILE``) that build and send a refusal.
+
+The error frame and its details, the close, and the senders of each refusal run only after
+the failure was decided elsewhere (the factory, authentication, the startup gate), so every
+failing connection executes them and no passing one does: they tie at the top of any ranking
+and say nothing about the cause, as ``route.close`` says nothing about it among the decision
+points (``CONSEQUENCE_POINTS`` in ``investigation.divergence_findings``). The reporting code
+(:func:`refusal_reporting_lines`) is these functions, the ``except`` clauses that call them,
+and the ``return`` (bare or ``False``) by which a function calling them ends the connection.
+"""
 
 Line = tuple[str, int]
 """A backend line: (file relative to the repository, line number)."""
@@ -325,6 +345,70 @@ def enclosing_function(file: str, line: int) -> str:
     return max(inside)[1] if inside else "<module>"
 
 
+def _qualified_functions(tree: ast.AST, prefix: str = "") -> Generator[tuple[str, ast.AST], None, None]:
+    """Every function under ``tree`` with its qualified name (``_Session.run``)."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield prefix + node.name, node
+            yield from _qualified_functions(node, f"{prefix}{node.name}.")
+        elif isinstance(node, ast.ClassDef):
+            yield from _qualified_functions(node, f"{prefix}{node.name}.")
+
+
+def _calls_refusal(node: ast.AST) -> bool:
+    names = {name.rpartition(".")[2] for name in REFUSAL_FUNCTIONS}
+    for call in ast.walk(node):
+        if isinstance(call, ast.Call):
+            callee = call.func
+            name = callee.id if isinstance(callee, ast.Name) else getattr(callee, "attr", None)
+            if name in names:
+                return True
+    return False
+
+
+def _span(node: ast.AST) -> range:
+    start, end = node.lineno, node.end_lineno  # type: ignore[attr-defined]
+    return range(start, (end or start) + 1)
+
+
+@functools.cache
+def refusal_reporting_lines() -> frozenset[Line]:
+    """The lines of ``REFUSAL_FILE`` that only report a refusal (see ``REFUSAL_FUNCTIONS``)."""
+    tree = ast.parse("\n".join(_source_lines(REFUSAL_FILE)))
+    numbers: set[int] = set()
+    for name, function in _qualified_functions(tree):
+        if name in REFUSAL_FUNCTIONS:
+            numbers.update(_span(function))
+            continue
+        for node in ast.walk(function):
+            if isinstance(node, ast.ExceptHandler) and any(_calls_refusal(statement) for statement in node.body):
+                numbers.update(_span(node))
+        if _calls_refusal(function):
+            numbers.update(node.lineno for node in ast.walk(function) if _ends_the_connection(node))
+    return frozenset((REFUSAL_FILE, number) for number in numbers)
+
+
+def _ends_the_connection(node: ast.AST) -> bool:
+    """A bare ``return`` or ``return False``."""
+    return isinstance(node, ast.Return) and (
+        node.value is None or (isinstance(node.value, ast.Constant) and node.value.value is False)
+    )
+
+
+def only_reports_a_refusal(ranked: RankedLine) -> bool:
+    return (ranked.file, ranked.line) in refusal_reporting_lines()
+
+
+def _places(lines: Sequence[RankedLine]) -> str:
+    """``route.py: error_frame, _close; factory.py: _enforce_cap`` in rank order."""
+    functions: dict[str, list[str]] = {}
+    for ranked in lines:
+        names = functions.setdefault(Path(ranked.file).name, [])
+        if ranked.function not in names:
+            names.append(ranked.function)
+    return "; ".join(f"{file}: {', '.join(names)}" for file, names in functions.items())
+
+
 @dataclass(frozen=True)
 class SuspiciousnessReport:
     """Rankings of one sweep by both formulas, with the counts behind them."""
@@ -335,22 +419,59 @@ class SuspiciousnessReport:
     tarantula: tuple[RankedLine, ...]
     ochiai_branches: tuple[RankedLine, ...]
 
-    def top_text(self, count: int = 10) -> str:
+    def top_lines(self, count: int, skip_refusal_reporting: bool = False) -> tuple[RankedLine, ...]:
+        """The ``count`` most suspicious lines by Ochiai, optionally outside the refusal reporting."""
+        lines = [r for r in self.ochiai if not (skip_refusal_reporting and only_reports_a_refusal(r))]
+        return tuple(lines[:count])
+
+    def top_text(self, count: int = 10, skip_refusal_reporting: bool = False) -> str:
+        """The table of ``top_lines``; when skipping, a first line says what was left out."""
         from investigation.report import format_table
 
+        top = self.top_lines(count, skip_refusal_reporting)
         header = ("rank", "ochiai", "tarantula", "fail", "pass", "location", "function", "source")
         tarantula = {(r.file, r.line): r.score for r in self.tarantula}
         rows = [
             (str(r.rank), f"{r.score:.3f}", f"{tarantula[(r.file, r.line)]:.3f}", str(r.failed), str(r.passed),
              r.location, r.function, r.source[:70])
-            for r in self.ochiai[:count]
+            for r in top
         ]
-        return format_table(header, rows)
+        table = format_table(header, rows)
+        skipped = [r for r in self.ochiai[: top[-1].rank if top else 0] if only_reports_a_refusal(r)]
+        if not skip_refusal_reporting or not skipped:
+            return table
+        return (f"left out: {plural(len(skipped), 'line')} among ranks 1-{top[-1].rank} that only report a "
+                f"refusal ({_places(skipped)}); ranks count every line\n{table}")
 
     def summary(self) -> str:
-        top = self.ochiai[0] if self.ochiai else None
-        where = f"{top.location} in {top.function}: {top.source}" if top else "(nothing executed)"
-        return f"most suspicious of {self.connections} connections ({self.failing} closed 1011): {where}"
+        """The size and place of the top tie, and the most suspicious line outside the refusal reporting."""
+        head = f"most suspicious of {self.connections} connections ({self.failing} closed 1011): "
+        if not self.ochiai:
+            return head + "(nothing executed)"
+        return head + f"{self._top_tie()}; {self._first_outside_reporting()}"
+
+    def _top_tie(self) -> str:
+        top_score = self.ochiai[0].score
+        tie = [r for r in self.ochiai if r.score == top_score]
+        reporting = [r for r in tie if only_reports_a_refusal(r)]
+        others = [r for r in tie if not only_reports_a_refusal(r)]
+        parts = []
+        if reporting:
+            share = "all" if not others else f"{len(reporting)} of them"
+            parts.append(f"{share} in code that only reports a refusal ({_places(reporting)})")
+        if others:
+            share = "all" if not reporting else f"{len(others)}"
+            parts.append(f"{share} in {_places(others)}")
+        held = "shared by" if len(tie) > 1 else "held by"
+        return f"the top Ochiai score {top_score:.4f} is {held} {plural(len(tie), 'line')}, {', '.join(parts)}"
+
+    def _first_outside_reporting(self) -> str:
+        first = next((r for r in self.ochiai if not only_reports_a_refusal(r)), None)
+        if first is None:
+            return "every ranked line only reports a refusal"
+        return (f"the highest-ranked line outside that code is rank {first.rank}, {first.location} in "
+                f"{first.function}: {first.source} (Ochiai {first.score:.4f}, fail {first.failed}, "
+                f"pass {first.passed})")
 
 
 def sweep_suspiciousness(profiles_dir: str | None = None) -> SuspiciousnessReport:

@@ -139,9 +139,15 @@ def cause_chain_table(isolation: ProfileIsolation) -> str:
     return title + "\n" + format_table(("depth", "type", "message"), rows)
 
 
-def suspiciousness_chart(report: SuspiciousnessReport, count: int = 12) -> tuple[Figure, str]:
-    """The ``count`` most suspicious backend lines by Ochiai, with their Tarantula score."""
-    top: Sequence[RankedLine] = report.ochiai[:count]
+def suspiciousness_chart(
+    report: SuspiciousnessReport, count: int = 12, skip_refusal_reporting: bool = True
+) -> tuple[Figure, str]:
+    """The ``count`` most suspicious backend lines by Ochiai, with their Tarantula score.
+
+    By default the lines that only report a refusal (``REFUSAL_FUNCTIONS``) are left out: they
+    tie at the top after every failure; the table's first line says how many were left out.
+    """
+    top: Sequence[RankedLine] = report.top_lines(count, skip_refusal_reporting)
     tarantula = {(r.file, r.line): r.score for r in report.tarantula}
     figure = Figure(figsize=(10.0, 1.2 + 0.38 * len(top)), layout="constrained")
     axes = figure.add_subplot()
@@ -154,7 +160,8 @@ def suspiciousness_chart(report: SuspiciousnessReport, count: int = 12) -> tuple
     axes.invert_yaxis()
     axes.set_xlim(0, 1.05)
     axes.set_xlabel("suspiciousness")
-    axes.set_title(f"most suspicious backend lines over {report.connections} connections "
+    outside = " outside the refusal reporting" if skip_refusal_reporting else ""
+    axes.set_title(f"most suspicious backend lines{outside} over {report.connections} connections "
                    f"({report.failing} closed 1011)")
     axes.legend(loc="lower right", fontsize=8)
-    return figure, report.top_text(count)
+    return figure, report.top_text(count, skip_refusal_reporting)
