@@ -179,14 +179,22 @@ class SafetyRow:
     accepted: tuple[str, ...]
     total: int
     unsigned_accepted: bool
-    unsigned_in: tuple[str, ...] = ()
-    """The accepted unsigned members, e.g. ``alg none + E2E headers in staging-env-whitespace (ENVIRONMENT='staging ')``."""
+    unsigned_in: tuple[tuple[str, str], ...] = ()
+    """The accepted unsigned members as (case, profile with its ENVIRONMENT), e.g.
+    ``("alg none + E2E headers", "staging-env-whitespace (ENVIRONMENT='staging ')")``."""
+
+    def unsigned_members(self) -> str:
+        """The accepted unsigned members, each case once with its profiles: ``alg none + E2E headers in a, b``."""
+        by_case: dict[str, list[str]] = {}
+        for case, where in self.unsigned_in:
+            by_case.setdefault(case, []).append(where)
+        return "; ".join(f"{case} in {', '.join(places)}" for case, places in by_case.items())
 
     def unsigned_text(self) -> str:
-        """``no``, or ``yes: `` and the accepted unsigned members (case, profile and its ENVIRONMENT)."""
+        """``no``, or ``yes: `` and the accepted unsigned members (case, profiles and their ENVIRONMENT)."""
         if not self.unsigned_accepted:
             return "no"
-        return "yes: " + "; ".join(self.unsigned_in) if self.unsigned_in else "yes"
+        return f"yes: {self.unsigned_members()}" if self.unsigned_in else "yes"
 
 
 def safety_row(variant: str) -> SafetyRow:
@@ -203,11 +211,11 @@ def safety_row(variant: str) -> SafetyRow:
     )
 
 
-def _unsigned_member_text(outcome: AdversarialOutcome) -> str:
-    """The member's case and profile, with the profile's ENVIRONMENT value quoted (whitespace shows)."""
+def _unsigned_member_text(outcome: AdversarialOutcome) -> tuple[str, str]:
+    """The member's case, and its profile with the profile's ENVIRONMENT value quoted (whitespace shows)."""
     environment = load_profile(outcome.environment).env.get("ENVIRONMENT")
     value = "ENVIRONMENT unset" if environment is None else f"ENVIRONMENT={environment!r}"
-    return f"{outcome.case} in {outcome.environment} ({value})"
+    return outcome.case, f"{outcome.environment} ({value})"
 
 
 @dataclass(frozen=True)
@@ -635,13 +643,11 @@ def _safety_lessons(report: VariantReport) -> list[str]:
 
 def _unsigned_by_members(rows: Sequence[SafetyRow]) -> str:
     """Variants that accept an unsigned token, grouped by the members they accept (in variant order)."""
-    groups: dict[tuple[str, ...], list[str]] = {}
+    groups: dict[str, list[str]] = {}
     for row in rows:
         if row.unsigned_accepted:
-            groups.setdefault(row.unsigned_in, []).append(row.variant)
-    return "; ".join(
-        f"{', '.join(variants)} ({'; '.join(members) or 'members not recorded'})" for members, variants in groups.items()
-    )
+            groups.setdefault(row.unsigned_members() or "members not recorded", []).append(row.variant)
+    return "; ".join(f"{', '.join(variants)} ({members})" for members, variants in groups.items())
 
 
 def variants_key_result(report: VariantReport) -> str:
