@@ -47,8 +47,15 @@ def tcp_port(text: str) -> int:
     return port
 
 
+def non_empty_path(text: str) -> Path:
+    """argparse type: a path; an empty one is refused (``Path("")`` would be the working directory)."""
+    if not text:
+        raise argparse.ArgumentTypeError("empty path (for the working directory, write .)")
+    return Path(text)
+
+
 def _add_profiles_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profiles-dir", type=Path, default=None, help="extra profiles; a name here wins")
+    parser.add_argument("--profiles-dir", type=non_empty_path, default=None, help="extra profiles; a name here wins")
 
 
 def _add_variant(parser: argparse.ArgumentParser) -> None:
@@ -87,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--notebook", action="append", default=None, dest="notebooks")
     run.add_argument("--profile", action="append", default=None, dest="profiles")
     run.add_argument("--jobs", type=int, default=None)
-    run.add_argument("--out", type=Path, default=Path("artifacts"))
+    run.add_argument("--out", type=non_empty_path, default=Path("artifacts"))
     _add_profiles_dir(run)
     return parser
 

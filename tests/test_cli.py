@@ -123,6 +123,12 @@ def test_run_with_fewer_than_one_job_is_bad_input(tmp_path: Path, capsys, jobs: 
     assert not out.exists()
 
 
+@pytest.mark.parametrize("argv", [["profiles", "--profiles-dir", ""], ["run", "--notebook", "99", "--out", ""]])
+def test_an_empty_path_is_bad_input_not_the_working_directory(capsys, argv: list[str]) -> None:
+    # Path("") is ".": --profiles-dir "" read pyproject.toml as a profile, --out "" wrote into the working directory
+    assert_bad_input(capsys, argv, f"argument {argv[-2]}", "empty path")
+
+
 @pytest.mark.parametrize("below", ["", "sub"])
 def test_run_out_through_an_existing_file_is_bad_input(tmp_path: Path, capsys, below: str) -> None:
     existing = tmp_path / "artifacts"
