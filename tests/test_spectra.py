@@ -233,8 +233,11 @@ def test_the_suspiciousness_chart_leaves_out_the_refusal_reporting_and_says_so()
     note, header, _, first, second = table.splitlines()
     assert note == ("left out: 2 lines among ranks 1-4 that only report a refusal (route.py: error_frame, run); "
                     "ranks count every line")
-    rank, _, _, failed, passed, location = first.split()[:6]
+    rank, ochiai, tarantula, failed, passed, location = first.split()[:6]
     assert (rank, failed, passed, location) == ("3", "2", "1", f"{FACTORY}:{cap[1]}")
+    # Printed at the 4 places the scores are kept to: 2/sqrt(6) = 0.81650 shows as 0.8165 (at 3
+    # places of the kept 0.8165 it would round twice, to 0.817); Tarantula (2/2)/((2/2)+(1/2)) = 0.6667.
+    assert (ochiai, tarantula) == ("0.8165", "0.6667")
     assert second.split()[0] == "4"
     labels = [label.get_text() for label in figure.axes[0].get_yticklabels()]
     environment = line_of(ROUTE, 'decide("route.environment", environment)')

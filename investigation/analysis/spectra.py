@@ -432,7 +432,7 @@ class SuspiciousnessReport:
         header = ("rank", "ochiai", "tarantula", "fail", "pass", "location", "function", "source")
         tarantula = {(r.file, r.line): r.score for r in self.tarantula}
         rows = [
-            (str(r.rank), f"{r.score:.3f}", f"{tarantula[(r.file, r.line)]:.3f}", str(r.failed), str(r.passed),
+            (str(r.rank), f"{r.score:.4f}", f"{tarantula[(r.file, r.line)]:.4f}", str(r.failed), str(r.passed),
              r.location, r.function, r.source[:70])
             for r in top
         ]
