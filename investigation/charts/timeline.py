@@ -28,7 +28,7 @@ HEADER_HEIGHT_IN = 1.3
 
 #: Marker style per outcome label: (marker, colour, legend text).
 OUTCOME_STYLES: dict[str, tuple[str, str, str]] = {
-    "open": ("o", "#2e7d32", "ended normally (no close frame)"),
+    "open": ("o", "#2e7d32", "ended without a close frame from the server"),
     "1011": ("X", "#c62828", "closed 1011"),
     "1008": ("s", "#ef6c00", "closed 1008 (auth)"),
     "1013": ("D", "#6a1b9a", "closed 1013 (capacity)"),
