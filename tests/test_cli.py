@@ -123,6 +123,13 @@ def test_run_with_fewer_than_one_job_is_bad_input(tmp_path: Path, capsys, jobs: 
     assert not out.exists()
 
 
+def test_run_with_more_jobs_than_the_bound_is_bad_input(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    argv = ["run", "--notebook", "01", "--profile", "local-debug", "--jobs", "100000", "--out", str(out)]
+    assert_bad_input(capsys, argv, "--jobs", "at most 64", "got 100000")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("argv", [["profiles", "--profiles-dir", ""], ["run", "--notebook", "99", "--out", ""]])
 def test_an_empty_path_is_bad_input_not_the_working_directory(capsys, argv: list[str]) -> None:
     # Path("") is ".": --profiles-dir "" read pyproject.toml as a profile, --out "" wrote into the working directory

@@ -29,6 +29,7 @@ from investigation.suite import (
     strip_volatile_metadata,
 )
 from investigation.suite.artifacts import git_commit, read_key_result
+from investigation.suite.execute import MAX_JOBS, worker_pool
 
 FIXTURES = Path(__file__).parent / "notebooks"
 PARAMS_GRID = {"03_params": lambda profiles: [{"a": 2, "b": "y"}, {"a": 3}]}
@@ -238,6 +239,17 @@ def test_executed_notebook_records_relative_paths_only(full_run: SuiteSummary) -
     assert nb.metadata.papermill["output_path"] == "03_params/a=3.ipynb"
     assert nb.metadata.papermill["input_path"] == "tests/notebooks/03_params.ipynb"
     assert nb.metadata.papermill["parameters"] == {"a": 3}
+
+
+def test_a_job_count_beyond_the_bound_starts_no_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the pool starts every worker at once: --jobs 100000 spawned processes until killed
+    def no_pool(workers: int, preload: object) -> None:
+        raise AssertionError(f"{workers} workers started")
+
+    monkeypatch.setattr("investigation.suite.execute._new_pool", no_pool)
+    with pytest.raises(SuiteInputError) as caught, worker_pool(MAX_JOBS + 1):
+        pass
+    assert str(caught.value) == f"<command line>: --jobs: must be at most 64, got {MAX_JOBS + 1}"
 
 
 def test_manifest_and_index_are_byte_identical_across_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -31,11 +31,17 @@ from tqdm import tqdm
 from traitlets.config import Config
 
 from investigation.suite.config import CELL_TIMEOUT_S, KERNEL_ENV, KERNEL_NAME
+from investigation.suite.errors import SuiteInputError
 from investigation.suite.files import write_text_atomic
 from investigation.suite.forkserver import ForkingKernelManager, ForkServer
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+
+MAX_JOBS = 64
+"""Most workers ``worker_pool`` starts: each is a process that starts Jupyter kernels, and the
+whole grid has about twenty runs, so more never helps; ``--jobs 100000`` spawned processes
+until the command was killed."""
 
 _worker_fork_socket: list[str] = []
 """The socket of the fork server this worker's kernels come from (empty outside workers)."""
@@ -152,7 +158,12 @@ def worker_pool(jobs: int | None, preload: Sequence[str] = ()) -> Iterator[Proce
 
     Starting them first lets their imports and the fork server's overlap whatever the
     caller does before it has the items (building the grid).
+
+    Raises:
+        SuiteInputError: ``jobs`` above ``MAX_JOBS`` (before any worker starts).
     """
+    if jobs is not None and jobs > MAX_JOBS:
+        raise SuiteInputError("<command line>", "--jobs", f"must be at most {MAX_JOBS}, got {jobs}")
     workers = max(1, jobs or default_jobs())
     with _new_pool(workers, preload) as pool:
         for _ in range(workers):
