@@ -394,7 +394,7 @@ def _bypass_refusal_cost(report: VariantReport) -> str:
                                f"connections 1008 (the original: {before.count('1008')})"
                                for profile, cell, before in closed)
             return (f" Refusing the bypass has a cost: under {name}, which refuses it, {counts}; the E2E suite "
-                    "needs tokens that pass real validation first (its JWT has no token_type claim, spec 7).")
+                    "needs tokens that pass real validation first.")
     return ""
 
 
