@@ -139,12 +139,23 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_opens_a_connection(profile: Any, side: str, profiles_dir: Path | None) -> None:
+    """Isolation aligns the two runs connection by connection: each side needs one."""
+    from investigation.profiles import profile_paths
+
+    if not any(client.connections for client in profile.clients):
+        path = profile_paths(profiles_dir)[profile.name]
+        raise BadInput(f"{path}: clients: the {side} profile opens no connection; isolation needs one to compare")
+
+
 def cmd_isolate(args: argparse.Namespace) -> int:
     from investigation.analysis.isolate import isolate_profiles
 
     _check_variant(args.variant)
     passing = _load(args.passing, args.profiles_dir)
     failing = _load(args.failing, args.profiles_dir)
+    _check_opens_a_connection(passing, "passing", args.profiles_dir)
+    _check_opens_a_connection(failing, "failing", args.profiles_dir)
     isolation = isolate_profiles(passing, failing, variant=args.variant)
     if args.json:
         print(json.dumps(isolation.to_json_dict(), indent=2))

@@ -182,6 +182,14 @@ def test_isolate_json_never_shows_a_token_from_subprotocols_or_headers(tmp_path:
             assert shown not in output
 
 
+@pytest.mark.parametrize("clients", ["", '[[clients]]\nname = "idle"\nconnections = 0\n'])
+def test_isolate_from_a_profile_without_traffic_is_bad_input(tmp_path: Path, capsys, clients: str) -> None:
+    # the passing run had nothing to align with: a ValueError traceback and exit 1
+    (tmp_path / "quiet.toml").write_text(f'description = "no traffic"\n{clients}')
+    argv = ["isolate", "--passing", "quiet", "--failing", "staging-e2e", "--profiles-dir", str(tmp_path)]
+    assert_bad_input(capsys, argv, f"{tmp_path / 'quiet.toml'}: clients: the passing profile opens no connection")
+
+
 def test_unknown_variant_is_bad_input(capsys) -> None:
     assert_bad_input(capsys, ["simulate", "local-debug", "--variant", "V9"], "V9", "variant")
 
