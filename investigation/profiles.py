@@ -25,6 +25,7 @@ import math
 import os
 import re
 import tomllib
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -259,6 +260,15 @@ class Profile(BaseModel):
     process: Process = Field(default_factory=Process, description="Facts about the backend process.")
     startup: Startup = Field(default_factory=Startup, description="Application startup state.")
     clients: tuple[Client, ...] = Field(default=(), description="The clients and their traffic.")
+
+    @field_validator("description")
+    @classmethod
+    def _description_is_one_line(cls, description: str) -> str:
+        if any(unicodedata.category(char) == "Cc" for char in description):
+            raise ValueError(
+                "must be one line without tabs or other control characters (`profiles` prints name<TAB>description)"
+            )
+        return description
 
     @field_validator("clients", mode="before")
     @classmethod

@@ -414,6 +414,14 @@ def test_literal_token_kind_needs_its_token(tmp_path: Path) -> None:
     assert profile.clients[0].token_literal == ""
 
 
+@pytest.mark.parametrize("description", ["first\\nsecond", "name\\tcolumn", "bell\\u0007"])
+def test_description_is_one_line(tmp_path: Path, description: str) -> None:
+    # `profiles` prints name<TAB>description, one profile a line: a newline or tab broke that
+    error = error_of(write_profile(tmp_path, "lines", f'description = "{description}"\n'))
+    assert error.field == "description"
+    assert error.reason.startswith("must be one line without tabs or other control characters")
+
+
 def test_missing_file_is_a_profile_error(tmp_path: Path) -> None:
     error = error_of(tmp_path / "absent.toml")
     assert error.field == "<file>"
