@@ -32,6 +32,7 @@ from investigation.run_cache import run_cache_exported
 from investigation.simulate import simulate
 from investigation.suite import DEFAULT_NOTEBOOK_DIR, GridEntry, SuiteInputError, build_grid, run_suite
 from investigation.suite.execute import worker_pool
+from investigation.suite.grid import selected_notebooks
 
 REPRODUCE = "01_reproduce"
 DIVERGENCE = "02_divergence"
@@ -204,6 +205,7 @@ def run_notebook_suite(
     written (see ``notebook_grid`` and ``check_run_options``).
     """
     check_run_options(jobs, out_dir)
+    selected_notebooks(notebook_dir, notebooks)  # a bad name is refused before any worker starts
     selected_profiles(profiles, profiles_dir)
     hashed_dirs = (DEFAULT_PROFILES_DIR,) if profiles_dir is None else (DEFAULT_PROFILES_DIR, profiles_dir)
     # exported before the workers start (they and their kernels inherit both); the workers

@@ -131,6 +131,19 @@ def test_bad_input_writes_nothing(tmp_path: Path, notebooks: list[str], profiles
     assert not out.exists()
 
 
+def test_an_unknown_notebook_is_refused_before_any_worker_starts(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starting the worker pool costs seconds; a misspelt notebook name must not wait for it."""
+    import investigation.notebook_grid as notebook_grid_module
+
+    def no_pool(*args: object) -> None:
+        raise AssertionError("the worker pool started before the notebook names were checked")
+
+    monkeypatch.setattr(notebook_grid_module, "worker_pool", no_pool)
+    with pytest.raises(SuiteInputError, match="no notebook named '99'"):
+        run_notebook_suite(["99"], None, jobs=1, out_dir=tmp_path / "out", profiles_dir=None, progress=False)
+
+
 def test_an_invalid_profile_in_profiles_dir_fails_the_grid_check(extra_profiles: Path) -> None:
     (extra_profiles / "zz-broken.toml").write_text('description = "d"\ninstances = "many"\n')
     with pytest.raises(ProfileError, match="zz-broken.toml: instances"):
@@ -163,7 +176,7 @@ def test_profiles_dir_reaches_the_notebook(tmp_path: Path, extra_profiles: Path)
     assert failed == []
     executed = nbformat.read(out / "01_reproduce" / "profile=zz-reconnecting.ipynb", as_version=4)
     key = next(cell for cell in executed.cells if "key-result" in cell.metadata.get("tags", []))
-    assert key.outputs[0].text.startswith("zz-reconnecting/original: 1011=2 open=5 of 7 connections")
+    assert key.outputs[0].text.startswith("zz-reconnecting/original: 1011: 2, open: 5 (7 connections)")
     assert {"index.html", "manifest.json"} <= {path.name for path in out.iterdir()}
 
 

@@ -107,6 +107,15 @@ def build_grid(
     return sorted(entries, key=lambda entry: (entry.stem, entry.slug))
 
 
+def selected_notebooks(notebook_dir: Path, notebook_filter: Sequence[str] | None = None) -> list[Path]:
+    """The notebooks ``notebook_filter`` names (all when None), checked without running anything.
+
+    Raises:
+        SuiteInputError: no such directory, or a name that matches no notebook.
+    """
+    return _select(notebook_dir, _notebooks_in(notebook_dir), notebook_filter)
+
+
 def _notebooks_in(notebook_dir: Path) -> dict[str, Path]:
     if not notebook_dir.is_dir():
         raise SuiteInputError(str(notebook_dir), "notebook_dir", "no such directory")
