@@ -149,6 +149,14 @@ def test_check_runs_refuses_a_passing_run_with_a_single_failing_connection() -> 
     assert check_runs(RunResult("ok", "original", (connection(0, None),)), failing) == refused
 
 
+def test_check_runs_refuses_a_passing_run_without_connections() -> None:
+    """A passing profile with no traffic passes vacuously, but the first divergence needs a passing
+    connection to align the failure with: one line naming the side, not align_with_nearest's ValueError."""
+    failing = RunResult("failing", "original", (connection(0, 1011),))
+    with pytest.raises(IsolationError, match="^idle: passing: opens no connection"):
+        check_runs(RunResult("idle", "original", ()), failing)
+
+
 def test_a_mixture_that_is_not_a_valid_profile_is_unresolved(local_debug: Profile) -> None:
     signature = FailureSignature(1011, "RuntimeError")
     tester = _MixtureTester(flatten_profile(local_debug), local_debug, signature, "original")

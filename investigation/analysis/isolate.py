@@ -359,8 +359,11 @@ def check_runs(passing: RunResult, failing: RunResult) -> ConnectionResult:
     """The failing run's first failure, after checking the passing run passes.
 
     Raises:
-        IsolationError: the passing run has a failing connection, or the failing run has none.
+        IsolationError: the passing run has a failing connection or none at all (there is
+            nothing to align the failure with), or the failing run has no failing connection.
     """
+    if not passing.connections:
+        raise IsolationError(passing.profile, "passing", "opens no connection: nothing to compare the failure with")
     if passing.failures:
         first = passing.failures[0]
         raise IsolationError(
