@@ -480,7 +480,7 @@ def test_chapter_04_counts_the_kept_connections_that_fail_in_the_reduced_run() -
     reduction = minimal_failing_traffic(seven)
     assert [c.close_code for c in reduction.run.connections][-1] == 1011
     assert isolation_key_result(isolation, reduction).endswith(
-        "; minimal failing traffic: 6 of 7 planned connections (1 of them closes 1011)"
+        "; 1-minimal failing traffic: 6 of 7 planned connections (1 of them closes 1011)"
     )
     assert len(reduction.failing_the_same_way) == 1
     verdicts = isolation_verdicts(isolation, reduction).data

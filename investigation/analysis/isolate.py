@@ -669,4 +669,4 @@ def _users_and_instances(reduction: TrafficReduction) -> str:
 def isolation_key_result(isolation: ProfileIsolation, reduction: TrafficReduction) -> str:
     changes = "; ".join(c.describe() for c in isolation.minimal_difference)
     return (f"{isolation.passing} -> {isolation.failing}: {changes} ({isolation.tests_run} tests); "
-            f"minimal failing traffic: {reduction.description()}")
+            f"1-minimal failing traffic: {reduction.description()}")
