@@ -61,7 +61,11 @@ _BOUND_REASON = "(a bound so that the model runs it in seconds; see profiles.py)
 
 
 class ProfileError(Exception):
-    """A profile that cannot be used; ``str()`` is ``"{file}: {field}: {reason}"``."""
+    """A profile that cannot be used; ``str()`` is ``"{file}: {field}: {reason}"``.
+
+    In a notebook (IPython) it shows as that line alone: the line names the file, field and
+    reason, and a traceback through the loader would only bury it.
+    """
 
     def __init__(self, file: str | Path, field: str, reason: str) -> None:
         super().__init__(str(file), field, reason)
@@ -71,6 +75,10 @@ class ProfileError(Exception):
 
     def __str__(self) -> str:
         return f"{self.file}: {self.field}: {self.reason}"
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython prints instead of the traceback: the one line."""
+        return [f"{type(self).__name__}: {self}"]
 
 
 def _list_to_tuple(value: object) -> object:

@@ -434,6 +434,20 @@ def test_profile_error_pickles() -> None:
     assert str(restored) == "data/profiles/x.toml: clients[0].tokn: unknown key"
 
 
+def test_a_notebook_shows_a_profile_error_as_its_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a notebook that loads a bad profile file: the line names file, field and reason; a traceback would bury it
+    from IPython.core.interactiveshell import InteractiveShell
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "bad"\ndescription = "x"\nunknown_key = 1\n')
+    InteractiveShell.instance().run_cell(
+        f"from investigation.profiles import load_profile_file\nload_profile_file({str(bad)!r})"
+    )
+    shown = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(shown) == 1
+    assert shown[0].startswith(f"ProfileError: {bad}: ")
+
+
 # --- --profiles-dir --------------------------------------------------------------------
 
 
