@@ -198,7 +198,7 @@ def tamper_one_number(notebook: nbformat.NotebookNode) -> int:
     code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
     number, cell = next((n, c) for n, c in enumerate(code_cells) if "key-result" in c.metadata.get("tags", []))
     output = cell.outputs[0]
-    match = re.search(r"of (\d+) connections", output.text)
+    match = re.search(r"\((\d+) connections\)", output.text)
     assert match is not None
     output.text = output.text[: match.start(1)] + str(int(match.group(1)) + 1) + output.text[match.end(1):]
     return number
