@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
+from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook, new_output
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from investigation.suite import (
     GridEntry,
@@ -28,7 +29,8 @@ from investigation.suite import (
     scan_for_secrets,
     strip_volatile_metadata,
 )
-from investigation.suite.artifacts import git_commit, read_key_result
+from investigation.suite.artifacts import RunRecord, git_commit, read_key_result
+from investigation.suite.chapters import chapter_pages, rewrite_chapter_links
 from investigation.suite.execute import MAX_JOBS, worker_pool
 
 FIXTURES = Path(__file__).parent / "notebooks"
@@ -371,3 +373,143 @@ def test_split_stream_outputs_are_merged_so_runs_record_the_same_outputs() -> No
     merged = coalesce_streams(new_notebook(cells=[split]))
     assert merged.cells[0].outputs == new_notebook(cells=[whole]).cells[0].outputs
     assert read_key_result(merged) == "local-debug -> staging-e2e: 7 tests"
+
+
+# --- chapters: links between pages and the index ------------------------------------
+
+
+class PageOutline(HTMLParser):
+    """The hrefs of a page's links, its section ids, h2 texts, and open/close tag balance."""
+
+    VOID = {"br", "hr", "img", "input", "link", "meta", "wbr"}
+
+    def __init__(self, page: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.hrefs: list[str] = []
+        self.section_ids: list[str] = []
+        self.headings: list[str] = []
+        self.open: list[str] = []
+        self.unbalanced: list[str] = []
+        self.feed(page)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "a" and values.get("href") is not None:
+            self.hrefs.append(str(values["href"]))
+        if tag == "section":
+            self.section_ids.append(str(values.get("id")))
+        if tag == "h2":
+            self.headings.append("")
+        if tag not in self.VOID:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.open or self.open.pop() != tag:
+            self.unbalanced.append(tag)
+
+    def handle_data(self, data: str) -> None:
+        if "h2" in self.open:
+            self.headings[-1] += data
+
+
+def test_a_chapter_run_once_lands_on_its_page_and_one_run_twice_on_its_index_section() -> None:
+    runs = [("02_b", "default"), ("01_a", "x=1"), ("01_a", "x=2")]
+    assert chapter_pages(runs) == {"01_a": "index.html#01_a", "02_b": "02_b/default.html"}
+
+
+def test_links_to_grid_notebooks_are_rewritten_and_every_other_byte_is_kept() -> None:
+    pages = {"01_a": "index.html#01_a", "02_b": "02_b/default.html"}
+    page = (
+        '<p><a href="02_b.ipynb">next</a>, <a class="x" href=\'01_a.ipynb#Setup\' title="x &amp; y">back</a>,\n'
+        '<A HREF="./02_b.ipynb#Results">results</A>, <a href="03_c.ipynb">not run</a>,\n'
+        '<a href="https://example.org/02_b.ipynb">url</a> <a href="notes/02_b.ipynb">other dir</a>'
+        ' <a href="#02_b.ipynb">anchor</a> <a href="02_b.html">html</a></p>\n'
+        "<script>var s = '<a href=\"02_b.ipynb\">';</script>\n"
+    )
+    expected = (
+        '<p><a href="../02_b/default.html">next</a>, <a class="x" href="../index.html#01_a" title="x &amp; y">back</a>,\n'
+        '<a href="../02_b/default.html#Results">results</A>, <a href="03_c.ipynb">not run</a>,\n'
+        '<a href="https://example.org/02_b.ipynb">url</a> <a href="notes/02_b.ipynb">other dir</a>'
+        ' <a href="#02_b.ipynb">anchor</a> <a href="02_b.html">html</a></p>\n'
+        "<script>var s = '<a href=\"02_b.ipynb\">';</script>\n"
+    )
+    assert rewrite_chapter_links(page, pages, "../") == expected
+
+
+def test_index_leads_with_the_start_chapter_then_one_section_per_chapter(tmp_path: Path) -> None:
+    records = [
+        RunRecord("01_a", {"x": 1}, "x=1", "ok", None, "01_a/x=1.ipynb", "01_a/x=1.html", "k1"),
+        RunRecord("01_a", {"x": 2}, "x=2", "failed", "In [2]: ValueError: boom", "01_a/x=2.ipynb", "01_a/x=2.html", None),
+        RunRecord("02_b", {}, "default", "ok", None, "02_b/default.ipynb", "02_b/default.html", "<b>&"),
+        RunRecord("03_c", {"p": "q"}, "p=q", "ok", None, "03_c/p=q.ipynb", "03_c/p=q.html", None),
+    ]
+    titles = {"01_a": 'Title "A" <1>', "02_b": "Bee"}
+    page = artifacts.write_index(tmp_path, records, titles, start_here="02_b").read_text()
+    outline = PageOutline(page)
+    assert outline.unbalanced == [] and outline.open == []
+    assert outline.hrefs[0] == "02_b/default.html"
+    assert outline.section_ids == ["01_a", "02_b", "03_c"]
+    assert outline.headings == ['01_a: Title "A" <1>', "02_b: Bee", "03_c"]
+    assert "4 runs: 3 ok, 1 failed." in page and 'href="manifest.json"' in page
+    assert "reading order" in page
+    assert "<p>1 run: 1 ok, 0 failed.</p>" in page and "<p>2 runs: 1 ok, 1 failed.</p>" in page
+    rows = [line for line in page.splitlines() if line.startswith("<tr class=")]
+    assert rows[1].startswith('<tr class="failed">') and "failed: In [2]: ValueError: boom" in rows[1]
+    assert "&lt;b&gt;&amp;" in rows[2]
+    several = artifacts.write_index(tmp_path, records, titles, start_here="01_a").read_text()
+    assert PageOutline(several).hrefs[0] == "index.html#01_a"
+
+
+def test_index_without_a_start_chapter_starts_at_the_last_chapter(tmp_path: Path) -> None:
+    records = [
+        RunRecord("01_a", {}, "default", "ok", None, "01_a/default.ipynb", "01_a/default.html", None),
+        RunRecord("06_z", {}, "default", "ok", None, "06_z/default.ipynb", "06_z/default.html", None),
+    ]
+    assert PageOutline(artifacts.write_index(tmp_path, records, {}).read_text()).hrefs[0] == "06_z/default.html"
+
+
+def chapter_notebook(path: Path, markdown: list[str], parameters: str | None) -> None:
+    cells = [new_markdown_cell(text) for text in markdown]
+    if parameters is not None:
+        cells.append(new_code_cell(parameters, metadata={"tags": ["parameters"]}))
+    cells.append(new_code_cell("print('ran')"))
+    nbformat.write(new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}), path)
+
+
+@pytest.fixture(scope="module")
+def chapters_run(tmp_path_factory: pytest.TempPathFactory) -> SuiteSummary:
+    """01_first runs twice (n=1, n=2), 02_second once; each links the other."""
+    notebooks = tmp_path_factory.mktemp("chapters")
+    chapter_notebook(notebooks / "01_first.ipynb", [
+        "# First chapter\n\nNext: [the second](02_second.ipynb); itself: [first](01_first.ipynb); "
+        "[notes](notes.ipynb).",
+    ], "n = 0")
+    chapter_notebook(notebooks / "02_second.ipynb", [
+        "A cell without a heading.",
+        "## Second chapter\n\nBack to [the first][first], on to [a missing one](03_missing.ipynb).\n\n"
+        "[first]: 01_first.ipynb",
+    ], None)
+    grid = build_grid(notebooks, {"01_first": lambda profiles: [{"n": 1}, {"n": 2}]})
+    return run_quietly(grid, notebooks / "out")
+
+
+def test_exported_pages_link_the_chapters_as_they_sit_in_the_artifacts(chapters_run: SuiteSummary) -> None:
+    first = PageOutline((chapters_run.out_dir / "01_first" / "n=1.html").read_text())
+    second = PageOutline((chapters_run.out_dir / "02_second" / "default.html").read_text())
+    assert {"../02_second/default.html", "../index.html#01_first", "notes.ipynb"} <= set(first.hrefs)
+    assert {"../index.html#01_first", "03_missing.ipynb"} <= set(second.hrefs)
+    assert not {"02_second.ipynb", "01_first.ipynb"} & set(first.hrefs + second.hrefs)
+
+
+def test_executed_notebooks_keep_their_links_as_run(chapters_run: SuiteSummary) -> None:
+    executed = nbformat.read(chapters_run.out_dir / "01_first" / "n=2.ipynb", as_version=4)
+    assert "[the second](02_second.ipynb)" in executed.cells[0].source
+
+
+def test_index_sections_are_titled_from_the_notebooks(chapters_run: SuiteSummary) -> None:
+    outline = PageOutline(chapters_run.index_path.read_text())
+    assert outline.section_ids == ["01_first", "02_second"]
+    assert outline.headings == ["01_first: First chapter", "02_second: Second chapter"]
+    assert outline.hrefs[0] == "02_second/default.html"
+    assert {"01_first/n=1.html", "01_first/n=2.ipynb"} <= set(outline.hrefs)

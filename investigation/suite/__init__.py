@@ -7,7 +7,8 @@ Usage::
     assert scan_for_secrets(summary.out_dir, secrets) == []
 
 Modules: ``grid`` (what runs), ``execute`` (papermill in worker processes),
-``run`` (the orchestrator), ``artifacts`` (HTML, index, manifest), ``goldens``
+``run`` (the orchestrator), ``artifacts`` (HTML, index, manifest), ``chapters``
+(notebook titles, links between the chapters' pages), ``goldens``
 (refreshing the committed notebooks), ``redact`` (secret scan), ``config``.
 """
 

@@ -4,6 +4,7 @@ Usage::
 
     key_result = read_key_result(executed_notebook)
     html = notebook_to_html(executed_notebook, title="01_reproduce profile=staging")
+    write_index(out_dir, records, {"01_reproduce": "Reproducing ..."}, start_here="06_postmortem")
     write_manifest(out_dir, records, [DEFAULT_PROFILES_DIR], REPO_ROOT)
 """
 
@@ -14,9 +15,10 @@ import html
 import json
 import platform
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from itertools import groupby
 from pathlib import Path
 
 import nbformat
@@ -111,9 +113,20 @@ def notebook_to_html(nb: nbformat.NotebookNode, title: str) -> str:
     return str(body)
 
 
-def write_index(out_dir: Path, records: Sequence[RunRecord]) -> Path:
-    """Write ``index.html``: one table row (one line) per run, in record order."""
-    ok = sum(not record.failed for record in records)
+def write_index(
+    out_dir: Path, records: Sequence[RunRecord], titles: Mapping[str, str], start_here: str | None = None
+) -> Path:
+    """Write ``index.html``: a lead, then one section per chapter with one table row (one line) per run.
+
+    Args:
+        records: the runs; shown by notebook stem (the reading order), then parameter slug.
+        titles: notebook stem -> chapter title; a chapter without one is headed by its stem.
+        start_here: the stem of the chapter the lead links first; None = the last chapter,
+            the one that draws the others together. A stem that did not run links nothing.
+    """
+    in_reading_order = sorted(records, key=lambda record: (record.notebook, record.slug))
+    chapters = {stem: list(runs) for stem, runs in groupby(in_reading_order, key=lambda record: record.notebook)}
+    start = start_here if start_here is not None else next(reversed(chapters), None)
     lines = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -122,12 +135,9 @@ def write_index(out_dir: Path, records: Sequence[RunRecord]) -> Path:
         ".failed{color:#b00}</style></head>",
         "<body>",
         "<h1>Investigation suite runs</h1>",
-        f"<p>{len(records)} runs: {ok} ok, {len(records) - ok} failed. "
-        f'Details: <a href="{MANIFEST_NAME}">{MANIFEST_NAME}</a>.</p>',
-        "<table>",
-        "<tr><th>notebook</th><th>parameters</th><th>status</th><th>key result</th><th>executed notebook</th></tr>",
-        *(_index_row(record) for record in records),
-        "</table>",
+        _lead(chapters, titles, start),
+        f'<p>{_run_counts(records)} Details: <a href="{MANIFEST_NAME}">{MANIFEST_NAME}</a>.</p>',
+        *(line for stem, runs in chapters.items() for line in _chapter_section(stem, titles.get(stem), runs)),
         "</body>",
         "</html>",
     ]
@@ -136,15 +146,57 @@ def write_index(out_dir: Path, records: Sequence[RunRecord]) -> Path:
     return path
 
 
+def _lead(chapters: Mapping[str, list[RunRecord]], titles: Mapping[str, str], start: str | None) -> str:
+    order = (
+        "The chapters below are in reading order, by notebook number. Each lists its runs: the "
+        "parameters (linked to the run's page: outputs and text, no code), the status, the key "
+        "result and the executed notebook."
+    )
+    if start not in chapters:
+        return f"<p>{order}</p>"
+    runs = chapters[start]
+    landing = runs[0].html_path if len(runs) == 1 and runs[0].html_path is not None else f"{INDEX_NAME}#{start}"
+    link = _link(landing, titles.get(start, start))
+    return f"<p>Start here: {link} ({html.escape(start)}). {order}</p>"
+
+
+def _chapter_section(stem: str, title: str | None, runs: Sequence[RunRecord]) -> list[str]:
+    heading = stem if title is None else f"{stem}: {title}"
+    return [
+        f'<section id="{html.escape(stem)}">',
+        f"<h2>{html.escape(heading)}</h2>",
+        f"<p>{_run_counts(runs)}</p>",
+        "<table>",
+        "<tr><th>parameters (page)</th><th>status</th><th>key result</th><th>executed notebook</th></tr>",
+        *(_index_row(run) for run in runs),
+        "</table>",
+        "</section>",
+    ]
+
+
+def _run_counts(runs: Sequence[RunRecord]) -> str:
+    """``"N runs: K ok, F failed."`` (``"1 run: ..."`` for one)."""
+    ok = sum(not run.failed for run in runs)
+    noun = "run" if len(runs) == 1 else "runs"
+    return f"{len(runs)} {noun}: {ok} ok, {len(runs) - ok} failed."
+
+
 def _index_row(record: RunRecord) -> str:
-    notebook = _link(record.html_path, record.notebook)
     status = record.status if record.error is None else f"{record.status}: {record.error}"
     return (
-        f'<tr class="{html.escape(record.status)}"><td>{notebook}</td>'
-        f"<td>{html.escape(record.slug)}</td><td>{html.escape(status)}</td>"
-        f"<td>{html.escape(record.key_result or '')}</td>"
+        f'<tr class="{html.escape(record.status)}"><td>{_link(record.html_path, _parameters_text(record))}</td>'
+        f"<td>{html.escape(status)}</td><td>{html.escape(record.key_result or '')}</td>"
         f"<td>{_link(record.notebook_path, 'ipynb')}</td></tr>"
     )
+
+
+def _parameters_text(record: RunRecord) -> str:
+    """``key=value`` pairs (non-strings as JSON) joined by ``, ``; "default parameters" if none."""
+    pairs = [
+        f"{key}={value if isinstance(value, str) else json.dumps(value, sort_keys=True)}"
+        for key, value in sorted(record.parameters.items())
+    ]
+    return ", ".join(pairs) or "default parameters"
 
 
 def _link(target: str | None, text: str) -> str:

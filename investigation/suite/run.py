@@ -9,8 +9,9 @@ Usage::
 Layout of the output directory::
 
     OUT/<notebook stem>/<parameter slug>.ipynb   executed notebook (kept when it fails)
-    OUT/<notebook stem>/<parameter slug>.html    its outputs and markdown, no code
-    OUT/index.html                               one line per run
+    OUT/<notebook stem>/<parameter slug>.html    its outputs and markdown, no code; links to
+                                                 another notebook of the grid lead to its page
+    OUT/index.html                               a section per notebook, one line per run
     OUT/manifest.json                            versions, commit, profile hashes, runs
 """
 
@@ -25,6 +26,7 @@ from pathlib import Path
 import nbformat
 
 from investigation.suite.artifacts import RunRecord, notebook_to_html, read_key_result, write_index, write_manifest
+from investigation.suite.chapters import chapter_pages, notebook_title, rewrite_chapter_links
 from investigation.suite.config import DEFAULT_PROFILES_DIR, REPO_ROOT
 from investigation.suite.execute import execute_notebook_to, map_in_workers
 from investigation.suite.files import display_path, temporary_sibling, write_text_atomic
@@ -54,6 +56,7 @@ def run_suite(
     expected_seconds: Callable[[GridEntry], float] | None = None,
     preload: Sequence[str] = (),
     pool: ProcessPoolExecutor | None = None,
+    start_here: str | None = None,
 ) -> SuiteSummary:
     """Execute the grid (validated by ``build_grid``) into ``out_dir``; failed runs do not stop it.
 
@@ -68,23 +71,37 @@ def run_suite(
             before forking its kernels (see ``forkserver``).
         pool: workers started earlier by ``execute.worker_pool`` (then ``jobs`` and
             ``preload`` are the pool's); None: start them here.
+        start_here: the notebook stem index.html sends readers to first; None = the last one.
     """
     absolute_out = out_dir.resolve()
-    tasks = [(entry, absolute_out) for entry in sorted(grid, key=lambda entry: (entry.stem, entry.slug))]
+    pages = chapter_pages((entry.stem, entry.slug) for entry in grid)
+    titles = _chapter_titles(grid)
+    tasks = [(entry, absolute_out, pages) for entry in sorted(grid, key=lambda entry: (entry.stem, entry.slug))]
     cost = None if expected_seconds is None else (lambda task: expected_seconds(task[0]))
     records = tuple(map_in_workers(run_entry, tasks, jobs, progress, "notebooks", cost, preload, pool))
     absolute_out.mkdir(parents=True, exist_ok=True)
     return SuiteSummary(
         out_dir=out_dir,
         runs=records,
-        index_path=write_index(absolute_out, records),
+        index_path=write_index(absolute_out, records, titles, start_here),
         manifest_path=write_manifest(absolute_out, records, profile_dirs, REPO_ROOT),
     )
 
 
-def run_entry(task: tuple[GridEntry, Path]) -> RunRecord:
-    """Execute one grid entry into the (absolute) output directory and export its HTML."""
-    entry, out_dir = task
+def _chapter_titles(grid: Sequence[GridEntry]) -> dict[str, str]:
+    """Notebook stem -> the title its first markdown heading gives (stems without one are left out)."""
+    notebooks = {entry.stem: entry.notebook for entry in grid}
+    titles = {stem: notebook_title(notebook) for stem, notebook in sorted(notebooks.items())}
+    return {stem: title for stem, title in titles.items() if title is not None}
+
+
+def run_entry(task: tuple[GridEntry, Path, dict[str, str]]) -> RunRecord:
+    """Execute one grid entry into the (absolute) output directory and export its HTML.
+
+    ``task`` is (entry, output directory, ``chapter_pages`` of the grid): the HTML's links
+    to the grid's notebooks are sent to those pages (the executed notebook keeps them).
+    """
+    entry, out_dir, pages = task
     notebook_path = f"{entry.stem}/{entry.slug}.ipynb"
     html_path = f"{entry.stem}/{entry.slug}.html"
     executed = temporary_sibling(out_dir / notebook_path, ".ipynb")
@@ -99,7 +116,8 @@ def run_entry(task: tuple[GridEntry, Path]) -> RunRecord:
         os.replace(executed, out_dir / notebook_path)
         key_result = read_key_result(nb)
         try:
-            write_text_atomic(out_dir / html_path, notebook_to_html(nb, f"{entry.stem} {entry.slug}"))
+            page = notebook_to_html(nb, f"{entry.stem} {entry.slug}")
+            write_text_atomic(out_dir / html_path, rewrite_chapter_links(page, pages, "../"))
         except Exception as exc:  # the run's boundary: a failed export fails this run only
             error = outcome.error or f"HTML export: {type(exc).__name__}: {exc}"
             return _record(entry, error, notebook_path, None, key_result)
