@@ -213,6 +213,7 @@ def run_notebook_suite(
     with profiles_dir_exported(profiles_dir), run_cache_exported(), worker_pool(jobs, KERNEL_PRELOAD) as pool:
         grid = notebook_grid(notebooks, profiles, profiles_dir, notebook_dir)
         summary = run_suite(
-            grid, out_dir, profile_dirs=hashed_dirs, progress=progress, expected_seconds=expected_seconds, pool=pool
+            grid, out_dir, profile_dirs=hashed_dirs, progress=progress, expected_seconds=expected_seconds, pool=pool,
+            start_here=POSTMORTEM,
         )
     return [f"{run.notebook}/{run.slug}: {run.error}" for run in summary.failed]

@@ -75,10 +75,6 @@ class IsolationError(ProfileError, ValueError):
         self.profile = profile
         self.side = side
 
-    def _render_traceback_(self) -> list[str]:
-        """What IPython prints instead of the traceback: the one line."""
-        return [f"{type(self).__name__}: {self}"]
-
 
 class _Absent:
     """The value of a factor a profile does not set (shown as null)."""
