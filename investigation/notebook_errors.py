@@ -12,10 +12,10 @@ exception that has ``_render_traceback_`` as the lines that method returns.
 from __future__ import annotations
 
 from investigation.backend.variants import VARIANTS
-from investigation.profiles import Profile, ProfileError, load_profile, profile_paths
+from investigation.profiles import Profile, ProfileError, ShownAsOneLine, load_profile, profile_paths
 
 
-class NotebookParameterError(ValueError):
+class NotebookParameterError(ShownAsOneLine, ValueError):
     """A notebook parameter holds a value the chapter cannot use; ``str()`` is one line."""
 
     def __init__(self, parameter: str, reason: str) -> None:
@@ -25,10 +25,6 @@ class NotebookParameterError(ValueError):
 
     def __str__(self) -> str:
         return f"parameter {self.parameter}: {self.reason}"
-
-    def _render_traceback_(self) -> list[str]:
-        """What IPython prints instead of the traceback: the one line."""
-        return [f"{type(self).__name__}: {self}"]
 
 
 def checked_variant(parameter: str, name: str) -> str:

@@ -60,12 +60,20 @@ with its own factory and cleanup timer."""
 _BOUND_REASON = "(a bound so that the model runs it in seconds; see profiles.py)"
 
 
-class ProfileError(Exception):
-    """A profile that cannot be used; ``str()`` is ``"{file}: {field}: {reason}"``.
+class ShownAsOneLine(Exception):
+    """An error whose ``str()`` is a complete one-line report of bad input.
 
-    In a notebook (IPython) it shows as that line alone: the line names the file, field and
-    reason, and a traceback through the loader would only bury it.
+    In a notebook (IPython) it shows as that line alone: the line already names what is wrong
+    and where, and a traceback through the library would only bury it.
     """
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython prints instead of the traceback: the one line."""
+        return [f"{type(self).__name__}: {self}"]
+
+
+class ProfileError(ShownAsOneLine):
+    """A profile that cannot be used; ``str()`` is ``"{file}: {field}: {reason}"``."""
 
     def __init__(self, file: str | Path, field: str, reason: str) -> None:
         super().__init__(str(file), field, reason)
@@ -75,10 +83,6 @@ class ProfileError(Exception):
 
     def __str__(self) -> str:
         return f"{self.file}: {self.field}: {self.reason}"
-
-    def _render_traceback_(self) -> list[str]:
-        """What IPython prints instead of the traceback: the one line."""
-        return [f"{type(self).__name__}: {self}"]
 
 
 def _list_to_tuple(value: object) -> object:
