@@ -29,7 +29,7 @@ from investigation.suite import (
     scan_for_secrets,
     strip_volatile_metadata,
 )
-from investigation.suite.artifacts import RunRecord, git_commit, read_key_result
+from investigation.suite.artifacts import RunRecord, git_commit, notebook_to_html, read_key_result
 from investigation.suite.chapters import chapter_pages, rewrite_chapter_links
 from investigation.suite.execute import MAX_JOBS, worker_pool
 
@@ -178,6 +178,15 @@ def test_html_shows_outputs_but_no_code(full_run: SuiteSummary) -> None:
     assert "input-only-marker" not in page
     assert 'print(f"{greeting} world")' not in page
     assert "chart-only cell" in page
+
+
+def test_html_pages_carry_no_execution_prompts() -> None:
+    """A reader's page has no code, so an "Out[4]:" beside a table or a verdict means nothing."""
+    result = new_code_cell("table", execution_count=4,
+                           outputs=[new_output("execute_result", {"text/plain": "a table"}, execution_count=4)])
+    page = notebook_to_html(new_notebook(cells=[result]), "t")
+    assert "a table" in page
+    assert "Out[4]" not in page
 
 
 def test_kernels_run_with_the_pinned_environment(full_run: SuiteSummary) -> None:

@@ -104,11 +104,11 @@ def _output_text(output: nbformat.NotebookNode) -> str | None:
 
 
 def notebook_to_html(nb: nbformat.NotebookNode, title: str) -> str:
-    """HTML of the notebook's outputs and markdown, without any code input."""
+    """HTML of the notebook's outputs and markdown, without any code input or In/Out prompt."""
     config = Config()
     config.TagRemovePreprocessor.enabled = True
     config.TagRemovePreprocessor.remove_input_tags = {REMOVE_INPUT_TAG}
-    exporter = HTMLExporter(config=config, exclude_input=True, exclude_input_prompt=True)
+    exporter = HTMLExporter(config=config, exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     return str(body)
 
