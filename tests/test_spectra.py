@@ -195,34 +195,55 @@ def test_refusal_reporting_is_the_route_code_that_builds_and_sends_a_refusal() -
     assert not {line_of(ROUTE, text) for text in deciding} & reporting
 
 
-def hand_ranked_report() -> Any:
+def hand_ranked_report(tied: bool = False) -> Any:
     """Connections c0, c1 close 1011 (F = 2); c2 closes 1000 after reaching the cap check
     (start_agent's manager, spec 1 step 12) and c3 closes 1000 (P = 2). Ochiai f/sqrt(F(f+p)):
     error_frame and run's `return` (f 2, p 0) 1.0; the cap check (f 2, p 1) 2/sqrt(6) = 0.8165;
     route.environment (f 2, p 2) 2/sqrt(8) = 0.7071. Ties keep line order: error_frame (route.py
-    line < run's return) 1st, the return 2nd, the cap 3rd, route.environment 4th."""
+    line < run's return) 1st, the return 2nd, the cap 3rd, route.environment 4th.
+
+    ``tied``: c0, c1 and c2 also run the cap check's next line (_enforce_cap) and the factory's
+    ``decide("factory.result", "FactoryInitializationError")`` (create_websocket_manager), so
+    three factory.py lines tie at 0.8165 (ranks 3-5, factory.py before route.py) and
+    route.environment is 6th."""
     frame = (ROUTE, line_of(ROUTE, '"recovery_suggestions": None'))
     leave = (ROUTE, line_of(ROUTE, "if not await self._create_manager(context):") + 1)
     cap = (FACTORY, line_of(FACTORY, 'decide("factory.manager_cap", "exceeded")'))
     environment = (ROUTE, line_of(ROUTE, 'decide("route.environment", environment)'))
+    cap_ties = {(FACTORY, cap[1] + 1), (FACTORY, line_of(FACTORY, 'decide("factory.result", "FactoryInitial'))}
 
     def spectrum(index: int, code: int, lines: set[tuple[str, int]]) -> ConnectionSpectrum:
         return ConnectionSpectrum("r", index, code, frozenset(lines), frozenset())
 
-    failing = {frame, leave, cap, environment}
+    with_cap = {cap, *cap_ties} if tied else {cap}
+    failing = {frame, leave, environment, *with_cap}
     return suspiciousness([spectrum(0, 1011, failing), spectrum(1, 1011, failing),
-                           spectrum(2, 1000, {cap, environment}), spectrum(3, 1000, {environment})]), cap
+                           spectrum(2, 1000, {environment, *with_cap}), spectrum(3, 1000, {environment})]), cap
 
 
 def test_the_summary_sizes_the_top_tie_and_names_the_first_line_outside_the_refusal_reporting() -> None:
     report, cap = hand_ranked_report()
     assert [(r.rank, r.score) for r in report.ochiai] == [(1, 1.0), (2, 1.0), (3, 0.8165), (4, 0.7071)]
     assert report.summary() == (
-        "most suspicious of 4 connections (2 closed 1011): the top Ochiai score 1.0000 is shared by 2 lines, "
-        "all in code that only reports a refusal (route.py: error_frame, run); the highest-ranked line outside "
-        f"that code is rank 3, {FACTORY}:{cap[1]} in _enforce_cap: "
-        'decide("factory.manager_cap", "exceeded") (Ochiai 0.8165, fail 2, pass 1)'
+        "Of 4 connections (2 closed 1011), the top Ochiai score 1.0000 is shared by 2 lines, "
+        "all in code that only reports a refusal (route.py: error_frame, run). The highest score outside "
+        f"that code, 0.8165, is held by 1 line, rank 3: {FACTORY}:{cap[1]} in _enforce_cap: "
+        'decide("factory.manager_cap", "exceeded") (fail 2, pass 1).'
     )
+
+
+def test_the_summary_says_when_the_highest_score_outside_the_refusal_reporting_is_tied() -> None:
+    """Three factory.py lines share 0.8165 (ranks 3-5): the summary names the tie, not one line."""
+    report, cap = hand_ranked_report(tied=True)
+    assert [(r.rank, r.score) for r in report.ochiai] == [
+        (1, 1.0), (2, 1.0), (3, 0.8165), (4, 0.8165), (5, 0.8165), (6, 0.7071)
+    ]
+    assert report.summary().endswith(
+        "The highest score outside that code, 0.8165, is shared by 3 lines (ranks 3-5: factory.py: "
+        f"_enforce_cap, create_websocket_manager); the first in file order is {FACTORY}:{cap[1]} in _enforce_cap: "
+        'decide("factory.manager_cap", "exceeded") (fail 2, pass 1).'
+    )
+    assert "highest-ranked" not in report.summary()
 
 
 def test_the_suspiciousness_chart_leaves_out_the_refusal_reporting_and_says_so() -> None:

@@ -18,7 +18,7 @@ line that the sweep saw leave in two or more directions.
 
 Every 1011 close runs the route's refusal reporting (``REFUSAL_FUNCTIONS``) after
 its failure is decided, so those lines tie at the top of any ranking; the summary
-and the chart name the most suspicious line outside them.
+names the highest score outside them and the lines that share it, the chart shows them.
 
 Coverage nests: when the test suite itself runs under coverage, the outer
 measurement is paused while a spectrum is collected and resumes afterwards.
@@ -444,11 +444,11 @@ class SuspiciousnessReport:
                 f"refusal ({_places(skipped)}); ranks count every line\n{table}")
 
     def summary(self) -> str:
-        """The size and place of the top tie, and the most suspicious line outside the refusal reporting."""
-        head = f"most suspicious of {self.connections} connections ({self.failing} closed 1011): "
+        """Two sentences: the top tie (its size and place), and the highest score outside the refusal reporting."""
+        head = f"Of {self.connections} connections ({self.failing} closed 1011), "
         if not self.ochiai:
-            return head + "(nothing executed)"
-        return head + f"{self._top_tie()}; {self._first_outside_reporting()}"
+            return head + "no backend line was executed."
+        return head + f"{self._top_tie()}. {self._highest_outside_reporting()}."
 
     def _top_tie(self) -> str:
         top_score = self.ochiai[0].score
@@ -465,13 +465,23 @@ class SuspiciousnessReport:
         held = "shared by" if len(tie) > 1 else "held by"
         return f"the top Ochiai score {top_score:.4f} is {held} {plural(len(tie), 'line')}, {', '.join(parts)}"
 
-    def _first_outside_reporting(self) -> str:
-        first = next((r for r in self.ochiai if not only_reports_a_refusal(r)), None)
-        if first is None:
-            return "every ranked line only reports a refusal"
-        return (f"the highest-ranked line outside that code is rank {first.rank}, {first.location} in "
-                f"{first.function}: {first.source} (Ochiai {first.score:.4f}, fail {first.failed}, "
-                f"pass {first.passed})")
+    def _highest_outside_reporting(self) -> str:
+        """The highest Ochiai score outside the refusal reporting, the lines sharing it, and the first of them."""
+        outside = [r for r in self.ochiai if not only_reports_a_refusal(r)]
+        if not outside:
+            return "Every ranked line only reports a refusal"
+        score = outside[0].score
+        tie = [r for r in outside if r.score == score]
+        first = tie[0]
+        where = (f"{first.location} in {first.function}: {first.source} "
+                 f"(fail {first.failed}, pass {first.passed})")
+        opening = f"The highest score outside that code, {score:.4f}, is"
+        if len(tie) == 1:
+            return f"{opening} held by 1 line, rank {first.rank}: {where}"
+        low, high = tie[0].rank, tie[-1].rank
+        ranks = f"ranks {low}-{high}" if high - low + 1 == len(tie) else f"among ranks {low}-{high}"
+        return (f"{opening} shared by {plural(len(tie), 'line')} ({ranks}: {_places(tie)}); "
+                f"the first in file order is {where}")
 
 
 def sweep_suspiciousness(profiles_dir: str | None = None) -> SuspiciousnessReport:
