@@ -174,6 +174,7 @@ def test_every_run_leaves_notebook_and_html(full_run: SuiteSummary) -> None:
 
 def test_html_shows_outputs_but_no_code(full_run: SuiteSummary) -> None:
     page = (full_run.out_dir / "01_passing" / "default.html").read_text()
+    assert 'href="../index.html"' in page  # the way back to every chapter and run
     assert "OUTPUT-MARKER-42" in page
     assert "input-only-marker" not in page
     assert 'print(f"{greeting} world")' not in page

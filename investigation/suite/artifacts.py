@@ -10,6 +10,7 @@ Usage::
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import html
 import json
@@ -22,6 +23,7 @@ from itertools import groupby
 from pathlib import Path
 
 import nbformat
+import nbformat.v4
 from nbconvert import HTMLExporter
 from traitlets.config import Config
 
@@ -103,8 +105,15 @@ def _output_text(output: nbformat.NotebookNode) -> str | None:
     return None if plain is None else str(plain)
 
 
-def notebook_to_html(nb: nbformat.NotebookNode, title: str) -> str:
-    """HTML of the notebook's outputs and markdown, without any code input or In/Out prompt."""
+def notebook_to_html(nb: nbformat.NotebookNode, title: str, index_href: str | None = None) -> str:
+    """HTML of the notebook's outputs and markdown, without any code input or In/Out prompt.
+
+    ``index_href``: when given, the page opens with a link to the index of all runs there
+    (the executed notebook itself is left as it ran).
+    """
+    if index_href is not None:
+        nb = copy.deepcopy(nb)
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"[All chapters and runs]({index_href})"))
     config = Config()
     config.TagRemovePreprocessor.enabled = True
     config.TagRemovePreprocessor.remove_input_tags = {REMOVE_INPUT_TAG}

@@ -25,7 +25,14 @@ from pathlib import Path
 
 import nbformat
 
-from investigation.suite.artifacts import RunRecord, notebook_to_html, read_key_result, write_index, write_manifest
+from investigation.suite.artifacts import (
+    INDEX_NAME,
+    RunRecord,
+    notebook_to_html,
+    read_key_result,
+    write_index,
+    write_manifest,
+)
 from investigation.suite.chapters import chapter_pages, notebook_title, rewrite_chapter_links
 from investigation.suite.config import DEFAULT_PROFILES_DIR, REPO_ROOT
 from investigation.suite.execute import execute_notebook_to, map_in_workers
@@ -116,7 +123,7 @@ def run_entry(task: tuple[GridEntry, Path, dict[str, str]]) -> RunRecord:
         os.replace(executed, out_dir / notebook_path)
         key_result = read_key_result(nb)
         try:
-            page = notebook_to_html(nb, f"{entry.stem} {entry.slug}")
+            page = notebook_to_html(nb, f"{entry.stem} {entry.slug}", index_href=f"../{INDEX_NAME}")
             write_text_atomic(out_dir / html_path, rewrite_chapter_links(page, pages, "../"))
         except Exception as exc:  # the run's boundary: a failed export fails this run only
             error = outcome.error or f"HTML export: {type(exc).__name__}: {exc}"
