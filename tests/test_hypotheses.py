@@ -557,6 +557,16 @@ def test_same_path_compares_with_the_nearest_local_connection(local_environment:
     assert evidence.startswith(f"first divergence at {divergence}:")
 
 
+def test_the_summary_counts_each_run_once_though_it_tests_several_claims(reference: Profile) -> None:
+    # two claims, both tested on local-debug alone: 2 observations, 1 distinct run (development, in the
+    # baseline, tests neither claim)
+    design: Any = lambda b: [Trial(RunSpec(REFERENCE, b.profiles[REFERENCE]), has_no_failure)]
+    claims = [Hypothesis(key, "s", "claim", "prediction", "all", design) for key in ("a", "b")]
+    ledger = ledger_from(baseline_of([reference, load_profile("development")]), claims)
+    assert sum(len(finding.observations) for finding in ledger.findings) == 2
+    assert ledger.summary() == "2 claims of the report tested with 1 distinct run: 2 supported, 0 refuted, 0 inconclusive"
+
+
 def test_lessons_of_a_ledger_without_failing_profiles_claim_nothing_about_v1(reference: Profile) -> None:
     development = load_profile("development")
     ledger = ledger_from(baseline_of([reference, development]), [hypothesis("fix.v1")])
@@ -698,11 +708,18 @@ def observed(quantifier: Any, *holds: bool | None) -> Finding:
 @pytest.mark.parametrize(
     ("quantifier", "holds", "line"),
     [
-        # "all": refuted by the runs where it failed; the first of them (r1) is shown
-        ("all", (True, False, None, False), "refuted: prediction held on 1 of 3 runs; e.g. r1: evidence 1"),
+        # "all": refuted by the runs where it failed; the first of them (r1) is shown, and the run where
+        # it held anyway (r0) is named with its evidence
+        ("all", (True, False, None, False),
+         "refuted: prediction held on 1 of 3 runs (held on r0: evidence 0); e.g. r1: evidence 1"),
+        ("all", (True, False, True), "refuted: prediction held on 2 of 3 runs (held on r0, r2); e.g. r1: evidence 1"),
         ("all", (None, True, True), "supported: prediction held on 2 of 2 runs; e.g. r1: evidence 1"),
-        # "any" (a "may" claim): supported by the runs where it held; the first of them (r1) is shown
-        ("any", (False, True, None, True), "supported: prediction held on 2 of 3 runs; e.g. r1: evidence 1"),
+        # "any" (a "may" claim): supported by the runs where it held; the first of them (r1) is shown, and
+        # the run where it did not happen (r0) is named with its evidence
+        ("any", (False, True, None, True),
+         "supported: prediction held on 2 of 3 runs (failed on r0: evidence 0); e.g. r1: evidence 1"),
+        ("any", (False, True, False), "supported: prediction held on 1 of 3 runs (failed on r0, r2); e.g. r1: evidence 1"),
+        ("any", (None, True), "supported: prediction held on 1 of 1 run; e.g. r1: evidence 1"),
         ("any", (None, False, False), "refuted: prediction held on 0 of 2 runs; e.g. r1: evidence 1"),
     ],
 )
@@ -739,11 +756,12 @@ def hand_ledger() -> Ledger:
 
 def test_lessons_name_the_first_refuted_claim_the_supported_ones_and_the_v1_runs_that_failed(hand_ledger: Ledger) -> None:
     lines = str(ledger_lessons(hand_ledger).data).splitlines()
-    assert lines[0] == ("- 2 of 4 claims about every case are refuted, each by a run built to test it on which its "
-                        "prediction failed; the first is `why1.validation_raises`: prediction held on 0 of 1 run; "
-                        "e.g. r0: why1.validation_raises 0.")
-    assert lines[1] == ("- 1 of 4 claims about every case is supported (the prediction held on every run that "
-                        "tested the claim): `why2.strict_validation_rejects`.")
+    # 2 of the 4 are "all" claims that were refuted (why1, fix.v1); the 4 claims are not all about every case
+    assert lines[0] == ("- 2 of the 4 claims are claims about every case that were refuted, each by a run built to "
+                        "test it on which its prediction failed; the first is `why1.validation_raises`; what its runs "
+                        "showed: prediction held on 0 of 1 run; e.g. r0: why1.validation_raises 0.")
+    assert lines[1] == ("- 1 of the 4 claims is a claim about every case that was supported (the prediction held on "
+                        "every run that tested the claim): `why2.strict_validation_rejects`.")
     assert lines[2] == "- The recommended fix (V1) leaves 1 failing connection over 1 run (r1): 1011 Factory SSOT validation failed x1."
 
 
@@ -761,11 +779,14 @@ def test_lessons_word_each_verdict_group_by_its_rule_and_sum_what_v1_leaves_over
                      finding_of("impact.production", False, True),
                      Finding(hypothesis("fix.v1"), Verdict.REFUTED, v1_runs)), runs_made=8)
     assert str(ledger_lessons(ledger).data).splitlines() == [
-        "- 2 of 4 claims about every case are refuted, each by a run built to test it on which its prediction "
-        "failed; the first is `why1.validation_raises`: prediction held on 0 of 1 run; e.g. r0: why1.validation_raises 0.",
-        "- 1 of 4 claims that something can happen is refuted because none of the runs built to provoke it made it "
-        "happen; the first is `why5.startup_timing`: prediction held on 0 of 2 runs; e.g. r0: why5.startup_timing 0.",
-        "- 1 of 4 claims that something can happen is supported (a run made it happen): `impact.production`.",
+        "- 2 of the 4 claims are claims about every case that were refuted, each by a run built to test it on "
+        "which its prediction failed; the first is `why1.validation_raises`; what its runs showed: prediction held "
+        "on 0 of 1 run; e.g. r0: why1.validation_raises 0.",
+        "- 1 of the 4 claims is a claim that something can happen that was refuted because none of the runs built "
+        "to provoke it made it happen; the first is `why5.startup_timing`; what its runs showed: prediction held on "
+        "0 of 2 runs; e.g. r0: why5.startup_timing 0.",
+        "- 1 of the 4 claims is a claim that something can happen that was supported (a run made it happen): "
+        "`impact.production`.",
         "- The recommended fix (V1) leaves 13 failing connections over 2 runs (r1, r2): "
         "1008 SSOT Auth failed x2, 1011 Factory SSOT validation failed x11.",
     ]

@@ -17,7 +17,7 @@ run? with the evidence); the verdict is computed from the observations:
 No verdict is written anywhere by hand.
 
     ledger = build_ledger()
-    ledger.summary()        # "22 claims: 3 supported, 18 refuted, 1 inconclusive"
+    ledger.summary()        # "22 claims of the report tested with 93 distinct runs: 3 supported, ..."
     ledger.finding("fix.v1").verdict
 """
 
@@ -146,7 +146,12 @@ class Finding:
         return tuple(o for o in self.observations if o.holds is wanted)
 
     def evidence_line(self) -> str:
-        """The verdict with its first deciding run, computed."""
+        """The verdict with its first deciding run and the tested runs that went the other way, computed.
+
+        A claim can be decided although some runs went against its verdict: an "any" claim supported
+        on 4 of 5 runs, an "all" claim refuted though it held on some. Those runs are named (with
+        their evidence when there is one), so the line never reads as if every run agreed.
+        """
         tested = [o for o in self.observations if o.holds is not None]
         holding = sum(1 for o in tested if o.holds)
         if not tested:
@@ -154,9 +159,21 @@ class Finding:
             return f"{self.verdict.value}: {reason}"
         first = self.deciding_observations()[0]
         return (
-            f"{self.verdict.value}: prediction held on {holding} of {plural(len(tested), 'run')}; "
-            f"e.g. {first.run}: {first.evidence}"
+            f"{self.verdict.value}: prediction held on {holding} of {plural(len(tested), 'run')}"
+            f"{self._other_way(tested)}; e.g. {first.run}: {first.evidence}"
         )
+
+    def _other_way(self, tested: Sequence[Observation]) -> str:
+        """`` (failed on r0: evidence)``: the tested runs whose outcome differs from the deciding ones."""
+        deciding = self.deciding_observations()
+        if not deciding:
+            return ""
+        against = [o for o in tested if o.holds is not deciding[0].holds]
+        if not against:
+            return ""
+        outcome = "held" if against[0].holds else "failed"
+        shown = f"{against[0].run}: {against[0].evidence}" if len(against) == 1 else ", ".join(o.run for o in against)
+        return f" ({outcome} on {shown})"
 
 
 def verdict_of(holds: Iterable[Holds], quantifier: Literal["all", "any"]) -> Verdict:
@@ -713,6 +730,7 @@ class Ledger:
 
     findings: tuple[Finding, ...]
     runs_made: int
+    """Distinct runs the claims were tested on (one run can test several claims)."""
 
     def finding(self, key: str) -> Finding:
         for finding in self.findings:
@@ -727,7 +745,7 @@ class Ledger:
     def summary(self) -> str:
         counts = self.counts()
         return (
-            f"{len(self.findings)} claims of the report tested with {self.runs_made} runs: "
+            f"{len(self.findings)} claims of the report tested with {plural(self.runs_made, 'distinct run')}: "
             + ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
         )
 
@@ -778,7 +796,8 @@ def ledger_from(baseline: Baseline, hypotheses: Sequence[Hypothesis] = HYPOTHESE
     designs = [(hypothesis, tuple(hypothesis.design(baseline))) for hypothesis in hypotheses]
     runs = run_all((trial.run for _, trials in designs for trial in trials), baseline.runs)
     findings = tuple(evaluate(hypothesis, trials, runs) for hypothesis, trials in designs)
-    return Ledger(findings, runs_made=len(runs))
+    tested_on = {trial.run.label for _, trials in designs for trial in trials}
+    return Ledger(findings, runs_made=len(tested_on))
 
 
 def registered_hypothesis(key: str) -> Hypothesis:
@@ -818,7 +837,7 @@ def ledger_verdicts(ledger: Ledger) -> object:
 KIND_OF_CLAIM = {"all": "about every case", "any": "that something can happen"}
 """How a lesson names the claims of each quantifier."""
 WHY_REFUTED = {
-    "all": "refuted, each by a run built to test it on which its prediction failed",
+    "all": "refuted{each} by a run built to test it on which its prediction failed",
     "any": "refuted because none of the runs built to provoke it made it happen",
 }
 WHY_SUPPORTED = {
@@ -831,9 +850,14 @@ def _group(findings: Sequence[Finding], verdict: Verdict, quantifier: str) -> li
     return [f for f in findings if f.verdict is verdict and f.hypothesis.quantifier == quantifier]
 
 
-def _group_head(count: int, total: int, quantifier: str) -> str:
-    """``7 of 22 claims that something can happen are``."""
-    return f"{count} of {total} claims {KIND_OF_CLAIM[quantifier]} {'is' if count == 1 else 'are'}"
+def _group_head(count: int, total: int, quantifier: str, why: str) -> str:
+    """``7 of the 22 claims are claims that something can happen that were <why>``.
+
+    The count is of the claims of that kind with that verdict, not of the claims of that kind.
+    """
+    claims, were = ("is a claim", "was") if count == 1 else ("are claims", "were")
+    return (f"{count} of the {total} claims {claims} {KIND_OF_CLAIM[quantifier]} that {were} "
+            + why.format(each="" if count == 1 else ", each"))
 
 
 def _refuted_lines(ledger: Ledger) -> list[str]:
@@ -843,8 +867,9 @@ def _refuted_lines(ledger: Ledger) -> list[str]:
         group = _group(ledger.findings, Verdict.REFUTED, quantifier)
         if group:
             first = group[0]
-            lines.append(f"- {_group_head(len(group), len(ledger.findings), quantifier)} {WHY_REFUTED[quantifier]}; "
-                         f"the first is `{first.key}`: {first.evidence_line().removeprefix('refuted: ')}.")
+            lines.append(f"- {_group_head(len(group), len(ledger.findings), quantifier, WHY_REFUTED[quantifier])}; "
+                         f"the first is `{first.key}`; what its runs showed: "
+                         f"{first.evidence_line().removeprefix('refuted: ')}.")
     return lines or [f"- 0 of {len(ledger.findings)} claims are refuted."]
 
 
@@ -855,8 +880,8 @@ def _supported_lines(ledger: Ledger) -> list[str]:
         group = _group(ledger.findings, Verdict.SUPPORTED, quantifier)
         if group:
             keys = ", ".join(f"`{f.key}`" for f in group)
-            lines.append(f"- {_group_head(len(group), len(ledger.findings), quantifier)} "
-                         f"{WHY_SUPPORTED[quantifier]}: {keys}.")
+            lines.append(f"- {_group_head(len(group), len(ledger.findings), quantifier, WHY_SUPPORTED[quantifier])}"
+                         f": {keys}.")
     return lines or ["- Claims the runs support: none."]
 
 
