@@ -31,6 +31,17 @@ from investigation.trace import ConnectionResult, RunResult, close_code_label
 
 TRACE_WIDTH = 100
 
+#: What each routing of a profile means (``profiles.Profile.routing``'s documented meaning).
+ROUTING_TEXTS: dict[str, str] = {
+    "sticky": "sticky routing (each client stays on one instance)",
+    "round_robin": "round-robin routing (connection n goes to instance n mod instances)",
+}
+
+CAP_RULE = (
+    "At the cap the factory refuses a new manager unless emergency cleanup frees a stale one (spec 4.2), "
+    "so whether such traffic passes depends on its timing, not only on the environment (the timeline table)."
+)
+
 
 def load_named_profile(name: str) -> Profile:
     """The profile called ``name`` (extra profiles directory first, then data/profiles)."""
@@ -78,8 +89,8 @@ def run_overview(run: RunResult) -> Markdown:
     return Markdown(
         f"Profile **{run.profile}** under variant **{run.variant}**: {profile.description}\n\n"
         f"The run opened **{plural(len(run.connections), 'connection')}** from {plural(len(profile.clients), 'client')} "
-        f"({plural(len(users), 'distinct user')}) on {plural(profile.instances, 'backend instance')}, "
-        f"routing {profile.routing}, over {end_s:g} s of virtual time. "
+        f"({plural(len(users), 'distinct user')}) on {plural(profile.instances, 'backend instance')} "
+        f"with {ROUTING_TEXTS[profile.routing]}, over {end_s:g} s of virtual time. "
         f"Close codes: **{close_counts_text(run)}**."
     )
 
@@ -166,10 +177,17 @@ def _deciding_text(connections: Sequence[ConnectionResult]) -> str:
     return f"their deciding decisions were {_counter_text(counts)}"
 
 
+def _failing_text(failures: Sequence[ConnectionResult], counter: Counter[str]) -> str:
+    """``the one failing connection: X`` for one failure, ``the failing connections: X (n), ...`` else."""
+    if len(failures) == 1:
+        return f"the one failing connection: {next(iter(counter), '-')}"
+    return f"the failing connections: {_counter_text(counter)}"
+
+
 def _share_text(part: int, whole: int, noun: str) -> str:
-    """``the 1 connection``, ``each of the 10 connections``, ``3 of the 10 connections``."""
+    """``the one connection``, ``each of the 10 connections``, ``3 of the 10 connections``."""
     if part == whole == 1:
-        return f"the 1 {noun}"
+        return f"the one {noun}"
     return f"{'each' if part == whole else part} of the {plural(whole, noun)}"
 
 
@@ -197,15 +215,49 @@ def _cap_lesson_without_failure(run: RunResult) -> str:
                 f"(the most held: {peak}; the timeline table).")
     spans = "; ".join(
         f"by user {series.user_id} on instance {series.instance} from {start:g} s "
-        + ("until the run ended" if until is None else f"to {until:g} s")
+        + ("until the run ended" if until is None else f"to {until:g} s ({_span_end_text(run, series, until)})")
         for series, start, until in holds
     )
-    return (
-        f"No connection failed, yet the per-user cap of {plural(cap, 'manager')} was held: {spans}. "
-        "In each span one more manager for that user on that instance would have been refused unless emergency "
-        "cleanup freed a stale one of theirs (spec 4.2): that this traffic passed depended on how much of it "
-        "came, not only on the environment (the timeline table)."
+    return " ".join(
+        [f"No connection failed, yet the per-user cap of {plural(cap, 'manager')} was held: {spans}.",
+         *_freed_at_cap_text(run), CAP_RULE]
     )
+
+
+def count_changes_at(run: RunResult, series: UserInstanceSeries, at_s: float) -> tuple[int, int, int]:
+    """Managers released and created at the instant ``at_s`` for ``series``' user and instance, and the count left.
+
+    Each change of the factory's count is one release (-1) or one creation (+1) (spec 4.2), so the
+    raw history, before changes at one instant are collapsed, says how many of each happened.
+    """
+    before = count_at([step for step in series.steps if step[0] < at_s], at_s)
+    released = created = 0
+    for change in run.manager_counts:
+        if (change.user_id, change.instance, change.at_s) == (series.user_id, series.instance, at_s):
+            released += change.count < before
+            created += change.count > before
+            before = change.count
+    return released, created, before
+
+
+def _span_end_text(run: RunResult, series: UserInstanceSeries, until: float) -> str:
+    """``4 managers released and 1 created at 920 s, leaving 2``."""
+    released, created, left = count_changes_at(run, series, until)
+    changes = plural(released, "manager") + " released" + (f" and {created} created" if created else "")
+    return f"{changes} at {until:g} s, leaving {left}"
+
+
+def _freed_at_cap_text(run: RunResult) -> list[str]:
+    """The connections whose own manager was created after emergency cleanup freed room at the cap."""
+    freed = [c.index for c in run.connections
+             if "freed_by_emergency_cleanup" in (c.outcome("factory.manager_cap") or "").split(" then ")]
+    if not freed:
+        return []
+    names = ", ".join(f"#{index}" for index in freed)
+    subject = f"Connection {names} met the cap and got" if len(freed) == 1 else (
+        f"Connections {names} met the cap and each got")
+    return [f"{subject} a manager after emergency cleanup freed a stale one "
+            "(`factory.manager_cap` = freed_by_emergency_cleanup)."]
 
 
 def reproduce_verdicts(run: RunResult) -> Markdown:
@@ -217,12 +269,13 @@ def reproduce_verdicts(run: RunResult) -> Markdown:
         f"({len(factory_1011)} of {plural(len(run.connections), 'connection')}; {_failed_in_all_text(len(failures))})."
     ]
     if failures:
+        one = len(failures) == 1
+        whose = "its" if one else "their"
         bullets += [
-            f"Deciding decision of the failing connections: {_counter_text(deciding_counts(failures))}.",
-            f"`factory.validation` outcome of the failing connections: "
-            f"{_counter_text(validation_outcomes(failures))}.",
-            f"{failures_at_cap(run)} of {plural(len(failures), 'failing connection')} started while their user already "
-            f"held {run.max_managers_per_user} managers (the cap) on their instance.",
+            f"Deciding decision of {_failing_text(failures, deciding_counts(failures))}.",
+            f"`factory.validation` outcome of {_failing_text(failures, validation_outcomes(failures))}.",
+            f"{failures_at_cap(run)} of {plural(len(failures), 'failing connection')} started while {whose} user "
+            f"already held {run.max_managers_per_user} managers (the cap) on {whose} instance.",
         ]
     bullets.append(
         f"Managers created by `start_agent` messages and left registered: {managers_left_by_start_agent(run)}."

@@ -36,11 +36,12 @@ from investigation.reproduce import (
     reproduce_key_result,
     reproduce_lessons,
     reproduce_verdicts,
+    run_overview,
     run_profile,
     run_profiles,
 )
 from investigation.simulate import simulate
-from investigation.trace import ConnectionResult, Decision, RunResult
+from investigation.trace import ConnectionResult, Decision, ManagerCount, RunResult
 
 
 def tab(connections: int) -> dict[str, object]:
@@ -162,17 +163,65 @@ def test_no_cap_lesson_when_only_some_failures_met_the_cap() -> None:
     assert CAP_LESSON not in str(reproduce_lessons(run).data)
 
 
-def test_a_run_without_failures_at_the_cap_says_who_held_it_and_that_one_more_would_be_refused() -> None:
+CAP_RULE = ("At the cap the factory refuses a new manager unless emergency cleanup frees a stale one (spec 4.2), "
+            "so whether such traffic passes depends on its timing, not only on the environment (the timeline table).")
+
+
+def test_a_run_without_failures_at_the_cap_says_who_held_it_and_the_cap_rule() -> None:
     """5 reconnections fill the cap at 40 s and nothing frees a manager before the run ends (module
-    docstring): none fails, yet a 6th manager for the user there would meet the cap (spec 4.2)."""
+    docstring): none fails; the lesson states who held the cap and the rule of spec 4.2, not a
+    refusal that no run tested."""
     lessons = bullets(reproduce_lessons(simulate(reconnecting_profile(5))))
     assert len(lessons) == 2
     assert lessons[0].startswith(f"- {NO_FAILURE_LESSON} under variant original: 5 connections")
     assert lessons[1] == (
         "- No connection failed, yet the per-user cap of 5 managers was held: by user test-user-12345 on "
-        "instance 0 from 40 s until the run ended. In each span one more manager for that user on that instance "
-        "would have been refused unless emergency cleanup freed a stale one of theirs (spec 4.2): "
-        "that this traffic passed depended on how much of it came, not only on the environment (the timeline table)."
+        f"instance 0 from 40 s until the run ended. {CAP_RULE}"
+    )
+
+
+def counts(user: str, *changes: tuple[float, int]) -> tuple[ManagerCount, ...]:
+    """Count changes of ``user`` on instance 0, in the order the factory made them."""
+    return tuple(ManagerCount(at_s, 0, user, count) for at_s, count in changes)
+
+
+FILL_TO_CAP = ((0.0, 1), (10.0, 2), (20.0, 3), (30.0, 4), (40.0, 5))
+
+
+def test_a_span_ended_by_releases_and_a_creation_at_one_instant_says_so() -> None:
+    """The development pattern (900:5 -> 920:2): at 100 s the count goes 5, 4, 3, 2, 1, 2 -- four
+    releases then one creation (each factory count change is one release or one creation, spec 4.2).
+    Not "would have been refused": a manager was created at that instant."""
+    run = RunResult("x", "original", (closed(0, None, None),),
+                    counts("u", *FILL_TO_CAP, (100.0, 4), (100.0, 3), (100.0, 2), (100.0, 1), (100.0, 2)))
+    assert bullets(reproduce_lessons(run))[-1] == (
+        "- No connection failed, yet the per-user cap of 5 managers was held: by user u on instance 0 from 40 s "
+        f"to 100 s (4 managers released and 1 created at 100 s, leaving 2). {CAP_RULE}"
+    )
+
+
+def test_spans_ended_by_a_release_alone_or_held_to_the_end_say_so() -> None:
+    """u falls 5 -> 4 at 60 s (one release, nothing created); v reaches 5 at 50 s and holds it."""
+    run = RunResult("x", "original", (closed(0, None, None),),
+                    counts("u", *FILL_TO_CAP, (60.0, 4))
+                    + counts("v", *((at + 10.0, count) for at, count in FILL_TO_CAP)))
+    assert bullets(reproduce_lessons(run))[-1] == (
+        "- No connection failed, yet the per-user cap of 5 managers was held: by user u on instance 0 from 40 s "
+        "to 60 s (1 manager released at 60 s, leaving 4); by user v on instance 0 from 50 s until the run ended. "
+        f"{CAP_RULE}"
+    )
+
+
+def test_connections_that_got_a_manager_after_emergency_cleanup_are_named() -> None:
+    """factory.manager_cap=freed_by_emergency_cleanup is recorded only when the count met the cap and
+    emergency cleanup brought it below (spec 4.2); the lesson names those connections."""
+    freed = ("factory.manager_cap", "freed_by_emergency_cleanup")
+    run = RunResult("x", "original", (closed(0, None, None), closed(1, None, None, freed)),
+                    counts("u", *FILL_TO_CAP, (50.0, 4), (50.0, 5)))
+    assert bullets(reproduce_lessons(run))[-1] == (
+        "- No connection failed, yet the per-user cap of 5 managers was held: by user u on instance 0 from 40 s "
+        "until the run ended. Connection #1 met the cap and got a manager after emergency cleanup freed a stale "
+        f"one (`factory.manager_cap` = freed_by_emergency_cleanup). {CAP_RULE}"
     )
 
 
@@ -189,15 +238,19 @@ def test_a_run_without_failures_below_the_cap_says_how_close_it_came() -> None:
     [
         # the 01 timeline tables: development's user reaches 5 at 900 s and drops to 2 at 920 s;
         # staging-no-cloud-signal has two users at 5 on instance 1 (1210-2140 s and 2015-3100 s)
-        ("development", "by user 5f0c2a9e-3b7d-4e61-9a2f-8c1d0e7b4a53 on instance 0 from 900 s to 920 s."),
-        ("staging-no-cloud-signal", "by user 117364829105738291046 on instance 1 from 1210 s to 2140 s; "
-                                    "by user 106574839201746382910 on instance 1 from 2015 s to 3100 s."),
+        # (the raw count history: 920 s holds 5 -> 4 -> 3 -> 2 -> 1 -> 2; 2140 s and 3100 s one release each)
+        ("development", "by user 5f0c2a9e-3b7d-4e61-9a2f-8c1d0e7b4a53 on instance 0 from 900 s to 920 s "
+                        "(4 managers released and 1 created at 920 s, leaving 2)."),
+        ("staging-no-cloud-signal", "by user 117364829105738291046 on instance 1 from 1210 s to 2140 s "
+                                    "(1 manager released at 2140 s, leaving 4); "
+                                    "by user 106574839201746382910 on instance 1 from 2015 s to 3100 s "
+                                    "(1 manager released at 3100 s, leaving 4)."),
         ("production-cloud-run", "by user 107465829301928374651 on instance 1 from 1640 s until the run ended."),
     ],
 )
 def test_passing_shipped_profiles_that_reached_the_cap_name_who_held_it(name: str, holds: str) -> None:
     text = str(reproduce_lessons(run_profile(name)).data)
-    assert f"No connection failed, yet the per-user cap of 5 managers was held: {holds} In each span one more manager" in text
+    assert f"No connection failed, yet the per-user cap of 5 managers was held: {holds} {CAP_RULE}" in text
 
 
 def test_per_instance_count_clause_only_when_the_run_used_more_than_one_instance(reconnects: RunResult) -> None:
@@ -315,9 +368,13 @@ def test_only_a_1011_with_the_factory_reason_is_a_factory_close() -> None:
 
 
 def test_validation_outcomes_of_failures_that_never_reached_it_are_not_reached() -> None:
+    """One failure: the bullet speaks of the one failing connection, without a count (auditor B9)."""
     run = RunResult("x", "original", (closed(0, 1008, "SSOT Auth failed"),))
-    assert "`factory.validation` outcome of the failing connections: not reached (1)." in bullets(
-        reproduce_verdicts(run))[2]
+    assert bullets(reproduce_verdicts(run))[2] == (
+        "- `factory.validation` outcome of the one failing connection: not reached.")
+    two = RunResult("x", "original", (closed(0, 1008, "SSOT Auth failed"), closed(1, 1008, "SSOT Auth failed")))
+    assert bullets(reproduce_verdicts(two))[2] == (
+        "- `factory.validation` outcome of the failing connections: not reached (2).")
 
 
 def test_a_run_without_failures_has_no_failure_bullets() -> None:
@@ -343,8 +400,9 @@ def test_close_reason_lesson_counts_passed_validations_among_factory_closes_only
 
 
 def test_close_reason_lesson_for_one_factory_close_is_singular() -> None:
+    """One factory close reads "the one connection" (auditor B9: "the 1 connection" read as a count)."""
     run = RunResult("x", "original", (closed(0, 1011, FACTORY, *CAP_EXCEEDED),))
-    assert ("yet SSOT validation passed for the 1 connection closed with it; its deciding decision was "
+    assert ("yet SSOT validation passed for the one connection closed with it; its deciding decision was "
             "factory.manager_cap=exceeded (the Verdicts") in bullets(reproduce_lessons(run))[0]
 
 
@@ -399,7 +457,10 @@ def test_one_connection_is_counted_in_the_singular() -> None:
     run = one_refused_connection()
     verdicts = bullets(reproduce_verdicts(run))
     assert verdicts[0].endswith("(0 of 1 connection; 1 connection failed in all).")
-    assert "- 0 of 1 failing connection started while their user already held 5 managers" in "\n".join(verdicts)
+    # spec 5.1: no token -> refused at auth.token_source=none, 1008
+    assert verdicts[1] == "- Deciding decision of the one failing connection: auth.token_source=none."
+    assert verdicts[3] == ("- 0 of 1 failing connection started while its user already held 5 managers (the cap) "
+                           "on its instance.")
     assert reproduce_key_result(run).startswith("refused/original: 1008: 1 (1 connection); first failure #0 at 0 s")
 
 
@@ -415,3 +476,18 @@ def test_one_manager_left_by_start_agent_is_singular() -> None:
     # one start_agent message leaves one manager (spec 1 step 12)
     assert "- `start_agent` messages alone left 1 manager registered (the Verdicts)." in bullets(
         reproduce_lessons(simulate(start_agent_profile(1))))
+
+
+@pytest.mark.parametrize(
+    ("name", "routing"),
+    [
+        ("local-debug", "with sticky routing (each client stays on one instance)"),
+        ("staging-e2e", "with round-robin routing (connection n goes to instance n mod instances)"),
+    ],
+)
+def test_overview_says_what_the_routing_means(name: str, routing: str) -> None:
+    """profiles.py documents routing: sticky = client k -> instance k % instances; round_robin =
+    connection n in start order -> n % instances. The overview says that, not the raw enum value."""
+    text = str(run_overview(run_profile(name)).data)
+    assert f"backend instance{'s' if name == 'staging-e2e' else ''} {routing}, over " in text
+    assert "routing sticky" not in text and "round_robin" not in text
