@@ -519,6 +519,20 @@ def test_overview_counts_one_refused_connection_in_the_singular() -> None:
     assert "on 1 profile (p1): 1 connection in all, 0 of them" in text
 
 
+def test_overview_counts_the_long_run_as_a_run_not_as_a_profile() -> None:
+    # the long run is built by this chapter from staging-e2e; it is not a profile of data/profiles, so a
+    # count that includes it counts runs, and says which of them is the long run
+    refused = MatrixCell("p1", "original", (("1011", 2),), ("u",), 1.0, "1011 x")
+    long_refused = MatrixCell(LONG_RUN_PROFILE, "original", (("1011", 3),), ("u",), 5.0, "1011 x")
+    passes = MatrixCell("p2", "original", (("open", 3),), (), None, None)
+    matrix = VariantMatrix(("original",), ("p1", "p2", LONG_RUN_PROFILE), (refused, passes, long_refused), ())
+    text = matrix_overview(VariantReport(matrix, (), None)).data
+    assert text.startswith(f"(2 profiles + the long E2E run {LONG_RUN_PROFILE}) x 1 variant = 3 runs. ")
+    assert (f"The original refuses connections on 2 runs (1 profile: p1; and the long E2E run {LONG_RUN_PROFILE}): "
+            "5 connections in all, 0 of them") in text
+    assert "2 profiles (" not in text
+
+
 def refused_connection(index: int, user: str, at_s: float, *causes: CauseLink) -> ConnectionResult:
     return ConnectionResult(index, "c", 0, user, at_s, 1011, "Internal error", (), causes)
 
@@ -732,11 +746,40 @@ def test_a_failure_only_the_candidate_has_is_not_called_earlier() -> None:
     assert "introduced than" not in lessons
 
 
-def test_the_recommendation_says_how_safe_the_variant_is_in_words(small_report: VariantReport) -> None:
-    # V4 only releases managers (spec 8): it accepts exactly the original's adversarial members
+def test_the_recommendation_says_what_safety_was_computed_and_keeps_the_unsigned_token_in_view(
+    small_report: VariantReport,
+) -> None:
+    # V4 only releases managers (spec 8): it accepts exactly the original's adversarial members, which include
+    # the unsigned token with E2E headers in every deployed environment (spec 5.2) -- "as safe as" would read as safe
     assert small_report.recommended == "V4"
-    assert "and it is as safe as the original (12 of 31 adversarial members accepted)" in small_report.recommendation()
-    assert "safety is same" not in small_report.recommendation()
+    text = small_report.recommendation()
+    assert (
+        "Safety: it accepts nothing the original refuses (12 of 31 adversarial members accepted, the same ones as "
+        "under the original); an unsigned token is still accepted, as under the original: alg none + E2E headers in "
+        "production-cloud-run (ENVIRONMENT='production'), staging-cloud-run (ENVIRONMENT='staging'), "
+        "staging-env-whitespace (ENVIRONMENT='staging ')."
+    ) in text
+    assert "as safe as" not in text and "safety is same" not in text
+
+
+def test_the_recommendation_counts_the_long_run_as_a_run(small_report: VariantReport) -> None:
+    # the original fails on staging-e2e (spec 4.2: a 6th manager of one user) and on the long run built from it;
+    # V4 removes both. The long run is not a profile of data/profiles.
+    assert ("removed on 2 of 2 runs where the original fails (1 profile and the long E2E run "
+            f"{LONG_RUN_PROFILE}).") in small_report.recommendation()
+    assert "profiles where the original fails" not in small_report.recommendation()
+
+
+def test_the_delay_lesson_counts_a_removed_long_run_as_a_run() -> None:
+    # hand-built: V3 removes the failure on p1 and on the long run, and only delays it on p2
+    cells = (cell("original", 10.0, "p1"), cell("V3", None, "p1"),
+             cell("original", 10.0, LONG_RUN_PROFILE), cell("V3", None, LONG_RUN_PROFILE),
+             cell("original", 10.0, "p2"), cell("V3", 50.0, "p2"))
+    matrix = VariantMatrix(("original", "V3"), ("p1", "p2", LONG_RUN_PROFILE), cells,
+                           (SafetyRow("original", (), 0, False), SafetyRow("V3", (), 0, False)))
+    lessons = variant_lessons(build_report(matrix)).data
+    assert (f"V3 removes the failure on 2 runs (1 profile and the long E2E run {LONG_RUN_PROFILE}), but on p2 "
+            "the first failure only moves from 10 s to 50 s") in lessons
 
 
 # staging-env-whitespace's ENVIRONMENT is 'staging ' (data/profiles): V5 refuses the E2E bypass only for the

@@ -61,12 +61,6 @@ REMOVES_SOMEWHERE = "removes the failure on some profiles only"
 NO_EFFECT = "no effect on the failure"
 WORSE = "fails earlier or more widely"
 SAFER, SAME, WEAKER, MIXED = "safer", "same", "weaker", "mixed"
-SAFETY_PHRASES = {
-    SAME: "as safe as the original",
-    SAFER: "safer than the original",
-    WEAKER: "weaker than the original",
-    MIXED: "neither safer nor weaker than the original (it accepts some members the original refuses, and refuses some it accepts)",
-}
 
 
 # --- the long run ------------------------------------------------------------------------
@@ -121,6 +115,22 @@ def matrix_profiles(
     """Every known profile plus the long E2E run, sorted by name."""
     profiles = [*list_profiles(profiles_dir), long_run_profile(tests_per_process, profiles_dir)]
     return tuple(sorted(profiles, key=lambda profile: profile.name))
+
+
+def runs_text(names: Sequence[str], listed: bool = True) -> tuple[str, str]:
+    """A set of the matrix's profiles counted in words: (count, detail).
+
+    The long run is built here, not a profile of data/profiles, so a set that holds it is
+    counted in runs: ``("5 runs", " (4 profiles: a, b, c, d; and the long E2E run staging-e2e-long)")``;
+    without it, ``("4 profiles", " (a, b, c, d)")``. ``listed=False`` leaves the names out (and
+    the detail empty when the long run is not in the set).
+    """
+    profiles = [name for name in names if name != LONG_RUN_PROFILE]
+    if len(profiles) == len(names):
+        return plural(len(profiles), "profile"), f" ({', '.join(profiles) or 'none'})" if listed else ""
+    shown = f"{plural(len(profiles), 'profile')}: {', '.join(profiles)};" if listed else plural(len(profiles), "profile")
+    head = f"{shown} and " if profiles else ""
+    return plural(len(names), "run"), f" ({head}the long E2E run {LONG_RUN_PROFILE})"
 
 
 # --- the matrix --------------------------------------------------------------------------
@@ -394,8 +404,16 @@ class VariantVerdict:
 
     @property
     def failing_profiles(self) -> int:
-        """Profiles on which the original fails."""
-        return sum(1 for _, found in self.effects if found not in {NEITHER_FAILS, INTRODUCED})
+        """Profiles (the long run among them) on which the original fails."""
+        return len(self.original_fails_on())
+
+    def original_fails_on(self) -> list[str]:
+        """The profiles (the long run among them) on which the original fails, sorted."""
+        return [profile for profile, found in self.effects if found not in {NEITHER_FAILS, INTRODUCED}]
+
+    def where(self, effect: str) -> list[str]:
+        """The profiles (the long run among them) on which this variant's effect is `effect`, sorted."""
+        return [profile for profile, found in self.effects if found == effect]
 
 
 def variant_verdicts(matrix: VariantMatrix) -> tuple[VariantVerdict, ...]:
@@ -479,12 +497,35 @@ class VariantReport:
                 f"No variant qualifies: none {REMOVES_EVERYWHERE} while keeping safety the same or safer."
             )
         chosen = self.verdict_of(self.recommended)
+        failing, which = runs_text(chosen.original_fails_on(), listed=False)
         return (
-            f"Recommended: {chosen.variant} ({VARIANTS[chosen.variant].summary}): it {chosen.failure} "
-            f"(removed on {chosen.count(REMOVED)} of {chosen.failing_profiles} profiles where the original "
-            f"fails) and it is {SAFETY_PHRASES[chosen.safety]} ({chosen.accepted} of "
-            f"{chosen.total} adversarial members accepted); behaviour switches changed: {chosen.change_size}."
+            f"Recommended: {chosen.variant} ({VARIANTS[chosen.variant].summary}). Failure: it {chosen.failure}, "
+            f"removed on {chosen.count(REMOVED)} of {failing} where the original fails{which}. "
+            f"Safety: {self.safety_text(chosen.variant)}. Behaviour switches changed: {chosen.change_size}."
         )
+
+    def safety_text(self, variant: str) -> str:
+        """What the adversarial set showed for `variant` against the original, in words (no "as safe as").
+
+        The accepted members compared as sets, then the unsigned tokens it accepts: a variant
+        that accepts nothing the original refuses can still let in what the original lets in.
+        """
+        original, row = self.matrix.safety_of(ORIGINAL.name), self.matrix.safety_of(variant)
+        before, after = set(original.accepted), set(row.accepted)
+        new, dropped = len(after - before), len(before - after)
+        accepted = f"{len(after)} of {row.total} adversarial members accepted"
+        if not new and not dropped:
+            text = f"it accepts nothing the original refuses ({accepted}, the same ones as under the original)"
+        elif not new:
+            text = (f"it accepts nothing the original refuses and refuses {dropped} the original accepts "
+                    f"({accepted}; the original: {len(before)})")
+        else:
+            text = (f"it accepts {new} the original refuses and refuses {dropped} the original accepts "
+                    f"({accepted}; the original: {len(before)})")
+        if not row.unsigned_accepted:
+            return f"{text}; it accepts no unsigned token"
+        still = "still accepted, as under the original" if original.unsigned_accepted else "accepted"
+        return f"{text}; an unsigned token is {still}: {row.unsigned_members() or 'members not recorded'}"
 
     def key_result(self) -> str:
         """One line: the recommendation and every variant's failure verdict."""
@@ -566,12 +607,21 @@ def matrix_overview(report: VariantReport) -> Markdown:
     matrix = report.matrix
     failing = [p for p in matrix.profiles if matrix.cell(ORIGINAL.name, p).fails]
     refused, by_cap = matrix.original_refusals()
+    where, which = runs_text(failing)
     return Markdown(
-        f"{plural(len(matrix.profiles), 'profile')} x {plural(len(matrix.variants), 'variant')} = "
+        f"{_traffic(matrix.profiles)} x {plural(len(matrix.variants), 'variant')} = "
         f"{plural(len(matrix.cells), 'run')}. "
-        f"The original refuses connections on {plural(len(failing), 'profile')} ({', '.join(failing) or 'none'}): "
+        f"The original refuses connections on {where}{which}: "
         f"{plural(refused, 'connection')} in all, {by_cap} of them refused by the per-user manager cap."
     )
+
+
+def _traffic(profiles: Sequence[str]) -> str:
+    """``9 profiles``, or ``(9 profiles + the long E2E run staging-e2e-long)`` when the long run is among them."""
+    shipped = [name for name in profiles if name != LONG_RUN_PROFILE]
+    if len(shipped) == len(profiles):
+        return plural(len(shipped), "profile")
+    return f"({plural(len(shipped), 'profile')} + the long E2E run {LONG_RUN_PROFILE})"
 
 
 def variant_lessons(report: VariantReport) -> Markdown:
@@ -597,15 +647,12 @@ def _delay_lessons(report: VariantReport) -> list[str]:
         for profile in delayed:
             before = report.matrix.cell(ORIGINAL.name, profile).first_failure_s
             after = report.matrix.cell(verdict.variant, profile).first_failure_s
+            removed, which = runs_text(verdict.where(REMOVED), listed=False)
             lessons.append(
-                f"{verdict.variant} removes the failure on {_profiles(verdict.count(REMOVED))}, but on {profile} the "
+                f"{verdict.variant} removes the failure on {removed}{which}, but on {profile} the "
                 f"first failure only moves from {before:.0f} s to {after:.0f} s: it postpones the failure."
             )
     return lessons
-
-
-def _profiles(count: int) -> str:
-    return f"{count} profile" if count == 1 else f"{count} profiles"
 
 
 def _worse_lessons(report: VariantReport) -> list[str]:
