@@ -178,6 +178,59 @@ def test_a_change_shows_absent_as_null_and_redacts_secrets() -> None:
     assert secret not in json.dumps(as_json) and secret not in change.describe()
 
 
+def test_a_client_change_names_the_client_of_each_profile(local_debug: Profile, staging_e2e: Profile) -> None:
+    """local-debug's clients[0] is debug-script with 1 connection, staging-e2e's is e2e-process-1 with 12;
+    staging-cloud-run's clients[5] is user-e-mobile with 6 connections, and local-debug has no clients[5]."""
+    from investigation.analysis.isolate import ChangeSides
+
+    e2e = ChangeSides.of(local_debug, staging_e2e)
+    count = FactorChange("clients[0].connections", 1, 12, e2e)
+    assert count.describe() == (
+        "client debug-script of local-debug: 12 connections instead of 1, as staging-e2e's client e2e-process-1"
+    )
+    cloud_run = ChangeSides.of(local_debug, load_profile("staging-cloud-run"))
+    added = FactorChange("clients[5].connections", ABSENT, 6, cloud_run)
+    assert added.describe() == "client user-e-mobile of staging-cloud-run: 6 connections (absent from local-debug)"
+    same = ChangeSides.of(local_debug, varied(local_debug, "busy", clients0__connections=12))
+    assert FactorChange("clients[0].connections", 1, 12, same).describe() == (
+        "client debug-script: 12 connections instead of 1"
+    )
+    assert FactorChange("env.ENVIRONMENT", ABSENT, "staging", e2e).describe() == "ENVIRONMENT: unset -> 'staging'"
+    assert count.raw() == "clients[0].connections: 1 -> 12"
+    assert count == FactorChange("clients[0].connections", 1, 12)  # the sides only word the change
+
+
+def test_a_readable_change_still_redacts_secrets(local_debug: Profile, staging_e2e: Profile) -> None:
+    from investigation.analysis.isolate import ChangeSides
+
+    token = "eyJhbGciOiJIUzI1NiJ9.test-only-payload.signature0123"
+    change = FactorChange("clients[0].headers.Authorization", ABSENT, f"Bearer {token}",
+                          ChangeSides.of(local_debug, staging_e2e))
+    assert change.describe().startswith("client debug-script of local-debug: header Authorization '<redacted: ")
+    assert token not in change.describe()
+
+
+def test_chapter_04_texts_word_the_minimal_difference_by_client_name(e2e_isolation: Any) -> None:
+    assert e2e_isolation.minimal_difference[0].describe() == (
+        "client debug-script of local-debug: 12 connections instead of 1, as staging-e2e's client e2e-process-1"
+    )
+    assert e2e_isolation.to_json_dict()["minimal_difference"] == [
+        {"factor": "clients[0].connections", "passing": 1, "failing": 12}
+    ]
+    assert "  client debug-script of local-debug: 12 connections instead of 1, as staging-e2e's client " \
+           "e2e-process-1 [clients[0].connections: 1 -> 12]" in e2e_isolation.to_text().splitlines()
+
+
+def test_the_isolated_pair_names_a_mixture_client_by_the_profile_it_comes_from(local_debug: Profile) -> None:
+    """The mixture's clients[5] has only staging-cloud-run's connection count (local-debug has no clients[5]):
+    its connections are named after user-e-mobile, not after the placeholder client5."""
+    isolation = isolate_profiles(local_debug, load_profile("staging-cloud-run"))
+    text = isolation.to_text().splitlines()[-1]
+    assert "client5" not in text
+    assert text.endswith("[passing: connection #0 of client debug-script; failing: connection #6 of client "
+                         "user-e-mobile of staging-cloud-run, with only the fields in the difference]")
+
+
 # --- dd on the shipped profiles -------------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ passes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,12 +99,49 @@ ABSENT = _Absent()
 
 
 @dataclass(frozen=True)
+class ChangeSides:
+    """The two profiles a change goes between: their names and their clients' names, by index."""
+
+    passing: str
+    failing: str
+    passing_clients: tuple[str, ...]
+    failing_clients: tuple[str, ...]
+
+    @classmethod
+    def of(cls, passing: Profile, failing: Profile) -> ChangeSides:
+        return cls(passing.name, failing.name, tuple(c.name for c in passing.clients),
+                   tuple(c.name for c in failing.clients))
+
+    def client_of(self, index: int) -> str:
+        """``client debug-script`` (both profiles name it so) or ``client user-e-mobile of staging-cloud-run``."""
+        passing, failing = _nth(self.passing_clients, index), _nth(self.failing_clients, index)
+        if passing is not None and passing == failing:
+            return f"client {passing}"
+        if passing is not None:
+            return f"client {passing} of {self.passing}"
+        return f"client {failing} of {self.failing}"
+
+    def renamed(self, index: int) -> str:
+        """``, as staging-e2e's client e2e-process-1`` when the profiles name client ``index`` differently."""
+        passing, failing = _nth(self.passing_clients, index), _nth(self.failing_clients, index)
+        return f", as {self.failing}'s client {failing}" if None not in (passing, failing) and passing != failing else ""
+
+
+def _nth(names: tuple[str, ...], index: int) -> str | None:
+    return names[index] if index < len(names) else None
+
+
+@dataclass(frozen=True)
 class FactorChange:
-    """One element of the difference: setting ``factor`` from its passing to its failing value."""
+    """One element of the difference: setting ``factor`` from its passing to its failing value.
+
+    ``sides`` (not part of the change's identity) lets :meth:`describe` word it for a reader.
+    """
 
     factor: str
     passing: object
     failing: object
+    sides: ChangeSides | None = field(default=None, compare=False, repr=False)
 
     def to_json_dict(self) -> dict[str, object]:
         """Values JSON-safe, secrets redacted, an absent value as null."""
@@ -113,11 +151,59 @@ class FactorChange:
             "failing": _json_value(self.factor, self.failing),
         }
 
-    def describe(self) -> str:
-        """``factor: passing -> failing`` with redacted, JSON-style values."""
+    def raw(self) -> str:
+        """``factor: passing -> failing`` with redacted, JSON-style values (null: not set)."""
         passing = _json_value(self.factor, self.passing)
         failing = _json_value(self.factor, self.failing)
         return f"{self.factor}: {short_value(passing)} -> {short_value(failing)}"
+
+    def describe(self) -> str:
+        """The change in words, clients by name (without ``sides``: :meth:`raw`).
+
+        ``client debug-script of local-debug: 12 connections instead of 1, as staging-e2e's client
+        e2e-process-1``; ``client user-e-mobile of staging-cloud-run: 6 connections (absent from
+        local-debug)``; ``ENVIRONMENT: unset -> 'staging'``. Secrets stay redacted.
+        """
+        if self.sides is None:
+            return self.raw()
+        match = _CLIENT_FACTOR.fullmatch(self.factor)
+        if match is None:
+            return f"{_factor_name(self.factor)}: {self._words(self.passing)} -> {self._words(self.failing)}"
+        index, name, key = int(match[1]), match[2], match[3]
+        return f"{self.sides.client_of(index)}: {self._client_change(index, name, key)}{self.sides.renamed(index)}"
+
+    def _client_change(self, index: int, name: str, key: str | None) -> str:
+        assert self.sides is not None
+        label = "" if name == "connections" else f"{_FIELD_WORDS.get(name, name)}{f' {key}' if key else ''} "
+        if self.passing is ABSENT:
+            has_client = _nth(self.sides.passing_clients, index) is not None
+            return f"{label}{self._words(self.failing)} ({'unset in' if has_client else 'absent from'} {self.sides.passing})"
+        if self.failing is ABSENT:
+            has_client = _nth(self.sides.failing_clients, index) is not None
+            return (f"{label}{self._words(self.passing)} removed "
+                    f"({'unset in' if has_client else 'absent from'} {self.sides.failing})")
+        before = str(self.passing) if name == "connections" else self._words(self.passing)
+        return f"{label}{self._words(self.failing)} instead of {before}"
+
+    def _words(self, value: object) -> str:
+        if value is ABSENT:
+            return "unset"
+        if self.factor.endswith("].connections") and isinstance(value, int):
+            return f"{value} connection" if value == 1 else f"{value} connections"
+        return short_value(_json_value(self.factor, value))
+
+
+_CLIENT_FACTOR = re.compile(r"clients\[(\d+)\]\.(\w+)(?:\.(.+))?")
+_FIELD_WORDS = {"headers": "header", "claims": "claim"}
+
+
+def _factor_name(path: str) -> str:
+    """``ENVIRONMENT`` for ``env.ENVIRONMENT``, ``.env K`` for ``process.dotenv.K``, else the path."""
+    if path.startswith("env."):
+        return path.removeprefix("env.")
+    if path.startswith("process.dotenv."):
+        return ".env " + path.removeprefix("process.dotenv.")
+    return path
 
 
 def _json_value(factor: str, value: object) -> object:
@@ -205,11 +291,16 @@ def align_with_nearest(passing_run: RunResult, failing_connection: ConnectionRes
 # dd over factor changes
 
 
-def factor_changes(passing: Mapping[str, object], failing: Mapping[str, object]) -> list[FactorChange]:
-    """Every factor whose value differs (or that only one side sets), sorted by factor path."""
+def factor_changes(
+    passing: Mapping[str, object], failing: Mapping[str, object], sides: ChangeSides | None = None
+) -> list[FactorChange]:
+    """Every factor whose value differs (or that only one side sets), sorted by factor path.
+
+    ``sides``: the two profiles, for wording the changes (:meth:`FactorChange.describe`).
+    """
     paths = sorted(set(passing) | set(failing))
     return [
-        FactorChange(path, passing.get(path, ABSENT), failing.get(path, ABSENT))
+        FactorChange(path, passing.get(path, ABSENT), failing.get(path, ABSENT), sides)
         for path in paths
         if passing.get(path, ABSENT) != failing.get(path, ABSENT)
     ]
@@ -277,6 +368,8 @@ class ProfileIsolation:
     signature: FailureSignature
     first_divergence: AlignedDivergence
     isolated_divergence: AlignedDivergence | None
+    mixture_clients: Mapping[str, str] = field(default_factory=dict)
+    """Readable names of the failing mixture's placeholder clients (``client5``), see :func:`_mixture_clients`."""
 
     def to_json_dict(self) -> dict[str, Any]:
         """The ``isolate --json`` contract of design.md."""
@@ -318,10 +411,11 @@ class ProfileIsolation:
             f"dd ran {self.tests_run} tests"
         )
         lines.append("minimal failure-inducing difference:")
-        lines.extend(f"  {change.describe()}" for change in self.minimal_difference)
+        lines.extend(f"  {change.describe()} [{change.raw()}]" for change in self.minimal_difference)
         lines.append(f"first divergence: {_describe_alignment(self.first_divergence)}")
         if self.isolated_divergence is not None:
-            lines.append(f"first divergence of the isolated pair: {_describe_alignment(self.isolated_divergence)}")
+            lines.append("first divergence of the isolated pair: "
+                         f"{_describe_alignment(self.isolated_divergence, self.mixture_clients)}")
         return "\n".join(lines)
 
     def _repr_markdown_(self) -> str:
@@ -337,7 +431,9 @@ def _md(value: object) -> str:
     return "null" if value is None else f"`{value!r}`".replace("|", "\\|")
 
 
-def _describe_alignment(aligned: AlignedDivergence) -> str:
+def _describe_alignment(aligned: AlignedDivergence, client_names: Mapping[str, str] | None = None) -> str:
+    """Where the aligned traces part, and which connections they are (``client_names``: readable names)."""
+    names = client_names or {}
     divergence = aligned.divergence
     where = (
         "traces identical"
@@ -345,9 +441,10 @@ def _describe_alignment(aligned: AlignedDivergence) -> str:
         else f"{divergence.point}: {visible_outcome(divergence.passing)} (passing) "
         f"vs {visible_outcome(divergence.failing)} (failing)"
     )
+    passing, failing = aligned.passing_connection, aligned.failing_connection
     return (
-        f"{where} [passing #{aligned.passing_connection.index} {aligned.passing_connection.client}, "
-        f"failing #{aligned.failing_connection.index} {aligned.failing_connection.client}]"
+        f"{where} [passing: connection #{passing.index} of client {names.get(passing.client, passing.client)}; "
+        f"failing: connection #{failing.index} of client {names.get(failing.client, failing.client)}]"
     )
 
 
@@ -396,7 +493,7 @@ def isolate_profiles(
     failure = check_runs(passing_run, failing_run)
     signature = FailureSignature.of(failure)
     passing_factors, failing_factors = flatten_profile(passing), flatten_profile(failing)
-    changes = factor_changes(passing_factors, failing_factors)
+    changes = factor_changes(passing_factors, failing_factors, ChangeSides.of(passing, failing))
     tester = _MixtureTester(passing_factors, failing, signature, variant)
     try:
         result = dd([], changes, tester)
@@ -416,7 +513,22 @@ def isolate_profiles(
         signature=signature,
         first_divergence=align_with_nearest(passing_run, failure),
         isolated_divergence=_isolated_divergence(tester, result.passing, result.failing),
+        mixture_clients=_mixture_clients(passing, failing, result.failing),
     )
+
+
+def _mixture_clients(passing: Profile, failing: Profile, applied: Sequence[FactorChange]) -> dict[str, str]:
+    """``{"client5": "user-e-mobile of staging-cloud-run, with only the fields in the difference"}``.
+
+    A client only the failing profile has enters a mixture with just the fields the applied changes
+    set; without its name it gets the placeholder ``client{i}`` (``unflatten_profile``).
+    """
+    named = {change.factor for change in applied}
+    return {
+        f"client{index}": f"{client.name} of {failing.name}, with only the fields in the difference"
+        for index, client in enumerate(failing.clients)
+        if index >= len(passing.clients) and f"clients[{index}].name" not in named
+    }
 
 
 def _history(changes: Sequence[FactorChange], tester: _MixtureTester, result: Any) -> tuple[TestRecord, ...]:
@@ -647,7 +759,8 @@ def isolation_verdicts(isolation: ProfileIsolation, reduction: TrafficReduction)
         f"- First divergence of the profiles: {_describe_alignment(isolation.first_divergence)}.",
     ]
     if isolation.isolated_divergence is not None:
-        lines.append(f"- First divergence of the isolated pair: {_describe_alignment(isolation.isolated_divergence)}.")
+        lines.append("- First divergence of the isolated pair: "
+                     f"{_describe_alignment(isolation.isolated_divergence, isolation.mixture_clients)}.")
     lines.append(f"- Innermost cause: {isolation.failure.cause_chain[-1].type}: "
                  f"{isolation.failure.cause_chain[-1].message}" if isolation.failure.cause_chain else "- No cause chain.")
     return Markdown("\n".join(lines))
