@@ -7,6 +7,8 @@
 
 A profile *fails* when any of its connections fails. Its compared connection is
 the first failing one, else the first (``charts.divergence.compared_connection``).
+A point that no failing profile's compared connection reaches separates nothing: a
+failure cannot be decided at a point it never gets to.
 """
 
 from __future__ import annotations
@@ -17,17 +19,19 @@ from dataclasses import dataclass
 
 from IPython.display import Markdown
 
-from investigation.analysis.divergence import DivergenceTable
+from investigation.analysis.divergence import NOT_REACHED, DivergenceTable
 from investigation.report import format_table, plural
 from investigation.trace import RunResult
 
 CONSEQUENCE_POINTS = frozenset({"route.close"})
 """Points that only restate a close decided earlier; not offered as a separating point."""
 
+NOT_COUNTED_TEXT = "points the failing profiles' compared connections never reach are not counted"
+
 
 @dataclass(frozen=True)
 class SeparatingPoint:
-    """A decision point whose outcomes under failing profiles never occur under passing ones."""
+    """A decision point some failing profile reaches, whose outcomes under failing profiles never occur under passing ones."""
 
     point: str
     failing_outcomes: tuple[str, ...]
@@ -55,7 +59,8 @@ def separating_points(runs: Mapping[str, RunResult], table: DivergenceTable) -> 
     """Points (pipeline order) whose compared-connection outcomes split failing from passing profiles.
 
     Empty when every profile fails or none does. ``route.close`` is left out: it
-    restates the close.
+    restates the close. So is a point no failing profile's compared connection
+    reaches (all its failing outcomes ``-``): the failure was decided before it.
     """
     failing = set(failing_profiles(runs))
     if not failing or failing == set(table.profiles):
@@ -67,7 +72,7 @@ def separating_points(runs: Mapping[str, RunResult], table: DivergenceTable) -> 
         by_profile = dict(zip(table.profiles, row.outcomes, strict=True))
         failing_outcomes = {by_profile[name] for name in table.profiles if name in failing}
         passing_outcomes = {by_profile[name] for name in table.profiles if name not in failing}
-        if failing_outcomes.isdisjoint(passing_outcomes):
+        if failing_outcomes != {NOT_REACHED} and failing_outcomes.isdisjoint(passing_outcomes):
             found.append(SeparatingPoint(row.point, tuple(sorted(failing_outcomes)), tuple(sorted(passing_outcomes))))
     return found
 
@@ -122,10 +127,10 @@ def divergence_verdicts(runs: Mapping[str, RunResult], table: DivergenceTable) -
             f"Earliest decision point whose outcome separates failing from passing profiles: "
             f"**{first.point}** (failing: {', '.join(first.failing_outcomes)}; "
             f"passing: {', '.join(first.passing_outcomes)}); all separating points: "
-            f"{', '.join(point.point for point in separating)}."
+            f"{', '.join(point.point for point in separating)} ({NOT_COUNTED_TEXT})."
         )
     elif failing:
-        bullets.append("No decision point's outcome separates failing from passing profiles.")
+        bullets.append(f"No decision point's outcome separates failing from passing profiles ({NOT_COUNTED_TEXT}).")
     failing_modes, passing_modes = outcomes_by_side(runs, table, "factory.validation_mode")
     bullets.append(
         f"`factory.validation_mode` of the compared connections: failing profiles {_counts_text(failing_modes) or '-'}; "
@@ -176,7 +181,7 @@ def _no_lesson_reason(
                 f"failing profiles' compared connections {modes}: no lesson beyond the verdicts.")
     if passing == [reference]:
         return (f"No profile besides the reference {reference} passes, so a point separates failing from passing "
-                f"profiles wherever no failing profile shares the reference's outcome "
+                f"profiles wherever some failing profile reaches it and none shares the reference's outcome "
                 f"({plural(len(separating), 'such point')}; the verdicts): this comparison alone cannot tell the "
                 "cause from the other differences.")
     if list(failing) == [reference]:

@@ -14,6 +14,9 @@ e2e           staging            strict                   exceeded             1
 Every profile other than the reference first departs from it at route.environment, but
 failing and passing profiles share "staging" there and "strict" at validation_mode; only
 factory.manager_cap splits them (exceeded vs below), as the spec's cap refusal (4.2) does.
+A passing connection goes on to route.manager (= factory), which a refused one never reaches
+(spec 1 step 8 closes it): its outcomes differ ("-" against "factory"), but a failure cannot be
+decided at a point it never reaches, so route.manager is no separating point.
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ def run(name: str, environment: str, mode: str, cap: str) -> RunResult:
     decisions = [Decision("route.environment", environment), Decision("factory.validation_mode", mode),
                  Decision("factory.manager_cap", cap)]
     close = 1011 if cap == "exceeded" else None
-    if close is not None:
+    if close is None:
+        decisions.append(Decision("route.manager", "factory"))
+    else:
         decisions.append(Decision("route.close", "1011"))
     connection = ConnectionResult(index=0, client="c", instance=0, user_id="u", at_s=0.0, close_code=close,
                                   close_reason=None if close is None else "Factory SSOT validation failed",
@@ -60,6 +65,7 @@ def lines(markdown: object) -> list[str]:
 
 
 def test_the_cap_is_the_only_separating_point() -> None:
+    """route.manager is not one: the failing connections never reach it (module docstring)."""
     runs = four_runs()
     assert failing_profiles(runs) == ["e2e", "staging"]
     assert separating_points(runs, run_divergence(runs, REFERENCE)) == [
@@ -86,7 +92,8 @@ def test_verdicts() -> None:
         "- First divergence from local, failing profiles: route.environment (2); "
         "passing profiles: route.environment (1).",
         "- Earliest decision point whose outcome separates failing from passing profiles: "
-        "**factory.manager_cap** (failing: exceeded; passing: below); all separating points: factory.manager_cap.",
+        "**factory.manager_cap** (failing: exceeded; passing: below); all separating points: factory.manager_cap "
+        "(points the failing profiles' compared connections never reach are not counted).",
         "- `factory.validation_mode` of the compared connections: failing profiles relaxed (1), strict (1); "
         "passing profiles strict (2).",
     ]
@@ -133,7 +140,8 @@ def test_verdict_and_key_result_name_the_earliest_separating_point() -> None:
     table = run_divergence(runs, REFERENCE)
     assert ("- Earliest decision point whose outcome separates failing from passing profiles: "
             "**route.environment** (failing: production, staging; passing: test); all separating points: "
-            "route.environment, factory.manager_cap.") in lines(divergence_verdicts(runs, table))
+            "route.environment, factory.manager_cap (points the failing profiles' compared connections never "
+            "reach are not counted).") in lines(divergence_verdicts(runs, table))
     assert divergence_key_result(runs, table).endswith("earliest separating point: route.environment")
 
 
@@ -167,7 +175,8 @@ def test_only_the_reference_passing_gives_the_reason_there_is_no_lesson() -> Non
     table = run_divergence(runs, REFERENCE)
     assert lines(divergence_lessons(runs, table)) == [
         "- No profile besides the reference local passes, so a point separates failing from passing profiles "
-        "wherever no failing profile shares the reference's outcome (2 such points; the verdicts): this "
+        "wherever some failing profile reaches it and none shares the reference's outcome (2 such points; "
+        "the verdicts): this "
         "comparison alone cannot tell the cause from the other differences."
     ]
     assert lines(divergence_verdicts(runs, table))[1] == (
@@ -206,3 +215,20 @@ def test_key_result_first_divergence_covers_every_profile_but_the_reference() ->
     assert divergence_key_result(runs, run_divergence(runs, REFERENCE)) == (
         "2 of 4 profiles fail; first divergence from local: route.environment (3); "
         "earliest separating point: factory.manager_cap")
+
+
+def test_a_point_only_the_passing_profiles_reach_separates_nothing() -> None:
+    """Failing and passing profiles share every outcome they both reach; the passing ones go on to
+    route.manager, which the failing ones never reach. That difference does not decide the failure,
+    so no point separates them, and the verdict says which points are not counted."""
+    refused_before_the_cap = ConnectionResult(
+        index=0, client="c", instance=0, user_id="u", at_s=0.0, close_code=1011, close_reason="x",
+        decisions=(Decision("route.environment", "test"), Decision("factory.validation_mode", "strict"),
+                   Decision("route.close", "1011")), cause_chain=())
+    runs = {"local": run("local", "test", "strict", "below"), "dev": run("dev", "test", "strict", "below"),
+            "e2e": RunResult("e2e", "original", (refused_before_the_cap,))}
+    table = run_divergence(runs, REFERENCE)
+    assert separating_points(runs, table) == []
+    assert ("- No decision point's outcome separates failing from passing profiles (points the failing "
+            "profiles' compared connections never reach are not counted).") in lines(divergence_verdicts(runs, table))
+    assert divergence_key_result(runs, table).endswith("earliest separating point: none")
