@@ -231,6 +231,50 @@ def test_the_isolated_pair_names_a_mixture_client_by_the_profile_it_comes_from(l
                          "user-e-mobile of staging-cloud-run, with only the fields in the difference]")
 
 
+@pytest.fixture(scope="module")
+def e2e_reduction(staging_e2e: Profile) -> Any:
+    return minimal_failing_traffic(staging_e2e)
+
+
+def test_chapter_04_lessons_say_the_difference_has_no_environment_factor(e2e_isolation: Any, e2e_reduction: Any) -> None:
+    """staging-e2e (golden notebook 04): dd isolates clients[0].connections 1 -> 12 alone; ddmin keeps 6 of
+    the 36 planned connections, all of user staging-e2e-user-002 on instance 1, the 6th refused at the cap."""
+    from investigation.analysis.isolate import isolation_lessons
+    from investigation.analysis.spectra import SuspiciousnessReport
+
+    report = SuspiciousnessReport(0, 0, (), (), ())
+    lessons = isolation_lessons(e2e_isolation, e2e_reduction, report).data.splitlines()
+    assert lessons == [
+        "- The 1-minimal failure-inducing difference from local-debug to staging-e2e contains no environment "
+        "factor (env, process, startup, instances, routing): with local-debug's environment, 1 change of the "
+        "traffic produces the same failure (client debug-script of local-debug: 12 connections instead of 1, "
+        "as staging-e2e's client e2e-process-1).",
+        "- The failing traffic of staging-e2e shrinks to 6 of its 36 planned connections (1-minimal: none of "
+        "them can be left out), from one user (staging-e2e-user-002) on one instance (1); in that reduced run "
+        "1 of them closes 1011.",
+        "- " + report.summary(),
+    ]
+
+
+def test_chapter_04_lessons_name_the_environment_factors_of_the_difference(e2e_isolation: Any, e2e_reduction: Any) -> None:
+    import dataclasses
+
+    from investigation.analysis.isolate import ChangeSides, isolation_lessons
+    from investigation.analysis.spectra import SuspiciousnessReport
+
+    sides = ChangeSides.of(load_profile("local-debug"), load_profile("staging-e2e"))
+    environment = FactorChange("env.ENVIRONMENT", "test", "staging", sides)
+    isolation = dataclasses.replace(
+        e2e_isolation, minimal_difference=(environment, *e2e_isolation.minimal_difference)
+    )
+    first = isolation_lessons(isolation, e2e_reduction, SuspiciousnessReport(0, 0, (), (), ())).data.splitlines()[0]
+    assert first == (
+        "- The 1-minimal failure-inducing difference from local-debug to staging-e2e contains 1 environment "
+        "factor (ENVIRONMENT) among its 2 changes: ENVIRONMENT: 'test' -> 'staging'; client debug-script of "
+        "local-debug: 12 connections instead of 1, as staging-e2e's client e2e-process-1."
+    )
+
+
 # --- dd on the shipped profiles -------------------------------------------------------------
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from investigation.analysis.delta import NotReproducedError, Outcome, TestRecord, dd, ddmin
 from investigation.analysis.divergence import Divergence, first_divergence
@@ -49,6 +49,9 @@ from investigation.profiles import (
 from investigation.simulate import simulate
 from investigation.trace import POINT_ORDER, ConnectionResult, RunResult
 from investigation.traffic import PlannedConnection, connection_plan, instance_for
+
+if TYPE_CHECKING:
+    from investigation.analysis.spectra import SuspiciousnessReport
 
 MIXTURE_NAME = "mixture"
 """Profile name of every configuration dd builds (results never depend on it)."""
@@ -764,6 +767,47 @@ def isolation_verdicts(isolation: ProfileIsolation, reduction: TrafficReduction)
     lines.append(f"- Innermost cause: {isolation.failure.cause_chain[-1].type}: "
                  f"{isolation.failure.cause_chain[-1].message}" if isolation.failure.cause_chain else "- No cause chain.")
     return Markdown("\n".join(lines))
+
+
+def isolation_lessons(isolation: ProfileIsolation, reduction: TrafficReduction, report: SuspiciousnessReport) -> object:
+    """Chapter 04's lessons as computed sentences: the environment factors of the minimal difference,
+    the 1-minimal failing traffic, and the SBFL ranking's finding (``report.summary()``)."""
+    from IPython.display import Markdown
+
+    lines = [f"- {_difference_lesson(isolation)}", f"- {_traffic_lesson(reduction)}", f"- {report.summary()}"]
+    return Markdown("\n".join(lines))
+
+
+def _difference_lesson(isolation: ProfileIsolation) -> str:
+    changes = isolation.minimal_difference
+    opening = f"The 1-minimal failure-inducing difference from {isolation.passing} to {isolation.failing} contains"
+    environmental = [c for c in changes if is_environment_factor(c.factor)]
+    words = "; ".join(c.describe() for c in changes)
+    if not environmental:
+        change_count = "1 change" if len(changes) == 1 else f"{len(changes)} changes"
+        return (f"{opening} no environment factor ({ENVIRONMENT_FACTOR_KINDS}): with {isolation.passing}'s "
+                f"environment, {change_count} of the traffic {'produces' if len(changes) == 1 else 'produce'} "
+                f"the same failure ({words}).")
+    names = ", ".join(_factor_name(c.factor) for c in environmental)
+    factor_count = "1 environment factor" if len(environmental) == 1 else f"{len(environmental)} environment factors"
+    return f"{opening} {factor_count} ({names}) among its {len(changes)} changes: {words}."
+
+
+def _traffic_lesson(reduction: TrafficReduction) -> str:
+    users = sorted({str(p.client.user_id) for p in reduction.kept})
+    instances = sorted({str(c.instance) for c in reduction.run.connections})
+    failing = len(reduction.failing_the_same_way)
+    return (
+        f"The failing traffic of {reduction.profile} shrinks to {len(reduction.kept)} of its "
+        f"{len(reduction.planned)} planned connections (1-minimal: none of them can be left out), from "
+        f"{_count_of(users, 'user')} ({', '.join(users)}) on {_count_of(instances, 'instance')} "
+        f"({', '.join(instances)}); in that reduced run {failing} of them "
+        f"{'closes' if failing == 1 else 'close'} {reduction.signature.close_code}."
+    )
+
+
+def _count_of(items: Sequence[str], noun: str) -> str:
+    return f"one {noun}" if len(items) == 1 else f"{len(items)} {noun}s"
 
 
 def _users_and_instances(reduction: TrafficReduction) -> str:
