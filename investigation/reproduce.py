@@ -304,8 +304,8 @@ def reproduce_lessons(run: RunResult) -> Markdown:
     if at_cap:
         several_instances = len({c.instance for c in run.connections}) > 1
         lessons.append(
-            "Every failing connection met a user already at the per-user manager cap on its instance "
-            "(the timeline chart)"
+            f"{'The failing connection' if len(failures) == 1 else 'Every failing connection'} started while its "
+            "user already held the per-user manager cap on its instance (the timeline chart)"
             + ("; that count is kept per backend instance, not per user across instances." if several_instances
                else ".")
         )

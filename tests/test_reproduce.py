@@ -81,7 +81,7 @@ def reconnects_v5() -> RunResult:
     return simulate(reconnecting_profile(), "V5")
 
 
-CAP_LESSON = "Every failing connection met a user already at the per-user manager cap"
+CAP_LESSON = "started while its user already held the per-user manager cap on its instance"
 NO_FAILURE_LESSON = "This profile's traffic did not fail"
 
 
@@ -260,6 +260,13 @@ def test_per_instance_count_clause_only_when_the_run_used_more_than_one_instance
     for run in (reconnects, run_profile("staging-env-whitespace")):
         text = str(reproduce_lessons(run).data)
         assert CAP_LESSON in text and clause not in text
+
+
+def test_the_cap_lesson_speaks_of_one_failing_connection_in_the_singular(reconnects: RunResult) -> None:
+    # staging-env-whitespace fails once (its 6th connection of one user, spec 4.2); the reconnections twice
+    lines = bullets(reproduce_lessons(run_profile("staging-env-whitespace")))
+    assert any(line.startswith(f"- The failing connection {CAP_LESSON}") for line in lines)
+    assert any(line.startswith(f"- Every failing connection {CAP_LESSON}") for line in bullets(reproduce_lessons(reconnects)))
 
 
 def test_failures_without_a_factory_close_give_no_no_failure_lesson(reconnects_v5: RunResult) -> None:
