@@ -242,6 +242,9 @@ def test_chapter_04_lessons_say_the_difference_has_no_environment_factor(e2e_iso
     from investigation.analysis.isolate import isolation_lessons
     from investigation.analysis.spectra import SuspiciousnessReport
 
+    verdicts = isolation_verdicts(e2e_isolation, e2e_reduction).data.splitlines()
+    assert verdicts[0] == ("- Failure-inducing difference (7 tests): client debug-script of local-debug: "
+                           "12 connections instead of 1, as staging-e2e's client e2e-process-1.")  # words, not code
     report = SuspiciousnessReport(0, 0, (), (), ())
     lessons = isolation_lessons(e2e_isolation, e2e_reduction, report).data.splitlines()
     assert lessons == [

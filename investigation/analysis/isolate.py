@@ -755,7 +755,7 @@ def isolation_verdicts(isolation: ProfileIsolation, reduction: TrafficReduction)
     environmental = [c.factor for c in isolation.minimal_difference if is_environment_factor(c.factor)]
     lines = [
         f"- Failure-inducing difference ({isolation.tests_run} tests): "
-        + "; ".join(f"`{c.describe()}`" for c in isolation.minimal_difference) + ".",
+        + "; ".join(c.describe() for c in isolation.minimal_difference) + ".",
         f"- Environment factors ({ENVIRONMENT_FACTOR_KINDS}) in it: {', '.join(environmental) or 'none'}.",
         f"- 1-minimal failing traffic (ddmin: removing any one kept connection makes the failure disappear; "
         f"a smaller failing subset may exist): {reduction.description()}, {_users_and_instances(reduction)}.",
