@@ -26,6 +26,7 @@ from investigation.analysis.hypotheses import Ledger, Verdict, build_ledger, fac
 from investigation.analysis.isolate import (
     ENVIRONMENT_FACTOR_KINDS,
     IsolationOverview,
+    ProfileIsolation,
     TrafficReduction,
     is_environment_factor,
     isolation_overview,
@@ -34,17 +35,20 @@ from investigation.analysis.isolate import (
 from investigation.analysis.variants import (
     EARLIER,
     INTRODUCED,
+    LONG_RUN_PROFILE,
+    NEITHER_FAILS,
     REMOVED,
     REMOVES_EVERYWHERE,
     VariantReport,
     VariantVerdict,
+    changed_switches,
     variant_report,
 )
 from investigation.backend.route import FACTORY_FAILED_REASON
 from investigation.backend.variants import ORIGINAL, VARIANTS
 from investigation.charts.divergence import divergence_chart
 from investigation.charts.isolation import traffic_chart
-from investigation.charts.timeline import timeline_chart
+from investigation.charts.timeline import count_at, timeline_chart, timeline_series
 from investigation.charts.variants import variant_chart
 from investigation.clock import outside_event_loop
 from investigation.divergence_findings import first_divergence_counts, separating_points
@@ -53,6 +57,7 @@ from investigation.reproduce import (
     deciding_counts,
     failures_at_cap,
     load_named_profile,
+    managers_left_by_start_agent,
     run_profiles,
     validation_outcomes,
     validation_passed,
@@ -62,6 +67,7 @@ from investigation.trace import ConnectionResult, RunResult
 Chart = tuple[Figure, object]
 
 REFERENCE = "local-debug"
+BYPASS_SWITCH = "refuse_e2e_bypass_when_deployed"
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,39 @@ def close_reasons(connections: Sequence[ConnectionResult]) -> Counter[str]:
     return Counter(f"{c.close_code} {c.close_reason}" for c in connections)
 
 
+def _quoted_close(code: int | str | None, reason: str | None) -> str:
+    """``1011 "Factory SSOT validation failed"``, or the code alone without a reason."""
+    return f'{code} "{reason}"' if reason else str(code)
+
+
+def _closed_text(failures: Sequence[ConnectionResult], connections: int) -> str:
+    """``closed 13 of 159 WebSocket connections with 1011 "..."``, or each close with its count when they differ."""
+    if not failures:
+        return f"closed none of {plural(connections, 'WebSocket connection')} with a failing close"
+    closes = Counter(_quoted_close(c.close_code, c.close_reason) for c in failures)
+    head = f"closed {len(failures)} of {plural(connections, 'WebSocket connection')}"
+    if len(closes) == 1:
+        return f"{head} with {next(iter(closes))}"
+    ranked = sorted(closes.items(), key=lambda item: (-item[1], item[0]))
+    return f"{head}: " + ", ".join(f"{n} with {close}" for close, n in ranked)
+
+
+def users_hit_text(evidence: Evidence, detail: bool = True) -> str:
+    """Distinct user ids hit, and the user-profile pairs (the impact table's "users hit" column sums those).
+
+    ``detail`` adds which user ids were hit in more than one profile.
+    """
+    pairs = Counter(user for name in evidence.failing for user in _users(evidence.runs[name].failures))
+    distinct = plural(len(pairs), "distinct user id")
+    if sum(pairs.values()) == len(pairs):
+        return distinct
+    text = f"{distinct} in {sum(pairs.values())} user-profile pairs"
+    repeated = sorted((user, n) for user, n in pairs.items() if n > 1)
+    if not detail:
+        return text
+    return text + " (" + ", ".join(f"{user} in {n} profiles" for user, n in repeated) + ")"
+
+
 # --- summary -------------------------------------------------------------------------------
 
 
@@ -147,8 +186,7 @@ def summary_section(evidence: Evidence) -> Markdown:
     recommended = evidence.variants.recommended
     text = (
         f"Under the code as deployed, **{len(evidence.failing)} of {len(evidence.runs)} environment profiles** "
-        f"closed WebSocket connections with {_counts_text(close_reasons(failures)) or 'no failing close'}: "
-        f"{len(failures)} of {connections} connections, {plural(len(_users(failures)), 'distinct user id')}. "
+        f"{_closed_text(failures, connections)}; {users_hit_text(evidence)} hit. "
         f"The deciding decision of the failing connections was {_counts_text(deciding_counts(failures)) or '-'}; "
         f"their innermost cause {_counts_text(innermost_causes(failures)) or '-'}. "
         f"Of the report's {len(evidence.ledger.findings)} claims, {counts.get(Verdict.REFUTED.value, 0)} are refuted, "
@@ -189,10 +227,9 @@ def impact_table(evidence: Evidence) -> str:
 
 def impact_section(evidence: Evidence) -> Markdown:
     failures = evidence.failures
-    hit = sorted(_users(failures))
     return Markdown(
         f"{len(failures)} connections failed, in {plural(len(evidence.failing), 'profile')} "
-        f"({', '.join(evidence.failing) or 'none'}); {plural(len(hit), 'distinct user id')} hit. "
+        f"({', '.join(evidence.failing) or 'none'}); {users_hit_text(evidence)} hit. "
         f"Profiles without a failing connection: "
         f"{', '.join(sorted(set(evidence.runs) - set(evidence.failing))) or 'none'}."
     )
@@ -208,7 +245,7 @@ def trigger_section(evidence: Evidence) -> Markdown:
     environmental = sorted({f for f in factors if is_environment_factor(f)})
     lines = [
         f"- Delta debugging from `{evidence.reference}` to each failing profile isolated "
-        f"{plural(len(factors), 'failure-inducing factor')} in total over {plural(len(isolations), 'profile')}; "
+        f"{_factor_counts_text(isolations)}; "
         f"environment factors ({ENVIRONMENT_FACTOR_KINDS}) among them: "
         f"{', '.join(environmental) or 'none'}.",
         "- Per profile: " + "; ".join(
@@ -219,6 +256,22 @@ def trigger_section(evidence: Evidence) -> Markdown:
     if evidence.reduction is not None:
         lines.append(_reduction_line(evidence.reduction))
     return Markdown("\n".join(lines))
+
+
+def _factor_counts_text(isolations: Mapping[str, ProfileIsolation]) -> str:
+    """How many factors over how many profiles, and the distinct factors with the profiles that isolated each."""
+    per_profile = [len(iso.minimal_difference) for iso in isolations.values()]
+    profiles = plural(len(isolations), "profile")
+    if per_profile and all(n == 1 for n in per_profile):
+        head = f"one failure-inducing factor per profile over {profiles}"
+    else:
+        head = f"{plural(sum(per_profile), 'failure-inducing factor')} over {profiles}"
+    by_factor = Counter(factor for iso in isolations.values() for factor in {c.factor for c in iso.minimal_difference})
+    if not by_factor:
+        return head
+    ranked = sorted(by_factor.items(), key=lambda item: (-item[1], item[0]))
+    return f"{head}, {len(by_factor)} distinct: " + ", ".join(
+        f"`{factor}` ({plural(n, 'profile')})" for factor, n in ranked)
 
 
 def _reduction_line(reduction: TrafficReduction) -> str:
@@ -253,6 +306,7 @@ def root_cause_section(evidence: Evidence) -> Markdown:
         f"{_counts_text(validation)}.",
         f"- {at_cap} of {len(failures)} failing connections started while their user already held "
         f"the per-user cap of managers on their backend instance.",
+        *_managers_against_connections(evidence),
         f"- Innermost exception of the failing connections: {_counts_text(innermost_causes(failures))}; "
         f"example: {failures[0].cause_chain[-1].message if failures[0].cause_chain else '-'}",
     ]
@@ -263,6 +317,65 @@ def root_cause_section(evidence: Evidence) -> Markdown:
             f"{', '.join(separating[0].passing_outcomes)})."
         )
     return Markdown("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class RefusalAtCap:
+    """At a refusal at the cap: the refused user's managers on its instance, and where they came from."""
+
+    held: int
+    open_connections: int
+    left_by_start_agent: int
+
+
+def refusals_at_cap(run: RunResult) -> list[RefusalAtCap]:
+    """Each failing connection that found its user at the cap on its instance, with what that user had there.
+
+    Open connections: the user's other connections to the instance that started at or before the refusal and
+    ended after it (the refused connection itself never held a manager). Managers left by ``start_agent``: those
+    of the user's connections there that had ended by then (an open connection's messages may still be to come).
+    """
+    steps = {(s.user_id, s.instance): s.steps for s in timeline_series(run)}
+    found = []
+    for refused in run.failures:
+        key = (str(refused.user_id), refused.instance)
+        held = count_at(steps.get(key, ()), refused.at_s)
+        if held < run.max_managers_per_user:
+            continue
+        there = [c for c in run.connections if c is not refused and (str(c.user_id), c.instance) == key]
+        open_now = [c for c in there if c.at_s <= refused.at_s < c.ended_at_s]
+        ended = tuple(c for c in there if c.ended_at_s <= refused.at_s)
+        left = managers_left_by_start_agent(dataclasses.replace(run, connections=ended))
+        found.append(RefusalAtCap(held, len(open_now), left))
+    return found
+
+
+def _span(values: Sequence[int]) -> str:
+    """``5`` when every value is 5, else ``min-max``."""
+    return str(min(values)) if min(values) == max(values) else f"{min(values)}-{max(values)}"
+
+
+def _managers_against_connections(evidence: Evidence) -> list[str]:
+    """Why a refused user holds the cap: managers held against connections open, and the rules behind the gap."""
+    refusals = [r for name in evidence.failing for r in refusals_at_cap(evidence.runs[name])]
+    if not refusals:
+        return []
+    held = [r.held for r in refusals]
+    left = [r.left_by_start_agent for r in refusals]
+    over = " (min-max over the refusals)" if len(refusals) > 1 else ""
+    lines = [
+        f"- At the {plural(len(refusals), 'refusal')} at the cap the refused user held {_span(held)} "
+        f"{'manager' if max(held) == 1 else 'managers'} on its instance, with {_span([r.open_connections for r in refusals])} "
+        f"of its connections open there and {_span(left)} {'manager' if max(left) == 1 else 'managers'} left behind "
+        f"by its earlier `start_agent` messages there{over}."
+    ]
+    kept = any(r.held > r.open_connections for r in refusals) and not any(
+        VARIANTS[evidence.runs[name].variant].release_manager_on_disconnect for name in evidence.failing)
+    rules = (["a connection's manager is not released when it closes (spec 1, step 14)"] if kept else []) + (
+        ["each `start_agent` message leaves one more manager behind (spec 1, step 12)"] if max(left) else [])
+    if rules:
+        lines.append("- Managers outlive their connections: " + ", and ".join(rules) + ".")
+    return lines
 
 
 def ledger_table(evidence: Evidence) -> str:
@@ -315,19 +428,24 @@ def resolution_section(evidence: Evidence) -> Markdown:
 def action_items(evidence: Evidence) -> Markdown:
     """One item per computed finding that asks for an action, each with its evidence."""
     report = evidence.variants
+    bypass_item = report.matrix.safety_of(ORIGINAL.name).unsigned_accepted
+    recommended_switches = _recommended_switches(report, bypass_item)
     items = []
     if report.recommended:
         chosen = report.verdict_of(report.recommended)
         items.append(f"Deploy **{chosen.variant}** ({VARIANTS[chosen.variant].summary}): failure verdict "
-                     f"\"{chosen.failure}\" (removed on {chosen.count(REMOVED)} of {chosen.failing_profiles} "
-                     f"failing profiles), safety {chosen.safety}.")
+                     f"\"{chosen.failure}\" (removed on {chosen.count(REMOVED)} of "
+                     f"{_failing_runs_text(evidence, chosen)}), safety {chosen.safety}.")
     for verdict in report.verdicts:
         if verdict.variant == report.recommended:
             continue
         if verdict.failure != REMOVES_EVERYWHERE:
-            items.append(_do_not_ship_item(report, verdict))
-    if report.matrix.safety_of(ORIGINAL.name).unsigned_accepted:
+            items.append(_do_not_ship_item(report, verdict, recommended_switches, bypass_item))
+    if bypass_item:
         items.append(_auth_bypass_item(report))
+    context_item = _context_item(evidence)
+    if context_item:
+        items.append(context_item)
     refuted = [f.key for f in evidence.ledger.findings if f.verdict is Verdict.REFUTED]
     if refuted:
         items.append(f"Correct the incident report: {len(refuted)} of its {len(evidence.ledger.findings)} "
@@ -336,23 +454,49 @@ def action_items(evidence: Evidence) -> Markdown:
     reasons = close_reasons(evidence.failures)
     causes = innermost_causes(evidence.failures)
     if len(reasons) == 1 and causes and "ValueError" not in causes:
+        first = evidence.failures[0]
         items.append(f"Give each cause its own close: every failing connection closed "
-                     f"{next(iter(reasons))} although its innermost cause was {_counts_text(causes)}.")
+                     f"{_quoted_close(first.close_code, first.close_reason)} although its innermost cause was "
+                     f"{_counts_text(causes)}.")
     return Markdown("\n".join(f"{number}. {item}" for number, item in enumerate(items, start=1)))
 
 
-def _do_not_ship_item(report: VariantReport, verdict: VariantVerdict) -> str:
-    """Why a candidate is not the fix: its verdicts, where it fails earlier, and its bypass switch."""
+def _recommended_switches(report: VariantReport, bypass_item: bool) -> set[str]:
+    """Switches another action item asks for: the recommended variant's, and the bypass refusal's."""
+    switches = set(changed_switches(VARIANTS[report.recommended])) if report.recommended else set()
+    return switches | ({BYPASS_SWITCH} if bypass_item else set())
+
+
+def _failing_runs_text(evidence: Evidence, verdict: VariantVerdict) -> str:
+    """``5 failing runs: 4 profiles and the long E2E run staging-e2e-long``: the matrix's runs where the original fails."""
+    failing = [profile for profile, effect in verdict.effects if effect not in {NEITHER_FAILS, INTRODUCED}]
+    profiles = [name for name in failing if name in evidence.runs]
+    others = [name for name in failing if name not in evidence.runs]
+    parts = [plural(len(profiles), "profile")] if profiles else []
+    parts += [f"the long E2E run {name}" if name == LONG_RUN_PROFILE else f"the run {name}" for name in others]
+    return f"{plural(len(failing), 'failing run')}: {' and '.join(parts)}" if parts else plural(0, "failing run")
+
+
+def _do_not_ship_item(report: VariantReport, verdict: VariantVerdict, recommended_switches: set[str],
+                      bypass_item: bool) -> str:
+    """Why a candidate is not the fix: its verdicts, where it fails earlier, and its bypass switch.
+
+    "As a whole" only when another item asks for one of its switches (then part of it is worth shipping).
+    """
     variant = VARIANTS[verdict.variant]
-    scope = "as a whole" if verdict.change_size > 1 else "as the fix"
+    switches = changed_switches(variant)
+    scope = "as a whole" if len(switches) > 1 and recommended_switches & set(switches) else "as the fix"
     worse = [_worse_on(report, verdict.variant, profile, effect)
              for profile, effect in verdict.effects if effect in {EARLIER, INTRODUCED}]
     where = f" ({'; '.join(worse)})" if worse else ""
-    item = (f"Do not ship **{verdict.variant}** ({variant.summary}) {scope}: failure verdict "
-            f"\"{verdict.failure}\"{where}, safety {verdict.safety}.")
-    if variant.refuse_e2e_bypass_when_deployed and not ORIGINAL.refuse_e2e_bypass_when_deployed:
-        item += (" Its switch `refuse_e2e_bypass_when_deployed` is the auth-bypass item below; ship it only once "
-                 "the E2E suite's tokens pass real validation.")
+    item = (f"Do not ship **{verdict.variant}** {scope}: failure verdict \"{verdict.failure}\"{where}, "
+            f"safety {verdict.safety}. {verdict.variant} is {variant.summary}.")
+    if bypass_item and BYPASS_SWITCH in switches:
+        gap = _bypass_gap_places(report, verdict.variant)
+        item += (f" Its switch `{BYPASS_SWITCH}` is the auth-bypass item below; ship it only once the E2E suite's "
+                 "tokens pass real validation"
+                 + (f" and its check also covers {gap}, where {verdict.variant} still accepts an unsigned token."
+                    if gap else "."))
     return item
 
 
@@ -360,42 +504,87 @@ def _worse_on(report: VariantReport, variant: str, profile: str, effect: str) ->
     cell = report.matrix.cell(variant, profile)
     original = report.matrix.cell(ORIGINAL.name, profile)
     before = "the original does not fail" if effect == INTRODUCED else f"under the original at {original.first_failure_s:g} s"
-    return f"{profile}: first refusal at {cell.first_failure_s:g} s ({cell.first_failure}), {before}"
+    code, _, reason = (cell.first_failure or "").partition(" ")
+    return f"{profile}: first refusal {_quoted_close(code, reason)} at {cell.first_failure_s:g} s, {before}"
 
 
 def _auth_bypass_item(report: VariantReport) -> str:
-    """The original's accepted adversarial members by kind, and what refusing the E2E bypass closes."""
+    """The original's accepted token members by case, its unsigned ones, and what refusing the E2E bypass does."""
     original = report.matrix.safety_of(ORIGINAL.name)
-    outcomes = adversarial_outcomes(ORIGINAL.name)
-    accepted = [o for o in outcomes if o.member in set(original.accepted)]
-    tokens, contexts = _of_kind(accepted, "token"), _of_kind(accepted, "context")
-    item = (f"Close the auth bypass: under the original code {len(original.accepted)} of {original.total} "
-            f"adversarial members are accepted: {len(tokens)} of {len(_of_kind(outcomes, 'token'))} token members "
-            f"({_counts_text(Counter(o.case for o in tokens))}), an unsigned token among them in "
-            f"staging/production, and {len(contexts)} of {len(_of_kind(outcomes, 'context'))} context members "
-            "(user contexts handed straight to create_websocket_manager).")
-    return item + _bypass_refusal_cost(report)
+    tokens = _of_kind(adversarial_outcomes(ORIGINAL.name), "token")
+    accepted = [o for o in tokens if o.member in set(original.accepted)]
+    unsigned = (f"; the unsigned ones: {original.unsigned_members()}" if original.unsigned_in
+                else "; an unsigned token among them" if original.unsigned_accepted else "")
+    item = (f"Close the auth bypass: under the original code {len(accepted)} of {len(tokens)} adversarial token "
+            f"members authenticate: {_counts_text(Counter(o.case for o in accepted))}{unsigned}.")
+    return item + _bypass_refusal_cost(report) + _bypass_refusal_gap(report)
+
+
+def _context_item(evidence: Evidence) -> str | None:
+    """The context members the original hands a manager, by environment, with the validation its runs use there."""
+    outcomes = _of_kind(adversarial_outcomes(ORIGINAL.name), "context")
+    accepted = [o for o in outcomes if o.accepted]
+    if not accepted:
+        return None
+    by_environment: dict[str, list[str]] = {}
+    for outcome in sorted(accepted, key=lambda o: (o.environment, o.case)):
+        by_environment.setdefault(outcome.environment, []).append(outcome.case)
+    places = "; ".join(f"{', '.join(cases)} in {environment}{_validation_note(evidence, environment)}"
+                       for environment, cases in by_environment.items())
+    return (f"Refuse invalid user contexts in create_websocket_manager: under the original code {len(accepted)} of "
+            f"{len(outcomes)} adversarial context members get a manager: {places}.")
+
+
+def _validation_note(evidence: Evidence, environment: str) -> str:
+    """``, whose runs validate relaxed`` when the profile's runs show one validation mode, else nothing."""
+    run = evidence.runs.get(environment)
+    modes = {c.outcome("factory.validation_mode") for c in run.connections} - {None} if run else set()
+    return f", whose runs validate {next(iter(modes))}" if len(modes) == 1 else ""
 
 
 def _of_kind(outcomes: Sequence[AdversarialOutcome], kind: str) -> list[AdversarialOutcome]:
     return [o for o in outcomes if o.kind == kind]
 
 
+def _bypass_refusing(report: VariantReport) -> str | None:
+    """The first candidate of the matrix that refuses the E2E bypass in deployed environments."""
+    return next((name for name in report.matrix.variants
+                 if name != ORIGINAL.name and getattr(VARIANTS[name], BYPASS_SWITCH)), None)
+
+
 def _bypass_refusal_cost(report: VariantReport) -> str:
-    """Profiles whose connections a bypass-refusing variant closes 1008 more often than the original."""
+    """Profiles whose connections the bypass-refusing variant closes 1008 more often than the original."""
     matrix = report.matrix
-    for name in matrix.variants:
-        if not VARIANTS[name].refuse_e2e_bypass_when_deployed or name == ORIGINAL.name:
-            continue
-        closed = [(profile, matrix.cell(name, profile), matrix.cell(ORIGINAL.name, profile)) for profile in matrix.profiles
-                  if matrix.cell(name, profile).count("1008") > matrix.cell(ORIGINAL.name, profile).count("1008")]
-        if closed:
-            counts = ", ".join(f"{profile} closes {cell.count('1008')} of {sum(n for _, n in cell.close_codes)} "
-                               f"connections 1008 (the original: {before.count('1008')})"
-                               for profile, cell, before in closed)
-            return (f" Refusing the bypass has a cost: under {name}, which refuses it, {counts}; the E2E suite "
-                    "needs tokens that pass real validation first.")
-    return ""
+    name = _bypass_refusing(report)
+    if name is None:
+        return ""
+    closed = [(profile, matrix.cell(name, profile), matrix.cell(ORIGINAL.name, profile)) for profile in matrix.profiles
+              if matrix.cell(name, profile).count("1008") > matrix.cell(ORIGINAL.name, profile).count("1008")]
+    if not closed:
+        return ""
+    counts = ", ".join(f"{profile} closes {cell.count('1008')} of {sum(n for _, n in cell.close_codes)} "
+                       f"connections 1008 (the original: {before.count('1008')})"
+                       for profile, cell, before in closed)
+    return (f" Refusing the bypass has a cost: under {name}, which refuses it, {counts}; the E2E suite "
+            "needs tokens that pass real validation first.")
+
+
+def _bypass_gap_places(report: VariantReport, variant: str) -> str:
+    """Where `variant` still accepts an unsigned token: its profiles with their ENVIRONMENT values."""
+    places = dict.fromkeys(where for _, where in report.matrix.safety_of(variant).unsigned_in)
+    return ", ".join(places)
+
+
+def _bypass_refusal_gap(report: VariantReport) -> str:
+    """The unsigned tokens the bypass-refusing variant still accepts, and what its check must recognise."""
+    name = _bypass_refusing(report)
+    row = report.matrix.safety_of(name) if name else None
+    if row is None or not row.unsigned_in:
+        return ""
+    one = len({where for _, where in row.unsigned_in}) == 1
+    return (f" {name}'s refusal leaves a gap: it still accepts an unsigned token, {row.unsigned_members()}, so its "
+            f"check must also recognise {'that ENVIRONMENT value' if one else 'those ENVIRONMENT values'} as a "
+            "deployed environment.")
 
 
 # --- lessons -------------------------------------------------------------------------------
@@ -482,7 +671,7 @@ def postmortem_key_result(evidence: Evidence) -> str:
     deciding = deciding_counts(failures).most_common(1)
     return (
         f"{len(evidence.failing)} of {len(evidence.runs)} profiles fail ({len(failures)} connections, "
-        f"{plural(len(_users(failures)), 'distinct user id')}); decided by {deciding[0][0] if deciding else '-'}; "
+        f"{users_hit_text(evidence, detail=False)}); decided by {deciding[0][0] if deciding else '-'}; "
         f"report claims refuted {counts.get(Verdict.REFUTED.value, 0)} of {len(evidence.ledger.findings)}; "
         f"resolution {evidence.variants.recommended or 'none'}"
     )

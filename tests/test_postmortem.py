@@ -73,7 +73,8 @@ def test_summary_and_key_result_count_what_failed(evidence: Evidence) -> None:
     hand = dataclasses.replace(evidence, runs=reconnecting_runs())
     summary = summary_section(hand).data
     assert "**1 of 2 environment profiles**" in summary
-    assert "2 of 8 connections, 1 distinct user id" in summary
+    assert 'closed 2 of 8 WebSocket connections with 1011 "Factory SSOT validation failed"; 1 distinct user id hit.' \
+        in summary
     assert "factory.manager_cap=exceeded (2)" in summary
     assert postmortem_key_result(hand).startswith("1 of 2 profiles fail (2 connections, 1 distinct user id)")
 
@@ -162,9 +163,13 @@ def test_mixed_closes_are_all_summarised_and_not_called_one_close(evidence: Evid
     # Original code: 2 closes 1011 with the factory reason; V5: the same two close 1013 (spec 8).
     runs = {**reconnecting_runs(), "capacity": reconnecting_run("capacity", 7, "V5")}
     hand = dataclasses.replace(evidence, runs=runs)
-    assert ("closed WebSocket connections with 1011 Factory SSOT validation failed (2), "
-            "1013 Service temporarily unavailable (2): 4 of 15 connections, 1 distinct user id.") in summary_section(hand).data
+    assert ('closed 4 of 15 WebSocket connections: 2 with 1011 "Factory SSOT validation failed", '
+            '2 with 1013 "Service temporarily unavailable"; 1 distinct user id in 2 user-profile pairs '
+            '(test-user-12345 in 2 profiles) hit.') in summary_section(hand).data
     assert "Give each cause its own close" not in action_items(hand).data
+    assert item_starting(dataclasses.replace(evidence, runs=reconnecting_runs()), "Give each cause") == (
+        'Give each cause its own close: every failing connection closed 1011 "Factory SSOT validation failed" '
+        "although its innermost cause was RuntimeError (2).")
     assert "(2 of 2; detection)" in lessons(hand).data
 
 
@@ -233,8 +238,18 @@ def test_trigger_counts_every_isolated_factor_and_lists_only_environment_ones(ev
     }
     hand = dataclasses.replace(evidence, isolation=dataclasses.replace(evidence.isolation, isolations=isolations))
     line = trigger_section(hand).data.splitlines()[0]
-    assert "isolated 3 failure-inducing factors in total over 2 profiles" in line
+    assert ("isolated 3 failure-inducing factors over 2 profiles, 2 distinct: `clients[0].connections` (2 profiles), "
+            "`env.ENVIRONMENT` (1 profile)") in line
     assert line.endswith("among them: env.ENVIRONMENT.")
+
+
+def test_trigger_counts_one_factor_per_profile_and_the_distinct_ones(evidence: Evidence) -> None:
+    # 04: cloud-run-env-missing, staging-cloud-run and staging-env-whitespace each isolate to their sixth client's
+    # connections (clients[5], absent in local-debug), staging-e2e to its first client's 12 connections.
+    line = trigger_section(evidence).data.splitlines()[0]
+    assert ("isolated one failure-inducing factor per profile over 4 profiles, 2 distinct: "
+            "`clients[5].connections` (3 profiles), `clients[0].connections` (1 profile)") in line
+    assert "in total" not in line
 
 
 def test_trigger_states_the_kept_traffic_and_its_users(evidence: Evidence) -> None:
@@ -278,31 +293,61 @@ def item_starting(evidence: Evidence, start: str) -> str:
                 if line.split(". ", 1)[1].startswith(start))
 
 
-def test_auth_bypass_item_counts_token_and_context_members_apart_and_names_the_e2e_consequence(
-        evidence: Evidence) -> None:
-    # The adversarial set: 5 token cases x 3 deployed environments = 15 token members, 8 context cases x 2
-    # environments = 16 contexts handed to create_websocket_manager (adversarial.py). Accepted under the
-    # original (05's table): alg none + E2E headers and forged E2E headers in all 3 environments (6 token
-    # members), and 6 contexts under relaxed validation. Refusing the bypass (V5) closes every one of
-    # staging-e2e's 36 connections (3 processes x 12 tests) 1008: its tokens lack token_type (spec 7).
+def test_auth_bypass_item_names_the_unsigned_members_and_v5_s_gap(evidence: Evidence) -> None:
+    # The token members: 5 cases x 3 deployed environments = 15 (adversarial.py). The original accepts alg none +
+    # E2E headers and forged E2E headers in all 3 (the E2E bypass skips the signature check everywhere, spec 5.2).
+    # V5 refuses the bypass where the lower-cased, unstripped ENVIRONMENT is staging or production (spec 8, spec 1
+    # step 1): staging-env-whitespace's 'staging ' is neither, so the unsigned token still authenticates there.
+    # Refusing the bypass closes every one of staging-e2e's 36 connections (3 processes x 12 tests) 1008.
     item = item_starting(evidence, "Close the auth bypass")
-    assert "12 of 31 adversarial members are accepted" in item
-    assert ("6 of 15 token members (alg none + E2E headers (3), forged E2E headers (3)), "
-            "an unsigned token among them") in item
-    assert "6 of 16 context members" in item
-    assert "connections" not in item.split("V5")[0]
+    assert ("6 of 15 adversarial token members authenticate: alg none + E2E headers (3), forged E2E headers (3); "
+            "the unsigned ones: alg none + E2E headers in production-cloud-run (ENVIRONMENT='production'), "
+            "staging-cloud-run (ENVIRONMENT='staging'), staging-env-whitespace (ENVIRONMENT='staging ').") in item
+    assert "an unsigned token among them in staging/production" not in item
+    assert "context" not in item
     assert "under V5, which refuses it, staging-e2e closes 36 of 36 connections 1008" in item
     assert "the E2E suite needs tokens that pass real validation" in item
+    assert item.endswith("V5's refusal leaves a gap: it still accepts an unsigned token, alg none + E2E headers in "
+                         "staging-env-whitespace (ENVIRONMENT='staging '), so its check must also recognise that "
+                         "ENVIRONMENT value as a deployed environment.")
+
+
+def test_context_members_have_their_own_item_by_environment(evidence: Evidence) -> None:
+    # 8 context cases x 2 environments = 16 members. Relaxed validation (staging-cloud-run, spec 4.3) never raises for
+    # blank or missing thread/run/request/client ids and checks no placeholders; strict validation
+    # (staging-no-cloud-signal, spec 4.4) checks no placeholders either. A non-string user_id and the foreign
+    # classes are refused in both.
+    item = item_starting(evidence, "Refuse invalid user contexts")
+    assert item == ("Refuse invalid user contexts in create_websocket_manager: under the original code 6 of 16 "
+                    "adversarial context members get a manager: blank thread_id, blank websocket_client_id, "
+                    "empty request_id, missing run_id, placeholder ids in staging-cloud-run, whose runs validate "
+                    "relaxed; placeholder ids in staging-no-cloud-signal, whose runs validate strict.")
 
 
 def test_do_not_ship_v5_says_where_it_fails_earlier_and_points_to_the_bypass_item(evidence: Evidence) -> None:
     # Original staging-e2e: first refusal at 81 s (user-002's 6th connection to instance 1, 01 timeline);
     # V5 refuses every staging-e2e connection 1008 from the first one at 0 s.
     item = item_starting(evidence, "Do not ship **V5**")
-    assert "as a whole" in item
-    assert "staging-e2e: first refusal at 0 s (1008 SSOT Auth failed), under the original at 81 s" in item
+    assert item.startswith("Do not ship **V5** as a whole: ")
+    assert 'staging-e2e: first refusal 1008 "SSOT Auth failed" at 0 s, under the original at 81 s' in item
     assert "refuse_e2e_bypass_when_deployed" in item
-    assert "E2E suite's tokens" in item
+    assert ("ship it only once the E2E suite's tokens pass real validation and its check also covers "
+            "staging-env-whitespace (ENVIRONMENT='staging '), where V5 still accepts an unsigned token.") in item
+
+
+def test_as_a_whole_only_when_another_item_recommends_one_of_the_variant_s_switches(evidence: Evidence) -> None:
+    # V1 changes three switches, none of which another item recommends (V4's release on disconnect, the bypass):
+    # nothing of V1 is worth shipping, so not "as a whole"; its summary holds parentheses, so it is not put in more.
+    item = item_starting(evidence, "Do not ship **V1**")
+    assert item.startswith('Do not ship **V1** as the fix: failure verdict "no effect on the failure", safety same.')
+    assert item.endswith("V1 is broader environment detection (the report's recommendation).")
+    assert "((" not in item and "))" not in item
+
+
+def test_deploy_item_counts_the_failing_runs_as_profiles_and_the_long_run(evidence: Evidence) -> None:
+    # The original fails on 4 of the 9 profiles and on the long E2E run chapter 05 builds from staging-e2e.
+    item = item_starting(evidence, "Deploy **V4**")
+    assert "(removed on 5 of 5 failing runs: 4 profiles and the long E2E run staging-e2e-long)" in item
 
 
 def test_no_auth_bypass_item_when_the_original_code_refuses_unsigned_tokens(evidence: Evidence) -> None:
@@ -310,7 +355,21 @@ def test_no_auth_bypass_item_when_the_original_code_refuses_unsigned_tokens(evid
     safety = tuple(dataclasses.replace(row, unsigned_accepted=False) if row.variant == "original" else row
                    for row in matrix.safety)
     variants = dataclasses.replace(evidence.variants, matrix=dataclasses.replace(matrix, safety=safety))
-    assert "Close the auth bypass" not in action_items(dataclasses.replace(evidence, variants=variants)).data
+    text = action_items(dataclasses.replace(evidence, variants=variants)).data
+    assert "Close the auth bypass" not in text
+    # no item recommends V5's bypass switch then, so V5 is not shipped as the fix, and no item "below" is named
+    v5 = next(line for line in text.splitlines() if "Do not ship **V5**" in line)
+    assert "as the fix" in v5 and "auth-bypass item" not in v5
+
+
+def test_no_gap_sentence_when_the_bypass_refusing_variant_accepts_no_unsigned_token(evidence: Evidence) -> None:
+    matrix = evidence.variants.matrix
+    safety = tuple(dataclasses.replace(row, unsigned_accepted=False, unsigned_in=()) if row.variant == "V5" else row
+                   for row in matrix.safety)
+    variants = dataclasses.replace(evidence.variants, matrix=dataclasses.replace(matrix, safety=safety))
+    hand = dataclasses.replace(evidence, variants=variants)
+    assert "leaves a gap" not in item_starting(hand, "Close the auth bypass")
+    assert "where V5 still accepts" not in item_starting(hand, "Do not ship **V5**")
 
 
 # A made-up factory close caused by a validation ValueError, not by the cap.
@@ -334,6 +393,38 @@ def test_root_cause_counts_only_failures_that_started_at_the_cap(evidence: Evide
     runs = {**reconnecting_runs(), "invalid": RunResult("invalid", "original", (VALIDATION_ERROR_CLOSE,))}
     text = root_cause_section(dataclasses.replace(evidence, runs=runs)).data
     assert "- 2 of 3 failing connections started while their user already held the per-user cap" in text
+
+
+def test_root_cause_compares_managers_held_with_connections_open_at_each_refusal(evidence: Evidence) -> None:
+    # One user, 7 connections 10 s apart, each held 25 s, one instance: the first five (0..40 s) fill the cap of 5
+    # (spec 4.2). At 50 s the connections of 30 s and 40 s are open (until 55 s and 65 s), at 60 s only the one of
+    # 40 s (the refused one of 50 s ended at once): 5 managers held against 1-2 open connections. No start_agent.
+    long_held = simulate(profile_from_dict("long-held", {
+        "description": "long-held", "env": {"ENVIRONMENT": "test"},
+        "clients": [{"name": "tab", "user_id": "test-user-12345", "connections": 7, "spacing_s": 10.0,
+                     "hold_s": 25.0}],
+    }), "original")
+    runs = {"local-debug": reconnecting_run("local-debug", 1), "long-held": long_held}
+    lines = root_cause_section(dataclasses.replace(evidence, runs=runs)).data.splitlines()
+    assert ("- At the 2 refusals at the cap the refused user held 5 managers on its instance, with 1-2 of its "
+            "connections open there and 0 managers left behind by its earlier `start_agent` messages there "
+            "(min-max over the refusals).") in lines
+    assert ("- Managers outlive their connections: a connection's manager is not released when it closes "
+            "(spec 1, step 14).") in lines
+
+
+def test_root_cause_explains_the_managers_of_the_real_refusals(evidence: Evidence) -> None:
+    # 01 timeline of staging-e2e: every refusal finds 5 managers and no open connection of the user there (tests
+    # hold 4 s, spaced 14-18 s); user-003's start_agent leaves one manager per connection 2 s after it (56:1 58:2
+    # 74:3 76:4 92:5 before its refusal at 110 s: 2), user-001 and -002 send none (0). The other profiles'
+    # refused user (clients[5], 25 s holds 30 s apart) has none open at 1350 s and sends no start_agent.
+    lines = root_cause_section(evidence).data.splitlines()
+    assert ("- At the 13 refusals at the cap the refused user held 5 managers on its instance, with 0 of its "
+            "connections open there and 0-2 managers left behind by its earlier `start_agent` messages there "
+            "(min-max over the refusals).") in lines
+    assert ("- Managers outlive their connections: a connection's manager is not released when it closes "
+            "(spec 1, step 14), and each `start_agent` message leaves one more manager behind (spec 1, step 12).") \
+        in lines
 
 
 def test_key_result_names_the_decision_that_decided_most_failures(evidence: Evidence) -> None:
@@ -360,8 +451,11 @@ def test_ledger_table_shows_each_claims_evidence(evidence: Evidence) -> None:
 def test_distinct_user_ids_are_counted_once_across_profiles(evidence: Evidence) -> None:
     # staging-e2e hits its 3 users; cloud-run-env-missing, staging-cloud-run and staging-env-whitespace each
     # hit the same Google subject id: 6 per-profile hits, 4 distinct user ids.
-    assert "13 of 159 connections, 4 distinct user ids." in summary_section(evidence).data
-    assert "(13 connections, 4 distinct user ids)" in postmortem_key_result(evidence)
+    pairs = "4 distinct user ids in 6 user-profile pairs (106574839201746382910 in 3 profiles)"
+    assert f"13 of 159 WebSocket connections with 1011 \"Factory SSOT validation failed\"; {pairs} hit." \
+        in summary_section(evidence).data
+    assert f"; {pairs} hit." in impact_section(evidence).data
+    assert "(13 connections, 4 distinct user ids in 6 user-profile pairs)" in postmortem_key_result(evidence)
 
 
 def test_only_the_report_s_debug_run_is_called_its_works_locally_evidence(evidence: Evidence) -> None:
