@@ -249,7 +249,7 @@ def trigger_section(evidence: Evidence) -> Markdown:
         f"environment factors ({ENVIRONMENT_FACTOR_KINDS}) among them: "
         f"{', '.join(environmental) or 'none'}.",
         "- Per profile: " + "; ".join(
-            f"{name}: " + ", ".join(f"`{c.describe()}`" for c in iso.minimal_difference)
+            f"{name}: " + " and ".join(c.describe() for c in iso.minimal_difference)
             for name, iso in sorted(isolations.items())
         ) + "." if isolations else "- No failing profile to isolate.",
     ]
