@@ -16,6 +16,7 @@ import html
 import json
 import platform
 import subprocess
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -105,6 +106,34 @@ def _output_text(output: nbformat.NotebookNode) -> str | None:
     return None if plain is None else str(plain)
 
 
+EXECUTION_TIME_KEYS = ("duration", "end_time", "start_time")
+"""Keys of papermill's notebook and cell metadata that time one execution."""
+PAPERMILL_CELL_TAGS = ("injected-parameters", "papermill-error-cell-tag")
+"""Tags of the cells papermill adds (the run's parameters; the error banner and its marker),
+each with an id drawn at random."""
+
+
+def reproducible(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of an executed notebook without what differs between two executions of the same
+    inputs: papermill's start, end and duration (notebook and cells), nbclient's per-cell
+    ``execution`` timestamps, and the random ids of the cells papermill adds (each becomes its
+    tag, numbered from the second on). What the run produced (outputs, status, exceptions,
+    parameters) stays."""
+    copied = copy.deepcopy(nb)
+    for key in EXECUTION_TIME_KEYS:
+        copied.metadata.get("papermill", {}).pop(key, None)
+    added: Counter[str] = Counter()
+    for cell in copied.cells:
+        cell.metadata.pop("execution", None)
+        for key in EXECUTION_TIME_KEYS:
+            cell.metadata.get("papermill", {}).pop(key, None)
+        tag = next((tag for tag in PAPERMILL_CELL_TAGS if tag in cell.metadata.get("tags", [])), None)
+        if tag is not None:
+            added[tag] += 1
+            cell.id = tag if added[tag] == 1 else f"{tag}-{added[tag]}"
+    return copied
+
+
 def notebook_to_html(nb: nbformat.NotebookNode, title: str, index_href: str | None = None) -> str:
     """HTML of the notebook's outputs and markdown, without any code input or In/Out prompt.
 
@@ -113,7 +142,9 @@ def notebook_to_html(nb: nbformat.NotebookNode, title: str, index_href: str | No
     """
     if index_href is not None:
         nb = copy.deepcopy(nb)
-        nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"[All chapters and runs]({index_href})"))
+        link = nbformat.v4.new_markdown_cell(f"[All chapters and runs]({index_href})")
+        link.id = "index-link"  # a fixed id: the page is the same bytes at every run
+        nb.cells.insert(0, link)
     config = Config()
     config.TagRemovePreprocessor.enabled = True
     config.TagRemovePreprocessor.remove_input_tags = {REMOVE_INPUT_TAG}

@@ -11,7 +11,6 @@ refresh, so it is stripped. The parameters stay.
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,14 +18,14 @@ from pathlib import Path
 
 import nbformat
 
+from investigation.suite.artifacts import reproducible
 from investigation.suite.errors import SuiteInputError
 from investigation.suite.execute import execute_notebook_to, map_in_workers
 from investigation.suite.files import temporary_sibling
 
-VOLATILE_NOTEBOOK_KEYS = ("duration", "end_time", "exception", "input_path", "output_path", "start_time")
-"""Keys of the notebook's ``metadata.papermill`` that describe one execution only."""
-VOLATILE_CELL_KEYS = ("execution", "papermill")
-"""Cell metadata written per execution: nbclient's timings and papermill's start/end/status."""
+VOLATILE_NOTEBOOK_KEYS = ("exception", "input_path", "output_path")
+"""Keys of the notebook's ``metadata.papermill`` that describe one execution only, besides its
+times (which ``artifacts.reproducible`` removes)."""
 
 
 @dataclass(frozen=True)
@@ -39,13 +38,12 @@ class GoldenRefresh:
 
 def strip_volatile_metadata(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """A copy of ``nb`` without execution times, durations, paths or per-cell status."""
-    stripped = copy.deepcopy(nb)
+    stripped = reproducible(nb)
     papermill_metadata = stripped.metadata.get("papermill", {})
     for key in VOLATILE_NOTEBOOK_KEYS:
         papermill_metadata.pop(key, None)
     for cell in stripped.cells:
-        for key in VOLATILE_CELL_KEYS:
-            cell.metadata.pop(key, None)
+        cell.metadata.pop("papermill", None)
     return stripped
 
 

@@ -30,6 +30,7 @@ from investigation.suite.artifacts import (
     RunRecord,
     notebook_to_html,
     read_key_result,
+    reproducible,
     write_index,
     write_manifest,
 )
@@ -116,7 +117,7 @@ def run_entry(task: tuple[GridEntry, Path, dict[str, str]]) -> RunRecord:
         outcome = execute_notebook_to(entry.notebook, executed, entry.parameters)
         if outcome.notebook is None:
             return _record(entry, outcome.error, None, None, None)
-        nb = outcome.notebook
+        nb = reproducible(outcome.notebook)
         nb.metadata.papermill["input_path"] = display_path(entry.notebook, REPO_ROOT)
         nb.metadata.papermill["output_path"] = notebook_path
         nbformat.write(nb, executed)
