@@ -601,3 +601,46 @@ def test_ddmin_traffic_is_1_minimal_not_the_smallest_failing_subset(staging_e2e:
     assert FailureSignature(1011, "RuntimeError").outcome(run) is Outcome.FAIL
     docs = [isolate_module.__doc__, isolate_module.TrafficReduction.__doc__, minimal_failing_traffic.__doc__]
     assert all("1-minimal" in doc and "fewest" not in doc for doc in docs)
+
+
+# --- the lesson on the two first divergences -------------------------------------------------
+
+
+def test_chapter_04_lessons_say_the_environment_divergence_is_not_needed_for_the_failure(
+    e2e_isolation: Any, staging_e2e: Profile
+) -> None:
+    """local-debug (ENVIRONMENT=test) and staging-e2e (staging) part at route.environment, the
+    route's first decision (spec 1 step 1); the minimal difference is one client's connection count,
+    so the isolated pair keeps local-debug's environment and parts at the cap (spec 4.2)."""
+    from types import SimpleNamespace
+
+    from investigation.analysis.isolate import isolation_lessons
+
+    report = SimpleNamespace(summary=lambda: "ranking")
+    lessons = isolation_lessons(e2e_isolation, minimal_failing_traffic(staging_e2e), report).data.splitlines()
+    assert ("- The profiles first part at route.environment, but that difference is not needed for the failure: "
+            "with local-debug's environment the isolated pair first parts at factory.manager_cap.") in lessons
+
+
+def test_the_divergence_lesson_names_environment_factors_dd_moved_to_the_passing_side() -> None:
+    """The case of the test above on dd's last passing mixture: that mixture takes six-single's
+    ENVIRONMENT and instances, so the isolated pair does not have three-spread's environment."""
+    from investigation.analysis.isolate import _divergence_lesson
+
+    passing = varied(spread_profile("three-spread", 2), "three-spread", clients0__connections=3)
+    failing = varied(spread_profile("six-single", 1), "six-single", env__ENVIRONMENT="development")
+    assert _divergence_lesson(isolate_profiles(passing, failing)) == (
+        "The profiles first part at route.environment, but that difference is not needed for the failure: "
+        "with the same environment on both sides (six-single's ENVIRONMENT, instances, otherwise "
+        "three-spread's), the isolated pair first parts at factory.manager_cap."
+    )
+
+
+def test_the_divergence_lesson_says_when_both_pairs_part_at_the_same_point() -> None:
+    """spread and single differ only in instances: both pairs part at the cap (spec 4.2)."""
+    from investigation.analysis.isolate import _divergence_lesson
+
+    isolation = isolate_profiles(spread_profile("spread", 2), spread_profile("single", 1))
+    assert _divergence_lesson(isolation) == (
+        "The profiles and the isolated pair first part at the same point, factory.manager_cap."
+    )

@@ -373,6 +373,8 @@ class ProfileIsolation:
     isolated_divergence: AlignedDivergence | None
     mixture_clients: Mapping[str, str] = field(default_factory=dict)
     """Readable names of the failing mixture's placeholder clients (``client5``), see :func:`_mixture_clients`."""
+    passing_mixture: tuple[FactorChange, ...] = ()
+    """The changes dd's last passing mixture applies to ``passing`` (the isolated pair's shared part)."""
 
     def to_json_dict(self) -> dict[str, Any]:
         """The ``isolate --json`` contract of design.md."""
@@ -517,6 +519,7 @@ def isolate_profiles(
         first_divergence=align_with_nearest(passing_run, failure),
         isolated_divergence=_isolated_divergence(tester, result.passing, result.failing),
         mixture_clients=_mixture_clients(passing, failing, result.failing),
+        passing_mixture=tuple(result.passing),
     )
 
 
@@ -774,7 +777,8 @@ def isolation_lessons(isolation: ProfileIsolation, reduction: TrafficReduction, 
     the 1-minimal failing traffic, and the SBFL ranking's finding (``report.summary()``)."""
     from IPython.display import Markdown
 
-    lines = [f"- {_difference_lesson(isolation)}", f"- {_traffic_lesson(reduction)}", f"- {report.summary()}"]
+    lines = [f"- {_difference_lesson(isolation)}", f"- {_divergence_lesson(isolation)}",
+             f"- {_traffic_lesson(reduction)}", f"- {report.summary()}"]
     return Markdown("\n".join(lines))
 
 
@@ -791,6 +795,54 @@ def _difference_lesson(isolation: ProfileIsolation) -> str:
     names = ", ".join(_factor_name(c.factor) for c in environmental)
     factor_count = "1 environment factor" if len(environmental) == 1 else f"{len(environmental)} environment factors"
     return f"{opening} {factor_count} ({names}) among its {len(changes)} changes: {words}."
+
+
+def _divergence_lesson(isolation: ProfileIsolation) -> str:
+    """Where the profiles first part against where the isolated pair does, and whether the
+    profiles' difference there is needed for the failure (the isolated pair agrees there)."""
+    profiles_point = _divergence_point(isolation.first_divergence)
+    opening = f"The profiles first part at {profiles_point}"
+    isolated = isolation.isolated_divergence
+    if isolated is None:
+        return (f"{opening}; dd's final mixtures give no pair of connections to align (a mixture is not "
+                "a valid profile, or its run does not fail the same way), so where the isolated pair parts "
+                "is not computed.")
+    isolated_point = _divergence_point(isolated)
+    if isolated_point == profiles_point:
+        return f"The profiles and the isolated pair first part at the same point, {profiles_point}."
+    if not _agree_at(isolated, isolation.first_divergence.divergence):
+        return (f"{opening}; the isolated pair, which differs only in the minimal difference, "
+                f"first parts at {isolated_point}.")
+    return (f"{opening}, but that difference is not needed for the failure: {_isolated_setting(isolation)} "
+            f"the isolated pair first parts at {isolated_point}.")
+
+
+def _divergence_point(aligned: AlignedDivergence) -> str:
+    divergence = aligned.divergence
+    return "no point (the aligned traces are identical)" if divergence is None else divergence.point
+
+
+def _agree_at(aligned: AlignedDivergence, divergence: Divergence | None) -> bool:
+    """Whether both connections of ``aligned`` reach ``divergence``'s point with the same outcome."""
+    if divergence is None:
+        return False
+    passing = _first_outcome(aligned.passing_connection, divergence.point)
+    return passing is not None and passing == _first_outcome(aligned.failing_connection, divergence.point)
+
+
+def _first_outcome(connection: ConnectionResult, point: str) -> str | None:
+    return next((decision.outcome for decision in connection.decisions if decision.point == point), None)
+
+
+def _isolated_setting(isolation: ProfileIsolation) -> str:
+    """How the isolated pair's environment relates to the profiles' (for the divergence lesson)."""
+    if any(is_environment_factor(c.factor) for c in isolation.minimal_difference):
+        return "in the isolated pair, which differs only in the minimal difference,"
+    shared = [_factor_name(c.factor) for c in isolation.passing_mixture if is_environment_factor(c.factor)]
+    if shared:
+        return (f"with the same environment on both sides ({isolation.failing}'s {', '.join(shared)}, "
+                f"otherwise {isolation.passing}'s),")
+    return f"with {isolation.passing}'s environment"
 
 
 def _traffic_lesson(reduction: TrafficReduction) -> str:
