@@ -252,6 +252,10 @@ def test_chapter_04_lessons_say_the_difference_has_no_environment_factor(e2e_iso
         "factor (env, process, startup, instances, routing): with local-debug's environment, 1 change of the "
         "traffic produces the same failure (client debug-script of local-debug: 12 connections instead of 1, "
         "as staging-e2e's client e2e-process-1).",
+        # local-debug sets ENVIRONMENT=test, staging-e2e staging: the route reads it first (spec 1 step 1);
+        # the isolated pair keeps local-debug's environment and parts at the cap (spec 4.2)
+        "- The profiles first part at route.environment, but that difference is not needed for the failure: "
+        "with local-debug's environment the isolated pair first parts at factory.manager_cap.",
         "- The failing traffic of staging-e2e shrinks to 6 of its 36 planned connections (1-minimal: none of "
         "them can be left out), from one user (staging-e2e-user-002) on one instance (1); in that reduced run "
         "1 of them closes 1011.",
@@ -604,22 +608,6 @@ def test_ddmin_traffic_is_1_minimal_not_the_smallest_failing_subset(staging_e2e:
 
 
 # --- the lesson on the two first divergences -------------------------------------------------
-
-
-def test_chapter_04_lessons_say_the_environment_divergence_is_not_needed_for_the_failure(
-    e2e_isolation: Any, staging_e2e: Profile
-) -> None:
-    """local-debug (ENVIRONMENT=test) and staging-e2e (staging) part at route.environment, the
-    route's first decision (spec 1 step 1); the minimal difference is one client's connection count,
-    so the isolated pair keeps local-debug's environment and parts at the cap (spec 4.2)."""
-    from types import SimpleNamespace
-
-    from investigation.analysis.isolate import isolation_lessons
-
-    report = SimpleNamespace(summary=lambda: "ranking")
-    lessons = isolation_lessons(e2e_isolation, minimal_failing_traffic(staging_e2e), report).data.splitlines()
-    assert ("- The profiles first part at route.environment, but that difference is not needed for the failure: "
-            "with local-debug's environment the isolated pair first parts at factory.manager_cap.") in lessons
 
 
 def test_the_divergence_lesson_names_environment_factors_dd_moved_to_the_passing_side() -> None:

@@ -813,8 +813,8 @@ def _divergence_lesson(isolation: ProfileIsolation) -> str:
     if not _agree_at(isolated, isolation.first_divergence.divergence):
         return (f"{opening}; the isolated pair, which differs only in the minimal difference, "
                 f"first parts at {isolated_point}.")
-    return (f"{opening}, but that difference is not needed for the failure: {_isolated_setting(isolation)} "
-            f"the isolated pair first parts at {isolated_point}.")
+    return (f"{opening}, but that difference is not needed for the failure: {_isolated_pair(isolation)} "
+            f"first parts at {isolated_point}.")
 
 
 def _divergence_point(aligned: AlignedDivergence) -> str:
@@ -834,15 +834,15 @@ def _first_outcome(connection: ConnectionResult, point: str) -> str | None:
     return next((decision.outcome for decision in connection.decisions if decision.point == point), None)
 
 
-def _isolated_setting(isolation: ProfileIsolation) -> str:
-    """How the isolated pair's environment relates to the profiles' (for the divergence lesson)."""
+def _isolated_pair(isolation: ProfileIsolation) -> str:
+    """The isolated pair and how its environment relates to the profiles' (for the divergence lesson)."""
     if any(is_environment_factor(c.factor) for c in isolation.minimal_difference):
-        return "in the isolated pair, which differs only in the minimal difference,"
+        return "the isolated pair, which differs only in the minimal difference,"
     shared = [_factor_name(c.factor) for c in isolation.passing_mixture if is_environment_factor(c.factor)]
     if shared:
         return (f"with the same environment on both sides ({isolation.failing}'s {', '.join(shared)}, "
-                f"otherwise {isolation.passing}'s),")
-    return f"with {isolation.passing}'s environment"
+                f"otherwise {isolation.passing}'s), the isolated pair")
+    return f"with {isolation.passing}'s environment the isolated pair"
 
 
 def _traffic_lesson(reduction: TrafficReduction) -> str:
