@@ -407,12 +407,65 @@ def test_original_relaxed_mode_only_warns_on_blank_ids_and_strict_mode_refuses_t
         assert found[f"context: {case} [staging-no-cloud-signal]"] == "FactoryInitializationError"
 
 
+def steps_by_member(variant: str) -> dict[str, tuple[bool, str, str]]:
+    """Member -> (accepted, create_websocket_manager's own result, the route's manager step)."""
+    return {o.member: (o.accepted, o.outcome, o.route_step) for o in adversarial_outcomes(variant)}
+
+
+RELAXED_VALUE_ERRORS = ("foreign class (supervisor)", "foreign class (models)", "non-string user_id")
+
+
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_foreign_classes_and_non_string_user_ids_are_refused_everywhere(variant: str) -> None:
-    found = outcomes_by_member(variant)
-    for case in ("foreign class (supervisor)", "foreign class (models)", "non-string user_id"):
+def test_a_plain_value_error_in_relaxed_validation_gets_the_emergency_stub(variant: str) -> None:
+    """staging-cloud-run (ENVIRONMENT=staging, K_SERVICE) validates relaxed under every variant (spec 4.3, 8).
+
+    Relaxed validation raises a plain ValueError ("STAGING CRITICAL: Expected UserExecutionContext" for a
+    foreign class, "Invalid user_id format" for an int), with neither "SSOT" nor "factory", so
+    create_websocket_manager re-raises it unchanged (4.1). The route retries once, the retry raises the same,
+    and the connection goes on with the emergency stub (1 step 8, 1.2): the member is let through.
+    """
+    found = steps_by_member(variant)
+    for case in RELAXED_VALUE_ERRORS:
+        assert found[f"context: {case} [staging-cloud-run]"] == (True, "ValueError", "emergency_stub")
+
+
+@pytest.mark.parametrize("variant", ["original", "V1", "V3", "V4", "V5"])
+def test_a_foreign_class_in_strict_validation_is_closed_1011(variant: str) -> None:
+    """staging-no-cloud-signal has no ENVIRONMENT, K_SERVICE or E2E flag: strict (4.3); V1 adds cloud signals
+    and TESTING it does not have, V3-V5 leave validation alone (8). Strict 4.4.1 raises "SSOT VIOLATION", which
+    4.1 wraps into FactoryInitializationError: the route closes 1011 "Factory SSOT validation failed" (1 step 8).
+    """
+    found = steps_by_member(variant)
+    for case in ("foreign class (supervisor)", "foreign class (models)"):
+        assert found[f"context: {case} [staging-no-cloud-signal]"] == (
+            False, "FactoryInitializationError", "1011 Factory SSOT validation failed")
+    accepted, raw, step = found["context: non-string user_id [staging-no-cloud-signal]"]
+    assert (accepted, raw, step.split()[0]) == (False, "FactoryInitializationError", "1011")
+
+
+def test_v2_lets_every_foreign_class_and_non_string_user_id_through_on_the_stub() -> None:
+    """V2 validates relaxed when PORT is set (spec 8), and staging-no-cloud-signal sets PORT=8080."""
+    found = steps_by_member("V2")
+    for case in RELAXED_VALUE_ERRORS:
         for environment in ("staging-cloud-run", "staging-no-cloud-signal"):
-            assert found[f"context: {case} [{environment}]"] != "accepted"
+            assert found[f"context: {case} [{environment}]"] == (True, "ValueError", "emergency_stub")
+
+
+def test_accepted_counts_follow_the_route() -> None:
+    """Contexts: relaxed blank ids (4), placeholder ids in both environments (2), relaxed ValueErrors on the stub
+    (3) = 9; V2 validates relaxed in both (PORT) and lets all 16 through. Tokens: the two E2E-header cases in
+    three environments (5.2) = 6; V5 refuses the bypass where ENVIRONMENT is exactly staging or production,
+    leaving staging-env-whitespace's 2 (8)."""
+    counts = {variant: len(accepted_members(variant)) for variant in VARIANTS}
+    assert counts == {"original": 15, "V1": 15, "V2": 22, "V3": 15, "V4": 15, "V5": 11}
+
+
+def test_the_table_shows_what_create_websocket_manager_raised_and_what_the_route_did() -> None:
+    rows = {line.split("  ")[0].strip(): line for line in adversarial_table(("original",)).splitlines()}
+    assert rows["context: foreign class (models) [staging-cloud-run]"].endswith("ACCEPTED (ValueError, stub manager)")
+    assert rows["context: foreign class (models) [staging-no-cloud-signal]"].endswith(
+        "FactoryInitializationError (close 1011)")
+    assert rows["accepted"].endswith("15 of 31")
 
 
 def test_placeholder_ids_pass_the_factory_in_both_modes() -> None:
@@ -450,9 +503,10 @@ def test_v5_refusal_keys_on_the_exact_environment_value() -> None:
 
 
 def test_the_original_accepts_exactly_the_members_its_outcomes_let_through() -> None:
-    """Relaxed blank ids (4.3.4), placeholder ids (both modes) and every E2E-header token (5.2)."""
+    """Relaxed blank ids (4.3.4), placeholder ids (both modes), relaxed ValueErrors on the emergency stub
+    (4.3.1, 4.3.3, 1 step 8) and every E2E-header token (5.2)."""
     blank_ids = ("blank thread_id", "missing run_id", "empty request_id", "blank websocket_client_id")
-    expected = {f"context: {case} [staging-cloud-run]" for case in blank_ids}
+    expected = {f"context: {case} [staging-cloud-run]" for case in (*blank_ids, *RELAXED_VALUE_ERRORS)}
     expected |= {f"context: placeholder ids [{env}]" for env in ("staging-cloud-run", "staging-no-cloud-signal")}
     expected |= {f"token: {case} [{env}]" for case in ("forged E2E headers", "alg none + E2E headers")
                  for env in TOKEN_ENVIRONMENTS}
@@ -754,7 +808,7 @@ def test_the_recommendation_says_what_safety_was_computed_and_keeps_the_unsigned
     assert small_report.recommended == "V4"
     text = small_report.recommendation()
     assert (
-        "Safety: it accepts nothing the original refuses (12 of 31 adversarial members accepted, the same ones as "
+        "Safety: it accepts nothing the original refuses (15 of 31 adversarial members accepted, the same ones as "
         "under the original); an unsigned token is still accepted, as under the original: alg none + E2E headers in "
         "production-cloud-run (ENVIRONMENT='production'), staging-cloud-run (ENVIRONMENT='staging'), "
         "staging-env-whitespace (ENVIRONMENT='staging ')."

@@ -5,10 +5,14 @@ also accepts what it should refuse. This module names every hostile input once
 and runs it under a variant:
 
 - user contexts (invalid or placeholder fields, a foreign context class) go
-  through ``create_websocket_manager`` in a backend process whose environment
-  is taken from a shipped profile: a staging-like one (``staging-cloud-run``,
-  relaxed validation in the original) and a strict one
-  (``staging-no-cloud-signal``, strict validation in the original);
+  through the route's manager step (spec 1 step 8) in a backend process whose
+  environment is taken from a shipped profile: a staging-like one
+  (``staging-cloud-run``, relaxed validation in the original) and a strict one
+  (``staging-no-cloud-signal``, strict validation in the original). A context
+  is "accepted" when the route goes on with a manager: the factory's, or the
+  emergency stub it falls back to when ``create_websocket_manager`` raises
+  anything but FactoryInitializationError (1011) or ManagerCapacityError (1013)
+  twice. What ``create_websocket_manager`` itself raised is kept next to it;
 - tokens (bad signature, ``alg: none``, expired, forged E2E headers) go through
   a one-connection profile built from each deployed profile (staging and
   production) and are "accepted" when authentication succeeds.
@@ -19,13 +23,13 @@ and runs it under a variant:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
-from investigation.backend import runtime
+from investigation.backend import route, runtime
 from investigation.backend.context import UserExecutionContext
 from investigation.backend.factory import create_websocket_manager
 from investigation.backend.foreign_contexts import ModelsUserExecutionContext, SupervisorUserExecutionContext
@@ -35,6 +39,9 @@ from investigation.clock import EPOCH_MS, SeededRandomness, VirtualClock, outsid
 from investigation.profiles import Profile, load_profile, profile_from_dict
 from investigation.report import format_table
 from investigation.simulate import simulate
+from investigation.trace import recording
+
+T = TypeVar("T")
 
 #: Profiles whose process environment the context cases run in, and why.
 CONTEXT_ENVIRONMENTS: dict[str, str] = {
@@ -91,6 +98,9 @@ class AdversarialOutcome:
     accepted: bool
     outcome: str
     unsigned: bool = False
+    route_step: str = ""
+    """Context members: the route's manager step, the manager it went on with ("factory",
+    "factory_on_retry", "emergency_stub") or its close ("1011 Factory SSOT validation failed")."""
 
 
 def unchecked_context(**overrides: Any) -> UserExecutionContext:
@@ -179,6 +189,85 @@ def context_outcome(environ: Mapping[str, str], variant: str, context_case: Cont
         loop.close()
 
 
+@dataclass(frozen=True)
+class ManagerStep:
+    """What the route's manager step did with a context: the manager it went on with, or its close."""
+
+    manager: str | None
+    close: str | None
+
+    @property
+    def let_through(self) -> bool:
+        return self.close is None and self.manager is not None
+
+
+def route_manager_step(environ: Mapping[str, str], variant: str, context_case: ContextCase) -> ManagerStep:
+    """The context through the route's manager step (spec 1 step 8) of a fresh process.
+
+    The route's own code decides: FactoryInitializationError closes 1011, ManagerCapacityError
+    1013, any other exception is retried once and then replaced by the emergency stub. An
+    exception out of the step meets the endpoint's outer handler (spec 1 step 13), as in the route.
+    """
+
+    async def attempt() -> ManagerStep:
+        socket = _ManagerStepSocket()
+        with recording() as recorder:
+            session = route._Session(socket, route.route_environment(), e2e=False)
+            try:
+                await session._create_manager(context_case.build())
+            except Exception:
+                await route._send_internal_error(socket)
+        found = {decision.point: decision.outcome for decision in recorder.decisions}
+        return ManagerStep(found.get("route.manager"), found.get("route.close"))
+
+    return _in_fresh_backend(environ, variant, attempt)
+
+
+class _ManagerStepSocket:
+    """The socket of a connection that reached the manager step: frames and close are dropped."""
+
+    def __init__(self) -> None:
+        self.headers: dict[str, str] = {}
+        self.query: dict[str, str] = {}
+        self.closed = False
+
+    @property
+    def connected(self) -> bool:
+        return not self.closed
+
+    async def accept(self, subprotocol: str | None) -> None:
+        return None
+
+    async def send_json(self, frame: dict[str, Any]) -> None:
+        return None
+
+    async def receive_text(self) -> str:
+        raise route.ClientDisconnected(1006)
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = True
+
+
+def _in_fresh_backend(environ: Mapping[str, str], variant: str, attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run `attempt` inside a fresh backend process with `environ`, under `variant`."""
+    clock = VirtualClock()
+    event_loop = virtual_loop(clock)
+    backend = Backend(environ, clock=clock, randomness=SeededRandomness(0), variant=get_variant(variant))
+
+    async def inside() -> T:
+        token = backend.activate()
+        try:
+            return await attempt()
+        finally:
+            runtime.deactivate(token)
+            await backend.shutdown()
+
+    try:
+        return event_loop.run_until_complete(inside())
+    finally:
+        event_loop.close()
+
+
 def one_connection_profile(environment: str, token_case: TokenCase) -> Profile:
     """The deployed profile `environment` with its traffic replaced by one hostile connection."""
     deployed = load_profile(environment)
@@ -215,14 +304,16 @@ def _run_members(variant: str) -> tuple[AdversarialOutcome, ...]:
 
 
 def _context_member(environment: str, variant: str, case: ContextCase) -> AdversarialOutcome:
-    outcome = context_outcome(load_profile(environment).env, variant, case)
+    environ = load_profile(environment).env
+    step = route_manager_step(environ, variant, case)
     return AdversarialOutcome(
         member=f"context: {case.name} [{environment}]",
         case=case.name,
         environment=environment,
         kind="context",
-        accepted=outcome == "accepted",
-        outcome=outcome,
+        accepted=step.let_through,
+        outcome=context_outcome(environ, variant, case),
+        route_step=step.close or step.manager or "no manager step",
     )
 
 
@@ -250,7 +341,11 @@ def unsigned_token_accepted(variant: str) -> bool:
 
 
 def adversarial_table(variants: tuple[str, ...]) -> str:
-    """Member x variant: "ACCEPTED", or the refusal (exception type or auth error code)."""
+    """Member x variant: "ACCEPTED", or the refusal (auth error code, or exception type and the route's close).
+
+    A context the route lets through only after create_websocket_manager raised says so:
+    ``ACCEPTED (ValueError, stub manager)``.
+    """
     by_variant = {variant: {o.member: o for o in adversarial_outcomes(variant)} for variant in variants}
     members = sorted(by_variant[variants[0]])
     rows = [
@@ -261,5 +356,13 @@ def adversarial_table(variants: tuple[str, ...]) -> str:
     return format_table(("member", *variants), [*rows, totals])
 
 
+ROUTE_MANAGERS: dict[str, str] = {"emergency_stub": "stub manager", "factory_on_retry": "manager on retry"}
+
+
 def _cell(outcome: AdversarialOutcome) -> str:
-    return "ACCEPTED" if outcome.accepted else outcome.outcome
+    if outcome.kind != "context" or not outcome.route_step:
+        return "ACCEPTED" if outcome.accepted else outcome.outcome
+    if outcome.accepted:
+        manager = ROUTE_MANAGERS.get(outcome.route_step)
+        return f"ACCEPTED ({outcome.outcome}, {manager})" if manager else "ACCEPTED"
+    return f"{outcome.outcome} (close {outcome.route_step.partition(' ')[0]})"
