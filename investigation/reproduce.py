@@ -16,6 +16,7 @@ from __future__ import annotations
 import textwrap
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from IPython.display import Markdown
 
@@ -27,7 +28,7 @@ from investigation.notebook_errors import checked_profile, checked_variant
 from investigation.profiles import Profile, list_profiles, load_profile
 from investigation.report import close_counts_text, close_summary, plural
 from investigation.simulate import simulate
-from investigation.trace import ConnectionResult, RunResult, close_code_label
+from investigation.trace import ConnectionResult, RunResult, close_code_label, is_adverse
 
 TRACE_WIDTH = 100
 
@@ -142,16 +143,132 @@ def failures_at_cap(run: RunResult) -> int:
     )
 
 
-def managers_left_by_start_agent(run: RunResult) -> int:
-    """Managers created by start_agent messages and never released (spec 1, step 12)."""
+def _created_by_start_agent(connection: ConnectionResult) -> int:
+    """Managers ``connection``'s start_agent messages created (``route.start_agent`` = manager_left_behind=n)."""
     total = 0
-    for connection in run.connections:
-        outcome = connection.outcome("route.start_agent") or ""
-        for part in outcome.split(","):
-            name, _, count = part.partition("=")
-            if name == "manager_left_behind" and count.isdigit():
-                total += int(count)
+    for part in (connection.outcome("route.start_agent") or "").split(","):
+        name, _, count = part.partition("=")
+        if name == "manager_left_behind" and count.isdigit():
+            total += int(count)
     return total
+
+
+def managers_created_by_start_agent(run: RunResult) -> int:
+    """Managers created by start_agent messages (spec 1, step 12: the route never releases them).
+
+    Cleanup may still release them later (spec 4.2); ``start_agent_managers_at_end`` says what the
+    run's count history can tell about that.
+    """
+    return sum(_created_by_start_agent(connection) for connection in run.connections)
+
+
+#: The name postmortem.py imports; it counts managers created, not managers still registered.
+managers_left_by_start_agent = managers_created_by_start_agent
+
+
+@dataclass(frozen=True)
+class StartAgentManagers:
+    """Managers start_agent messages created, and what the count history says of them at the run's end.
+
+    The history records each release of a user's manager on an instance, not which manager went, so
+    the managers still registered at the end are known only between two bounds: per user and
+    instance, at least created minus released there, at most the smaller of created and the final count.
+    """
+
+    created: int
+    released_there: int
+    still_registered_min: int
+    still_registered_max: int
+
+
+def start_agent_managers_at_end(run: RunResult) -> StartAgentManagers:
+    """start_agent managers created, releases of their users' managers on their instances, and the bounds."""
+    created: Counter[tuple[str, int]] = Counter()
+    for connection in run.connections:
+        created[(str(connection.user_id), connection.instance)] += _created_by_start_agent(connection)
+    released: Counter[tuple[str, int]] = Counter()
+    final: dict[tuple[str, int], int] = {}
+    for change in run.manager_counts:
+        key = (change.user_id, change.instance)
+        released[key] += change.count < final.get(key, 0)
+        final[key] = change.count
+    keys = [key for key, count in created.items() if count]
+    return StartAgentManagers(
+        created=sum(created[key] for key in keys),
+        released_there=sum(released[key] for key in keys),
+        still_registered_min=sum(max(0, created[key] - released[key]) for key in keys),
+        still_registered_max=sum(min(created[key], final.get(key, 0)) for key in keys),
+    )
+
+
+def _still_registered_text(managers: StartAgentManagers) -> str:
+    """``all 6 ...``, ``4 of them ...`` or ``between 0 and 4 of them were still registered when the run ended``."""
+    low, high = managers.still_registered_min, managers.still_registered_max
+    end = "still registered when the run ended"
+    if low == high == managers.created:
+        return f"it was {end}" if low == 1 else f"all {low} were {end}"
+    if low == high:
+        return f"none of them was {end}" if low == 0 else f"{low} of them {'was' if low == 1 else 'were'} {end}"
+    return f"between {low} and {high} of them were {end}"
+
+
+def start_agent_text(run: RunResult, *, why: bool = True) -> str:
+    """What start_agent messages did to the manager count, as far as the run's data tells.
+
+    ``why``: say how the count history bounds the managers still registered at the end.
+    """
+    managers = start_agent_managers_at_end(run)
+    if not managers.created:
+        return "`start_agent` messages created no manager"
+    head = (f"`start_agent` messages created {plural(managers.created, 'manager')} that the route never releases "
+            "(spec 1, step 12)")
+    if not why:
+        return f"{head}; {_still_registered_text(managers)}"
+    if not managers.released_there:
+        return f"{head}; no manager of their users was released on their instances, so {_still_registered_text(managers)}"
+    released = plural(managers.released_there, "manager")
+    return (
+        f"{head}; {released} of the same users on the same instances {'was' if managers.released_there == 1 else 'were'} "
+        f"released during the run, and the count history does not record which, so {_still_registered_text(managers)} "
+        "(the timeline table)"
+    )
+
+
+def validation_by_mode(connections: Sequence[ConnectionResult]) -> dict[str, tuple[int, int]]:
+    """Per ``factory.validation_mode``: connections whose SSOT validation ran in it, and how many it refused.
+
+    Connections that never reached ``factory.validation`` are left out. Sorted by count, highest first, then mode.
+    """
+    ran: Counter[str] = Counter()
+    refused: Counter[str] = Counter()
+    for connection in connections:
+        outcome = connection.outcome("factory.validation")
+        if outcome is None:
+            continue
+        mode = connection.outcome("factory.validation_mode") or "unrecorded"
+        ran[mode] += 1
+        refused[mode] += is_adverse("factory.validation", outcome)
+    ordered = sorted(ran, key=lambda mode: (-ran[mode], mode))
+    return {mode: (ran[mode], refused[mode]) for mode in ordered}
+
+
+def validation_mode_text(run: RunResult) -> str:
+    """``SSOT validation ran strict on 21 of 21 connections and refused 0`` (modes, refusals, connections left out)."""
+    total = len(run.connections)
+    modes = validation_by_mode(run.connections)
+    if not modes:
+        return f"SSOT validation ran on 0 of {plural(total, 'connection')}: none reached it"
+    reached = sum(ran for ran, _ in modes.values())
+    if len(modes) == 1:
+        (mode, (ran, refused)), = modes.items()
+        text = f"SSOT validation ran {mode} on {ran} of {plural(total, 'connection')} and refused {refused}"
+    else:
+        parts = ", ".join(f"{mode} on {ran} (refused {refused})" for mode, (ran, refused) in modes.items())
+        text = f"SSOT validation ran on {reached} of {plural(total, 'connection')}: {parts}"
+    missed = total - reached
+    if missed:
+        text += f"; {plural(missed, 'connection')} never reached it and {'is' if missed == 1 else 'are'} left out"
+    return text
 
 
 def validation_passed(connections: Sequence[ConnectionResult]) -> list[ConnectionResult]:
@@ -162,6 +279,11 @@ def validation_passed(connections: Sequence[ConnectionResult]) -> list[Connectio
 def validation_outcomes(connections: Sequence[ConnectionResult]) -> Counter[str]:
     """Outcomes of ``factory.validation`` (``not reached`` when a connection never got there)."""
     return Counter(c.outcome("factory.validation") or "not reached" for c in connections)
+
+
+def validation_modes(connections: Sequence[ConnectionResult]) -> Counter[str]:
+    """Outcomes of ``factory.validation_mode`` (``not reached`` when a connection never got there)."""
+    return Counter(c.outcome("factory.validation_mode") or "not reached" for c in connections)
 
 
 def _counter_text(counter: Counter[str]) -> str:
@@ -191,8 +313,14 @@ def _share_text(part: int, whole: int, noun: str) -> str:
     return f"{'each' if part == whole else part} of the {plural(whole, noun)}"
 
 
-def _failed_in_all_text(failures: int) -> str:
-    return "no connection failed" if failures == 0 else f"{plural(failures, 'connection')} failed in all"
+def _reproduced_counts_text(factory_closes: int, failures: int, connections: int) -> str:
+    """``10 of 36 connections``, with ``; 12 connections failed in all`` only when that count differs."""
+    text = f"{factory_closes} of {plural(connections, 'connection')}"
+    if failures == 0:
+        return f"{text}; no connection failed"
+    if failures != factory_closes:
+        return f"{text}; {plural(failures, 'connection')} failed in all"
+    return text
 
 
 def cap_holds(run: RunResult) -> list[tuple[UserInstanceSeries, float, float | None]]:
@@ -266,7 +394,8 @@ def reproduce_verdicts(run: RunResult) -> Markdown:
     factory_1011 = factory_reason_closes(failures)
     bullets = [
         f"**1011 \"{FACTORY_FAILED_REASON}\" reproduced: {'yes' if factory_1011 else 'no'}** "
-        f"({len(factory_1011)} of {plural(len(run.connections), 'connection')}; {_failed_in_all_text(len(failures))})."
+        f"({_reproduced_counts_text(len(factory_1011), len(failures), len(run.connections))}).",
+        f"{validation_mode_text(run)}.",
     ]
     if failures:
         one = len(failures) == 1
@@ -274,12 +403,11 @@ def reproduce_verdicts(run: RunResult) -> Markdown:
         bullets += [
             f"Deciding decision of {_failing_text(failures, deciding_counts(failures))}.",
             f"`factory.validation` outcome of {_failing_text(failures, validation_outcomes(failures))}.",
+            f"`factory.validation_mode` of {_failing_text(failures, validation_modes(failures))}.",
             f"{failures_at_cap(run)} of {plural(len(failures), 'failing connection')} started while {whose} user "
             f"already held {run.max_managers_per_user} managers (the cap) on {whose} instance.",
         ]
-    bullets.append(
-        f"Managers created by `start_agent` messages and left registered: {managers_left_by_start_agent(run)}."
-    )
+    bullets.append(f"{start_agent_text(run)}.")
     return Markdown("\n".join(f"- {bullet}" for bullet in bullets))
 
 
@@ -309,9 +437,8 @@ def reproduce_lessons(run: RunResult) -> Markdown:
             + ("; that count is kept per backend instance, not per user across instances." if several_instances
                else ".")
         )
-    left = managers_left_by_start_agent(run)
-    if left:
-        lessons.append(f"`start_agent` messages alone left {plural(left, 'manager')} registered (the Verdicts).")
+    if managers_created_by_start_agent(run):
+        lessons.append(f"{start_agent_text(run, why=False)} (the Verdicts).")
     if not failures:
         lessons.append(
             f"This profile's traffic did not fail under variant {run.variant}: {plural(len(run.connections), 'connection')}, "

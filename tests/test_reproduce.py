@@ -32,7 +32,7 @@ from investigation.report import connection_table
 from investigation.reproduce import (
     failures_at_cap,
     load_named_profile,
-    managers_left_by_start_agent,
+    managers_created_by_start_agent,
     reproduce_key_result,
     reproduce_lessons,
     reproduce_verdicts,
@@ -108,7 +108,7 @@ def test_five_reconnections_stay_below_the_cap() -> None:
 
 @pytest.mark.parametrize(("messages", "left"), [(0, 0), (2, 2), (4, 4), (5, 4)])
 def test_start_agent_leaves_one_manager_per_message_up_to_the_cap(messages: int, left: int) -> None:
-    assert managers_left_by_start_agent(simulate(start_agent_profile(messages))) == left
+    assert managers_created_by_start_agent(simulate(start_agent_profile(messages))) == left
 
 
 # --- verdicts --------------------------------------------------------------------------------
@@ -116,12 +116,15 @@ def test_start_agent_leaves_one_manager_per_message_up_to_the_cap(messages: int,
 
 def test_verdicts_count_the_factory_closes_and_the_cap(reconnects: RunResult) -> None:
     lines = bullets(reproduce_verdicts(reconnects))
-    assert lines[0] == ('- **1011 "Factory SSOT validation failed" reproduced: yes** '
-                        "(2 of 7 connections; 2 connections failed in all).")
-    assert "factory.manager_cap=exceeded (2)" in lines[1]
-    assert lines[2].endswith("pass (2).")
-    assert lines[3].startswith("- 2 of 2 failing connections started while their user already held 5 managers")
-    assert lines[4].endswith(": 0.")
+    # both failures are factory closes, so "2 connections failed in all" would repeat the count (audit3 #16)
+    assert lines[0] == '- **1011 "Factory SSOT validation failed" reproduced: yes** (2 of 7 connections).'
+    # ENVIRONMENT=test, no K_SERVICE, no E2E flag: strict validation (spec 4.3), which the test user id passes
+    assert lines[1] == "- SSOT validation ran strict on 7 of 7 connections and refused 0."
+    assert "factory.manager_cap=exceeded (2)" in lines[2]
+    assert lines[3].endswith("pass (2).")
+    assert lines[4] == "- `factory.validation_mode` of the failing connections: strict (2)."
+    assert lines[5].startswith("- 2 of 2 failing connections started while their user already held 5 managers")
+    assert lines[6] == "- `start_agent` messages created no manager."
 
 
 def test_verdicts_under_v5_do_not_count_its_1013_closes(reconnects_v5: RunResult) -> None:
@@ -273,11 +276,12 @@ def test_failures_without_a_factory_close_give_no_no_failure_lesson(reconnects_v
     assert NO_FAILURE_LESSON not in str(reproduce_lessons(reconnects_v5).data)
 
 
-@pytest.mark.parametrize(("messages", "lesson"), [(0, None), (2, "- `start_agent` messages alone left 2 managers")])
+@pytest.mark.parametrize(("messages", "lesson"), [(0, None), (2, "- `start_agent` messages created 2 managers")])
 def test_start_agent_lesson_only_when_start_agent_left_managers(messages: int, lesson: str | None) -> None:
     lessons = bullets(reproduce_lessons(simulate(start_agent_profile(messages))))
     assert [line for line in lessons if "start_agent" in line] == ([] if lesson is None else [
-        f"{lesson} registered (the Verdicts)."])
+        f"{lesson} that the route never releases (spec 1, step 12); all 2 were still registered when the run "
+        "ended (the Verdicts)."])
 
 
 # --- the extra profiles directory of `investigation run --profiles-dir` ----------------------
@@ -377,22 +381,23 @@ def test_only_a_1011_with_the_factory_reason_is_a_factory_close() -> None:
 def test_validation_outcomes_of_failures_that_never_reached_it_are_not_reached() -> None:
     """One failure: the bullet speaks of the one failing connection, without a count (auditor B9)."""
     run = RunResult("x", "original", (closed(0, 1008, "SSOT Auth failed"),))
-    assert bullets(reproduce_verdicts(run))[2] == (
+    assert bullets(reproduce_verdicts(run))[3] == (
         "- `factory.validation` outcome of the one failing connection: not reached.")
     two = RunResult("x", "original", (closed(0, 1008, "SSOT Auth failed"), closed(1, 1008, "SSOT Auth failed")))
-    assert bullets(reproduce_verdicts(two))[2] == (
+    assert bullets(reproduce_verdicts(two))[3] == (
         "- `factory.validation` outcome of the failing connections: not reached (2).")
 
 
 def test_a_run_without_failures_has_no_failure_bullets() -> None:
     lines = bullets(reproduce_verdicts(simulate(reconnecting_profile(5))))
-    assert len(lines) == 2
-    assert lines[1].startswith("- Managers created by `start_agent` messages")
+    assert len(lines) == 3
+    assert lines[1].startswith("- SSOT validation ran ")
+    assert lines[2].startswith("- `start_agent` messages created")
 
 
 def test_the_cap_bullet_names_the_run_s_own_cap() -> None:
     run = RunResult("x", "original", (closed(0, 1011, FACTORY, *CAP_EXCEEDED),), max_managers_per_user=3)
-    assert "already held 3 managers (the cap)" in bullets(reproduce_verdicts(run))[3]
+    assert "already held 3 managers (the cap)" in bullets(reproduce_verdicts(run))[5]
 
 
 def test_close_reason_lesson_counts_passed_validations_among_factory_closes_only() -> None:
@@ -438,7 +443,7 @@ def test_outcome_counts_list_the_highest_count_first_and_equal_counts_by_key() -
         closed(index, 1011, FACTORY, *(() if outcome == "not reached" else (("factory.validation", outcome),)))
         for index, outcome in enumerate(outcomes)
     ))
-    assert bullets(reproduce_verdicts(run))[2] == (
+    assert bullets(reproduce_verdicts(run))[3] == (
         "- `factory.validation` outcome of the failing connections: pass (3), fail (1), not reached (1)."
     )
 
@@ -464,9 +469,11 @@ def test_one_connection_is_counted_in_the_singular() -> None:
     run = one_refused_connection()
     verdicts = bullets(reproduce_verdicts(run))
     assert verdicts[0].endswith("(0 of 1 connection; 1 connection failed in all).")
-    # spec 5.1: no token -> refused at auth.token_source=none, 1008
-    assert verdicts[1] == "- Deciding decision of the one failing connection: auth.token_source=none."
-    assert verdicts[3] == ("- 0 of 1 failing connection started while its user already held 5 managers (the cap) "
+    # spec 5.1: no token -> refused at auth.token_source=none, 1008, before the factory's validation
+    assert verdicts[1] == "- SSOT validation ran on 0 of 1 connection: none reached it."
+    assert verdicts[2] == "- Deciding decision of the one failing connection: auth.token_source=none."
+    assert verdicts[4] == "- `factory.validation_mode` of the one failing connection: not reached."
+    assert verdicts[5] == ("- 0 of 1 failing connection started while its user already held 5 managers (the cap) "
                            "on its instance.")
     assert reproduce_key_result(run).startswith("refused/original: 1008: 1 (1 connection); first failure #0 at 0 s")
 
@@ -480,8 +487,9 @@ def test_failures_that_no_other_lesson_explains_get_a_lesson_of_their_own() -> N
 
 
 def test_one_manager_left_by_start_agent_is_singular() -> None:
-    # one start_agent message leaves one manager (spec 1 step 12)
-    assert "- `start_agent` messages alone left 1 manager registered (the Verdicts)." in bullets(
+    # one start_agent message leaves one manager (spec 1 step 12); nothing is released within 30 s (spec 4.2)
+    assert ("- `start_agent` messages created 1 manager that the route never releases (spec 1, step 12); "
+            "it was still registered when the run ended (the Verdicts).") in bullets(
         reproduce_lessons(simulate(start_agent_profile(1))))
 
 
@@ -498,3 +506,108 @@ def test_overview_says_what_the_routing_means(name: str, routing: str) -> None:
     text = str(run_overview(run_profile(name)).data)
     assert f"backend instance{'s' if name == 'staging-e2e' else ''} {routing}, over " in text
     assert "routing sticky" not in text and "round_robin" not in text
+
+
+# --- audit3: the reproduced counts, the SSOT validation mode, start_agent managers at the end ----
+
+
+def test_the_failure_total_is_given_only_when_other_failures_than_factory_closes_happened() -> None:
+    """audit3 #16: "(1 of 2 connections; 1 connection failed in all)" says the same count twice."""
+    alone = RunResult("x", "original", (closed(0, None, None), closed(1, 1011, FACTORY, *CAP_EXCEEDED)))
+    assert bullets(reproduce_verdicts(alone))[0].endswith("reproduced: yes** (1 of 2 connections).")
+    with_1008 = RunResult("x", "original", (closed(0, 1008, "SSOT Auth failed"), closed(1, 1011, FACTORY, *CAP_EXCEEDED),
+                                            closed(2, None, None)))
+    assert bullets(reproduce_verdicts(with_1008))[0].endswith(
+        "reproduced: yes** (1 of 3 connections; 2 connections failed in all).")
+
+
+def validated(index: int, mode: str, outcome: str, code: int | None = None) -> ConnectionResult:
+    reason = FACTORY if code == 1011 else None
+    return closed(index, code, reason, ("factory.validation_mode", mode), ("factory.validation", outcome))
+
+
+def test_the_validation_bullet_counts_each_mode_and_its_refusals_and_leaves_out_the_unreached() -> None:
+    """2 strict (1 failed), 1 relaxed (passed), 1 refused before the factory (spec 5.1): 3 of 4 reached it."""
+    run = RunResult("x", "original", (validated(0, "strict", "pass"), validated(1, "strict", "fail", 1011),
+                                      validated(2, "relaxed", "pass"), closed(3, 1008, "SSOT Auth failed")))
+    lines = bullets(reproduce_verdicts(run))
+    assert lines[1] == ("- SSOT validation ran on 3 of 4 connections: strict on 2 (refused 1), relaxed on 1 "
+                        "(refused 0); 1 connection never reached it and is left out.")
+    assert lines[4] == "- `factory.validation_mode` of the failing connections: not reached (1), strict (1)."
+
+
+def test_the_validation_bullet_of_one_mode_reads_as_one_sentence() -> None:
+    run = RunResult("x", "original", (validated(0, "relaxed", "pass"), validated(1, "relaxed", "fail", 1011)))
+    assert bullets(reproduce_verdicts(run))[1] == "- SSOT validation ran relaxed on 2 of 2 connections and refused 1."
+
+
+@pytest.mark.parametrize(
+    ("name", "mode"),
+    [
+        # ENVIRONMENT unset, no K_SERVICE, no E2E flag -> strict (spec 4.3); the real users' ids pass it
+        ("staging-no-cloud-signal", "strict"),
+        # ENVIRONMENT='staging ' is not exactly 'staging' and nothing else relaxes it -> strict (spec 4.3)
+        ("staging-env-whitespace", "strict"),
+    ],
+)
+def test_staging_profiles_without_a_relaxing_signal_validate_strictly_and_pass(name: str, mode: str) -> None:
+    run = run_profile(name)
+    assert bullets(reproduce_verdicts(run))[1] == (
+        f"- SSOT validation ran {mode} on {len(run.connections)} of {len(run.connections)} connections and refused 0.")
+
+
+def agent_connection(index: int, user: str, created: int) -> ConnectionResult:
+    """A connection of ``user`` on instance 0 whose start_agent messages created ``created`` managers."""
+    return ConnectionResult(index=index, client="c", instance=0, user_id=user, at_s=float(index), close_code=None,
+                            close_reason=None, decisions=(Decision("route.start_agent", f"manager_left_behind={created}"),),
+                            cause_chain=())
+
+
+def start_agent_lines(run: RunResult) -> tuple[str, str]:
+    verdict = next(line for line in bullets(reproduce_verdicts(run)) if "start_agent" in line)
+    lesson = next(line for line in bullets(reproduce_lessons(run)) if "start_agent" in line)
+    return verdict, lesson
+
+
+CREATED_2 = "- `start_agent` messages created 2 managers that the route never releases (spec 1, step 12); "
+
+
+def test_start_agent_managers_without_a_release_of_their_user_were_all_still_registered() -> None:
+    """u: its connection's manager and 2 start_agent managers (1, 2, 3), never released. v's release
+    (another user) says nothing about u's managers."""
+    run = RunResult("x", "original", (agent_connection(0, "u", 2), closed(1, None, None)),
+                    counts("u", (0.0, 1), (1.0, 2), (2.0, 3)) + counts("v", (0.0, 1), (300.0, 0)))
+    verdict, lesson = start_agent_lines(run)
+    assert verdict == CREATED_2 + "no manager of their users was released on their instances, so all 2 were still " \
+        "registered when the run ended."
+    assert lesson == CREATED_2 + "all 2 were still registered when the run ended (the Verdicts)."
+
+
+def test_start_agent_managers_after_releases_are_bounded_not_claimed() -> None:
+    """u holds 3 (own + 2 start_agent), then 2 are released: at least 2 - 2 = 0 and at most min(2, 1) = 1
+    start_agent managers are left; the count history does not say which went."""
+    run = RunResult("x", "original", (agent_connection(0, "u", 2),),
+                    counts("u", (0.0, 1), (1.0, 2), (2.0, 3), (400.0, 2), (400.0, 1)))
+    verdict, lesson = start_agent_lines(run)
+    assert verdict == CREATED_2 + "2 managers of the same users on the same instances were released during the run, " \
+        "and the count history does not record which, so between 0 and 1 of them were still registered when the " \
+        "run ended (the timeline table)."
+    assert lesson == CREATED_2 + "between 0 and 1 of them were still registered when the run ended (the Verdicts)."
+    assert "registered: 2" not in verdict and "left 2" not in lesson
+
+
+def test_start_agent_managers_all_released_are_said_to_be_gone() -> None:
+    """Every manager of u released (3 -> 0): none of the 2 start_agent managers can be left."""
+    run = RunResult("x", "original", (agent_connection(0, "u", 2),),
+                    counts("u", (0.0, 1), (1.0, 2), (2.0, 3), (400.0, 2), (400.0, 1), (400.0, 0)))
+    assert start_agent_lines(run)[1] == CREATED_2 + "none of them was still registered when the run ended (the Verdicts)."
+
+
+def test_development_no_longer_claims_its_start_agent_managers_were_left_registered() -> None:
+    """audit3 #3, from development's count history (the 01 timeline table): user 5f0c... got 4
+    start_agent managers and lost 4 managers at 920 s (emergency cleanup), ending with 4: between
+    max(0, 4 - 4) = 0 and min(4, 4) = 4 left; user a3e1... got 2, lost none: 2 left. In all 2 to 6."""
+    verdict, lesson = start_agent_lines(run_profile("development"))
+    assert "created 6 managers" in verdict
+    assert "4 managers of the same users on the same instances were released" in verdict
+    assert "between 2 and 6 of them were still registered when the run ended" in lesson
