@@ -41,8 +41,8 @@ from investigation.trace import ConnectionResult, RunResult, close_code_label
 LONG_RUN_PROFILE = "staging-e2e-long"
 LONG_RUN_TESTS_PER_PROCESS = 60
 SHOWN_CLOSE_CODES = ("1011", "1008", "1013", "open")
-NO_CLOSE_FRAME = "no close frame"
-"""Column title of the "open" count: connections that ended without a close frame from the server."""
+"""Close-code count columns; "open" (the JSON contract's label) counts connections that ended without a close
+frame from the server."""
 CAP_MESSAGE = "maximum number of WebSocket managers"
 NO_FAILURE = "-"
 
@@ -163,7 +163,7 @@ class MatrixCell:
 
 
 def cell_from_run(run: RunResult) -> MatrixCell:
-    """Summarise one run: close codes, users of refused connections, the first refusal."""
+    """Summarise one run: close codes, users of refused connections, the first failure."""
     first = run.first_failure()
     hit = {connection.user_id for connection in run.failures if connection.user_id is not None}
     return MatrixCell(
@@ -300,8 +300,8 @@ def matrix_table(matrix: VariantMatrix) -> str:
 
 
 def close_column(code: str) -> str:
-    """A close-code count's column title; "open" (no close frame from the server) is spelled out."""
-    return NO_CLOSE_FRAME if code == "open" else code
+    """A close-code count's column title: the JSON contract's label ("1011", ..., "open")."""
+    return code
 
 
 def _first_failure_text(cell: MatrixCell) -> str:

@@ -39,13 +39,13 @@ ORIGINAL_FAILS = "original fails"
 
 #: Cell classes, their colours and legend texts, in colour-map order.
 EFFECT_COLOURS: tuple[tuple[str, str, str], ...] = (
-    (NEITHER_FAILS, "#ffffff", "no connection refused"),
-    (ORIGINAL_FAILS, "#bdbdbd", "original: connections refused"),
-    (REMOVED, "#81c784", "refusals removed"),
-    (DELAYED, "#fff176", "first refusal later"),
-    (SAME_TIME, "#ffb74d", "first refusal at the same time"),
-    (EARLIER, "#e57373", "first refusal earlier"),
-    (INTRODUCED, "#ba68c8", "refusals where the original had none"),
+    (NEITHER_FAILS, "#ffffff", "no failure"),
+    (ORIGINAL_FAILS, "#bdbdbd", "original fails"),
+    (REMOVED, "#81c784", "failures removed"),
+    (DELAYED, "#fff176", "first failure later"),
+    (SAME_TIME, "#ffb74d", "first failure at the same time"),
+    (EARLIER, "#e57373", "first failure earlier"),
+    (INTRODUCED, "#ba68c8", "failures where the original had none"),
 )
 EFFECT_INDEX = {name: index for index, (name, _, _) in enumerate(EFFECT_COLOURS)}
 COLUMN_WIDTH_IN = 1.15
@@ -72,7 +72,7 @@ def cell_text(cell: MatrixCell) -> str:
 def chart_table(report: VariantReport) -> str:
     """The numbers the chart draws: one row per variant and profile, then the safety rows."""
     matrix = report.matrix
-    header = ("variant", "profile", "refused", *map(close_column, SHOWN_CLOSE_CODES), "first refusal s", "vs original")
+    header = ("variant", "profile", "refused", *map(close_column, SHOWN_CLOSE_CODES), "first failure s", "vs original")
     rows = [
         (
             cell.variant,
@@ -123,7 +123,7 @@ def variant_chart(report: VariantReport) -> tuple[Figure, str]:
     handles = [Patch(facecolor=colour, edgecolor="#9e9e9e", label=text) for _, colour, text in EFFECT_COLOURS]
     figure.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
     figure.suptitle(
-        "Connections refused (any close code) and time of the first refusal, per candidate change and profile; "
+        "Connections refused (any close code) and time of the first failure, per candidate change and profile; "
         "colour: compared with the original on the same profile",
         fontsize=10,
         y=1 - 0.15 / height,
@@ -139,7 +139,7 @@ def _label_grid(axes: Axes, report: VariantReport) -> None:
     axes.set_xticks(range(len(matrix.profiles)), matrix.profiles, rotation=30, ha="left",
                     rotation_mode="anchor", fontsize=8)
     axes.xaxis.tick_top()
-    axes.set_xlabel("profile (cell: connections refused, first refusal in virtual seconds)")
+    axes.set_xlabel("profile (cell: connections refused, first failure in virtual seconds)")
     axes.set_ylabel("variant and its computed failure verdict")
     axes.set_xticks(np.arange(-0.5, len(matrix.profiles)), minor=True)
     axes.set_yticks(np.arange(-0.5, len(matrix.variants)), minor=True)
