@@ -632,3 +632,14 @@ def test_the_divergence_lesson_says_when_both_pairs_part_at_the_same_point() -> 
     assert _divergence_lesson(isolation) == (
         "The profiles and the isolated pair first part at the same point, factory.manager_cap."
     )
+
+
+def test_chapter_04_lessons_pass_the_table_size_to_the_ranking_summary(e2e_isolation: Any, e2e_reduction: Any) -> None:
+    """The notebook shows ``top_lines`` ranked lines; the SBFL lesson must know how many."""
+    from types import SimpleNamespace
+
+    from investigation.analysis.isolate import isolation_lessons
+
+    report = SimpleNamespace(summary=lambda table_lines=None: f"table of {table_lines}")
+    lessons = isolation_lessons(e2e_isolation, e2e_reduction, report, 12).data.splitlines()  # type: ignore[arg-type]
+    assert lessons[-1] == "- table of 12"

@@ -195,7 +195,7 @@ def test_refusal_reporting_is_the_route_code_that_builds_and_sends_a_refusal() -
     assert not {line_of(ROUTE, text) for text in deciding} & reporting
 
 
-def hand_ranked_report(tied: bool = False) -> Any:
+def hand_ranked_report(tied: bool = False, refused: bool = False) -> Any:
     """Connections c0, c1 close 1011 (F = 2); c2 closes 1000 after reaching the cap check
     (start_agent's manager, spec 1 step 12) and c3 closes 1000 (P = 2). Ochiai f/sqrt(F(f+p)):
     error_frame and run's `return` (f 2, p 0) 1.0; the cap check (f 2, p 1) 2/sqrt(6) = 0.8165;
@@ -205,20 +205,22 @@ def hand_ranked_report(tied: bool = False) -> Any:
     ``tied``: c0, c1 and c2 also run the cap check's next line (_enforce_cap) and the factory's
     ``decide("factory.result", "FactoryInitializationError")`` (create_websocket_manager), so
     three factory.py lines tie at 0.8165 (ranks 3-5, factory.py before route.py) and
-    route.environment is 6th."""
+    route.environment is 6th.
+
+    ``refused``: c2's start_agent message was refused (its spectrum says so)."""
     frame = (ROUTE, line_of(ROUTE, '"recovery_suggestions": None'))
     leave = (ROUTE, line_of(ROUTE, "if not await self._create_manager(context):") + 1)
     cap = (FACTORY, line_of(FACTORY, 'decide("factory.manager_cap", "exceeded")'))
     environment = (ROUTE, line_of(ROUTE, 'decide("route.environment", environment)'))
     cap_ties = {(FACTORY, cap[1] + 1), (FACTORY, line_of(FACTORY, 'decide("factory.result", "FactoryInitial'))}
 
-    def spectrum(index: int, code: int, lines: set[tuple[str, int]]) -> ConnectionSpectrum:
-        return ConnectionSpectrum("r", index, code, frozenset(lines), frozenset())
+    def spectrum(index: int, code: int, lines: set[tuple[str, int]], refused: bool = False) -> ConnectionSpectrum:
+        return ConnectionSpectrum("r", index, code, frozenset(lines), frozenset(), refused)
 
     with_cap = {cap, *cap_ties} if tied else {cap}
     failing = {frame, leave, environment, *with_cap}
     return suspiciousness([spectrum(0, 1011, failing), spectrum(1, 1011, failing),
-                           spectrum(2, 1000, {environment, *with_cap}), spectrum(3, 1000, {environment})]), cap
+                           spectrum(2, 1000, {environment, *with_cap}, refused), spectrum(3, 1000, {environment})]), cap
 
 
 def test_the_summary_sizes_the_top_tie_and_names_the_first_line_outside_the_refusal_reporting() -> None:
@@ -244,6 +246,36 @@ def test_the_summary_says_when_the_highest_score_outside_the_refusal_reporting_i
         'decide("factory.manager_cap", "exceeded") (fail 2, pass 1).'
     )
     assert "highest-ranked" not in report.summary()
+
+
+def test_the_summary_says_how_many_of_the_tied_lines_the_table_shows() -> None:
+    """A table of 2 lines outside the refusal reporting shows ranks 3 and 4: 2 of the 3 tied lines."""
+    report, _ = hand_ranked_report(tied=True)
+    assert "(ranks 3-5: factory.py: _enforce_cap, create_websocket_manager; the table shows the first 2); " in (
+        report.summary(table_lines=2))
+    assert "(ranks 3-5: factory.py: _enforce_cap, create_websocket_manager); " in report.summary(table_lines=3)
+
+
+def test_the_summary_explains_passing_connections_at_the_cap_by_a_refused_start_agent() -> None:
+    """c2 passes although it ran the cap check: its start_agent message was refused inside the
+    handler, which does not close the connection (spec 1 step 12)."""
+    report, _ = hand_ranked_report(refused=True)
+    assert report.summary().endswith(
+        '(fail 2, pass 1: the passing connection that ran it had a start_agent message refused, '
+        "an error its handler catches without a close; spec 1 step 12)."
+    )
+
+
+def test_staging_e2e_connections_that_pass_after_running_the_cap_check_had_start_agent_refused() -> None:
+    """staging-e2e's clients send start_agent, whose manager stays behind (spec 1 step 12): a
+    connection holding the user's last slot gets its start_agent refused at the cap (4.2) and stays
+    connected, so it runs the cap check and passes."""
+    cap = (FACTORY, line_of(FACTORY, 'decide("factory.manager_cap", "exceeded")'))
+    spectra = measure_profile(load_profile("staging-e2e"))
+    passing_at_cap = [s for s in spectra if cap in s.lines and not s.failed]
+    assert passing_at_cap
+    assert all(s.start_agent_refused for s in passing_at_cap)
+    assert not any(s.start_agent_refused for s in spectra if s.failed or cap not in s.lines)
 
 
 def test_the_suspiciousness_chart_leaves_out_the_refusal_reporting_and_says_so() -> None:

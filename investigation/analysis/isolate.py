@@ -772,13 +772,15 @@ def isolation_verdicts(isolation: ProfileIsolation, reduction: TrafficReduction)
     return Markdown("\n".join(lines))
 
 
-def isolation_lessons(isolation: ProfileIsolation, reduction: TrafficReduction, report: SuspiciousnessReport) -> object:
+def isolation_lessons(isolation: ProfileIsolation, reduction: TrafficReduction, report: SuspiciousnessReport,
+                      table_lines: int | None = None) -> object:
     """Chapter 04's lessons as computed sentences: the environment factors of the minimal difference,
-    the 1-minimal failing traffic, and the SBFL ranking's finding (``report.summary()``)."""
+    the two first divergences, the 1-minimal failing traffic, and the SBFL ranking's finding
+    (``report.summary(table_lines)``; ``table_lines``: the count of the suspiciousness table shown)."""
     from IPython.display import Markdown
 
     lines = [f"- {_difference_lesson(isolation)}", f"- {_divergence_lesson(isolation)}",
-             f"- {_traffic_lesson(reduction)}", f"- {report.summary()}"]
+             f"- {_traffic_lesson(reduction)}", f"- {report.summary(table_lines)}"]
     return Markdown("\n".join(lines))
 
 

@@ -31,8 +31,8 @@ import asyncio
 import contextvars
 import functools
 from collections import defaultdict
-from collections.abc import Coroutine, Generator, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Coroutine, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,9 @@ class ConnectionSpectrum:
     close_code: int | None
     lines: frozenset[Line]
     arcs: frozenset[Branch]
+    start_agent_refused: bool = False
+    """Whether a ``start_agent`` message of the connection was refused (a ``route.start_agent``
+    tally ``refused_*``): the handler catches the error without a close (spec 1 step 12)."""
 
     @property
     def label(self) -> str:
@@ -215,11 +218,16 @@ def _spectra_from(data: coverage.CoverageData, run: str, results: dict[int, Conn
         context = connection_context(index)
         data.set_query_contexts([f"^{context}$"])
         arcs = {(relative, a, b) for path, relative in files.items() for a, b in data.arcs(path) or () if a > 0}
-        spectra.append(
-            ConnectionSpectrum(run, index, results[index].close_code, frozenset(lines[context]), frozenset(arcs))
-        )
+        spectra.append(ConnectionSpectrum(run, index, results[index].close_code, frozenset(lines[context]),
+                                          frozenset(arcs), _start_agent_refused(results[index])))
     data.set_query_contexts(None)
     return spectra
+
+
+def _start_agent_refused(result: ConnectionResult) -> bool:
+    """Whether the connection's ``route.start_agent`` tally (``refused_X=1,manager_left_behind=2``) has a refusal."""
+    return any(decision.point == "route.start_agent" and "refused_" in decision.outcome
+               for decision in result.decisions)
 
 
 def _relative(path: str) -> str:
@@ -418,6 +426,8 @@ class SuspiciousnessReport:
     ochiai: tuple[RankedLine, ...]
     tarantula: tuple[RankedLine, ...]
     ochiai_branches: tuple[RankedLine, ...]
+    start_agent_refusals: Mapping[Line, int] = field(default_factory=dict)
+    """Per line, how many passing connections that ran it had a start_agent message refused."""
 
     def top_lines(self, count: int, skip_refusal_reporting: bool = False) -> tuple[RankedLine, ...]:
         """The ``count`` most suspicious lines by Ochiai, optionally outside the refusal reporting."""
@@ -443,12 +453,16 @@ class SuspiciousnessReport:
         return (f"left out: {plural(len(skipped), 'line')} among ranks 1-{top[-1].rank} that only report a "
                 f"refusal ({_places(skipped)}); ranks count every line\n{table}")
 
-    def summary(self) -> str:
-        """Two sentences: the top tie (its size and place), and the highest score outside the refusal reporting."""
+    def summary(self, table_lines: int | None = None) -> str:
+        """Two sentences: the top tie (its size and place), and the highest score outside the refusal reporting.
+
+        ``table_lines``: the ``count`` of the table shown with it (``top_text(count, True)``), to say
+        which of the tied lines it shows.
+        """
         head = f"Of {self.connections} connections ({self.failing} closed 1011), "
         if not self.ochiai:
             return head + "no backend line was executed."
-        return head + f"{self._top_tie()}. {self._highest_outside_reporting()}."
+        return head + f"{self._top_tie()}. {self._highest_outside_reporting(table_lines)}."
 
     def _top_tie(self) -> str:
         top_score = self.ochiai[0].score
@@ -465,7 +479,7 @@ class SuspiciousnessReport:
         held = "shared by" if len(tie) > 1 else "held by"
         return f"the top Ochiai score {top_score:.4f} is {held} {plural(len(tie), 'line')}, {', '.join(parts)}"
 
-    def _highest_outside_reporting(self) -> str:
+    def _highest_outside_reporting(self, table_lines: int | None) -> str:
         """The highest Ochiai score outside the refusal reporting, the lines sharing it, and the first of them."""
         outside = [r for r in self.ochiai if not only_reports_a_refusal(r)]
         if not outside:
@@ -474,14 +488,38 @@ class SuspiciousnessReport:
         tie = [r for r in outside if r.score == score]
         first = tie[0]
         where = (f"{first.location} in {first.function}: {first.source} "
-                 f"(fail {first.failed}, pass {first.passed})")
+                 f"(fail {first.failed}, pass {first.passed}{self._passing_through_start_agent(first)})")
         opening = f"The highest score outside that code, {score:.4f}, is"
+        shown = self._shown_of(tie, table_lines)
         if len(tie) == 1:
-            return f"{opening} held by 1 line, rank {first.rank}: {where}"
+            hidden = "" if shown else " (not in the table)"
+            return f"{opening} held by 1 line, rank {first.rank}{hidden}: {where}"
         low, high = tie[0].rank, tie[-1].rank
         ranks = f"ranks {low}-{high}" if high - low + 1 == len(tie) else f"among ranks {low}-{high}"
-        return (f"{opening} shared by {plural(len(tie), 'line')} ({ranks}: {_places(tie)}); "
+        table = "" if shown == len(tie) else f"; the table shows {f'the first {shown}' if shown else 'none of them'}"
+        return (f"{opening} shared by {plural(len(tie), 'line')} ({ranks}: {_places(tie)}{table}); "
                 f"the first in file order is {where}")
+
+    def _shown_of(self, lines: Sequence[RankedLine], table_lines: int | None) -> int:
+        """How many of ``lines`` the table of ``table_lines`` shows (all of them when no table is named)."""
+        if table_lines is None:
+            return len(lines)
+        shown = {(r.file, r.line) for r in self.top_lines(table_lines, skip_refusal_reporting=True)}
+        return sum(1 for r in lines if (r.file, r.line) in shown)
+
+    def _passing_through_start_agent(self, ranked: RankedLine) -> str:
+        """``: each of the 7 passing connections ... had a start_agent message refused ...`` when any did."""
+        refused = self.start_agent_refusals.get((ranked.file, ranked.line), 0)
+        if not refused:
+            return ""
+        if ranked.passed == 1:
+            who = "the passing connection that ran it"
+        elif refused == ranked.passed:
+            who = f"each of the {ranked.passed} passing connections that ran it"
+        else:
+            who = f"{refused} of the {ranked.passed} passing connections that ran it"
+        return (f": {who} had a start_agent message refused, an error its handler catches without a close; "
+                "spec 1 step 12")
 
 
 def sweep_suspiciousness(profiles_dir: str | None = None) -> SuspiciousnessReport:
@@ -498,4 +536,15 @@ def suspiciousness(spectra: Sequence[ConnectionSpectrum]) -> SuspiciousnessRepor
         ochiai=tuple(rank_lines(spectra, "ochiai")),
         tarantula=tuple(rank_lines(spectra, "tarantula")),
         ochiai_branches=tuple(rank_branches(spectra, "ochiai")),
+        start_agent_refusals=_start_agent_refusals(spectra),
     )
+
+
+def _start_agent_refusals(spectra: Sequence[ConnectionSpectrum]) -> dict[Line, int]:
+    """Per line, the passing connections that ran it and had a start_agent message refused."""
+    counts: dict[Line, int] = defaultdict(int)
+    for spectrum in spectra:
+        if spectrum.start_agent_refused and not spectrum.failed:
+            for line in spectrum.lines:
+                counts[line] += 1
+    return dict(sorted(counts.items()))
