@@ -33,12 +33,18 @@ from investigation.analysis.isolate import (
     minimal_failing_traffic,
 )
 from investigation.analysis.variants import (
+    DELAYS,
     EARLIER,
     INTRODUCED,
     LONG_RUN_PROFILE,
+    MIXED,
     NEITHER_FAILS,
+    NO_EFFECT,
     REMOVED,
     REMOVES_EVERYWHERE,
+    SAFER,
+    SAME,
+    WEAKER,
     VariantReport,
     VariantVerdict,
     changed_switches,
@@ -186,7 +192,8 @@ def summary_section(evidence: Evidence) -> Markdown:
     recommended = evidence.variants.recommended
     text = (
         f"Under the code as deployed, **{len(evidence.failing)} of {len(evidence.runs)} environment profiles** "
-        f"{_closed_text(failures, connections)}; {users_hit_text(evidence)} hit. "
+        f"{_closed_text(failures, connections)}; "
+        f"{plural(len(_users(failures)), 'distinct user')} hit. "
         f"The deciding decision of the failing connections was {_counts_text(deciding_counts(failures)) or '-'}; "
         f"their innermost cause {_counts_text(innermost_causes(failures)) or '-'}. "
         f"Of the report's {len(evidence.ledger.findings)} claims, {counts.get(Verdict.REFUTED.value, 0)} are refuted, "
@@ -276,17 +283,37 @@ def _factor_counts_text(isolations: Mapping[str, ProfileIsolation]) -> str:
 
 def _reduction_line(reduction: TrafficReduction) -> str:
     """ddmin's 1-minimal failing traffic and how its connections ended in the reduced run."""
-    users = sorted({str(p.client.user_id) for p in reduction.kept})
-    failing = reduction.run.failures
-    closes = " and ".join(f"{n} {'closes' if n == 1 else 'close'} {reason}"
-                          for reason, n in sorted(close_reasons(failing).items()))
-    unclosed = len(reduction.run.connections) - len(failing)
+    users = sorted(_users(reduction.run.connections))
+    whose = f"all of user {users[0]}" if len(users) == 1 else f"{plural(len(users), 'user')} ({', '.join(users)})"
     return (
         f"- A 1-minimal failing traffic of {reduction.profile} (ddmin over its planned connections: no single "
         f"connection of it can be left out): {len(reduction.kept)} of the {len(reduction.planned)} planned "
-        f"connections, {plural(len(users), 'user')} ({', '.join(users)}), of which {closes or 'none fails'} and "
-        f"{unclosed} {'ends' if unclosed == 1 else 'end'} without a failing close ({reduction.signature})."
+        f"connections, {whose}: {_endings_text(reduction.run.connections)}."
     )
+
+
+def _endings_text(connections: Sequence[ConnectionResult]) -> str:
+    """``5 end with no close frame (open), and the 6th closes 1011 "..." (innermost RuntimeError)``.
+
+    One group per way of ending, in the order of each group's first connection; a group of one names its
+    connection's place in start order, a group of failing connections its innermost causes.
+    """
+    ordered = sorted(connections, key=lambda c: (c.at_s, c.index))
+    groups: dict[tuple[int | None, str | None], list[int]] = {}
+    for place, connection in enumerate(ordered, start=1):
+        groups.setdefault((connection.close_code, connection.close_reason), []).append(place)
+    parts = []
+    for (code, reason), places in groups.items():
+        one = len(places) == 1
+        subject = f"the {_ordinal(places[0])}" if one else str(len(places))
+        if code is None:
+            parts.append(f"{subject} {'ends' if one else 'end'} with no close frame (open)")
+            continue
+        ended = [c for c in ordered if (c.close_code, c.close_reason) == (code, reason)]
+        causes = innermost_causes([c for c in ended if c.failed])
+        cause = f" (innermost {', '.join(causes) if len(causes) == 1 else _counts_text(causes)})" if causes else ""
+        parts.append(f"{subject} {'closes' if one else 'close'} {_quoted_close(code, reason)}{cause}")
+    return ", and ".join([", ".join(parts[:-1]), parts[-1]]) if len(parts) > 1 else "".join(parts)
 
 
 # --- root cause ----------------------------------------------------------------------------
@@ -366,7 +393,7 @@ def _managers_against_connections(evidence: Evidence) -> list[str]:
     lines = [
         f"- At the {plural(len(refusals), 'refusal')} at the cap the refused user held {_span(held)} "
         f"{'manager' if max(held) == 1 else 'managers'} on its instance, with {_span([r.open_connections for r in refusals])} "
-        f"of its connections open there and {_span(left)} {'manager' if max(left) == 1 else 'managers'} left behind "
+        f"of its connections still connected there and {_span(left)} {'manager' if max(left) == 1 else 'managers'} left behind "
         f"by its earlier `start_agent` messages there{over}."
     ]
     kept = any(r.held > r.open_connections for r in refusals) and not any(
@@ -430,20 +457,19 @@ def action_items(evidence: Evidence) -> Markdown:
     report = evidence.variants
     bypass_item = report.matrix.safety_of(ORIGINAL.name).unsigned_accepted
     recommended_switches = _recommended_switches(report, bypass_item)
+    not_shipped = [v for v in report.verdicts if v.variant != report.recommended and v.failure != REMOVES_EVERYWHERE]
+    bypass_number = 1 + bool(report.recommended) + len(not_shipped)
     items = []
     if report.recommended:
         chosen = report.verdict_of(report.recommended)
-        items.append(f"Deploy **{chosen.variant}** ({VARIANTS[chosen.variant].summary}): failure verdict "
+        items.append(f"Deploy **{chosen.variant}** ({_inner_summary(chosen.variant)}): failure verdict "
                      f"\"{chosen.failure}\" (removed on {chosen.count(REMOVED)} of "
                      f"{_failing_runs_text(evidence, chosen)}), safety {chosen.safety}.")
-    for verdict in report.verdicts:
-        if verdict.variant == report.recommended:
-            continue
-        if verdict.failure != REMOVES_EVERYWHERE:
-            items.append(_do_not_ship_item(report, verdict, recommended_switches, bypass_item))
+    items += [_do_not_ship_item(report, verdict, recommended_switches, bypass_number if bypass_item else None)
+              for verdict in not_shipped]
     if bypass_item:
         items.append(_auth_bypass_item(report))
-    context_item = _context_item(evidence)
+    context_item = _context_item(evidence, define_set=not bypass_item)
     if context_item:
         items.append(context_item)
     refuted = [f.key for f in evidence.ledger.findings if f.verdict is Verdict.REFUTED]
@@ -457,8 +483,13 @@ def action_items(evidence: Evidence) -> Markdown:
         first = evidence.failures[0]
         items.append(f"Give each cause its own close: every failing connection closed "
                      f"{_quoted_close(first.close_code, first.close_reason)} although its innermost cause was "
-                     f"{_counts_text(causes)}.")
+                     f"{_counts_text(causes)}.{_own_close_switch_text(report)}")
     return Markdown("\n".join(f"{number}. {item}" for number, item in enumerate(items, start=1)))
+
+
+def _inner_summary(variant: str) -> str:
+    """The variant's summary fit for parentheses: its own parenthesised parts become comma-separated."""
+    return VARIANTS[variant].summary.replace(" (", ", ").replace(")", "")
 
 
 def _recommended_switches(report: VariantReport, bypass_item: bool) -> set[str]:
@@ -477,50 +508,92 @@ def _failing_runs_text(evidence: Evidence, verdict: VariantVerdict) -> str:
     return f"{plural(len(failing), 'failing run')}: {' and '.join(parts)}" if parts else plural(0, "failing run")
 
 
+#: A failure verdict as what the variant does, to follow "it".
+VERDICT_CLAUSES = {NO_EFFECT: "has no effect on the failure", DELAYS: "only delays the failure"}
+#: A safety verdict as a clause joined to the failure clause; nothing when safety is unchanged.
+SAFETY_CLAUSES = {SAME: "", SAFER: " but is safer", WEAKER: " and weakens safety", MIXED: " and its safety is mixed"}
+
+
 def _do_not_ship_item(report: VariantReport, verdict: VariantVerdict, recommended_switches: set[str],
-                      bypass_item: bool) -> str:
+                      bypass_number: int | None) -> str:
     """Why a candidate is not the fix: its verdicts, where it fails earlier, and its bypass switch.
 
     "As a whole" only when another item asks for one of its switches (then part of it is worth shipping).
     """
-    variant = VARIANTS[verdict.variant]
-    switches = changed_switches(variant)
+    switches = changed_switches(VARIANTS[verdict.variant])
     scope = "as a whole" if len(switches) > 1 and recommended_switches & set(switches) else "as the fix"
-    worse = [_worse_on(report, verdict.variant, profile, effect)
-             for profile, effect in verdict.effects if effect in {EARLIER, INTRODUCED}]
-    where = f" ({'; '.join(worse)})" if worse else ""
-    item = (f"Do not ship **{verdict.variant}** {scope}: failure verdict \"{verdict.failure}\"{where}, "
-            f"safety {verdict.safety}. {verdict.variant} is {variant.summary}.")
-    if bypass_item and BYPASS_SWITCH in switches:
-        gap = _bypass_gap_places(report, verdict.variant)
-        item += (f" Its switch `{BYPASS_SWITCH}` is the auth-bypass item below; ship it only once the E2E suite's "
-                 "tokens pass real validation"
-                 + (f" and its check also covers {gap}, where {verdict.variant} still accepts an unsigned token."
-                    if gap else "."))
+    does = VERDICT_CLAUSES.get(verdict.failure, verdict.failure)
+    worse = _worse_text(report, verdict)
+    item = (f"Do not ship **{verdict.variant}** ({_inner_summary(verdict.variant)}) {scope}: it {does}"
+            f"{SAFETY_CLAUSES.get(verdict.safety, f', safety {verdict.safety}') if not worse else ''}"
+            f"{f'; {worse}' if worse else ''}.")
+    if bypass_number is not None and BYPASS_SWITCH in switches:
+        item += f" Ship its switch `{BYPASS_SWITCH}` as item {bypass_number} says."
     return item
 
 
-def _worse_on(report: VariantReport, variant: str, profile: str, effect: str) -> str:
-    cell = report.matrix.cell(variant, profile)
-    original = report.matrix.cell(ORIGINAL.name, profile)
-    before = "the original does not fail" if effect == INTRODUCED else f"under the original at {original.first_failure_s:g} s"
-    code, _, reason = (cell.first_failure or "").partition(" ")
-    return f"{profile}: first refusal {_quoted_close(code, reason)} at {cell.first_failure_s:g} s, {before}"
+def _worse_text(report: VariantReport, verdict: VariantVerdict) -> str:
+    """Where the variant fails earlier or where the original does not: its first failure's close and share, by group.
+
+    ``1008 "SSOT Auth failed" closes all 36 connections of a and all 180 of b from 0 s, where the original
+    first fails at 81 s``.
+    """
+    matrix = report.matrix
+    groups: dict[tuple[str, float, float | None], list[str]] = {}
+    for profile, effect in verdict.effects:
+        if effect in {EARLIER, INTRODUCED}:
+            cell, original = matrix.cell(verdict.variant, profile), matrix.cell(ORIGINAL.name, profile)
+            key = (cell.first_failure or "", cell.first_failure_s or 0.0, original.first_failure_s)
+            groups.setdefault(key, []).append(profile)
+    texts = []
+    for (first, at_s, before), profiles in groups.items():
+        code, _, reason = first.partition(" ")
+        shares = []
+        for number, profile in enumerate(profiles):
+            cell = matrix.cell(verdict.variant, profile)
+            total = sum(n for _, n in cell.close_codes)
+            share = f"all {total}" if cell.count(code) == total else f"{cell.count(code)} of the {total}"
+            shares.append(f"{share} {'connections ' if number == 0 else ''}of {profile}")
+        where = "where the original does not fail" if before is None else f"where the original first fails at {before:g} s"
+        texts.append(f"{_quoted_close(code, reason)} closes {' and '.join(shares)} from {at_s:g} s, {where}")
+    return "; ".join(texts)
+
+
+def _adversarial_set_text(define: bool) -> str:
+    """``the adversarial set (31 fixed hostile inputs, chapter 05)`` where first used, else ``the set``."""
+    if not define:
+        return "the set"
+    return f"the adversarial set ({len(adversarial_outcomes(ORIGINAL.name))} fixed hostile inputs, chapter 05)"
 
 
 def _auth_bypass_item(report: VariantReport) -> str:
-    """The original's accepted token members by case, its unsigned ones, and what refusing the E2E bypass does."""
-    original = report.matrix.safety_of(ORIGINAL.name)
+    """The original's accepted tokens and its unsigned ones, what the E2E suite needs first, and V5's gap."""
     tokens = _of_kind(adversarial_outcomes(ORIGINAL.name), "token")
-    accepted = [o for o in tokens if o.member in set(original.accepted)]
-    unsigned = (f"; the unsigned ones: {original.unsigned_members()}" if original.unsigned_in
-                else "; an unsigned token among them" if original.unsigned_accepted else "")
-    item = (f"Close the auth bypass: under the original code {len(accepted)} of {len(tokens)} adversarial token "
-            f"members authenticate: {_counts_text(Counter(o.case for o in accepted))}{unsigned}.")
+    accepted = [o for o in tokens if o.member in report.matrix.safety_of(ORIGINAL.name).accepted]
+    unsigned = _unsigned_accepted(report, ORIGINAL.name)
+    unsigned_text = f", {len(unsigned)} of them unsigned ({_places_by_case(unsigned)})" if unsigned else ""
+    item = (f"Close the auth bypass: under the original, {len(accepted)} of the {len(tokens)} hostile tokens of "
+            f"{_adversarial_set_text(True)} authenticate{unsigned_text}.")
     return item + _bypass_refusal_cost(report) + _bypass_refusal_gap(report)
 
 
-def _context_item(evidence: Evidence) -> str | None:
+def _unsigned_accepted(report: VariantReport, variant: str) -> list[AdversarialOutcome]:
+    """The unsigned token members the variant's safety row counts as accepted."""
+    row = report.matrix.safety_of(variant)
+    if not row.unsigned_accepted:
+        return []
+    return [o for o in adversarial_outcomes(variant) if o.unsigned and o.member in row.accepted]
+
+
+def _places_by_case(outcomes: Sequence[AdversarialOutcome]) -> str:
+    """``alg none + E2E headers in a, b``: each case once with its environments, cases joined by "; "."""
+    by_case: dict[str, list[str]] = {}
+    for outcome in outcomes:
+        by_case.setdefault(outcome.case, []).append(outcome.environment)
+    return "; ".join(f"{case} in {', '.join(sorted(places))}" for case, places in sorted(by_case.items()))
+
+
+def _context_item(evidence: Evidence, define_set: bool) -> str | None:
     """The context members the original hands a manager, by environment, with the validation its runs use there."""
     outcomes = _of_kind(adversarial_outcomes(ORIGINAL.name), "context")
     accepted = [o for o in outcomes if o.accepted]
@@ -529,17 +602,20 @@ def _context_item(evidence: Evidence) -> str | None:
     by_environment: dict[str, list[str]] = {}
     for outcome in sorted(accepted, key=lambda o: (o.environment, o.case)):
         by_environment.setdefault(outcome.environment, []).append(outcome.case)
-    places = "; ".join(f"{', '.join(cases)} in {environment}{_validation_note(evidence, environment)}"
+    places = "; ".join(f"in {environment}{_validation_note(evidence, environment)} {', '.join(cases)}"
                        for environment, cases in by_environment.items())
-    return (f"Refuse invalid user contexts in create_websocket_manager: under the original code {len(accepted)} of "
-            f"{len(outcomes)} adversarial context members get a manager: {places}.")
+    of_set = f"of {_adversarial_set_text(True)}" if define_set else "of the set's"
+    counted = (f"{len(accepted)} of the {len(outcomes)} hostile user contexts {of_set}" if define_set
+               else f"{len(accepted)} of the set's {len(outcomes)} hostile user contexts")
+    return (f"Refuse invalid user contexts in create_websocket_manager: under the original, {counted} get a "
+            f"manager: {places}.")
 
 
 def _validation_note(evidence: Evidence, environment: str) -> str:
-    """``, whose runs validate relaxed`` when the profile's runs show one validation mode, else nothing."""
+    """`` (relaxed validation)`` when the profile's runs show one validation mode, else nothing."""
     run = evidence.runs.get(environment)
     modes = {c.outcome("factory.validation_mode") for c in run.connections} - {None} if run else set()
-    return f", whose runs validate {next(iter(modes))}" if len(modes) == 1 else ""
+    return f" ({next(iter(modes))} validation)" if len(modes) == 1 else ""
 
 
 def _of_kind(outcomes: Sequence[AdversarialOutcome], kind: str) -> list[AdversarialOutcome]:
@@ -558,33 +634,50 @@ def _bypass_refusal_cost(report: VariantReport) -> str:
     name = _bypass_refusing(report)
     if name is None:
         return ""
-    closed = [(profile, matrix.cell(name, profile), matrix.cell(ORIGINAL.name, profile)) for profile in matrix.profiles
+    closed = [matrix.cell(name, profile) for profile in matrix.profiles
               if matrix.cell(name, profile).count("1008") > matrix.cell(ORIGINAL.name, profile).count("1008")]
     if not closed:
         return ""
-    counts = ", ".join(f"{profile} closes {cell.count('1008')} of {sum(n for _, n in cell.close_codes)} "
-                       f"connections 1008 (the original: {before.count('1008')})"
-                       for profile, cell, before in closed)
-    return (f" Refusing the bypass has a cost: under {name}, which refuses it, {counts}; the E2E suite "
-            "needs tokens that pass real validation first.")
-
-
-def _bypass_gap_places(report: VariantReport, variant: str) -> str:
-    """Where `variant` still accepts an unsigned token: its profiles with their ENVIRONMENT values."""
-    places = dict.fromkeys(where for _, where in report.matrix.safety_of(variant).unsigned_in)
-    return ", ".join(places)
+    shares = []
+    for number, cell in enumerate(closed):
+        total = sum(n for _, n in cell.close_codes)
+        share = f"all {total}" if cell.count("1008") == total else f"{cell.count('1008')} of the {total}"
+        shares.append(f"{share} {'connections ' if number == 0 else ''}of {cell.profile}")
+    return (" First give the E2E suite tokens that pass real validation (under "
+            f"{name}, which refuses the bypass, {' and '.join(shares)} close 1008).")
 
 
 def _bypass_refusal_gap(report: VariantReport) -> str:
-    """The unsigned tokens the bypass-refusing variant still accepts, and what its check must recognise."""
+    """The ENVIRONMENT values under which the bypass-refusing variant still accepts an unsigned token."""
     name = _bypass_refusing(report)
-    row = report.matrix.safety_of(name) if name else None
-    if row is None or not row.unsigned_in:
+    if name is None:
         return ""
-    one = len({where for _, where in row.unsigned_in}) == 1
-    return (f" {name}'s refusal leaves a gap: it still accepts an unsigned token, {row.unsigned_members()}, so its "
-            f"check must also recognise {'that ENVIRONMENT value' if one else 'those ENVIRONMENT values'} as a "
-            "deployed environment.")
+    unsigned = _unsigned_accepted(report, name)
+    values = sorted({repr(load_named_profile(o.environment).env.get("ENVIRONMENT", "")) for o in unsigned})
+    if not values:
+        return ""
+    return (f" Make the check also treat {' and '.join(f'ENVIRONMENT={value}' for value in values)} as deployed "
+            f"({name} misses {'it' if len(values) == 1 else 'them'}: it still accepts {_places_by_case(unsigned)}).")
+
+
+def _own_close_switch_text(report: VariantReport) -> str:
+    """The variant switch that gives the cap's refusals their own close code, seen in the matrix.
+
+    A switch qualifies when its name holds a close code that, under its variant, closes exactly the cap's refusals
+    of a profile where the original fails, and that the original never sends there.
+    """
+    matrix = report.matrix
+    failing = [p for p in matrix.profiles if matrix.cell(ORIGINAL.name, p).fails]
+    for variant in matrix.variants:
+        for switch in changed_switches(VARIANTS[variant]) if variant != ORIGINAL.name else []:
+            for profile in failing:
+                cell = matrix.cell(variant, profile)
+                code, _, reason = (cell.first_failure or "").partition(" ")
+                if (code and code in switch and cell.count(code) == cell.cap_refusals > 0
+                        and matrix.cell(ORIGINAL.name, profile).count(code) == 0):
+                    return (f" {variant}'s switch `{switch}` does that: under {variant} the cap's refusals close "
+                            f"{_quoted_close(code, reason)}.")
+    return ""
 
 
 # --- lessons -------------------------------------------------------------------------------
@@ -636,7 +729,7 @@ def connections_per_user_and_instance(run: RunResult) -> list[tuple[int, Connect
     return ranked
 
 
-def earliest_refusal(runs: Mapping[str, RunResult]) -> Refusal | None:
+def fewest_connections_refusal(runs: Mapping[str, RunResult]) -> Refusal | None:
     """The failing connection that came at the lowest rank among its user's connections to one instance.
 
     Ties go to the earlier connection, then the profile name.
@@ -647,9 +740,9 @@ def earliest_refusal(runs: Mapping[str, RunResult]) -> Refusal | None:
 
 
 def _local_evidence_lesson(evidence: Evidence) -> str | None:
-    """The reference's connections per user and instance against the earliest refusal in any profile."""
+    """The reference's connections per user and instance against the refusal at the fewest connections in any profile."""
     reference_run = evidence.runs.get(evidence.reference)
-    refusal = earliest_refusal(evidence.runs)
+    refusal = fewest_connections_refusal(evidence.runs)
     if reference_run is None or refusal is None:
         return None
     most = max((nth for nth, _ in connections_per_user_and_instance(reference_run)), default=0)
@@ -660,9 +753,9 @@ def _local_evidence_lesson(evidence: Evidence) -> str | None:
     first = refusal.connection
     return (f"{subject} (`{evidence.reference}`) ran at most {plural(most, 'connection')} per user and backend "
             f"instance; in every profile's traffic no user was refused before its {_ordinal(refusal.nth)} "
-            f"connection to one instance (the earliest: {first.user_id} on instance {first.instance} of "
-            f"{refusal.profile}, at {first.at_s:g} s): the failure needs repeated connections of one user to one "
-            f"instance, which {maker} never made (trigger).")
+            f"connection to one instance (the fewest: {first.user_id} was refused at its {_ordinal(refusal.nth)} "
+            f"connection to instance {first.instance} of {refusal.profile}, at {first.at_s:g} s): the failure needs "
+            f"repeated connections of one user to one instance, which {maker} never made (trigger).")
 
 
 def postmortem_key_result(evidence: Evidence) -> str:
