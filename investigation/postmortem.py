@@ -559,10 +559,8 @@ def _worse_text(report: VariantReport, verdict: VariantVerdict) -> str:
     return "; ".join(texts)
 
 
-def _adversarial_set_text(define: bool) -> str:
-    """``the adversarial set (31 fixed hostile inputs, chapter 05)`` where first used, else ``the set``."""
-    if not define:
-        return "the set"
+def _adversarial_set_text() -> str:
+    """``the adversarial set (31 fixed hostile inputs, chapter 05)``: the set defined where an item first uses it."""
     return f"the adversarial set ({len(adversarial_outcomes(ORIGINAL.name))} fixed hostile inputs, chapter 05)"
 
 
@@ -573,7 +571,7 @@ def _auth_bypass_item(report: VariantReport) -> str:
     unsigned = _unsigned_accepted(report, ORIGINAL.name)
     unsigned_text = f", {len(unsigned)} of them unsigned ({_places_by_case(unsigned)})" if unsigned else ""
     item = (f"Close the auth bypass: under the original, {len(accepted)} of the {len(tokens)} hostile tokens of "
-            f"{_adversarial_set_text(True)} authenticate{unsigned_text}.")
+            f"{_adversarial_set_text()} authenticate{unsigned_text}.")
     return item + _bypass_refusal_cost(report) + _bypass_refusal_gap(report)
 
 
@@ -604,9 +602,8 @@ def _context_item(evidence: Evidence, define_set: bool) -> str | None:
         by_environment.setdefault(outcome.environment, []).append(outcome.case)
     places = "; ".join(f"in {environment}{_validation_note(evidence, environment)} {', '.join(cases)}"
                        for environment, cases in by_environment.items())
-    of_set = f"of {_adversarial_set_text(True)}" if define_set else "of the set's"
-    counted = (f"{len(accepted)} of the {len(outcomes)} hostile user contexts {of_set}" if define_set
-               else f"{len(accepted)} of the set's {len(outcomes)} hostile user contexts")
+    counted = (f"{len(accepted)} of the {len(outcomes)} hostile user contexts of {_adversarial_set_text()}"
+               if define_set else f"{len(accepted)} of the set's {len(outcomes)} hostile user contexts")
     return (f"Refuse invalid user contexts in create_websocket_manager: under the original, {counted} get a "
             f"manager: {places}.")
 
