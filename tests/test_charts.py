@@ -221,3 +221,61 @@ def test_aligned_trace_table_shows_a_trailing_space_and_names_every_column() -> 
     assert first.split("  ")[0] == "route.environment"
     assert "'staging '" in first and first.rstrip().endswith("<< first divergence")
     assert "<<" not in second
+
+
+# --- chapter 04's isolation charts -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def e2e_isolation():  # type: ignore[no-untyped-def]
+    from investigation.analysis.isolate import isolate_profiles
+    from investigation.profiles import load_profile
+
+    return isolate_profiles(load_profile("local-debug"), load_profile("staging-e2e"))
+
+
+def test_the_isolation_divergence_chart_draws_the_rows_its_tables_print(e2e_isolation) -> None:  # type: ignore[no-untyped-def]
+    """local-debug's debug-script sends no start_agent and no connection of either pair validates a
+    token (E2E bypass, spec 5.2), so neither point may be drawn when no table prints it; a white
+    cell (a point neither connection of a pair reached) has a legend entry."""
+    from investigation.charts.isolation import divergence_chart
+
+    figure, text = divergence_chart(e2e_isolation)
+    (axes,) = figure.axes
+    drawn = [label.get_text() for label in axes.get_yticklabels()]
+    profiles_table, isolated_table = text.split("\n\n")
+    for table in (profiles_table, isolated_table):
+        printed = [line.split()[0] for line in table.splitlines()[3:]]
+        assert printed == drawn
+    assert "route.start_agent" not in drawn and "auth.token_validation" not in drawn
+    legend = [entry.get_text() for legend in figure.legends for entry in legend.get_texts()]
+    assert "point reached by neither connection of the pair" in legend
+    assert "first divergence" in legend
+
+
+def test_the_dd_chart_title_agrees_with_one_inducing_factor(e2e_isolation) -> None:  # type: ignore[no-untyped-def]
+    """dd isolates one change (a client's connection count, spec 4.2) among all the differing factors."""
+    from investigation.charts.isolation import dd_tests_chart
+
+    figure, _ = dd_tests_chart(e2e_isolation)
+    total = len(e2e_isolation.differing)
+    assert figure.axes[0].get_title() == (
+        f"dd from local-debug to staging-e2e: 1 of {total} differing factors induces the failure"
+    )
+
+
+def test_the_traffic_chart_title_says_red_marks_every_kept_connection() -> None:
+    """One user, 7 reconnections on one instance: ddmin keeps the cap fill and the 6th (spec 4.2),
+    6 of 7; only the 6th closes 1011 in the reduced run."""
+    from investigation.analysis.isolate import minimal_failing_traffic
+    from investigation.charts.isolation import traffic_chart
+
+    seven = profile_from_dict("seven", {
+        "description": "one user reconnecting", "env": {"ENVIRONMENT": "test"},
+        "clients": [{"name": "tab", "user_id": "test-user-12345", "connections": 7, "spacing_s": 10.0,
+                     "hold_s": 4.0}],
+    })
+    figure, _ = traffic_chart(minimal_failing_traffic(seven))
+    assert figure.axes[0].get_title() == (
+        "seven, 7 planned connections; red: the 6 connections ddmin keeps (1 of them closes 1011)"
+    )

@@ -12,17 +12,21 @@ from collections.abc import Sequence
 
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Rectangle
+from matplotlib.patches import Patch, Rectangle
 
 from investigation.analysis.delta import Outcome
 from investigation.analysis.isolate import AlignedDivergence, ProfileIsolation, TrafficReduction, short_value
 from investigation.analysis.spectra import RankedLine, SuspiciousnessReport
-from investigation.charts.divergence import visible_outcome
-from investigation.report import format_table
+from investigation.charts.divergence import CELL_CLASSES, visible_outcome
+from investigation.report import format_table, plural
 from investigation.trace import DECISION_POINTS
 
 OUTCOME_COLOURS = {Outcome.PASS: "#2e7d32", Outcome.FAIL: "#c62828", Outcome.UNRESOLVED: "#9e9e9e"}
 OUTCOME_MARKERS = {Outcome.PASS: "o", Outcome.FAIL: "X", Outcome.UNRESOLVED: "s"}
+PAIR_COLOURS = {name: colour for name, colour, _ in CELL_CLASSES}
+"""Cell colours of the aligned-pair chart, those of chapter 02's divergence chart."""
+PAIR_LEGEND = (("same", "same outcome on both connections"), ("different", "different outcome"),
+               ("not_reached", "point reached by neither connection of the pair"))
 
 
 def minimal_difference_table(isolation: ProfileIsolation) -> str:
@@ -42,8 +46,9 @@ def dd_tests_chart(isolation: ProfileIsolation) -> tuple[Figure, str]:
     axes.axhline(len(isolation.minimal_difference), color="#455a64", linestyle="--", linewidth=1)
     axes.set_xlabel("dd test, in the order run")
     axes.set_ylabel(f"changes applied (of {total})")
+    kept = len(isolation.minimal_difference)
     axes.set_title(f"dd from {isolation.passing} to {isolation.failing}: "
-                   f"{len(isolation.minimal_difference)} of {total} differing factors induce the failure")
+                   f"{kept} of {total} differing factors {'induces' if kept == 1 else 'induce'} the failure")
     axes.legend(handles=[Line2D([], [], marker=OUTCOME_MARKERS[o], color=OUTCOME_COLOURS[o], linestyle="",
                                 label=o.value) for o in Outcome]
                 + [Line2D([], [], color="#455a64", linestyle="--", label="size of the minimal difference")],
@@ -67,7 +72,8 @@ def traffic_chart(reduction: TrafficReduction) -> tuple[Figure, str]:
     axes.set_yticks(range(len(clients)), clients)
     axes.invert_yaxis()
     axes.set_xlabel("planned start (virtual seconds)")
-    axes.set_title(f"{reduction.profile}: ddmin keeps {reduction.description()} (red)")
+    axes.set_title(f"{reduction.profile}, {len(reduction.planned)} planned connections; red: the "
+                   f"{plural(len(reduction.kept), 'connection')} ddmin keeps ({_failing_of_kept(reduction)})")
     axes.grid(axis="x", alpha=0.3)
     by_index = {c.index: c for c in reduction.run.connections}
     rows = [
@@ -79,22 +85,28 @@ def traffic_chart(reduction: TrafficReduction) -> tuple[Figure, str]:
     return figure, table
 
 
+def _failing_of_kept(reduction: TrafficReduction) -> str:
+    """``1 of them closes 1011``: the kept connections failing the same way in the reduced run."""
+    failing = len(reduction.failing_the_same_way)
+    return f"{failing} of them {'closes' if failing == 1 else 'close'} {reduction.signature.close_code}"
+
+
 def _closed(code: int | None, reason: str | None) -> str:
     return "open" if code is None else f"{code} {reason}"
 
 
-def aligned_trace_table(aligned: AlignedDivergence) -> str:
+def aligned_trace_table(aligned: AlignedDivergence, points: Sequence[str] | None = None) -> str:
     """Decision points in pipeline order with both connections' outcomes; ``<<`` marks the first divergence.
 
-    Outcomes with leading or trailing whitespace are quoted (``visible_outcome``).
+    ``points``: the rows (default: the points either connection reached); ``-`` marks a point not
+    reached. Outcomes with leading or trailing whitespace are quoted (``visible_outcome``).
     """
     passing = {d.point: visible_outcome(d.outcome) for d in aligned.passing_connection.decisions}
     failing = {d.point: visible_outcome(d.outcome) for d in aligned.failing_connection.decisions}
     first = aligned.divergence.point if aligned.divergence else None
     rows = [
         (point, passing.get(point, "-"), failing.get(point, "-"), "<< first divergence" if point == first else "")
-        for point in DECISION_POINTS
-        if point in passing or point in failing
+        for point in (reached_points([aligned]) if points is None else points)
     ]
     header = ("point", f"passing #{aligned.passing_connection.index}", f"failing #{aligned.failing_connection.index}", "divergence")
     return format_table(header, rows)
@@ -107,24 +119,35 @@ def divergence_chart(isolation: ProfileIsolation) -> tuple[Figure, str]:
         pairs.append(("isolated pair", isolation.isolated_divergence))
     figure = Figure(figsize=(9.0, 6.0), layout="constrained")
     axes = figure.add_subplot()
-    points = list(DECISION_POINTS)
+    points = reached_points([aligned for _, aligned in pairs])
     for column, (_, aligned) in enumerate(pairs):
         passing = {d.point: d.outcome for d in aligned.passing_connection.decisions}
         failing = {d.point: d.outcome for d in aligned.failing_connection.decisions}
         for row, point in enumerate(points):
             if point not in passing and point not in failing:
-                colour = "#ffffff"
+                colour = PAIR_COLOURS["not_reached"]
             else:
-                colour = "#e3e8ee" if passing.get(point) == failing.get(point) else "#ffcc80"
+                colour = PAIR_COLOURS["same" if passing.get(point) == failing.get(point) else "different"]
             frame = aligned.divergence is not None and aligned.divergence.point == point
             axes.add_patch(_cell(column, row, colour, frame))
     axes.set_xlim(-0.5, len(pairs) - 0.5)
     axes.set_ylim(len(points) - 0.5, -0.5)
     axes.set_xticks(range(len(pairs)), [name for name, _ in pairs])
     axes.set_yticks(range(len(points)), points, fontsize=8)
-    axes.set_title("decision points: same outcome (grey), different (orange), first divergence (framed)")
-    tables = [f"{name}:\n{aligned_trace_table(aligned)}" for name, aligned in pairs]
+    axes.set_title("decision points of the aligned passing and failing connections")
+    handles = [Patch(facecolor=PAIR_COLOURS[name], edgecolor="#9e9e9e", label=text) for name, text in PAIR_LEGEND]
+    handles.append(Patch(facecolor="none", edgecolor="black", linewidth=2.0, label="first divergence"))
+    figure.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+    tables = [f"{name}:\n{aligned_trace_table(aligned, points)}" for name, aligned in pairs]
     return figure, "\n\n".join(tables)
+
+
+def reached_points(pairs: Sequence[AlignedDivergence]) -> list[str]:
+    """The decision points any connection of ``pairs`` reached, in pipeline order."""
+    reached = {d.point for aligned in pairs
+               for connection in (aligned.passing_connection, aligned.failing_connection)
+               for d in connection.decisions}
+    return [point for point in DECISION_POINTS if point in reached]
 
 
 def _cell(column: int, row: int, colour: str, frame: bool) -> Rectangle:
