@@ -133,6 +133,17 @@ def runs_text(names: Sequence[str], listed: bool = True) -> tuple[str, str]:
     return plural(len(names), "run"), f" ({head}the long E2E run {LONG_RUN_PROFILE})"
 
 
+def _where_the_original_fails(removed: Sequence[str]) -> str:
+    """``all 5 runs where the original fails, including the long E2E run``; profiles when the long run is not one."""
+    long_run = LONG_RUN_PROFILE in removed
+    noun = "run" if long_run else "profile"
+    count = len(removed)
+    head = f"the one {noun}" if count == 1 else f"both {noun}s" if count == 2 else f"all {count} {noun}s"
+    if not long_run:
+        return f"{head} where the original fails"
+    return f"{head} where the original fails, " + ("the long E2E run" if count == 1 else "including the long E2E run")
+
+
 # --- the matrix --------------------------------------------------------------------------
 
 
@@ -484,12 +495,12 @@ class VariantReport:
             counts = " / ".join(str(v.count(e)) for e in (REMOVED, DELAYED, SAME_TIME, EARLIER, INTRODUCED))
             lines.append(
                 f"| {v.variant} | {VARIANTS[v.variant].summary} | {v.failure} | {counts} | {v.safety} "
-                f"| {v.accepted} of {v.total} | {self.matrix.safety_of(v.variant).unsigned_text()} |"
+                f"| {v.accepted} of {v.total} | {self._unsigned_cell(v.variant)} |"
             )
         return "\n".join(lines)
 
     def recommendation(self) -> str:
-        """One sentence naming the recommended variant and why, or that none qualifies."""
+        """Short sentences naming the recommended variant and why, or that none qualifies."""
         if not self.verdicts:
             return "No candidate variant ran (the matrix holds the original only), so none is recommended."
         if self.recommended is None:
@@ -497,35 +508,38 @@ class VariantReport:
                 f"No variant qualifies: none {REMOVES_EVERYWHERE} while keeping safety the same or safer."
             )
         chosen = self.verdict_of(self.recommended)
-        failing, which = runs_text(chosen.original_fails_on(), listed=False)
+        size = chosen.change_size
+        switches = "one switch" if size == 1 else f"{size} switches"
         return (
-            f"Recommended: {chosen.variant} ({VARIANTS[chosen.variant].summary}). Failure: it {chosen.failure}, "
-            f"removed on {chosen.count(REMOVED)} of {failing} where the original fails{which}. "
-            f"Safety: {self.safety_text(chosen.variant)}. Behaviour switches changed: {chosen.change_size}."
+            f"Recommended: {chosen.variant} ({VARIANTS[chosen.variant].summary}). It removes the failure on "
+            f"{_where_the_original_fails(chosen.where(REMOVED))}, and {self._acceptance(chosen.variant)}. "
+            f"{self._unsigned_sentence(chosen.variant)} It changes {switches} of the original."
         )
 
-    def safety_text(self, variant: str) -> str:
-        """What the adversarial set showed for `variant` against the original, in words (no "as safe as").
-
-        The accepted members compared as sets, then the unsigned tokens it accepts: a variant
-        that accepts nothing the original refuses can still let in what the original lets in.
-        """
+    def _unsigned_cell(self, variant: str) -> str:
+        """The row's unsigned members, or a pointer to the original's row when they are the same ones."""
         original, row = self.matrix.safety_of(ORIGINAL.name), self.matrix.safety_of(variant)
-        before, after = set(original.accepted), set(row.accepted)
-        new, dropped = len(after - before), len(before - after)
-        accepted = f"{len(after)} of {row.total} adversarial members accepted"
-        if not new and not dropped:
-            text = f"it accepts nothing the original refuses ({accepted}, the same ones as under the original)"
-        elif not new:
-            text = (f"it accepts nothing the original refuses and refuses {dropped} the original accepts "
-                    f"({accepted}; the original: {len(before)})")
-        else:
-            text = (f"it accepts {new} the original refuses and refuses {dropped} the original accepts "
-                    f"({accepted}; the original: {len(before)})")
-        if not row.unsigned_accepted:
-            return f"{text}; it accepts no unsigned token"
-        still = "still accepted, as under the original" if original.unsigned_accepted else "accepted"
-        return f"{text}; an unsigned token is {still}: {row.unsigned_members() or 'members not recorded'}"
+        if row.unsigned_accepted and row.unsigned_in and row.unsigned_in == original.unsigned_in:
+            return "yes: the same members as the original"
+        return row.unsigned_text()
+
+    def _acceptance(self, variant: str) -> str:
+        """What `variant` accepts of the adversarial set, against the original's accepted members."""
+        before = set(self.matrix.safety_of(ORIGINAL.name).accepted)
+        after = set(self.matrix.safety_of(variant).accepted)
+        if after == before:
+            return "accepts exactly the adversarial inputs the original accepts"
+        if after < before:
+            return f"accepts {len(after)} of the {len(before)} adversarial inputs the original accepts and none it refuses"
+        return f"accepts {len(after - before)} adversarial inputs the original refuses"
+
+    def _unsigned_sentence(self, variant: str) -> str:
+        if not self.matrix.safety_of(variant).unsigned_accepted:
+            return "It accepts no unsigned token."
+        if self.matrix.safety_of(ORIGINAL.name).unsigned_accepted:
+            return ("It does not close the unsigned-token hole: an alg none token still authenticates in staging or "
+                    "production (see the safety table).")
+        return "It lets an alg none token authenticate in staging or production (see the safety table)."
 
     def key_result(self) -> str:
         """One line: the recommendation and every variant's failure verdict."""
@@ -656,17 +670,21 @@ def _delay_lessons(report: VariantReport) -> list[str]:
 
 
 def _worse_lessons(report: VariantReport) -> list[str]:
-    lessons = []
+    """Where a variant fails earlier or where the original does not; profiles with the same finding share a sentence."""
+    findings: dict[tuple[str, str], list[str]] = {}
     for verdict in report.verdicts:
         for profile, effect in verdict.effects:
             if effect in {EARLIER, INTRODUCED}:
                 cell = report.matrix.cell(verdict.variant, profile)
                 relation = "earlier than the original" if effect == EARLIER else "where the original does not fail"
-                lessons.append(
-                    f"{verdict.variant} on {profile}: first failure at {cell.first_failure_s:.0f} s "
-                    f"({cell.first_failure}), {relation}."
-                )
-    return lessons
+                finding = f"first failure at {cell.first_failure_s:.0f} s ({cell.first_failure}), {relation}."
+                findings.setdefault((verdict.variant, finding), []).append(profile)
+    return [f"{variant} on {_and_list(profiles)}: {finding}" for (variant, finding), profiles in findings.items()]
+
+
+def _and_list(names: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _safety_lessons(report: VariantReport) -> list[str]:

@@ -87,7 +87,7 @@ def chart_table(report: VariantReport) -> str:
     ]
     safety_header = ("variant", "adversarial accepted", "unsigned token accepted (staging/production)")
     safety_rows = [
-        (row.variant, f"{len(row.accepted)} of {row.total}", row.unsigned_text())
+        (row.variant, f"{len(row.accepted)} of {row.total}", "yes" if row.unsigned_accepted else "no")
         for row in matrix.safety
     ]
     return (
