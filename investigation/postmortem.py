@@ -63,7 +63,7 @@ from investigation.reproduce import (
     deciding_counts,
     failures_at_cap,
     load_named_profile,
-    managers_left_by_start_agent,
+    managers_created_by_start_agent,
     run_profiles,
     validation_outcomes,
     validation_passed,
@@ -352,14 +352,14 @@ class RefusalAtCap:
 
     held: int
     open_connections: int
-    left_by_start_agent: int
+    created_by_start_agent: int
 
 
 def refusals_at_cap(run: RunResult) -> list[RefusalAtCap]:
     """Each failing connection that found its user at the cap on its instance, with what that user had there.
 
     Open connections: the user's other connections to the instance that started at or before the refusal and
-    ended after it (the refused connection itself never held a manager). Managers left by ``start_agent``: those
+    ended after it (the refused connection itself never held a manager). Managers created by ``start_agent``: those
     of the user's connections there that had ended by then (an open connection's messages may still be to come).
     """
     steps = {(s.user_id, s.instance): s.steps for s in timeline_series(run)}
@@ -372,7 +372,7 @@ def refusals_at_cap(run: RunResult) -> list[RefusalAtCap]:
         there = [c for c in run.connections if c is not refused and (str(c.user_id), c.instance) == key]
         open_now = [c for c in there if c.at_s <= refused.at_s < c.ended_at_s]
         ended = tuple(c for c in there if c.ended_at_s <= refused.at_s)
-        left = managers_left_by_start_agent(dataclasses.replace(run, connections=ended))
+        left = managers_created_by_start_agent(dataclasses.replace(run, connections=ended))
         found.append(RefusalAtCap(held, len(open_now), left))
     return found
 
@@ -388,12 +388,12 @@ def _managers_against_connections(evidence: Evidence) -> list[str]:
     if not refusals:
         return []
     held = [r.held for r in refusals]
-    left = [r.left_by_start_agent for r in refusals]
+    left = [r.created_by_start_agent for r in refusals]
     over = " (min-max over the refusals)" if len(refusals) > 1 else ""
     lines = [
         f"- At the {plural(len(refusals), 'refusal')} at the cap the refused user held {_span(held)} "
         f"{'manager' if max(held) == 1 else 'managers'} on its instance, with {_span([r.open_connections for r in refusals])} "
-        f"of its connections still connected there and {_span(left)} {'manager' if max(left) == 1 else 'managers'} left behind "
+        f"of its connections still connected there and {_span(left)} {'manager' if max(left) == 1 else 'managers'} created "
         f"by its earlier `start_agent` messages there{over}."
     ]
     kept = any(r.held > r.open_connections for r in refusals) and not any(

@@ -473,7 +473,7 @@ def test_root_cause_compares_managers_held_with_connections_open_at_each_refusal
     runs = {"local-debug": reconnecting_run("local-debug", 1), "long-held": long_held}
     lines = root_cause_section(dataclasses.replace(evidence, runs=runs)).data.splitlines()
     assert ("- At the 2 refusals at the cap the refused user held 5 managers on its instance, with 1-2 of its "
-            "connections still connected there and 0 managers left behind by its earlier `start_agent` messages there "
+            "connections still connected there and 0 managers created by its earlier `start_agent` messages there "
             "(min-max over the refusals).") in lines
     assert ("- Managers outlive their connections: a connection's manager is not released when it closes "
             "(spec 1, step 14).") in lines
@@ -486,7 +486,7 @@ def test_root_cause_explains_the_managers_of_the_real_refusals(evidence: Evidenc
     # refused user (clients[5], 25 s holds 30 s apart) has none open at 1350 s and sends no start_agent.
     lines = root_cause_section(evidence).data.splitlines()
     assert ("- At the 13 refusals at the cap the refused user held 5 managers on its instance, with 0 of its "
-            "connections still connected there and 0-2 managers left behind by its earlier `start_agent` messages there "
+            "connections still connected there and 0-2 managers created by its earlier `start_agent` messages there "
             "(min-max over the refusals).") in lines
     assert ("- Managers outlive their connections: a connection's manager is not released when it closes "
             "(spec 1, step 14), and each `start_agent` message leaves one more manager behind (spec 1, step 12).") \
