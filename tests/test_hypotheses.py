@@ -757,11 +757,10 @@ def hand_ledger() -> Ledger:
 def test_lessons_name_the_first_refuted_claim_the_supported_ones_and_the_v1_runs_that_failed(hand_ledger: Ledger) -> None:
     lines = str(ledger_lessons(hand_ledger).data).splitlines()
     # 2 of the 4 are "all" claims that were refuted (why1, fix.v1); the 4 claims are not all about every case
-    assert lines[0] == ("- 2 of the 4 claims are claims about every case that were refuted, each by a run built to "
-                        "test it on which its prediction failed; the first is `why1.validation_raises`; what its runs "
-                        "showed: prediction held on 0 of 1 run; e.g. r0: why1.validation_raises 0.")
-    assert lines[1] == ("- 1 of the 4 claims is a claim about every case that was supported (the prediction held on "
-                        "every run that tested the claim): `why2.strict_validation_rejects`.")
+    assert lines[0] == ("- 2 claims say something holds in every case; each was refuted by a run built to test it "
+                        "(e.g. `why1.validation_raises`: prediction held on 0 of 1 run; r0: why1.validation_raises 0).")
+    assert lines[1] == ("- 1 claim says something holds in every case; it held on every run that tested it: "
+                        "`why2.strict_validation_rejects`.")
     assert lines[2] == "- The recommended fix (V1) leaves 1 failing connection over 1 run (r1): 1011 Factory SSOT validation failed x1."
 
 
@@ -779,17 +778,32 @@ def test_lessons_word_each_verdict_group_by_its_rule_and_sum_what_v1_leaves_over
                      finding_of("impact.production", False, True),
                      Finding(hypothesis("fix.v1"), Verdict.REFUTED, v1_runs)), runs_made=8)
     assert str(ledger_lessons(ledger).data).splitlines() == [
-        "- 2 of the 4 claims are claims about every case that were refuted, each by a run built to test it on "
-        "which its prediction failed; the first is `why1.validation_raises`; what its runs showed: prediction held "
-        "on 0 of 1 run; e.g. r0: why1.validation_raises 0.",
-        "- 1 of the 4 claims is a claim that something can happen that was refuted because none of the runs built "
-        "to provoke it made it happen; the first is `why5.startup_timing`; what its runs showed: prediction held on "
-        "0 of 2 runs; e.g. r0: why5.startup_timing 0.",
-        "- 1 of the 4 claims is a claim that something can happen that was supported (a run made it happen): "
-        "`impact.production`.",
+        "- 2 claims say something holds in every case; each was refuted by a run built to test it "
+        "(e.g. `why1.validation_raises`: prediction held on 0 of 1 run; r0: why1.validation_raises 0).",
+        "- 1 claim says something can happen; none of the runs built to provoke it made it happen, so it was "
+        "refuted (`why5.startup_timing`: prediction held on 0 of 2 runs; r0: why5.startup_timing 0).",
+        "- 1 claim says something can happen; a run made it happen: `impact.production`.",
         "- The recommended fix (V1) leaves 13 failing connections over 2 runs (r1, r2): "
         "1008 SSOT Auth failed x2, 1011 Factory SSOT validation failed x11.",
     ]
+
+
+def test_lessons_word_several_refuted_may_claims_each_by_its_own_runs() -> None:
+    """Two "may" claims, neither provoked by its runs: each is refuted by its own runs, not one run for both."""
+    ledger = Ledger((finding_of("why5.startup_timing", False, False), finding_of("why5.auth_patterns", False),
+                     finding_of("fix.v1", None)), runs_made=3)
+    assert str(ledger_lessons(ledger).data).splitlines()[0] == (
+        "- 2 claims say something can happen; for each, none of the runs built to provoke it made it happen, "
+        "so each was refuted (e.g. `why5.startup_timing`: prediction held on 0 of 2 runs; r0: why5.startup_timing 0)."
+    )
+
+
+def test_the_ledger_evidence_column_does_not_repeat_the_verdict(hand_ledger: Ledger) -> None:
+    """The verdict has its own column; the evidence starts with what the runs showed."""
+    rows = {key: (verdict, evidence) for key, _, verdict, evidence in hand_ledger.rows()}
+    assert rows["fix.v1"] == ("refuted", "prediction held on 1 of 2 runs (held on r0: fix.v1 0); e.g. r1: fix.v1 1")
+    assert rows["why3.context_creation_differs"][1] == "no run reached what the claim is about"
+    assert hand_ledger.finding("fix.v1").evidence_line() == "refuted: " + rows["fix.v1"][1]
 
 
 def test_an_observation_counts_the_runs_failing_connections_by_close() -> None:

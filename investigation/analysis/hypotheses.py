@@ -146,22 +146,26 @@ class Finding:
         return tuple(o for o in self.observations if o.holds is wanted)
 
     def evidence_line(self) -> str:
-        """The verdict with its first deciding run and the tested runs that went the other way, computed.
+        """``refuted: <evidence>``: the verdict and :meth:`evidence`."""
+        return f"{self.verdict.value}: {self.evidence()}"
+
+    def evidence(self) -> str:
+        """The first deciding run and the tested runs that went the other way, computed.
 
         A claim can be decided although some runs went against its verdict: an "any" claim supported
         on 4 of 5 runs, an "all" claim refuted though it held on some. Those runs are named (with
         their evidence when there is one), so the line never reads as if every run agreed.
         """
         tested = [o for o in self.observations if o.holds is not None]
-        holding = sum(1 for o in tested if o.holds)
         if not tested:
-            reason = self.hypothesis.untestable_because or "no run reached what the claim is about"
-            return f"{self.verdict.value}: {reason}"
+            return self.hypothesis.untestable_because or "no run reached what the claim is about"
         first = self.deciding_observations()[0]
-        return (
-            f"{self.verdict.value}: prediction held on {holding} of {plural(len(tested), 'run')}"
-            f"{self._other_way(tested)}; e.g. {first.run}: {first.evidence}"
-        )
+        return f"{self.held_on()}{self._other_way(tested)}; e.g. {first.run}: {first.evidence}"
+
+    def held_on(self) -> str:
+        """``prediction held on 0 of 4 runs`` (the runs that tested the claim)."""
+        tested = [o for o in self.observations if o.holds is not None]
+        return f"prediction held on {sum(1 for o in tested if o.holds)} of {plural(len(tested), 'run')}"
 
     def _other_way(self, tested: Sequence[Observation]) -> str:
         """`` (failed on r0: evidence)``: the tested runs whose outcome differs from the deciding ones."""
@@ -750,7 +754,7 @@ class Ledger:
         )
 
     def rows(self) -> list[tuple[str, str, str, str]]:
-        return [(f.key, f.hypothesis.source, f.verdict.value, f.evidence_line()) for f in self.findings]
+        return [(f.key, f.hypothesis.source, f.verdict.value, f.evidence()) for f in self.findings]
 
     def to_text(self) -> str:
         from investigation.report import format_table
@@ -834,42 +838,45 @@ def ledger_verdicts(ledger: Ledger) -> object:
     return _markdown("\n".join(lines))
 
 
-KIND_OF_CLAIM = {"all": "about every case", "any": "that something can happen"}
-"""How a lesson names the claims of each quantifier."""
+CLAIM_SAYS = {"all": "something holds in every case", "any": "something can happen"}
+"""What a lesson says the claims of each quantifier claim."""
 WHY_REFUTED = {
-    "all": "refuted{each} by a run built to test it on which its prediction failed",
-    "any": "refuted because none of the runs built to provoke it made it happen",
+    "all": ("each was refuted by a run built to test it", "a run built to test it refuted it"),
+    "any": ("for each, none of the runs built to provoke it made it happen, so each was refuted",
+            "none of the runs built to provoke it made it happen, so it was refuted"),
 }
+"""Per quantifier, why its refuted claims were refuted: (several claims, one claim)."""
 WHY_SUPPORTED = {
-    "all": "supported (the prediction held on every run that tested the claim)",
-    "any": "supported (a run made it happen)",
+    "all": ("each held on every run that tested it", "it held on every run that tested it"),
+    "any": ("for each, a run made it happen", "a run made it happen"),
 }
+"""Per quantifier, why its supported claims were supported: (several claims, one claim)."""
 
 
 def _group(findings: Sequence[Finding], verdict: Verdict, quantifier: str) -> list[Finding]:
     return [f for f in findings if f.verdict is verdict and f.hypothesis.quantifier == quantifier]
 
 
-def _group_head(count: int, total: int, quantifier: str, why: str) -> str:
-    """``7 of the 22 claims are claims that something can happen that were <why>``.
+def _group_head(count: int, quantifier: str, why: tuple[str, str]) -> str:
+    """``11 claims say something holds in every case; each was refuted by a run built to test it``."""
+    says = "claim says" if count == 1 else "claims say"
+    return f"{count} {says} {CLAIM_SAYS[quantifier]}; {why[1] if count == 1 else why[0]}"
 
-    The count is of the claims of that kind with that verdict, not of the claims of that kind.
-    """
-    claims, were = ("is a claim", "was") if count == 1 else ("are claims", "were")
-    return (f"{count} of the {total} claims {claims} {KIND_OF_CLAIM[quantifier]} that {were} "
-            + why.format(each="" if count == 1 else ", each"))
+
+def _example(finding: Finding) -> str:
+    """```why1.validation_raises`: prediction held on 0 of 4 runs; r0: <its evidence>``."""
+    first = finding.deciding_observations()[0]
+    return f"`{finding.key}`: {finding.held_on()}; {first.run}: {first.evidence}"
 
 
 def _refuted_lines(ledger: Ledger) -> list[str]:
-    """One line per quantifier with refuted claims, worded by that quantifier's rule."""
+    """One line per quantifier with refuted claims, worded by that quantifier's rule, with its first claim."""
     lines = []
     for quantifier in ("all", "any"):
         group = _group(ledger.findings, Verdict.REFUTED, quantifier)
         if group:
-            first = group[0]
-            lines.append(f"- {_group_head(len(group), len(ledger.findings), quantifier, WHY_REFUTED[quantifier])}; "
-                         f"the first is `{first.key}`; what its runs showed: "
-                         f"{first.evidence_line().removeprefix('refuted: ')}.")
+            example = f"({'' if len(group) == 1 else 'e.g. '}{_example(group[0])})"
+            lines.append(f"- {_group_head(len(group), quantifier, WHY_REFUTED[quantifier])} {example}.")
     return lines or [f"- 0 of {len(ledger.findings)} claims are refuted."]
 
 
@@ -880,8 +887,7 @@ def _supported_lines(ledger: Ledger) -> list[str]:
         group = _group(ledger.findings, Verdict.SUPPORTED, quantifier)
         if group:
             keys = ", ".join(f"`{f.key}`" for f in group)
-            lines.append(f"- {_group_head(len(group), len(ledger.findings), quantifier, WHY_SUPPORTED[quantifier])}"
-                         f": {keys}.")
+            lines.append(f"- {_group_head(len(group), quantifier, WHY_SUPPORTED[quantifier])}: {keys}.")
     return lines or ["- Claims the runs support: none."]
 
 
