@@ -604,8 +604,11 @@ def _context_item(evidence: Evidence, define_set: bool) -> str | None:
                        for environment, cases in by_environment.items())
     counted = (f"{len(accepted)} of the {len(outcomes)} hostile user contexts of {_adversarial_set_text()}"
                if define_set else f"{len(accepted)} of the set's {len(outcomes)} hostile user contexts")
-    return (f"Refuse invalid user contexts in create_websocket_manager: under the original, {counted} get a "
-            f"manager: {places}.")
+    stubbed = sum(1 for o in accepted if o.route_step == "emergency_stub")
+    how = (f" ({len(accepted) - stubbed} with a manager, {stubbed} with the emergency stub after a plain ValueError)"
+           if stubbed else "")
+    return (f"Refuse invalid user contexts in create_websocket_manager: under the original, {counted} are let "
+            f"through by the route{how}: {places}.")
 
 
 def _validation_note(evidence: Evidence, environment: str) -> str:
