@@ -491,6 +491,21 @@ def test_environment_not_set_runs_unset_or_mis_set_environments_without_k_servic
         assert not trial.run.profile.env.get("K_SERVICE")
 
 
+def test_environment_not_set_leaves_out_staging_set_exactly_and_keeps_a_mis_set_staging(
+    staging: Profile,
+) -> None:
+    """ENVIRONMENT exactly "staging" is set correctly (spec 4.3: is_staging), even off Cloud Run, so such a
+    profile does not test the claim; 'Staging' with a capital is a mis-set staging value, so it does."""
+    def off_cloud_run(name: str, environment: str) -> Profile:
+        factors = {k: v for k, v in flatten_profile(staging).items() if k != "env.K_SERVICE"}
+        return unflatten_profile(name, {**factors, "env.ENVIRONMENT": environment})
+
+    exact, capital = off_cloud_run("zz-staging-exact", "staging"), off_cloud_run("zz-staging-capital", "Staging")
+    names = labels("finding.environment_not_set", shipped_with_failing(extra=(exact, capital)))
+    assert "zz-staging-capital" in names
+    assert "zz-staging-exact" not in names
+
+
 def test_resource_limits_remove_every_cloud_run_variable_of_each_failing_cloud_run_profile() -> None:
     trials = hypothesis("table.resource_limits").design(shipped_with_failing(STAGING, "staging-env-whitespace"))
     assert [trial.run.label.split(" with ")[0] for trial in trials] == [STAGING]

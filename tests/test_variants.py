@@ -123,8 +123,15 @@ def default_runs() -> dict[tuple[str, str], RunResult]:
     return {(p.name, v): simulate(until_traffic_ends(p), v) for p in list_profiles() for v in VARIANTS}
 
 
+def _refused_in_start_agent(connection: ConnectionResult) -> bool:
+    """A start_agent message whose manager creation raised (spec 1, step 12): its factory decisions are not
+    recorded (the handler runs untraced), so a refusal at the cap shows only in this tally."""
+    return "refused_" in (connection.outcome("route.start_agent") or "")
+
+
 def _reaches_the_cap(run: RunResult) -> bool:
-    return any(c.outcome("factory.manager_cap") not in {None, "below"} for c in run.connections)
+    return any(c.outcome("factory.manager_cap") not in {None, "below"} or _refused_in_start_agent(c)
+               for c in run.connections)
 
 
 def _bypasses_when_deployed(run: RunResult) -> bool:
@@ -165,6 +172,23 @@ def test_detection_variants_change_only_the_validation_mode_where_spec_8_adds_a_
     assert changed == VALIDATION_MODE_CHANGES[variant]
 
 
+def test_a_start_agent_refused_at_the_cap_counts_as_reaching_it() -> None:
+    """One user, three connections of one client, each sending one start_agent: each connection holds a
+    manager and leaves one more (spec 1, step 12), so the third connection's manager is the 5th and its
+    start_agent asks for a 6th, which the cap refuses inside the handler (no close, no failing connection).
+    No connection's own manager_cap decision says exceeded, yet V3/V4 change what happens there."""
+    data = {
+        "description": "one browser tab reconnecting three times, each time starting an agent",
+        "env": {"ENVIRONMENT": "staging", "JWT_SECRET_KEY": "test-only-secret-at-least-32-characters"},
+        "clients": [{"name": "tab", "user_id": "104729384756102938475", "connections": 3, "spacing_s": 60.0,
+                     "hold_s": 45.0, "messages": [{"at_s": 20.0, "type": "start_agent"}]}],
+    }
+    run = simulate(profile_from_dict("tab-agents", data, source="<test>"))
+    assert all(c.outcome("factory.manager_cap") == "below" for c in run.connections)
+    assert [_refused_in_start_agent(c) for c in run.connections] == [False, False, True]
+    assert _reaches_the_cap(run)
+
+
 @pytest.mark.parametrize("variant", ["V3", "V4"])
 def test_capacity_variants_are_identical_wherever_the_original_never_reaches_the_cap(
     default_runs: dict[tuple[str, str], RunResult], variant: str
@@ -182,7 +206,8 @@ def test_v5_is_identical_wherever_no_cap_refusal_and_no_deployed_bypass(
 ) -> None:
     for profile in sorted({name for name, _ in default_runs}):
         original, candidate = default_runs[(profile, "original")], default_runs[(profile, "V5")]
-        exceeded = any(c.outcome("factory.manager_cap") == "exceeded" for c in original.connections)
+        exceeded = any(c.outcome("factory.manager_cap") == "exceeded" or _refused_in_start_agent(c)
+                       for c in original.connections)
         if not exceeded and not _bypasses_when_deployed(original):
             assert observable(candidate) == observable(original), profile
 

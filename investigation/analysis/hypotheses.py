@@ -532,8 +532,17 @@ def _design_environment_not_set(baseline: Baseline) -> list[Trial]:
     }
     varied = [Trial(variation(staging, change, factors, drop=is_detection_signal), strict_runs_and_rejects)
               for change, factors in changes.items()]
-    shipped = _each(baseline, baseline.where(lambda p: not _is_cloud_run(p) and not _is_local(p)), strict_runs_and_rejects)
+    shipped = _each(baseline, baseline.where(_staging_environment_unset_or_mis_set), strict_runs_and_rejects)
     return shipped + varied
+
+
+def _staging_environment_unset_or_mis_set(profile: Profile) -> bool:
+    """No Cloud Run signal, not a local profile, and ENVIRONMENT unset or a staging value the detection's
+    exact compare misses ('staging ', 'Staging\n'); ENVIRONMENT exactly "staging" is set correctly."""
+    if _is_cloud_run(profile) or _is_local(profile):
+        return False
+    environment = profile.env.get("ENVIRONMENT")
+    return environment is None or (environment != "staging" and environment.strip().lower() == "staging")
 
 
 def _design_without_cloud_run(baseline: Baseline) -> list[Trial]:
