@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -235,6 +236,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _bad_input_types() as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        # The reader of stdout left early (`| head`): it took what it wanted. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again (Python's signal docs).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -198,3 +200,16 @@ def test_unknown_variant_is_bad_input(capsys) -> None:
 def test_every_variant_runs(capsys, variant: str) -> None:
     assert main(["simulate", "local-debug", "--variant", variant, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["variant"] == variant
+
+
+def test_a_reader_that_leaves_early_ends_the_output_quietly() -> None:
+    """`investigation simulate ... --json | head -c 10`: the JSON (about 77 kB) outgrows the pipe's buffer,
+    so writing meets a closed pipe; that is the reader's choice, not a failed run (exit 0, nothing on stderr)."""
+    command = [sys.executable, "-m", "investigation.cli", "simulate", "staging-e2e", "--json"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout.read(10) == b'{\n  "profi'
+        process.stdout.close()
+        stderr = process.stderr.read()
+        assert process.wait(timeout=60) == 0
+    assert stderr == b""
