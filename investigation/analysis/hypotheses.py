@@ -1,6 +1,6 @@
 """The hypothesis ledger: every causal claim of the incident report as an experiment.
 
-Each :class:`Hypothesis` quotes a claim of seed/incident-report.md (a "why", a
+Each :class:`Hypothesis` quotes a claim of docs/seed/incident-report.md (a "why", a
 row of its environment table, a finding, its recommended fix), states what the
 claim predicts, and designs the runs that test it: shipped profiles and
 controlled variations of them (environment variables, user-id shapes, token
