@@ -11,17 +11,12 @@ same two close 1013 "Service temporarily unavailable" instead.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 import pytest
 
-from investigation.analysis.adversarial import (
-    CONTEXT_CASES,
-    CONTEXT_ENVIRONMENTS,
-    TOKEN_CASES,
-    TOKEN_ENVIRONMENTS,
-    adversarial_outcomes,
-)
+from investigation.analysis.adversarial import CONTEXT_ENVIRONMENTS, adversarial_outcomes
 from investigation.analysis.hypotheses import Verdict
 from investigation.analysis.isolate import FactorChange
 from investigation.postmortem import (
@@ -270,12 +265,13 @@ def test_trigger_states_the_kept_traffic_and_its_users(evidence: Evidence) -> No
     assert reduction is not None
     # 1-minimal failing traffic: one user's 6 connections to one instance, one manager each (no start_agent):
     # the first five fill the cap of 5 (spec 4.2) and stay open, only the 6th is refused.
+    # planned: staging-e2e's 3 test processes x 12 tests = 36 connections; kept: those 6.
     (user,) = {str(p.client.user_id) for p in reduction.kept}
-    assert 1 < len(reduction.kept) < len(reduction.planned)
+    assert (len(reduction.kept), len(reduction.planned)) == (6, 36)
     assert [c.close_code for c in reduction.run.connections] == [None] * 5 + [1011]
     text = trigger_section(evidence).data
     assert (f"- A 1-minimal failing traffic of {reduction.profile} (ddmin over its planned connections: no single "
-            f"connection of it can be left out): {len(reduction.kept)} of the {len(reduction.planned)} planned "
+            f"connection of it can be left out): 6 of the 36 planned "
             f"connections, all of user {user}: 5 end with no close frame (open), and the 6th closes 1011 "
             '"Factory SSOT validation failed" (innermost RuntimeError).') in text.splitlines()
     assert "still fail the same way" not in text
@@ -311,9 +307,17 @@ def item_number(evidence: Evidence, start: str) -> int:
                 if line.split(". ", 1)[1].startswith(start))
 
 
-def adversarial_set_size() -> int:
-    # the rules of the set: each context case in each context environment, each token case in each token one
-    return len(CONTEXT_CASES) * len(CONTEXT_ENVIRONMENTS) + len(TOKEN_CASES) * len(TOKEN_ENVIRONMENTS)
+# Chapter 05's set: 8 hostile contexts x 2 environments (staging-cloud-run, staging-no-cloud-signal) + 5 hostile
+# tokens x 3 deployed environments = 16 + 15 = 31 (test_variants pins "15 of 31" accepted by the original).
+ADVERSARIAL_SET_SIZE = 31
+
+
+def with_safety_row(evidence: Evidence, variant: str, **changes: Any) -> Evidence:
+    """``evidence`` with ``variant``'s row of the safety table replaced by ``changes``."""
+    matrix = evidence.variants.matrix
+    safety = tuple(dataclasses.replace(row, **changes) if row.variant == variant else row for row in matrix.safety)
+    return dataclasses.replace(evidence, variants=dataclasses.replace(
+        evidence.variants, matrix=dataclasses.replace(matrix, safety=safety)))
 
 
 def test_auth_bypass_item_names_the_unsigned_members_and_v5_s_gap(evidence: Evidence) -> None:
@@ -326,7 +330,7 @@ def test_auth_bypass_item_names_the_unsigned_members_and_v5_s_gap(evidence: Evid
     item = item_starting(evidence, "Close the auth bypass")
     assert item == (
         "Close the auth bypass: under the original, 6 of the 15 hostile tokens of the adversarial set "
-        f"({adversarial_set_size()} fixed hostile inputs, chapter 05) authenticate, 3 of them unsigned (alg none + "
+        f"({ADVERSARIAL_SET_SIZE} fixed hostile inputs, chapter 05) authenticate, 3 of them unsigned (alg none + "
         "E2E headers in production-cloud-run, staging-cloud-run, staging-env-whitespace). First give the E2E suite "
         "tokens that pass real validation (under V5, which refuses the bypass, all 36 connections of staging-e2e "
         "and all 180 of staging-e2e-long close 1008). Make the check also treat ENVIRONMENT='staging ' as deployed "
@@ -335,42 +339,38 @@ def test_auth_bypass_item_names_the_unsigned_members_and_v5_s_gap(evidence: Evid
 
 def test_the_adversarial_set_is_defined_once_where_first_used(evidence: Evidence) -> None:
     text = action_items(evidence).data
-    definition = f"adversarial set ({adversarial_set_size()} fixed hostile inputs, chapter 05)"
+    definition = f"adversarial set ({ADVERSARIAL_SET_SIZE} fixed hostile inputs, chapter 05)"
     assert text.count(definition) == 1
     assert text.index(definition) < text.index("Refuse invalid user contexts")
     assert text.count("adversarial") == 1
     # without the auth-bypass item, the context item is the first to use the set and defines it
-    matrix = evidence.variants.matrix
-    safety = tuple(dataclasses.replace(row, unsigned_accepted=False) if row.variant == "original" else row
-                   for row in matrix.safety)
-    variants = dataclasses.replace(evidence.variants, matrix=dataclasses.replace(matrix, safety=safety))
-    assert definition in item_starting(dataclasses.replace(evidence, variants=variants), "Refuse invalid user contexts")
+    no_bypass = with_safety_row(evidence, "original", unsigned_accepted=False)
+    assert definition in item_starting(no_bypass, "Refuse invalid user contexts")
 
 
 def test_context_members_have_their_own_item_by_environment(evidence: Evidence) -> None:
     # 8 context cases x 2 environments = 16 members. Neither relaxed validation (staging-cloud-run, spec 4.3) nor
     # strict validation (staging-no-cloud-signal, spec 4.4) checks placeholders, so placeholder ids get a manager
     # in both. Which other members get one follows chapter 05's outcomes (the counting rule may change there).
+    # Relaxed validation (spec 4.3 item 4) only warns on the 4 blank/missing ids; strict validation (4.4) refuses
+    # them, and an int user_id (4.4.3), with a 1011 close. So 9 of 16 get through: 4 blank ids + placeholder ids +
+    # the 3 stubbed below in staging-cloud-run, placeholder ids alone in staging-no-cloud-signal; 6 with a manager.
     item = item_starting(evidence, "Refuse invalid user contexts")
     contexts = [o for o in adversarial_outcomes("original") if o.kind == "context"]
     accepted = [o for o in contexts if o.accepted]
     assert {o.environment for o in accepted if o.case == "placeholder ids"} == set(CONTEXT_ENVIRONMENTS)
-    modes = {"staging-cloud-run": "relaxed", "staging-no-cloud-signal": "strict"}
-    places = "; ".join(
-        f"in {environment} ({modes[environment]} validation) "
-        + ", ".join(sorted(o.case for o in accepted if o.environment == environment))
-        for environment in sorted({o.environment for o in accepted}))
     # Relaxed validation raises a plain "STAGING CRITICAL" ValueError (no "SSOT") for a foreign class and a
     # non-string user_id (spec 4.3 items 1, 3); the route retries, then goes on with the emergency stub (spec 1,
     # step 8). Those three are let through on the stub; every other accepted member gets a manager.
     stubbed = {(o.environment, o.case) for o in accepted if o.route_step == "emergency_stub"}
     assert stubbed == {("staging-cloud-run", case)
                        for case in ("foreign class (models)", "foreign class (supervisor)", "non-string user_id")}
-    assert item == (f"Refuse invalid user contexts in create_websocket_manager: under the original, {len(accepted)} "
-                    f"of the set's {len(contexts)} hostile user contexts are let through by the route "
-                    f"({len(accepted) - 3} with a manager, 3 with the emergency stub after a plain ValueError): "
-                    f"{places}.")
-    assert len(contexts) == 16
+    assert item == (
+        "Refuse invalid user contexts in create_websocket_manager: under the original, 9 of the set's 16 hostile user "
+        "contexts are let through by the route (6 with a manager, 3 with the emergency stub after a plain ValueError): "
+        "in staging-cloud-run (relaxed validation) blank thread_id, blank websocket_client_id, empty request_id, "
+        "foreign class (models), foreign class (supervisor), missing run_id, non-string user_id, placeholder ids; "
+        "in staging-no-cloud-signal (strict validation) placeholder ids.")
 
 
 def test_do_not_ship_v5_says_where_it_fails_earlier_and_points_to_the_bypass_item(evidence: Evidence) -> None:
@@ -423,11 +423,7 @@ def test_deploy_item_counts_the_failing_runs_as_profiles_and_the_long_run(eviden
 
 
 def test_no_auth_bypass_item_when_the_original_code_refuses_unsigned_tokens(evidence: Evidence) -> None:
-    matrix = evidence.variants.matrix
-    safety = tuple(dataclasses.replace(row, unsigned_accepted=False) if row.variant == "original" else row
-                   for row in matrix.safety)
-    variants = dataclasses.replace(evidence.variants, matrix=dataclasses.replace(matrix, safety=safety))
-    text = action_items(dataclasses.replace(evidence, variants=variants)).data
+    text = action_items(with_safety_row(evidence, "original", unsigned_accepted=False)).data
     assert "Close the auth bypass" not in text
     # no item recommends V5's bypass switch then, so V5 is not shipped as the fix, and no item "below" is named
     v5 = next(line for line in text.splitlines() if "Do not ship **V5**" in line)
@@ -435,13 +431,9 @@ def test_no_auth_bypass_item_when_the_original_code_refuses_unsigned_tokens(evid
 
 
 def test_no_gap_sentence_when_the_bypass_refusing_variant_accepts_no_unsigned_token(evidence: Evidence) -> None:
-    matrix = evidence.variants.matrix
-    safety = tuple(dataclasses.replace(row, unsigned_accepted=False, unsigned_in=(),
-                                       accepted=tuple(m for m in row.accepted if "alg none" not in m))
-                   if row.variant == "V5" else row
-                   for row in matrix.safety)
-    variants = dataclasses.replace(evidence.variants, matrix=dataclasses.replace(matrix, safety=safety))
-    hand = dataclasses.replace(evidence, variants=variants)
+    v5 = next(row for row in evidence.variants.matrix.safety if row.variant == "V5")
+    hand = with_safety_row(evidence, "V5", unsigned_accepted=False, unsigned_in=(),
+                           accepted=tuple(m for m in v5.accepted if "alg none" not in m))
     assert "V5 misses it" not in item_starting(hand, "Close the auth bypass")
     assert "staging-env-whitespace" not in item_starting(hand, "Do not ship **V5**")
 
@@ -517,9 +509,12 @@ def test_ledger_table_shows_each_claims_evidence(evidence: Evidence) -> None:
     from investigation.postmortem import ledger_table
 
     row = next(line for line in ledger_table(evidence).splitlines() if line.startswith("impact.production "))
-    finding = next(f for f in evidence.ledger.findings if f.key == "impact.production")
-    assert finding.evidence_line().removeprefix("supported: ") in row
-    assert "traffic in production-cloud-run environment" in row
+    _, _, verdict, shown = re.split(r"\s{2,}", row.rstrip())
+    assert verdict == "supported"
+    # 5 runs (hypotheses' production-impact design): production-cloud-run's own traffic, which has no factory
+    # close, and the 4 failing profiles' traffic replayed in its environment. The verdict is not repeated.
+    assert shown.startswith("prediction held on 4 of 5 runs (failed on production-cloud-run: ")
+    assert "traffic in production-cloud-run environment: 1011 Factory SSOT validation failed" in shown
 
 
 def test_distinct_user_ids_are_counted_once_across_profiles(evidence: Evidence) -> None:
