@@ -242,6 +242,12 @@ def test_a_run_without_failures_below_the_cap_says_how_close_it_came() -> None:
         # the 01 timeline tables: development's user reaches 5 at 900 s and drops to 2 at 920 s;
         # staging-no-cloud-signal has two users at 5 on instance 1 (1210-2140 s and 2015-3100 s)
         # (the raw count history: 920 s holds 5 -> 4 -> 3 -> 2 -> 1 -> 2; 2140 s and 3100 s one release each)
+        # By hand (data/profiles, spec 1 steps 12, 14; 4.2): development's dev-browser-tab (one instance) connects
+        # at 0, 450, 900, 1350 s, each with a start_agent 20 s in: managers 1, 2 (20 s), 3, 4 (470 s), 5 (900 s).
+        # Its start_agent at 920 s meets the cap; emergency cleanup frees the 4 managers created more than 5 min
+        # before (0, 20, 450, 470 s), 1 left, and the new one makes 2. production-cloud-run's user-e-mobile is
+        # client 5 of 4 sticky instances (5 mod 4 = instance 1): 5 connections 35 s apart from 1500 s, the 5th
+        # manager at 1500 + 4 x 35 = 1640 s; nothing frees one (user-e-later, client 6, is on instance 2).
         ("development", "by user 5f0c2a9e-3b7d-4e61-9a2f-8c1d0e7b4a53 on instance 0 from 900 s to 920 s "
                         "(4 managers released and 1 created at 920 s, leaving 2)."),
         ("staging-no-cloud-signal", "by user 117364829105738291046 on instance 1 from 1210 s to 2140 s "
@@ -277,7 +283,7 @@ def test_failures_without_a_factory_close_give_no_no_failure_lesson(reconnects_v
 
 
 @pytest.mark.parametrize(("messages", "lesson"), [(0, None), (2, "- `start_agent` messages created 2 managers")])
-def test_start_agent_lesson_only_when_start_agent_left_managers(messages: int, lesson: str | None) -> None:
+def test_start_agent_lesson_only_when_start_agent_created_managers(messages: int, lesson: str | None) -> None:
     lessons = bullets(reproduce_lessons(simulate(start_agent_profile(messages))))
     assert [line for line in lessons if "start_agent" in line] == ([] if lesson is None else [
         f"{lesson} that the route never releases (spec 1, step 12); all 2 were still registered when the run "

@@ -783,14 +783,15 @@ def test_the_long_run_description_says_whether_it_is_longer(tests_per_process: i
 
 def test_the_long_run_description_counts_the_profiles_test_processes_and_claims_only_what_spec_7_says() -> None:
     # three clients, one per test process (data/profiles/staging-e2e.toml); spec 7 says tests run back to
-    # back and nothing about which modules the suite holds
+    # back and nothing about which modules the suite holds. The 60th tests start at 0 + 59 x 14 = 826 s,
+    # 1 + 59 x 16 = 945 s and 2 + 59 x 18 = 1064 s (each process's start_s and spacing_s): the last at 1064 s.
     assert long_run_profile(60).description == (
         "staging-e2e run longer than its own 12 tests per process: each of its 3 E2E test processes runs "
         "60 tests back to back; the last test starts at 1064 s."
     )
 
 
-def two_process_e2e(directory: Path, processes: int) -> Path:
+def e2e_profile_dir(directory: Path, processes: int) -> Path:
     """A staging-e2e of `processes` clients (one per test process), 12 tests each, 10 s apart from 0 s."""
     clients = "".join(
         f'[[clients]]\nname = "p{n}"\nuser_id = "staging-e2e-user-00{n}"\nconnections = 12\nspacing_s = 10.0\n\n'
@@ -805,7 +806,7 @@ def two_process_e2e(directory: Path, processes: int) -> Path:
 def test_the_long_run_counts_the_test_processes_of_the_profile_it_is_built_from(
     tmp_path: Path, processes: int, subject: str
 ) -> None:
-    description = long_run_profile(20, two_process_e2e(tmp_path, processes)).description
+    description = long_run_profile(20, e2e_profile_dir(tmp_path, processes)).description
     # the last of 20 tests, 10 s apart from 0 s, starts at 19 x 10 = 190 s
     assert description == f"staging-e2e run longer than its own 12 tests per process: {subject} 20 tests back to back; " \
                           "the last test starts at 190 s."
