@@ -519,7 +519,8 @@ def test_ledger_table_shows_each_claims_evidence(evidence: Evidence) -> None:
 
 def test_distinct_user_ids_are_counted_once_across_profiles(evidence: Evidence) -> None:
     # staging-e2e hits its 3 users; cloud-run-env-missing, staging-cloud-run and staging-env-whitespace each
-    # hit the same Google subject id: 6 per-profile hits, 4 distinct user ids.
+    # hit the same Google subject id: 6 per-profile hits, 4 distinct user ids. 159 = the 9 profiles' planned
+    # connections (data/profiles: 21 + 6 + 1 + 22 + 10 + 21 + 36 + 21 + 21).
     pairs = "4 distinct user ids in 6 user-profile pairs (106574839201746382910 in 3 profiles)"
     summary = summary_section(evidence).data
     assert "13 of 159 WebSocket connections with 1011 \"Factory SSOT validation failed\"; 4 distinct users hit." in summary
