@@ -104,6 +104,9 @@ def test_periods_at_the_cap_run_from_reaching_it_until_the_count_falls_below() -
     again = (*steps, (1400.0, 5), (1500.0, 6))
     assert UserInstanceSeries("u", 0, again, ()).periods_at(5) == ((900.0, 920.0), (1400.0, None))
     assert UserInstanceSeries("u", 0, steps, ()).periods_at(6) == ()
+    # a count that jumps over the level (collapsed same-time steps: 4 -> 6) is at it from that step
+    jump = ((0.0, 4), (10.0, 6), (20.0, 3))
+    assert UserInstanceSeries("u", 0, jump, ()).periods_at(5) == ((10.0, 20.0),)
 
 
 def test_timeline_figure_has_a_labelled_panel_per_series_and_no_pyplot_figure() -> None:

@@ -593,7 +593,7 @@ def test_chapter_04_counts_the_kept_connections_that_fail_in_the_reduced_run() -
             "user test-user-12345, instance 0.") in verdicts.splitlines()
 
 
-def test_ddmin_traffic_is_1_minimal_not_the_smallest_failing_subset(staging_e2e: Profile) -> None:
+def test_ddmin_traffic_is_1_minimal_not_the_smallest_failing_subset(staging_e2e: Profile, e2e_reduction: Any) -> None:
     """staging-e2e's clients send start_agent, which leaks managers (spec 1 step 12): user-003's
     4th connection on its instance is already refused, so 4 connections fail although ddmin,
     which stops at a 1-minimal set, keeps 6. The texts say 1-minimal, never 'fewest'."""
@@ -601,8 +601,17 @@ def test_ddmin_traffic_is_1_minimal_not_the_smallest_failing_subset(staging_e2e:
 
     plan = connection_plan(staging_e2e)
     four = [p for p in plan if p.index in (12, 15, 18, 21)]
+    assert {p.client.user_id for p in four} == {"staging-e2e-user-003"}
     run = simulate(traffic_subset_profile(staging_e2e, four))
+    # all on one instance; each connection leaves its own manager (spec 1 step 14) and start_agent's
+    # (step 12): 2 after the 1st, 4 after the 2nd, the 3rd takes the 5th slot (its start_agent is
+    # refused inside the handler, no close); the 4th meets the cap of 5 (spec 4.2; emergency cleanup
+    # frees nothing, every manager is under 5 minutes old) and closes 1011
+    assert len({c.instance for c in run.connections}) == 1
+    assert [c.close_code for c in run.connections] == [None, None, None, 1011]
     assert FailureSignature(1011, "RuntimeError").outcome(run) is Outcome.FAIL
+    # ddmin keeps cap + 1 = 6 (the cap fill and the refused one): more than the 4 above
+    assert len(e2e_reduction.run.connections) == 6 > len(four)
     docs = [isolate_module.__doc__, isolate_module.TrafficReduction.__doc__, minimal_failing_traffic.__doc__]
     assert all("1-minimal" in doc and "fewest" not in doc for doc in docs)
 
