@@ -168,25 +168,15 @@ TOKEN_CASES: tuple[TokenCase, ...] = (
 
 def context_outcome(environ: Mapping[str, str], variant: str, context_case: ContextCase) -> str:
     """"accepted" if create_websocket_manager returned a manager, else the exception's type name."""
-    clock = VirtualClock()
-    loop = virtual_loop(clock)
-    backend = Backend(environ, clock=clock, randomness=SeededRandomness(0), variant=get_variant(variant))
 
     async def attempt() -> str:
-        token = backend.activate()
         try:
             await create_websocket_manager(context_case.build())
             return "accepted"
         except Exception as error:
             return type(error).__name__
-        finally:
-            runtime.deactivate(token)
-            await backend.shutdown()
 
-    try:
-        return loop.run_until_complete(attempt())
-    finally:
-        loop.close()
+    return _in_fresh_backend(environ, variant, attempt)
 
 
 @dataclass(frozen=True)
