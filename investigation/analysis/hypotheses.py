@@ -545,16 +545,6 @@ def _staging_environment_unset_or_mis_set(profile: Profile) -> bool:
     return environment is None or (environment != "staging" and environment.strip().lower() == "staging")
 
 
-def _design_without_cloud_run(baseline: Baseline) -> list[Trial]:
-    cloud_variables = {f"env.{name}" for name in CLOUD_RUN_VARIABLES}
-    return [
-        Trial(variation(baseline.profiles[name], "Cloud Run variables removed", drop=lambda p: p in cloud_variables),
-              has_no_factory_close)
-        for name in baseline.failing()
-        if _is_cloud_run(baseline.profiles[name])
-    ]
-
-
 def _design_readiness(baseline: Baseline) -> list[Trial]:
     ready = {"startup.complete": True, "startup.agent_supervisor": True, "startup.thread_service": True,
              "startup.id_generator_fails": False}
@@ -661,8 +651,10 @@ HYPOTHESES: tuple[Hypothesis, ...] = (
     Hypothesis(
         "table.resource_limits", "Table: Resource Limits",
         "GCP Cloud Run constraints (no limits locally) contribute to the failure.",
-        "Without the Cloud Run variables the failing profiles no longer close 1011 'Factory SSOT validation failed'.",
-        "all", _design_without_cloud_run,
+        "A resource limit (memory, CPU, request time) changes the outcome.",
+        "any", lambda b: [],
+        untestable_because="no run can test it: the WebSocket path (spec) has no memory, CPU or request-time "
+        "limit; removing the Cloud Run variables would test detection, which finding.detection_fails_in_gcp does",
     ),
     Hypothesis(
         "table.environment_detection", "Table: Environment Detection",
