@@ -67,7 +67,7 @@ from investigation.charts.variants import variant_chart
 from investigation.notebook_errors import NotebookParameterError
 from investigation.profiles import Profile, list_profiles, load_profile, profile_from_dict
 from investigation.simulate import simulate
-from investigation.trace import CauseLink, ConnectionResult, RunResult
+from investigation.trace import CauseLink, ConnectionResult, Decision, RunResult
 from tests.conftest import SECRET, ScriptedSocket, bearer, claims_for, log_messages, mint, welcome_frames
 
 STAGING_SECRET = "test-only-staging-secret-0123456789abcdef"
@@ -832,12 +832,17 @@ def test_the_recommendation_is_short_sentences_of_computed_facts(small_report: V
     # (spec 8, one switch), so it removes both and accepts exactly the original's adversarial members, which
     # include the unsigned token with E2E headers in every deployed environment (spec 5.2).
     assert small_report.recommended == "V4"
-    assert small_report.recommendation() == (
+    # V4 leaves start_agent's managers (spec 1, step 12): on staging-e2e 2 of its 12 messages are refused (derived
+    # in test_staging_e2e_start_agent_refusals_derived_by_hand), so the last sentence says so
+    text = small_report.recommendation()
+    assert text.startswith(
         "Recommended: V4 (release the connection's manager on disconnect). It removes the failure on both runs "
         "where the original fails, including the long E2E run, and accepts exactly the adversarial inputs the "
         "original accepts. It does not close the unsigned-token hole: an alg none token still authenticates in "
-        "staging or production (see the safety table). It changes one switch of the original."
+        "staging or production (see the safety table). It changes one switch of the original. Under V4, "
     )
+    assert "(staging-e2e: 2 of 12; the long E2E run staging-e2e-long: " in text
+    assert text.endswith(": V4 does not release the managers start_agent creates.")
 
 
 def recommended_report(failing: tuple[str, ...], v4_accepted: tuple[str, ...], v4_unsigned: bool) -> VariantReport:
@@ -939,3 +944,57 @@ def test_with_the_original_alone_no_candidate_ran() -> None:
     report = build_report(variant_matrix([load_profile("local-debug")], ["original"]))
     assert report.key_result() == "no variant recommended | no candidate variant ran"
     assert report.recommendation() == "No candidate variant ran (the matrix holds the original only), so none is recommended."
+
+
+# --- start_agent messages refused: no close, so the close-code columns miss them ------------------
+
+
+def test_cell_counts_start_agent_messages_from_the_trace_tally() -> None:
+    # route.start_agent is a tally: "manager_left_behind=2,refused_FactoryInitializationError=1" is three
+    # messages on one connection, one of them refused (spec 1, step 12); a connection without the point sent none
+    tallied = ConnectionResult(0, "c", 0, "u", 0.0, None, None, (
+        Decision("route.start_agent", "manager_left_behind=2,refused_FactoryInitializationError=1"),), ())
+    silent = ConnectionResult(1, "c", 0, "u", 9.0, None, None, (), ())
+    found = cell_from_run(RunResult("p", "original", (tallied, silent)))
+    assert (found.start_agent_sent, found.start_agent_refused) == (3, 1)
+    assert found.refused == 0  # nothing closed
+
+
+def test_staging_e2e_start_agent_refusals_derived_by_hand() -> None:
+    """Only user-003 sends start_agent (one per connection, 2 s in); round robin over 3 instances puts its
+    connections #2 #5 #8 #29 #32 #35 on instance 2, #12 #15 #18 #21 on 0, #25 #34 on 1 (the 01 timeline); the
+    cap is 5, all within 300 s (no emergency cleanup releases anything, spec 4.2).
+    Original (spec 1, steps 12 and 14: both managers stay): per instance each connection adds 2, so the 3rd
+    connection's start_agent finds 5 and is refused, the 4th connection gets 1011: instance 2 sends 3 messages (1
+    refused), instance 0 3 (1 refused), instance 1 2 (0): 2 of 8.
+    V4 (the connection's manager released on disconnect): each connection leaves 1 (its start_agent's); the 5th
+    and 6th connection on instance 2 find 4 left + their own = 5, and their start_agent is refused: 2 of 12.
+    V3 (cap 20): at most 12 managers per instance, none refused: 0 of 12.
+    """
+    matrix = variant_matrix([load_profile("staging-e2e")], ("V3", "V4"))
+    found = {cell.variant: (cell.start_agent_refused, cell.start_agent_sent, cell.start_agent_refused_at_cap)
+             for cell in matrix.cells}
+    assert found == {"original": (2, 8, 2), "V3": (0, 12, 0), "V4": (2, 12, 2)}
+    rows = {line.split()[1]: line for line in matrix.table().splitlines()[2:]}
+    assert "start_agent refused" in matrix.table().splitlines()[0]
+    assert " 2 of 8 " in rows["original"] and " 2 of 12 " in rows["V4"] and " 0 of 12 " in rows["V3"]
+
+
+def test_recommendation_says_what_the_recommended_variant_leaves_of_the_start_agent_leak() -> None:
+    # V4 alone against staging-e2e: it removes the 1011s (recommended), but by the derivation above 2 of its 12
+    # start_agent messages are refused and the other 10 each leave a manager behind
+    report = build_report(variant_matrix([load_profile("staging-e2e")], ("V4",)))
+    assert report.recommended == "V4"
+    assert report.recommendation().endswith(
+        " Under V4, 2 of 12 start_agent messages are still refused at the cap (no close: the agent silently does "
+        "not start), on 1 profile (staging-e2e: 2 of 12); the other 10 each left a manager behind (spec 1, step "
+        "12): V4 does not release the managers start_agent creates.")
+    v4_row = next(line for line in report.verdict_table().splitlines() if line.startswith("| V4 |"))
+    assert "| 2 of 12 |" in v4_row
+
+
+def test_recommendation_is_silent_on_start_agent_when_nothing_is_refused() -> None:
+    # V3 (cap 20) refuses none of staging-e2e's 12 start_agent messages (derivation above)
+    report = build_report(variant_matrix([load_profile("staging-e2e")], ("V3",)))
+    assert report.recommended == "V3"
+    assert "start_agent" not in report.recommendation()

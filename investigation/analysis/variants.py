@@ -44,6 +44,9 @@ SHOWN_CLOSE_CODES = ("1011", "1008", "1013", "open")
 """Close-code count columns; "open" (the JSON contract's label) counts connections that ended without a close
 frame from the server."""
 CAP_MESSAGE = "maximum number of WebSocket managers"
+START_AGENT_COLUMN = "start_agent refused"
+"""Column of start_agent messages the factory refused, of those sent: a refusal raises inside the handler and
+closes nothing (spec 1, step 12), so the close-code columns do not count it."""
 NO_FAILURE = "-"
 
 # How a variant's failures on one profile compare with the original's (see failure_effect).
@@ -158,6 +161,11 @@ class MatrixCell:
     first_failure_s: float | None
     first_failure: str | None
     cap_refusals: int = 0
+    start_agent_sent: int = 0
+    start_agent_refused: int = 0
+    """start_agent messages whose manager the factory refused: no close frame, the agent silently does not start."""
+    start_agent_refused_at_cap: int = 0
+    """Of those, the ones sent while the user's managers on the instance stood at the cap."""
 
     def count(self, label: str) -> int:
         """Connections that ended with close code `label` ("1011", ..., or "open")."""
@@ -185,7 +193,37 @@ def cell_from_run(run: RunResult) -> MatrixCell:
         first_failure_s=None if first is None else first.at_s,
         first_failure=None if first is None else f"{close_code_label(first.close_code)} {first.close_reason}",
         cap_refusals=sum(1 for connection in run.failures if _refused_by_the_cap(connection)),
+        start_agent_sent=sum(sum(start_agent_tally(c).values()) for c in run.connections),
+        start_agent_refused=sum(_start_agent_refusals(c) for c in run.connections),
+        start_agent_refused_at_cap=sum(_start_agent_refusals(c) for c in run.connections if _held_the_cap(run, c)),
     )
+
+
+def start_agent_tally(connection: ConnectionResult) -> dict[str, int]:
+    """The connection's start_agent messages by outcome, from the trace's tally.
+
+    ``route.start_agent`` resolves to e.g. ``manager_left_behind=2,refused_FactoryInitializationError=1``
+    (spec 1, step 12: each message builds a manager; a refused one raises inside the handler, no close).
+    """
+    tally: dict[str, int] = {}
+    for part in (connection.outcome("route.start_agent") or "").split(","):
+        name, _, count = part.rpartition("=")
+        if name and count.isdigit():
+            tally[name] = tally.get(name, 0) + int(count)
+    return tally
+
+
+def _start_agent_refusals(connection: ConnectionResult) -> int:
+    return sum(n for name, n in start_agent_tally(connection).items() if name.startswith("refused_"))
+
+
+def _held_the_cap(run: RunResult, connection: ConnectionResult) -> bool:
+    """Whether the connection's user held the cap of managers on its instance at some time while it was open."""
+    history = sorted((change.at_s, change.count) for change in run.manager_counts
+                     if (change.user_id, change.instance) == (str(connection.user_id), connection.instance))
+    before = [count for at_s, count in history if at_s <= connection.at_s][-1:]
+    during = [count for at_s, count in history if connection.at_s < at_s <= connection.ended_at_s]
+    return max([*before, *during], default=0) >= run.max_managers_per_user
 
 
 def _refused_by_the_cap(connection: ConnectionResult) -> bool:
@@ -265,6 +303,16 @@ class VariantMatrix:
         cells = [self.cell(ORIGINAL.name, profile) for profile in self.profiles]
         return sum(cell.refused for cell in cells), sum(cell.cap_refusals for cell in cells)
 
+    def start_agent_refusals(self, variant: str) -> tuple[MatrixCell, ...]:
+        """The variant's cells where a start_agent message was refused, in profile order."""
+        return tuple(cell for cell in (self.cell(variant, p) for p in self.profiles) if cell.start_agent_refused)
+
+    def start_agent_totals(self, variant: str) -> tuple[int, int, int]:
+        """Over every profile under `variant`: start_agent messages refused, sent, and refused at the cap."""
+        cells = [self.cell(variant, profile) for profile in self.profiles]
+        return (sum(c.start_agent_refused for c in cells), sum(c.start_agent_sent for c in cells),
+                sum(c.start_agent_refused_at_cap for c in cells))
+
     def table(self) -> str:
         """The matrix as plain text: one row per profile and variant."""
         return matrix_table(self)
@@ -293,14 +341,16 @@ def variant_matrix(
 
 
 def matrix_table(matrix: VariantMatrix) -> str:
-    """Fixed-width text: profile, variant, close-code counts (and connections without a close frame), first
-    failure, users hit."""
-    header = ("profile", "variant", *map(close_column, SHOWN_CLOSE_CODES), "first failure", "users hit")
+    """Fixed-width text: profile, variant, close-code counts (and connections without a close frame), start_agent
+    messages refused (they close nothing), first failure, users hit."""
+    header = ("profile", "variant", *map(close_column, SHOWN_CLOSE_CODES), START_AGENT_COLUMN, "first failure",
+              "users hit")
     rows = [
         (
             cell.profile,
             cell.variant,
             *(str(cell.count(code)) for code in SHOWN_CLOSE_CODES),
+            start_agent_text(cell.start_agent_refused, cell.start_agent_sent),
             _first_failure_text(cell),
             " ".join(cell.users_hit) or NO_FAILURE,
         )
@@ -308,6 +358,11 @@ def matrix_table(matrix: VariantMatrix) -> str:
         for cell in (matrix.cell(variant, profile) for variant in matrix.variants)
     ]
     return format_table(header, rows)
+
+
+def start_agent_text(refused: int, sent: int) -> str:
+    """``2 of 8`` start_agent messages refused, or ``-`` when none was sent."""
+    return f"{refused} of {sent}" if sent else NO_FAILURE
 
 
 def close_column(code: str) -> str:
@@ -486,15 +541,17 @@ class VariantReport:
         original = self.matrix.safety_of(ORIGINAL.name)
         lines = [
             "| variant | change | failure | removed / delayed / same / earlier / introduced "
+            f"| {START_AGENT_COLUMN} (no close) "
             "| safety | adversarial accepted | unsigned token accepted (staging/production) |",
-            "|---|---|---|---|---|---|---|",
-            f"| original | {VARIANTS[ORIGINAL.name].summary} | - | - | - "
+            "|---|---|---|---|---|---|---|---|",
+            f"| original | {VARIANTS[ORIGINAL.name].summary} | - | - | {self._start_agent_cell(ORIGINAL.name)} | - "
             f"| {len(original.accepted)} of {original.total} | {original.unsigned_text()} |",
         ]
         for v in self.verdicts:
             counts = " / ".join(str(v.count(e)) for e in (REMOVED, DELAYED, SAME_TIME, EARLIER, INTRODUCED))
             lines.append(
-                f"| {v.variant} | {VARIANTS[v.variant].summary} | {v.failure} | {counts} | {v.safety} "
+                f"| {v.variant} | {VARIANTS[v.variant].summary} | {v.failure} | {counts} "
+                f"| {self._start_agent_cell(v.variant)} | {v.safety} "
                 f"| {v.accepted} of {v.total} | {self._unsigned_cell(v.variant)} |"
             )
         return "\n".join(lines)
@@ -514,7 +571,13 @@ class VariantReport:
             f"Recommended: {chosen.variant} ({VARIANTS[chosen.variant].summary}). It removes the failure on "
             f"{_where_the_original_fails(chosen.where(REMOVED))}, and {self._acceptance(chosen.variant)}. "
             f"{self._unsigned_sentence(chosen.variant)} It changes {switches} of the original."
+            f"{start_agent_sentence(self.matrix, chosen.variant)}"
         )
+
+    def _start_agent_cell(self, variant: str) -> str:
+        """start_agent messages refused of those sent, over every run of the variant."""
+        refused, sent, _ = self.matrix.start_agent_totals(variant)
+        return start_agent_text(refused, sent)
 
     def _unsigned_cell(self, variant: str) -> str:
         """The row's unsigned members, or a pointer to the original's row when they are the same ones."""
@@ -595,6 +658,42 @@ def _cached_report(profiles_dir: str | None, tests_per_process: int, variant: st
     profiles = matrix_profiles(profiles_dir, tests_per_process)
     key = "variant_report:" + "\n".join([*chosen, *(profile.model_dump_json() for profile in profiles)])
     return shared(key, lambda: outside_event_loop(lambda: build_report(variant_matrix(profiles, chosen))))
+
+
+def start_agent_left(matrix: VariantMatrix, variant: str) -> str:
+    """What `variant` leaves of the start_agent leak, without the variant's name; empty when nothing is refused.
+
+    ``2 of 12 start_agent messages are still refused at the cap (no close: ...), on 1 profile (staging-e2e: 2 of
+    12); the other 10 each left a manager behind (spec 1, step 12)``.
+    """
+    refused, sent, at_cap = matrix.start_agent_totals(variant)
+    if not refused:
+        return ""
+    where = matrix.start_agent_refusals(variant)
+    count, _ = runs_text([cell.profile for cell in where], listed=False)
+    detail = "; ".join(f"{_run_name(cell.profile)}: {cell.start_agent_refused} of {cell.start_agent_sent}"
+                       for cell in where)
+    cap = ("at the cap" if at_cap == refused else f"({at_cap} of them at the cap)" if at_cap else "")
+    left = sent - refused
+    text = (f"{refused} of {plural(sent, 'start_agent message')} {'is' if refused == 1 else 'are'} still refused"
+            f"{f' {cap}' if cap else ''} (no close: the agent silently does not start), on {count} ({detail})")
+    if left:
+        text += f"; the other {left} each left a manager behind (spec 1, step 12)"
+    return text
+
+
+def start_agent_sentence(matrix: VariantMatrix, variant: str) -> str:
+    """`` Under V4, ...: V4 does not release the managers start_agent creates.``, or empty when none is refused."""
+    left = start_agent_left(matrix, variant)
+    if not left:
+        return ""
+    leaked = matrix.start_agent_totals(variant)[1] > matrix.start_agent_totals(variant)[0]
+    tail = f": {variant} does not release the managers start_agent creates" if leaked else ""
+    return f" Under {variant}, {left}{tail}."
+
+
+def _run_name(profile: str) -> str:
+    return f"the long E2E run {profile}" if profile == LONG_RUN_PROFILE else profile
 
 
 # --- notebook views ----------------------------------------------------------------------
