@@ -186,7 +186,8 @@ def test_a_client_change_names_the_client_of_each_profile(local_debug: Profile, 
     e2e = ChangeSides.of(local_debug, staging_e2e)
     count = FactorChange("clients[0].connections", 1, 12, e2e)
     assert count.describe() == (
-        "client debug-script of local-debug: 12 connections instead of 1, as staging-e2e's client e2e-process-1"
+        "client debug-script of local-debug: 12 connections instead of 1, the value of staging-e2e's client "
+        "e2e-process-1 at the same index"
     )
     cloud_run = ChangeSides.of(local_debug, load_profile("staging-cloud-run"))
     added = FactorChange("clients[5].connections", ABSENT, 6, cloud_run)
@@ -212,13 +213,14 @@ def test_a_readable_change_still_redacts_secrets(local_debug: Profile, staging_e
 
 def test_chapter_04_texts_word_the_minimal_difference_by_client_name(e2e_isolation: Any) -> None:
     assert e2e_isolation.minimal_difference[0].describe() == (
-        "client debug-script of local-debug: 12 connections instead of 1, as staging-e2e's client e2e-process-1"
+        "client debug-script of local-debug: 12 connections instead of 1, the value of staging-e2e's client "
+        "e2e-process-1 at the same index"
     )
     assert e2e_isolation.to_json_dict()["minimal_difference"] == [
         {"factor": "clients[0].connections", "passing": 1, "failing": 12}
     ]
-    assert "  client debug-script of local-debug: 12 connections instead of 1, as staging-e2e's client " \
-           "e2e-process-1 [clients[0].connections: 1 -> 12]" in e2e_isolation.to_text().splitlines()
+    assert "  client debug-script of local-debug: 12 connections instead of 1, the value of staging-e2e's client " \
+           "e2e-process-1 at the same index [clients[0].connections: 1 -> 12]" in e2e_isolation.to_text().splitlines()
 
 
 def test_the_isolated_pair_names_a_mixture_client_by_the_profile_it_comes_from(local_debug: Profile) -> None:
@@ -236,6 +238,19 @@ def e2e_reduction(staging_e2e: Profile) -> Any:
     return minimal_failing_traffic(staging_e2e)
 
 
+#: staging-e2e's mechanism lesson, derived by hand in
+#: test_chapter_04_lessons_say_dds_mixture_refuses_concurrency_while_the_profile_leaks.
+E2E_MECHANISM_LESSON = (
+    "- In dd's failing mixture the refused connection (client debug-script, user test-user-12345) met 5 managers of its user on "
+    "its instance and 5 of the user's connections still open there: the cap refused a 6th concurrent "
+    "connection, as designed; in staging-e2e's own first failure the refused connection (client "
+    "e2e-process-2, user staging-e2e-user-002) met 5 managers and 0 of the user's connections still open there: managers "
+    "outlived their connections. The difference dd isolates therefore reproduces the close, not the leak; "
+    "ddmin's reduced traffic (planned times kept) does: at its refusal the user held 5 managers with 0 of "
+    "its connections open."
+)
+
+
 def test_chapter_04_lessons_say_the_difference_has_no_environment_factor(e2e_isolation: Any, e2e_reduction: Any) -> None:
     """staging-e2e (golden notebook 04): dd isolates clients[0].connections 1 -> 12 alone; ddmin keeps 6 of
     the 36 planned connections (3 E2E processes x 12), all of one user on one instance: five managers fill
@@ -251,14 +266,15 @@ def test_chapter_04_lessons_say_the_difference_has_no_environment_factor(e2e_iso
     assert tests >= 1
     verdicts = isolation_verdicts(e2e_isolation, e2e_reduction).data.splitlines()
     assert verdicts[0] == (f"- Failure-inducing difference ({tests} tests): client debug-script of local-debug: "
-                           "12 connections instead of 1, as staging-e2e's client e2e-process-1.")  # words, not code
+                           "12 connections instead of 1, the value of staging-e2e's client e2e-process-1 at the "
+                           "same index.")  # words, not code
     report = SuspiciousnessReport(0, 0, (), (), ())
     lessons = isolation_lessons(e2e_isolation, e2e_reduction, report).data.splitlines()
     assert lessons == [
         "- The 1-minimal failure-inducing difference from local-debug to staging-e2e contains no environment "
         "factor (env, process, startup, instances, routing): with local-debug's environment, 1 change of the "
         "traffic produces the same failure (client debug-script of local-debug: 12 connections instead of 1, "
-        "as staging-e2e's client e2e-process-1).",
+        "the value of staging-e2e's client e2e-process-1 at the same index).",
         # local-debug sets ENVIRONMENT=test, staging-e2e staging: the route reads it first (spec 1 step 1);
         # the isolated pair keeps local-debug's environment and parts at the cap (spec 4.2)
         "- The profiles first part at route.environment, but that difference is not needed for the failure: "
@@ -266,6 +282,7 @@ def test_chapter_04_lessons_say_the_difference_has_no_environment_factor(e2e_iso
         "- The failing traffic of staging-e2e shrinks to 6 of its 36 planned connections (1-minimal: none of "
         f"them can be left out), from one user ({user}) on one instance ({instance}); in that reduced run "
         "1 of them closes 1011.",
+        E2E_MECHANISM_LESSON,
         "- " + report.summary(),
     ]
 
@@ -285,7 +302,8 @@ def test_chapter_04_lessons_name_the_environment_factors_of_the_difference(e2e_i
     assert first == (
         "- The 1-minimal failure-inducing difference from local-debug to staging-e2e contains 1 environment "
         "factor (ENVIRONMENT) among its 2 changes: ENVIRONMENT: 'test' -> 'staging'; client debug-script of "
-        "local-debug: 12 connections instead of 1, as staging-e2e's client e2e-process-1."
+        "local-debug: 12 connections instead of 1, the value of staging-e2e's client e2e-process-1 at the same "
+        "index."
     )
 
 
@@ -659,3 +677,91 @@ def test_chapter_04_lessons_pass_the_table_size_to_the_ranking_summary(e2e_isola
     report = SimpleNamespace(summary=lambda table_lines=None: f"table of {table_lines}")
     lessons = isolation_lessons(e2e_isolation, e2e_reduction, report, 12).data.splitlines()  # type: ignore[arg-type]
     assert lessons[-1] == "- table of 12"
+
+
+# --- what the refused user had on its instance at the refusal -------------------------------
+
+
+def one_user_profile(name: str, spacing_s: float, hold_s: float) -> Profile:
+    """One user opening 6 connections ``spacing_s`` apart, each held ``hold_s``, on one instance."""
+    return profile_from_dict(name, {
+        "description": name, "env": {"ENVIRONMENT": "test"}, "instances": 1,
+        "clients": [{"name": "tab", "user_id": "u-1", "connections": 6, "spacing_s": spacing_s, "hold_s": hold_s}],
+    })
+
+
+def test_six_connections_at_once_meet_five_managers_and_five_open_connections() -> None:
+    """All 6 at t=0 held 10 s: the first 5 each hold a manager (spec 4.2) and are still open at t=0
+    when the 6th is refused: 5 managers, 5 open, the cap working as designed."""
+    from investigation.analysis.cap_refusals import Mechanism, refusals_at_cap, user_at_refusal
+
+    run = simulate(one_user_profile("at-once", 0.0, 10.0))
+    (refused,) = run.failures
+    state = user_at_refusal(run, refused)
+    assert (state.held, state.open_connections, state.cap) == (5, 5, CAP)
+    assert state.mechanism is Mechanism.CONCURRENT
+    assert refusals_at_cap(run) == [state]
+
+
+def test_six_reconnections_meet_five_managers_and_no_open_connection() -> None:
+    """10 s apart, each held 4 s: at t=50 the 5 earlier connections ended (the last at 44 s) but their
+    managers stay (spec 1 step 14, cleanup frees none under 5 minutes old): 5 managers, 0 open."""
+    from investigation.analysis.cap_refusals import Mechanism, user_at_refusal
+
+    run = simulate(one_user_profile("apart", 10.0, 4.0))
+    (refused,) = run.failures
+    state = user_at_refusal(run, refused)
+    assert (refused.at_s, state.held, state.open_connections) == (50.0, 5, 0)
+    assert state.mechanism is Mechanism.OUTLIVED
+
+
+def test_a_refusal_below_the_cap_is_not_the_caps() -> None:
+    """Held below the cap of 5 (spec 4.2): not the cap's refusal, whatever is open; at the cap with
+    fewer open connections than the cap: managers outlived them."""
+    from investigation.analysis.cap_refusals import Mechanism, UserAtRefusal
+
+    assert UserAtRefusal(held=4, open_connections=4, created_by_start_agent=0, cap=CAP).mechanism is Mechanism.BELOW_CAP
+    assert UserAtRefusal(held=5, open_connections=4, created_by_start_agent=0, cap=CAP).mechanism is Mechanism.OUTLIVED
+
+
+def test_chapter_04_lessons_say_dds_mixture_refuses_concurrency_while_the_profile_leaks(
+    e2e_isolation: Any, e2e_reduction: Any
+) -> None:
+    """dd's mixture is local-debug's debug-script (test-user-12345, hold 5 s) with 12 connections; spacing_s is
+    unset in local-debug, so its default 0 opens all 12 at t=0: the 6th meets 5 managers and 5 open connections.
+    staging-e2e's first failure is e2e-process-2's (staging-e2e-user-002) 6th connection on instance 1, at 81 s:
+    its connections there start 16 s apart (1, 17, 33, 49, 65 s) and are held 4 s, so none is open (the last
+    ended at 69 s) while their 5 managers stay (spec 1 step 14). ddmin keeps those 6 at their planned times:
+    again 5 managers, 0 open."""
+    from investigation.analysis.isolate import isolation_lessons
+    from investigation.analysis.spectra import SuspiciousnessReport
+
+    lessons = isolation_lessons(e2e_isolation, e2e_reduction, SuspiciousnessReport(0, 0, (), (), ())).data
+    assert E2E_MECHANISM_LESSON in lessons.splitlines()
+
+
+def test_chapter_04_lessons_say_when_dds_mixture_leaks_like_the_profile() -> None:
+    """One user reconnecting 6 times 10 s apart, held 4 s, over two instances (passes) vs one (fails): dd isolates
+    instances 2 -> 1, so its failing mixture is the failing profile; its 6th connection, at 50 s, meets 5
+    managers with 0 open (the last ended at 44 s), as the profile's does: no 'not the leak'."""
+    from investigation.analysis.isolate import isolation_lessons
+    from investigation.analysis.spectra import SuspiciousnessReport
+
+    passing, failing = spread_profile("spread", 2), spread_profile("one", 1)
+    isolation = isolate_profiles(passing, failing)
+    lessons = isolation_lessons(isolation, minimal_failing_traffic(failing),
+                                SuspiciousnessReport(0, 0, (), (), ())).data
+    line = next(text for text in lessons.splitlines() if text.startswith("- In dd's failing mixture"))
+    assert "5 managers of its user on its instance and 0 of the user's connections still open there: managers " \
+        "outlived their connections" in line
+    assert "not the leak" not in line and "as designed" not in line
+    assert line.endswith("dd's mixture fails the same way; so does ddmin's reduced traffic (planned times kept): "
+                         "at its refusal the user held 5 managers with 0 of its connections open.")
+
+
+def test_the_shared_refusal_state_matches_the_postmortems_root_cause_counts() -> None:
+    """06's root cause says every refusal at the cap in staging-e2e met 0 open connections (06 golden)."""
+    from investigation.analysis.cap_refusals import refusals_at_cap
+
+    states = refusals_at_cap(simulate(load_profile("staging-e2e")))
+    assert states and {(s.held, s.open_connections) for s in states} == {(CAP, 0)}

@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from investigation.analysis.cap_refusals import Mechanism, UserAtRefusal, user_at_refusal
 from investigation.analysis.delta import NotReproducedError, Outcome, TestRecord, dd, ddmin
 from investigation.analysis.divergence import Divergence, first_divergence
 from investigation.charts.divergence import visible_outcome
@@ -125,9 +126,12 @@ class ChangeSides:
         return f"client {failing} of {self.failing}"
 
     def renamed(self, index: int) -> str:
-        """``, as staging-e2e's client e2e-process-1`` when the profiles name client ``index`` differently."""
+        """``, the value of staging-e2e's client e2e-process-1 at the same index`` when the profiles name
+        client ``index`` differently (the mixture's client stays the passing profile's, only the field changes)."""
         passing, failing = _nth(self.passing_clients, index), _nth(self.failing_clients, index)
-        return f", as {self.failing}'s client {failing}" if None not in (passing, failing) and passing != failing else ""
+        if None in (passing, failing) or passing == failing:
+            return ""
+        return f", the value of {self.failing}'s client {failing} at the same index"
 
 
 def _nth(names: tuple[str, ...], index: int) -> str | None:
@@ -375,6 +379,10 @@ class ProfileIsolation:
     """Readable names of the failing mixture's placeholder clients (``client5``), see :func:`_mixture_clients`."""
     passing_mixture: tuple[FactorChange, ...] = ()
     """The changes dd's last passing mixture applies to ``passing`` (the isolated pair's shared part)."""
+    failure_state: UserAtRefusal | None = None
+    """What ``failure``'s user had on its instance when it was refused (see :func:`user_at_refusal`)."""
+    mixture_failure_state: UserAtRefusal | None = None
+    """The same for dd's final failing mixture's first same failure (None: no such run or failure)."""
 
     def to_json_dict(self) -> dict[str, Any]:
         """The ``isolate --json`` contract of design.md."""
@@ -520,7 +528,16 @@ def isolate_profiles(
         isolated_divergence=_isolated_divergence(tester, result.passing, result.failing),
         mixture_clients=_mixture_clients(passing, failing, result.failing),
         passing_mixture=tuple(result.passing),
+        failure_state=user_at_refusal(failing_run, failure),
+        mixture_failure_state=_mixture_failure_state(tester, result.failing),
     )
+
+
+def _mixture_failure_state(tester: _MixtureTester, failing_changes: Sequence[FactorChange]) -> UserAtRefusal | None:
+    """What the refused user had at dd's final failing mixture's first same failure (None: no such failure)."""
+    run = tester.run(failing_changes)
+    failure = None if run is None else tester.signature.first_match(run)
+    return None if run is None or failure is None else user_at_refusal(run, failure)
 
 
 def _mixture_clients(passing: Profile, failing: Profile, applied: Sequence[FactorChange]) -> dict[str, str]:
@@ -626,6 +643,12 @@ class TrafficReduction:
     def failing_the_same_way(self) -> tuple[ConnectionResult, ...]:
         """The connections of the reduced run that fail with the signature."""
         return tuple(c for c in self.run.connections if self.signature.matches(c))
+
+    @property
+    def failure_state(self) -> UserAtRefusal | None:
+        """What the reduced run's first same failure's user had on its instance then (None: no such failure)."""
+        failing = self.failing_the_same_way
+        return user_at_refusal(self.run, failing[0]) if failing else None
 
     def description(self) -> str:
         """``6 of 36 planned connections (1 of them closes 1011)``: kept, and failing in the reduced run."""
@@ -779,8 +802,10 @@ def isolation_lessons(isolation: ProfileIsolation, reduction: TrafficReduction, 
     (``report.summary(table_lines)``; ``table_lines``: the count of the suspiciousness table shown)."""
     from IPython.display import Markdown
 
+    mechanism = _mechanism_lesson(isolation, reduction)
     lines = [f"- {_difference_lesson(isolation)}", f"- {_divergence_lesson(isolation)}",
-             f"- {_traffic_lesson(reduction)}", f"- {report.summary(table_lines)}"]
+             f"- {_traffic_lesson(reduction)}", *([f"- {mechanism}"] if mechanism else []),
+             f"- {report.summary(table_lines)}"]
     return Markdown("\n".join(lines))
 
 
@@ -858,6 +883,64 @@ def _traffic_lesson(reduction: TrafficReduction) -> str:
         f"({', '.join(instances)}); in that reduced run {failing} of them "
         f"{'closes' if failing == 1 else 'close'} {reduction.signature.close_code}."
     )
+
+
+def _mechanism_lesson(isolation: ProfileIsolation, reduction: TrafficReduction) -> str | None:
+    """Whether dd's failing mixture is refused the way the failing profile is: the refused user's managers
+    against its connections still open (:func:`user_at_refusal`), and whether ddmin's reduced traffic is.
+
+    None when a state is missing or neither the mixture's nor the profile's failure is a refusal at the cap.
+    """
+    mixture, own = isolation.mixture_failure_state, isolation.failure_state
+    if mixture is None or own is None or not (mixture.at_cap or own.at_cap):
+        return None
+    aligned = isolation.isolated_divergence
+    mixture_client = "" if aligned is None else _client_and_user(aligned.failing_connection, isolation.mixture_clients)
+    sentence = (f"In dd's failing mixture the refused connection{mixture_client} met {_state_words(mixture, True)}; "
+                f"in {isolation.failing}'s own first failure the refused connection"
+                f"{_client_and_user(isolation.failure, {})} met {_state_words(own, False)}.")
+    reduced = reduction.failure_state
+    reduced_words = ("" if reduced is None else f"at its refusal the user held {_managers(reduced.held)} with "
+                     f"{reduced.open_connections} of its connections open")
+    if mixture.mechanism is own.mechanism:
+        if reduced is None:
+            return f"{sentence} dd's mixture fails the same way."
+        if reduced.mechanism is own.mechanism:
+            return (f"{sentence} dd's mixture fails the same way; so does ddmin's reduced traffic (planned times "
+                    f"kept): {reduced_words}.")
+        return (f"{sentence} dd's mixture fails the same way; ddmin's reduced traffic (planned times kept) does "
+                f"not: {reduced_words}.")
+    what = "the leak" if own.mechanism is Mechanism.OUTLIVED else "the mechanism"
+    conclusion = f"{sentence} The difference dd isolates therefore reproduces the close, not {what}"
+    if reduced is None:
+        return f"{conclusion}."
+    does = "does" if reduced.mechanism is own.mechanism else "does not either"
+    return f"{conclusion}; ddmin's reduced traffic (planned times kept) {does}: {reduced_words}."
+
+
+def _client_and_user(connection: ConnectionResult, client_names: Mapping[str, str]) -> str:
+    """`` (client debug-script, user test-user-12345)``; ``client_names``: readable names of placeholder clients."""
+    return f" (client {client_names.get(connection.client, connection.client)}, user {connection.user_id})"
+
+
+def _managers(count: int) -> str:
+    return f"{count} manager" if count == 1 else f"{count} managers"
+
+
+def _state_words(state: UserAtRefusal, first: bool) -> str:
+    """``5 managers of its user on its instance and 5 of the user's connections still open there: ...``."""
+    where = " of its user on its instance" if first else ""
+    counts = f"{_managers(state.held)}{where} and {state.open_connections} of the user's connections still open there"
+    if state.mechanism is Mechanism.CONCURRENT:
+        return f"{counts}: the cap refused a {_ordinal(state.open_connections + 1)} concurrent connection, as designed"
+    if state.mechanism is Mechanism.OUTLIVED:
+        return f"{counts}: managers outlived their connections"
+    return f"{counts}: below the cap of {state.cap}, so not a refusal at the cap"
+
+
+def _ordinal(number: int) -> str:
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
 
 
 def _count_of(items: Sequence[str], noun: str) -> str:

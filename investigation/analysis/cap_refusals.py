@@ -1,0 +1,80 @@
+"""What a refused connection's user had on its instance at the moment of the refusal.
+
+A refusal at the per-user cap (spec 4.2) happens two ways that close the same way: the user
+really has ``cap`` connections open there at once (the cap working as designed), or the user's
+managers outlived their connections (spec 1, steps 12 and 14) and fewer of its connections are
+open than it holds managers. :func:`user_at_refusal` counts both sides, so the postmortem (06)
+and the isolation (04) tell them apart with one computation.
+
+    state = user_at_refusal(run, run.failures[0])
+    state.held, state.open_connections, state.mechanism   # 5, 0, Mechanism.OUTLIVED
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+
+from investigation.charts.timeline import count_at, timeline_series
+from investigation.trace import ConnectionResult, RunResult
+
+
+class Mechanism(enum.Enum):
+    """How the refused user came to be at the cap, or that it was not."""
+
+    CONCURRENT = "concurrent"
+    """As many of its connections open there as the cap: the cap refused one more, as designed."""
+    OUTLIVED = "outlived"
+    """At the cap with fewer connections open than managers held: managers outlived their connections."""
+    BELOW_CAP = "below cap"
+    """The user held fewer managers than the cap: the refusal was not the cap's."""
+
+
+@dataclass(frozen=True)
+class UserAtRefusal:
+    """At a refusal: the refused user's managers on its instance and its connections open there.
+
+    ``created_by_start_agent``: managers the user's connections that had ended there by then created
+    with ``start_agent`` messages (an open connection's messages may still be to come).
+    """
+
+    held: int
+    open_connections: int
+    created_by_start_agent: int
+    cap: int
+
+    @property
+    def at_cap(self) -> bool:
+        return self.held >= self.cap
+
+    @property
+    def mechanism(self) -> Mechanism:
+        if not self.at_cap:
+            return Mechanism.BELOW_CAP
+        return Mechanism.CONCURRENT if self.open_connections >= self.cap else Mechanism.OUTLIVED
+
+
+def user_at_refusal(run: RunResult, refused: ConnectionResult) -> UserAtRefusal:
+    """What ``refused``'s user had on ``refused``'s instance when ``refused`` started.
+
+    Managers held: the user's manager count there in force at ``refused.at_s``. Open connections: the
+    user's other connections there that started at or before the refusal and ended after it (the
+    refused connection itself never held a manager).
+    """
+    # reproduce imports analysis.hypotheses, which imports analysis.isolate, which imports this module.
+    from investigation.reproduce import managers_created_by_start_agent
+
+    key = (str(refused.user_id), refused.instance)
+    steps = next((s.steps for s in timeline_series(run) if (s.user_id, s.instance) == key), ())
+    there = [c for c in run.connections if c is not refused and (str(c.user_id), c.instance) == key]
+    open_now = [c for c in there if c.at_s <= refused.at_s < c.ended_at_s]
+    ended = tuple(c for c in there if c.ended_at_s <= refused.at_s)
+    created = managers_created_by_start_agent(dataclasses.replace(run, connections=ended))
+    return UserAtRefusal(count_at(steps, refused.at_s), len(open_now), created, run.max_managers_per_user)
+
+
+def refusals_at_cap(run: RunResult) -> list[UserAtRefusal]:
+    """Each failing connection of ``run`` that found its user at the cap on its instance, in run order."""
+    states = (user_at_refusal(run, refused) for refused in run.failures)
+    return [state for state in states if state.at_cap]
