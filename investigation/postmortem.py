@@ -13,8 +13,9 @@ evidence does not contain.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -48,6 +49,7 @@ from investigation.analysis.variants import (
     VariantReport,
     VariantVerdict,
     changed_switches,
+    start_agent_left,
     variant_report,
 )
 from investigation.backend.route import FACTORY_FAILED_REASON
@@ -58,6 +60,7 @@ from investigation.charts.timeline import count_at, timeline_chart, timeline_ser
 from investigation.charts.variants import variant_chart
 from investigation.clock import outside_event_loop
 from investigation.divergence_findings import first_divergence_counts, separating_points
+from investigation.profiles import ProfileError
 from investigation.report import format_table, plural
 from investigation.reproduce import (
     deciding_counts,
@@ -192,7 +195,7 @@ def summary_section(evidence: Evidence) -> Markdown:
     recommended = evidence.variants.recommended
     text = (
         f"Under the code as deployed, **{len(evidence.failing)} of {len(evidence.runs)} environment profiles** "
-        f"{_closed_text(failures, connections)}; "
+        f"{_closed_text(failures, connections)}{_traffic_once_note(evidence)}; "
         f"{plural(len(_users(failures)), 'distinct user')} hit. "
         f"The deciding decision of the failing connections was {_counts_text(deciding_counts(failures)) or '-'}; "
         f"their innermost cause {_counts_text(innermost_causes(failures)) or '-'}. "
@@ -238,8 +241,68 @@ def impact_section(evidence: Evidence) -> Markdown:
         f"{len(failures)} connections failed, in {plural(len(evidence.failing), 'profile')} "
         f"({', '.join(evidence.failing) or 'none'}); {users_hit_text(evidence)} hit. "
         f"Profiles without a failing connection: "
-        f"{', '.join(sorted(set(evidence.runs) - set(evidence.failing))) or 'none'}."
+        f"{', '.join(sorted(set(evidence.runs) - set(evidence.failing))) or 'none'}.{_traffic_once_text(evidence)}"
     )
+
+
+def shared_traffic(evidence: Evidence) -> list[list[str]]:
+    """Groups of two or more profiles whose client lists are identical (one traffic in several environments).
+
+    Each group sorted by name, groups sorted; a run whose profile cannot be loaded is a traffic of its own.
+    """
+    by_clients: dict[str, list[str]] = {}
+    for name in sorted(evidence.runs):
+        try:
+            clients = json.dumps([client.model_dump() for client in load_named_profile(name).clients], sort_keys=True)
+        except ProfileError:
+            clients = f"<run {name}>"
+        by_clients.setdefault(clients, []).append(name)
+    return sorted(group for group in by_clients.values() if len(group) > 1)
+
+
+def _traffic_once(evidence: Evidence) -> tuple[int, int, int]:
+    """Counting each traffic once: planned connections, those that failed in any of its environments, their users.
+
+    A planned connection is its client and start time; a traffic's connections are those of its first profile.
+    """
+    groups = [*shared_traffic(evidence)]
+    grouped = {name for group in groups for name in group}
+    groups += [[name] for name in sorted(evidence.runs) if name not in grouped]
+    planned = failed = 0
+    users: set[str] = set()
+    for group in groups:
+        planned += len(evidence.runs[group[0]].connections)
+        failing = {(c.client, c.at_s): str(c.user_id) for name in group for c in evidence.runs[name].failures}
+        failed += len(failing)
+        users |= set(failing.values())
+    return planned, failed, len(users)
+
+
+def _traffic_once_text(evidence: Evidence) -> str:
+    """`` a, b and c run one traffic (identical client lists) in 3 environments; counting each traffic once, ...``."""
+    groups = shared_traffic(evidence)
+    if not groups:
+        return ""
+    planned, failed, users = _traffic_once(evidence)
+    same = "; ".join(f"{len(group)} profiles run one traffic (identical client lists) in their environments: "
+                     f"{_and_names(group)}" for group in groups)
+    return (f" {same}; counting each traffic once, {failed} of {plural(planned, 'planned connection')} failed, "
+            f"for {plural(users, 'distinct user id')}.")
+
+
+def _traffic_once_note(evidence: Evidence) -> str:
+    """`` (11 of 96 counting each of the 6 traffics once: 4 profiles share one)``, or empty when none is shared."""
+    groups = shared_traffic(evidence)
+    if not groups:
+        return ""
+    planned, failed, _ = _traffic_once(evidence)
+    traffics = len(evidence.runs) - sum(len(group) - 1 for group in groups)
+    shared = "; ".join(f"{len(group)} profiles share one" for group in groups)
+    return f" ({failed} of {planned} counting each of the {traffics} traffics once: {shared})"
+
+
+def _and_names(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 # --- trigger -------------------------------------------------------------------------------
@@ -453,25 +516,31 @@ def resolution_section(evidence: Evidence) -> Markdown:
 
 
 def action_items(evidence: Evidence) -> Markdown:
-    """One item per computed finding that asks for an action, each with its evidence."""
+    """One item per computed finding that asks for an action, each with its evidence.
+
+    Order, computed: first what closes an exposure the runs found in production -- the auth-bypass item when
+    the original accepts a hostile token of the adversarial set in a profile whose ENVIRONMENT is exactly
+    "production", the context item when it lets a hostile user context through in such a profile; then the fix
+    to deploy and what it leaves of the start_agent leak; then the rest: candidates not to ship, the exposures
+    not found in production, the report's corrections, the closes. "As item N says" follows that order.
+    """
     report = evidence.variants
     bypass_item = report.matrix.safety_of(ORIGINAL.name).unsigned_accepted
-    recommended_switches = _recommended_switches(report, bypass_item)
+    original = adversarial_outcomes(ORIGINAL.name)
+    bypass_first = bypass_item and _in_production(o for o in _of_kind(original, "token") if o.accepted)
+    context_first = _in_production(o for o in _of_kind(original, "context") if o.accepted)
+    fix = _fix_items(evidence)
     not_shipped = [v for v in report.verdicts if v.variant != report.recommended and v.failure != REMOVES_EVERYWHERE]
-    bypass_number = 1 + bool(report.recommended) + len(not_shipped)
-    items = []
-    if report.recommended:
-        chosen = report.verdict_of(report.recommended)
-        items.append(f"Deploy **{chosen.variant}** ({_inner_summary(chosen.variant)}): failure verdict "
-                     f"\"{chosen.failure}\" (removed on {chosen.count(REMOVED)} of "
-                     f"{_failing_runs_text(evidence, chosen)}), safety {chosen.safety}.")
+    exposures_first = int(bypass_first) + int(context_first)
+    bypass_number = 1 if bypass_first else exposures_first + len(fix) + len(not_shipped) + 1
+    bypass = [_auth_bypass_item(report)] if bypass_item else []
+    context_item = _context_item(evidence, define_set=not bypass_item or (context_first and not bypass_first))
+    context = [context_item] if context_item else []
+    recommended_switches = _recommended_switches(report, bypass_item)
+    items = [*(bypass if bypass_first else []), *(context if context_first else []), *fix]
     items += [_do_not_ship_item(report, verdict, recommended_switches, bypass_number if bypass_item else None)
               for verdict in not_shipped]
-    if bypass_item:
-        items.append(_auth_bypass_item(report))
-    context_item = _context_item(evidence, define_set=not bypass_item)
-    if context_item:
-        items.append(context_item)
+    items += [*([] if bypass_first else bypass), *([] if context_first else context)]
     refuted = [f.key for f in evidence.ledger.findings if f.verdict is Verdict.REFUTED]
     if refuted:
         items.append(f"Correct the incident report: {len(refuted)} of its {len(evidence.ledger.findings)} "
@@ -485,6 +554,31 @@ def action_items(evidence: Evidence) -> Markdown:
                      f"{_quoted_close(first.close_code, first.close_reason)} although its innermost cause was "
                      f"{_counts_text(causes)}.{_own_close_switch_text(report)}")
     return Markdown("\n".join(f"{number}. {item}" for number, item in enumerate(items, start=1)))
+
+
+PRODUCTION = "production"
+
+
+def _in_production(outcomes: Iterable[AdversarialOutcome]) -> bool:
+    """Whether any of the outcomes ran in a profile whose ENVIRONMENT is exactly "production"."""
+    return any(load_named_profile(o.environment).env.get("ENVIRONMENT") == PRODUCTION for o in outcomes)
+
+
+def _fix_items(evidence: Evidence) -> list[str]:
+    """The recommended variant to deploy, and what it (or, without one, the original) leaves of start_agent's leak."""
+    report = evidence.variants
+    items = []
+    if report.recommended:
+        chosen = report.verdict_of(report.recommended)
+        items.append(f"Deploy **{chosen.variant}** ({_inner_summary(chosen.variant)}): failure verdict "
+                     f"\"{chosen.failure}\" (removed on {chosen.count(REMOVED)} of "
+                     f"{_failing_runs_text(evidence, chosen)}), safety {chosen.safety}.")
+    variant = report.recommended or ORIGINAL.name
+    left = start_agent_left(report.matrix, variant)
+    if left:
+        under = f"{variant}, the recommended fix" if report.recommended else "the original"
+        items.append(f"Release or reuse the managers `start_agent` creates: under {under}, {left}.")
+    return items
 
 
 def _inner_summary(variant: str) -> str:

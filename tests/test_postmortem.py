@@ -108,10 +108,12 @@ def test_real_impact_matches_the_profiles(evidence: Evidence) -> None:
 def test_action_items_follow_the_variant_verdicts(evidence: Evidence) -> None:
     items = action_items(evidence).data.splitlines()
     recommended = evidence.variants.recommended
+    # the auth bypass comes first: the original accepts alg none + E2E headers in production-cloud-run, whose
+    # ENVIRONMENT is "production" (spec 5.2: the E2E bypass skips the signature check), so the deploy item is 2nd
     if recommended is None:
-        assert not any(item.startswith("1. Deploy") for item in items)
+        assert not any(". Deploy" in item for item in items)
     else:
-        assert items[0].startswith(f"1. Deploy **{recommended}**")
+        assert items[1].startswith(f"2. Deploy **{recommended}**")
     not_shipped = [v.variant for v in evidence.variants.verdicts if v.variant != recommended
                    and v.failure != "removes the failure on every profile"]
     assert [item.split("**")[1] for item in items if "Do not ship" in item] == not_shipped
@@ -523,7 +525,8 @@ def test_distinct_user_ids_are_counted_once_across_profiles(evidence: Evidence) 
     # connections (data/profiles: 21 + 6 + 1 + 22 + 10 + 21 + 36 + 21 + 21).
     pairs = "4 distinct user ids in 6 user-profile pairs (106574839201746382910 in 3 profiles)"
     summary = summary_section(evidence).data
-    assert "13 of 159 WebSocket connections with 1011 \"Factory SSOT validation failed\"; 4 distinct users hit." in summary
+    assert ("13 of 159 WebSocket connections with 1011 \"Factory SSOT validation failed\" (11 of 96 counting each of "
+            "the 6 traffics once: 4 profiles share one); 4 distinct users hit.") in summary
     assert "user-profile pairs" not in summary
     assert f"; {pairs} hit." in impact_section(evidence).data
     assert "(13 connections, 4 distinct user ids in 6 user-profile pairs)" in postmortem_key_result(evidence)
@@ -535,3 +538,55 @@ def test_only_the_report_s_debug_run_is_called_its_works_locally_evidence(eviden
     text = detection_section(dataclasses.replace(evidence, reference="pytest", runs=runs)).data
     assert "- Connections of the reference `pytest` (the reference chosen for this postmortem; the report's " \
            "evidence of \"works locally\" is local-debug): 2." in text
+
+
+# --- audit 4: the start_agent leak V4 leaves, the order of the action items, traffic counted once ----------
+
+
+def test_start_agent_item_follows_the_deploy_item_with_the_hand_derived_counts(evidence: Evidence) -> None:
+    # staging-e2e under V4 (derived in tests/test_variants.py::test_staging_e2e_start_agent_refusals_derived_by_hand):
+    # user-003's 12 connections each send one start_agent; the 5th and 6th on instance 2 find the 4 managers
+    # earlier start_agents left + their own = the cap of 5, so 2 of the 12 are refused, closing nothing
+    item = item_starting(evidence, "Release or reuse the managers `start_agent` creates")
+    assert item.startswith("Release or reuse the managers `start_agent` creates: under V4, the recommended fix, ")
+    assert "(staging-e2e: 2 of 12; the long E2E run staging-e2e-long: " in item
+    assert "still refused at the cap (no close: the agent silently does not start)" in item
+    parts = [int(n) for n in re.findall(r"(\d+) of \d+", item.split("(staging-e2e:")[1])]
+    total = int(item.split("fix, ")[1].split(" of ")[0])
+    assert total == sum(parts)
+    assert item_number(evidence, "Release or reuse") == item_number(evidence, "Deploy **V4**") + 1
+
+
+def test_action_items_put_the_production_exposure_first_and_keep_references_right(evidence: Evidence) -> None:
+    # production-cloud-run (ENVIRONMENT=production) accepts the unsigned token: the bypass item is 1st, V5 points to it
+    assert item_number(evidence, "Close the auth bypass") == 1
+    assert item_starting(evidence, "Do not ship **V5**").endswith("as item 1 says.")
+
+
+def test_without_a_production_exposure_the_fix_comes_first(evidence: Evidence, monkeypatch: pytest.MonkeyPatch) -> None:
+    # no profile's ENVIRONMENT equals the production name any more: the bypass item goes after the 4 do-not-ship
+    # items (V1, V2, V3, V5), behind Deploy and the start_agent item: 1 + 1 + 4 + 1 = 7th, and V5 says so
+    monkeypatch.setattr("investigation.postmortem.PRODUCTION", "no such environment")
+    items = action_items(evidence).data.splitlines()
+    assert items[0].startswith("1. Deploy **V4**")
+    assert item_number(evidence, "Close the auth bypass") == 7
+    assert item_starting(evidence, "Do not ship **V5**").endswith("as item 7 says.")
+
+
+def test_impact_counts_a_traffic_replayed_in_other_environments_once(evidence: Evidence) -> None:
+    # data/profiles: cloud-run-env-missing, staging-env-whitespace and staging-no-cloud-signal carry staging-cloud-run's
+    # client list (21 connections each). 159 - 3 x 21 = 96 planned connections; staging-e2e's 10 failures plus the
+    # one planned connection of 106574839201746382910 that fails in 3 of the 4 environments = 11; its users: the 3
+    # E2E users and 106574839201746382910 = 4.
+    text = impact_section(evidence).data
+    assert text.endswith(
+        " 4 profiles run one traffic (identical client lists) in their environments: cloud-run-env-missing, "
+        "staging-cloud-run, staging-env-whitespace and staging-no-cloud-signal; counting each traffic once, 11 of 96 "
+        "planned connections failed, for 4 distinct user ids.")
+    assert " (11 of 96 counting each of the 6 traffics once: 4 profiles share one);" in summary_section(evidence).data
+
+
+def test_impact_says_nothing_of_shared_traffic_when_no_profiles_share_one(evidence: Evidence) -> None:
+    hand = dataclasses.replace(evidence, runs=reconnecting_runs())
+    assert "traffic" not in impact_section(hand).data
+    assert "traffics" not in summary_section(hand).data
