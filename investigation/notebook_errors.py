@@ -52,3 +52,20 @@ def checked_profile(parameter: str, name: object) -> Profile:
         return load_profile(checked)
     except ProfileError as error:
         raise NotebookParameterError(parameter, str(error)) from None
+
+
+def checked_claim(parameter: str, key: object) -> str:
+    """``key`` if it names a claim of the ledger (``investigation.analysis.hypotheses``)."""
+    from investigation.analysis.hypotheses import HYPOTHESES
+
+    known = [hypothesis.key for hypothesis in HYPOTHESES]
+    if key not in known:
+        raise NotebookParameterError(parameter, f"unknown claim {key!r}; known: {', '.join(known)}")
+    return str(key)
+
+
+def checked_count(parameter: str, value: object) -> int:
+    """``value`` if it is a whole number of at least 1 (``True`` is not a count)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise NotebookParameterError(parameter, f"must be a whole number of at least 1, got {value!r}")
+    return value

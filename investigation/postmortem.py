@@ -23,6 +23,7 @@ from IPython.display import Markdown
 from matplotlib.figure import Figure
 
 from investigation.analysis.adversarial import AdversarialOutcome, adversarial_outcomes
+from investigation.analysis.cap_refusals import Mechanism, UserAtRefusal, refusals_at_cap
 from investigation.analysis.hypotheses import Ledger, Verdict, build_ledger, factory_reason_closes
 from investigation.analysis.isolate import (
     ENVIRONMENT_FACTOR_KINDS,
@@ -56,7 +57,7 @@ from investigation.backend.route import FACTORY_FAILED_REASON
 from investigation.backend.variants import ORIGINAL, VARIANTS
 from investigation.charts.divergence import divergence_chart
 from investigation.charts.isolation import traffic_chart
-from investigation.charts.timeline import count_at, timeline_chart, timeline_series
+from investigation.charts.timeline import timeline_chart
 from investigation.charts.variants import variant_chart
 from investigation.clock import outside_event_loop
 from investigation.divergence_findings import first_divergence_counts, separating_points
@@ -66,7 +67,6 @@ from investigation.reproduce import (
     deciding_counts,
     failures_at_cap,
     load_named_profile,
-    managers_created_by_start_agent,
     run_profiles,
     validation_outcomes,
     validation_passed,
@@ -323,9 +323,36 @@ def trigger_section(evidence: Evidence) -> Markdown:
             for name, iso in sorted(isolations.items())
         ) + "." if isolations else "- No failing profile to isolate.",
     ]
+    lines.extend(_dd_mechanism_line(isolations, evidence.reduction))
     if evidence.reduction is not None:
         lines.append(_reduction_line(evidence.reduction))
     return Markdown("\n".join(lines))
+
+
+def _dd_mechanism_line(isolations: Mapping[str, ProfileIsolation], reduction: TrafficReduction | None) -> list[str]:
+    """Whether dd's failing mixtures are refused the way their profiles are (cap_refusals.user_at_refusal)."""
+    differ = {name: (iso.mixture_failure_state, iso.failure_state) for name, iso in sorted(isolations.items())
+              if iso.mixture_failure_state is not None and iso.failure_state is not None
+              and iso.mixture_failure_state.mechanism is Mechanism.CONCURRENT
+              and iso.failure_state.mechanism is Mechanism.OUTLIVED}
+    if not differ:
+        return []
+    mixtures: list[UserAtRefusal] = [mixture for mixture, _ in differ.values()]
+    owns: list[UserAtRefusal] = [own for _, own in differ.values()]
+    one = len(differ) == 1
+    line = (f"- dd's failing {'mixture' if one else 'mixtures'} for {', '.join(differ)}: the refused connection met "
+            f"{_span([m.held for m in mixtures])} managers of its user on its instance and "
+            f"{_span([m.open_connections for m in mixtures])} of the user's connections still open there, the cap "
+            f"refusing one more concurrent connection as designed; in {'its' if one else 'their'} profile's own "
+            f"first failure the refused user had {_span([o.open_connections for o in owns])} open against "
+            f"{_span([o.held for o in owns])} managers: managers outlived their connections. The "
+            f"{'difference dd isolates reproduces' if one else 'differences dd isolates reproduce'} the close, "
+            "not the leak")
+    reduced = None if reduction is None or reduction.profile not in differ else reduction.failure_state
+    if reduction is not None and reduced is not None and reduced.mechanism is Mechanism.OUTLIVED:
+        line += (f"; ddmin's reduced traffic of {reduction.profile} (planned times kept) does: at its refusal the "
+                 f"user held {reduced.held} managers with {reduced.open_connections} of its connections open")
+    return [line + "."]
 
 
 def _factor_counts_text(isolations: Mapping[str, ProfileIsolation]) -> str:
@@ -407,37 +434,6 @@ def root_cause_section(evidence: Evidence) -> Markdown:
             f"{', '.join(separating[0].passing_outcomes)})."
         )
     return Markdown("\n".join(lines))
-
-
-@dataclass(frozen=True)
-class RefusalAtCap:
-    """At a refusal at the cap: the refused user's managers on its instance, and where they came from."""
-
-    held: int
-    open_connections: int
-    created_by_start_agent: int
-
-
-def refusals_at_cap(run: RunResult) -> list[RefusalAtCap]:
-    """Each failing connection that found its user at the cap on its instance, with what that user had there.
-
-    Open connections: the user's other connections to the instance that started at or before the refusal and
-    ended after it (the refused connection itself never held a manager). Managers created by ``start_agent``: those
-    of the user's connections there that had ended by then (an open connection's messages may still be to come).
-    """
-    steps = {(s.user_id, s.instance): s.steps for s in timeline_series(run)}
-    found = []
-    for refused in run.failures:
-        key = (str(refused.user_id), refused.instance)
-        held = count_at(steps.get(key, ()), refused.at_s)
-        if held < run.max_managers_per_user:
-            continue
-        there = [c for c in run.connections if c is not refused and (str(c.user_id), c.instance) == key]
-        open_now = [c for c in there if c.at_s <= refused.at_s < c.ended_at_s]
-        ended = tuple(c for c in there if c.ended_at_s <= refused.at_s)
-        left = managers_created_by_start_agent(dataclasses.replace(run, connections=ended))
-        found.append(RefusalAtCap(held, len(open_now), left))
-    return found
 
 
 def _span(values: Sequence[int]) -> str:

@@ -8,7 +8,13 @@ from __future__ import annotations
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from investigation.notebook_errors import NotebookParameterError, checked_profile, checked_variant
+from investigation.notebook_errors import (
+    NotebookParameterError,
+    checked_claim,
+    checked_count,
+    checked_profile,
+    checked_variant,
+)
 from investigation.reproduce import run_profile, run_profiles
 
 
@@ -53,3 +59,20 @@ def test_a_reference_missing_from_the_runs_names_the_reference_parameter() -> No
     runs = run_profiles(["local-debug"])
     with pytest.raises(NotebookParameterError, match=r"^parameter reference: 'pytest' is not among the profiles run: local-debug$"):
         run_divergence(runs, "pytest")
+
+
+def test_an_unknown_claim_is_one_line_naming_the_parameter() -> None:
+    """Notebook 03's detail_claim: a key the ledger does not have was a KeyError traceback ('nope')."""
+    with pytest.raises(NotebookParameterError) as caught:
+        checked_claim("detail_claim", "nope")
+    assert str(caught.value).startswith("parameter detail_claim: unknown claim 'nope'; known: why1.validation_raises, ")
+    assert checked_claim("detail_claim", "fix.v1") == "fix.v1"
+
+
+@pytest.mark.parametrize("value", [0, -1, "abc", 2.5, True, None])
+def test_a_count_below_one_or_not_a_whole_number_is_refused(value: object) -> None:
+    """Notebook 04's top_lines: -1 sliced off one line of 579 and drew a 20,000-pixel figure, 'abc' failed
+    after the whole isolation with a TypeError; a count is a whole number of at least 1."""
+    with pytest.raises(NotebookParameterError, match=r"^parameter top_lines: must be a whole number of at least 1"):
+        checked_count("top_lines", value)
+    assert checked_count("top_lines", 12) == 12

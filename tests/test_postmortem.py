@@ -590,3 +590,16 @@ def test_impact_says_nothing_of_shared_traffic_when_no_profiles_share_one(eviden
     hand = dataclasses.replace(evidence, runs=reconnecting_runs())
     assert "traffic" not in impact_section(hand).data
     assert "traffics" not in summary_section(hand).data
+
+
+def test_trigger_says_dd_mixtures_reproduce_the_close_not_the_leak(evidence: Evidence) -> None:
+    """dd's mixtures give the client that makes the difference the schema's defaults (spacing_s 0, hold_s 10):
+    its 6th connection starts while the first 5 are open, so at the refusal the user holds 5 managers with 5
+    connections open (the cap as designed). In each failing profile's own first failure the user's earlier
+    connections had ended (spacing longer than hold): 5 managers, 0 open (spec 1 step 14: managers outlive
+    their connections). ddmin keeps the planned times, so its reduced run shows the leak: 5 held, 0 open."""
+    lines = trigger_section(evidence).data.splitlines()
+    (line,) = [line for line in lines if line.startswith("- dd's failing mixtures for ")]
+    assert "the refused connection met 5 managers of its user on its instance and 5 of the user's connections" in line
+    assert "the refused user had 0 open against 5 managers: managers outlived their connections" in line
+    assert line.endswith("at its refusal the user held 5 managers with 0 of its connections open.")

@@ -922,6 +922,6 @@ def finding_details(ledger: Ledger, key: str) -> str:
     from investigation.report import format_table
 
     finding = ledger.finding(key)
-    rows = [(o.run, {True: "held", False: "failed", None: "not tested"}[o.holds], o.evidence)
+    rows = [(o.run, {True: "held", False: "failed", None: "untested"}[o.holds], o.evidence)
             for o in finding.observations]
     return f"{key}: {finding.verdict.value}\n" + format_table(("run", "prediction", "evidence"), rows)
