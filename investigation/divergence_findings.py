@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from IPython.display import Markdown
 
-from investigation.analysis.divergence import NOT_REACHED, DivergenceTable
+from investigation.analysis.divergence import NO_DIVERGENCE, NOT_REACHED, DivergenceTable
 from investigation.report import format_table, plural
 from investigation.trace import RunResult
 
@@ -89,13 +89,13 @@ def outcomes_by_side(runs: Mapping[str, RunResult], table: DivergenceTable, poin
 
 
 def first_divergence_counts(table: DivergenceTable, names: Sequence[str]) -> Counter[str]:
-    """How many of ``names`` first diverge from the reference at each point ("identical" if never)."""
+    """How many of ``names`` first diverge from the reference at each point (``NO_DIVERGENCE`` if never)."""
     counts: Counter[str] = Counter()
     for name in names:
         if name == table.reference:
             continue
         divergence = table.first_divergence_of(name)
-        counts[divergence.point if divergence else "identical"] += 1
+        counts[divergence.point if divergence else NO_DIVERGENCE] += 1
     return counts
 
 
@@ -133,8 +133,8 @@ def divergence_verdicts(runs: Mapping[str, RunResult], table: DivergenceTable) -
         bullets.append(f"No decision point's outcome separates failing from passing profiles ({NOT_COUNTED_TEXT}).")
     failing_modes, passing_modes = outcomes_by_side(runs, table, "factory.validation_mode")
     bullets.append(
-        f"`factory.validation_mode` of the compared connections: failing profiles {_counts_text(failing_modes) or '-'}; "
-        f"passing profiles {_counts_text(passing_modes) or '-'}."
+        f"`factory.validation_mode` of the compared connections: failing profiles: {_counts_text(failing_modes) or 'none'}; "
+        f"passing profiles: {_counts_text(passing_modes) or 'none'}."
     )
     return Markdown("\n".join(f"- {bullet}" for bullet in bullets))
 

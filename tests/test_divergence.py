@@ -163,9 +163,10 @@ def test_divergence_table_rejects_an_unknown_reference() -> None:
 
 
 def test_divergence_table_markdown_marks_a_profile_that_never_diverges() -> None:
+    # Same word as notebook 02's verdict for a profile with no departure: "identical".
     traces = {"local": LOCAL, "same": list(LOCAL)}
     table = divergence_table(traces, reference="local", point_order=POINTS)
-    assert table._repr_markdown_().splitlines()[-1] == "| first divergence | reference | (none) |"
+    assert table._repr_markdown_().splitlines()[-1] == "| first divergence | reference | identical |"
 
 
 def test_undeclared_points_come_from_the_reference_first_then_the_others_in_first_seen_order() -> None:

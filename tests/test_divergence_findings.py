@@ -94,8 +94,8 @@ def test_verdicts() -> None:
         "- Earliest decision point whose outcome separates failing from passing profiles: "
         "**factory.manager_cap** (failing: exceeded; passing: below); all separating points: factory.manager_cap "
         "(points the failing profiles' compared connections never reach are not counted).",
-        "- `factory.validation_mode` of the compared connections: failing profiles relaxed (1), strict (1); "
-        "passing profiles strict (2).",
+        "- `factory.validation_mode` of the compared connections: failing profiles: relaxed (1), strict (1); "
+        "passing profiles: strict (2).",
     ]
 
 
@@ -113,6 +113,17 @@ def test_no_failing_profile_is_the_only_lesson() -> None:
     assert lines(divergence_lessons(passing, run_divergence(passing, REFERENCE))) == [
         "- No profile failed among 2 profiles (the close code table)."
     ]
+
+
+def test_no_failing_profile_verdicts_use_one_word_for_no_departure_and_name_no_failing_side() -> None:
+    # "same" takes every outcome local takes: no departure, called "identical" in the verdict and the table.
+    runs = {"local": run("local", "test", "strict", "below"), "same": run("same", "test", "strict", "below")}
+    table = run_divergence(runs, REFERENCE)
+    verdicts = lines(divergence_verdicts(runs, table))
+    assert verdicts[1] == "- First divergence from local, failing profiles: none; passing profiles: identical (1)."
+    assert verdicts[2] == ("- `factory.validation_mode` of the compared connections: failing profiles: none; "
+                           "passing profiles: strict (2).")
+    assert table._repr_markdown_().splitlines()[-1] == "| first divergence | reference | identical |"
 
 
 def two_separating_runs() -> dict[str, RunResult]:

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 NOT_REACHED = "-"
 """Table cell for a point a profile's trace never reached."""
 
+NO_DIVERGENCE = "identical"
+"""What a profile whose trace never departs from the reference's shows as its first divergence."""
+
 
 @dataclass(frozen=True)
 class Divergence:
@@ -64,7 +67,7 @@ class DivergenceTable:
         lines = [_markdown_row(header), _markdown_row(["---"] * len(header))]
         lines.extend(_markdown_row([row.point, *row.outcomes]) for row in self.rows)
         first = [
-            "reference" if name == self.reference else (d.point if d else "(none)")
+            "reference" if name == self.reference else (d.point if d else NO_DIVERGENCE)
             for name, d in self.first_divergences
         ]
         lines.append(_markdown_row(["first divergence", *first]))
