@@ -60,6 +60,7 @@ from investigation.analysis.variants import (
     selected_variants,
     variant_lessons,
     variant_matrix,
+    variant_report,
 )
 from investigation.backend.context import UserExecutionContext
 from investigation.backend.variants import VARIANTS
@@ -856,8 +857,10 @@ def recommended_report(failing: tuple[str, ...], v4_accepted: tuple[str, ...], v
 def test_the_recommendation_counts_profiles_without_the_long_run_and_says_what_a_safer_variant_refuses() -> None:
     report = recommended_report(("p1",), ("a",), False)
     assert report.recommended == "V4"
+    # V4 is the one candidate of this matrix, so the sentence says it chose among the variants run
     assert report.recommendation() == (
-        "Recommended: V4 (release the connection's manager on disconnect). It removes the failure on the one "
+        "Of the variants run (V4), recommended: V4 (release the connection's manager on disconnect). It removes the "
+        "failure on the one "
         "profile where the original fails, and accepts 1 of the 2 adversarial inputs the original accepts and none "
         "it refuses. It accepts no unsigned token. It changes one switch of the original."
     )
@@ -998,3 +1001,70 @@ def test_recommendation_is_silent_on_start_agent_when_nothing_is_refused() -> No
     report = build_report(variant_matrix([load_profile("staging-e2e")], ("V3",)))
     assert report.recommended == "V3"
     assert "start_agent" not in report.recommendation()
+
+
+# --- what ran: one candidate (the notebook's variant parameter), and a long run that is not longer ---------------
+
+
+def one_candidate_report(variant: str, first_failures: dict[str, float | None],
+                         long_run_tests: tuple[int, int] | None = None) -> VariantReport:
+    """original fails at 10 s on p1 and on the long run; `variant`'s first failure per profile as given."""
+    profiles = ("p1", LONG_RUN_PROFILE)
+    cells = tuple(c for p in profiles for c in (cell("original", 10.0, p), cell(variant, first_failures[p], p)))
+    safety = (SafetyRow("original", ("a",), 3, False), SafetyRow(variant, ("a",), 3, False))
+    return build_report(VariantMatrix(("original", variant), profiles, cells, safety), long_run_tests)
+
+
+def test_with_one_candidate_the_recommendation_names_the_variants_run() -> None:
+    # V3 removes p1's failure and only delays the long run's (10 s -> 50 s): it does not remove it everywhere, so it
+    # does not qualify, and the sentence may speak only of V3, the one variant that ran
+    text = one_candidate_report("V3", {"p1": None, LONG_RUN_PROFILE: 50.0}).recommendation()
+    assert text == ("Of the variants run (V3), none qualifies: none removes the failure on every profile while keeping "
+                    "safety the same or safer.")
+    chosen = one_candidate_report("V4", {"p1": None, LONG_RUN_PROFILE: None}).recommendation()
+    assert chosen.startswith("Of the variants run (V4), recommended: V4 (release the connection's manager")
+
+
+def test_with_one_candidate_the_cause_lesson_counts_only_the_variants_run() -> None:
+    # V3 removes p1's failure (no effect is not its verdict): of the one variant run, none had no effect
+    lessons = variant_lessons(one_candidate_report("V3", {"p1": None, LONG_RUN_PROFILE: 50.0})).data
+    assert "; of the variants run (V3), those with no effect on the failure: none." in lessons
+    assert "variants with no effect on the failure: none" not in lessons
+
+
+def test_with_the_original_alone_the_lessons_say_nothing_about_candidates() -> None:
+    refused = MatrixCell("p1", "original", (("1011", 2),), ("u",), 1.0, "1011 x", cap_refusals=2)
+    matrix = VariantMatrix(("original",), ("p1",), (refused,), (SafetyRow("original", (), 3, False),))
+    lessons = variant_lessons(build_report(matrix)).data
+    assert lessons.startswith("- 2 of the 2 connections the original refuses are refused by the per-user manager cap.\n")
+    assert "no effect" not in lessons
+
+
+def test_a_long_run_not_longer_than_staging_e2e_gets_a_caveat_and_is_not_called_long() -> None:
+    # tests_per_process 1 against staging-e2e's own 12 (data/profiles/staging-e2e.toml): V4 removes both failures,
+    # but a run of 1 test per process cannot show a failure that a change only postpones
+    report = one_candidate_report("V4", {"p1": None, LONG_RUN_PROFILE: None}, (1, 12))
+    text = report.recommendation()
+    assert "It removes the failure on both runs where the original fails, including the E2E run, and" in text
+    assert text.endswith(
+        " With tests_per_process 1 the E2E run staging-e2e-long is not longer than staging-e2e's own 12 tests per "
+        "process, so a change that only delays the failure can look like it removes it.")
+    overview = matrix_overview(report).data
+    assert overview.startswith(f"(1 profile + the E2E run {LONG_RUN_PROFILE}) x 2 variants")
+    assert "long E2E run" not in text + overview
+    # 12 tests is as many as staging-e2e's own: still not longer
+    assert "is not longer than staging-e2e's own 12" in one_candidate_report(
+        "V4", {"p1": None, LONG_RUN_PROFILE: None}, (12, 12)).recommendation()
+
+
+def test_a_long_run_longer_than_staging_e2e_gets_no_caveat() -> None:
+    text = one_candidate_report("V4", {"p1": None, LONG_RUN_PROFILE: None}, (13, 12)).recommendation()
+    assert "including the long E2E run, and" in text
+    assert "tests_per_process" not in text
+
+
+def test_the_notebook_report_knows_the_long_runs_length() -> None:
+    # the report of notebook 05's parameters carries (tests_per_process, staging-e2e's own 12 tests per process)
+    assert variant_report(tests_per_process=1, variant="V4").long_run_tests == (1, 12)
+    assert variant_report(tests_per_process=1, variant="V4").recommendation().endswith(
+        "so a change that only delays the failure can look like it removes it.")

@@ -69,9 +69,14 @@ SAFER, SAME, WEAKER, MIXED = "safer", "same", "weaker", "mixed"
 # --- the long run ------------------------------------------------------------------------
 
 
+def own_tests_per_process(base: Profile) -> int:
+    """The most tests one of the profile's test processes (one client each) runs."""
+    return max(client.connections for client in base.clients)
+
+
 def _long_run_head(base: Profile, tests_per_process: int) -> str:
     """``staging-e2e run longer``, or how the run compares when it is not longer than the profile's."""
-    base_tests = max(client.connections for client in base.clients)
+    base_tests = own_tests_per_process(base)
     if tests_per_process > base_tests:
         return f"{base.name} run longer than its own {base_tests} tests per process"
     comparison = "as many tests as" if tests_per_process == base_tests else "fewer tests than"
@@ -120,23 +125,24 @@ def matrix_profiles(
     return tuple(sorted(profiles, key=lambda profile: profile.name))
 
 
-def runs_text(names: Sequence[str], listed: bool = True) -> tuple[str, str]:
+def runs_text(names: Sequence[str], listed: bool = True, longer: bool = True) -> tuple[str, str]:
     """A set of the matrix's profiles counted in words: (count, detail).
 
     The long run is built here, not a profile of data/profiles, so a set that holds it is
     counted in runs: ``("5 runs", " (4 profiles: a, b, c, d; and the long E2E run staging-e2e-long)")``;
     without it, ``("4 profiles", " (a, b, c, d)")``. ``listed=False`` leaves the names out (and
-    the detail empty when the long run is not in the set).
+    the detail empty when the long run is not in the set). ``longer=False`` (the run is not longer than
+    staging-e2e's own) calls it ``the E2E run``.
     """
     profiles = [name for name in names if name != LONG_RUN_PROFILE]
     if len(profiles) == len(names):
         return plural(len(profiles), "profile"), f" ({', '.join(profiles) or 'none'})" if listed else ""
     shown = f"{plural(len(profiles), 'profile')}: {', '.join(profiles)};" if listed else plural(len(profiles), "profile")
     head = f"{shown} and " if profiles else ""
-    return plural(len(names), "run"), f" ({head}the long E2E run {LONG_RUN_PROFILE})"
+    return plural(len(names), "run"), f" ({head}{_run_name(LONG_RUN_PROFILE, longer)})"
 
 
-def _where_the_original_fails(removed: Sequence[str]) -> str:
+def _where_the_original_fails(removed: Sequence[str], longer: bool = True) -> str:
     """``all 5 runs where the original fails, including the long E2E run``; profiles when the long run is not one."""
     long_run = LONG_RUN_PROFILE in removed
     noun = "run" if long_run else "profile"
@@ -144,7 +150,8 @@ def _where_the_original_fails(removed: Sequence[str]) -> str:
     head = f"the one {noun}" if count == 1 else f"both {noun}s" if count == 2 else f"all {count} {noun}s"
     if not long_run:
         return f"{head} where the original fails"
-    return f"{head} where the original fails, " + ("the long E2E run" if count == 1 else "including the long E2E run")
+    run = "the long E2E run" if longer else "the E2E run"
+    return f"{head} where the original fails, " + (run if count == 1 else f"including {run}")
 
 
 # --- the matrix --------------------------------------------------------------------------
@@ -529,6 +536,28 @@ class VariantReport:
     matrix: VariantMatrix
     verdicts: tuple[VariantVerdict, ...]
     recommended: str | None
+    long_run_tests: tuple[int, int] | None = None
+    """The long run's tests per process and staging-e2e's own, when the matrix holds the long run."""
+
+    @property
+    def long_run_is_longer(self) -> bool:
+        """Whether the long run (if any) runs more tests per process than staging-e2e itself."""
+        return self.long_run_tests is None or self.long_run_tests[0] > self.long_run_tests[1]
+
+    def candidates_run(self) -> str:
+        """Empty when every candidate variant ran, else ``Of the variants run (V3), `` (the notebook's parameter)."""
+        names = [v.variant for v in self.verdicts]
+        if set(names) == set(VARIANTS) - {ORIGINAL.name}:
+            return ""
+        return f"Of the variants run ({', '.join(names)}), "
+
+    def long_run_caveat(self) -> str:
+        """`` With tests_per_process 1 the E2E run ... can look like it removes it.``, or empty when the run is longer."""
+        if self.long_run_tests is None or self.long_run_is_longer:
+            return ""
+        tests, own = self.long_run_tests
+        return (f" With tests_per_process {tests} the E2E run {LONG_RUN_PROFILE} is not longer than staging-e2e's own "
+                f"{own} tests per process, so a change that only delays the failure can look like it removes it.")
 
     def verdict_of(self, variant: str) -> VariantVerdict:
         for verdict in self.verdicts:
@@ -561,17 +590,21 @@ class VariantReport:
         if not self.verdicts:
             return "No candidate variant ran (the matrix holds the original only), so none is recommended."
         if self.recommended is None:
+            head = self.candidates_run()
             return (
-                f"No variant qualifies: none {REMOVES_EVERYWHERE} while keeping safety the same or safer."
+                f"{head}{'none qualifies' if head else 'No variant qualifies'}: none {REMOVES_EVERYWHERE} while "
+                f"keeping safety the same or safer.{self.long_run_caveat()}"
             )
         chosen = self.verdict_of(self.recommended)
         size = chosen.change_size
         switches = "one switch" if size == 1 else f"{size} switches"
+        head = self.candidates_run()
+        longer = self.long_run_is_longer
         return (
-            f"Recommended: {chosen.variant} ({VARIANTS[chosen.variant].summary}). It removes the failure on "
-            f"{_where_the_original_fails(chosen.where(REMOVED))}, and {self._acceptance(chosen.variant)}. "
-            f"{self._unsigned_sentence(chosen.variant)} It changes {switches} of the original."
-            f"{start_agent_sentence(self.matrix, chosen.variant)}"
+            f"{head}{'recommended' if head else 'Recommended'}: {chosen.variant} ({VARIANTS[chosen.variant].summary}). "
+            f"It removes the failure on {_where_the_original_fails(chosen.where(REMOVED), longer)}, and "
+            f"{self._acceptance(chosen.variant)}. {self._unsigned_sentence(chosen.variant)} It changes {switches} of "
+            f"the original.{start_agent_sentence(self.matrix, chosen.variant, longer)}{self.long_run_caveat()}"
         )
 
     def _start_agent_cell(self, variant: str) -> str:
@@ -620,9 +653,11 @@ class VariantReport:
         return self.key_result()
 
 
-def build_report(matrix: VariantMatrix) -> VariantReport:
+def build_report(matrix: VariantMatrix, long_run_tests: tuple[int, int] | None = None) -> VariantReport:
+    """Verdicts and recommendation; ``long_run_tests`` is (the long run's tests per process, staging-e2e's own)."""
     verdicts = variant_verdicts(matrix)
-    return VariantReport(matrix=matrix, verdicts=verdicts, recommended=recommend(verdicts))
+    return VariantReport(matrix=matrix, verdicts=verdicts, recommended=recommend(verdicts),
+                         long_run_tests=long_run_tests)
 
 
 def selected_variants(variant: str = "all") -> tuple[str, ...]:
@@ -657,10 +692,12 @@ def _cached_report(profiles_dir: str | None, tests_per_process: int, variant: st
     chosen = selected_variants(variant)
     profiles = matrix_profiles(profiles_dir, tests_per_process)
     key = "variant_report:" + "\n".join([*chosen, *(profile.model_dump_json() for profile in profiles)])
-    return shared(key, lambda: outside_event_loop(lambda: build_report(variant_matrix(profiles, chosen))))
+    own = own_tests_per_process(load_profile("staging-e2e", profiles_dir))
+    return shared(key, lambda: outside_event_loop(
+        lambda: build_report(variant_matrix(profiles, chosen), (tests_per_process, own))))
 
 
-def start_agent_left(matrix: VariantMatrix, variant: str) -> str:
+def start_agent_left(matrix: VariantMatrix, variant: str, longer: bool = True) -> str:
     """What `variant` leaves of the start_agent leak, without the variant's name; empty when nothing is refused.
 
     ``2 of 12 start_agent messages are still refused at the cap (no close: ...), on 1 profile (staging-e2e: 2 of
@@ -670,8 +707,8 @@ def start_agent_left(matrix: VariantMatrix, variant: str) -> str:
     if not refused:
         return ""
     where = matrix.start_agent_refusals(variant)
-    count, _ = runs_text([cell.profile for cell in where], listed=False)
-    detail = "; ".join(f"{_run_name(cell.profile)}: {cell.start_agent_refused} of {cell.start_agent_sent}"
+    count, _ = runs_text([cell.profile for cell in where], listed=False, longer=longer)
+    detail = "; ".join(f"{_run_name(cell.profile, longer)}: {cell.start_agent_refused} of {cell.start_agent_sent}"
                        for cell in where)
     cap = ("at the cap" if at_cap == refused else f"({at_cap} of them at the cap)" if at_cap else "")
     left = sent - refused
@@ -682,9 +719,9 @@ def start_agent_left(matrix: VariantMatrix, variant: str) -> str:
     return text
 
 
-def start_agent_sentence(matrix: VariantMatrix, variant: str) -> str:
+def start_agent_sentence(matrix: VariantMatrix, variant: str, longer: bool = True) -> str:
     """`` Under V4, ...: V4 does not release the managers start_agent creates.``, or empty when none is refused."""
-    left = start_agent_left(matrix, variant)
+    left = start_agent_left(matrix, variant, longer)
     if not left:
         return ""
     leaked = matrix.start_agent_totals(variant)[1] > matrix.start_agent_totals(variant)[0]
@@ -692,8 +729,11 @@ def start_agent_sentence(matrix: VariantMatrix, variant: str) -> str:
     return f" Under {variant}, {left}{tail}."
 
 
-def _run_name(profile: str) -> str:
-    return f"the long E2E run {profile}" if profile == LONG_RUN_PROFILE else profile
+def _run_name(profile: str, longer: bool = True) -> str:
+    """The profile's name; the long run's says what it is (``the E2E run`` when it is not longer)."""
+    if profile != LONG_RUN_PROFILE:
+        return profile
+    return f"the {'long ' if longer else ''}E2E run {profile}"
 
 
 # --- notebook views ----------------------------------------------------------------------
@@ -720,21 +760,21 @@ def matrix_overview(report: VariantReport) -> Markdown:
     matrix = report.matrix
     failing = [p for p in matrix.profiles if matrix.cell(ORIGINAL.name, p).fails]
     refused, by_cap = matrix.original_refusals()
-    where, which = runs_text(failing)
+    where, which = runs_text(failing, longer=report.long_run_is_longer)
     return Markdown(
-        f"{_traffic(matrix.profiles)} x {plural(len(matrix.variants), 'variant')} = "
+        f"{_traffic(matrix.profiles, report.long_run_is_longer)} x {plural(len(matrix.variants), 'variant')} = "
         f"{plural(len(matrix.cells), 'run')}. "
         f"The original refuses connections on {where}{which}: "
         f"{plural(refused, 'connection')} in all, {by_cap} of them refused by the per-user manager cap."
     )
 
 
-def _traffic(profiles: Sequence[str]) -> str:
+def _traffic(profiles: Sequence[str], longer: bool = True) -> str:
     """``9 profiles``, or ``(9 profiles + the long E2E run staging-e2e-long)`` when the long run is among them."""
     shipped = [name for name in profiles if name != LONG_RUN_PROFILE]
     if len(shipped) == len(profiles):
         return plural(len(shipped), "profile")
-    return f"({plural(len(shipped), 'profile')} + the long E2E run {LONG_RUN_PROFILE})"
+    return f"({plural(len(shipped), 'profile')} + {_run_name(LONG_RUN_PROFILE, longer)})"
 
 
 def variant_lessons(report: VariantReport) -> Markdown:
@@ -747,10 +787,12 @@ def variant_lessons(report: VariantReport) -> Markdown:
 def _cause_lesson(report: VariantReport) -> str:
     refused, by_cap = report.matrix.original_refusals()
     unmoved = [v.variant for v in report.verdicts if v.failure == NO_EFFECT]
-    return (
-        f"{by_cap} of the {refused} connections the original refuses are refused by the per-user manager cap; "
-        f"variants with no effect on the failure: {', '.join(unmoved) or 'none'}."
-    )
+    head = f"{by_cap} of the {refused} connections the original refuses are refused by the per-user manager cap"
+    if not report.verdicts:
+        return f"{head}."
+    run = report.candidates_run()
+    subject = f"{run[0].lower()}{run[1:]}those" if run else "variants"
+    return f"{head}; {subject} with no effect on the failure: {', '.join(unmoved) or 'none'}."
 
 
 def _delay_lessons(report: VariantReport) -> list[str]:
@@ -760,7 +802,7 @@ def _delay_lessons(report: VariantReport) -> list[str]:
         for profile in delayed:
             before = report.matrix.cell(ORIGINAL.name, profile).first_failure_s
             after = report.matrix.cell(verdict.variant, profile).first_failure_s
-            removed, which = runs_text(verdict.where(REMOVED), listed=False)
+            removed, which = runs_text(verdict.where(REMOVED), listed=False, longer=report.long_run_is_longer)
             lessons.append(
                 f"{verdict.variant} removes the failure on {removed}{which}, but on {profile} the "
                 f"first failure only moves from {before:.0f} s to {after:.0f} s: it postpones the failure."
