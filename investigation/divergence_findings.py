@@ -139,15 +139,31 @@ def divergence_verdicts(runs: Mapping[str, RunResult], table: DivergenceTable) -
     return Markdown("\n".join(f"- {bullet}" for bullet in bullets))
 
 
+def departing_side(table: DivergenceTable, failing: Sequence[str]) -> tuple[str, list[str]]:
+    """The side whose departures from the reference cross from passing to failing, and its profiles.
+
+    Against a passing reference that is the failing profiles; against a failing one, the
+    passing profiles: a failing profile's departure from a failing reference never crosses.
+    """
+    if table.reference in failing:
+        return "passing", [name for name in table.profiles if name not in failing]
+    return "failing", list(failing)
+
+
+def _reference_text(table: DivergenceTable, failing: Sequence[str]) -> str:
+    return f"the failing reference {table.reference}" if table.reference in failing else table.reference
+
+
 def divergence_lessons(runs: Mapping[str, RunResult], table: DivergenceTable) -> Markdown:
     """Lessons backed by the verdicts and the chart above."""
     failing = failing_profiles(runs)
     separating = separating_points(runs, table)
-    first_points = first_divergence_counts(table, failing)
+    side, departing = departing_side(table, failing)
+    first_points = first_divergence_counts(table, departing)
     lessons = []
     if separating and first_points and separating[0].point not in first_points:
         lessons.append(
-            f"Where a failing profile first departs from {table.reference} "
+            f"Where a {side} profile first departs from {_reference_text(table, failing)} "
             f"({_counts_text(first_points)}) is not where failing and passing profiles part "
             f"({separating[0].point}): the first difference in a trace is not the cause (the chart's black "
             "frames against its red cells)."
@@ -185,14 +201,17 @@ def _no_lesson_reason(
                 f"({plural(len(separating), 'such point')}; the verdicts): this comparison alone cannot tell the "
                 "cause from the other differences.")
     if list(failing) == [reference]:
-        return (f"No profile besides the reference {reference} fails, so no failing profile departs from it: there "
-                "is no first difference to set against where failing and passing profiles part (the verdicts).")
+        return (f"No profile besides the reference {reference} fails, so a point separates failing from passing "
+                f"profiles wherever {reference} reaches it and no passing profile shares its outcome "
+                f"({plural(len(separating), 'such point')}; the verdicts): this comparison alone cannot tell the "
+                "cause from the other differences.")
     if not separating:
         return (f"No decision point's outcome separates failing from passing profiles, and the failing profiles' "
                 f"compared connections {modes}: no lesson beyond the verdicts.")
-    return (f"Where failing profiles first depart from {reference} ({_counts_text(first_points)}) includes where "
-            f"failing and passing profiles part ({separating[0].point}), and their compared connections {modes}: "
-            "no lesson beyond the verdicts.")
+    side, _ = departing_side(table, failing)
+    return (f"Where {side} profiles first depart from {_reference_text(table, failing)} ({_counts_text(first_points)}) "
+            f"includes where failing and passing profiles part ({separating[0].point}), and the failing profiles' "
+            f"compared connections {modes}: no lesson beyond the verdicts.")
 
 
 def divergence_key_result(runs: Mapping[str, RunResult], table: DivergenceTable) -> str:

@@ -166,13 +166,15 @@ def test_no_first_difference_lesson_when_the_first_difference_is_where_profiles_
 
 
 def test_only_the_reference_failing_gives_the_reason_there_is_no_lesson() -> None:
-    """Neither lesson applies: no failing profile departs from the reference, and the failing side
-    took a single mode. A Lessons section must not be silently empty, so it says why there is none."""
+    """Neither lesson applies: dev, passing, first departs from the failing reference at route.environment,
+    which separates the two (test against staging), as does factory.manager_cap; the failing side took a
+    single mode. A Lessons section must not be silently empty, so it says why there is none."""
     runs = {"local": run("local", "test", "strict", "exceeded"), "dev": run("dev", "staging", "strict", "below")}
     table = run_divergence(runs, REFERENCE)
     assert lines(divergence_lessons(runs, table)) == [
-        "- No profile besides the reference local fails, so no failing profile departs from it: there is no "
-        "first difference to set against where failing and passing profiles part (the verdicts)."
+        "- No profile besides the reference local fails, so a point separates failing from passing profiles "
+        "wherever local reaches it and no passing profile shares its outcome (2 such points; the verdicts): this "
+        "comparison alone cannot tell the cause from the other differences."
     ]
     assert lines(divergence_verdicts(runs, table))[1] == (
         "- First divergence from local, failing profiles besides the reference: none; "
@@ -195,13 +197,63 @@ def test_only_the_reference_passing_gives_the_reason_there_is_no_lesson() -> Non
         "passing profiles besides the reference: none.")
 
 
+def failing_reference_runs() -> dict[str, RunResult]:
+    """The reference local fails; e2e fails too; dev and dev2 pass.
+
+    ======  =================  =======================  ===================
+    profile route.environment  factory.validation_mode  factory.manager_cap
+    ======  =================  =======================  ===================
+    local   test               strict                   exceeded
+    e2e     staging            relaxed                  exceeded
+    dev     staging            strict                   below
+    dev2    test               relaxed                  below
+    ======  =================  =======================  ===================
+
+    Both sides share test and staging, strict and relaxed: only factory.manager_cap separates them.
+    """
+    return {
+        "local": run("local", "test", "strict", "exceeded"),
+        "e2e": run("e2e", "staging", "relaxed", "exceeded"),
+        "dev": run("dev", "staging", "strict", "below"),
+        "dev2": run("dev2", "test", "relaxed", "below"),
+    }
+
+
+def test_a_failing_reference_sets_the_passing_profiles_departures_against_where_the_sides_part() -> None:
+    # e2e (failing) departs from the failing local at route.environment: failing against failing shows no
+    # passing/failing difference. The passing ones do cross: dev at route.environment, dev2 at
+    # factory.validation_mode, and neither is factory.manager_cap.
+    runs = failing_reference_runs()
+    table = run_divergence(runs, REFERENCE)
+    assert [point.point for point in separating_points(runs, table)] == ["factory.manager_cap"]
+    assert lines(divergence_lessons(runs, table))[0] == (
+        "- Where a passing profile first departs from the failing reference local (factory.validation_mode (1), "
+        "route.environment (1)) is not where failing and passing profiles part (factory.manager_cap): the first "
+        "difference in a trace is not the cause (the chart's black frames against its red cells).")
+
+
+def test_a_failing_reference_whose_passing_profiles_depart_where_the_sides_part_gives_no_first_difference_lesson(
+) -> None:
+    # dev2 now passes with local's own environment and mode: it first departs at factory.manager_cap, which
+    # is where the sides part, so the lesson does not apply (e2e's route.environment does not count).
+    runs = failing_reference_runs()
+    runs["dev2"] = run("dev2", "test", "strict", "below")
+    del runs["dev"]
+    table = run_divergence(runs, REFERENCE)
+    text = lines(divergence_lessons(runs, table))
+    assert not any(lesson.startswith("- Where") for lesson in text)
+    assert text == ["- Failing profiles took both validation modes (relaxed (1), strict (1)): the validation mode "
+                    "does not decide the failure (the verdicts)."]
+
+
 def test_first_difference_where_profiles_part_in_one_mode_gives_the_reason_there_is_no_lesson() -> None:
     # e2e first departs at route.environment, the earliest separating point; the failing side is all strict
     runs = {"local": run("local", "test", "strict", "below"), "dev": run("dev", "test", "strict", "below"),
             "e2e": run("e2e", "production", "strict", "exceeded")}
     assert lines(divergence_lessons(runs, run_divergence(runs, REFERENCE))) == [
         "- Where failing profiles first depart from local (route.environment (1)) includes where failing and "
-        "passing profiles part (route.environment), and their compared connections share one validation mode "
+        "passing profiles part (route.environment), and the failing profiles' compared connections share one "
+        "validation mode "
         "(strict (1)): no lesson beyond the verdicts."
     ]
 
