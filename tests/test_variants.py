@@ -1068,3 +1068,41 @@ def test_the_notebook_report_knows_the_long_runs_length() -> None:
     assert variant_report(tests_per_process=1, variant="V4").long_run_tests == (1, 12)
     assert variant_report(tests_per_process=1, variant="V4").recommendation().endswith(
         "so a change that only delays the failure can look like it removes it.")
+
+
+def test_a_long_run_that_never_reaches_the_recommended_variants_cap_gets_a_caveat() -> None:
+    # hand-built: V3 (cap 20, spec 8) removes both failures, but on the long run one user's managers peak at 14: no
+    # refusal could happen there, so the run cannot tell removal from postponement
+    profiles = ("p1", LONG_RUN_PROFILE)
+    v3_long = MatrixCell(LONG_RUN_PROFILE, "V3", (("open", 39),), (), None, None, peak_managers=14, managers_cap=20)
+    cells = (cell("original", 10.0, "p1"), cell("V3", None, "p1"), cell("original", 10.0, LONG_RUN_PROFILE), v3_long)
+    safety = (SafetyRow("original", (), 3, False), SafetyRow("V3", (), 3, False))
+    matrix = VariantMatrix(("original", "V3"), profiles, cells, safety)
+    assert build_report(matrix, (13, 12)).recommendation().endswith(
+        " It changes one switch of the original. On the long E2E run staging-e2e-long one user's managers on an "
+        "instance peak at 14 under V3, below its cap of 20: the run never reaches the cap, so it cannot tell a "
+        "failure V3 removes from one it only postpones.")
+    # at the cap (20 of 20) the run could have refused, and the caveat goes
+    at_cap = (*cells[:3], MatrixCell(LONG_RUN_PROFILE, "V3", (("open", 39),), (), None, None, peak_managers=20,
+                                     managers_cap=20))
+    assert "never reaches" not in build_report(VariantMatrix(("original", "V3"), profiles, at_cap, safety),
+                                               (13, 12)).recommendation()
+
+
+def test_the_cell_records_the_peak_of_managers_and_the_variants_cap() -> None:
+    # spec 4.2: a user holds at most 5 managers on an instance (V3: 20); six simultaneous connections of one user
+    # on one instance fill the cap under the original (the 6th is refused), and stay below V3's
+    six = reconnects(6).model_copy(update={"clients": [c.model_copy(update={"spacing_s": 0.0})
+                                                       for c in reconnects(6).clients]})
+    original, v3 = cell_from_run(simulate(six, "original")), cell_from_run(simulate(six, "V3"))
+    assert (original.peak_managers, original.managers_cap) == (5, 5)
+    assert v3.managers_cap == 20 and v3.peak_managers < 20
+
+
+def test_at_13_tests_per_process_the_recommendation_says_the_long_run_never_reaches_v3s_cap() -> None:
+    # audit D6: at 13 tests per process V3 is recommended; its cap is 20 (spec 8), which the run does not reach,
+    # while at the default 60 V4 (cap 5) is refused at the cap on the long run (25 of its start_agent messages)
+    text = variant_report(tests_per_process=13).recommendation()
+    assert text.startswith("Recommended: V3 ")
+    assert "under V3, below its cap of 20: the run never reaches the cap" in text
+    assert "never reaches" not in variant_report().recommendation()

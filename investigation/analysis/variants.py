@@ -173,6 +173,10 @@ class MatrixCell:
     """start_agent messages whose manager the factory refused: no close frame, the agent silently does not start."""
     start_agent_refused_at_cap: int = 0
     """Of those, the ones sent while the user's managers on the instance stood at the cap."""
+    peak_managers: int = 0
+    """The most managers one user held on one instance at any time of the run."""
+    managers_cap: int = 0
+    """The variant's per-user manager cap (spec 4.2; V3 raises it)."""
 
     def count(self, label: str) -> int:
         """Connections that ended with close code `label` ("1011", ..., or "open")."""
@@ -203,6 +207,8 @@ def cell_from_run(run: RunResult) -> MatrixCell:
         start_agent_sent=sum(sum(start_agent_tally(c).values()) for c in run.connections),
         start_agent_refused=sum(_start_agent_refusals(c) for c in run.connections),
         start_agent_refused_at_cap=sum(_start_agent_refusals(c) for c in run.connections if _held_the_cap(run, c)),
+        peak_managers=max((change.count for change in run.manager_counts), default=0),
+        managers_cap=run.max_managers_per_user,
     )
 
 
@@ -605,7 +611,23 @@ class VariantReport:
             f"It removes the failure on {_where_the_original_fails(chosen.where(REMOVED), longer)}, and "
             f"{self._acceptance(chosen.variant)}. {self._unsigned_sentence(chosen.variant)} It changes {switches} of "
             f"the original.{start_agent_sentence(self.matrix, chosen.variant, longer)}{self.long_run_caveat()}"
+            f"{self.cap_caveat(chosen.variant)}"
         )
+
+    def cap_caveat(self, variant: str) -> str:
+        """`` On the long E2E run ..., below its cap of 20: ...``, or empty when the long run reaches `variant`'s cap.
+
+        A long run whose managers never reach the cap has no refusal to show, whether `variant` removes the
+        failure or only postpones it past the run's end.
+        """
+        if LONG_RUN_PROFILE not in self.matrix.profiles or not self.long_run_is_longer:
+            return ""
+        cell = self.matrix.cell(variant, LONG_RUN_PROFILE)
+        if cell.peak_managers >= cell.managers_cap:
+            return ""
+        return (f" On {_run_name(LONG_RUN_PROFILE)} one user's managers on an instance peak at {cell.peak_managers} "
+                f"under {variant}, below its cap of {cell.managers_cap}: the run never reaches the cap, so it cannot "
+                f"tell a failure {variant} removes from one it only postpones.")
 
     def _start_agent_cell(self, variant: str) -> str:
         """start_agent messages refused of those sent, over every run of the variant."""
