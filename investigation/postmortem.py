@@ -778,10 +778,14 @@ def lessons(evidence: Evidence) -> Markdown:
     items = []
     table = evidence.divergence[1]
     first_points = first_divergence_counts(table, evidence.failing)
-    separating = separating_points(evidence.runs, table)
-    if separating and first_points and separating[0].point not in first_points:
+    isolated_points = isolated_divergence_counts(evidence.isolation.isolations)
+    if isolated_points and first_points and isolated_points.keys().isdisjoint(first_points):
+        pairs = plural(len(evidence.isolation.isolations), "pair")
+        where = ", ".join(f"{point} in {n} of {pairs}" for point, n in sorted(
+            isolated_points.items(), key=lambda item: (-item[1], item[0])))
         items.append(f"The first difference between a failing profile and `{evidence.reference}` "
-                     f"({_counts_text(first_points)}) was not the cause ({separating[0].point}): comparing two "
+                     f"({_counts_text(first_points)}) is not where the failure is decided: with everything else "
+                     f"held fixed, dd's isolated pairs first part at {where} (trigger). Comparing two "
                      "environments names a difference, not a cause (root cause).")
     local_evidence = _local_evidence_lesson(evidence)
     if local_evidence:
@@ -793,6 +797,15 @@ def lessons(evidence: Evidence) -> Markdown:
                      f"connections whose SSOT validation passed ({len(mislabelled)} of "
                      f"{len(factory_closes)}; detection).")
     return Markdown("\n".join(f"- {item}" for item in items))
+
+
+def isolated_divergence_counts(isolations: Mapping[str, ProfileIsolation]) -> Counter[str]:
+    """Where dd's isolated pairs (differing only in the minimal difference) first part, counted over pairs.
+
+    A pair with no aligned connections, or whose aligned traces are identical, counts nowhere.
+    """
+    return Counter(iso.isolated_divergence.divergence.point for iso in isolations.values()
+                   if iso.isolated_divergence is not None and iso.isolated_divergence.divergence is not None)
 
 
 @dataclass(frozen=True)

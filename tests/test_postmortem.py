@@ -205,6 +205,23 @@ def test_lessons_skip_a_first_difference_that_is_the_cause_and_count_the_local_e
         in text.splitlines()
 
 
+def test_first_difference_lesson_cites_where_the_isolated_pairs_part(evidence: Evidence) -> None:
+    # Every failing profile sets ENVIRONMENT to something other than local-debug's "test", the first point
+    # traced (route.environment, 4 profiles). dd isolates a number of connections of one client in each of the
+    # 4 failing profiles, so each isolated pair runs one traffic but for extra connections of one user: their
+    # traces agree until the extra connection meets the cap (factory.manager_cap, spec 4.2), in all 4 pairs.
+    assert ("- The first difference between a failing profile and `local-debug` (route.environment (4)) is not "
+            "where the failure is decided: with everything else held fixed, dd's isolated pairs first part at "
+            "factory.manager_cap in 4 of 4 pairs (trigger). Comparing two environments names a difference, not a "
+            "cause (root cause).") in lessons(evidence).data.splitlines()
+
+
+def test_no_first_difference_lesson_without_an_isolated_pair(evidence: Evidence) -> None:
+    # Without dd's evidence the earliest separating point is only a correlation over these profiles: no lesson.
+    hand = dataclasses.replace(evidence, isolation=dataclasses.replace(evidence.isolation, isolations={}))
+    assert "The first difference" not in lessons(hand).data
+
+
 def test_the_earliest_refusal_lesson_is_not_the_size_of_the_1_minimal_traffic(evidence: Evidence) -> None:
     # ddmin's 6 connections are 1-minimal, not the fewest: staging-e2e-user-003's start_agent messages leak
     # managers (spec 1 step 12; 01 timeline on instance 0: 56:1 58:2 74:3 76:4 92:5), so its 4th connection
