@@ -785,7 +785,7 @@ def lessons(evidence: Evidence) -> Markdown:
             isolated_points.items(), key=lambda item: (-item[1], item[0])))
         items.append(f"The first difference between a failing profile and `{evidence.reference}` "
                      f"({_counts_text(first_points)}) is not where the failure is decided: with everything else "
-                     f"held fixed, dd's isolated pairs first part at {where} (trigger). Comparing two "
+                     f"held fixed, dd's isolated pairs first part at {where} (chapter 04). Comparing two "
                      "environments names a difference, not a cause (root cause).")
     local_evidence = _local_evidence_lesson(evidence)
     if local_evidence:

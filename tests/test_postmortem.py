@@ -212,7 +212,7 @@ def test_first_difference_lesson_cites_where_the_isolated_pairs_part(evidence: E
     # traces agree until the extra connection meets the cap (factory.manager_cap, spec 4.2), in all 4 pairs.
     assert ("- The first difference between a failing profile and `local-debug` (route.environment (4)) is not "
             "where the failure is decided: with everything else held fixed, dd's isolated pairs first part at "
-            "factory.manager_cap in 4 of 4 pairs (trigger). Comparing two environments names a difference, not a "
+            "factory.manager_cap in 4 of 4 pairs (chapter 04). Comparing two environments names a difference, not a "
             "cause (root cause).") in lessons(evidence).data.splitlines()
 
 
