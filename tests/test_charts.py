@@ -7,6 +7,8 @@ only frees managers older than 5 minutes) or from hand-built runs.
 
 from __future__ import annotations
 
+import dataclasses
+
 import matplotlib
 import matplotlib.pyplot as plt
 import pytest
@@ -193,6 +195,14 @@ def test_comparison_table_names_the_compared_connection_and_divergence() -> None
     staging_row = next(line for line in text.splitlines() if line.startswith("staging"))
     assert staging_row.split() == ["staging", "#1", "failing", "1011", "factory.manager_cap=exceeded",
                                    "route.environment", "test", "staging"]
+
+
+def test_comparison_table_says_identical_for_a_profile_that_never_departs_like_the_verdicts() -> None:
+    runs = two_profile_runs()
+    runs = {"local": runs["local"], "twin": dataclasses.replace(runs["local"], profile="twin")}
+    text = comparison_table(runs, run_divergence(runs, "local"))
+    twin_row = next(line for line in text.splitlines() if line.startswith("twin"))
+    assert "identical" in twin_row.split() and "(none)" not in twin_row
 
 
 def test_divergence_chart_widens_with_the_profiles() -> None:

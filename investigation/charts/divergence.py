@@ -23,7 +23,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
-from investigation.analysis.divergence import NOT_REACHED, DivergenceTable, divergence_table
+from investigation.analysis.divergence import NO_DIVERGENCE, NOT_REACHED, DivergenceTable, divergence_table
 from investigation.notebook_errors import NotebookParameterError
 from investigation.report import format_table
 from investigation.trace import DECISION_POINTS, ConnectionResult, Decision, RunResult, close_code_label, is_adverse
@@ -129,7 +129,7 @@ def _comparison_row(name: str, run: RunResult, table: DivergenceTable) -> tuple[
     if name == table.reference:
         where, before, after = "(reference)", "-", "-"
     elif divergence is None:
-        where, before, after = "(none)", "-", "-"
+        where, before, after = NO_DIVERGENCE, "-", "-"
     else:
         where = divergence.point
         before, after = divergence.passing or NOT_REACHED, divergence.failing or NOT_REACHED
