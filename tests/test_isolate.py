@@ -224,13 +224,22 @@ def test_chapter_04_texts_word_the_minimal_difference_by_client_name(e2e_isolati
 
 
 def test_the_isolated_pair_names_a_mixture_client_by_the_profile_it_comes_from(local_debug: Profile) -> None:
-    """The mixture's clients[5] has only staging-cloud-run's connection count (local-debug has no clients[5]):
-    its connections are named after user-e-mobile, not after the placeholder client5."""
-    isolation = isolate_profiles(local_debug, load_profile("staging-cloud-run"))
+    """A mixture whose clients[5] gets only staging-cloud-run's connection count (local-debug has no clients[5])
+    names that client after user-e-mobile, not after the placeholder client5."""
+    from investigation.analysis.isolate import _mixture_clients
+
+    staging_cloud_run = load_profile("staging-cloud-run")
+    count_only = [FactorChange("clients[5].connections", ABSENT, 6)]
+    names = _mixture_clients(local_debug, staging_cloud_run, count_only)
+    assert names["client5"] == "user-e-mobile of staging-cloud-run, with only the fields in the difference"
+    # dd's passing mixture already carries user-e-mobile's name (and its timing, see
+    # test_dd_keeps_the_profiles_spacing_on_the_passing_side): the pair is user-e-mobile's 1 connection at 1200 s
+    # (#1 after debug-script's #0) against its 6th, #6 at 1350 s; they part at the cap (spec 4.2)
+    isolation = isolate_profiles(local_debug, staging_cloud_run)
     text = isolation.to_text().splitlines()[-1]
     assert "client5" not in text
-    assert text.endswith("[passing: connection #0 of client debug-script; failing: connection #6 of client "
-                         "user-e-mobile of staging-cloud-run, with only the fields in the difference]")
+    assert text.endswith("factory.manager_cap: below (passing) vs exceeded (failing) [passing: connection #1 of "
+                         "client user-e-mobile; failing: connection #6 of client user-e-mobile]")
 
 
 @pytest.fixture(scope="module")
@@ -241,13 +250,12 @@ def e2e_reduction(staging_e2e: Profile) -> Any:
 #: staging-e2e's mechanism lesson, derived by hand in
 #: test_chapter_04_lessons_say_dds_mixture_refuses_concurrency_while_the_profile_leaks.
 E2E_MECHANISM_LESSON = (
-    "- In dd's failing mixture the refused connection (client debug-script, user test-user-12345) met 5 managers of its user on "
-    "its instance and 5 of the user's connections still open there: the cap refused a 6th concurrent "
-    "connection, as designed; in staging-e2e's own first failure the refused connection (client "
-    "e2e-process-2, user staging-e2e-user-002) met 5 managers and 0 of the user's connections still open there: managers "
-    "outlived their connections. The difference dd isolates therefore reproduces the close, not the leak; "
-    "ddmin's reduced traffic (planned times kept) does: at its refusal the user held 5 managers with 0 of "
-    "its connections open."
+    "- In dd's failing mixture the refused connection (client e2e-process-1, user test-user-12345) met 5 managers "
+    "of its user on its instance and 0 of the user's connections still open there: managers outlived their "
+    "connections; in staging-e2e's own first failure the refused connection (client e2e-process-2, user "
+    "staging-e2e-user-002) met 5 managers and 0 of the user's connections still open there: managers outlived "
+    "their connections. dd's mixture fails the same way; so does ddmin's reduced traffic (planned times kept): "
+    "at its refusal the user held 5 managers with 0 of its connections open."
 )
 
 
@@ -296,7 +304,7 @@ def test_chapter_04_lessons_name_the_environment_factors_of_the_difference(e2e_i
     sides = ChangeSides.of(load_profile("local-debug"), load_profile("staging-e2e"))
     environment = FactorChange("env.ENVIRONMENT", "test", "staging", sides)
     isolation = dataclasses.replace(
-        e2e_isolation, minimal_difference=(environment, *e2e_isolation.minimal_difference)
+        e2e_isolation, minimal_difference=(environment, *e2e_isolation.minimal_difference), passing_mixture=()
     )
     first = isolation_lessons(isolation, e2e_reduction, SuspiciousnessReport(0, 0, (), (), ())).data.splitlines()[0]
     assert first == (
@@ -330,13 +338,46 @@ def test_local_debug_vs_staging_e2e_isolates_one_connection_count_above_the_cap(
     assert isinstance(change.failing, int) and change.failing > CAP
 
 
-def test_the_isolated_change_alone_reproduces_the_failure_and_without_it_the_run_passes(
+def test_the_isolated_change_on_dds_passing_mixture_reproduces_the_failure_and_without_it_the_run_passes(
     local_debug: Profile, e2e_isolation: Any
 ) -> None:
-    factors = apply_changes(flatten_profile(local_debug), e2e_isolation.minimal_difference)
-    with_change = simulate(unflatten_profile("with-change", factors, base=local_debug))
+    base = apply_changes(flatten_profile(local_debug), e2e_isolation.passing_mixture)
+    with_change = simulate(unflatten_profile("with-change", apply_changes(base, e2e_isolation.minimal_difference),
+                                             base=local_debug))
     assert e2e_isolation.signature.outcome(with_change) is Outcome.FAIL
+    assert e2e_isolation.signature.outcome(simulate(unflatten_profile("without", base, base=local_debug))) is Outcome.PASS
     assert e2e_isolation.signature.outcome(simulate(local_debug)) is Outcome.PASS
+
+
+def test_a_concurrent_only_mixture_is_not_the_profiles_failure(local_debug: Profile, e2e_isolation: Any) -> None:
+    """local-debug's debug-script (spacing_s unset: 0, hold_s 5) with staging-e2e's 12 connections opens all 12 at
+    t=0: the 6th meets 5 managers and 5 open connections, the cap refusing a concurrent connection as designed.
+    staging-e2e's own first failure (e2e-process-2, connections 16 s apart, held 4 s) meets 5 managers with 0 open
+    (spec 1 step 14). Same close code and exception, different mechanism: not the same failure."""
+    from investigation.analysis.cap_refusals import Mechanism
+
+    assert e2e_isolation.signature == FailureSignature(1011, "RuntimeError", Mechanism.OUTLIVED)
+    count_only = apply_changes(flatten_profile(local_debug), [FactorChange("clients[0].connections", 1, 12)])
+    run = simulate(unflatten_profile("count-only", count_only, base=local_debug))
+    refused = [c for c in run.connections if c.failed]
+    assert [c.close_code for c in refused] == [1011] * 7  # 12 at once, cap 5: the 6th to the 12th
+    assert FailureSignature.of(refused[0], run) == FailureSignature(1011, "RuntimeError", Mechanism.CONCURRENT)
+    assert not e2e_isolation.signature.matches(refused[0], run)
+    assert e2e_isolation.signature.outcome(run) is Outcome.UNRESOLVED
+
+
+def test_dd_keeps_the_profiles_spacing_on_the_passing_side(local_debug: Profile) -> None:
+    """dd's 1-minimal difference is the connection count alone, relative to its last passing mixture, which
+    already spaces the client's connections as the failing profile does. staging-cloud-run's user-e-mobile:
+    6 connections 30 s apart from 1200 s, each held 25 s, so each ends (1225, 1255, ... s) before the next starts
+    and leaves its manager (spec 1 step 14): the 6th, at 1350 s, meets 5 managers, 0 open. With only 1 connection
+    the passing mixture holds 1 manager and passes."""
+    isolation = isolate_profiles(local_debug, load_profile("staging-cloud-run"))
+    assert [c.raw() for c in isolation.minimal_difference] == ["clients[5].connections: null -> 6"]
+    shared = {c.factor: c.failing for c in isolation.passing_mixture}
+    assert (shared["clients[5].spacing_s"], shared["clients[5].hold_s"]) == (30.0, 25.0)
+    assert (isolation.failure_state.held, isolation.failure_state.open_connections) == (CAP, 0)
+    assert isolation.mixture_failure_state == isolation.failure_state
 
 
 def test_first_divergence_of_the_profiles_is_the_environment_and_of_the_isolated_pair_the_cap(
@@ -634,7 +675,10 @@ def test_ddmin_traffic_is_1_minimal_not_the_smallest_failing_subset(staging_e2e:
     # frees nothing, every manager is under 5 minutes old) and closes 1011
     assert len({c.instance for c in run.connections}) == 1
     assert [c.close_code for c in run.connections] == [None, None, None, 1011]
-    assert FailureSignature(1011, "RuntimeError").outcome(run) is Outcome.FAIL
+    # user-003's connections start 18 s apart and are held 4 s: at the 4th, 5 managers and none open
+    from investigation.analysis.cap_refusals import Mechanism
+
+    assert FailureSignature(1011, "RuntimeError", Mechanism.OUTLIVED).outcome(run) is Outcome.FAIL
     # ddmin keeps cap + 1 = 6 (the cap fill and the refused one): more than the 4 above
     assert len(e2e_reduction.run.connections) == 6 > len(four)
     docs = [isolate_module.__doc__, isolate_module.TrafficReduction.__doc__, minimal_failing_traffic.__doc__]
@@ -724,11 +768,14 @@ def test_a_refusal_below_the_cap_is_not_the_caps() -> None:
     assert UserAtRefusal(held=5, open_connections=4, created_by_start_agent=0, cap=CAP).mechanism is Mechanism.OUTLIVED
 
 
-def test_chapter_04_lessons_say_dds_mixture_refuses_concurrency_while_the_profile_leaks(
+def test_chapter_04_lessons_say_dds_mixture_leaks_as_the_profile_does(
     e2e_isolation: Any, e2e_reduction: Any
 ) -> None:
-    """dd's mixture is local-debug's debug-script (test-user-12345, hold 5 s) with 12 connections; spacing_s is
-    unset in local-debug, so its default 0 opens all 12 at t=0: the 6th meets 5 managers and 5 open connections.
+    """dd's failing mixture is local-debug's debug-script (test-user-12345, local-debug's single instance) with
+    e2e-process-1's other fields (spacing_s 14, hold_s 4, a chat at 1 s; its name) and 12 connections: they start
+    at 0, 14, ..., 70 s and each ends 4 s later, leaving its manager (spec 1 step 14); the 6th, at 70 s, meets
+    5 managers and 0 open connections (the last ended at 60 s). The connection count alone (spacing 0) would
+    meet 5 open: the signature's mechanism rules that mixture out (test_a_concurrent_only_mixture_...).
     staging-e2e's first failure is e2e-process-2's (staging-e2e-user-002) 6th connection on instance 1, at 81 s:
     its connections there start 16 s apart (1, 17, 33, 49, 65 s) and are held 4 s, so none is open (the last
     ended at 69 s) while their 5 managers stay (spec 1 step 14). ddmin keeps those 6 at their planned times:

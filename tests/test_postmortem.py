@@ -609,14 +609,28 @@ def test_impact_says_nothing_of_shared_traffic_when_no_profiles_share_one(eviden
     assert "traffics" not in summary_section(hand).data
 
 
-def test_trigger_says_dd_mixtures_reproduce_the_close_not_the_leak(evidence: Evidence) -> None:
-    """dd's mixtures give the client that makes the difference the schema's defaults (spacing_s 0, hold_s 10):
-    its 6th connection starts while the first 5 are open, so at the refusal the user holds 5 managers with 5
-    connections open (the cap as designed). In each failing profile's own first failure the user's earlier
-    connections had ended (spacing longer than hold): 5 managers, 0 open (spec 1 step 14: managers outlive
-    their connections). ddmin keeps the planned times, so its reduced run shows the leak: 5 held, 0 open."""
-    lines = trigger_section(evidence).data.splitlines()
-    (line,) = [line for line in lines if line.startswith("- dd's failing mixtures for ")]
+def test_trigger_says_nothing_of_mechanisms_when_dds_mixtures_leak_as_their_profiles_do(evidence: Evidence) -> None:
+    """The failure signature includes the refusal's mechanism, so each of dd's failing mixtures keeps the failing
+    client's spacing: e.g. staging-cloud-run's user-e-mobile, 30 s apart, held 25 s, meets 5 managers with 0 open
+    at its 6th connection, as in the profile's own first failure (spec 1 step 14). No mismatch to report."""
+    isolations = evidence.isolation.isolations
+    assert isolations
+    assert all(iso.mixture_failure_state == iso.failure_state for iso in isolations.values())
+    assert not [line for line in trigger_section(evidence).data.splitlines() if line.startswith("- dd's failing")]
+
+
+def test_trigger_says_a_concurrent_mixture_reproduces_the_close_not_the_leak(evidence: Evidence) -> None:
+    """Were a mixture refused for concurrency (5 managers, 5 connections open: the cap as designed) while its
+    profile leaked (5 managers, 0 open), the trigger says so; ddmin keeps the planned times, so its reduced run
+    shows the leak: 5 held, 0 open."""
+    from investigation.analysis.cap_refusals import UserAtRefusal
+    from investigation.postmortem import _dd_mechanism_line
+
+    concurrent = UserAtRefusal(held=5, open_connections=5, created_by_start_agent=0, cap=5)
+    isolations = {name: dataclasses.replace(iso, mixture_failure_state=concurrent)
+                  for name, iso in evidence.isolation.isolations.items()}
+    (line,) = _dd_mechanism_line(isolations, evidence.reduction)
+    assert line.startswith("- dd's failing mixtures for ")
     assert "the refused connection met 5 managers of its user on its instance and 5 of the user's connections" in line
     assert "the refused user had 0 open against 5 managers: managers outlived their connections" in line
     assert line.endswith("at its refusal the user held 5 managers with 0 of its connections open.")

@@ -20,7 +20,9 @@
 
 The failure oracle (:class:`FailureSignature`) is "the same failure": some
 connection closes with the failing profile's first failure's close code and
-innermost exception type (the last link of its cause chain). A run whose
+innermost exception type (the last link of its cause chain) and, for a refusal
+at the per-user cap, the same mechanism (:class:`Mechanism`: the cap refusing a
+concurrent connection, or managers outliving their connections). A run whose
 failures are all different is UNRESOLVED; a run with no failing connection
 passes.
 
@@ -229,31 +231,56 @@ def short_value(value: object, limit: int = 60) -> str:
 
 @dataclass(frozen=True)
 class FailureSignature:
-    """What "the same failure" means: a close code and the innermost exception type."""
+    """What "the same failure" means: a close code, the innermost exception type, and for a refusal at
+    the per-user cap how the user came to be at it (:class:`Mechanism`; None for any other failure).
+
+    The mechanism separates the cap refusing one more concurrent connection, as designed, from managers
+    outliving their connections (spec 1 steps 12, 14): both close 1011 with the same exception.
+    """
 
     close_code: int
     innermost_type: str | None
+    mechanism: Mechanism | None = None
 
     @classmethod
-    def of(cls, connection: ConnectionResult) -> FailureSignature:
+    def of(cls, connection: ConnectionResult, run: RunResult) -> FailureSignature:
+        """The signature of ``connection``, a failing connection of ``run`` (needed for the mechanism)."""
         innermost = connection.cause_chain[-1].type if connection.cause_chain else None
         assert connection.close_code is not None, "a failing connection has a close code"
-        return cls(connection.close_code, innermost)
+        mechanism = user_at_refusal(run, connection).mechanism if refused_at_cap(connection) else None
+        return cls(connection.close_code, innermost, mechanism)
 
-    def matches(self, connection: ConnectionResult) -> bool:
-        return connection.failed and FailureSignature.of(connection) == self
+    def matches(self, connection: ConnectionResult, run: RunResult) -> bool:
+        """Whether ``connection`` (of ``run``) fails this way; the mechanism is computed only when needed."""
+        if not connection.failed or connection.close_code != self.close_code:
+            return False
+        innermost = connection.cause_chain[-1].type if connection.cause_chain else None
+        return innermost == self.innermost_type and FailureSignature.of(connection, run) == self
 
     def outcome(self, run: RunResult) -> Outcome:
         """FAIL if some connection fails this way; UNRESOLVED if only others fail; else PASS."""
-        if any(self.matches(connection) for connection in run.connections):
+        if any(self.matches(connection, run) for connection in run.connections):
             return Outcome.FAIL
         return Outcome.UNRESOLVED if run.failures else Outcome.PASS
 
     def first_match(self, run: RunResult) -> ConnectionResult | None:
-        return next((c for c in run.connections if self.matches(c)), None)
+        return next((c for c in run.connections if self.matches(c, run)), None)
 
     def __str__(self) -> str:
-        return f"close {self.close_code}, innermost {self.innermost_type or '(no exception)'}"
+        text = f"close {self.close_code}, innermost {self.innermost_type or '(no exception)'}"
+        return text if self.mechanism is None else f"{text}, {_MECHANISM_WORDS[self.mechanism]}"
+
+
+_MECHANISM_WORDS = {
+    Mechanism.CONCURRENT: "refused at the cap with as many connections open",
+    Mechanism.OUTLIVED: "refused at the cap with managers outliving their connections",
+    Mechanism.BELOW_CAP: "refused with the user below the cap",
+}
+
+
+def refused_at_cap(connection: ConnectionResult) -> bool:
+    """Whether the backend refused ``connection`` at the per-user manager cap (spec 4.2)."""
+    return any(d.point == "factory.manager_cap" and d.outcome == "exceeded" for d in connection.decisions)
 
 
 # ---------------------------------------------------------------------------
@@ -504,7 +531,7 @@ def isolate_profiles(
     """
     passing_run, failing_run = run_of(passing, variant, runs), run_of(failing, variant, runs)
     failure = check_runs(passing_run, failing_run)
-    signature = FailureSignature.of(failure)
+    signature = FailureSignature.of(failure, failing_run)
     passing_factors, failing_factors = flatten_profile(passing), flatten_profile(failing)
     changes = factor_changes(passing_factors, failing_factors, ChangeSides.of(passing, failing))
     tester = _MixtureTester(passing_factors, failing, signature, variant)
@@ -642,7 +669,7 @@ class TrafficReduction:
     @property
     def failing_the_same_way(self) -> tuple[ConnectionResult, ...]:
         """The connections of the reduced run that fail with the signature."""
-        return tuple(c for c in self.run.connections if self.signature.matches(c))
+        return tuple(c for c in self.run.connections if self.signature.matches(c, self.run))
 
     @property
     def failure_state(self) -> UserAtRefusal | None:
@@ -679,7 +706,7 @@ def minimal_failing_traffic(profile: Profile, variant: str = "original") -> Traf
     first_failure = run.first_failure()
     if first_failure is None:
         raise IsolationError(profile.name, "failing", f"does not fail under variant {variant}")
-    signature = FailureSignature.of(first_failure)
+    signature = FailureSignature.of(first_failure, run)
     plan = connection_plan(profile)
     runs: dict[tuple[int, ...], RunResult] = {}
 
