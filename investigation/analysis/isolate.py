@@ -845,10 +845,24 @@ def _difference_lesson(isolation: ProfileIsolation) -> str:
         change_count = "1 change" if len(changes) == 1 else f"{len(changes)} changes"
         return (f"{opening} no environment factor ({ENVIRONMENT_FACTOR_KINDS}): with {isolation.passing}'s "
                 f"environment, {change_count} of the traffic {'produces' if len(changes) == 1 else 'produce'} "
-                f"the same failure ({words}).")
+                f"the same failure ({words}){_shared_fields(isolation)}.")
     names = ", ".join(_factor_name(c.factor) for c in environmental)
     factor_count = "1 environment factor" if len(environmental) == 1 else f"{len(environmental)} environment factors"
-    return f"{opening} {factor_count} ({names}) among its {len(changes)} changes: {words}."
+    return f"{opening} {factor_count} ({names}) among its {len(changes)} changes: {words}{_shared_fields(isolation)}."
+
+
+def _shared_fields(isolation: ProfileIsolation) -> str:
+    """``, applied to dd's passing mixture, which already gives that client staging-e2e's hold_s 4.0, ...``:
+    the fields of the difference's clients that dd moved to the passing side (empty when there are none)."""
+    clients = {match[1] for c in isolation.minimal_difference if (match := _CLIENT_FACTOR.fullmatch(c.factor))}
+    shared = [(match, c) for c in isolation.passing_mixture
+              if (match := _CLIENT_FACTOR.fullmatch(c.factor)) and match[1] in clients]
+    if not shared:
+        return ""
+    values = ", ".join(f"{match[2]}{f' {match[3]}' if match[3] else ''} {short_value(_json_value(c.factor, c.failing))}"
+                       for match, c in shared)
+    client_word = "that client" if len(clients) == 1 else "those clients"
+    return f", applied to dd's passing mixture, which already gives {client_word} {isolation.failing}'s {values}"
 
 
 def _divergence_lesson(isolation: ProfileIsolation) -> str:
