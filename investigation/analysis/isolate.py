@@ -851,18 +851,26 @@ def _difference_lesson(isolation: ProfileIsolation) -> str:
     return f"{opening} {factor_count} ({names}) among its {len(changes)} changes: {words}{_shared_fields(isolation)}."
 
 
+TIMING_FIELDS = ("start_s", "spacing_s", "hold_s")
+"""A client's timing: what decides whether its earlier connections are still open at a refusal."""
+
+
 def _shared_fields(isolation: ProfileIsolation) -> str:
-    """``, applied to dd's passing mixture, which already gives that client staging-e2e's hold_s 4.0, ...``:
-    the fields of the difference's clients that dd moved to the passing side (empty when there are none)."""
+    """``, applied to dd's passing mixture, which already gives that client staging-e2e's spacing_s 14 and
+    hold_s 4 (and its headers, messages, name)``: the fields of the difference's clients that dd moved to the
+    passing side, the timing ones with their values (empty when there are none)."""
     clients = {match[1] for c in isolation.minimal_difference if (match := _CLIENT_FACTOR.fullmatch(c.factor))}
-    shared = [(match, c) for c in isolation.passing_mixture
+    shared = [(match[2], c) for c in isolation.passing_mixture
               if (match := _CLIENT_FACTOR.fullmatch(c.factor)) and match[1] in clients]
     if not shared:
         return ""
-    values = ", ".join(f"{match[2]}{f' {match[3]}' if match[3] else ''} {short_value(_json_value(c.factor, c.failing))}"
-                       for match, c in shared)
+    timing = " and ".join(f"{field} {short_value(_json_value(c.factor, c.failing))}"
+                          for name in TIMING_FIELDS for field, c in shared if field == name)
+    others = sorted({field for field, _ in shared} - set(TIMING_FIELDS))
     client_word = "that client" if len(clients) == 1 else "those clients"
-    return f", applied to dd's passing mixture, which already gives {client_word} {isolation.failing}'s {values}"
+    what = (f"{timing} (and its {', '.join(others)})" if timing and others
+            else timing or f"its {', '.join(others)}")
+    return f", applied to dd's passing mixture, which already gives {client_word} {isolation.failing}'s {what}"
 
 
 def _divergence_lesson(isolation: ProfileIsolation) -> str:
