@@ -204,10 +204,20 @@ def summary_section(evidence: Evidence) -> Markdown:
         f"inconclusive. "
     )
     text += (
-        f"Recommended resolution: **{recommended}**, which {evidence.variants.verdict_of(recommended).failure}."
+        f"Recommended resolution: **{recommended}**, which {evidence.variants.verdict_of(recommended).failure}"
+        + _agent_refusals_left(evidence.variants, recommended) + "."
         if recommended else "No candidate change removes the failure on every profile without weakening safety."
     )
     return Markdown(text)
+
+
+def _agent_refusals_left(report: VariantReport, variant: str) -> str:
+    """``; under it 27 of 142 start_agent messages are still refused, without a close`` when any are."""
+    refused, sent, _ = report.matrix.start_agent_totals(variant)
+    if not refused:
+        return ""
+    return (f"; under it {refused} of {sent} start_agent messages are still refused, without a close "
+            "(action items)")
 
 
 # --- impact --------------------------------------------------------------------------------
