@@ -145,12 +145,7 @@ def failures_at_cap(run: RunResult) -> int:
 
 def _created_by_start_agent(connection: ConnectionResult) -> int:
     """Managers ``connection``'s start_agent messages created (``route.start_agent`` = manager_left_behind=n)."""
-    total = 0
-    for part in (connection.outcome("route.start_agent") or "").split(","):
-        name, _, count = part.partition("=")
-        if name == "manager_left_behind" and count.isdigit():
-            total += int(count)
-    return total
+    return connection.tally("route.start_agent").get("manager_left_behind", 0)
 
 
 def managers_created_by_start_agent(run: RunResult) -> int:
@@ -160,10 +155,6 @@ def managers_created_by_start_agent(run: RunResult) -> int:
     run's count history can tell about that.
     """
     return sum(_created_by_start_agent(connection) for connection in run.connections)
-
-
-#: The name postmortem.py imports; it counts managers created, not managers still registered.
-managers_left_by_start_agent = managers_created_by_start_agent
 
 
 @dataclass(frozen=True)

@@ -223,6 +223,16 @@ class ConnectionResult:
                 return decision.outcome
         return None
 
+    def tally(self, point: str) -> dict[str, int]:
+        """A counted point's outcomes with their counts (``DecisionRecorder.tally``): the recorded
+        ``manager_left_behind=2,refused_FactoryInitializationError=1`` gives both names; {} if never reached."""
+        counts: dict[str, int] = {}
+        for part in (self.outcome(point) or "").split(","):
+            name, _, count = part.rpartition("=")
+            if name and count.isdigit():
+                counts[name] = counts.get(name, 0) + int(count)
+        return counts
+
     def deciding_decision(self) -> Decision | None:
         """The first decision that took the connection off its normal path, else the last one."""
         for decision in self.decisions:

@@ -12,7 +12,6 @@ and the isolation (04) tell them apart with one computation.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from dataclasses import dataclass
 
@@ -62,15 +61,12 @@ def user_at_refusal(run: RunResult, refused: ConnectionResult) -> UserAtRefusal:
     user's other connections there that started at or before the refusal and ended after it (the
     refused connection itself never held a manager).
     """
-    # reproduce imports analysis.hypotheses, which imports analysis.isolate, which imports this module.
-    from investigation.reproduce import managers_created_by_start_agent
-
     key = (str(refused.user_id), refused.instance)
     steps = next((s.steps for s in timeline_series(run) if (s.user_id, s.instance) == key), ())
     there = [c for c in run.connections if c is not refused and (str(c.user_id), c.instance) == key]
     open_now = [c for c in there if c.at_s <= refused.at_s < c.ended_at_s]
     ended = tuple(c for c in there if c.ended_at_s <= refused.at_s)
-    created = managers_created_by_start_agent(dataclasses.replace(run, connections=ended))
+    created = sum(c.tally("route.start_agent").get("manager_left_behind", 0) for c in ended)
     return UserAtRefusal(count_at(steps, refused.at_s), len(open_now), created, run.max_managers_per_user)
 
 

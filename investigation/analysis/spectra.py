@@ -226,8 +226,7 @@ def _spectra_from(data: coverage.CoverageData, run: str, results: dict[int, Conn
 
 def _start_agent_refused(result: ConnectionResult) -> bool:
     """Whether the connection's ``route.start_agent`` tally (``refused_X=1,manager_left_behind=2``) has a refusal."""
-    return any(decision.point == "route.start_agent" and "refused_" in decision.outcome
-               for decision in result.decisions)
+    return any(name.startswith("refused_") for name in result.tally("route.start_agent"))
 
 
 def _relative(path: str) -> str:

@@ -204,7 +204,7 @@ def cell_from_run(run: RunResult) -> MatrixCell:
         first_failure_s=None if first is None else first.at_s,
         first_failure=None if first is None else f"{close_code_label(first.close_code)} {first.close_reason}",
         cap_refusals=sum(1 for connection in run.failures if _refused_by_the_cap(connection)),
-        start_agent_sent=sum(sum(start_agent_tally(c).values()) for c in run.connections),
+        start_agent_sent=sum(sum(c.tally("route.start_agent").values()) for c in run.connections),
         start_agent_refused=sum(_start_agent_refusals(c) for c in run.connections),
         start_agent_refused_at_cap=sum(_start_agent_refusals(c) for c in run.connections if _held_the_cap(run, c)),
         peak_managers=max((change.count for change in run.manager_counts), default=0),
@@ -212,22 +212,10 @@ def cell_from_run(run: RunResult) -> MatrixCell:
     )
 
 
-def start_agent_tally(connection: ConnectionResult) -> dict[str, int]:
-    """The connection's start_agent messages by outcome, from the trace's tally.
-
-    ``route.start_agent`` resolves to e.g. ``manager_left_behind=2,refused_FactoryInitializationError=1``
-    (spec 1, step 12: each message builds a manager; a refused one raises inside the handler, no close).
-    """
-    tally: dict[str, int] = {}
-    for part in (connection.outcome("route.start_agent") or "").split(","):
-        name, _, count = part.rpartition("=")
-        if name and count.isdigit():
-            tally[name] = tally.get(name, 0) + int(count)
-    return tally
-
-
 def _start_agent_refusals(connection: ConnectionResult) -> int:
-    return sum(n for name, n in start_agent_tally(connection).items() if name.startswith("refused_"))
+    """start_agent messages refused (spec 1, step 12: each builds a manager; a refused one raises inside
+    the handler, no close)."""
+    return sum(n for name, n in connection.tally("route.start_agent").items() if name.startswith("refused_"))
 
 
 def _held_the_cap(run: RunResult, connection: ConnectionResult) -> bool:
