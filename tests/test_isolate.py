@@ -231,7 +231,7 @@ def test_the_isolated_pair_names_a_mixture_client_by_the_profile_it_comes_from(l
     staging_cloud_run = load_profile("staging-cloud-run")
     count_only = [FactorChange("clients[5].connections", ABSENT, 6)]
     names = _mixture_clients(local_debug, staging_cloud_run, count_only)
-    assert names["client5"] == "user-e-mobile of staging-cloud-run, with only the fields in the difference"
+    assert names["client5"] == "user-e-mobile of staging-cloud-run, with only the fields dd's mixture sets"
     # dd's passing mixture already carries user-e-mobile's name (and its timing, see
     # test_dd_keeps_the_profiles_spacing_on_the_passing_side): the pair is user-e-mobile's 1 connection at 1200 s
     # (#1 after debug-script's #0) against its 6th, #6 at 1350 s; they part at the cap (spec 4.2)

@@ -568,14 +568,14 @@ def _mixture_failure_state(tester: _MixtureTester, failing_changes: Sequence[Fac
 
 
 def _mixture_clients(passing: Profile, failing: Profile, applied: Sequence[FactorChange]) -> dict[str, str]:
-    """``{"client5": "user-e-mobile of staging-cloud-run, with only the fields in the difference"}``.
+    """``{"client5": "user-e-mobile of staging-cloud-run, with only the fields dd's mixture sets"}``.
 
     A client only the failing profile has enters a mixture with just the fields the applied changes
     set; without its name it gets the placeholder ``client{i}`` (``unflatten_profile``).
     """
     named = {change.factor for change in applied}
     return {
-        f"client{index}": f"{client.name} of {failing.name}, with only the fields in the difference"
+        f"client{index}": f"{client.name} of {failing.name}, with only the fields dd's mixture sets"
         for index, client in enumerate(failing.clients)
         if index >= len(passing.clients) and f"clients[{index}].name" not in named
     }
