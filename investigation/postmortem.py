@@ -62,7 +62,7 @@ from investigation.charts.variants import variant_chart
 from investigation.clock import outside_event_loop
 from investigation.divergence_findings import first_divergence_counts, separating_points
 from investigation.profiles import ProfileError
-from investigation.report import format_table, plural
+from investigation.report import and_list, format_table, plural
 from investigation.reproduce import (
     deciding_counts,
     failures_at_cap,
@@ -295,7 +295,7 @@ def _traffic_once_text(evidence: Evidence) -> str:
         return ""
     planned, failed, users = _traffic_once(evidence)
     same = "; ".join(f"{len(group)} profiles run one traffic (identical client lists) in their environments: "
-                     f"{_and_names(group)}" for group in groups)
+                     f"{and_list(group)}" for group in groups)
     return (f" {same}; counting each traffic once, {failed} of {plural(planned, 'planned connection')} failed, "
             f"for {plural(users, 'distinct user id')}.")
 
@@ -309,10 +309,6 @@ def _traffic_once_note(evidence: Evidence) -> str:
     traffics = len(evidence.runs) - sum(len(group) - 1 for group in groups)
     shared = "; ".join(f"{len(group)} profiles share one" for group in groups)
     return f" ({failed} of {planned} counting each of the {traffics} traffics once: {shared})"
-
-
-def _and_names(names: Sequence[str]) -> str:
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 # --- trigger -------------------------------------------------------------------------------
@@ -329,8 +325,7 @@ def trigger_section(evidence: Evidence) -> Markdown:
         f"environment factors ({ENVIRONMENT_FACTOR_KINDS}) among them: "
         f"{', '.join(environmental) or 'none'}.",
         "- Per profile: " + "; ".join(
-            f"{name}: " + " and ".join(c.describe() for c in iso.minimal_difference)
-            for name, iso in sorted(isolations.items())
+            f"{name}: {iso.difference_in_words()}" for name, iso in sorted(isolations.items())
         ) + "." if isolations else "- No failing profile to isolate.",
     ]
     lines.extend(_dd_mechanism_line(isolations, evidence.reduction))

@@ -223,6 +223,16 @@ def test_chapter_04_texts_word_the_minimal_difference_by_client_name(e2e_isolati
            "e2e-process-1 at the same index [clients[0].connections: 1 -> 12]" in e2e_isolation.to_text().splitlines()
 
 
+def test_the_text_output_says_what_dds_passing_mixture_already_gives_the_client(e2e_isolation: Any) -> None:
+    """12 connections at local-debug's spacing 0 are 12 concurrent ones (the cap as designed); the failure dd
+    isolated has e2e-process-1's spacing_s 14 and hold_s 4 (staging-e2e.toml) on the passing side already."""
+    lines = e2e_isolation.to_text().splitlines()
+    difference = lines.index("minimal failure-inducing difference:")
+    assert lines[difference + 2] == (
+        "  applied to dd's passing mixture, which already gives that client staging-e2e's spacing_s 14.0 and "
+        "hold_s 4.0 (and its headers, messages, name)")
+
+
 def test_the_isolated_pair_names_a_mixture_client_by_the_profile_it_comes_from(local_debug: Profile) -> None:
     """A mixture whose clients[5] gets only staging-cloud-run's connection count (local-debug has no clients[5])
     names that client after user-e-mobile, not after the placeholder client5."""
@@ -275,7 +285,10 @@ def test_chapter_04_lessons_say_the_difference_has_no_environment_factor(e2e_iso
     verdicts = isolation_verdicts(e2e_isolation, e2e_reduction).data.splitlines()
     assert verdicts[0] == (f"- Failure-inducing difference ({tests} tests): client debug-script of local-debug: "
                            "12 connections instead of 1, the value of staging-e2e's client e2e-process-1 at the "
-                           "same index.")  # words, not code
+                           "same index, applied to dd's passing mixture, which already gives that client "
+                           # staging-e2e.toml: e2e-process-1 has spacing_s 14 and hold_s 4, local-debug's
+                           # debug-script 0 and 5: without them the count alone is not the profile's failure
+                           "staging-e2e's spacing_s 14.0 and hold_s 4.0 (and its headers, messages, name).")
     report = SuspiciousnessReport(0, 0, (), (), ())
     lessons = isolation_lessons(e2e_isolation, e2e_reduction, report).data.splitlines()
     assert lessons == [

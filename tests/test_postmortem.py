@@ -279,6 +279,16 @@ def test_trigger_counts_one_factor_per_profile_and_the_distinct_ones(evidence: E
     assert "in total" not in line
 
 
+def test_trigger_names_the_timing_each_isolated_difference_is_applied_with(evidence: Evidence) -> None:
+    # staging-cloud-run.toml: user-e-mobile starts at 1200 s, 30 s apart, each held 25 s; staging-e2e.toml:
+    # e2e-process-1 14 s apart, held 4 s. dd's passing mixtures carry these, so the count is not the whole change.
+    line = next(line for line in trigger_section(evidence).data.splitlines() if line.startswith("- Per profile: "))
+    assert ("staging-cloud-run: client user-e-mobile of staging-cloud-run: 6 connections (absent from local-debug), "
+            "applied to dd's passing mixture, which already gives that client staging-cloud-run's start_s 1200.0, "
+            "spacing_s 30.0 and hold_s 25.0 (and its messages, name, subprotocols);") in line
+    assert "staging-e2e's spacing_s 14.0 and hold_s 4.0" in line
+
+
 def test_trigger_states_the_kept_traffic_and_its_users(evidence: Evidence) -> None:
     reduction = evidence.reduction
     assert reduction is not None

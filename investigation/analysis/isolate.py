@@ -49,6 +49,7 @@ from investigation.profiles import (
     jsonable_factor_value,
     unflatten_profile,
 )
+from investigation.report import and_list
 from investigation.simulate import simulate
 from investigation.trace import POINT_ORDER, ConnectionResult, RunResult
 from investigation.traffic import PlannedConnection, connection_plan, instance_for
@@ -430,6 +431,12 @@ class ProfileIsolation:
             else {"point": divergence.point, "passing": divergence.passing, "failing": divergence.failing},
         }
 
+    def difference_in_words(self) -> str:
+        """The minimal difference in words, with what dd's passing mixture already gives its clients:
+        the difference alone is not the whole change from ``passing`` (see :func:`passing_mixture_context`)."""
+        words = "; ".join(change.describe() for change in self.minimal_difference) or "(none)"
+        return words + passing_mixture_context(self)
+
     def summary(self) -> str:
         """One line: the minimal difference and the failure it induces."""
         changes = "; ".join(change.describe() for change in self.minimal_difference) or "(none)"
@@ -452,6 +459,8 @@ class ProfileIsolation:
         )
         lines.append("minimal failure-inducing difference:")
         lines.extend(f"  {change.describe()} [{change.raw()}]" for change in self.minimal_difference)
+        if context := passing_mixture_context(self):
+            lines.append(f"  {context.removeprefix(', ')}")
         lines.append(f"first divergence: {_describe_alignment(self.first_divergence)}")
         if self.isolated_divergence is not None:
             lines.append("first divergence of the isolated pair: "
@@ -807,8 +816,7 @@ def isolation_verdicts(isolation: ProfileIsolation, reduction: TrafficReduction)
 
     environmental = [c.factor for c in isolation.minimal_difference if is_environment_factor(c.factor)]
     lines = [
-        f"- Failure-inducing difference ({isolation.tests_run} tests): "
-        + "; ".join(c.describe() for c in isolation.minimal_difference) + ".",
+        f"- Failure-inducing difference ({isolation.tests_run} tests): {isolation.difference_in_words()}.",
         f"- Environment factors ({ENVIRONMENT_FACTOR_KINDS}) in it: {', '.join(environmental) or 'none'}.",
         f"- 1-minimal failing traffic (ddmin: removing any one kept connection makes the failure disappear; "
         f"a smaller failing subset may exist): {reduction.description()}, {_users_and_instances(reduction)}.",
@@ -845,17 +853,17 @@ def _difference_lesson(isolation: ProfileIsolation) -> str:
         change_count = "1 change" if len(changes) == 1 else f"{len(changes)} changes"
         return (f"{opening} no environment factor ({ENVIRONMENT_FACTOR_KINDS}): with {isolation.passing}'s "
                 f"environment, {change_count} of the traffic {'produces' if len(changes) == 1 else 'produce'} "
-                f"the same failure ({words}){_shared_fields(isolation)}.")
+                f"the same failure ({words}){passing_mixture_context(isolation)}.")
     names = ", ".join(_factor_name(c.factor) for c in environmental)
     factor_count = "1 environment factor" if len(environmental) == 1 else f"{len(environmental)} environment factors"
-    return f"{opening} {factor_count} ({names}) among its {len(changes)} changes: {words}{_shared_fields(isolation)}."
+    return f"{opening} {factor_count} ({names}) among its {len(changes)} changes: {words}{passing_mixture_context(isolation)}."
 
 
 TIMING_FIELDS = ("start_s", "spacing_s", "hold_s")
 """A client's timing: what decides whether its earlier connections are still open at a refusal."""
 
 
-def _shared_fields(isolation: ProfileIsolation) -> str:
+def passing_mixture_context(isolation: ProfileIsolation) -> str:
     """``, applied to dd's passing mixture, which already gives that client staging-e2e's spacing_s 14 and
     hold_s 4 (and its headers, messages, name)``: the fields of the difference's clients that dd moved to the
     passing side, the timing ones with their values (empty when there are none)."""
@@ -864,12 +872,12 @@ def _shared_fields(isolation: ProfileIsolation) -> str:
               if (match := _CLIENT_FACTOR.fullmatch(c.factor)) and match[1] in clients]
     if not shared:
         return ""
-    timing = " and ".join(f"{field} {short_value(_json_value(c.factor, c.failing))}"
-                          for name in TIMING_FIELDS for field, c in shared if field == name)
+    timing = [f"{field} {short_value(_json_value(c.factor, c.failing))}"
+              for name in TIMING_FIELDS for field, c in shared if field == name]
     others = sorted({field for field, _ in shared} - set(TIMING_FIELDS))
     client_word = "that client" if len(clients) == 1 else "those clients"
-    what = (f"{timing} (and its {', '.join(others)})" if timing and others
-            else timing or f"its {', '.join(others)}")
+    what = (f"{and_list(timing)} (and its {', '.join(others)})" if timing and others
+            else and_list(timing) if timing else f"its {', '.join(others)}")
     return f", applied to dd's passing mixture, which already gives {client_word} {isolation.failing}'s {what}"
 
 

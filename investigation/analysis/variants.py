@@ -33,7 +33,7 @@ from investigation.backend.variants import ORIGINAL, VARIANTS, Variant, get_vari
 from investigation.clock import outside_event_loop
 from investigation.notebook_errors import NotebookParameterError
 from investigation.profiles import Profile, active_profiles_dir, list_profiles, load_profile, profile_from_dict
-from investigation.report import format_table, plural
+from investigation.report import and_list, format_table, plural
 from investigation.run_cache import shared
 from investigation.simulate import simulate
 from investigation.trace import ConnectionResult, RunResult, close_code_label
@@ -830,12 +830,7 @@ def _worse_lessons(report: VariantReport) -> list[str]:
                 relation = "earlier than the original" if effect == EARLIER else "where the original does not fail"
                 finding = f"first failure at {cell.first_failure_s:.0f} s ({cell.first_failure}), {relation}."
                 findings.setdefault((verdict.variant, finding), []).append(profile)
-    return [f"{variant} on {_and_list(profiles)}: {finding}" for (variant, finding), profiles in findings.items()]
-
-
-def _and_list(names: Sequence[str]) -> str:
-    """``a``, ``a and b``, ``a, b and c``."""
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return [f"{variant} on {and_list(profiles)}: {finding}" for (variant, finding), profiles in findings.items()]
 
 
 def _safety_lessons(report: VariantReport) -> list[str]:
