@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from investigation.cli import main
-from investigation.profiles import list_profiles, load_profile
+from investigation.profiles import DEFAULT_PROFILES_DIR, list_profiles, load_profile
 from investigation.traffic import auth_environment, b64url, mint_token
 from tests.conftest import EPOCH_S
 
@@ -213,3 +213,13 @@ def test_a_reader_that_leaves_early_ends_the_output_quietly() -> None:
         stderr = process.stderr.read()
         assert process.wait(timeout=60) == 0
     assert stderr == b""
+
+
+def test_python_dash_m_investigation_is_the_command() -> None:
+    """`python -m investigation profiles` works where the venv's scripts are not on PATH, with the same output
+    as the console script's entry point: one line per shipped profile, name first."""
+    completed = subprocess.run([sys.executable, "-m", "investigation", "profiles"], capture_output=True, text=True,
+                               timeout=60)
+    assert (completed.returncode, completed.stderr) == (0, "")
+    names = [line.split("\t")[0] for line in completed.stdout.splitlines()]
+    assert names == sorted(path.stem for path in DEFAULT_PROFILES_DIR.glob("*.toml"))
