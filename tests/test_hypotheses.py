@@ -605,6 +605,28 @@ def test_local_works_flips_when_a_local_profile_fails(reference: Profile) -> Non
     assert verdict is Verdict.REFUTED
 
 
+def test_claims_about_one_environment_run_its_own_traffic_and_every_failing_profiles_traffic_in_it() -> None:
+    baseline = shipped_with_failing(STAGING, "staging-e2e")
+    local = ["development", REFERENCE, "pytest"]
+    assert labels("summary.local_works", baseline) == sorted(
+        [*local, *(f"{traffic} traffic in {name} environment" for name in local for traffic in (STAGING, "staging-e2e"))])
+    assert labels("impact.production", baseline) == sorted(
+        ["production-cloud-run", *(f"{traffic} traffic in production-cloud-run environment"
+                                   for traffic in (STAGING, "staging-e2e"))])
+
+
+def test_an_environment_claims_evidence_counts_its_own_traffic_apart_from_the_replayed_traffic() -> None:
+    """local-debug's own traffic held with no failure; staging's traffic replayed there did not (2 closes)."""
+    observations = (Observation(REFERENCE, True, "fine"),
+                    Observation(f"{STAGING} traffic in {REFERENCE} environment", False, "two closes",
+                                ((FACTORY_CLOSES, 2),)))
+    finding = Finding(hypothesis("summary.local_works"), Verdict.REFUTED, observations)
+    assert finding.evidence() == (
+        f"prediction held on 1 of 2 runs: on the own traffic of {REFERENCE} on 1 of 1 run (no failure), "
+        f"on the failing profiles' traffic replayed there on 0 of 1 run ({FACTORY_CLOSES} x2); "
+        f"e.g. {STAGING} traffic in {REFERENCE} environment: two closes")
+
+
 def test_production_impact_flips_with_a_user_reconnecting_past_the_cap(reference: Profile, staging: Profile) -> None:
     impact = [hypothesis("impact.production")]
     production = load_profile("production-cloud-run")
@@ -680,7 +702,9 @@ def test_default_verdicts_follow_from_the_spec(ledger: Ledger) -> None:
     assert only(ledger, "fix.v1") is Verdict.REFUTED
     assert only(ledger, "action.permissive_staging_validation") is Verdict.REFUTED
     assert only(ledger, "table.environment_detection") is Verdict.SUPPORTED
-    assert only(ledger, "summary.local_works") is Verdict.SUPPORTED
+    # the failing profiles' traffic replayed in a local environment still meets the per-user cap (spec 4.2)
+    assert only(ledger, "summary.local_works") is Verdict.REFUTED
+    assert only(ledger, "impact.production") is Verdict.SUPPORTED
     assert only(ledger, "table.database") is Verdict.INCONCLUSIVE
     assert only(ledger, "table.resource_limits") is Verdict.INCONCLUSIVE
 
@@ -735,8 +759,8 @@ def observed(quantifier: Any, *holds: bool | None) -> Finding:
         # "any" (a "may" claim): supported by the runs where it held; the first of them (r1) is shown, and
         # the run where it did not happen (r0) is named with its evidence
         ("any", (False, True, None, True),
-         "supported: prediction held on 2 of 3 runs (failed on r0: evidence 0); e.g. r1: evidence 1"),
-        ("any", (False, True, False), "supported: prediction held on 1 of 3 runs (failed on r0, r2); e.g. r1: evidence 1"),
+         "supported: prediction held on 2 of 3 runs (not met on r0: evidence 0); e.g. r1: evidence 1"),
+        ("any", (False, True, False), "supported: prediction held on 1 of 3 runs (not met on r0, r2); e.g. r1: evidence 1"),
         ("any", (None, True), "supported: prediction held on 1 of 1 run; e.g. r1: evidence 1"),
         ("any", (None, False, False), "refuted: prediction held on 0 of 2 runs; e.g. r1: evidence 1"),
     ],
@@ -841,6 +865,7 @@ def test_verdict_bullets_count_each_class(hand_ledger: Ledger) -> None:
 def test_finding_details_say_where_the_prediction_held_and_an_unknown_key_is_an_error(hand_ledger: Ledger) -> None:
     rows = finding_details(hand_ledger, "fix.v1").splitlines()
     assert rows[0] == "fix.v1: refuted"
-    assert [row.split()[:2] for row in rows[3:]] == [["r0", "held"], ["r1", "failed"]]
+    # "failure" is a connection closed with a code other than 1000; a prediction is "not met"
+    assert [row.split()[:3] for row in rows[3:]] == [["r0", "held", "fix.v1"], ["r1", "not", "met"]]
     with pytest.raises(KeyError):
         hand_ledger.finding("no.such.claim")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import pickle
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from typing import Literal
 from investigation.analysis.isolate import align_with_nearest, is_environment_factor
 from investigation.backend.route import FACTORY_FAILED_REASON
 from investigation.profiles import Profile, flatten_profile, list_profiles, unflatten_profile
-from investigation.report import plural
+from investigation.report import and_list, plural
 from investigation.run_cache import shared
 from investigation.simulate import simulate
 from investigation.trace import POINT_ORDER, ConnectionResult, RunResult
@@ -111,6 +112,9 @@ class Hypothesis:
     quantifier: Literal["all", "any"]
     design: Callable[[Baseline], Sequence[Trial]]
     untestable_because: str = ""
+    by_traffic: bool = False
+    """The claim is about one environment's outcome: its evidence counts the environment's own traffic
+    apart from the failing profiles' traffic replayed in it (:func:`_design_environment_outcome`)."""
 
     def __reduce__(self) -> tuple[Callable[[str], Hypothesis], tuple[str]]:
         """Pickled by key (a ledger shared between notebooks, see run_cache): designs are lambdas.
@@ -160,7 +164,17 @@ class Finding:
         if not tested:
             return self.hypothesis.untestable_because or "no run reached what the claim is about"
         first = self.deciding_observations()[0]
+        if self.hypothesis.by_traffic:
+            return f"{self.held_on()}: {self._by_traffic(tested)}; e.g. {first.run}: {first.evidence}"
         return f"{self.held_on()}{self._other_way(tested)}; e.g. {first.run}: {first.evidence}"
+
+    def _by_traffic(self, tested: Sequence[Observation]) -> str:
+        """``on the own traffic of a and b on 2 of 2 runs (no failure), on the failing profiles' traffic
+        replayed there on 0 of 4 runs (1011 Factory SSOT validation failed x4)``."""
+        own = [o for o in tested if not is_replay(o.run)]
+        replayed = [o for o in tested if is_replay(o.run)]
+        return (f"on the own traffic of {and_list([o.run for o in own])} {_held_count(own)}, "
+                f"on the failing profiles' traffic replayed there {_held_count(replayed)}")
 
     def held_on(self) -> str:
         """``prediction held on 0 of 4 runs`` (the runs that tested the claim)."""
@@ -175,9 +189,20 @@ class Finding:
         against = [o for o in tested if o.holds is not deciding[0].holds]
         if not against:
             return ""
-        outcome = "held" if against[0].holds else "failed"
+        outcome = "held" if against[0].holds else "not met"
         shown = f"{against[0].run}: {against[0].evidence}" if len(against) == 1 else ", ".join(o.run for o in against)
         return f" ({outcome} on {shown})"
+
+
+def _held_count(observations: Sequence[Observation]) -> str:
+    """``on 0 of 4 runs (1011 Factory SSOT validation failed x4)``: where the prediction held, and the
+    runs' failing connections by close (``no failure`` when they have none)."""
+    totals: Counter[str] = Counter()
+    for observation in observations:
+        totals.update(dict(observation.failures))
+    failures = ", ".join(f"{close} x{n}" for close, n in sorted(totals.items())) or "no failure"
+    held = sum(1 for o in observations if o.holds)
+    return f"on {held} of {plural(len(observations), 'run')} ({failures})"
 
 
 def verdict_of(holds: Iterable[Holds], quantifier: Literal["all", "any"]) -> Verdict:
@@ -254,9 +279,18 @@ def vary(profile: Profile, label: str, set_factors: Mapping[str, object] | None 
     return unflatten_profile(label, factors, base=profile)
 
 
+REPLAY_LABEL = "{traffic} traffic in {environment} environment"
+"""The label of a run of one profile's traffic in another profile's environment."""
+
+
+def is_replay(label: str) -> bool:
+    """Whether a run label is one of :func:`in_environment_of` (a profile's traffic moved elsewhere)."""
+    return re.fullmatch(REPLAY_LABEL.format(traffic=".+", environment=".+"), label) is not None
+
+
 def in_environment_of(traffic: Profile, environment: Profile) -> RunSpec:
     """``traffic``'s clients run where ``environment`` runs (env, process, startup, instances)."""
-    label = f"{traffic.name} traffic in {environment.name} environment"
+    label = REPLAY_LABEL.format(traffic=traffic.name, environment=environment.name)
     moved = {path: value for path, value in flatten_profile(environment).items() if is_environment_factor(path)}
     return RunSpec(label, vary(traffic, label, moved, drop=is_environment_factor))
 
@@ -558,15 +592,23 @@ def _design_conclusion(baseline: Baseline) -> list[Trial]:
             for name in baseline.failing()]
 
 
+def _design_environment_outcome(
+    baseline: Baseline, environments: Sequence[str], predicate: Predicate
+) -> list[Trial]:
+    """A claim about an environment's outcome: each environment's own traffic, and every failing
+    profile's traffic replayed in it (the environment alone, not its usual traffic, decides)."""
+    trials = _each(baseline, environments, predicate)
+    for name in environments:
+        environment = baseline.profiles[name]
+        trials += [Trial(in_environment_of(baseline.profiles[failing], environment), predicate)
+                   for failing in baseline.failing() if failing != name]
+    return trials
+
+
 def _design_production_impact(baseline: Baseline) -> list[Trial]:
     """Production's own traffic, and every failing profile's traffic where production runs."""
     productions = baseline.where(lambda p: p.env.get("ENVIRONMENT") == "production")
-    trials = _each(baseline, productions, has_factory_close)
-    for production in productions:
-        environment = baseline.profiles[production]
-        trials += [Trial(in_environment_of(baseline.profiles[name], environment), has_factory_close)
-                   for name in baseline.failing()]
-    return trials
+    return _design_environment_outcome(baseline, productions, has_factory_close)
 
 
 def _design_injected_id_failure(baseline: Baseline) -> list[Trial]:
@@ -697,8 +739,10 @@ HYPOTHESES: tuple[Hypothesis, ...] = (
     Hypothesis(
         "summary.local_works", "Executive summary",
         "In the local/dev environment factory validation works perfectly.",
-        "Every local profile (test, development, pytest) passes and every validation in it passes.",
-        "all", lambda b: _each(b, b.where(_is_local), local_validation_works),
+        "Every local profile (test, development, pytest) passes and every validation in it passes, on its "
+        "own traffic and on every failing profile's traffic replayed in it.",
+        "all", lambda b: _design_environment_outcome(b, b.where(_is_local), local_validation_works),
+        by_traffic=True,
     ),
     Hypothesis(
         "summary.identical_code_path", "Executive summary (evidence)",
@@ -712,7 +756,7 @@ HYPOTHESES: tuple[Hypothesis, ...] = (
         "Production likely has similar issues to staging.",
         "The production profile, or the traffic of a failing profile run in production's environment, "
         "shows 1011 'Factory SSOT validation failed' closes.",
-        "any", _design_production_impact,
+        "any", _design_production_impact, by_traffic=True,
     ),
     Hypothesis(
         "conclusion.root_cause", "Conclusion",
@@ -922,6 +966,6 @@ def finding_details(ledger: Ledger, key: str) -> str:
     from investigation.report import format_table
 
     finding = ledger.finding(key)
-    rows = [(o.run, {True: "held", False: "failed", None: "untested"}[o.holds], o.evidence)
+    rows = [(o.run, {True: "held", False: "not met", None: "untested"}[o.holds], o.evidence)
             for o in finding.observations]
     return f"{key}: {finding.verdict.value}\n" + format_table(("run", "prediction", "evidence"), rows)
