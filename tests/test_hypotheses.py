@@ -42,6 +42,7 @@ from investigation.analysis.hypotheses import (
     ledger_verdicts,
     local_environment_removes_validation_failure,
     local_validation_works,
+    most_connections_fail,
     runs_strict_validation,
     same_path_as_reference,
     strict_runs_and_rejects,
@@ -397,6 +398,7 @@ def test_conclusion_needs_rejections_only_and_none_in_the_local_environment(
         ("summary.local_works", "all"),
         ("summary.identical_code_path", "all"),
         ("conclusion.root_cause", "all"),
+        ("impact.staging_unavailable", "all"),
         # "may", "likely", "some ... shape/kind/value", "if ... not set": one case suffices: "any"
         ("why5.fallback_fails_validation", "any"),
         ("why5.startup_timing", "any"),
@@ -625,6 +627,28 @@ def test_an_environment_claims_evidence_counts_its_own_traffic_apart_from_the_re
         f"prediction held on 1 of 2 runs: on the own traffic of {REFERENCE} on 1 of 1 run (no failure), "
         f"on the failing profiles' traffic replayed there on 0 of 1 run ({FACTORY_CLOSES} x2); "
         f"e.g. {STAGING} traffic in {REFERENCE} environment: two closes")
+
+
+def test_staging_unavailable_runs_each_cloud_run_staging_profile_and_needs_most_connections_failing(
+    staging: Profile,
+) -> None:
+    # K_SERVICE set and ENVIRONMENT exactly "staging" (profile files): cloud-run-env-missing has no ENVIRONMENT,
+    # staging-env-whitespace no K_SERVICE
+    renamed = varied(staging, "renamed-staging", {})
+    assert labels("impact.staging_unavailable", shipped_with_failing(extra=(renamed,))) == [
+        "renamed-staging", STAGING, "staging-e2e"]
+    half = RunResult("x", "original", (factory_close(0), connection(1)))
+    most = RunResult("x", "original", (factory_close(0), factory_close(1), connection(2)))
+    assert most_connections_fail(half, {})[0] is False
+    assert most_connections_fail(most, {}) == (True, f"2 of 3 connections fail ({FACTORY_CLOSES} 2, open 1)")
+
+
+def test_staging_is_not_unavailable_most_staging_connections_stay_open(ledger: Ledger) -> None:
+    """``investigation.cli simulate``: staging-cloud-run fails 1 of 21 connections, staging-e2e 10 of 36."""
+    finding = ledger.finding("impact.staging_unavailable")
+    assert finding.verdict is Verdict.REFUTED
+    assert [o.evidence.split(" (")[0] for o in finding.observations] == [
+        "1 of 21 connections fail", "10 of 36 connections fail"]
 
 
 def test_production_impact_flips_with_a_user_reconnecting_past_the_cap(reference: Profile, staging: Profile) -> None:

@@ -448,6 +448,14 @@ def same_path_as_reference(run: RunResult, runs: Mapping[str, RunResult]) -> tup
     )
 
 
+def most_connections_fail(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+    """More than half of the run's connections fail (a close other than 1000)."""
+    if not run.connections:
+        return None, "no connection"
+    failing = len(run.failures)
+    return 2 * failing > len(run.connections), f"{failing} of {len(run.connections)} connections fail ({close_tally(run)})"
+
+
 def local_environment_removes_validation_failure(base: str) -> Predicate:
     """The conclusion: the base run's closes are validation rejections and the local environment removes them."""
 
@@ -473,6 +481,11 @@ def _each(baseline: Baseline, names: Iterable[str], predicate: Predicate, varian
 
 def _is_cloud_run(profile: Profile) -> bool:
     return bool(profile.env.get("K_SERVICE"))
+
+
+def _is_cloud_run_staging(profile: Profile) -> bool:
+    """Deployed by Cloud Run (K_SERVICE set) as staging (ENVIRONMENT exactly "staging"), spec 7."""
+    return _is_cloud_run(profile) and profile.env.get("ENVIRONMENT") == "staging"
 
 
 def _is_local(profile: Profile) -> bool:
@@ -757,6 +770,12 @@ HYPOTHESES: tuple[Hypothesis, ...] = (
         "The production profile, or the traffic of a failing profile run in production's environment, "
         "shows 1011 'Factory SSOT validation failed' closes.",
         "any", _design_production_impact, by_traffic=True,
+    ),
+    Hypothesis(
+        "impact.staging_unavailable", "Business impact",
+        "Staging: WebSocket connections fail with 1011 errors; core chat functionality unavailable in staging.",
+        "In each Cloud Run staging profile more than half of the connections fail.",
+        "all", lambda b: _each(b, b.where(_is_cloud_run_staging), most_connections_fail),
     ),
     Hypothesis(
         "conclusion.root_cause", "Conclusion",
