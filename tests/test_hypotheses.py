@@ -8,6 +8,7 @@ RuntimeError, not a validation failure; V1 and V2 change only validation (8).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -215,31 +216,32 @@ def test_traffic_moved_into_an_environment_keeps_its_clients_and_takes_only_that
 
 
 LOCAL_CONTEXT = (("context.id_generation", "generator"), ("context.creation", "ok"))
-FALLBACK_IDS = (("context.id_generation", "fallback"), ("context.creation", "ok"))
-OTHER_CREATION = (("context.id_generation", "generator"), ("context.creation", "defensive"))
+def test_why3_refuted_though_the_auth_flow_differs_the_created_contexts_pass_strict_validation(ledger: Ledger) -> None:
+    """Why #3: staging's auth flow creates contexts strict validation would reject. staging-cloud-run's
+    browsers send the token as a jwt.* subprotocol and no test header (profile file), so the token source is
+    "subprotocol" and no E2E bypass runs, where local-debug sends a bearer token and gets the bypass; every
+    context is built by 5.4 from a non-blank user id and generator IDs, which spec 4.4 accepts."""
+    finding = ledger.finding("why3.context_creation_differs")
+    assert finding.verdict is Verdict.REFUTED
+    evidence = next(o.evidence for o in finding.observations if o.run == STAGING)
+    assert "auth.token_source (bearer locally; auth.token_source=subprotocol x1 here)" in evidence
+    assert "auth.e2e_bypass (yes locally; auth.e2e_bypass=no x1 here)" in evidence
+    passes = re.search(r"strict validation passes (\d+) of (\d+) contexts", evidence)
+    assert passes is not None and passes[1] == passes[2]
 
 
-@pytest.mark.parametrize(
-    ("closes", "expected"),
-    [
-        # "ID generation OR context creation differs" for the failing connections: one difference suffices
-        ((FALLBACK_IDS,), Verdict.SUPPORTED),
-        ((OTHER_CREATION,), Verdict.SUPPORTED),
-        ((FALLBACK_IDS, LOCAL_CONTEXT), Verdict.SUPPORTED),
-        ((LOCAL_CONTEXT, LOCAL_CONTEXT), Verdict.REFUTED),
-    ],
-)
-def test_why3_holds_when_some_factory_close_built_its_context_differently_from_local_debug(
-    reference: Profile, staging: Profile, closes: tuple[tuple[tuple[str, str], ...], ...], expected: Verdict
+def test_why3_flips_when_strict_validation_rejects_the_created_contexts(
+    monkeypatch: pytest.MonkeyPatch, reference: Profile, staging: Profile
 ) -> None:
-    why3 = hypothesis("why3.context_creation_differs")
-    local = RunResult(REFERENCE, "original", (connection(0, *LOCAL_CONTEXT),))
-    failing_closes = tuple(factory_close(0, *decisions, causes=("RuntimeError",)) for decisions in closes)
-    failing = RunResult(STAGING, "original", failing_closes)
-    runs = {REFERENCE: local, STAGING: failing}
-    trials = why3.design(Baseline({REFERENCE: reference, STAGING: staging}, runs))
-    assert [t.run.label for t in trials] == [STAGING]
-    assert evaluate(why3, trials, runs).verdict is expected
+    why3 = [hypothesis("why3.context_creation_differs")]
+    monkeypatch.setattr(factory, "_validate_ssot_user_context", _rejecting)
+    busy = varied(reference, "busy-staging", {**{k: v for k, v in flatten_profile(staging).items() if k.startswith("env.")},
+                                              "clients[0].connections": 6})
+    assert only(ledger_from(baseline_of([reference, busy]), why3), "why3.context_creation_differs") is Verdict.SUPPORTED
+
+
+def _rejecting(user_context: Any) -> None:
+    raise ValueError("SSOT CONTEXT VALIDATION FAILED: rejected")
 
 
 def test_close_predicates_tell_a_factory_close_from_any_failure() -> None:
