@@ -604,7 +604,17 @@ def test_the_summary_counts_each_run_once_though_it_tests_several_claims(referen
     claims = [Hypothesis(key, "s", "claim", "prediction", "all", design) for key in ("a", "b")]
     ledger = ledger_from(baseline_of([reference, load_profile("development")]), claims)
     assert sum(len(finding.observations) for finding in ledger.findings) == 2
-    assert ledger.summary() == "2 claims of the report tested with 1 distinct run: 2 supported, 0 refuted, 0 inconclusive"
+    assert ledger.summary() == (
+        "2 of the report's claims (2 tested with runs), 1 distinct run: 2 supported, 0 refuted, 0 inconclusive")
+
+
+def test_the_summary_counts_apart_the_claims_no_run_tests(reference: Profile) -> None:
+    # table.database has no run (the spec has no database factor): 2 claims, 1 tested with runs
+    design: Any = lambda b: [Trial(RunSpec(REFERENCE, b.profiles[REFERENCE]), has_no_failure)]
+    claims = [Hypothesis("a", "s", "claim", "prediction", "all", design), hypothesis("table.database")]
+    ledger = ledger_from(baseline_of([reference]), claims)
+    assert ledger.summary() == (
+        "2 of the report's claims (1 tested with runs), 1 distinct run: 1 supported, 0 refuted, 1 inconclusive")
 
 
 def test_lessons_of_a_ledger_without_failing_profiles_claim_nothing_about_v1(reference: Profile) -> None:
@@ -811,14 +821,15 @@ def observed(quantifier: Any, *holds: bool | None) -> Finding:
     ],
 )
 def test_evidence_line_names_the_first_deciding_run(quantifier: Any, holds: tuple[bool | None, ...], line: str) -> None:
-    assert observed(quantifier, *holds).evidence_line() == line
+    finding = observed(quantifier, *holds)
+    assert f"{finding.verdict.value}: {finding.evidence()}" == line
 
 
 def test_evidence_line_of_an_untested_claim_gives_the_reason() -> None:
     finding = observed("any", None, None)
     assert finding.verdict is Verdict.INCONCLUSIVE
     assert finding.deciding_observations() == finding.observations
-    assert finding.evidence_line() == "inconclusive: no run reached what the claim is about"
+    assert finding.evidence() == "no run reached what the claim is about"
 
 
 # --- the ledger views, on hand-built findings ----------------------------------------------
@@ -890,7 +901,7 @@ def test_the_ledger_evidence_column_does_not_repeat_the_verdict(hand_ledger: Led
     rows = {key: (verdict, evidence) for key, _, verdict, evidence in hand_ledger.rows()}
     assert rows["fix.v1"] == ("refuted", "prediction held on 1 of 2 runs (held on r0: fix.v1 0); e.g. r1: fix.v1 1")
     assert rows["why3.context_creation_differs"][1] == "no run reached what the claim is about"
-    assert hand_ledger.finding("fix.v1").evidence_line() == "refuted: " + rows["fix.v1"][1]
+    assert hand_ledger.finding("fix.v1").evidence() == rows["fix.v1"][1]
 
 
 def test_an_observation_counts_the_runs_failing_connections_by_close() -> None:

@@ -153,10 +153,6 @@ class Finding:
             return self.observations
         return tuple(o for o in self.observations if o.holds is wanted)
 
-    def evidence_line(self) -> str:
-        """``refuted: <evidence>``: the verdict and :meth:`evidence`."""
-        return f"{self.verdict.value}: {self.evidence()}"
-
     def evidence(self) -> str:
         """The first deciding run and the tested runs that went the other way, computed.
 
@@ -916,10 +912,15 @@ class Ledger:
         counts = Counter(f.verdict.value for f in self.findings)
         return {verdict.value: counts.get(verdict.value, 0) for verdict in Verdict}
 
+    def claims_text(self) -> str:
+        """``24 of the report's claims (22 tested with runs)``: a claim no run tests is counted apart."""
+        tested = sum(1 for f in self.findings if any(o.holds is not None for o in f.observations))
+        return f"{len(self.findings)} of the report's claims ({tested} tested with runs)"
+
     def summary(self) -> str:
         counts = self.counts()
         return (
-            f"{len(self.findings)} claims of the report tested with {plural(self.runs_made, 'distinct run')}: "
+            f"{self.claims_text()}, {plural(self.runs_made, 'distinct run')}: "
             + ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
         )
 
@@ -927,9 +928,11 @@ class Ledger:
         return [(f.key, f.hypothesis.source, f.verdict.value, f.evidence()) for f in self.findings]
 
     def to_text(self) -> str:
+        """:meth:`summary` over the table of :meth:`rows` (notebook 06 prints it)."""
         from investigation.report import format_table
 
-        return format_table(("claim", "source", "verdict", "evidence"), self.rows())
+        header = ("claim", "source in the report", "verdict", "evidence")
+        return self.summary() + "\n" + format_table(header, self.rows())
 
     def _repr_markdown_(self) -> str:
         lines = ["| claim | source | verdict | evidence |", "|---|---|---|---|"]
