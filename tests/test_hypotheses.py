@@ -581,16 +581,18 @@ def test_detection_in_gcp_is_a_may_claim_supported_by_one_strict_cloud_run(stagi
 
 
 @pytest.mark.parametrize(
-    ("local_environment", "holds", "divergence"),
-    [("staging", True, "factory.manager_cap"), ("test", False, "route.environment")],
+    ("local_bypass", "holds", "divergence"),
+    [("yes", True, "factory.manager_cap"), ("no", False, "auth.e2e_bypass")],
 )
-def test_same_path_compares_with_the_nearest_local_connection(local_environment: str, holds: bool, divergence: str) -> None:
+def test_same_path_compares_with_the_nearest_local_connection(local_bypass: str, holds: bool, divergence: str) -> None:
     """The failing trace is compared with the local connection that agrees with it longest: the
-    claim holds when they part only at the decision that failed it (the cap here)."""
-    failing = connection(1, ("route.environment", "staging"), ("factory.manager_cap", "exceeded"), code=1011)
+    claim holds when they part only at the decision that failed it (the cap here). route.environment
+    records the value read, not a branch: "test" locally vs "staging" here parts no path."""
+    failing = connection(1, ("route.environment", "staging"), ("auth.e2e_bypass", "yes"),
+                         ("factory.manager_cap", "exceeded"), code=1011)
     local = RunResult(REFERENCE, "original", (
         connection(0, ("route.environment", "dev")),
-        connection(1, ("route.environment", local_environment), ("factory.manager_cap", "below")),
+        connection(1, ("route.environment", "test"), ("auth.e2e_bypass", local_bypass), ("factory.manager_cap", "below")),
     ))
     result, evidence = same_path_as_reference(RunResult("x", "original", (failing,)), {REFERENCE: local})
     assert result is holds

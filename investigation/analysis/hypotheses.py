@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from typing import Literal
 from unittest import mock
 
-from investigation.analysis.isolate import align_with_nearest, is_environment_factor
+from investigation.analysis.divergence import Divergence, first_divergence
+from investigation.analysis.isolate import is_environment_factor
 from investigation.backend import factory
 from investigation.backend.route import FACTORY_FAILED_REASON
 from investigation.backend.variants import get_variant
@@ -41,7 +42,7 @@ from investigation.profiles import Profile, flatten_profile, list_profiles, unfl
 from investigation.report import and_list, plural
 from investigation.run_cache import shared
 from investigation.simulate import SimulationRun, simulate
-from investigation.trace import POINT_ORDER, ConnectionResult, RunResult
+from investigation.trace import POINT_ORDER, ConnectionResult, Decision, RunResult
 
 REFERENCE = "local-debug"
 """The report's passing run: its local debug script."""
@@ -507,13 +508,34 @@ def local_validation_works(run: RunResult, runs: Mapping[str, RunResult]) -> tup
     )
 
 
+VALUE_POINTS = frozenset({"route.environment"})
+"""Decision points that record a value read (spec 1 step 1: ENVIRONMENT as read), not a branch taken: the
+path only parts where a later point's outcome differs. Every other point records the branch its connection took."""
+
+
+def branch_divergence(passing: ConnectionResult, failing: ConnectionResult) -> Divergence | None:
+    """The first point, value points left out, where ``failing`` takes another branch than ``passing``."""
+    def branches(connection: ConnectionResult) -> list[Decision]:
+        return [d for d in connection.decisions if d.point not in VALUE_POINTS]
+
+    return first_divergence(branches(passing), branches(failing))
+
+
+def nearest_branch_divergence(passing_run: RunResult, failing: ConnectionResult) -> Divergence | None:
+    """:func:`branch_divergence` from the passing connection whose branches agree with ``failing`` longest."""
+    divergences = [branch_divergence(c, failing) for c in passing_run.connections]
+    if None in divergences:
+        return None
+    return max(divergences, key=lambda d: POINT_ORDER.get(d.point, len(POINT_ORDER)) if d else len(POINT_ORDER))
+
+
 def same_path_as_reference(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
     failure = run.first_failure()
     if failure is None:
         return None, "no failing connection"
     deciding = failure.deciding_decision()
     decided_at = POINT_ORDER.get(deciding.point, len(POINT_ORDER)) if deciding else len(POINT_ORDER)
-    nearest = align_with_nearest(runs[REFERENCE], failure).divergence
+    nearest = nearest_branch_divergence(runs[REFERENCE], failure)
     if nearest is None:
         return True, "decision traces identical"
     agrees = POINT_ORDER.get(nearest.point, len(POINT_ORDER)) >= decided_at
