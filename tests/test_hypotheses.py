@@ -955,3 +955,9 @@ def test_fallback_in_staging_cites_why5_point_3_and_v1_is_worded_from_the_report
     # the report's fix code: is_cloud_run = bool(env.get("K_SERVICE")), no E2E_TEST_ENV, a VALIDATION ENV DEBUG line
     for words in ("K_SERVICE-only", "drops E2E_TEST_ENV == 'staging'", "VALIDATION ENV DEBUG", "spec 8's V1"):
         assert words in claim
+
+
+def test_the_module_example_shows_the_shipped_ledgers_summary(ledger: Ledger) -> None:
+    from investigation.analysis import hypotheses
+
+    assert f'"{ledger.summary().split(": ")[0]}: ' in str(hypotheses.__doc__)

@@ -17,7 +17,7 @@ run? with the evidence); the verdict is computed from the observations:
 No verdict is written anywhere by hand.
 
     ledger = build_ledger()
-    ledger.summary()        # "22 claims of the report tested with 93 distinct runs: 3 supported, ..."
+    ledger.summary()        # "23 of the report's claims (21 tested with runs), 98 distinct runs: 2 supported, ..."
     ledger.finding("fix.v1").verdict
 """
 
