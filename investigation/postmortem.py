@@ -199,7 +199,7 @@ def summary_section(evidence: Evidence) -> Markdown:
         f"{plural(len(_users(failures)), 'distinct user')} hit. "
         f"The deciding decision of the failing connections was {_counts_text(deciding_counts(failures)) or '-'}; "
         f"their innermost cause {_counts_text(innermost_causes(failures)) or '-'}. "
-        f"Of the report's {len(evidence.ledger.findings)} claims, {counts.get(Verdict.REFUTED.value, 0)} are refuted, "
+        f"Of {evidence.ledger.claims_text()}, {counts.get(Verdict.REFUTED.value, 0)} are refuted, "
         f"{counts.get(Verdict.SUPPORTED.value, 0)} supported and {counts.get(Verdict.INCONCLUSIVE.value, 0)} "
         f"inconclusive. "
     )
@@ -471,10 +471,7 @@ def _managers_against_connections(evidence: Evidence) -> list[str]:
 
 def ledger_table(evidence: Evidence) -> str:
     """The report's claims, their computed verdicts and the runs behind each verdict."""
-    rows = [(f.key, f.hypothesis.source, f.verdict.value, f.evidence_line().removeprefix(f"{f.verdict.value}: "))
-            for f in evidence.ledger.findings]
-    header = ("claim", "source in the report", "verdict", "evidence")
-    return evidence.ledger.summary() + "\n" + format_table(header, rows)
+    return evidence.ledger.to_text()
 
 
 # --- detection -----------------------------------------------------------------------------
@@ -544,8 +541,8 @@ def action_items(evidence: Evidence) -> Markdown:
     items += [*([] if bypass_first else bypass), *([] if context_first else context)]
     refuted = [f.key for f in evidence.ledger.findings if f.verdict is Verdict.REFUTED]
     if refuted:
-        items.append(f"Correct the incident report: {len(refuted)} of its {len(evidence.ledger.findings)} "
-                     f"claims are refuted by runs ({', '.join(f'`{key}`' for key in refuted[:5])}"
+        items.append(f"Correct the incident report: of {evidence.ledger.claims_text()}, {len(refuted)} "
+                     f"are refuted by runs ({', '.join(f'`{key}`' for key in refuted[:5])}"
                      f"{', ...' if len(refuted) > 5 else ''}).")
     reasons = close_reasons(evidence.failures)
     causes = innermost_causes(evidence.failures)
@@ -873,7 +870,7 @@ def postmortem_key_result(evidence: Evidence) -> str:
     return (
         f"{len(evidence.failing)} of {len(evidence.runs)} profiles fail ({len(failures)} connections, "
         f"{users_hit_text(evidence, detail=False)}); decided by {deciding[0][0] if deciding else '-'}; "
-        f"report claims refuted {counts.get(Verdict.REFUTED.value, 0)} of {len(evidence.ledger.findings)}; "
+        f"report claims refuted {counts.get(Verdict.REFUTED.value, 0)} of {evidence.ledger.claims_text()}; "
         f"resolution {evidence.variants.recommended or 'none'}"
     )
 
