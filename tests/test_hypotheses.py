@@ -52,6 +52,7 @@ from investigation.analysis.hypotheses import (
 )
 from investigation.backend import factory
 from investigation.profiles import Profile, flatten_profile, list_profiles, load_profile, unflatten_profile
+from investigation.simulate import simulate
 from investigation.trace import CauseLink, ConnectionResult, Decision, RunResult
 
 
@@ -607,7 +608,7 @@ def test_the_summary_counts_each_run_once_though_it_tests_several_claims(referen
     ledger = ledger_from(baseline_of([reference, load_profile("development")]), claims)
     assert sum(len(finding.observations) for finding in ledger.findings) == 2
     assert ledger.summary() == (
-        "2 of the report's claims (2 tested with runs), 1 distinct run: 2 supported, 0 refuted, 0 inconclusive")
+        "2 claims of the report, 2 of them tested with 1 distinct run: 2 supported, 0 refuted, 0 inconclusive")
 
 
 def test_the_summary_counts_apart_the_claims_no_run_tests(reference: Profile) -> None:
@@ -616,7 +617,7 @@ def test_the_summary_counts_apart_the_claims_no_run_tests(reference: Profile) ->
     claims = [Hypothesis("a", "s", "claim", "prediction", "all", design), hypothesis("table.database")]
     ledger = ledger_from(baseline_of([reference]), claims)
     assert ledger.summary() == (
-        "2 of the report's claims (1 tested with runs), 1 distinct run: 1 supported, 0 refuted, 1 inconclusive")
+        "2 claims of the report, 1 of them tested with 1 distinct run: 1 supported, 0 refuted, 1 inconclusive")
 
 
 def test_lessons_of_a_ledger_without_failing_profiles_claim_nothing_about_v1(reference: Profile) -> None:
@@ -657,8 +658,8 @@ def test_an_environment_claims_evidence_counts_its_own_traffic_apart_from_the_re
                                 ((FACTORY_CLOSES, 2),)))
     finding = Finding(hypothesis("summary.local_works"), Verdict.REFUTED, observations)
     assert finding.evidence() == (
-        f"prediction held on 1 of 2 runs: on the own traffic of {REFERENCE} on 1 of 1 run (no failure), "
-        f"on the failing profiles' traffic replayed there on 0 of 1 run ({FACTORY_CLOSES} x2); "
+        f"prediction held on 1 of 2 runs: with their own traffic ({REFERENCE}) on 1 of 1 run (no failure), "
+        f"with the failing profiles' traffic replayed there on 0 of 1 run ({FACTORY_CLOSES} x2); "
         f"e.g. {STAGING} traffic in {REFERENCE} environment: two closes")
 
 
@@ -961,3 +962,21 @@ def test_the_module_example_shows_the_shipped_ledgers_summary(ledger: Ledger) ->
     from investigation.analysis import hypotheses
 
     assert f'"{ledger.summary().split(": ")[0]}: ' in str(hypotheses.__doc__)
+
+
+def test_the_local_debug_run_reproduces_the_reports_debug_output(ledger: Ledger) -> None:
+    # report, Debug Test Results: thread_websocket_factory_1757365610210_1_..., run_..._2_..., req_..._3_...;
+    # "Environment: test (uses NON-STAGING strict validation)"; "WebSocket manager created"
+    finding = ledger.finding("debug.local_run")
+    assert finding.verdict is Verdict.SUPPORTED
+    assert "first context: thread_websocket_factory_" in finding.evidence()
+
+
+def test_the_debug_output_is_not_reproduced_when_the_ids_come_from_the_fallback(reference: Profile) -> None:
+    # spec 3.2: a failing generator gives ws_thread_{s}_{h}-style ids, not the report's thread_websocket_factory_
+    broken = varied(reference, REFERENCE, {"startup.id_generator_fails": True})
+    (trial,) = hypothesis("debug.local_run").design(baseline_of([broken]))
+    run = simulate(broken)
+    holds, evidence = trial.predicate(run, {REFERENCE: run})
+    assert holds is False
+    assert "first context: ws_thread_" in evidence

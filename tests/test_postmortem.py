@@ -250,9 +250,10 @@ def test_summary_and_key_result_count_refuted_and_supported_claims(evidence: Evi
     # a claim the spec gives no factor for (untestable_because) is not tested with runs
     tested = sum(1 for f in evidence.ledger.findings if not f.hypothesis.untestable_because)
     assert tested < len(verdicts)
-    claims = f"{len(verdicts)} of the report's claims ({tested} tested with runs)"
+    claims = f"{len(verdicts)} claims of the report ({tested} tested with runs)"
     assert f"Of {claims}, {refuted} are refuted, {supported} supported" in summary_section(evidence).data
-    assert f"report claims refuted {refuted} of {claims}" in postmortem_key_result(evidence)
+    assert (f"report claims refuted {refuted} of {len(verdicts)} ({tested} tested with runs)"
+            in postmortem_key_result(evidence))
     recommended = evidence.variants.recommended
     assert recommended is not None
     assert f"Recommended resolution: **{recommended}**" in summary_section(evidence).data
@@ -321,7 +322,7 @@ def test_correcting_the_report_counts_refuted_of_all_claims_and_lists_at_most_fi
                     if "Correct the incident report" in line)
         keys = ", ".join(f"`{f.key}`" for f in refuted[:5])
         tested = sum(1 for f in ledger.findings if not f.hypothesis.untestable_because)
-        assert item.endswith(f"of {shown + len(others)} of the report's claims ({tested} tested with runs), {shown} "
+        assert item.endswith(f"of {shown + len(others)} claims of the report ({tested} tested with runs), {shown} "
                              f"are refuted by runs ({keys}{', ...' if shown > 5 else ''}).")
 
 
@@ -548,8 +549,8 @@ def test_ledger_table_shows_each_claims_evidence(evidence: Evidence) -> None:
     assert verdict == "supported"
     # 5 runs (hypotheses' production-impact design): production-cloud-run's own traffic, which has no factory
     # close, and the 4 failing profiles' traffic replayed in its environment. The verdict is not repeated.
-    assert shown.startswith("prediction held on 4 of 5 runs: on the own traffic of production-cloud-run on 0 of 1 run "
-                            "(no failure), on the failing profiles' traffic replayed there on 4 of 4 runs (")
+    assert shown.startswith("prediction held on 4 of 5 runs: with their own traffic (production-cloud-run) on 0 of 1 "
+                            "run (no failure), with the failing profiles' traffic replayed there on 4 of 4 runs (")
     assert "traffic in production-cloud-run environment: 1011 Factory SSOT validation failed" in shown
     # one source for the table: the ledger's own rows under its summary
     assert ledger_table(evidence) == evidence.ledger.to_text()

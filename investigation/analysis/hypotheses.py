@@ -17,7 +17,7 @@ run? with the evidence); the verdict is computed from the observations:
 No verdict is written anywhere by hand.
 
     ledger = build_ledger()
-    ledger.summary()        # "23 of the report's claims (21 tested with runs), 98 distinct runs: 2 supported, ..."
+    ledger.summary()        # "24 claims of the report, 22 of them tested with 98 distinct runs: 3 supported, ..."
     ledger.finding("fix.v1").verdict
 """
 
@@ -30,18 +30,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
-from unittest import mock
 
+from investigation.analysis.contexts import contexts_of
 from investigation.analysis.divergence import Divergence, first_divergence
 from investigation.analysis.isolate import is_environment_factor
-from investigation.backend import factory
 from investigation.backend.route import FACTORY_FAILED_REASON
-from investigation.backend.variants import get_variant
-from investigation.clock import VirtualClock, outside_event_loop, virtual_loop
 from investigation.profiles import Profile, flatten_profile, list_profiles, unflatten_profile
 from investigation.report import and_list, plural
 from investigation.run_cache import shared
-from investigation.simulate import SimulationRun, simulate
+from investigation.simulate import simulate
 from investigation.trace import POINT_ORDER, ConnectionResult, Decision, RunResult
 
 REFERENCE = "local-debug"
@@ -170,12 +167,12 @@ class Finding:
         return f"{self.held_on()}{self._other_way(tested)}; e.g. {first.run}: {first.evidence}"
 
     def _by_traffic(self, tested: Sequence[Observation]) -> str:
-        """``on the own traffic of a and b on 2 of 2 runs (no failure), on the failing profiles' traffic
+        """``with their own traffic (a and b) on 2 of 2 runs (no failure), with the failing profiles' traffic
         replayed there on 0 of 4 runs (1011 Factory SSOT validation failed x4)``."""
         own = [o for o in tested if not is_replay(o.run)]
         replayed = [o for o in tested if is_replay(o.run)]
-        return (f"on the own traffic of {and_list([o.run for o in own])} {_held_count(own)}, "
-                f"on the failing profiles' traffic replayed there {_held_count(replayed)}")
+        return (f"with their own traffic ({and_list([o.run for o in own])}) {_held_count(own)}, "
+                f"with the failing profiles' traffic replayed there {_held_count(replayed)}")
 
     def held_on(self) -> str:
         """``prediction held on 0 of 4 runs`` (the runs that tested the claim)."""
@@ -266,60 +263,6 @@ def outcome_tally(connections: Sequence[ConnectionResult], point: str) -> str:
 
 def innermost(connection: ConnectionResult) -> str:
     return connection.cause_chain[-1].type if connection.cause_chain else "(none)"
-
-
-# ---------------------------------------------------------------------------
-# What the factory was given: the contexts a run creates, under the backend's strict validator
-
-
-@dataclass(frozen=True)
-class CheckedContext:
-    """A context that reached the factory's validation, and what strict validation (spec 4.4) says of it."""
-
-    thread_id: str
-    run_id: str
-    request_id: str
-    websocket_client_id: str | None
-    strict: str
-    """``pass``, or the ValueError text strict validation raises."""
-
-
-def strict_check(context: object) -> str:
-    """The backend's strict validator (``_validate_ssot_user_context``) on ``context``: ``pass`` or its error."""
-    try:
-        factory._validate_ssot_user_context(context)
-    except ValueError as error:
-        return str(error)
-    return "pass"
-
-
-def contexts_of(profile: Profile, variant: str = "original") -> tuple[CheckedContext, ...]:
-    """Every context ``profile``'s run hands to the factory's validation, checked by strict validation.
-
-    The run is the one :func:`simulate` makes (same code, same seeds); the factory's staging-safe
-    validation is wrapped only to keep the context it is given, then runs unchanged.
-    """
-    return outside_event_loop(_contexts_here, profile, variant)
-
-
-def _contexts_here(profile: Profile, variant: str) -> tuple[CheckedContext, ...]:
-    given: list[object] = []
-    validate = factory._validate_ssot_user_context_staging_safe
-
-    def keeping(context: object) -> None:
-        given.append(context)
-        validate(context)
-
-    clock = VirtualClock()
-    loop = virtual_loop(clock)
-    with mock.patch.object(factory, "_validate_ssot_user_context_staging_safe", keeping):
-        try:
-            loop.run_until_complete(SimulationRun(profile, get_variant(variant), clock).execute())
-        finally:
-            loop.close()
-    return tuple(CheckedContext(str(getattr(c, "thread_id", "")), str(getattr(c, "run_id", "")),
-                                str(getattr(c, "request_id", "")), getattr(c, "websocket_client_id", None),
-                                strict_check(c)) for c in given)
 
 
 # ---------------------------------------------------------------------------
@@ -414,6 +357,27 @@ def contexts_fail_strict_validation(profile: Profile) -> Predicate:
         flow = f"auth flow differs at {'; '.join(differences)}" if differences else "auth flow as locally"
         return passed < len(contexts), (
             f"{flow}; strict validation passes {passed} of {plural(len(contexts), 'context')} it created")
+
+    return predicate
+
+
+GENERATED_ID = r"{kind}_websocket_factory_\d+_{n}_[0-9a-f]{{8}}"
+"""Spec 3.1's ids in the WebSocket path, ``{kind}`` thread, run or req and ``{n}`` the ID counter."""
+
+
+def reproduces_local_debug_output(profile: Profile) -> Predicate:
+    """The report's debug run: its first context's ids come from the generator with counters 1, 2, 3, strict
+    validation runs and passes, and the factory creates a manager."""
+
+    def predicate(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+        first = contexts_of(profile, run.variant)[0]
+        ids = (("thread", 1, first.thread_id), ("run", 2, first.run_id), ("req", 3, first.request_id))
+        formats = all(re.fullmatch(GENERATED_ID.format(kind=kind, n=n), value) for kind, n, value in ids)
+        points = ("factory.validation_mode", "factory.validation", "factory.result")
+        outcomes = tuple(run.connections[0].outcome(point) for point in points)
+        shown = "; ".join(f"{point}={outcome}" for point, outcome in zip(points, outcomes, strict=True))
+        return formats and outcomes == ("strict", "pass", "created"), (
+            f"first context: {first.thread_id}, {first.run_id}, {first.request_id}; {shown}")
 
     return predicate
 
@@ -814,6 +778,14 @@ HYPOTHESES: tuple[Hypothesis, ...] = (
         "any", _design_environment_values,
     ),
     Hypothesis(
+        "debug.local_run", "Debug Test Results (local)",
+        "Locally the context is created with ids thread_websocket_factory_<ms>_1_<hex8>, run_..._2_ and "
+        "req_..._3_; environment test selects strict validation, which passes; the factory creates a manager.",
+        "local-debug's first connection: its context's ids have those formats, strict validation passes and "
+        "factory.result is created.",
+        "all", lambda b: [Trial(unchanged(b.profiles[REFERENCE]), reproduces_local_debug_output(b.profiles[REFERENCE]))],
+    ),
+    Hypothesis(
         "table.database", "Why #5 (1), table: Database",
         "Database: direct local connection vs service-to-service through GCP.",
         "A difference in database connectivity changes the outcome.",
@@ -934,16 +906,19 @@ class Ledger:
         counts = Counter(f.verdict.value for f in self.findings)
         return {verdict.value: counts.get(verdict.value, 0) for verdict in Verdict}
 
+    def tested(self) -> int:
+        """Claims tested with at least one run (a claim no run can test is counted apart)."""
+        return sum(1 for f in self.findings if any(o.holds is not None for o in f.observations))
+
     def claims_text(self) -> str:
-        """``24 of the report's claims (22 tested with runs)``: a claim no run tests is counted apart."""
-        tested = sum(1 for f in self.findings if any(o.holds is not None for o in f.observations))
-        return f"{len(self.findings)} of the report's claims ({tested} tested with runs)"
+        """``24 claims of the report (22 tested with runs)``."""
+        return f"{plural(len(self.findings), 'claim')} of the report ({self.tested()} tested with runs)"
 
     def summary(self) -> str:
         counts = self.counts()
         return (
-            f"{self.claims_text()}, {plural(self.runs_made, 'distinct run')}: "
-            + ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+            f"{plural(len(self.findings), 'claim')} of the report, {self.tested()} of them tested with "
+            f"{plural(self.runs_made, 'distinct run')}: " + ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
         )
 
     def rows(self) -> list[tuple[str, str, str, str]]:
