@@ -870,7 +870,8 @@ def postmortem_key_result(evidence: Evidence) -> str:
     return (
         f"{len(evidence.failing)} of {len(evidence.runs)} profiles fail ({len(failures)} connections, "
         f"{users_hit_text(evidence, detail=False)}); decided by {deciding[0][0] if deciding else '-'}; "
-        f"report claims refuted {counts.get(Verdict.REFUTED.value, 0)} of {evidence.ledger.claims_text()}; "
+        f"report claims refuted {counts.get(Verdict.REFUTED.value, 0)} of {len(evidence.ledger.findings)} "
+        f"({evidence.ledger.tested()} tested with runs); "
         f"resolution {evidence.variants.recommended or 'none'}"
     )
 
