@@ -193,6 +193,8 @@ def test_html_pages_carry_no_execution_prompts() -> None:
 def test_kernels_run_with_the_pinned_environment(full_run: SuiteSummary) -> None:
     nb = nbformat.read(full_run.out_dir / "01_passing" / "default.ipynb", as_version=4)
     assert nb.cells[-1].outputs[0]["text"] == "PYTHONHASHSEED=0\n"
+    # MPLBACKEND: a chart shows inline without `%matplotlib inline`, as in a new cell of Jupyter Lab
+    assert [output.get("data", {}).keys() >= {"image/png"} for output in nb.cells[-2].outputs] == [True]
 
 
 def test_failed_notebook_keeps_its_executed_copy_with_the_error_banner(full_run: SuiteSummary) -> None:

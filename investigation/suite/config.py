@@ -17,7 +17,8 @@ KERNEL_NAME = "python3"
 KERNEL_ENV: dict[str, str] = {
     "COLUMNS": "80",  # tracebacks and wide reprs wrap the same on every terminal
     "LINES": "24",
-    "MPLBACKEND": "Agg",  # no GUI backend; figures render identically headless
+    # the inline backend (Agg underneath): headless, and a figure a cell returns shows in Jupyter Lab too
+    "MPLBACKEND": "module://matplotlib_inline.backend_inline",
     "PYTHONHASHSEED": "0",  # set and dict-of-str iteration order is fixed
     "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # silences the debugger's frozen-modules note on stderr
 }
