@@ -1,7 +1,7 @@
 """Run a profile in process: every connection through the backend on virtual time.
 
     run = simulate(load_profile("staging-e2e"))
-    run.summary()   # {"close_codes": {"1008": 0, "1011": 27, "open": 9}}
+    run.summary()   # {"close_codes": {"1008": 0, "1011": 10, "open": 26}}
 """
 
 from __future__ import annotations

@@ -60,3 +60,12 @@ def test_simulated_bad_token_closes_1008() -> None:
     run = simulate(profile_from_dict("bad", data))
     assert (run.connections[0].close_code, run.connections[0].close_reason) == (1008, "SSOT Auth failed")
     assert run.summary() == {"close_codes": {"1008": 1, "1011": 0, "open": 0}}
+
+
+def test_the_module_docstring_shows_what_staging_e2e_gives() -> None:
+    """The usage example in simulate's docstring states staging-e2e's summary: it must be the run's."""
+    import investigation.simulate as module
+
+    example = next(line for line in (module.__doc__ or "").splitlines() if "run.summary()" in line)
+    stated = json.loads(example.partition("#")[2])
+    assert stated == simulate(load_profile("staging-e2e")).summary()
