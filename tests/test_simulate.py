@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,3 +70,23 @@ def test_the_module_docstring_shows_what_staging_e2e_gives() -> None:
     example = next(line for line in (module.__doc__ or "").splitlines() if "run.summary()" in line)
     stated = json.loads(example.partition("#")[2])
     assert stated == simulate(load_profile("staging-e2e")).summary()
+
+
+def test_a_run_on_virtual_time_makes_its_tasks_with_the_given_factory() -> None:
+    """local-debug plans 1 connection (its profile: connections = 1): run_plan starts it as a task
+    of its own, so the factory makes at least that task, and the run's result holds connection 0."""
+    import asyncio
+
+    from investigation.backend.variants import get_variant
+    from investigation.simulate import SimulationRun, run_on_virtual_time
+
+    coroutines: list[str] = []
+
+    def counting_factory(loop: asyncio.AbstractEventLoop, coro: Any, **options: Any) -> asyncio.Task[Any]:
+        coroutines.append(coro.__qualname__)
+        return asyncio.Task(coro, loop=loop, **options)
+
+    profile = load_profile("local-debug")
+    run = run_on_virtual_time(lambda clock: SimulationRun(profile, get_variant("original"), clock), counting_factory)
+    assert "SimulationRun._connect" in coroutines
+    assert sorted(run.results) == [0]

@@ -40,11 +40,11 @@ import coverage
 from investigation.analysis.sbfl import FORMULAS, RankedEvent, Spectrum, rank
 from investigation.backend import variants as _variants
 from investigation.backend.variants import get_variant
-from investigation.clock import VirtualClock, outside_event_loop, virtual_loop
+from investigation.clock import VirtualClock, outside_event_loop
 from investigation.profiles import Profile, flatten_profile, list_profiles, unflatten_profile
 from investigation.report import plural
 from investigation.run_cache import shared
-from investigation.simulate import SimulationRun
+from investigation.simulate import SimulationRun, run_on_virtual_time
 from investigation.trace import ConnectionResult
 from investigation.traffic import PlannedConnection
 
@@ -153,18 +153,11 @@ class _MeasuredRun(SimulationRun):
 
 
 def _measured_run(profile: Profile, variant: str, switcher: _ContextSwitcher) -> dict[int, ConnectionResult]:
-    clock = VirtualClock()
-    loop = virtual_loop(clock)
-
     def task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **options: Any) -> asyncio.Task[Any]:
         return asyncio.Task(_SwitchingCoroutine(coro, switcher), loop=loop, **options)
 
-    loop.set_task_factory(task_factory)
-    run = _MeasuredRun(profile, get_variant(variant), clock, switcher)
-    try:
-        loop.run_until_complete(run.execute())
-    finally:
-        loop.close()
+    chosen = get_variant(variant)
+    run = run_on_virtual_time(lambda clock: _MeasuredRun(profile, chosen, clock, switcher), task_factory)
     return run.results
 
 
