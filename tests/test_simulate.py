@@ -90,3 +90,16 @@ def test_a_run_on_virtual_time_makes_its_tasks_with_the_given_factory() -> None:
     run = run_on_virtual_time(lambda clock: SimulationRun(profile, get_variant("original"), clock), counting_factory)
     assert "SimulationRun._connect" in coroutines
     assert sorted(run.results) == [0]
+
+
+def test_simulate_runs_from_inside_a_running_event_loop() -> None:
+    """A notebook cell runs inside the kernel's event loop: simulate leaves it by itself (its
+    callers need no wrapper) and gives the run it gives outside one."""
+    import asyncio
+
+    profile = load_profile("staging-e2e")
+
+    async def in_a_cell() -> dict[str, Any]:
+        return simulate(profile).to_json_dict()
+
+    assert asyncio.run(in_a_cell()) == simulate(profile).to_json_dict()
