@@ -26,7 +26,6 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from investigation.clock import outside_event_loop
 from investigation.profiles import DEFAULT_PROFILES_DIR, PROFILES_DIR_ENV, list_profiles, load_profile
 from investigation.run_cache import run_cache_exported
 from investigation.simulate import simulate
@@ -106,7 +105,7 @@ def selected_profiles(profile_filter: Sequence[str] | None, profiles_dir: Path |
 
 def profile_fails(name: str, profiles_dir: Path | None) -> bool:
     """Whether any connection of the profile's simulation (variant original) fails."""
-    run = outside_event_loop(simulate, load_profile(name, profiles_dir))
+    run = simulate(load_profile(name, profiles_dir))  # simulate leaves a running event loop itself
     return bool(run.failures)
 
 

@@ -46,6 +46,16 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table; a cell's ``|`` is escaped and a line break becomes a space, so each cell keeps its column."""
+    lines = [_markdown_row(header), _markdown_row(["---"] * len(header)), *(_markdown_row(row) for row in rows)]
+    return "\n".join(lines)
+
+
+def _markdown_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(str(cell).replace("|", "\\|").replace("\n", " ") for cell in cells) + " |"
+
+
 def close_counts_text(run: RunResult) -> str:
     """Close codes as ``1011: 10, open: 26`` (zero counts left out)."""
     counts = run.close_code_counts()

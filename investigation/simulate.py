@@ -1,7 +1,7 @@
 """Run a profile in process: every connection through the backend on virtual time.
 
     run = simulate(load_profile("staging-e2e"))
-    run.summary()   # {"close_codes": {"1008": 0, "1011": 27, "open": 9}}
+    run.summary()   # {"close_codes": {"1008": 0, "1011": 10, "open": 26}}
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from investigation.backend.process import Backend, LogSink, StartupState
 from investigation.backend.route import ClientDisconnected
@@ -249,14 +249,31 @@ def simulate(profile: Profile, variant: str = "original") -> RunResult:
 
 def _simulate_here(profile: Profile, variant: str) -> RunResult:
     chosen = get_variant(variant)
+    run = run_on_virtual_time(lambda clock: SimulationRun(profile, chosen, clock))
+    return run_result(profile, chosen, run.results, run.backends, run.clock)
+
+
+Run = TypeVar("Run", bound=SimulationRun)
+TaskFactory = Callable[..., "asyncio.Task[Any]"]
+"""An event loop's task factory: ``(loop, coroutine, **options) -> Task``."""
+
+
+def run_on_virtual_time(new_run: Callable[[VirtualClock], Run], task_factory: TaskFactory | None = None) -> Run:
+    """The run ``new_run`` makes on a fresh virtual clock, executed to its end on its own loop.
+
+    ``task_factory``, when given, makes every task of the run (the loop's ``set_task_factory``).
+    The loop is closed afterwards, whether the run ended or raised.
+    """
     clock = VirtualClock()
     loop = virtual_loop(clock)
-    run = SimulationRun(profile, chosen, clock)
+    if task_factory is not None:
+        loop.set_task_factory(task_factory)
+    run = new_run(clock)
     try:
         loop.run_until_complete(run.execute())
     finally:
         loop.close()
-    return run_result(profile, chosen, run.results, run.backends, clock)
+    return run
 
 
 def manager_counts(backends: Sequence[Backend], clock: VirtualClock) -> tuple[ManagerCount, ...]:

@@ -292,3 +292,19 @@ def test_the_traffic_chart_title_says_red_marks_every_kept_connection() -> None:
     assert figure.axes[0].get_title() == (
         "seven, 7 planned connections; red: the 6 connections ddmin keeps (1 of them closes 1011)"
     )
+
+
+def test_outline_cells_draws_lines_on_the_cell_edges_only() -> None:
+    from investigation.charts.grid import outline_cells
+
+    # A grid of 3 columns and 2 rows of unit cells centred on 0, 1, 2 (x) and 0, 1 (y), framed as
+    # imshow frames it (x -0.5 to 2.5, y -0.5 to 1.5): 3 columns have 4 edges, -0.5, 0.5, 1.5, 2.5,
+    # and 2 rows 3, -0.5, 0.5, 1.5. The labelled (major) ticks sit on the cell centres, as in the charts.
+    axes = Figure().add_subplot(xlim=(-0.5, 2.5), ylim=(-0.5, 1.5), xticks=range(3), yticks=range(2))
+    outline_cells(axes, columns=3, rows=2, colour="#9e9e9e")
+    assert list(axes.get_xticks(minor=True)) == [-0.5, 0.5, 1.5, 2.5]
+    assert list(axes.get_yticks(minor=True)) == [-0.5, 0.5, 1.5]
+    ticks = axes.xaxis.get_minor_ticks() + axes.yaxis.get_minor_ticks()
+    assert all(tick.gridline.get_visible() and tick.gridline.get_color() == "#9e9e9e" for tick in ticks)
+    assert {tick.tick1line.get_markersize() for tick in ticks} == {0}
+    assert not any(tick.gridline.get_visible() for tick in axes.xaxis.get_major_ticks())

@@ -457,7 +457,24 @@ def test_minimal_failing_traffic_is_cap_plus_one_connections_of_one_user_on_one_
     assert len({p.client.user_id for p in reduction.kept}) == 1
     assert len({c.instance for c in reduction.run.connections}) == 1
     assert reduction.run.connections[-1].close_code == 1011
-    assert sum(reduction.per_client_counts().values()) == CAP + 1
+
+
+def test_minimal_failing_traffic_builds_one_subset_profile_per_test(
+    monkeypatch: pytest.MonkeyPatch, local_debug: Profile
+) -> None:
+    """Each ddmin test simulates one subset of the planned connections, so it needs one subset
+    profile; the reduction keeps the run of the kept subset and builds no other profile."""
+    from investigation.analysis import isolate
+
+    built: list[int] = []
+
+    def counting_subset_profile(profile: Profile, kept: Any) -> Profile:
+        built.append(len(kept))
+        return traffic_subset_profile(profile, kept)
+
+    monkeypatch.setattr(isolate, "traffic_subset_profile", counting_subset_profile)
+    reduction = minimal_failing_traffic(varied(local_debug, "busy", clients0__connections=CAP + 1))
+    assert len(built) == reduction.tests_run
 
 
 # --- faults injected into the backend (restored by monkeypatch after each test) ---------------

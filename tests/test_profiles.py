@@ -13,7 +13,6 @@ from pydantic import ValidationError
 from investigation.profiles import (
     DEFAULT_PROFILES_DIR,
     Message,
-    Profile,
     ProfileError,
     flatten_profile,
     jsonable_factor_value,
@@ -577,4 +576,3 @@ def test_profile_model_is_frozen() -> None:
     profile = load_profile("local-debug")
     with pytest.raises(ValidationError, match="frozen"):
         profile.seed = 3  # type: ignore[misc]
-    assert isinstance(profile, Profile)

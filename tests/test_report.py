@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from investigation.report import and_list, plural
+from investigation.report import and_list, markdown_table, plural
 
 
 @pytest.mark.parametrize(
@@ -22,3 +22,19 @@ def test_and_list_joins_the_last_item_with_and_the_others_with_commas(items: lis
 @pytest.mark.parametrize(("count", "expected"), [(0, "0 runs"), (1, "1 run"), (2, "2 runs")])
 def test_plural_is_singular_for_one_only(count: int, expected: str) -> None:
     assert plural(count, "run") == expected
+
+
+def test_markdown_table_escapes_a_pipe_once_so_each_cell_stays_in_its_column() -> None:
+    # GitHub-flavoured Markdown: a cell's "|" is written "\|"; a line break would end the row, so
+    # it becomes a space. Two columns, so the separator row has two "---" cells.
+    table = markdown_table(("factor", "value"), [("hold_s", "4.0"), ("headers", "a|b\nc")])
+    assert table.splitlines() == [
+        "| factor | value |",
+        "| --- | --- |",
+        "| hold_s | 4.0 |",
+        "| headers | a\\|b c |",
+    ]
+
+
+def test_markdown_table_without_rows_is_its_header_and_separator() -> None:
+    assert markdown_table(("point",), []) == "| point |\n| --- |"

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,3 +61,45 @@ def test_simulated_bad_token_closes_1008() -> None:
     run = simulate(profile_from_dict("bad", data))
     assert (run.connections[0].close_code, run.connections[0].close_reason) == (1008, "SSOT Auth failed")
     assert run.summary() == {"close_codes": {"1008": 1, "1011": 0, "open": 0}}
+
+
+def test_the_module_docstring_shows_what_staging_e2e_gives() -> None:
+    """The usage example in simulate's docstring states staging-e2e's summary: it must be the run's."""
+    import investigation.simulate as module
+
+    example = next(line for line in (module.__doc__ or "").splitlines() if "run.summary()" in line)
+    stated = json.loads(example.partition("#")[2])
+    assert stated == simulate(load_profile("staging-e2e")).summary()
+
+
+def test_a_run_on_virtual_time_makes_its_tasks_with_the_given_factory() -> None:
+    """local-debug plans 1 connection (its profile: connections = 1): run_plan starts it as a task
+    of its own, so the factory makes at least that task, and the run's result holds connection 0."""
+    import asyncio
+
+    from investigation.backend.variants import get_variant
+    from investigation.simulate import SimulationRun, run_on_virtual_time
+
+    coroutines: list[str] = []
+
+    def counting_factory(loop: asyncio.AbstractEventLoop, coro: Any, **options: Any) -> asyncio.Task[Any]:
+        coroutines.append(coro.__qualname__)
+        return asyncio.Task(coro, loop=loop, **options)
+
+    profile = load_profile("local-debug")
+    run = run_on_virtual_time(lambda clock: SimulationRun(profile, get_variant("original"), clock), counting_factory)
+    assert "SimulationRun._connect" in coroutines
+    assert sorted(run.results) == [0]
+
+
+def test_simulate_runs_from_inside_a_running_event_loop() -> None:
+    """A notebook cell runs inside the kernel's event loop: simulate leaves it by itself (its
+    callers need no wrapper) and gives the run it gives outside one."""
+    import asyncio
+
+    profile = load_profile("staging-e2e")
+
+    async def in_a_cell() -> dict[str, Any]:
+        return simulate(profile).to_json_dict()
+
+    assert asyncio.run(in_a_cell()) == simulate(profile).to_json_dict()

@@ -14,11 +14,8 @@ import coverage
 import pytest
 
 from investigation.analysis.spectra import (
-    REPO_ROOT,
     ConnectionSpectrum,
-    _spectra_from,
-    branch_points,
-    branch_spectra,
+    _new_measurement,
     collect_spectra,
     enclosing_function,
     measure_profile,
@@ -29,7 +26,6 @@ from investigation.analysis.spectra import (
     sweep_profiles,
 )
 from investigation.profiles import Profile, flatten_profile, load_profile, unflatten_profile
-from investigation.trace import ConnectionResult
 
 ROUTE = "investigation/backend/route.py"
 FACTORY = "investigation/backend/factory.py"
@@ -69,8 +65,11 @@ def test_interleaved_connections_get_their_own_lines(local_debug: Profile) -> No
     register = (ROUTE, line_of(ROUTE, "self.established = True"))
     assert refuse in by_code[1008].lines and refuse not in by_code[None].lines
     assert register in by_code[None].lines and register not in by_code[1008].lines
-    # a measured run enters many code objects: no arc from an entry (a non-positive line) is kept
-    assert all(start > 0 for spectrum in spectra for _, start, _ in spectrum.arcs)
+
+
+def test_the_measurement_records_lines_only() -> None:
+    # The rankings read executed lines only; measuring branches too made the sweep ~40% slower.
+    assert _new_measurement().get_option("run:branch") is False
 
 
 def test_cap_failure_ranks_the_cap_refusal_at_the_top(local_debug: Profile) -> None:
@@ -110,7 +109,7 @@ def test_the_sweep_doubles_every_clients_connections() -> None:
 
 def test_a_spectrum_fails_only_on_1011() -> None:
     def spectrum(code: int | None) -> ConnectionSpectrum:
-        return ConnectionSpectrum("r", 0, code, frozenset(), frozenset())
+        return ConnectionSpectrum("r", 0, code, frozenset())
 
     assert [spectrum(code).failed for code in (1011, 1008, None, 1013)] == [True, False, False, False]
 
@@ -119,25 +118,16 @@ def _after_inner_measurement() -> int:
     return 41 + 1
 
 
-def test_branch_points_are_lines_left_in_two_or_more_directions() -> None:
-    # line 1 leaves to 2 in one connection and to 5 in the other; lines 2 and 5 only ever go one way
-    first = ConnectionSpectrum("r", 0, 1011, frozenset(), frozenset({("f.py", 1, 2), ("f.py", 2, 3)}))
-    second = ConnectionSpectrum("r", 1, None, frozenset(), frozenset({("f.py", 1, 5), ("f.py", 5, -1)}))
-    assert branch_points([first, second]) == {("f.py", 1)}
-    assert [set(s.events) for s in branch_spectra([first, second])] == [{("f.py", 1, 2)}, {("f.py", 1, 5)}]
-
-
 def test_suspiciousness_report_on_hand_made_spectra() -> None:
     # c0 closed 1011 (the one failure), c1 1000 and c2 1008 pass: F = 1, P = 2.
     # Line "cell" (f 1, p 0): Ochiai 1, Tarantula 1. Line 1 (f 1, p 2): Ochiai 1/sqrt(3) ≈ 0.5774,
-    # Tarantula 1/(1 + 1) = 0.5. Line 1 is a branch point (to cell or out), cell is not (one target).
+    # Tarantula 1/(1 + 1) = 0.5.
     cell = line_of(ROUTE, '"recovery_suggestions": None')
     lines, module = frozenset({(ROUTE, 1), (ROUTE, cell)}), frozenset({(ROUTE, 1)})
-    leaves = frozenset({(ROUTE, 1, -1)})
     spectra = [
-        ConnectionSpectrum("r", 0, 1011, lines, frozenset({(ROUTE, 1, cell), (ROUTE, cell, cell + 1)})),
-        ConnectionSpectrum("r", 1, 1000, module, leaves),
-        ConnectionSpectrum("r", 2, 1008, module, leaves),
+        ConnectionSpectrum("r", 0, 1011, lines),
+        ConnectionSpectrum("r", 1, 1000, module),
+        ConnectionSpectrum("r", 2, 1008, module),
     ]
     report = suspiciousness(spectra)
     assert (report.connections, report.failing) == (3, 1)
@@ -145,9 +135,6 @@ def test_suspiciousness_report_on_hand_made_spectra() -> None:
         (1, cell, 1.0, 1, 0), (2, 1, 0.5774, 1, 2)
     ]
     assert [(r.line, r.score) for r in report.tarantula] == [(cell, 1.0), (1, 0.5)]
-    assert [(r.location, r.score) for r in report.ochiai_branches] == [
-        (f"{ROUTE}:1->{cell}", 1.0), (f"{ROUTE}:1->-1", 0.0)
-    ]
     assert report.ochiai[0].function == "error_frame"
 
 
@@ -162,20 +149,6 @@ def test_measuring_inside_another_coverage_keeps_both_working(local_debug: Profi
     assert spectra and spectra[0].lines
     measured = outer.get_data().lines(__file__) or []
     assert line_of("tests/test_spectra.py", "return 41 + 1") in measured
-
-
-def test_a_connection_spectrum_drops_the_arcs_that_enter_a_code_object() -> None:
-    """coverage.py records entering a function whose first line is 10 as the arc -10 -> 11 and
-    leaving it from line 12 as 12 -> -10. The spectrum keeps the arcs between executed lines and
-    the exit (from line 12), not the entry (from line -10, which no connection executed)."""
-    path = str(REPO_ROOT / ROUTE)
-    data = coverage.CoverageData(no_disk=True)
-    data.set_context("connection-00000")
-    data.add_arcs({path: {(-10, 11), (11, 12), (12, -10)}})
-    result = ConnectionResult(index=0, client="c", instance=0, user_id="u", at_s=0.0, close_code=None,
-                              close_reason=None, decisions=(), cause_chain=())
-    (spectrum,) = _spectra_from(data, "r", {0: result})
-    assert spectrum.arcs == {(ROUTE, 11, 12), (ROUTE, 12, -10)}
 
 
 def test_refusal_reporting_is_the_route_code_that_builds_and_sends_a_refusal() -> None:
@@ -216,7 +189,7 @@ def hand_ranked_report(tied: bool = False, refused: bool = False) -> Any:
     cap_ties = {(FACTORY, cap[1] + 1), (FACTORY, line_of(FACTORY, 'decide("factory.result", "FactoryInitial'))}
 
     def spectrum(index: int, code: int, lines: set[tuple[str, int]], refused: bool = False) -> ConnectionSpectrum:
-        return ConnectionSpectrum("r", index, code, frozenset(lines), frozenset(), refused)
+        return ConnectionSpectrum("r", index, code, frozenset(lines), refused)
 
     with_cap = {cap, *cap_ties} if tied else {cap}
     failing = {frame, leave, environment, *with_cap}

@@ -18,6 +18,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from investigation.report import markdown_table
+
 NOT_REACHED = "-"
 """Table cell for a point a profile's trace never reached."""
 
@@ -63,15 +65,12 @@ class DivergenceTable:
         raise KeyError(profile)
 
     def _repr_markdown_(self) -> str:
-        header = ["point", *self.profiles]
-        lines = [_markdown_row(header), _markdown_row(["---"] * len(header))]
-        lines.extend(_markdown_row([row.point, *row.outcomes]) for row in self.rows)
         first = [
             "reference" if name == self.reference else (d.point if d else NO_DIVERGENCE)
             for name, d in self.first_divergences
         ]
-        lines.append(_markdown_row(["first divergence", *first]))
-        return "\n".join(lines)
+        rows = [[row.point, *row.outcomes] for row in self.rows]
+        return markdown_table(["point", *self.profiles], [*rows, ["first divergence", *first]])
 
 
 Step = tuple[str, str]
@@ -176,7 +175,3 @@ def _table_points(
 def _cell(steps: list[Step], point: str) -> str:
     outcomes = [outcome for step_point, outcome in steps if step_point == point]
     return ", ".join(outcomes) if outcomes else NOT_REACHED
-
-
-def _markdown_row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(cells) + " |"

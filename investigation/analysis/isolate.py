@@ -467,18 +467,6 @@ class ProfileIsolation:
                          f"{_describe_alignment(self.isolated_divergence, self.mixture_clients)}")
         return "\n".join(lines)
 
-    def _repr_markdown_(self) -> str:
-        rows = [f"| `{c.factor}` | {_md(c.to_json_dict()['passing'])} | {_md(c.to_json_dict()['failing'])} |"
-                for c in self.minimal_difference]
-        return "\n".join(
-            [f"**{self.passing} → {self.failing}** ({self.tests_run} tests; {self.signature})", "",
-             "| factor | passing | failing |", "|---|---|---|", *rows]
-        )
-
-
-def _md(value: object) -> str:
-    return "null" if value is None else f"`{value!r}`".replace("|", "\\|")
-
 
 def _describe_alignment(aligned: AlignedDivergence, client_names: Mapping[str, str] | None = None) -> str:
     """Where the aligned traces part, and which connections they are (``client_names``: readable names)."""
@@ -663,17 +651,9 @@ class TrafficReduction:
     variant: str
     planned: tuple[PlannedConnection, ...]
     kept: tuple[PlannedConnection, ...]
-    reduced_profile: Profile
     run: RunResult
     signature: FailureSignature
     tests_run: int
-
-    def per_client_counts(self) -> dict[str, int]:
-        """How many connections of each client of the original profile are kept (0 included)."""
-        counts = {planned.client.name: 0 for planned in self.planned}
-        for planned in self.kept:
-            counts[planned.client.name] += 1
-        return counts
 
     @property
     def failing_the_same_way(self) -> tuple[ConnectionResult, ...]:
@@ -731,7 +711,6 @@ def minimal_failing_traffic(profile: Profile, variant: str = "original") -> Traf
         variant=variant,
         planned=tuple(plan),
         kept=kept,
-        reduced_profile=traffic_subset_profile(profile, kept),
         run=runs[tuple(p.index for p in kept)],
         signature=signature,
         tests_run=result.tests_run,
@@ -781,24 +760,6 @@ class IsolationOverview:
 
     reference: str
     isolations: Mapping[str, ProfileIsolation]
-
-    def rows(self) -> list[tuple[str, str, str, str]]:
-        return [
-            (name, "; ".join(c.describe() for c in iso.minimal_difference), str(iso.tests_run), str(iso.signature))
-            for name, iso in sorted(self.isolations.items())
-        ]
-
-    def to_text(self) -> str:
-        from investigation.report import format_table
-
-        return format_table(("failing profile", f"failure-inducing difference from {self.reference}", "tests", "failure"),
-                            self.rows())
-
-    def _repr_markdown_(self) -> str:
-        lines = [f"| failing profile | failure-inducing difference from {self.reference} | tests | failure |",
-                 "|---|---|---|---|"]
-        lines.extend("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in self.rows())
-        return "\n".join(lines)
 
     def __repr__(self) -> str:
         return f"IsolationOverview(reference={self.reference!r}, failing={sorted(self.isolations)!r})"

@@ -1,4 +1,4 @@
-"""Line and branch spectra of the backend per connection, and their SBFL ranking.
+"""Line spectra of the backend per connection, and their SBFL ranking.
 
 coverage.py measures ``investigation/backend`` while a profile runs. Connections
 of one run interleave on the event loop, so a measurement context per connection
@@ -10,8 +10,7 @@ tasks (cleanup, health checks) and the driver fall into the ``process`` context,
 which no spectrum includes.
 
 A connection *fails* when it closed 1011. Its spectrum is the set of backend
-lines it executed and the branches it took, where a branch is an arc out of a
-line that the sweep saw leave in two or more directions.
+lines it executed.
 
     spectra = collect_spectra(sweep_profiles())
     ranking = rank_lines(spectra, "ochiai")[:10]   # RankedLine(file, line, function, source, ...)
@@ -41,11 +40,11 @@ import coverage
 from investigation.analysis.sbfl import FORMULAS, RankedEvent, Spectrum, rank
 from investigation.backend import variants as _variants
 from investigation.backend.variants import get_variant
-from investigation.clock import VirtualClock, outside_event_loop, virtual_loop
+from investigation.clock import VirtualClock, outside_event_loop
 from investigation.profiles import Profile, flatten_profile, list_profiles, unflatten_profile
 from investigation.report import plural
 from investigation.run_cache import shared
-from investigation.simulate import SimulationRun
+from investigation.simulate import SimulationRun, run_on_virtual_time
 from investigation.trace import ConnectionResult
 from investigation.traffic import PlannedConnection
 
@@ -73,8 +72,6 @@ and the ``return`` (bare or ``False``) by which a function calling them ends the
 
 Line = tuple[str, int]
 """A backend line: (file relative to the repository, line number)."""
-Branch = tuple[str, int, int]
-"""A branch taken: (file, from line, to line); a negative "to" leaves the function."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +82,6 @@ class ConnectionSpectrum:
     index: int
     close_code: int | None
     lines: frozenset[Line]
-    arcs: frozenset[Branch]
     start_agent_refused: bool = False
     """Whether a ``start_agent`` message of the connection was refused (a ``route.start_agent``
     tally ``refused_*``): the handler catches the error without a close (spec 1 step 12)."""
@@ -157,31 +153,24 @@ class _MeasuredRun(SimulationRun):
 
 
 def _measured_run(profile: Profile, variant: str, switcher: _ContextSwitcher) -> dict[int, ConnectionResult]:
-    clock = VirtualClock()
-    loop = virtual_loop(clock)
-
     def task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **options: Any) -> asyncio.Task[Any]:
         return asyncio.Task(_SwitchingCoroutine(coro, switcher), loop=loop, **options)
 
-    loop.set_task_factory(task_factory)
-    run = _MeasuredRun(profile, get_variant(variant), clock, switcher)
-    try:
-        loop.run_until_complete(run.execute())
-    finally:
-        loop.close()
+    chosen = get_variant(variant)
+    run = run_on_virtual_time(lambda clock: _MeasuredRun(profile, chosen, clock, switcher), task_factory)
     return run.results
 
 
 def _new_measurement() -> coverage.Coverage:
     measurement = coverage.Coverage(
-        data_file=None, branch=True, include=[str(BACKEND_DIR / "*.py")], config_file=False
+        data_file=None, branch=False, include=[str(BACKEND_DIR / "*.py")], config_file=False
     )
     measurement.set_option("run:disable_warnings", ["no-data-collected", "module-not-measured"])
     return measurement
 
 
 def measure_profile(profile: Profile, variant: str = "original") -> list[ConnectionSpectrum]:
-    """The executed backend lines and arcs of every connection of one run of ``profile``.
+    """The executed backend lines of every connection of one run of ``profile``.
 
     From inside a running event loop (a notebook kernel) the measured run happens in a worker thread.
     """
@@ -201,27 +190,18 @@ def _measure_here(profile: Profile, variant: str) -> list[ConnectionSpectrum]:
 
 
 def _spectra_from(data: coverage.CoverageData, run: str, results: dict[int, ConnectionResult]) -> list[ConnectionSpectrum]:
-    """One spectrum per connection in ``results``: the lines and arcs measured in its context.
-
-    Arcs whose start line is not positive are dropped: coverage.py records entering a code
-    object as an arc from minus its first line, which no line executed. Arcs to a negative
-    line (leaving a function) are kept.
-    """
+    """One spectrum per connection in ``results``: the lines measured in its context."""
     files = {path: _relative(path) for path in sorted(data.measured_files())}
     lines: dict[str, set[Line]] = defaultdict(set)
     for path, relative in files.items():
         for number, contexts in data.contexts_by_lineno(path).items():
             for context in contexts:
                 lines[context].add((relative, number))
-    spectra = []
-    for index in sorted(results):
-        context = connection_context(index)
-        data.set_query_contexts([f"^{context}$"])
-        arcs = {(relative, a, b) for path, relative in files.items() for a, b in data.arcs(path) or () if a > 0}
-        spectra.append(ConnectionSpectrum(run, index, results[index].close_code, frozenset(lines[context]),
-                                          frozenset(arcs), _start_agent_refused(results[index])))
-    data.set_query_contexts(None)
-    return spectra
+    return [
+        ConnectionSpectrum(run, index, results[index].close_code, frozenset(lines[connection_context(index)]),
+                           _start_agent_refused(results[index]))
+        for index in sorted(results)
+    ]
 
 
 def _start_agent_refused(result: ConnectionResult) -> bool:
@@ -261,35 +241,17 @@ def _with_failing_id_generator(profile: Profile) -> Profile:
 # Ranking
 
 
-def branch_points(spectra: Sequence[ConnectionSpectrum]) -> set[Line]:
-    """Lines the sweep saw leave in two or more directions."""
-    destinations: dict[Line, set[int]] = defaultdict(set)
-    for spectrum in spectra:
-        for file, source, target in spectrum.arcs:
-            destinations[(file, source)].add(target)
-    return {line for line, targets in destinations.items() if len(targets) > 1}
-
-
 def line_spectra(spectra: Sequence[ConnectionSpectrum]) -> list[Spectrum]:
     return [Spectrum(s.lines, failed=s.failed, label=s.label) for s in spectra]
 
 
-def branch_spectra(spectra: Sequence[ConnectionSpectrum]) -> list[Spectrum]:
-    points = branch_points(spectra)
-    return [
-        Spectrum({arc for arc in s.arcs if (arc[0], arc[1]) in points}, failed=s.failed, label=s.label)
-        for s in spectra
-    ]
-
-
 @dataclass(frozen=True)
 class RankedLine:
-    """A line (or the branch from it to ``to_line``) with its suspiciousness and where it is."""
+    """A line with its suspiciousness and where it is."""
 
     rank: int
     file: str
     line: int
-    to_line: int | None
     function: str
     source: str
     score: float
@@ -298,8 +260,7 @@ class RankedLine:
 
     @property
     def location(self) -> str:
-        arrow = f"->{self.to_line}" if self.to_line is not None else ""
-        return f"{self.file}:{self.line}{arrow}"
+        return f"{self.file}:{self.line}"
 
 
 def rank_lines(spectra: Sequence[ConnectionSpectrum], formula: str = "ochiai") -> list[RankedLine]:
@@ -307,18 +268,13 @@ def rank_lines(spectra: Sequence[ConnectionSpectrum], formula: str = "ochiai") -
     return _located(rank(line_spectra(spectra), FORMULAS[formula]))
 
 
-def rank_branches(spectra: Sequence[ConnectionSpectrum], formula: str = "ochiai") -> list[RankedLine]:
-    """Every branch taken at a branch point, most suspicious first."""
-    return _located(rank(branch_spectra(spectra), FORMULAS[formula]))
-
-
 def _located(ranked: Sequence[RankedEvent]) -> list[RankedLine]:
     located = []
     for position, item in enumerate(ranked, start=1):
-        file, line, *rest = item.event  # type: ignore[misc]
+        file, line = item.event  # type: ignore[misc]
         located.append(
             RankedLine(
-                rank=position, file=file, line=line, to_line=rest[0] if rest else None,
+                rank=position, file=file, line=line,
                 function=enclosing_function(file, line), source=source_line(file, line),
                 score=round(item.score, 4), failed=item.failed, passed=item.passed,
             )
@@ -424,7 +380,6 @@ class SuspiciousnessReport:
     failing: int
     ochiai: tuple[RankedLine, ...]
     tarantula: tuple[RankedLine, ...]
-    ochiai_branches: tuple[RankedLine, ...]
     start_agent_refusals: Mapping[Line, int] = field(default_factory=dict)
     """Per line, how many passing connections that ran it had a start_agent message refused."""
 
@@ -534,7 +489,6 @@ def suspiciousness(spectra: Sequence[ConnectionSpectrum]) -> SuspiciousnessRepor
         failing=sum(1 for s in spectra if s.failed),
         ochiai=tuple(rank_lines(spectra, "ochiai")),
         tarantula=tuple(rank_lines(spectra, "tarantula")),
-        ochiai_branches=tuple(rank_branches(spectra, "ochiai")),
         start_agent_refusals=_start_agent_refusals(spectra),
     )
 

@@ -207,11 +207,11 @@ class WebSocketManagerFactory:
         clock = runtime.current().clock
         while True:
             await clock.sleep(interval)
-            now = clock.now()
+            now, timeout = clock.now(), self.connection_timeout_seconds
             for key, manager in sorted(self.managers.items()):
                 idle = now - manager.last_activity
                 age = now - manager.created_at
-                if idle > CONNECTION_TIMEOUT_S or (age > CONNECTION_TIMEOUT_S and not manager.is_active):
+                if idle > timeout or (age > timeout and not manager.is_active):
                     await self._release(key)
 
 

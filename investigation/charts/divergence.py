@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
 from investigation.analysis.divergence import NO_DIVERGENCE, NOT_REACHED, DivergenceTable, divergence_table
+from investigation.charts.grid import outline_cells
 from investigation.notebook_errors import NotebookParameterError
 from investigation.report import format_table
 from investigation.trace import DECISION_POINTS, ConnectionResult, Decision, RunResult, close_code_label, is_adverse
@@ -198,7 +199,4 @@ def _label_axes(axes: Axes, runs: Mapping[str, RunResult], table: DivergenceTabl
     axes.set_yticks(range(len(table.rows)), [row.point for row in table.rows], fontsize=8)
     axes.set_ylabel("decision point (pipeline order)")
     axes.set_xlabel("profile, compared connection and its close code")
-    axes.set_xticks(np.arange(-0.5, len(table.profiles)), minor=True)
-    axes.set_yticks(np.arange(-0.5, len(table.rows)), minor=True)
-    axes.grid(which="minor", color="#bdbdbd", linewidth=0.5)
-    axes.tick_params(which="minor", length=0)
+    outline_cells(axes, len(table.profiles), len(table.rows), "#bdbdbd")

@@ -33,6 +33,7 @@ from investigation.analysis.variants import (
     failure_effect,
 )
 from investigation.backend.variants import ORIGINAL
+from investigation.charts.grid import outline_cells
 from investigation.report import format_table
 
 ORIGINAL_FAILS = "original fails"
@@ -141,10 +142,7 @@ def _label_grid(axes: Axes, report: VariantReport) -> None:
     axes.xaxis.tick_top()
     axes.set_xlabel("profile (cell: connections refused, first failure in virtual seconds)")
     axes.set_ylabel("variant and its computed failure verdict")
-    axes.set_xticks(np.arange(-0.5, len(matrix.profiles)), minor=True)
-    axes.set_yticks(np.arange(-0.5, len(matrix.variants)), minor=True)
-    axes.grid(which="minor", color="#9e9e9e", linewidth=0.5)
-    axes.tick_params(which="minor", length=0)
+    outline_cells(axes, len(matrix.profiles), len(matrix.variants), "#9e9e9e")
 
 
 def _draw_safety(axes: Axes, report: VariantReport) -> None:
