@@ -16,9 +16,9 @@ from unittest import mock
 
 from investigation.backend import factory
 from investigation.backend.variants import get_variant
-from investigation.clock import VirtualClock, outside_event_loop, virtual_loop
+from investigation.clock import outside_event_loop
 from investigation.profiles import Profile
-from investigation.simulate import SimulationRun
+from investigation.simulate import SimulationRun, run_on_virtual_time
 
 
 @dataclass(frozen=True)
@@ -59,13 +59,9 @@ def _contexts_here(profile: Profile, variant: str) -> tuple[CheckedContext, ...]
         given.append(context)
         validate(context)
 
-    clock = VirtualClock()
-    loop = virtual_loop(clock)
+    chosen = get_variant(variant)
     with mock.patch.object(factory, "_validate_ssot_user_context_staging_safe", keeping):
-        try:
-            loop.run_until_complete(SimulationRun(profile, get_variant(variant), clock).execute())
-        finally:
-            loop.close()
+        run_on_virtual_time(lambda clock: SimulationRun(profile, chosen, clock))
     return tuple(CheckedContext(str(getattr(c, "thread_id", "")), str(getattr(c, "run_id", "")),
                                 str(getattr(c, "request_id", "")), getattr(c, "websocket_client_id", None),
                                 strict_check(c)) for c in given)
