@@ -12,7 +12,16 @@ exception that has ``_render_traceback_`` as the lines that method returns.
 from __future__ import annotations
 
 from investigation.backend.variants import VARIANTS
-from investigation.profiles import Profile, ProfileError, ShownAsOneLine, load_profile, profile_paths
+from investigation.profiles import (
+    PROFILES_DIR_ENV,
+    Profile,
+    ProfileError,
+    ShownAsOneLine,
+    load_profile,
+    profile_paths,
+)
+from investigation.report import plural
+from investigation.simulate import simulate
 
 
 class NotebookParameterError(ShownAsOneLine, ValueError):
@@ -41,8 +50,22 @@ def checked_profile_name(parameter: str, name: object) -> str:
     except ProfileError as error:
         raise NotebookParameterError(parameter, str(error)) from None
     if not isinstance(name, str) or name not in known:
-        raise NotebookParameterError(parameter, f"unknown profile {name!r}; known: {', '.join(known)}")
+        raise NotebookParameterError(parameter, f"unknown profile {name!r}; known: {', '.join(known)} "
+                                                f"(profiles of your own: %env {PROFILES_DIR_ENV}=DIR)")
     return name
+
+
+def checked_passing_profile_name(parameter: str, name: object) -> str:
+    """``name`` if that profile exists and none of its connections fails under the original code: a
+    reference the failing profiles are isolated against."""
+    profile = checked_profile(parameter, name)
+    run = simulate(profile)
+    if run.failures:
+        raise NotebookParameterError(
+            parameter, f"{profile.name} fails under the original code ({len(run.failures)} of "
+            f"{plural(len(run.connections), 'connection')}); the reference must be a profile whose connections "
+            "all pass")
+    return profile.name
 
 
 def checked_profile(parameter: str, name: object) -> Profile:

@@ -12,6 +12,7 @@ from investigation.notebook_errors import (
     NotebookParameterError,
     checked_claim,
     checked_count,
+    checked_passing_profile_name,
     checked_profile,
     checked_variant,
 )
@@ -76,3 +77,19 @@ def test_a_count_below_one_or_not_a_whole_number_is_refused(value: object) -> No
     with pytest.raises(NotebookParameterError, match=r"^parameter top_lines: must be a whole number of at least 1"):
         checked_count("top_lines", value)
     assert checked_count("top_lines", 12) == 12
+
+
+def test_an_unknown_profile_says_how_to_add_profiles_of_ones_own() -> None:
+    with pytest.raises(NotebookParameterError, match=r"\(profiles of your own: %env INVESTIGATION_PROFILES_DIR=DIR\)$"):
+        checked_profile("profile", "my-staging")
+
+
+def test_a_failing_reference_names_the_reference_parameter() -> None:
+    # staging-e2e.toml: one E2E test process's 6th connection meets 5 managers (spec 4.2): 10 of its 36 close 1011
+    with pytest.raises(NotebookParameterError, match=r"^parameter reference: staging-e2e fails under the original "
+                                                     r"code \(10 of 36 connections\); the reference must be"):
+        checked_passing_profile_name("reference", "staging-e2e")
+
+
+def test_a_passing_reference_is_returned() -> None:
+    assert checked_passing_profile_name("reference", "local-debug") == "local-debug"

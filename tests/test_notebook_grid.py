@@ -218,3 +218,33 @@ def test_nbval_passes_the_golden_and_fails_a_tampered_copy(tmp_path: Path) -> No
     assert failing.returncode != 0
     assert f"FAILED 01_reproduce.ipynb::Cell {tampered_cell} " in failing.stdout
     assert "1 failed" in failing.stdout
+
+
+# The parameters each chapter is committed with. `make run` executes the single-run chapters with their
+# notebook's own parameters cell, and nbval compares a golden with itself: a golden saved from Jupyter Lab
+# after trying another profile or variant would pass both and change what `make run` publishes.
+COMMITTED_DEFAULTS = {
+    "01_reproduce": {"profile": "staging-e2e", "variant": "original"},
+    "02_divergence": {"profiles": None, "reference": "local-debug"},
+    "03_hypotheses": {"profiles_dir": None, "detail_claim": "fix.v1"},
+    "04_isolate": {"passing": "local-debug", "failing": "staging-e2e", "top_lines": 12},
+    "05_variants": {"variant": "all", "tests_per_process": 60},
+    "06_postmortem": {"reference": "local-debug"},
+}
+
+
+@pytest.mark.parametrize("stem", sorted(COMMITTED_DEFAULTS))
+def test_each_golden_keeps_the_parameters_it_is_committed_with(stem: str) -> None:
+    import ast
+
+    import papermill
+
+    declared = papermill.inspect_notebook(str(NOTEBOOKS / f"{stem}.ipynb"))
+    values = {name: ast.literal_eval(spec["default"]) for name, spec in declared.items()}
+    assert values == COMMITTED_DEFAULTS[stem], (
+        f"notebooks/{stem}.ipynb's parameters cell changed: restore it (git checkout) or, if the change is meant, "
+        "update COMMITTED_DEFAULTS and run make refresh")
+
+
+def test_every_golden_has_its_committed_defaults() -> None:
+    assert sorted(COMMITTED_DEFAULTS) == sorted(path.stem for path in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
