@@ -980,3 +980,27 @@ def test_the_debug_output_is_not_reproduced_when_the_ids_come_from_the_fallback(
     holds, evidence = trial.predicate(run, {REFERENCE: run})
     assert holds is False
     assert "first context: ws_thread_" in evidence
+
+
+def test_v1s_logging_does_not_name_the_refusal(ledger: Ledger) -> None:
+    # spec 8: V1 adds the report's 'VALIDATION ENV DEBUG: env=..., cloud_run=..., staging=..., e2e=...' line; the
+    # failing connections are refused at the cap (spec 4.2), whose message ('has reached the maximum number of
+    # WebSocket managers') no such line carries, and the backend logs no close (spec 1)
+    finding = ledger.finding("next.enhanced_logging")
+    assert finding.verdict is Verdict.REFUTED
+    assert "V1 adds 'VALIDATION ENV DEBUG: env=" in finding.evidence()
+    assert "none carries the cause" in finding.evidence()
+
+
+def test_a_log_line_that_carries_the_cause_identifies_the_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    from collections import Counter
+
+    from investigation.analysis import hypotheses as module
+
+    profile = load_profile(STAGING)
+    original = simulate(profile)
+    cause = original.failures[0].cause_chain[-1].message
+    monkeypatch.setattr(module, "added_log_lines", lambda *_: Counter({f"refused: {cause}": 1}))
+    holds, evidence = module.logging_names_the_refusal(profile, "V1")(original, {STAGING: original})
+    assert holds is True
+    assert "one carries the cause" in evidence

@@ -17,7 +17,7 @@ run? with the evidence); the verdict is computed from the observations:
 No verdict is written anywhere by hand.
 
     ledger = build_ledger()
-    ledger.summary()        # "24 claims of the report, 22 of them tested with 98 distinct runs: 3 supported, ..."
+    ledger.summary()        # "25 claims of the report, 23 of them tested with 98 distinct runs: 3 supported, ..."
     ledger.finding("fix.v1").verdict
 """
 
@@ -34,9 +34,10 @@ from typing import Literal
 from investigation.analysis.contexts import contexts_of
 from investigation.analysis.divergence import Divergence, first_divergence
 from investigation.analysis.isolate import is_environment_factor
+from investigation.analysis.run_logs import added_log_lines
 from investigation.backend.route import FACTORY_FAILED_REASON
 from investigation.profiles import Profile, flatten_profile, list_profiles, unflatten_profile
-from investigation.report import and_list, plural
+from investigation.report import and_list, plural, short_text
 from investigation.run_cache import shared
 from investigation.simulate import simulate
 from investigation.trace import POINT_ORDER, ConnectionResult, Decision, RunResult
@@ -525,6 +526,27 @@ def no_failure_though_unchanged(variant: str, failing: Sequence[str]) -> Predica
     return predicate
 
 
+def logging_names_the_refusal(profile: Profile, variant: str) -> Predicate:
+    """The report's next step 1: a log line ``variant`` adds carries the cause of the original's failing
+    connections (their innermost exception's message), so the added logging identifies the failure point."""
+
+    def predicate(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+        failures = runs[profile.name].failures
+        if not failures:
+            return None, "no failing connection in the original"
+        causes = sorted({c.cause_chain[-1].message for c in failures if c.cause_chain})
+        added = added_log_lines(profile, variant)
+        named = [line for line in added if any(cause in line for cause in causes)]
+        shown = "; ".join(f"'{line}' x{count}" for line, count in sorted(added.items())) or "nothing"
+        deciding = sorted({f"{d.point}={d.outcome}" for c in failures if (d := c.deciding_decision())})
+        return bool(named), (
+            f"{variant} adds {shown}; {'one carries' if named else 'none carries'} the cause of the original's "
+            f"{plural(len(failures), 'failing connection')} (decided at {', '.join(deciding)}; innermost: "
+            f"{short_text(causes[0]) if causes else '-'})")
+
+    return predicate
+
+
 def most_connections_fail(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
     """More than half of the run's connections fail (a close other than 1000)."""
     if not run.connections:
@@ -880,6 +902,14 @@ HYPOTHESES: tuple[Hypothesis, ...] = (
         "Each failing profile's factory closes are validation rejections, and its traffic in the local "
         "environment has none.",
         "all", _design_conclusion,
+    ),
+    Hypothesis(
+        "next.enhanced_logging", "Next steps 1 (V1's log line)",
+        "Immediate: add enhanced logging to staging validation to identify the exact failure point.",
+        "For each failing profile, a log line V1 (the report's fix with its 'VALIDATION ENV DEBUG' line) adds to "
+        "the run carries the cause of the original's failing connections.",
+        "all", lambda b: [Trial(unchanged(b.profiles[name], "V1"), logging_names_the_refusal(b.profiles[name], "V1"))
+                          for name in b.failing()],
     ),
 )
 

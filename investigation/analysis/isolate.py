@@ -49,7 +49,7 @@ from investigation.profiles import (
     jsonable_factor_value,
     unflatten_profile,
 )
-from investigation.report import and_list
+from investigation.report import and_list, short_text
 from investigation.simulate import simulate
 from investigation.trace import POINT_ORDER, ConnectionResult, RunResult
 from investigation.traffic import PlannedConnection, connection_plan, instance_for
@@ -222,8 +222,7 @@ def _json_value(factor: str, value: object) -> object:
 
 def short_value(value: object, limit: int = 60) -> str:
     """A factor value as tables show it: its repr (null for None), cut to `limit` characters."""
-    text = "null" if value is None else repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return short_text("null" if value is None else repr(value), limit)
 
 
 # ---------------------------------------------------------------------------
