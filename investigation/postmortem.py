@@ -31,6 +31,7 @@ from investigation.analysis.isolate import (
     ProfileIsolation,
     TrafficReduction,
     is_environment_factor,
+    isolate_profiles,
     isolation_overview,
     minimal_failing_traffic,
 )
@@ -89,6 +90,8 @@ class Evidence:
     isolation: IsolationOverview
     reduction: TrafficReduction | None
     variants: VariantReport
+    traffic_isolations: Mapping[str, ProfileIsolation] = dataclasses.field(default_factory=dict)
+    """dd within each shared traffic, by failing member (see :func:`shared_traffic_isolations`)."""
 
     @property
     def failing(self) -> list[str]:
@@ -128,6 +131,7 @@ def gather_evidence(reference: str = REFERENCE) -> Evidence:
         reduction=None,
         variants=variant_report(),
     )
+    evidence = dataclasses.replace(evidence, traffic_isolations=outside_event_loop(shared_traffic_isolations, evidence))
     if evidence.worst_profile is None:
         return evidence
     reduction = outside_event_loop(minimal_failing_traffic, load_named_profile(evidence.worst_profile))
@@ -300,6 +304,29 @@ def _traffic_once_text(evidence: Evidence) -> str:
             f"for {plural(users, 'distinct user id')}.")
 
 
+#: How the passing member of a shared traffic is chosen for dd against its failing members.
+PASSING_MEMBER_RULE = "the first passing member by name"
+
+
+def shared_traffic_isolations(evidence: Evidence) -> dict[str, ProfileIsolation]:
+    """dd within each shared traffic that has passing and failing members, by failing member's name.
+
+    Each failing member is isolated against its traffic's passing member chosen by PASSING_MEMBER_RULE; the
+    evidence's runs are reused. Two members of one traffic differ only in their environment, so every factor
+    isolated here is one.
+    """
+    isolations = {}
+    for group in shared_traffic(evidence):
+        passing = [name for name in group if not evidence.runs[name].failures]
+        if not passing:
+            continue
+        reference = load_named_profile(passing[0])
+        for name in group:
+            if evidence.runs[name].failures:
+                isolations[name] = isolate_profiles(reference, load_named_profile(name), "original", evidence.runs)
+    return isolations
+
+
 def _traffic_once_note(evidence: Evidence) -> str:
     """`` (11 of 96 counting each of the 6 traffics once: 4 profiles share one)``, or empty when none is shared."""
     groups = shared_traffic(evidence)
@@ -328,6 +355,7 @@ def trigger_section(evidence: Evidence) -> Markdown:
             f"{name}: {iso.difference_in_words()}" for name, iso in sorted(isolations.items())
         ) + "." if isolations else "- No failing profile to isolate.",
     ]
+    lines[2:2] = _shared_traffic_line(evidence.traffic_isolations)
     lines.extend(_dd_mechanism_line(isolations, evidence.reduction))
     if evidence.reduction is not None:
         lines.append(_reduction_line(evidence.reduction))
@@ -358,6 +386,24 @@ def _dd_mechanism_line(isolations: Mapping[str, ProfileIsolation], reduction: Tr
         line += (f"; ddmin's reduced traffic of {reduction.profile} (planned times kept) does: at its refusal the "
                  f"user held {reduced.held} managers with {reduced.open_connections} of its connections open")
     return [line + "."]
+
+
+def _shared_traffic_line(isolations: Mapping[str, ProfileIsolation]) -> list[str]:
+    """dd between members of one traffic (impact): each pair's isolated difference and its environment factors."""
+    if not isolations:
+        return []
+    pairs = "; ".join(f"{iso.passing} -> {name}: {_difference_text(iso)} ({plural(iso.tests_run, 'test')})"
+                      for name, iso in sorted(isolations.items()))
+    environmental = sorted({c.factor for iso in isolations.values() for c in iso.minimal_difference
+                            if is_environment_factor(c.factor)})
+    return [f"- Within a traffic replayed in several environments (impact), delta debugging from a passing member "
+            f"({PASSING_MEMBER_RULE}) to each failing member isolated: {pairs}; environment factors among them: "
+            f"{', '.join(environmental) or 'none'}."]
+
+
+def _difference_text(isolation: ProfileIsolation) -> str:
+    """The minimal difference's changes, each in backquotes (```routing: 'round_robin' -> 'sticky'```)."""
+    return "; ".join(f"`{change.describe()}`" for change in isolation.minimal_difference) or "(none)"
 
 
 def _factor_counts_text(isolations: Mapping[str, ProfileIsolation]) -> str:
@@ -795,6 +841,7 @@ def lessons(evidence: Evidence) -> Markdown:
     local_evidence = _local_evidence_lesson(evidence)
     if local_evidence:
         items.append(local_evidence)
+    items.extend(_shared_traffic_lessons(evidence))
     factory_closes = factory_reason_closes(evidence.failures)
     mislabelled = validation_passed(factory_closes)
     if mislabelled:
@@ -864,6 +911,41 @@ def _local_evidence_lesson(evidence: Evidence) -> str | None:
             f"connection to one instance (the fewest: {first.user_id} was refused at its {_ordinal(refusal.nth)} "
             f"connection to instance {first.instance} of {refusal.profile}, at {first.at_s:g} s): the failure needs "
             f"repeated connections of one user to one instance, which {maker} never made (trigger).")
+
+
+def _shared_traffic_lessons(evidence: Evidence) -> list[str]:
+    """Per shared traffic dd isolated an environment factor in: the factors, and the connections per user and
+    instance they allowed, against what dd from the reference found."""
+    lessons_found = []
+    for group in shared_traffic(evidence):
+        isolations = [evidence.traffic_isolations[name] for name in group if name in evidence.traffic_isolations]
+        factors = Counter(f"`{c.describe()}`" for iso in isolations for c in iso.minimal_difference
+                          if is_environment_factor(c.factor))
+        if not factors:
+            continue
+        passing = isolations[0].passing
+        most = max((nth for nth, _ in connections_per_user_and_instance(evidence.runs[passing])), default=0)
+        refusal = fewest_connections_refusal({iso.failing: evidence.runs[iso.failing] for iso in isolations})
+        if refusal is None or refusal.nth <= most:
+            continue
+        failing = [iso.failing for iso in isolations]
+        isolated = [f"{factor} ({plural(n, 'pair')})" for factor, n in sorted(factors.items())]
+        lessons_found.append(
+            f"{_reference_factors_text(evidence)}the environment decides whether one traffic fails: the traffic "
+            f"that {and_list(group)} replay fails in {and_list(failing)} and passes in {passing}; dd between them "
+            f"isolates {and_list(isolated)}. "
+            f"In {passing} no user made more than {plural(most, 'connection')} to one instance; in the failing "
+            f"members a user was refused at its {_ordinal(refusal.nth)} at the fewest ({refusal.connection.user_id}, "
+            f"instance {refusal.connection.instance} of {refusal.profile}) (trigger).")
+    return lessons_found
+
+
+def _reference_factors_text(evidence: Evidence) -> str:
+    """``Delta debugging from `local-debug` isolated no environment factor, yet `` when it did not, else ``Within one traffic, ``."""
+    if any(is_environment_factor(c.factor) for iso in evidence.isolation.isolations.values()
+           for c in iso.minimal_difference):
+        return "Within one traffic, "
+    return f"Delta debugging from `{evidence.reference}` isolated no environment factor, yet "
 
 
 def postmortem_key_result(evidence: Evidence) -> str:

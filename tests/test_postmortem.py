@@ -661,3 +661,41 @@ def test_summary_says_what_the_recommended_fix_leaves_of_start_agent(evidence: E
     assert (refused, sent) == (2 + long_run, 142) and long_run > 0
     assert (f"Recommended resolution: **V4**, which removes the failure on every profile; under it {refused} of 142 "
             "start_agent messages are still refused, without a close (action items).") in summary_section(evidence).data
+
+
+def test_trigger_isolates_the_environment_within_the_shared_traffic(evidence: Evidence) -> None:
+    """The four profiles replaying one traffic (identical client lists, data/profiles) differ in where connections
+    land: staging-no-cloud-signal, the one that passes, routes round robin over 2 instances; staging-cloud-run and
+    cloud-run-env-missing route sticky (3 instances); staging-env-whitespace runs 1 instance. Only sticky routing or
+    a single instance puts all 6 of user-e-mobile's reconnections on one instance, where the 6th meets the cap of 5
+    (spec 4.2): dd from the passing member isolates routing for the sticky pair, instances for the other."""
+    isolations = evidence.traffic_isolations
+    assert sorted(isolations) == ["cloud-run-env-missing", "staging-cloud-run", "staging-env-whitespace"]
+    assert {iso.passing for iso in isolations.values()} == {"staging-no-cloud-signal"}
+    assert [(c.factor, c.passing, c.failing) for c in isolations["staging-cloud-run"].minimal_difference] == [
+        ("routing", "round_robin", "sticky")]
+    assert [(c.factor, c.passing, c.failing) for c in isolations["staging-env-whitespace"].minimal_difference] == [
+        ("instances", 2, 1)]
+    (line,) = [line for line in trigger_section(evidence).data.splitlines() if line.startswith("- Within a traffic")]
+    assert "passing member (the first passing member by name)" in line
+    assert "staging-no-cloud-signal -> staging-cloud-run: `routing: 'round_robin' -> 'sticky'`" in line
+    assert line.endswith("; environment factors among them: instances, routing.")
+
+
+def test_lesson_says_the_environment_decides_whether_the_shared_traffic_fails(evidence: Evidence) -> None:
+    """user-e-mobile's 6 connections, 30 s apart and held 25 s, never overlap: on one instance the first 5 leave 5
+    managers (nothing released, spec 1 step 14) and the 6th is refused (cap 5, spec 4.2). The passing member's most
+    connections per user and instance is counted here from its runs, independently of the postmortem's helper."""
+    from collections import Counter
+
+    passing = evidence.runs["staging-no-cloud-signal"].connections
+    most = max(Counter((str(c.user_id), c.instance) for c in passing).values())
+    text = lessons(evidence).data
+    assert ("Delta debugging from `local-debug` isolated no environment factor, yet the environment decides whether "
+            "one traffic fails:") in text
+    assert "fails in cloud-run-env-missing, staging-cloud-run and staging-env-whitespace and passes in " in text
+    assert f"In staging-no-cloud-signal no user made more than {most} connections to one instance" in text
+    assert "a user was refused at its 6th at the fewest (106574839201746382910, instance" in text
+    alone = dataclasses.replace(evidence, traffic_isolations={})
+    assert "decides whether one traffic fails" not in lessons(alone).data
+    assert "- Within a traffic" not in trigger_section(alone).data
