@@ -60,7 +60,6 @@ from investigation.charts.divergence import divergence_chart
 from investigation.charts.isolation import traffic_chart
 from investigation.charts.timeline import timeline_chart
 from investigation.charts.variants import variant_chart
-from investigation.clock import outside_event_loop
 from investigation.divergence_findings import first_divergence_counts, separating_points
 from investigation.profiles import ProfileError
 from investigation.report import and_list, format_table, plural
@@ -120,21 +119,22 @@ def gather_evidence(reference: str = REFERENCE) -> Evidence:
     """Run every analysis: all profiles, the ledger, isolation against ``reference``, the variants.
 
     Profiles come from data/profiles plus ``INVESTIGATION_PROFILES_DIR`` when set; the
-    isolation reuses the profiles' runs.
+    isolation reuses the profiles' runs. Every run leaves a running event loop (a kernel's) by itself
+    (simulate, measure_profile, adversarial_outcomes, simulate_wire), so no call here needs outside_event_loop.
     """
     runs = run_profiles(None)
     evidence = Evidence(
         reference=reference,
         runs=runs,
-        ledger=outside_event_loop(build_ledger),
-        isolation=outside_event_loop(isolation_overview, reference, None, "original", runs),
+        ledger=build_ledger(),
+        isolation=isolation_overview(reference, None, "original", runs),
         reduction=None,
         variants=variant_report(),
     )
-    evidence = dataclasses.replace(evidence, traffic_isolations=outside_event_loop(shared_traffic_isolations, evidence))
+    evidence = dataclasses.replace(evidence, traffic_isolations=shared_traffic_isolations(evidence))
     if evidence.worst_profile is None:
         return evidence
-    reduction = outside_event_loop(minimal_failing_traffic, load_named_profile(evidence.worst_profile))
+    reduction = minimal_failing_traffic(load_named_profile(evidence.worst_profile))
     return dataclasses.replace(evidence, reduction=reduction)
 
 

@@ -699,3 +699,19 @@ def test_lesson_says_the_environment_decides_whether_the_shared_traffic_fails(ev
     alone = dataclasses.replace(evidence, traffic_isolations={})
     assert "decides whether one traffic fails" not in lessons(alone).data
     assert "- Within a traffic" not in trigger_section(alone).data
+
+
+def test_the_postmortem_s_analyses_run_inside_a_running_event_loop(evidence: Evidence) -> None:
+    """A notebook cell runs inside the kernel's event loop; gather_evidence calls the analyses without
+    outside_event_loop because each simulation leaves a running loop itself. The shared-traffic isolations
+    (dd, 27 simulations) made inside a loop equal those gathered outside one."""
+    import asyncio
+
+    from investigation.postmortem import shared_traffic_isolations
+
+    async def inside() -> dict[str, Any]:
+        return shared_traffic_isolations(evidence)
+
+    made_inside = asyncio.run(inside())
+    assert {name: iso.minimal_difference for name, iso in made_inside.items()} == {
+        name: iso.minimal_difference for name, iso in evidence.traffic_isolations.items()}
