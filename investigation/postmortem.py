@@ -748,8 +748,12 @@ def _context_item(evidence: Evidence, define_set: bool) -> str | None:
     stubbed = sum(1 for o in accepted if o.route_step == "emergency_stub")
     how = (f" ({len(accepted) - stubbed} with a manager, {stubbed} with the emergency stub after a plain ValueError)"
            if stubbed else "")
-    return (f"Refuse invalid user contexts in create_websocket_manager: under the original, {counted} are let "
-            f"through by the route{how}: {places}.")
+    refused = sum(1 for o in accepted if o.constructor_refuses)
+    constructor = (f" The context constructor itself refuses the ids of {refused} of these {len(accepted)} (spec 2), "
+                   "so no connection brings those." if refused else "")
+    return (f"Refuse invalid user contexts in create_websocket_manager as defence in depth: injected at the route's "
+            f"manager step, the context constructor bypassed, {counted} are let through by the route under the "
+            f"original{how}: {places}.{constructor}")
 
 
 def _validation_note(evidence: Evidence, environment: str) -> str:

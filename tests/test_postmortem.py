@@ -394,12 +394,18 @@ def test_context_members_have_their_own_item_by_environment(evidence: Evidence) 
     stubbed = {(o.environment, o.case) for o in accepted if o.route_step == "emergency_stub"}
     assert stubbed == {("staging-cloud-run", case)
                        for case in ("foreign class (models)", "foreign class (supervisor)", "non-string user_id")}
+    # The set's contexts are injected at the manager step, not brought by a connection. The backend's constructor
+    # (spec 2) refuses, of the 9: blank thread_id, empty request_id, missing run_id (step 1: falsy or blank),
+    # non-string user_id (step 1: not a str), placeholder ids in both environments (step 2) = 6; it does not
+    # check websocket_client_id, and the two foreign classes are not its class.
     assert item == (
-        "Refuse invalid user contexts in create_websocket_manager: under the original, 9 of the set's 16 hostile user "
-        "contexts are let through by the route (6 with a manager, 3 with the emergency stub after a plain ValueError): "
+        "Refuse invalid user contexts in create_websocket_manager as defence in depth: injected at the route's manager "
+        "step, the context constructor bypassed, 9 of the set's 16 hostile user contexts are let through by the route "
+        "under the original (6 with a manager, 3 with the emergency stub after a plain ValueError): "
         "in staging-cloud-run (relaxed validation) blank thread_id, blank websocket_client_id, empty request_id, "
         "foreign class (models), foreign class (supervisor), missing run_id, non-string user_id, placeholder ids; "
-        "in staging-no-cloud-signal (strict validation) placeholder ids.")
+        "in staging-no-cloud-signal (strict validation) placeholder ids. The context constructor itself refuses the "
+        "ids of 6 of these 9 (spec 2), so no connection brings those.")
 
 
 def test_do_not_ship_v5_says_where_it_fails_earlier_and_points_to_the_bypass_item(evidence: Evidence) -> None:

@@ -420,6 +420,16 @@ def test_unchecked_context_is_a_real_context_with_the_given_fields() -> None:
     assert context.thread_id == "   " and context.user_id == adversarial.VICTIM_USER_ID
 
 
+def test_the_constructor_refuses_the_injected_contexts_whose_ids_it_checks() -> None:
+    """Spec 2: the constructor refuses falsy, non-str or blank user/thread/run/request ids (step 1) and placeholder
+    values such as "placeholder" (step 2); it never checks websocket_client_id, and a foreign class is built by its
+    own constructor. So of the 8 context cases it refuses 5, in both environments."""
+    refused = {o.case for o in adversarial_outcomes("original") if o.kind == "context" and o.constructor_refuses}
+    kept = {o.case for o in adversarial_outcomes("original") if o.kind == "context" and not o.constructor_refuses}
+    assert refused == {"blank thread_id", "missing run_id", "empty request_id", "non-string user_id", "placeholder ids"}
+    assert refused.isdisjoint(kept)
+
+
 def test_adversarial_set_has_every_case_in_every_environment() -> None:
     expected = len(CONTEXT_CASES) * 2 + len(TOKEN_CASES) * len(TOKEN_ENVIRONMENTS)
     assert len(adversarial_outcomes("original")) == expected == 31
