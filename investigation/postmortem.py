@@ -208,7 +208,8 @@ def summary_section(evidence: Evidence) -> Markdown:
         f"inconclusive. "
     )
     text += (
-        f"Recommended resolution: **{recommended}**, which {evidence.variants.verdict_of(recommended).failure}"
+        f"Recommended resolution: **{recommended}** ({_inner_summary(recommended)}), which "
+        f"{evidence.variants.verdict_of(recommended).failure}"
         + _agent_refusals_left(evidence.variants, recommended) + "."
         if recommended else "No candidate change removes the failure on every profile without weakening safety."
     )
@@ -216,12 +217,16 @@ def summary_section(evidence: Evidence) -> Markdown:
 
 
 def _agent_refusals_left(report: VariantReport, variant: str) -> str:
-    """``; under it 27 of 142 start_agent messages are still refused, without a close`` when any are."""
+    """``; under it 27 of 142 start_agent messages are still refused, without a close (25 of them in the long E2E
+    run, chapter 05; action items)`` when any are: the totals count the long run too, the summary's profiles not."""
     refused, sent, _ = report.matrix.start_agent_totals(variant)
     if not refused:
         return ""
+    in_long_run = (report.matrix.cell(variant, LONG_RUN_PROFILE).start_agent_refused
+                   if LONG_RUN_PROFILE in report.matrix.profiles else 0)
+    where = f"{in_long_run} of them in the long E2E run, chapter 05; " if in_long_run else ""
     return (f"; under it {refused} of {sent} start_agent messages are still refused, without a close "
-            "(action items)")
+            f"({where}action items)")
 
 
 # --- impact --------------------------------------------------------------------------------
@@ -328,14 +333,15 @@ def shared_traffic_isolations(evidence: Evidence) -> dict[str, ProfileIsolation]
 
 
 def _traffic_once_note(evidence: Evidence) -> str:
-    """`` (11 of 96 counting each of the 6 traffics once: 4 profiles share one)``, or empty when none is shared."""
+    """`` (11 of 96 counting each of the 6 distinct client lists once: 4 profiles replay one)``, or empty when
+    none is shared (the summary comes before Impact, which calls a client list a traffic)."""
     groups = shared_traffic(evidence)
     if not groups:
         return ""
     planned, failed, _ = _traffic_once(evidence)
     traffics = len(evidence.runs) - sum(len(group) - 1 for group in groups)
-    shared = "; ".join(f"{len(group)} profiles share one" for group in groups)
-    return f" ({failed} of {planned} counting each of the {traffics} traffics once: {shared})"
+    shared = "; ".join(f"{len(group)} profiles replay one" for group in groups)
+    return f" ({failed} of {planned} counting each of the {traffics} distinct client lists once: {shared})"
 
 
 # --- trigger -------------------------------------------------------------------------------

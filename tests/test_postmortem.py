@@ -559,7 +559,7 @@ def test_distinct_user_ids_are_counted_once_across_profiles(evidence: Evidence) 
     pairs = "4 distinct user ids in 6 user-profile pairs (106574839201746382910 in 3 profiles)"
     summary = summary_section(evidence).data
     assert ("13 of 159 WebSocket connections with 1011 \"Factory SSOT validation failed\" (11 of 96 counting each of "
-            "the 6 traffics once: 4 profiles share one); 4 distinct users hit.") in summary
+            "the 6 distinct client lists once: 4 profiles replay one); 4 distinct users hit.") in summary
     assert "user-profile pairs" not in summary
     assert f"; {pairs} hit." in impact_section(evidence).data
     assert "(13 connections, 4 distinct user ids in 6 user-profile pairs)" in postmortem_key_result(evidence)
@@ -616,7 +616,9 @@ def test_impact_counts_a_traffic_replayed_in_other_environments_once(evidence: E
         " 4 profiles run one traffic (identical client lists) in their environments: cloud-run-env-missing, "
         "staging-cloud-run, staging-env-whitespace and staging-no-cloud-signal; counting each traffic once, 11 of 96 "
         "planned connections failed, for 4 distinct user ids.")
-    assert " (11 of 96 counting each of the 6 traffics once: 4 profiles share one);" in summary_section(evidence).data
+    # The summary comes before Impact defines a traffic: it says "client lists" (9 profiles - 3 replays = 6).
+    assert (" (11 of 96 counting each of the 6 distinct client lists once: 4 profiles replay one);"
+            in summary_section(evidence).data)
 
 
 def test_impact_says_nothing_of_shared_traffic_when_no_profiles_share_one(evidence: Evidence) -> None:
@@ -665,8 +667,11 @@ def test_summary_says_what_the_recommended_fix_leaves_of_start_agent(evidence: E
     refused, sent, _ = matrix.start_agent_totals("V4")
     assert matrix.cell("V4", "staging-e2e").start_agent_refused == 2
     assert (refused, sent) == (2 + long_run, 142) and long_run > 0
-    assert (f"Recommended resolution: **V4**, which removes the failure on every profile; under it {refused} of 142 "
-            "start_agent messages are still refused, without a close (action items).") in summary_section(evidence).data
+    # 142 counts the long run's messages, which the summary's profile counts do not: it says how many are there.
+    # V4 as spec 8 words it: the route releases the connection's manager on disconnect.
+    assert (f"Recommended resolution: **V4** (release the connection's manager on disconnect), which removes the "
+            f"failure on every profile; under it {refused} of 142 start_agent messages are still refused, without a "
+            f"close ({long_run} of them in the long E2E run, chapter 05; action items).") in summary_section(evidence).data
 
 
 def test_trigger_isolates_the_environment_within_the_shared_traffic(evidence: Evidence) -> None:
