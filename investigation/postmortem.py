@@ -64,6 +64,7 @@ from investigation.divergence_findings import first_divergence_counts, separatin
 from investigation.profiles import ProfileError
 from investigation.report import and_list, format_table, plural
 from investigation.reproduce import (
+    connection_in_run,
     deciding_counts,
     failures_at_cap,
     load_named_profile,
@@ -541,7 +542,7 @@ def detection_section(evidence: Evidence) -> Markdown:
     causes = innermost_causes(failures)
     validation = validation_outcomes(failures)
     firsts = [
-        f"{name}: #{first.index} at {first.at_s:g} s"
+        f"{name}: connection {connection_in_run(evidence.runs[name], first)} at {first.at_s:g} s"
         for name, first in sorted((name, run.first_failure()) for name, run in evidence.runs.items())
         if first is not None
     ]

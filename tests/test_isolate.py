@@ -248,8 +248,10 @@ def test_the_isolated_pair_names_a_mixture_client_by_the_profile_it_comes_from(l
     isolation = isolate_profiles(local_debug, staging_cloud_run)
     text = isolation.to_text().splitlines()[-1]
     assert "client5" not in text
-    assert text.endswith("factory.manager_cap: below (passing) vs exceeded (failing) [passing: connection #1 of "
-                         "client user-e-mobile; failing: connection #6 of client user-e-mobile]")
+    # "#" is the place in the run's start order (from 0), so the text says "of its run": #6 is not user-e-mobile's
+    # 7th connection but its 6th, after debug-script's #0
+    assert text.endswith("factory.manager_cap: below (passing) vs exceeded (failing) [passing: connection #1 of its "
+                         "run (client user-e-mobile); failing: connection #6 of its run (client user-e-mobile)]")
 
 
 @pytest.fixture(scope="module")

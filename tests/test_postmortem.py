@@ -84,7 +84,8 @@ def test_summary_and_key_result_count_what_failed(evidence: Evidence) -> None:
 def test_detection_names_the_first_failure_and_the_local_evidence(evidence: Evidence) -> None:
     hand = dataclasses.replace(evidence, runs=reconnecting_runs())
     text = detection_section(hand).data
-    assert "reconnects: #5 at 50 s" in text
+    # one client, 7 connections: #5 in start order (from 0) is the client's 6th connection
+    assert "reconnects: connection #5 of the run (tab's 6th) at 50 s" in text
     assert "(the report's evidence of \"works locally\"): 1." in text
 
 
@@ -726,3 +727,12 @@ def test_the_postmortem_s_analyses_run_inside_a_running_event_loop(evidence: Evi
     made_inside = asyncio.run(inside())
     assert {name: iso.minimal_difference for name, iso in made_inside.items()} == {
         name: iso.minimal_difference for name, iso in evidence.traffic_isolations.items()}
+
+
+def test_detection_says_a_connection_number_is_its_place_in_the_run(evidence: Evidence) -> None:
+    """staging-e2e.toml: e2e-process-2 starts at 1 s, 16 s apart, so its connections start at 1, 17, ..., 81 s; the
+    first failure starts at 81 s (its 6th, number 5 from 0), and the three clients interleave (e2e-process-1 at 0,
+    14, ...; e2e-process-3 at 2, 20, ...) so that it is the run's #16: 6 of e2e-process-1 (0-70 s), 5 of
+    e2e-process-3 (2-74 s) and e2e-process-2's 5 earlier ones start before it. e2e-process-2 has only 12."""
+    text = detection_section(evidence).data
+    assert "staging-e2e: connection #16 of the run (e2e-process-2's 6th) at 81 s" in text

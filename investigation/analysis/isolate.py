@@ -449,7 +449,7 @@ class ProfileIsolation:
     def to_text(self) -> str:
         lines = [
             f"passing {self.passing}, failing {self.failing}, variant {self.variant}",
-            f"failure: connection #{self.failure.index} ({self.failure.client}) closed "
+            f"failure: connection #{self.failure.index} of the failing run (client {self.failure.client}) closed "
             f"{self.failure.close_code} {self.failure.close_reason}",
         ]
         lines.extend(f"  cause: {link.type}: {link.message}" for link in self.failure.cause_chain)
@@ -481,7 +481,11 @@ def _md(value: object) -> str:
 
 
 def _describe_alignment(aligned: AlignedDivergence, client_names: Mapping[str, str] | None = None) -> str:
-    """Where the aligned traces part, and which connections they are (``client_names``: readable names)."""
+    """Where the aligned traces part, and which connections they are (``client_names``: readable names).
+
+    ``#`` is the connection's place in its run's start order, from 0, not its place among its client's
+    connections: ``connection #16 of its run (client e2e-process-2)``.
+    """
     names = client_names or {}
     divergence = aligned.divergence
     where = (
@@ -492,8 +496,9 @@ def _describe_alignment(aligned: AlignedDivergence, client_names: Mapping[str, s
     )
     passing, failing = aligned.passing_connection, aligned.failing_connection
     return (
-        f"{where} [passing: connection #{passing.index} of client {names.get(passing.client, passing.client)}; "
-        f"failing: connection #{failing.index} of client {names.get(failing.client, failing.client)}]"
+        f"{where} [passing: connection #{passing.index} of its run (client "
+        f"{names.get(passing.client, passing.client)}); failing: connection #{failing.index} of its run (client "
+        f"{names.get(failing.client, failing.client)})]"
     )
 
 
