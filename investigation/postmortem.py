@@ -895,14 +895,21 @@ def connections_per_user_and_instance(run: RunResult) -> list[tuple[int, Connect
     return ranked
 
 
-def fewest_connections_refusal(runs: Mapping[str, RunResult]) -> Refusal | None:
+def fewest_connections_refusal(runs: Mapping[str, RunResult], agent: bool = False) -> Refusal | None:
     """The failing connection that came at the lowest rank among its user's connections to one instance.
 
-    Ties go to the earlier connection, then the profile name.
+    ``agent``: the connection with a refused start_agent message instead (refused without a close, spec 1
+    step 12). Ties go to the earlier connection, then the profile name.
     """
+    refused = _agent_refused if agent else (lambda connection: connection.failed)
     refusals = [Refusal(nth, name, connection) for name, run in runs.items()
-                for nth, connection in connections_per_user_and_instance(run) if connection.failed]
+                for nth, connection in connections_per_user_and_instance(run) if refused(connection)]
     return min(refusals, key=lambda r: (r.nth, r.connection.at_s, r.profile, r.connection.index), default=None)
+
+
+def _agent_refused(connection: ConnectionResult) -> bool:
+    """Whether a start_agent message of the connection was refused (its tally has a ``refused_*`` outcome)."""
+    return any(name.startswith("refused_") for name in connection.tally("route.start_agent"))
 
 
 def _local_evidence_lesson(evidence: Evidence) -> str | None:
@@ -917,11 +924,24 @@ def _local_evidence_lesson(evidence: Evidence) -> str | None:
     local = evidence.reference == REFERENCE
     subject, maker = ("The report's local evidence", "the local evidence") if local else ("The reference", "it")
     first = refusal.connection
+    agent = fewest_connections_refusal(evidence.runs, agent=True)
     return (f"{subject} (`{evidence.reference}`) ran at most {plural(most, 'connection')} per user and backend "
-            f"instance; in every profile's traffic no user was refused before its {_ordinal(refusal.nth)} "
-            f"connection to one instance (the fewest: {first.user_id} was refused at its {_ordinal(refusal.nth)} "
-            f"connection to instance {first.instance} of {refusal.profile}, at {first.at_s:g} s): the failure needs "
-            f"repeated connections of one user to one instance, which {maker} never made (trigger).")
+            f"instance; in every profile's traffic no connection was refused before its user's "
+            f"{_ordinal(refusal.nth)} connection to one instance (the fewest: {first.user_id}'s "
+            f"{_ordinal(refusal.nth)} connection to instance {first.instance} of {refusal.profile}, at "
+            f"{first.at_s:g} s): the failure needs repeated connections of one user to one instance, which {maker} "
+            f"never made (trigger).{_agent_refusal_text(agent, refusal.nth)}")
+
+
+def _agent_refusal_text(agent: Refusal | None, nth: int) -> str:
+    """`` A start_agent message was refused sooner, without a close: ...`` when one was, on a connection of its
+    user's to one instance ranked below ``nth``."""
+    if agent is None or agent.nth >= nth:
+        return ""
+    connection = agent.connection
+    return (f" A start_agent message was refused sooner, without a close: on {connection.user_id}'s "
+            f"{_ordinal(agent.nth)} connection to instance {connection.instance} of {agent.profile}, started at "
+            f"{connection.at_s:g} s.")
 
 
 def _shared_traffic_lessons(evidence: Evidence) -> list[str]:

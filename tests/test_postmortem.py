@@ -230,8 +230,14 @@ def test_the_earliest_refusal_lesson_is_not_the_size_of_the_1_minimal_traffic(ev
     # staging-e2e first fails at 81 s (detection), at a 6th connection: the fewest connections are not the earliest.
     text = lessons(evidence).data
     assert "smallest traffic" not in text
-    assert ("no user was refused before its 4th connection to one instance (the fewest: staging-e2e-user-003 was "
-            "refused at its 4th connection to instance 0 of staging-e2e, at 110 s)") in text
+    assert ("no connection was refused before its user's 4th connection to one instance (the fewest: "
+            "staging-e2e-user-003's 4th connection to instance 0 of staging-e2e, at 110 s)") in text
+    # A start_agent refusal (no close) counts as refused too, and comes sooner: user-003 on instance 2 (01 timeline:
+    # 2:1 4:2 20:3 22:4 38:5) reaches the cap with its 3rd connection's manager at 38 s, each earlier connection
+    # and its start_agent leaving one; that connection's start_agent is refused (spec 4.2, cap 5; spec 1 step 12).
+    assert text.count("no user was refused") == 0
+    assert ("A start_agent message was refused sooner, without a close: on staging-e2e-user-003's 3rd connection to "
+            "instance 2 of staging-e2e, started at 38 s.") in text
     first = evidence.runs["staging-e2e"].first_failure()
     assert first is not None and first.at_s < 110
     assert "earliest" not in text
@@ -241,6 +247,7 @@ def test_no_earliest_refusal_lesson_when_the_reference_made_as_many_connections(
     # With "reconnects" as reference the reference itself made 7 connections of one user to one instance.
     hand = dataclasses.replace(evidence, reference="reconnects", runs=reconnecting_runs())
     assert "was refused before" not in lessons(hand).data
+    assert "no connection was refused before" not in lessons(hand).data
 
 
 def test_summary_and_key_result_count_refuted_and_supported_claims(evidence: Evidence) -> None:
