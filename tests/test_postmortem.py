@@ -200,8 +200,8 @@ def test_lessons_skip_a_first_difference_that_is_the_cause_and_count_the_local_e
     text = lessons(hand).data
     assert "The first difference" not in text
     assert ("- The report's local evidence (`local-debug`) ran at most 1 connection per user and backend instance; "
-            "in every profile's traffic no user was refused before its 6th connection to one instance (the fewest: "
-            "test-user-12345 was refused at its 6th connection to instance 0 of reconnects, at 50 s): the failure "
+            "in every profile's traffic no connection was refused before its user's 6th connection to one instance "
+            "(the fewest: test-user-12345's 6th connection to instance 0 of reconnects, at 50 s): the failure "
             "needs repeated connections of one user to one instance, which the local evidence never made (trigger).") \
         in text.splitlines()
 
