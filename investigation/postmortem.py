@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 
 from investigation.analysis.adversarial import AdversarialOutcome, adversarial_outcomes
 from investigation.analysis.cap_refusals import Mechanism, UserAtRefusal, refusals_at_cap
+from investigation.analysis.divergence import DivergenceTable
 from investigation.analysis.hypotheses import Ledger, Verdict, build_ledger, factory_reason_closes
 from investigation.analysis.isolate import (
     ENVIRONMENT_FACTOR_KINDS,
@@ -56,7 +57,7 @@ from investigation.analysis.variants import (
 )
 from investigation.backend.route import FACTORY_FAILED_REASON
 from investigation.backend.variants import ORIGINAL, VARIANTS
-from investigation.charts.divergence import divergence_chart
+from investigation.charts.divergence import compared_connection, divergence_chart
 from investigation.charts.isolation import traffic_chart
 from investigation.charts.timeline import timeline_chart
 from investigation.charts.variants import variant_chart
@@ -72,7 +73,7 @@ from investigation.reproduce import (
     validation_outcomes,
     validation_passed,
 )
-from investigation.trace import ConnectionResult, RunResult
+from investigation.trace import ConnectionResult, RunResult, close_code_label
 
 Chart = tuple[Figure, object]
 
@@ -1016,9 +1017,33 @@ def root_cause_chart(evidence: Evidence) -> Chart:
     return timeline_chart(evidence.runs[evidence.worst_profile])
 
 
-def divergence_figure(evidence: Evidence) -> Chart:
-    """Decision point x profile outcomes against the reference (notebook 02's chart)."""
-    return evidence.divergence
+@dataclass(frozen=True)
+class ComparedDivergence:
+    """Notebook 02's table with, first, the row the chart's column labels show: each profile's compared
+    connection (``#`` its place in its run's start order) and its close."""
+
+    table: DivergenceTable
+    compared: tuple[str, ...]
+
+    @property
+    def profiles(self) -> tuple[str, ...]:
+        return self.table.profiles
+
+    def _repr_markdown_(self) -> str:
+        header, rule, *rows = self.table._repr_markdown_().splitlines()
+        compared = "| compared connection, close | " + " | ".join(self.compared) + " |"
+        return "\n".join([header, rule, compared, *rows])
+
+
+def divergence_figure(evidence: Evidence) -> tuple[Figure, ComparedDivergence]:
+    """Decision point x profile outcomes against the reference (notebook 02's chart), the table with the
+    compared connections the chart's labels name (first failing, else first)."""
+    figure, table = evidence.divergence
+    compared = []
+    for name in table.profiles:
+        connection = compared_connection(evidence.runs[name])
+        compared.append("-" if connection is None else f"#{connection.index} {close_code_label(connection.close_code)}")
+    return figure, ComparedDivergence(table, tuple(compared))
 
 
 def resolution_chart(evidence: Evidence) -> Chart:

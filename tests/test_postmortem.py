@@ -743,3 +743,31 @@ def test_detection_says_a_connection_number_is_its_place_in_the_run(evidence: Ev
     e2e-process-3 (2-74 s) and e2e-process-2's 5 earlier ones start before it. e2e-process-2 has only 12."""
     text = detection_section(evidence).data
     assert "staging-e2e: connection #16 of the run (e2e-process-2's 6th) at 81 s" in text
+
+
+def test_the_trigger_chart_prints_the_planned_connections_it_draws(evidence: Evidence) -> None:
+    """staging-e2e.toml: 3 clients of 12 connections each (36 points in the chart). Round robin over 3 instances
+    sends connection n to instance n mod 3; e2e-process-2's connections are #1, #4, ..., #16 of the run (it starts
+    at 1 s, 16 s apart, between e2e-process-1 at 0 s and e2e-process-3 at 2 s), all on instance 1, and ddmin keeps
+    6 of them (the cap of 5 plus the refused one, spec 4.2)."""
+    _, table = trigger_chart(evidence)
+    per_client = table.split("\n\n")[1].splitlines()
+    assert per_client[0] == "planned connections per client (36 in all, the chart's points)"
+    assert per_client[1].split() == ["client", "user", "planned", "kept", "instance", "of", "the", "kept"]
+    assert [line.split() for line in per_client[3:]] == [
+        ["e2e-process-1", "staging-e2e-user-001", "12", "0", "-"],
+        ["e2e-process-2", "staging-e2e-user-002", "12", "6", "1"],
+        ["e2e-process-3", "staging-e2e-user-003", "12", "0", "-"],
+    ]
+
+
+def test_the_divergence_table_names_the_connections_the_chart_labels(evidence: Evidence) -> None:
+    """The chart labels each column with its compared connection and close ("#16 1011"). staging-e2e's is its first
+    failure, #16 of the run (see the detection test); local-debug's is its only connection, #0, which the server
+    never closes (open)."""
+    markdown = divergence_figure(evidence)[1]._repr_markdown_().splitlines()
+    header = [cell.strip() for cell in markdown[0].strip("|").split("|")]
+    compared = [cell.strip() for cell in markdown[2].strip("|").split("|")]
+    assert compared[0] == "compared connection, close"
+    assert compared[header.index("staging-e2e")] == "#16 1011"
+    assert compared[header.index("local-debug")] == "#0 open"
