@@ -744,6 +744,20 @@ def test_the_recommended_variant_satisfies_the_rule(small_report: VariantReport)
     assert "\n" not in small_report.key_result()
 
 
+def test_the_recommendation_states_the_margin_to_the_cap(small_report: VariantReport) -> None:
+    """V4 releases a connection's manager on disconnect but not start_agent's (spec 1 step 12, spec 8): on
+    staging-e2e user-003's start_agent managers pile up on instance 2 until its 5th connection there finds 4 left
+    over plus its own, 5 = the cap (spec 4.2). local-debug's single connection holds 1 manager: 4 below the cap."""
+    sentence = small_report.margin_sentence("V4")
+    assert sentence.startswith(" Its margin: none; under V4 one user's managers on one instance still reach its cap "
+                               "of 5 on ")
+    assert "staging-e2e" in sentence and sentence.endswith("where that user's next manager would meet the cap (spec 4.2).")
+    assert sentence in small_report.recommendation()
+    alone = build_report(variant_matrix([load_profile("local-debug")], ["V4"]))
+    assert alone.margin_sentence("V4") == (" Its margin: under V4 no user holds more than 1 manager on one instance "
+                                           "in any run, 4 below its cap of 5.")
+
+
 def test_chart_returns_a_figure_and_the_numbers_it_draws(small_report: VariantReport) -> None:
     figure, table = variant_chart(small_report)
     assert isinstance(figure, Figure)
@@ -853,7 +867,8 @@ def test_the_recommendation_is_short_sentences_of_computed_facts(small_report: V
         "staging or production (see the safety table). It changes one switch of the original. Under V4, "
     )
     assert "(staging-e2e: 2 of 12; the long E2E run staging-e2e-long: " in text
-    assert text.endswith(": V4 does not release the managers start_agent creates.")
+    # the margin to the cap follows the start_agent sentence (see test_the_recommendation_states_the_margin_to_the_cap)
+    assert text.split(" Its margin:")[0].endswith(": V4 does not release the managers start_agent creates.")
 
 
 def recommended_report(failing: tuple[str, ...], v4_accepted: tuple[str, ...], v4_unsigned: bool) -> VariantReport:
@@ -998,10 +1013,13 @@ def test_recommendation_says_what_the_recommended_variant_leaves_of_the_start_ag
     # start_agent messages are refused and the other 10 each leave a manager behind
     report = build_report(variant_matrix([load_profile("staging-e2e")], ("V4",)))
     assert report.recommended == "V4"
+    # user-003 reaches the cap on instance 2 by those managers (4 left over + its 5th connection's own = 5)
     assert report.recommendation().endswith(
         " Under V4, 2 of 12 start_agent messages are still refused at the cap (no close: the agent silently does "
         "not start), on 1 profile (staging-e2e: 2 of 12); the other 10 each left a manager behind (spec 1, step "
-        "12): V4 does not release the managers start_agent creates.")
+        "12): V4 does not release the managers start_agent creates. Its margin: none; under V4 one user's managers "
+        "on one instance still reach its cap of 5 on 1 profile (staging-e2e), where that user's next manager would "
+        "meet the cap (spec 4.2).")
     v4_row = next(line for line in report.verdict_table().splitlines() if line.startswith("| V4 |"))
     assert "| 2 of 12 |" in v4_row
 

@@ -594,13 +594,33 @@ class VariantReport:
         switches = "one switch" if size == 1 else f"{size} switches"
         head = self.candidates_run()
         longer = self.long_run_is_longer
+        caveat = self.cap_caveat(chosen.variant)
         return (
             f"{head}{'recommended' if head else 'Recommended'}: {chosen.variant} ({VARIANTS[chosen.variant].summary}). "
             f"It removes the failure on {_where_the_original_fails(chosen.where(REMOVED), longer)}, and "
             f"{self._acceptance(chosen.variant)}. {self._unsigned_sentence(chosen.variant)} It changes {switches} of "
-            f"the original.{start_agent_sentence(self.matrix, chosen.variant, longer)}{self.long_run_caveat()}"
-            f"{self.cap_caveat(chosen.variant)}"
+            f"the original.{start_agent_sentence(self.matrix, chosen.variant, longer)}"
+            f"{self.margin_sentence(chosen.variant) if not caveat else ''}{self.long_run_caveat()}{caveat}"
         )
+
+    def margin_sentence(self, variant: str) -> str:
+        """`` Its margin: ...``: the most managers one user holds on one instance in any run of `variant`, against
+        its cap, and the runs where that peak is the cap (a new manager of that user there meets the cap). The
+        recommendation leaves it out when :meth:`cap_caveat` speaks of the long run's peak instead."""
+        cells = [cell for cell in (self.matrix.cell(variant, profile) for profile in self.matrix.profiles)
+                 if cell.managers_cap]
+        if not cells:
+            return ""
+        at_cap = [cell.profile for cell in cells if cell.peak_managers >= cell.managers_cap]
+        if not at_cap:
+            tightest = min(cells, key=lambda cell: (cell.managers_cap - cell.peak_managers, cell.profile))
+            return (f" Its margin: under {variant} no user holds more than {plural(tightest.peak_managers, 'manager')} "
+                    f"on one instance in any run, {tightest.managers_cap - tightest.peak_managers} below its cap of "
+                    f"{tightest.managers_cap}.")
+        cap = cells[0].managers_cap
+        count, detail = runs_text(at_cap, longer=self.long_run_is_longer)
+        return (f" Its margin: none; under {variant} one user's managers on one instance still reach its cap of "
+                f"{cap} on {count}{detail}, where that user's next manager would meet the cap (spec 4.2).")
 
     def cap_caveat(self, variant: str) -> str:
         """`` On the long E2E run ..., below its cap of 20: ...``, or empty when the long run reaches `variant`'s cap.
