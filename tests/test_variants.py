@@ -857,14 +857,19 @@ def test_the_recommendation_is_short_sentences_of_computed_facts(small_report: V
     # (spec 8, one switch), so it removes both and accepts exactly the original's adversarial members, which
     # include the unsigned token with E2E headers in every deployed environment (spec 5.2).
     assert small_report.recommended == "V4"
+    # An unsigned (alg none) token has an empty third part, so real validation refuses it INVALID_FORMAT (spec 5.3:
+    # exactly 3 non-empty dot parts); with the E2E suite's headers the bypass (spec 5.2: no signature check, in every
+    # environment) takes the user from its payload, in each deployed profile the set tries (TOKEN_ENVIRONMENTS).
     # V4 leaves start_agent's managers (spec 1, step 12): on staging-e2e 2 of its 12 messages are refused (derived
     # in test_staging_e2e_start_agent_refusals_derived_by_hand), so the last sentence says so
     text = small_report.recommendation()
     assert text.startswith(
         "Recommended: V4 (release the connection's manager on disconnect). It removes the failure on both runs "
         "where the original fails, including the long E2E run, and accepts exactly the adversarial inputs the "
-        "original accepts. It does not close the unsigned-token hole: an alg none token still authenticates in "
-        "staging or production (see the safety table). It changes one switch of the original. Under V4, "
+        "original accepts. It does not close the unsigned-token hole: the set's \"alg none + E2E headers\" (unsigned "
+        "token claiming a real user, sent with the E2E suite's headers) still authenticates in production-cloud-run, "
+        "staging-cloud-run and staging-env-whitespace; its \"alg none\" (unsigned token (alg: none)) is refused in "
+        "every profile tried (INVALID_FORMAT) (see the safety table). It changes one switch of the original. Under V4, "
     )
     assert "(staging-e2e: 2 of 12; the long E2E run staging-e2e-long: " in text
     # the margin to the cap follows the start_agent sentence (see test_the_recommendation_states_the_margin_to_the_cap)

@@ -24,6 +24,7 @@ from pathlib import Path
 from IPython.display import Markdown
 
 from investigation.analysis.adversarial import (
+    TOKEN_CASES,
     AdversarialOutcome,
     accepted_members,
     adversarial_outcomes,
@@ -255,6 +256,26 @@ class SafetyRow:
         if not self.unsigned_accepted:
             return "no"
         return f"yes: {self.unsigned_members()}" if self.unsigned_in else "yes"
+
+
+def unsigned_tokens_text(variant: str, still: bool = False) -> str:
+    """Which unsigned tokens of the adversarial set authenticate under `variant`, and where; which are refused.
+
+    ``the set's "alg none + E2E headers" (unsigned token ..., sent with the E2E suite's headers) still
+    authenticates in a, b and c; its "alg none" (unsigned token (alg: none)) is refused everywhere (INVALID_FORMAT)``.
+    """
+    tokens = [o for o in adversarial_outcomes(variant) if o.kind == "token" and o.unsigned]
+    described = {case.name: f'"{case.name}" ({case.description})' for case in TOKEN_CASES}
+    parts = []
+    for name in dict.fromkeys(o.case for o in tokens):
+        members = [o for o in tokens if o.case == name]
+        accepted = sorted(o.environment for o in members if o.accepted)
+        if accepted:
+            parts.append(f"{described[name]} {'still ' if still else ''}authenticates in {and_list(accepted)}")
+        else:
+            outcomes = sorted({o.outcome for o in members})
+            parts.append(f"{described[name]} is refused in every profile tried ({', '.join(outcomes)})")
+    return "the set's " + "; its ".join(parts)
 
 
 def safety_row(variant: str) -> SafetyRow:
@@ -662,10 +683,9 @@ class VariantReport:
     def _unsigned_sentence(self, variant: str) -> str:
         if not self.matrix.safety_of(variant).unsigned_accepted:
             return "It accepts no unsigned token."
-        if self.matrix.safety_of(ORIGINAL.name).unsigned_accepted:
-            return ("It does not close the unsigned-token hole: an alg none token still authenticates in staging or "
-                    "production (see the safety table).")
-        return "It lets an alg none token authenticate in staging or production (see the safety table)."
+        still = self.matrix.safety_of(ORIGINAL.name).unsigned_accepted
+        head = "It does not close the unsigned-token hole: " if still else "It opens an unsigned-token hole: "
+        return head + unsigned_tokens_text(variant, still) + " (see the safety table)."
 
     def key_result(self) -> str:
         """One line: the recommendation and every variant's failure verdict."""
