@@ -307,8 +307,9 @@ def _traffic_once_text(evidence: Evidence) -> str:
     planned, failed, users = _traffic_once(evidence)
     same = "; ".join(f"{len(group)} profiles run one traffic (identical client lists) in their environments: "
                      f"{and_list(group)}" for group in groups)
-    return (f" {same}; counting each traffic once, {failed} of {plural(planned, 'planned connection')} failed, "
-            f"for {plural(users, 'distinct user id')}.")
+    return (f" {same}; counting each traffic once, {failed} of {plural(planned, 'planned connection')} failed in at "
+            f"least one of the environments replaying {'it' if planned == 1 else 'them'}, for "
+            f"{plural(users, 'distinct user id')}.")
 
 
 #: How the passing member of a shared traffic is chosen for dd against its failing members.
@@ -335,7 +336,8 @@ def shared_traffic_isolations(evidence: Evidence) -> dict[str, ProfileIsolation]
 
 
 def _traffic_once_note(evidence: Evidence) -> str:
-    """`` (11 of 96 counting each of the 6 distinct client lists once: 4 profiles replay one)``, or empty when
+    """`` (11 of 96 failed in at least one environment, counting each of the 6 distinct client lists once: 4
+    profiles replay one)``, or empty when
     none is shared (the summary comes before Impact, which calls a client list a traffic)."""
     groups = shared_traffic(evidence)
     if not groups:
@@ -343,7 +345,8 @@ def _traffic_once_note(evidence: Evidence) -> str:
     planned, failed, _ = _traffic_once(evidence)
     traffics = len(evidence.runs) - sum(len(group) - 1 for group in groups)
     shared = "; ".join(f"{len(group)} profiles replay one" for group in groups)
-    return f" ({failed} of {planned} counting each of the {traffics} distinct client lists once: {shared})"
+    return (f" ({failed} of {planned} failed in at least one environment, counting each of the {traffics} distinct "
+            f"client lists once: {shared})")
 
 
 # --- trigger -------------------------------------------------------------------------------
