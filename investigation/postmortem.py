@@ -970,8 +970,9 @@ def _shared_traffic_lessons(evidence: Evidence) -> list[str]:
             f"that {and_list(group)} replay fails in {and_list(failing)} and passes in {passing}; dd between them "
             f"isolates {and_list(isolated)}. "
             f"In {passing} no user made more than {plural(most, 'connection')} to one instance; in the failing "
-            f"members a user was refused at its {_ordinal(refusal.nth)} at the fewest ({refusal.connection.user_id}, "
-            f"instance {refusal.connection.instance} of {refusal.profile}) (trigger).")
+            f"members no connection was closed before its user's {_ordinal(refusal.nth)} connection to one instance "
+            f"(the fewest: {refusal.connection.user_id}'s, to instance {refusal.connection.instance} of "
+            f"{refusal.profile}) (trigger).")
     return lessons_found
 
 

@@ -718,7 +718,8 @@ def test_lesson_says_the_environment_decides_whether_the_shared_traffic_fails(ev
             "one traffic fails:") in text
     assert "fails in cloud-run-env-missing, staging-cloud-run and staging-env-whitespace and passes in " in text
     assert f"In staging-no-cloud-signal no user made more than {most} connections to one instance" in text
-    assert "a user was refused at its 6th at the fewest (106574839201746382910, instance" in text
+    assert ("in the failing members no connection was closed before its user's 6th connection to one instance (the "
+            "fewest: 106574839201746382910's, to instance") in text
     alone = dataclasses.replace(evidence, traffic_isolations={})
     assert "decides whether one traffic fails" not in lessons(alone).data
     assert "- Within a traffic" not in trigger_section(alone).data

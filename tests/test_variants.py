@@ -749,13 +749,13 @@ def test_the_recommendation_states_the_margin_to_the_cap(small_report: VariantRe
     staging-e2e user-003's start_agent managers pile up on instance 2 until its 5th connection there finds 4 left
     over plus its own, 5 = the cap (spec 4.2). local-debug's single connection holds 1 manager: 4 below the cap."""
     sentence = small_report.margin_sentence("V4")
-    assert sentence.startswith(" Its margin: none; under V4 one user's managers on one instance still reach its cap "
+    assert sentence.startswith(" Its margin: none; under V4 one user's managers on one instance still reach the cap "
                                "of 5 on ")
     assert "staging-e2e" in sentence and sentence.endswith("where that user's next manager would meet the cap (spec 4.2).")
     assert sentence in small_report.recommendation()
     alone = build_report(variant_matrix([load_profile("local-debug")], ["V4"]))
     assert alone.margin_sentence("V4") == (" Its margin: under V4 no user holds more than 1 manager on one instance "
-                                           "in any run, 4 below its cap of 5.")
+                                           "in any run, 4 below the cap of 5.")
 
 
 def test_chart_returns_a_figure_and_the_numbers_it_draws(small_report: VariantReport) -> None:
@@ -1023,7 +1023,7 @@ def test_recommendation_says_what_the_recommended_variant_leaves_of_the_start_ag
         " Under V4, 2 of 12 start_agent messages are still refused at the cap (no close: the agent silently does "
         "not start), on 1 profile (staging-e2e: 2 of 12); the other 10 each left a manager behind (spec 1, step "
         "12): V4 does not release the managers start_agent creates. Its margin: none; under V4 one user's managers "
-        "on one instance still reach its cap of 5 on 1 profile (staging-e2e), where that user's next manager would "
+        "on one instance still reach the cap of 5 on 1 profile (staging-e2e), where that user's next manager would "
         "meet the cap (spec 4.2).")
     v4_row = next(line for line in report.verdict_table().splitlines() if line.startswith("| V4 |"))
     assert "| 2 of 12 |" in v4_row

@@ -636,11 +636,11 @@ class VariantReport:
         if not at_cap:
             tightest = min(cells, key=lambda cell: (cell.managers_cap - cell.peak_managers, cell.profile))
             return (f" Its margin: under {variant} no user holds more than {plural(tightest.peak_managers, 'manager')} "
-                    f"on one instance in any run, {tightest.managers_cap - tightest.peak_managers} below its cap of "
+                    f"on one instance in any run, {tightest.managers_cap - tightest.peak_managers} below the cap of "
                     f"{tightest.managers_cap}.")
         cap = cells[0].managers_cap
         count, detail = runs_text(at_cap, longer=self.long_run_is_longer)
-        return (f" Its margin: none; under {variant} one user's managers on one instance still reach its cap of "
+        return (f" Its margin: none; under {variant} one user's managers on one instance still reach the cap of "
                 f"{cap} on {count}{detail}, where that user's next manager would meet the cap (spec 4.2).")
 
     def cap_caveat(self, variant: str) -> str:
