@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 
 from investigation.analysis.adversarial import AdversarialOutcome, adversarial_outcomes
 from investigation.analysis.cap_refusals import Mechanism, UserAtRefusal, refusals_at_cap
+from investigation.analysis.divergence import DivergenceTable
 from investigation.analysis.hypotheses import Ledger, Verdict, build_ledger, factory_reason_closes
 from investigation.analysis.isolate import (
     ENVIRONMENT_FACTOR_KINDS,
@@ -31,6 +32,7 @@ from investigation.analysis.isolate import (
     ProfileIsolation,
     TrafficReduction,
     is_environment_factor,
+    isolate_profiles,
     isolation_overview,
     minimal_failing_traffic,
 )
@@ -55,15 +57,15 @@ from investigation.analysis.variants import (
 )
 from investigation.backend.route import FACTORY_FAILED_REASON
 from investigation.backend.variants import ORIGINAL, VARIANTS
-from investigation.charts.divergence import divergence_chart
+from investigation.charts.divergence import compared_connection, divergence_chart
 from investigation.charts.isolation import traffic_chart
 from investigation.charts.timeline import timeline_chart
 from investigation.charts.variants import variant_chart
-from investigation.clock import outside_event_loop
 from investigation.divergence_findings import first_divergence_counts, separating_points
 from investigation.profiles import ProfileError
 from investigation.report import and_list, format_table, plural
 from investigation.reproduce import (
+    connection_in_run,
     deciding_counts,
     failures_at_cap,
     load_named_profile,
@@ -71,7 +73,7 @@ from investigation.reproduce import (
     validation_outcomes,
     validation_passed,
 )
-from investigation.trace import ConnectionResult, RunResult
+from investigation.trace import ConnectionResult, RunResult, close_code_label
 
 Chart = tuple[Figure, object]
 
@@ -89,6 +91,8 @@ class Evidence:
     isolation: IsolationOverview
     reduction: TrafficReduction | None
     variants: VariantReport
+    traffic_isolations: Mapping[str, ProfileIsolation] = dataclasses.field(default_factory=dict)
+    """dd within each shared traffic, by failing member (see :func:`shared_traffic_isolations`)."""
 
     @property
     def failing(self) -> list[str]:
@@ -117,20 +121,22 @@ def gather_evidence(reference: str = REFERENCE) -> Evidence:
     """Run every analysis: all profiles, the ledger, isolation against ``reference``, the variants.
 
     Profiles come from data/profiles plus ``INVESTIGATION_PROFILES_DIR`` when set; the
-    isolation reuses the profiles' runs.
+    isolation reuses the profiles' runs. Every run leaves a running event loop (a kernel's) by itself
+    (simulate, measure_profile, adversarial_outcomes, simulate_wire), so no call here needs outside_event_loop.
     """
     runs = run_profiles(None)
     evidence = Evidence(
         reference=reference,
         runs=runs,
-        ledger=outside_event_loop(build_ledger),
-        isolation=outside_event_loop(isolation_overview, reference, None, "original", runs),
+        ledger=build_ledger(),
+        isolation=isolation_overview(reference, None, "original", runs),
         reduction=None,
         variants=variant_report(),
     )
+    evidence = dataclasses.replace(evidence, traffic_isolations=shared_traffic_isolations(evidence))
     if evidence.worst_profile is None:
         return evidence
-    reduction = outside_event_loop(minimal_failing_traffic, load_named_profile(evidence.worst_profile))
+    reduction = minimal_failing_traffic(load_named_profile(evidence.worst_profile))
     return dataclasses.replace(evidence, reduction=reduction)
 
 
@@ -204,7 +210,8 @@ def summary_section(evidence: Evidence) -> Markdown:
         f"inconclusive. "
     )
     text += (
-        f"Recommended resolution: **{recommended}**, which {evidence.variants.verdict_of(recommended).failure}"
+        f"Recommended resolution: **{recommended}** ({_inner_summary(recommended)}), which "
+        f"{evidence.variants.verdict_of(recommended).failure}"
         + _agent_refusals_left(evidence.variants, recommended) + "."
         if recommended else "No candidate change removes the failure on every profile without weakening safety."
     )
@@ -212,12 +219,16 @@ def summary_section(evidence: Evidence) -> Markdown:
 
 
 def _agent_refusals_left(report: VariantReport, variant: str) -> str:
-    """``; under it 27 of 142 start_agent messages are still refused, without a close`` when any are."""
+    """``; under it 27 of 142 start_agent messages are still refused, without a close (25 of them in the long E2E
+    run, chapter 05; action items)`` when any are: the totals count the long run too, the summary's profiles not."""
     refused, sent, _ = report.matrix.start_agent_totals(variant)
     if not refused:
         return ""
+    in_long_run = (report.matrix.cell(variant, LONG_RUN_PROFILE).start_agent_refused
+                   if LONG_RUN_PROFILE in report.matrix.profiles else 0)
+    where = f"{in_long_run} of them in the long E2E run, chapter 05; " if in_long_run else ""
     return (f"; under it {refused} of {sent} start_agent messages are still refused, without a close "
-            "(action items)")
+            f"({where}action items)")
 
 
 # --- impact --------------------------------------------------------------------------------
@@ -296,19 +307,46 @@ def _traffic_once_text(evidence: Evidence) -> str:
     planned, failed, users = _traffic_once(evidence)
     same = "; ".join(f"{len(group)} profiles run one traffic (identical client lists) in their environments: "
                      f"{and_list(group)}" for group in groups)
-    return (f" {same}; counting each traffic once, {failed} of {plural(planned, 'planned connection')} failed, "
-            f"for {plural(users, 'distinct user id')}.")
+    return (f" {same}; counting each traffic once, {failed} of {plural(planned, 'planned connection')} failed in at "
+            f"least one of the environments replaying {'it' if planned == 1 else 'them'}, for "
+            f"{plural(users, 'distinct user id')}.")
+
+
+#: How the passing member of a shared traffic is chosen for dd against its failing members.
+PASSING_MEMBER_RULE = "the first passing member by name"
+
+
+def shared_traffic_isolations(evidence: Evidence) -> dict[str, ProfileIsolation]:
+    """dd within each shared traffic that has passing and failing members, by failing member's name.
+
+    Each failing member is isolated against its traffic's passing member chosen by PASSING_MEMBER_RULE; the
+    evidence's runs are reused. Two members of one traffic differ only in their environment, so every factor
+    isolated here is one.
+    """
+    isolations = {}
+    for group in shared_traffic(evidence):
+        passing = [name for name in group if not evidence.runs[name].failures]
+        if not passing:
+            continue
+        reference = load_named_profile(passing[0])
+        for name in group:
+            if evidence.runs[name].failures:
+                isolations[name] = isolate_profiles(reference, load_named_profile(name), "original", evidence.runs)
+    return isolations
 
 
 def _traffic_once_note(evidence: Evidence) -> str:
-    """`` (11 of 96 counting each of the 6 traffics once: 4 profiles share one)``, or empty when none is shared."""
+    """`` (11 of 96 failed in at least one environment, counting each of the 6 distinct client lists once: 4
+    profiles replay one)``, or empty when
+    none is shared (the summary comes before Impact, which calls a client list a traffic)."""
     groups = shared_traffic(evidence)
     if not groups:
         return ""
     planned, failed, _ = _traffic_once(evidence)
     traffics = len(evidence.runs) - sum(len(group) - 1 for group in groups)
-    shared = "; ".join(f"{len(group)} profiles share one" for group in groups)
-    return f" ({failed} of {planned} counting each of the {traffics} traffics once: {shared})"
+    shared = "; ".join(f"{len(group)} profiles replay one" for group in groups)
+    return (f" ({failed} of {planned} failed in at least one environment, counting each of the {traffics} distinct "
+            f"client lists once: {shared})")
 
 
 # --- trigger -------------------------------------------------------------------------------
@@ -328,6 +366,7 @@ def trigger_section(evidence: Evidence) -> Markdown:
             f"{name}: {iso.difference_in_words()}" for name, iso in sorted(isolations.items())
         ) + "." if isolations else "- No failing profile to isolate.",
     ]
+    lines[2:2] = _shared_traffic_line(evidence.traffic_isolations)
     lines.extend(_dd_mechanism_line(isolations, evidence.reduction))
     if evidence.reduction is not None:
         lines.append(_reduction_line(evidence.reduction))
@@ -358,6 +397,24 @@ def _dd_mechanism_line(isolations: Mapping[str, ProfileIsolation], reduction: Tr
         line += (f"; ddmin's reduced traffic of {reduction.profile} (planned times kept) does: at its refusal the "
                  f"user held {reduced.held} managers with {reduced.open_connections} of its connections open")
     return [line + "."]
+
+
+def _shared_traffic_line(isolations: Mapping[str, ProfileIsolation]) -> list[str]:
+    """dd between members of one traffic (impact): each pair's isolated difference and its environment factors."""
+    if not isolations:
+        return []
+    pairs = "; ".join(f"{iso.passing} -> {name}: {_difference_text(iso)} ({plural(iso.tests_run, 'test')})"
+                      for name, iso in sorted(isolations.items()))
+    environmental = sorted({c.factor for iso in isolations.values() for c in iso.minimal_difference
+                            if is_environment_factor(c.factor)})
+    return [f"- Within a traffic replayed in several environments (impact), delta debugging from a passing member "
+            f"({PASSING_MEMBER_RULE}) to each failing member isolated: {pairs}; environment factors among them: "
+            f"{', '.join(environmental) or 'none'}."]
+
+
+def _difference_text(isolation: ProfileIsolation) -> str:
+    """The minimal difference's changes, each in backquotes (```routing: 'round_robin' -> 'sticky'```)."""
+    return "; ".join(f"`{change.describe()}`" for change in isolation.minimal_difference) or "(none)"
 
 
 def _factor_counts_text(isolations: Mapping[str, ProfileIsolation]) -> str:
@@ -486,7 +543,7 @@ def detection_section(evidence: Evidence) -> Markdown:
     causes = innermost_causes(failures)
     validation = validation_outcomes(failures)
     firsts = [
-        f"{name}: #{first.index} at {first.at_s:g} s"
+        f"{name}: connection {connection_in_run(evidence.runs[name], first)} at {first.at_s:g} s"
         for name, first in sorted((name, run.first_failure()) for name, run in evidence.runs.items())
         if first is not None
     ]
@@ -699,8 +756,12 @@ def _context_item(evidence: Evidence, define_set: bool) -> str | None:
     stubbed = sum(1 for o in accepted if o.route_step == "emergency_stub")
     how = (f" ({len(accepted) - stubbed} with a manager, {stubbed} with the emergency stub after a plain ValueError)"
            if stubbed else "")
-    return (f"Refuse invalid user contexts in create_websocket_manager: under the original, {counted} are let "
-            f"through by the route{how}: {places}.")
+    refused = sum(1 for o in accepted if o.constructor_refuses)
+    constructor = (f" The context constructor itself refuses the ids of {refused} of these {len(accepted)} (spec 2), "
+                   "so no connection brings those." if refused else "")
+    return (f"Refuse invalid user contexts in create_websocket_manager as defence in depth: injected at the route's "
+            f"manager step, the context constructor bypassed, {counted} are let through by the route under the "
+            f"original{how}: {places}.{constructor}")
 
 
 def _validation_note(evidence: Evidence, environment: str) -> str:
@@ -792,6 +853,7 @@ def lessons(evidence: Evidence) -> Markdown:
     local_evidence = _local_evidence_lesson(evidence)
     if local_evidence:
         items.append(local_evidence)
+    items.extend(_shared_traffic_lessons(evidence))
     factory_closes = factory_reason_closes(evidence.failures)
     mislabelled = validation_passed(factory_closes)
     if mislabelled:
@@ -834,14 +896,21 @@ def connections_per_user_and_instance(run: RunResult) -> list[tuple[int, Connect
     return ranked
 
 
-def fewest_connections_refusal(runs: Mapping[str, RunResult]) -> Refusal | None:
+def fewest_connections_refusal(runs: Mapping[str, RunResult], agent: bool = False) -> Refusal | None:
     """The failing connection that came at the lowest rank among its user's connections to one instance.
 
-    Ties go to the earlier connection, then the profile name.
+    ``agent``: the connection with a refused start_agent message instead (refused without a close, spec 1
+    step 12). Ties go to the earlier connection, then the profile name.
     """
+    refused = _agent_refused if agent else (lambda connection: connection.failed)
     refusals = [Refusal(nth, name, connection) for name, run in runs.items()
-                for nth, connection in connections_per_user_and_instance(run) if connection.failed]
+                for nth, connection in connections_per_user_and_instance(run) if refused(connection)]
     return min(refusals, key=lambda r: (r.nth, r.connection.at_s, r.profile, r.connection.index), default=None)
+
+
+def _agent_refused(connection: ConnectionResult) -> bool:
+    """Whether a start_agent message of the connection was refused (its tally has a ``refused_*`` outcome)."""
+    return any(name.startswith("refused_") for name in connection.tally("route.start_agent"))
 
 
 def _local_evidence_lesson(evidence: Evidence) -> str | None:
@@ -856,11 +925,60 @@ def _local_evidence_lesson(evidence: Evidence) -> str | None:
     local = evidence.reference == REFERENCE
     subject, maker = ("The report's local evidence", "the local evidence") if local else ("The reference", "it")
     first = refusal.connection
+    agent = fewest_connections_refusal(evidence.runs, agent=True)
     return (f"{subject} (`{evidence.reference}`) ran at most {plural(most, 'connection')} per user and backend "
-            f"instance; in every profile's traffic no user was refused before its {_ordinal(refusal.nth)} "
-            f"connection to one instance (the fewest: {first.user_id} was refused at its {_ordinal(refusal.nth)} "
-            f"connection to instance {first.instance} of {refusal.profile}, at {first.at_s:g} s): the failure needs "
-            f"repeated connections of one user to one instance, which {maker} never made (trigger).")
+            f"instance; in every profile's traffic no connection was refused before its user's "
+            f"{_ordinal(refusal.nth)} connection to one instance (the fewest: {first.user_id}'s "
+            f"{_ordinal(refusal.nth)} connection to instance {first.instance} of {refusal.profile}, at "
+            f"{first.at_s:g} s): the failure needs repeated connections of one user to one instance, which {maker} "
+            f"never made (trigger).{_agent_refusal_text(agent, refusal.nth)}")
+
+
+def _agent_refusal_text(agent: Refusal | None, nth: int) -> str:
+    """`` A start_agent message was refused sooner, without a close: ...`` when one was, on a connection of its
+    user's to one instance ranked below ``nth``."""
+    if agent is None or agent.nth >= nth:
+        return ""
+    connection = agent.connection
+    return (f" A start_agent message was refused sooner, without a close: on {connection.user_id}'s "
+            f"{_ordinal(agent.nth)} connection to instance {connection.instance} of {agent.profile}, started at "
+            f"{connection.at_s:g} s.")
+
+
+def _shared_traffic_lessons(evidence: Evidence) -> list[str]:
+    """Per shared traffic dd isolated an environment factor in: the factors, and the connections per user and
+    instance they allowed, against what dd from the reference found."""
+    lessons_found = []
+    for group in shared_traffic(evidence):
+        isolations = [evidence.traffic_isolations[name] for name in group if name in evidence.traffic_isolations]
+        factors = Counter(f"`{c.describe()}`" for iso in isolations for c in iso.minimal_difference
+                          if is_environment_factor(c.factor))
+        if not factors:
+            continue
+        passing = isolations[0].passing
+        most = max((nth for nth, _ in connections_per_user_and_instance(evidence.runs[passing])), default=0)
+        refusal = fewest_connections_refusal({iso.failing: evidence.runs[iso.failing] for iso in isolations})
+        if refusal is None or refusal.nth <= most:
+            continue
+        failing = [iso.failing for iso in isolations]
+        isolated = [f"{factor} ({plural(n, 'pair')})" for factor, n in sorted(factors.items())]
+        lessons_found.append(
+            f"{_reference_factors_text(evidence)}the environment decides whether one traffic fails: the traffic "
+            f"that {and_list(group)} replay fails in {and_list(failing)} and passes in {passing}; dd between them "
+            f"isolates {and_list(isolated)}. "
+            f"In {passing} no user made more than {plural(most, 'connection')} to one instance; in the failing "
+            f"members no connection was closed before its user's {_ordinal(refusal.nth)} connection to one instance "
+            f"(the fewest: {refusal.connection.user_id}'s, to instance {refusal.connection.instance} of "
+            f"{refusal.profile}) (trigger).")
+    return lessons_found
+
+
+def _reference_factors_text(evidence: Evidence) -> str:
+    """``Delta debugging from `local-debug` isolated no environment factor, yet `` when it did not, else ``Within one traffic, ``."""
+    if any(is_environment_factor(c.factor) for iso in evidence.isolation.isolations.values()
+           for c in iso.minimal_difference):
+        return "Within one traffic, "
+    return f"Delta debugging from `{evidence.reference}` isolated no environment factor, yet "
 
 
 def postmortem_key_result(evidence: Evidence) -> str:
@@ -901,9 +1019,33 @@ def root_cause_chart(evidence: Evidence) -> Chart:
     return timeline_chart(evidence.runs[evidence.worst_profile])
 
 
-def divergence_figure(evidence: Evidence) -> Chart:
-    """Decision point x profile outcomes against the reference (notebook 02's chart)."""
-    return evidence.divergence
+@dataclass(frozen=True)
+class ComparedDivergence:
+    """Notebook 02's table with, first, the row the chart's column labels show: each profile's compared
+    connection (``#`` its place in its run's start order) and its close."""
+
+    table: DivergenceTable
+    compared: tuple[str, ...]
+
+    @property
+    def profiles(self) -> tuple[str, ...]:
+        return self.table.profiles
+
+    def _repr_markdown_(self) -> str:
+        header, rule, *rows = self.table._repr_markdown_().splitlines()
+        compared = "| compared connection, close | " + " | ".join(self.compared) + " |"
+        return "\n".join([header, rule, compared, *rows])
+
+
+def divergence_figure(evidence: Evidence) -> tuple[Figure, ComparedDivergence]:
+    """Decision point x profile outcomes against the reference (notebook 02's chart), the table with the
+    compared connections the chart's labels name (first failing, else first)."""
+    figure, table = evidence.divergence
+    compared = []
+    for name in table.profiles:
+        connection = compared_connection(evidence.runs[name])
+        compared.append("-" if connection is None else f"#{connection.index} {close_code_label(connection.close_code)}")
+    return figure, ComparedDivergence(table, tuple(compared))
 
 
 def resolution_chart(evidence: Evidence) -> Chart:

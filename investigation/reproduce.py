@@ -101,6 +101,19 @@ def shown_connection(run: RunResult) -> ConnectionResult | None:
     return run.first_failure() or (run.connections[0] if run.connections else None)
 
 
+def connection_in_run(run: RunResult, connection: ConnectionResult) -> str:
+    """``#16 of the run (e2e-process-2's 6th)``: ``#`` is the place in the run's start order, from 0;
+    the client's own count of its connections, from 1, follows in parentheses."""
+    nth = sum(1 for other in run.connections if other.client == connection.client and other.index <= connection.index)
+    return f"#{connection.index} of the run ({connection.client}'s {ordinal(nth)})"
+
+
+def ordinal(number: int) -> str:
+    """``1st``, ``2nd``, ``11th``, ``23rd``."""
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
 def failure_trace(run: RunResult) -> str:
     """The decision trace and cause chain of the first failing connection (else the first)."""
     connection = shown_connection(run)
@@ -109,7 +122,7 @@ def failure_trace(run: RunResult) -> str:
     role = "first failing connection" if connection.failed else "no connection failed; first connection"
     close = close_code_label(connection.close_code)
     lines = [
-        f"{role}: #{connection.index}, client {connection.client}, user {connection.user_id}, "
+        f"{role}: {connection_in_run(run, connection)}, user {connection.user_id}, "
         f"instance {connection.instance}, started at {connection.at_s:g} s",
         f"close: {close} {connection.close_reason or ''}".rstrip(),
         "",

@@ -248,8 +248,10 @@ def test_the_isolated_pair_names_a_mixture_client_by_the_profile_it_comes_from(l
     isolation = isolate_profiles(local_debug, staging_cloud_run)
     text = isolation.to_text().splitlines()[-1]
     assert "client5" not in text
-    assert text.endswith("factory.manager_cap: below (passing) vs exceeded (failing) [passing: connection #1 of "
-                         "client user-e-mobile; failing: connection #6 of client user-e-mobile]")
+    # "#" is the place in the run's start order (from 0), so the text says "of its run": #6 is not user-e-mobile's
+    # 7th connection but its 6th, after debug-script's #0
+    assert text.endswith("factory.manager_cap: below (passing) vs exceeded (failing) [passing: connection #1 of its "
+                         "run (client user-e-mobile); failing: connection #6 of its run (client user-e-mobile)]")
 
 
 @pytest.fixture(scope="module")
@@ -289,6 +291,9 @@ def test_chapter_04_lessons_say_the_difference_has_no_environment_factor(e2e_iso
                            # staging-e2e.toml: e2e-process-1 has spacing_s 14 and hold_s 4, local-debug's
                            # debug-script 0 and 5: without them the count alone is not the profile's failure
                            "staging-e2e's spacing_s 14.0 and hold_s 4.0 (and its headers, messages, name).")
+    # staging-e2e.toml: e2e-process-2 starts at 1 s, 16 s apart; its 6th connection (81 s) is the run's #16, after
+    # 6 of e2e-process-1 (0-70 s), 5 of e2e-process-3 (2-74 s) and its own 5: "#" is not the client's count
+    assert verdicts[3].endswith("failing: connection #16 of its run (e2e-process-2's 6th)].")
     report = SuspiciousnessReport(0, 0, (), (), ())
     lessons = isolation_lessons(e2e_isolation, e2e_reduction, report).data.splitlines()
     assert lessons == [

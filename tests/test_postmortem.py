@@ -84,7 +84,8 @@ def test_summary_and_key_result_count_what_failed(evidence: Evidence) -> None:
 def test_detection_names_the_first_failure_and_the_local_evidence(evidence: Evidence) -> None:
     hand = dataclasses.replace(evidence, runs=reconnecting_runs())
     text = detection_section(hand).data
-    assert "reconnects: #5 at 50 s" in text
+    # one client, 7 connections: #5 in start order (from 0) is the client's 6th connection
+    assert "reconnects: connection #5 of the run (tab's 6th) at 50 s" in text
     assert "(the report's evidence of \"works locally\"): 1." in text
 
 
@@ -199,8 +200,8 @@ def test_lessons_skip_a_first_difference_that_is_the_cause_and_count_the_local_e
     text = lessons(hand).data
     assert "The first difference" not in text
     assert ("- The report's local evidence (`local-debug`) ran at most 1 connection per user and backend instance; "
-            "in every profile's traffic no user was refused before its 6th connection to one instance (the fewest: "
-            "test-user-12345 was refused at its 6th connection to instance 0 of reconnects, at 50 s): the failure "
+            "in every profile's traffic no connection was refused before its user's 6th connection to one instance "
+            "(the fewest: test-user-12345's 6th connection to instance 0 of reconnects, at 50 s): the failure "
             "needs repeated connections of one user to one instance, which the local evidence never made (trigger).") \
         in text.splitlines()
 
@@ -229,8 +230,14 @@ def test_the_earliest_refusal_lesson_is_not_the_size_of_the_1_minimal_traffic(ev
     # staging-e2e first fails at 81 s (detection), at a 6th connection: the fewest connections are not the earliest.
     text = lessons(evidence).data
     assert "smallest traffic" not in text
-    assert ("no user was refused before its 4th connection to one instance (the fewest: staging-e2e-user-003 was "
-            "refused at its 4th connection to instance 0 of staging-e2e, at 110 s)") in text
+    assert ("no connection was refused before its user's 4th connection to one instance (the fewest: "
+            "staging-e2e-user-003's 4th connection to instance 0 of staging-e2e, at 110 s)") in text
+    # A start_agent refusal (no close) counts as refused too, and comes sooner: user-003 on instance 2 (01 timeline:
+    # 2:1 4:2 20:3 22:4 38:5) reaches the cap with its 3rd connection's manager at 38 s, each earlier connection
+    # and its start_agent leaving one; that connection's start_agent is refused (spec 4.2, cap 5; spec 1 step 12).
+    assert text.count("no user was refused") == 0
+    assert ("A start_agent message was refused sooner, without a close: on staging-e2e-user-003's 3rd connection to "
+            "instance 2 of staging-e2e, started at 38 s.") in text
     first = evidence.runs["staging-e2e"].first_failure()
     assert first is not None and first.at_s < 110
     assert "earliest" not in text
@@ -240,6 +247,7 @@ def test_no_earliest_refusal_lesson_when_the_reference_made_as_many_connections(
     # With "reconnects" as reference the reference itself made 7 connections of one user to one instance.
     hand = dataclasses.replace(evidence, reference="reconnects", runs=reconnecting_runs())
     assert "was refused before" not in lessons(hand).data
+    assert "no connection was refused before" not in lessons(hand).data
 
 
 def test_summary_and_key_result_count_refuted_and_supported_claims(evidence: Evidence) -> None:
@@ -401,12 +409,18 @@ def test_context_members_have_their_own_item_by_environment(evidence: Evidence) 
     stubbed = {(o.environment, o.case) for o in accepted if o.route_step == "emergency_stub"}
     assert stubbed == {("staging-cloud-run", case)
                        for case in ("foreign class (models)", "foreign class (supervisor)", "non-string user_id")}
+    # The set's contexts are injected at the manager step, not brought by a connection. The backend's constructor
+    # (spec 2) refuses, of the 9: blank thread_id, empty request_id, missing run_id (step 1: falsy or blank),
+    # non-string user_id (step 1: not a str), placeholder ids in both environments (step 2) = 6; it does not
+    # check websocket_client_id, and the two foreign classes are not its class.
     assert item == (
-        "Refuse invalid user contexts in create_websocket_manager: under the original, 9 of the set's 16 hostile user "
-        "contexts are let through by the route (6 with a manager, 3 with the emergency stub after a plain ValueError): "
+        "Refuse invalid user contexts in create_websocket_manager as defence in depth: injected at the route's manager "
+        "step, the context constructor bypassed, 9 of the set's 16 hostile user contexts are let through by the route "
+        "under the original (6 with a manager, 3 with the emergency stub after a plain ValueError): "
         "in staging-cloud-run (relaxed validation) blank thread_id, blank websocket_client_id, empty request_id, "
         "foreign class (models), foreign class (supervisor), missing run_id, non-string user_id, placeholder ids; "
-        "in staging-no-cloud-signal (strict validation) placeholder ids.")
+        "in staging-no-cloud-signal (strict validation) placeholder ids. The context constructor itself refuses the "
+        "ids of 6 of these 9 (spec 2), so no connection brings those.")
 
 
 def test_do_not_ship_v5_says_where_it_fails_earlier_and_points_to_the_bypass_item(evidence: Evidence) -> None:
@@ -563,8 +577,9 @@ def test_distinct_user_ids_are_counted_once_across_profiles(evidence: Evidence) 
     # connections (data/profiles: 21 + 6 + 1 + 22 + 10 + 21 + 36 + 21 + 21).
     pairs = "4 distinct user ids in 6 user-profile pairs (106574839201746382910 in 3 profiles)"
     summary = summary_section(evidence).data
-    assert ("13 of 159 WebSocket connections with 1011 \"Factory SSOT validation failed\" (11 of 96 counting each of "
-            "the 6 traffics once: 4 profiles share one); 4 distinct users hit.") in summary
+    assert ("13 of 159 WebSocket connections with 1011 \"Factory SSOT validation failed\" (11 of 96 failed in at "
+            "least one environment, counting each of the 6 distinct client lists once: 4 profiles replay one); 4 "
+            "distinct users hit.") in summary
     assert "user-profile pairs" not in summary
     assert f"; {pairs} hit." in impact_section(evidence).data
     assert "(13 connections, 4 distinct user ids in 6 user-profile pairs)" in postmortem_key_result(evidence)
@@ -620,8 +635,13 @@ def test_impact_counts_a_traffic_replayed_in_other_environments_once(evidence: E
     assert text.endswith(
         " 4 profiles run one traffic (identical client lists) in their environments: cloud-run-env-missing, "
         "staging-cloud-run, staging-env-whitespace and staging-no-cloud-signal; counting each traffic once, 11 of 96 "
-        "planned connections failed, for 4 distinct user ids.")
-    assert " (11 of 96 counting each of the 6 traffics once: 4 profiles share one);" in summary_section(evidence).data
+        "planned connections failed in at least one of the environments replaying them, for 4 distinct user ids.")
+    # The summary comes before Impact defines a traffic: it says "client lists" (9 profiles - 3 replays = 6).
+    # a planned connection counts as failed when it failed in any of the environments replaying it (the one
+    # connection of 106574839201746382910 fails in 3 of its 4)
+    assert (" (11 of 96 failed in at least one environment, counting each of the 6 distinct client lists once: 4 "
+            "profiles replay one);"
+            in summary_section(evidence).data)
 
 
 def test_impact_says_nothing_of_shared_traffic_when_no_profiles_share_one(evidence: Evidence) -> None:
@@ -670,5 +690,100 @@ def test_summary_says_what_the_recommended_fix_leaves_of_start_agent(evidence: E
     refused, sent, _ = matrix.start_agent_totals("V4")
     assert matrix.cell("V4", "staging-e2e").start_agent_refused == 2
     assert (refused, sent) == (2 + long_run, 142) and long_run > 0
-    assert (f"Recommended resolution: **V4**, which removes the failure on every profile; under it {refused} of 142 "
-            "start_agent messages are still refused, without a close (action items).") in summary_section(evidence).data
+    # 142 counts the long run's messages, which the summary's profile counts do not: it says how many are there.
+    # V4 as spec 8 words it: the route releases the connection's manager on disconnect.
+    assert (f"Recommended resolution: **V4** (release the connection's manager on disconnect), which removes the "
+            f"failure on every profile; under it {refused} of 142 start_agent messages are still refused, without a "
+            f"close ({long_run} of them in the long E2E run, chapter 05; action items).") in summary_section(evidence).data
+
+
+def test_trigger_isolates_the_environment_within_the_shared_traffic(evidence: Evidence) -> None:
+    """The four profiles replaying one traffic (identical client lists, data/profiles) differ in where connections
+    land: staging-no-cloud-signal, the one that passes, routes round robin over 2 instances; staging-cloud-run and
+    cloud-run-env-missing route sticky (3 instances); staging-env-whitespace runs 1 instance. Only sticky routing or
+    a single instance puts all 6 of user-e-mobile's reconnections on one instance, where the 6th meets the cap of 5
+    (spec 4.2): dd from the passing member isolates routing for the sticky pair, instances for the other."""
+    isolations = evidence.traffic_isolations
+    assert sorted(isolations) == ["cloud-run-env-missing", "staging-cloud-run", "staging-env-whitespace"]
+    assert {iso.passing for iso in isolations.values()} == {"staging-no-cloud-signal"}
+    assert [(c.factor, c.passing, c.failing) for c in isolations["staging-cloud-run"].minimal_difference] == [
+        ("routing", "round_robin", "sticky")]
+    assert [(c.factor, c.passing, c.failing) for c in isolations["staging-env-whitespace"].minimal_difference] == [
+        ("instances", 2, 1)]
+    (line,) = [line for line in trigger_section(evidence).data.splitlines() if line.startswith("- Within a traffic")]
+    assert "passing member (the first passing member by name)" in line
+    assert "staging-no-cloud-signal -> staging-cloud-run: `routing: 'round_robin' -> 'sticky'`" in line
+    assert line.endswith("; environment factors among them: instances, routing.")
+
+
+def test_lesson_says_the_environment_decides_whether_the_shared_traffic_fails(evidence: Evidence) -> None:
+    """user-e-mobile's 6 connections, 30 s apart and held 25 s, never overlap: on one instance the first 5 leave 5
+    managers (nothing released, spec 1 step 14) and the 6th is refused (cap 5, spec 4.2). The passing member's most
+    connections per user and instance is counted here from its runs, independently of the postmortem's helper."""
+    from collections import Counter
+
+    passing = evidence.runs["staging-no-cloud-signal"].connections
+    most = max(Counter((str(c.user_id), c.instance) for c in passing).values())
+    text = lessons(evidence).data
+    assert ("Delta debugging from `local-debug` isolated no environment factor, yet the environment decides whether "
+            "one traffic fails:") in text
+    assert "fails in cloud-run-env-missing, staging-cloud-run and staging-env-whitespace and passes in " in text
+    assert f"In staging-no-cloud-signal no user made more than {most} connections to one instance" in text
+    assert ("in the failing members no connection was closed before its user's 6th connection to one instance (the "
+            "fewest: 106574839201746382910's, to instance") in text
+    alone = dataclasses.replace(evidence, traffic_isolations={})
+    assert "decides whether one traffic fails" not in lessons(alone).data
+    assert "- Within a traffic" not in trigger_section(alone).data
+
+
+def test_the_postmortem_s_analyses_run_inside_a_running_event_loop(evidence: Evidence) -> None:
+    """A notebook cell runs inside the kernel's event loop; gather_evidence calls the analyses without
+    outside_event_loop because each simulation leaves a running loop itself. The shared-traffic isolations
+    (dd, 27 simulations) made inside a loop equal those gathered outside one."""
+    import asyncio
+
+    from investigation.postmortem import shared_traffic_isolations
+
+    async def inside() -> dict[str, Any]:
+        return shared_traffic_isolations(evidence)
+
+    made_inside = asyncio.run(inside())
+    assert {name: iso.minimal_difference for name, iso in made_inside.items()} == {
+        name: iso.minimal_difference for name, iso in evidence.traffic_isolations.items()}
+
+
+def test_detection_says_a_connection_number_is_its_place_in_the_run(evidence: Evidence) -> None:
+    """staging-e2e.toml: e2e-process-2 starts at 1 s, 16 s apart, so its connections start at 1, 17, ..., 81 s; the
+    first failure starts at 81 s (its 6th, number 5 from 0), and the three clients interleave (e2e-process-1 at 0,
+    14, ...; e2e-process-3 at 2, 20, ...) so that it is the run's #16: 6 of e2e-process-1 (0-70 s), 5 of
+    e2e-process-3 (2-74 s) and e2e-process-2's 5 earlier ones start before it. e2e-process-2 has only 12."""
+    text = detection_section(evidence).data
+    assert "staging-e2e: connection #16 of the run (e2e-process-2's 6th) at 81 s" in text
+
+
+def test_the_trigger_chart_prints_the_planned_connections_it_draws(evidence: Evidence) -> None:
+    """staging-e2e.toml: 3 clients of 12 connections each (36 points in the chart). Round robin over 3 instances
+    sends connection n to instance n mod 3; e2e-process-2's connections are #1, #4, ..., #16 of the run (it starts
+    at 1 s, 16 s apart, between e2e-process-1 at 0 s and e2e-process-3 at 2 s), all on instance 1, and ddmin keeps
+    6 of them (the cap of 5 plus the refused one, spec 4.2)."""
+    _, table = trigger_chart(evidence)
+    per_client = table.split("\n\n")[1].splitlines()
+    assert per_client[0] == "planned connections per client (36 in all, the chart's points)"
+    assert per_client[1].split() == ["client", "user", "planned", "kept", "instance", "of", "the", "kept"]
+    assert [line.split() for line in per_client[3:]] == [
+        ["e2e-process-1", "staging-e2e-user-001", "12", "0", "-"],
+        ["e2e-process-2", "staging-e2e-user-002", "12", "6", "1"],
+        ["e2e-process-3", "staging-e2e-user-003", "12", "0", "-"],
+    ]
+
+
+def test_the_divergence_table_names_the_connections_the_chart_labels(evidence: Evidence) -> None:
+    """The chart labels each column with its compared connection and close ("#16 1011"). staging-e2e's is its first
+    failure, #16 of the run (see the detection test); local-debug's is its only connection, #0, which the server
+    never closes (open)."""
+    markdown = divergence_figure(evidence)[1]._repr_markdown_().splitlines()
+    header = [cell.strip() for cell in markdown[0].strip("|").split("|")]
+    compared = [cell.strip() for cell in markdown[2].strip("|").split("|")]
+    assert compared[0] == "compared connection, close"
+    assert compared[header.index("staging-e2e")] == "#16 1011"
+    assert compared[header.index("local-debug")] == "#0 open"

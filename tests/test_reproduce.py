@@ -30,6 +30,8 @@ from investigation.profiles import (
 )
 from investigation.report import connection_table
 from investigation.reproduce import (
+    connection_in_run,
+    failure_trace,
     failures_at_cap,
     load_named_profile,
     managers_created_by_start_agent,
@@ -617,3 +619,15 @@ def test_development_no_longer_claims_its_start_agent_managers_were_left_registe
     assert "created 6 managers" in verdict
     assert "4 managers of the same users on the same instances were released" in verdict
     assert "between 2 and 6 of them were still registered when the run ended" in lesson
+
+
+def test_the_trace_numbers_the_connection_in_its_run_and_among_its_clients() -> None:
+    """Two clients of one user: "tab" reconnects 7 times 10 s apart from 0 s, "no-token" opens once at 5 s (refused
+    1008, spec 5.1). Start order: tab 0 s (#0), no-token 5 s (#1), tab 10 s (#2), ... so the first failure, the
+    no-token connection, is the run's #1 and its client's 1st; tab's 6th connection (50 s) is the run's #6."""
+    run = simulate(profile_from_dict("mixed", {
+        "description": "two clients", "env": {"ENVIRONMENT": "test"}, "clients": [tab(7), no_token(5.0)],
+    }))
+    first_line = failure_trace(run).splitlines()[0]
+    assert first_line.startswith("first failing connection: #1 of the run (no-token's 1st), user test-user-12345")
+    assert connection_in_run(run, run.connections[6]) == "#6 of the run (tab's 6th)"

@@ -420,6 +420,16 @@ def test_unchecked_context_is_a_real_context_with_the_given_fields() -> None:
     assert context.thread_id == "   " and context.user_id == adversarial.VICTIM_USER_ID
 
 
+def test_the_constructor_refuses_the_injected_contexts_whose_ids_it_checks() -> None:
+    """Spec 2: the constructor refuses falsy, non-str or blank user/thread/run/request ids (step 1) and placeholder
+    values such as "placeholder" (step 2); it never checks websocket_client_id, and a foreign class is built by its
+    own constructor. So of the 8 context cases it refuses 5, in both environments."""
+    refused = {o.case for o in adversarial_outcomes("original") if o.kind == "context" and o.constructor_refuses}
+    kept = {o.case for o in adversarial_outcomes("original") if o.kind == "context" and not o.constructor_refuses}
+    assert refused == {"blank thread_id", "missing run_id", "empty request_id", "non-string user_id", "placeholder ids"}
+    assert refused.isdisjoint(kept)
+
+
 def test_adversarial_set_has_every_case_in_every_environment() -> None:
     expected = len(CONTEXT_CASES) * 2 + len(TOKEN_CASES) * len(TOKEN_ENVIRONMENTS)
     assert len(adversarial_outcomes("original")) == expected == 31
@@ -734,6 +744,20 @@ def test_the_recommended_variant_satisfies_the_rule(small_report: VariantReport)
     assert "\n" not in small_report.key_result()
 
 
+def test_the_recommendation_states_the_margin_to_the_cap(small_report: VariantReport) -> None:
+    """V4 releases a connection's manager on disconnect but not start_agent's (spec 1 step 12, spec 8): on
+    staging-e2e user-003's start_agent managers pile up on instance 2 until its 5th connection there finds 4 left
+    over plus its own, 5 = the cap (spec 4.2). local-debug's single connection holds 1 manager: 4 below the cap."""
+    sentence = small_report.margin_sentence("V4")
+    assert sentence.startswith(" Its margin: none; under V4 one user's managers on one instance still reach the cap "
+                               "of 5 on ")
+    assert "staging-e2e" in sentence and sentence.endswith("where that user's next manager would meet the cap (spec 4.2).")
+    assert sentence in small_report.recommendation()
+    alone = build_report(variant_matrix([load_profile("local-debug")], ["V4"]))
+    assert alone.margin_sentence("V4") == (" Its margin: under V4 no user holds more than 1 manager on one instance "
+                                           "in any run, 4 below the cap of 5.")
+
+
 def test_chart_returns_a_figure_and_the_numbers_it_draws(small_report: VariantReport) -> None:
     figure, table = variant_chart(small_report)
     assert isinstance(figure, Figure)
@@ -833,17 +857,23 @@ def test_the_recommendation_is_short_sentences_of_computed_facts(small_report: V
     # (spec 8, one switch), so it removes both and accepts exactly the original's adversarial members, which
     # include the unsigned token with E2E headers in every deployed environment (spec 5.2).
     assert small_report.recommended == "V4"
+    # An unsigned (alg none) token has an empty third part, so real validation refuses it INVALID_FORMAT (spec 5.3:
+    # exactly 3 non-empty dot parts); with the E2E suite's headers the bypass (spec 5.2: no signature check, in every
+    # environment) takes the user from its payload, in each deployed profile the set tries (TOKEN_ENVIRONMENTS).
     # V4 leaves start_agent's managers (spec 1, step 12): on staging-e2e 2 of its 12 messages are refused (derived
     # in test_staging_e2e_start_agent_refusals_derived_by_hand), so the last sentence says so
     text = small_report.recommendation()
     assert text.startswith(
         "Recommended: V4 (release the connection's manager on disconnect). It removes the failure on both runs "
         "where the original fails, including the long E2E run, and accepts exactly the adversarial inputs the "
-        "original accepts. It does not close the unsigned-token hole: an alg none token still authenticates in "
-        "staging or production (see the safety table). It changes one switch of the original. Under V4, "
+        "original accepts. It does not close the unsigned-token hole: the set's \"alg none + E2E headers\" (unsigned "
+        "token claiming a real user, sent with the E2E suite's headers) still authenticates in production-cloud-run, "
+        "staging-cloud-run and staging-env-whitespace; its \"alg none\" (unsigned token (alg: none)) is refused in "
+        "every profile tried (INVALID_FORMAT) (see the safety table). It changes one switch of the original. Under V4, "
     )
     assert "(staging-e2e: 2 of 12; the long E2E run staging-e2e-long: " in text
-    assert text.endswith(": V4 does not release the managers start_agent creates.")
+    # the margin to the cap follows the start_agent sentence (see test_the_recommendation_states_the_margin_to_the_cap)
+    assert text.split(" Its margin:")[0].endswith(": V4 does not release the managers start_agent creates.")
 
 
 def recommended_report(failing: tuple[str, ...], v4_accepted: tuple[str, ...], v4_unsigned: bool) -> VariantReport:
@@ -988,10 +1018,13 @@ def test_recommendation_says_what_the_recommended_variant_leaves_of_the_start_ag
     # start_agent messages are refused and the other 10 each leave a manager behind
     report = build_report(variant_matrix([load_profile("staging-e2e")], ("V4",)))
     assert report.recommended == "V4"
+    # user-003 reaches the cap on instance 2 by those managers (4 left over + its 5th connection's own = 5)
     assert report.recommendation().endswith(
         " Under V4, 2 of 12 start_agent messages are still refused at the cap (no close: the agent silently does "
         "not start), on 1 profile (staging-e2e: 2 of 12); the other 10 each left a manager behind (spec 1, step "
-        "12): V4 does not release the managers start_agent creates.")
+        "12): V4 does not release the managers start_agent creates. Its margin: none; under V4 one user's managers "
+        "on one instance still reach the cap of 5 on 1 profile (staging-e2e), where that user's next manager would "
+        "meet the cap (spec 4.2).")
     v4_row = next(line for line in report.verdict_table().splitlines() if line.startswith("| V4 |"))
     assert "| 2 of 12 |" in v4_row
 

@@ -1,11 +1,13 @@
-"""A fixed set of hostile inputs, each run through the real backend code path.
+"""A fixed set of hostile inputs: tokens sent over the real route, user contexts injected at its manager step.
 
 A candidate change that stops the 1011s by accepting more is not a fix if it
 also accepts what it should refuse. This module names every hostile input once
 and runs it under a variant:
 
-- user contexts (invalid or placeholder fields, a foreign context class) go
-  through the route's manager step (spec 1 step 8) in a backend process whose
+- user contexts (invalid or placeholder fields, a foreign context class) are
+  injected at the route's manager step (spec 1 step 8), those of the backend's
+  class built with its constructor bypassed (the constructor refuses most of
+  them, spec 2: see :func:`constructor_refuses`), in a backend process whose
   environment is taken from a shipped profile: a staging-like one
   (``staging-cloud-run``, relaxed validation in the original) and a strict one
   (``staging-no-cloud-signal``, strict validation in the original). A context
@@ -30,7 +32,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 from investigation.backend import route, runtime
-from investigation.backend.context import UserExecutionContext
+from investigation.backend.context import InvalidContextError, UserExecutionContext
 from investigation.backend.factory import create_websocket_manager
 from investigation.backend.foreign_contexts import ModelsUserExecutionContext, SupervisorUserExecutionContext
 from investigation.backend.process import Backend
@@ -101,6 +103,8 @@ class AdversarialOutcome:
     route_step: str = ""
     """Context members: the route's manager step, the manager it went on with ("factory",
     "factory_on_retry", "emergency_stub") or its close ("1011 Factory SSOT validation failed")."""
+    constructor_refuses: bool = False
+    """Context members: the backend's context constructor refuses the member's field values (spec 2)."""
 
 
 def unchecked_context(**overrides: Any) -> UserExecutionContext:
@@ -238,6 +242,26 @@ class _ManagerStepSocket:
         self.closed = True
 
 
+def constructor_refuses(environ: Mapping[str, str], variant: str, context_case: ContextCase) -> bool:
+    """Whether UserExecutionContext's constructor (spec 2) refuses the case's field values in a fresh process.
+
+    False for a context of another class: its own constructor built it.
+    """
+    context = context_case.build()
+    if type(context) is not UserExecutionContext:
+        return False
+    values = {field.name: getattr(context, field.name) for field in fields(UserExecutionContext) if field.init}
+
+    async def attempt() -> bool:
+        try:
+            UserExecutionContext(**values)
+        except InvalidContextError:
+            return True
+        return False
+
+    return _in_fresh_backend(environ, variant, attempt)
+
+
 def _in_fresh_backend(environ: Mapping[str, str], variant: str, attempt: Callable[[], Awaitable[T]]) -> T:
     """Run `attempt` inside a fresh backend process with `environ`, under `variant`."""
     clock = VirtualClock()
@@ -304,6 +328,7 @@ def _context_member(environment: str, variant: str, case: ContextCase) -> Advers
         accepted=step.let_through,
         outcome=context_outcome(environ, variant, case),
         route_step=step.close or step.manager or "no manager step",
+        constructor_refuses=constructor_refuses(environ, variant, case),
     )
 
 

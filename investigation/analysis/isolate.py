@@ -448,7 +448,7 @@ class ProfileIsolation:
     def to_text(self) -> str:
         lines = [
             f"passing {self.passing}, failing {self.failing}, variant {self.variant}",
-            f"failure: connection #{self.failure.index} ({self.failure.client}) closed "
+            f"failure: connection #{self.failure.index} of the failing run (client {self.failure.client}) closed "
             f"{self.failure.close_code} {self.failure.close_reason}",
         ]
         lines.extend(f"  cause: {link.type}: {link.message}" for link in self.failure.cause_chain)
@@ -467,8 +467,14 @@ class ProfileIsolation:
         return "\n".join(lines)
 
 
-def _describe_alignment(aligned: AlignedDivergence, client_names: Mapping[str, str] | None = None) -> str:
-    """Where the aligned traces part, and which connections they are (``client_names``: readable names)."""
+def _describe_alignment(aligned: AlignedDivergence, client_names: Mapping[str, str] | None = None,
+                        failing_ordinals: Mapping[int, int] | None = None) -> str:
+    """Where the aligned traces part, and which connections they are (``client_names``: readable names).
+
+    ``#`` is the connection's place in its run's start order, from 0, not its place among its client's
+    connections: ``connection #16 of its run (client e2e-process-2)``. ``failing_ordinals`` (run index -> the
+    client's own count, from 1) gives the failing connection as ``connection #16 of its run (e2e-process-2's 6th)``.
+    """
     names = client_names or {}
     divergence = aligned.divergence
     where = (
@@ -478,9 +484,13 @@ def _describe_alignment(aligned: AlignedDivergence, client_names: Mapping[str, s
         f"vs {visible_outcome(divergence.failing)} (failing)"
     )
     passing, failing = aligned.passing_connection, aligned.failing_connection
+    failing_name = names.get(failing.client, failing.client)
+    nth = (failing_ordinals or {}).get(failing.index)
+    failing_words = f"client {failing_name}" if nth is None else f"{failing_name}'s {_ordinal(nth)}"
     return (
-        f"{where} [passing: connection #{passing.index} of client {names.get(passing.client, passing.client)}; "
-        f"failing: connection #{failing.index} of client {names.get(failing.client, failing.client)}]"
+        f"{where} [passing: connection #{passing.index} of its run (client "
+        f"{names.get(passing.client, passing.client)}); failing: connection #{failing.index} of its run "
+        f"({failing_words})]"
     )
 
 
@@ -780,7 +790,8 @@ def isolation_verdicts(isolation: ProfileIsolation, reduction: TrafficReduction)
         f"- Environment factors ({ENVIRONMENT_FACTOR_KINDS}) in it: {', '.join(environmental) or 'none'}.",
         f"- 1-minimal failing traffic (ddmin: removing any one kept connection makes the failure disappear; "
         f"a smaller failing subset may exist): {reduction.description()}, {_users_and_instances(reduction)}.",
-        f"- First divergence of the profiles: {_describe_alignment(isolation.first_divergence)}.",
+        f"- First divergence of the profiles: "
+        f"{_describe_alignment(isolation.first_divergence, failing_ordinals=_plan_ordinals(isolation, reduction))}.",
     ]
     if isolation.isolated_divergence is not None:
         lines.append("- First divergence of the isolated pair: "
@@ -788,6 +799,14 @@ def isolation_verdicts(isolation: ProfileIsolation, reduction: TrafficReduction)
     lines.append(f"- Innermost cause: {isolation.failure.cause_chain[-1].type}: "
                  f"{isolation.failure.cause_chain[-1].message}" if isolation.failure.cause_chain else "- No cause chain.")
     return Markdown("\n".join(lines))
+
+
+def _plan_ordinals(isolation: ProfileIsolation, reduction: TrafficReduction) -> dict[int, int] | None:
+    """Run index -> the client's own count of the connection (from 1), from the failing profile's plan, which
+    ``reduction`` holds when it reduced that profile."""
+    if reduction.profile != isolation.failing:
+        return None
+    return {planned.index: planned.number + 1 for planned in reduction.planned}
 
 
 def isolation_lessons(isolation: ProfileIsolation, reduction: TrafficReduction, report: SuspiciousnessReport,

@@ -24,6 +24,7 @@ from pathlib import Path
 from IPython.display import Markdown
 
 from investigation.analysis.adversarial import (
+    TOKEN_CASES,
     AdversarialOutcome,
     accepted_members,
     adversarial_outcomes,
@@ -255,6 +256,26 @@ class SafetyRow:
         if not self.unsigned_accepted:
             return "no"
         return f"yes: {self.unsigned_members()}" if self.unsigned_in else "yes"
+
+
+def unsigned_tokens_text(variant: str, still: bool = False) -> str:
+    """Which unsigned tokens of the adversarial set authenticate under `variant`, and where; which are refused.
+
+    ``the set's "alg none + E2E headers" (unsigned token ..., sent with the E2E suite's headers) still
+    authenticates in a, b and c; its "alg none" (unsigned token (alg: none)) is refused everywhere (INVALID_FORMAT)``.
+    """
+    tokens = [o for o in adversarial_outcomes(variant) if o.kind == "token" and o.unsigned]
+    described = {case.name: f'"{case.name}" ({case.description})' for case in TOKEN_CASES}
+    parts = []
+    for name in dict.fromkeys(o.case for o in tokens):
+        members = [o for o in tokens if o.case == name]
+        accepted = sorted(o.environment for o in members if o.accepted)
+        if accepted:
+            parts.append(f"{described[name]} {'still ' if still else ''}authenticates in {and_list(accepted)}")
+        else:
+            outcomes = sorted({o.outcome for o in members})
+            parts.append(f"{described[name]} is refused in every profile tried ({', '.join(outcomes)})")
+    return "the set's " + "; its ".join(parts)
 
 
 def safety_row(variant: str) -> SafetyRow:
@@ -594,13 +615,33 @@ class VariantReport:
         switches = "one switch" if size == 1 else f"{size} switches"
         head = self.candidates_run()
         longer = self.long_run_is_longer
+        caveat = self.cap_caveat(chosen.variant)
         return (
             f"{head}{'recommended' if head else 'Recommended'}: {chosen.variant} ({VARIANTS[chosen.variant].summary}). "
             f"It removes the failure on {_where_the_original_fails(chosen.where(REMOVED), longer)}, and "
             f"{self._acceptance(chosen.variant)}. {self._unsigned_sentence(chosen.variant)} It changes {switches} of "
-            f"the original.{start_agent_sentence(self.matrix, chosen.variant, longer)}{self.long_run_caveat()}"
-            f"{self.cap_caveat(chosen.variant)}"
+            f"the original.{start_agent_sentence(self.matrix, chosen.variant, longer)}"
+            f"{self.margin_sentence(chosen.variant) if not caveat else ''}{self.long_run_caveat()}{caveat}"
         )
+
+    def margin_sentence(self, variant: str) -> str:
+        """`` Its margin: ...``: the most managers one user holds on one instance in any run of `variant`, against
+        its cap, and the runs where that peak is the cap (a new manager of that user there meets the cap). The
+        recommendation leaves it out when :meth:`cap_caveat` speaks of the long run's peak instead."""
+        cells = [cell for cell in (self.matrix.cell(variant, profile) for profile in self.matrix.profiles)
+                 if cell.managers_cap]
+        if not cells:
+            return ""
+        at_cap = [cell.profile for cell in cells if cell.peak_managers >= cell.managers_cap]
+        if not at_cap:
+            tightest = min(cells, key=lambda cell: (cell.managers_cap - cell.peak_managers, cell.profile))
+            return (f" Its margin: under {variant} no user holds more than {plural(tightest.peak_managers, 'manager')} "
+                    f"on one instance in any run, {tightest.managers_cap - tightest.peak_managers} below the cap of "
+                    f"{tightest.managers_cap}.")
+        cap = cells[0].managers_cap
+        count, detail = runs_text(at_cap, longer=self.long_run_is_longer)
+        return (f" Its margin: none; under {variant} one user's managers on one instance still reach the cap of "
+                f"{cap} on {count}{detail}, where that user's next manager would meet the cap (spec 4.2).")
 
     def cap_caveat(self, variant: str) -> str:
         """`` On the long E2E run ..., below its cap of 20: ...``, or empty when the long run reaches `variant`'s cap.
@@ -642,10 +683,9 @@ class VariantReport:
     def _unsigned_sentence(self, variant: str) -> str:
         if not self.matrix.safety_of(variant).unsigned_accepted:
             return "It accepts no unsigned token."
-        if self.matrix.safety_of(ORIGINAL.name).unsigned_accepted:
-            return ("It does not close the unsigned-token hole: an alg none token still authenticates in staging or "
-                    "production (see the safety table).")
-        return "It lets an alg none token authenticate in staging or production (see the safety table)."
+        still = self.matrix.safety_of(ORIGINAL.name).unsigned_accepted
+        head = "It does not close the unsigned-token hole: " if still else "It opens an unsigned-token hole: "
+        return head + unsigned_tokens_text(variant, still) + " (see the safety table)."
 
     def key_result(self) -> str:
         """One line: the recommendation and every variant's failure verdict."""

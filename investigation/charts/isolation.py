@@ -8,6 +8,7 @@ the cause chain and the suspiciousness ranking. Each returns ``(figure, table)``
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from matplotlib.figure import Figure
@@ -82,7 +83,23 @@ def traffic_chart(reduction: TrafficReduction) -> tuple[Figure, str]:
         for position, p in enumerate(reduction.kept)
     ]
     table = format_table(("planned #", "t_s", "client", "user", "reduced #", "instance", "close"), rows)
-    return figure, table
+    return figure, table + "\n\n" + planned_per_client_table(reduction)
+
+
+def planned_per_client_table(reduction: TrafficReduction) -> str:
+    """The chart's rows: per client its user, its planned connections, how many ddmin kept, and the backend
+    instance those kept connections ran on in the reduced run (the full run's instance, kept by construction)."""
+    by_index = {c.index: c for c in reduction.run.connections}
+    instances: dict[str, set[int]] = {}
+    for position, planned in enumerate(reduction.kept):
+        instances.setdefault(planned.client.name, set()).add(by_index[position].instance)
+    users = {p.client.name: str(p.client.user_id) for p in reduction.planned}
+    counts = reduction.per_client_counts()
+    planned = Counter(p.client.name for p in reduction.planned)
+    rows = [(name, users[name], str(planned[name]), str(counts[name]),
+             ", ".join(str(i) for i in sorted(instances.get(name, ()))) or "-") for name in planned]
+    title = f"planned connections per client ({sum(planned.values())} in all, the chart's points)"
+    return title + "\n" + format_table(("client", "user", "planned", "kept", "instance of the kept"), rows)
 
 
 def _failing_of_kept(reduction: TrafficReduction) -> str:
