@@ -94,9 +94,9 @@ def planned_per_client_table(reduction: TrafficReduction) -> str:
     for position, planned in enumerate(reduction.kept):
         instances.setdefault(planned.client.name, set()).add(by_index[position].instance)
     users = {p.client.name: str(p.client.user_id) for p in reduction.planned}
-    counts = reduction.per_client_counts()
     planned = Counter(p.client.name for p in reduction.planned)
-    rows = [(name, users[name], str(planned[name]), str(counts[name]),
+    kept = Counter(p.client.name for p in reduction.kept)
+    rows = [(name, users[name], str(planned[name]), str(kept[name]),
              ", ".join(str(i) for i in sorted(instances.get(name, ()))) or "-") for name in planned]
     title = f"planned connections per client ({sum(planned.values())} in all, the chart's points)"
     return title + "\n" + format_table(("client", "user", "planned", "kept", "instance of the kept"), rows)
