@@ -63,7 +63,7 @@ from investigation.charts.timeline import timeline_chart
 from investigation.charts.variants import variant_chart
 from investigation.divergence_findings import first_divergence_counts, separating_points
 from investigation.profiles import ProfileError
-from investigation.report import and_list, format_table, plural
+from investigation.report import and_list, format_table, ordinal, plural
 from investigation.reproduce import (
     connection_in_run,
     deciding_counts,
@@ -457,7 +457,7 @@ def _endings_text(connections: Sequence[ConnectionResult]) -> str:
     parts = []
     for (code, reason), places in groups.items():
         one = len(places) == 1
-        subject = f"the {_ordinal(places[0])}" if one else str(len(places))
+        subject = f"the {ordinal(places[0])}" if one else str(len(places))
         if code is None:
             parts.append(f"{subject} {'ends' if one else 'end'} with no close frame (open)")
             continue
@@ -881,11 +881,6 @@ class Refusal:
     connection: ConnectionResult
 
 
-def _ordinal(number: int) -> str:
-    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
-    return f"{number}{suffix}"
-
-
 def connections_per_user_and_instance(run: RunResult) -> list[tuple[int, ConnectionResult]]:
     """Each connection in start order with its rank among its user's connections to its instance (from 1)."""
     opened: Counter[tuple[str, int]] = Counter()
@@ -902,15 +897,10 @@ def fewest_connections_refusal(runs: Mapping[str, RunResult], agent: bool = Fals
     ``agent``: the connection with a refused start_agent message instead (refused without a close, spec 1
     step 12). Ties go to the earlier connection, then the profile name.
     """
-    refused = _agent_refused if agent else (lambda connection: connection.failed)
+    refused = (lambda c: c.start_agent_refusals() > 0) if agent else (lambda c: c.failed)
     refusals = [Refusal(nth, name, connection) for name, run in runs.items()
                 for nth, connection in connections_per_user_and_instance(run) if refused(connection)]
     return min(refusals, key=lambda r: (r.nth, r.connection.at_s, r.profile, r.connection.index), default=None)
-
-
-def _agent_refused(connection: ConnectionResult) -> bool:
-    """Whether a start_agent message of the connection was refused (its tally has a ``refused_*`` outcome)."""
-    return any(name.startswith("refused_") for name in connection.tally("route.start_agent"))
 
 
 def _local_evidence_lesson(evidence: Evidence) -> str | None:
@@ -928,8 +918,8 @@ def _local_evidence_lesson(evidence: Evidence) -> str | None:
     agent = fewest_connections_refusal(evidence.runs, agent=True)
     return (f"{subject} (`{evidence.reference}`) ran at most {plural(most, 'connection')} per user and backend "
             f"instance; in every profile's traffic no connection was refused before its user's "
-            f"{_ordinal(refusal.nth)} connection to one instance (the fewest: {first.user_id}'s "
-            f"{_ordinal(refusal.nth)} connection to instance {first.instance} of {refusal.profile}, at "
+            f"{ordinal(refusal.nth)} connection to one instance (the fewest: {first.user_id}'s "
+            f"{ordinal(refusal.nth)} connection to instance {first.instance} of {refusal.profile}, at "
             f"{first.at_s:g} s): the failure needs repeated connections of one user to one instance, which {maker} "
             f"never made (trigger).{_agent_refusal_text(agent, refusal.nth)}")
 
@@ -941,7 +931,7 @@ def _agent_refusal_text(agent: Refusal | None, nth: int) -> str:
         return ""
     connection = agent.connection
     return (f" A start_agent message was refused sooner, without a close: on {connection.user_id}'s "
-            f"{_ordinal(agent.nth)} connection to instance {connection.instance} of {agent.profile}, started at "
+            f"{ordinal(agent.nth)} connection to instance {connection.instance} of {agent.profile}, started at "
             f"{connection.at_s:g} s.")
 
 
@@ -967,7 +957,7 @@ def _shared_traffic_lessons(evidence: Evidence) -> list[str]:
             f"that {and_list(group)} replay fails in {and_list(failing)} and passes in {passing}; dd between them "
             f"isolates {and_list(isolated)}. "
             f"In {passing} no user made more than {plural(most, 'connection')} to one instance; in the failing "
-            f"members no connection was closed before its user's {_ordinal(refusal.nth)} connection to one instance "
+            f"members no connection was closed before its user's {ordinal(refusal.nth)} connection to one instance "
             f"(the fewest: {refusal.connection.user_id}'s, to instance {refusal.connection.instance} of "
             f"{refusal.profile}) (trigger).")
     return lessons_found

@@ -15,6 +15,12 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+def ordinal(number: int) -> str:
+    """``1st``, ``2nd``, ``11th``, ``23rd``."""
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
 def short_text(text: str, limit: int = 70) -> str:
     """``text`` cut to ``limit`` characters, ``...`` marking the cut."""
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -26,7 +26,7 @@ from investigation.charts.divergence import visible_outcome
 from investigation.charts.timeline import UserInstanceSeries, count_at, timeline_series
 from investigation.notebook_errors import checked_profile, checked_variant
 from investigation.profiles import Profile, list_profiles, load_profile
-from investigation.report import close_counts_text, close_summary, plural
+from investigation.report import close_counts_text, close_summary, ordinal, plural
 from investigation.simulate import simulate
 from investigation.trace import ConnectionResult, RunResult, close_code_label, is_adverse
 
@@ -106,12 +106,6 @@ def connection_in_run(run: RunResult, connection: ConnectionResult) -> str:
     the client's own count of its connections, from 1, follows in parentheses."""
     nth = sum(1 for other in run.connections if other.client == connection.client and other.index <= connection.index)
     return f"#{connection.index} of the run ({connection.client}'s {ordinal(nth)})"
-
-
-def ordinal(number: int) -> str:
-    """``1st``, ``2nd``, ``11th``, ``23rd``."""
-    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
-    return f"{number}{suffix}"
 
 
 def failure_trace(run: RunResult) -> str:

@@ -233,6 +233,11 @@ class ConnectionResult:
                 counts[name] = counts.get(name, 0) + int(count)
         return counts
 
+    def start_agent_refusals(self) -> int:
+        """The connection's start_agent messages whose manager the factory refused: the route tallies each as
+        ``refused_<exception>`` and its handler catches the error without a close (spec 1, step 12)."""
+        return sum(n for name, n in self.tally("route.start_agent").items() if name.startswith("refused_"))
+
     def deciding_decision(self) -> Decision | None:
         """The first decision that took the connection off its normal path, else the last one."""
         for decision in self.decisions:

@@ -993,6 +993,14 @@ def test_cell_counts_start_agent_messages_from_the_trace_tally() -> None:
     assert found.refused == 0  # nothing closed
 
 
+def test_start_agent_refusals_add_every_refused_outcome_of_the_tally() -> None:
+    # two kinds of refusal (spec 1 step 12 tallies refused_<exception name>) and one manager left behind: 3 refused
+    connection = ConnectionResult(0, "c", 0, "u", 0.0, None, None, (
+        Decision("route.start_agent", "manager_left_behind=1,refused_FactoryInitializationError=2,refused_ValueError=1"),
+    ), ())
+    assert connection.start_agent_refusals() == 3
+
+
 def test_staging_e2e_start_agent_refusals_derived_by_hand() -> None:
     """Only user-003 sends start_agent (one per connection, 2 s in); round robin over 3 instances puts its
     connections #2 #5 #8 #29 #32 #35 on instance 2, #12 #15 #18 #21 on 0, #25 #34 on 1 (the 01 timeline); the

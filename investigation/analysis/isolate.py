@@ -49,7 +49,7 @@ from investigation.profiles import (
     jsonable_factor_value,
     unflatten_profile,
 )
-from investigation.report import and_list, short_text
+from investigation.report import and_list, ordinal, short_text
 from investigation.simulate import simulate
 from investigation.trace import POINT_ORDER, ConnectionResult, RunResult
 from investigation.traffic import PlannedConnection, connection_plan, instance_for
@@ -486,7 +486,7 @@ def _describe_alignment(aligned: AlignedDivergence, client_names: Mapping[str, s
     passing, failing = aligned.passing_connection, aligned.failing_connection
     failing_name = names.get(failing.client, failing.client)
     nth = (failing_ordinals or {}).get(failing.index)
-    failing_words = f"client {failing_name}" if nth is None else f"{failing_name}'s {_ordinal(nth)}"
+    failing_words = f"client {failing_name}" if nth is None else f"{failing_name}'s {ordinal(nth)}"
     return (
         f"{where} [passing: connection #{passing.index} of its run (client "
         f"{names.get(passing.client, passing.client)}); failing: connection #{failing.index} of its run "
@@ -968,15 +968,11 @@ def _state_words(state: UserAtRefusal, first: bool) -> str:
     where = " of its user on its instance" if first else ""
     counts = f"{_managers(state.held)}{where} and {state.open_connections} of the user's connections still open there"
     if state.mechanism is Mechanism.CONCURRENT:
-        return f"{counts}: the cap refused a {_ordinal(state.open_connections + 1)} concurrent connection, as designed"
+        return f"{counts}: the cap refused a {ordinal(state.open_connections + 1)} concurrent connection, as designed"
     if state.mechanism is Mechanism.OUTLIVED:
         return f"{counts}: managers outlived their connections"
     return f"{counts}: below the cap of {state.cap}, so not a refusal at the cap"
 
-
-def _ordinal(number: int) -> str:
-    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
-    return f"{number}{suffix}"
 
 
 def _count_of(items: Sequence[str], noun: str) -> str:

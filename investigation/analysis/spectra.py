@@ -199,14 +199,9 @@ def _spectra_from(data: coverage.CoverageData, run: str, results: dict[int, Conn
                 lines[context].add((relative, number))
     return [
         ConnectionSpectrum(run, index, results[index].close_code, frozenset(lines[connection_context(index)]),
-                           _start_agent_refused(results[index]))
+                           results[index].start_agent_refusals() > 0)
         for index in sorted(results)
     ]
-
-
-def _start_agent_refused(result: ConnectionResult) -> bool:
-    """Whether the connection's ``route.start_agent`` tally (``refused_X=1,manager_left_behind=2``) has a refusal."""
-    return any(name.startswith("refused_") for name in result.tally("route.start_agent"))
 
 
 def _relative(path: str) -> str:

@@ -206,17 +206,11 @@ def cell_from_run(run: RunResult) -> MatrixCell:
         first_failure=None if first is None else f"{close_code_label(first.close_code)} {first.close_reason}",
         cap_refusals=sum(1 for connection in run.failures if _refused_by_the_cap(connection)),
         start_agent_sent=sum(sum(c.tally("route.start_agent").values()) for c in run.connections),
-        start_agent_refused=sum(_start_agent_refusals(c) for c in run.connections),
-        start_agent_refused_at_cap=sum(_start_agent_refusals(c) for c in run.connections if _held_the_cap(run, c)),
+        start_agent_refused=sum(c.start_agent_refusals() for c in run.connections),
+        start_agent_refused_at_cap=sum(c.start_agent_refusals() for c in run.connections if _held_the_cap(run, c)),
         peak_managers=max((change.count for change in run.manager_counts), default=0),
         managers_cap=run.max_managers_per_user,
     )
-
-
-def _start_agent_refusals(connection: ConnectionResult) -> int:
-    """start_agent messages refused (spec 1, step 12: each builds a manager; a refused one raises inside
-    the handler, no close)."""
-    return sum(n for name, n in connection.tally("route.start_agent").items() if name.startswith("refused_"))
 
 
 def _held_the_cap(run: RunResult, connection: ConnectionResult) -> bool:

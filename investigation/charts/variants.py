@@ -157,5 +157,5 @@ def _draw_safety(axes: Axes, report: VariantReport) -> None:
     axes.set_ylim(len(rows) - 0.5, -0.5)
     axes.set_xlim(0, max(row.total for row in rows))
     axes.set_yticks([])
-    axes.set_xlabel("adversarial members accepted\n(red: an alg-none token got in)", fontsize=8)
+    axes.set_xlabel("adversarial members accepted\n(red: an unsigned token got in)", fontsize=8)
     axes.set_title("safety", fontsize=9)
