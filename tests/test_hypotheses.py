@@ -1004,3 +1004,36 @@ def test_a_log_line_that_carries_the_cause_identifies_the_failure(monkeypatch: p
     holds, evidence = module.logging_names_the_refusal(profile, "V1")(original, {STAGING: original})
     assert holds is True
     assert "one carries the cause" in evidence
+
+
+def test_the_staging_auth_flows_client_ids_are_not_flagged(ledger: Ledger) -> None:
+    # spec 5: the auth flow makes websocket_client_id ws_{user_id[:8]}_{s}_{uuid8}, a non-blank string, which
+    # strict validation (spec 4.4 step 4) accepts: nothing to flag
+    finding = ledger.finding("why5.client_id_format")
+    assert finding.verdict is Verdict.REFUTED
+    assert "strict validation flags websocket_client_id in 0" in finding.evidence()
+
+
+def test_a_flagged_client_id_supports_the_claim(monkeypatch: pytest.MonkeyPatch) -> None:
+    from investigation.analysis import hypotheses as module
+    from investigation.analysis.contexts import CheckedContext
+
+    blank = CheckedContext("u-1", "t", "r", "q", " ", "SSOT CONTEXT VALIDATION FAILED: websocket_client_id must be "
+                           "None or non-empty string, got empty/whitespace: ' '")  # spec 4.4 step 4
+    monkeypatch.setattr(module, "contexts_of", lambda *_: (blank,))
+    run = simulate(load_profile(STAGING))
+    holds, evidence = module.client_id_flagged(load_profile(STAGING))(run, {STAGING: run})
+    assert holds is True
+    assert evidence.endswith("in 0 of 1 context; strict validation flags websocket_client_id in 1")
+
+
+@pytest.mark.parametrize(("user_id", "client_id", "expected"), [
+    ("staging-e2e-user-002", "ws_staging-_1757365610_e3e70682", True),  # spec 5: ws_{user_id[:8]}_{s}_{uuid8}
+    ("staging-e2e-user-002", "ws_client_staging-_1757365610_e3e70682", False),  # spec 3: the default's form
+    ("106574839201746382910", "ws_10657483_1757365610_e3e7068", False),  # 7 hex digits
+])
+def test_the_auth_flows_client_id_form(user_id: str, client_id: str, expected: bool) -> None:
+    from investigation.analysis.contexts import CheckedContext
+    from investigation.analysis.hypotheses import auth_client_id_format
+
+    assert auth_client_id_format(CheckedContext(user_id, "t", "r", "q", client_id, "pass")) is expected

@@ -25,6 +25,7 @@ from investigation.simulate import SimulationRun, run_on_virtual_time
 class CheckedContext:
     """A context that reached the factory's validation, and what strict validation (spec 4.4) says of it."""
 
+    user_id: str
     thread_id: str
     run_id: str
     request_id: str
@@ -62,6 +63,5 @@ def _contexts_here(profile: Profile, variant: str) -> tuple[CheckedContext, ...]
     chosen = get_variant(variant)
     with mock.patch.object(factory, "_validate_ssot_user_context_staging_safe", keeping):
         run_on_virtual_time(lambda clock: SimulationRun(profile, chosen, clock))
-    return tuple(CheckedContext(str(getattr(c, "thread_id", "")), str(getattr(c, "run_id", "")),
-                                str(getattr(c, "request_id", "")), getattr(c, "websocket_client_id", None),
-                                strict_check(c)) for c in given)
+    return tuple(CheckedContext(*(str(getattr(c, name, "")) for name in ("user_id", "thread_id", "run_id", "request_id")),
+                                getattr(c, "websocket_client_id", None), strict_check(c)) for c in given)

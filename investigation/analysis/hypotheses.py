@@ -17,7 +17,7 @@ run? with the evidence); the verdict is computed from the observations:
 No verdict is written anywhere by hand.
 
     ledger = build_ledger()
-    ledger.summary()        # "25 claims of the report, 23 of them tested with 98 distinct runs: 3 supported, ..."
+    ledger.summary()        # "26 claims of the report, 24 of them tested with 98 distinct runs: 3 supported, ..."
     ledger.finding("fix.v1").verdict
 """
 
@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from investigation.analysis.contexts import contexts_of
+from investigation.analysis.contexts import CheckedContext, contexts_of
 from investigation.analysis.divergence import Divergence, first_divergence
 from investigation.analysis.isolate import is_environment_factor
 from investigation.analysis.run_logs import added_log_lines
@@ -358,6 +358,28 @@ def contexts_fail_strict_validation(profile: Profile) -> Predicate:
         flow = f"auth flow differs at {'; '.join(differences)}" if differences else "auth flow as locally"
         return passed < len(contexts), (
             f"{flow}; strict validation passes {passed} of {plural(len(contexts), 'context')} it created")
+
+    return predicate
+
+
+def auth_client_id_format(context: CheckedContext) -> bool:
+    """Whether the context's websocket_client_id has the auth flow's form ``ws_{user_id[:8]}_{s}_{uuid8}`` (spec 5)."""
+    pattern = rf"ws_{re.escape(context.user_id[:8])}_\d+_[0-9a-f]{{8}}"
+    return context.websocket_client_id is not None and re.fullmatch(pattern, context.websocket_client_id) is not None
+
+
+def client_id_flagged(profile: Profile) -> Predicate:
+    """Why #5 (3): validation flags the websocket_client_id of some context ``profile``'s auth flow creates."""
+
+    def predicate(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+        contexts = contexts_of(profile, run.variant)
+        if not contexts:
+            return None, "no context reached the factory"
+        flagged = sum(1 for c in contexts if "websocket_client_id" in c.strict)
+        formed = sum(1 for c in contexts if auth_client_id_format(c))
+        return flagged > 0, (
+            f"websocket_client_id of the form ws_<first 8 of the user id>_<s>_<8 hex> in {formed} of "
+            f"{plural(len(contexts), 'context')}; strict validation flags websocket_client_id in {flagged}")
 
     return predicate
 
@@ -798,6 +820,13 @@ HYPOTHESES: tuple[Hypothesis, ...] = (
         "Some ENVIRONMENT value (with or without K_SERVICE) changes how IDs are generated or gets the context "
         "rejected.",
         "any", _design_environment_values,
+    ),
+    Hypothesis(
+        "why5.client_id_format", "Why #5 (3)",
+        "Websocket Client ID: format inconsistencies between the staging auth flow and validation expectations.",
+        "In some failing profile, validation run on the contexts its auth flow creates (strict, spec 4.4) flags "
+        "their websocket_client_id.",
+        "any", lambda b: [Trial(unchanged(b.profiles[name]), client_id_flagged(b.profiles[name])) for name in b.failing()],
     ),
     Hypothesis(
         "debug.local_run", "Debug Test Results (local)",
