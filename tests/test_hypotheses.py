@@ -29,6 +29,7 @@ from investigation.analysis.hypotheses import (
     baseline_of,
     build_ledger,
     evaluate,
+    every_validation_passes,
     expected_validation_mode,
     failures_used_fallback,
     fallback_ids_rejected,
@@ -43,7 +44,6 @@ from investigation.analysis.hypotheses import (
     ledger_lessons,
     ledger_verdicts,
     local_environment_removes_validation_failure,
-    local_validation_works,
     most_connections_fail,
     runs_strict_validation,
     same_path_as_reference,
@@ -346,11 +346,14 @@ def test_strict_validation_rejects_when_some_strict_validation_fails(
     assert strict_runs_and_rejects(run_of(*connections), {})[0] is expected
 
 
-def test_local_validation_works_needs_every_validation_to_pass() -> None:
-    """Executive summary: "every validation in it passes" -- a failed validation refutes it even
-    when no connection closed."""
+def test_validation_works_needs_every_validation_to_pass() -> None:
+    """Executive summary: "factory validation works perfectly" -- a failed validation refutes it even
+    when no connection closed, a close after a passed validation does not, and no validation tests nothing."""
     run = run_of(connection(0, ("factory.validation", "pass")), connection(1, ("factory.validation", "fail")))
-    assert local_validation_works(run, {})[0] is False
+    assert every_validation_passes(run, {})[0] is False
+    closed = run_of(connection(0, ("factory.validation", "pass"), ("factory.manager_cap", "exceeded"), code=1011))
+    assert every_validation_passes(closed, {})[0] is True
+    assert every_validation_passes(run_of(connection(0, ("auth.result", "failure"))), {})[0] is None
 
 
 def test_same_path_holds_for_an_identical_trace_and_is_untested_without_a_failure() -> None:
@@ -632,13 +635,16 @@ def test_lessons_of_a_ledger_without_failing_profiles_claim_nothing_about_v1(ref
 # --- real runs built so the prediction holds or fails ---------------------------------------
 
 
-def test_local_works_flips_when_a_local_profile_fails(reference: Profile) -> None:
-    local_works = [hypothesis("summary.local_works")]
-    assert only(ledger_from(baseline_of([reference]), local_works), "summary.local_works") is Verdict.SUPPORTED
-    # spec 4.2/14: a sixth connection of one user in one process exceeds the cap, locally too
+def test_local_websocket_works_flips_when_a_local_profile_fails_but_local_validation_still_works(
+        reference: Profile) -> None:
+    claims = [hypothesis("impact.local_works"), hypothesis("summary.local_works")]
+    assert only(ledger_from(baseline_of([reference]), claims), "impact.local_works") is Verdict.SUPPORTED
+    # spec 4.2/14: a sixth connection of one user in one process exceeds the cap, locally too; its validation
+    # passed before the cap refused it (spec 4.1: validation comes first)
     busy = varied(reference, "busy-local", {"clients[0].connections": 6})
-    verdict = only(ledger_from(baseline_of([reference, busy]), local_works), "summary.local_works")
-    assert verdict is Verdict.REFUTED
+    ledger = ledger_from(baseline_of([reference, busy]), claims)
+    assert only(ledger, "impact.local_works") is Verdict.REFUTED
+    assert only(ledger, "summary.local_works") is Verdict.SUPPORTED
 
 
 def test_claims_about_one_environment_run_its_own_traffic_and_every_failing_profiles_traffic_in_it() -> None:
@@ -646,6 +652,7 @@ def test_claims_about_one_environment_run_its_own_traffic_and_every_failing_prof
     local = ["development", REFERENCE, "pytest"]
     assert labels("summary.local_works", baseline) == sorted(
         [*local, *(f"{traffic} traffic in {name} environment" for name in local for traffic in (STAGING, "staging-e2e"))])
+    assert labels("impact.local_works", baseline) == labels("summary.local_works", baseline)
     assert labels("impact.production", baseline) == sorted(
         ["production-cloud-run", *(f"{traffic} traffic in production-cloud-run environment"
                                    for traffic in (STAGING, "staging-e2e"))])
@@ -761,7 +768,9 @@ def test_default_verdicts_follow_from_the_spec(ledger: Ledger) -> None:
     assert only(ledger, "action.permissive_staging_validation") is Verdict.REFUTED
     assert only(ledger, "table.environment_detection") is Verdict.SUPPORTED
     # the failing profiles' traffic replayed in a local environment still meets the per-user cap (spec 4.2)
-    assert only(ledger, "summary.local_works") is Verdict.REFUTED
+    # after its validation passed (spec 4.1)
+    assert only(ledger, "impact.local_works") is Verdict.REFUTED
+    assert only(ledger, "summary.local_works") is Verdict.SUPPORTED
     assert only(ledger, "impact.production") is Verdict.SUPPORTED
     assert only(ledger, "table.database") is Verdict.INCONCLUSIVE
     assert only(ledger, "table.resource_limits") is Verdict.INCONCLUSIVE
