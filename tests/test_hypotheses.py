@@ -8,6 +8,7 @@ RuntimeError, not a validation failure; V1 and V2 change only validation (8).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,9 @@ from investigation.analysis.hypotheses import (
     ledger_lessons,
     ledger_verdicts,
     local_environment_removes_validation_failure,
-    most_connections_fail,
     runs_strict_validation,
     same_path_as_reference,
+    some_user_never_served,
     strict_runs_and_rejects,
     verdict_of,
 )
@@ -600,7 +601,7 @@ def test_same_path_compares_with_the_nearest_local_connection(local_bypass: str,
     ))
     result, evidence = same_path_as_reference(RunResult("x", "original", (failing,)), {REFERENCE: local})
     assert result is holds
-    assert evidence.startswith(f"first divergence at {divergence}:")
+    assert evidence.startswith(f"first branch taken differently (route.environment, a value read, aside) at {divergence}:")
 
 
 def test_the_summary_counts_each_run_once_though_it_tests_several_claims(reference: Profile) -> None:
@@ -670,7 +671,7 @@ def test_an_environment_claims_evidence_counts_its_own_traffic_apart_from_the_re
         f"e.g. {STAGING} traffic in {REFERENCE} environment: two closes")
 
 
-def test_staging_unavailable_runs_each_cloud_run_staging_profile_and_needs_most_connections_failing(
+def test_staging_unavailable_runs_each_cloud_run_staging_profile_and_needs_a_user_without_a_working_connection(
     staging: Profile,
 ) -> None:
     # K_SERVICE set and ENVIRONMENT exactly "staging" (profile files): cloud-run-env-missing has no ENVIRONMENT,
@@ -678,18 +679,21 @@ def test_staging_unavailable_runs_each_cloud_run_staging_profile_and_needs_most_
     renamed = varied(staging, "renamed-staging", {})
     assert labels("impact.staging_unavailable", shipped_with_failing(extra=(renamed,))) == [
         "renamed-staging", STAGING, "staging-e2e"]
-    half = RunResult("x", "original", (factory_close(0), connection(1)))
-    most = RunResult("x", "original", (factory_close(0), factory_close(1), connection(2)))
-    assert most_connections_fail(half, {})[0] is False
-    assert most_connections_fail(most, {}) == (True, f"2 of 3 connections fail ({FACTORY_CLOSES} 2, open 1)")
+    served = RunResult("x", "original", (factory_close(0), connection(1)))  # user "u": one of its two works
+    other = dataclasses.replace(factory_close(2), user_id="v")  # user "v": its only connection fails
+    assert some_user_never_served(served, {})[0] is False
+    assert some_user_never_served(dataclasses.replace(served, connections=(*served.connections, other)), {}) == (
+        True, f"1 of 2 users had a working connection; 2 of 3 connections fail ({FACTORY_CLOSES} 2, open 1)")
 
 
-def test_staging_is_not_unavailable_most_staging_connections_stay_open(ledger: Ledger) -> None:
-    """``investigation.cli simulate``: staging-cloud-run fails 1 of 21 connections, staging-e2e 10 of 36."""
+def test_staging_is_not_unavailable_every_staging_user_had_a_working_connection(ledger: Ledger) -> None:
+    """A user's first connection to an instance meets no manager of its own (spec 4.2: the cap is 5), so every
+    user of staging-cloud-run (6 users, staging-cloud-run.toml) and staging-e2e (3 E2E processes, one user each)
+    has a working connection, however long the traffic runs."""
     finding = ledger.finding("impact.staging_unavailable")
     assert finding.verdict is Verdict.REFUTED
-    assert [o.evidence.split(" (")[0] for o in finding.observations] == [
-        "1 of 21 connections fail", "10 of 36 connections fail"]
+    assert [o.evidence.split(";")[0] for o in finding.observations] == [
+        "6 of 6 users had a working connection", "3 of 3 users had a working connection"]
 
 
 def test_production_impact_flips_with_a_user_reconnecting_past_the_cap(reference: Profile, staging: Profile) -> None:

@@ -1,4 +1,4 @@
-"""The hypothesis ledger as a chart: per claim, the runs where its prediction held or failed.
+"""The hypothesis ledger as a chart: per claim, the runs where its prediction held or was not met.
 
     figure, table = ledger_chart(build_ledger())
     print(table)
@@ -20,7 +20,7 @@ UNTESTED_COLOUR = "#e0e0e0"
 
 
 def ledger_counts(ledger: Ledger) -> list[tuple[str, str, int, int, int]]:
-    """(claim, verdict, runs where the prediction held, failed, did not test it) per claim."""
+    """(claim, verdict, runs where the prediction held, was not met, did not test it) per claim."""
     rows = []
     for finding in ledger.findings:
         holds = [o.holds for o in finding.observations]
@@ -35,23 +35,23 @@ def ledger_chart(ledger: Ledger) -> tuple[Figure, str]:
     axes = figure.add_subplot()
     positions = list(range(len(rows)))
     held = [row[2] for row in rows]
-    failed = [row[3] for row in rows]
+    not_met = [row[3] for row in rows]
     untested = [row[4] for row in rows]
     axes.barh(positions, held, color=HELD_COLOUR)
-    axes.barh(positions, failed, left=held, color=FAILED_COLOUR)
-    axes.barh(positions, untested, left=[h + f for h, f in zip(held, failed, strict=True)], color=UNTESTED_COLOUR)
+    axes.barh(positions, not_met, left=held, color=FAILED_COLOUR)
+    axes.barh(positions, untested, left=[h + n for h, n in zip(held, not_met, strict=True)], color=UNTESTED_COLOUR)
     axes.set_yticks(positions, [row[0] for row in rows], fontsize=8)
     for label, finding in zip(axes.get_yticklabels(), ledger.findings, strict=True):
         label.set_color(VERDICT_COLOURS[finding.verdict])
     axes.invert_yaxis()
     axes.set_xlabel("runs")
-    axes.set_title("each claim of the report: runs where its prediction held, failed, or was not tested\n"
+    axes.set_title("each claim of the report: runs where its prediction held, was not met, or was not tested\n"
                    "(claim names coloured by verdict: green supported, red refuted, grey inconclusive)")
     axes.legend(handles=[Patch(color=HELD_COLOUR, label="prediction held"),
-                         Patch(color=FAILED_COLOUR, label="prediction failed"),
+                         Patch(color=FAILED_COLOUR, label="prediction not met"),
                          Patch(color=UNTESTED_COLOUR, label="run did not test it")],
                 loc="lower right", fontsize=8)
     axes.grid(axis="x", alpha=0.3)
-    table = format_table(("claim", "verdict", "held", "failed", "untested"),
+    table = format_table(("claim", "verdict", "held", "not met", "untested"),
                          [(k, v, str(h), str(f), str(u)) for k, v, h, f, u in rows])
     return figure, table
