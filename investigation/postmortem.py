@@ -153,6 +153,29 @@ def innermost_causes(connections: Sequence[ConnectionResult]) -> Counter[str]:
     return Counter(c.cause_chain[-1].type for c in connections if c.cause_chain)
 
 
+def cause_in_error_frame(connection: ConnectionResult) -> bool:
+    """Whether an error frame the server sent the connection carries its innermost cause's full text in
+    ``details.error_message`` (spec 1, step 8: the frame sent before the factory close)."""
+    if not connection.cause_chain:
+        return False
+    cause = connection.cause_chain[-1].message
+    return any(cause in str(frame.get("details", {}).get("error_message", ""))
+               for frame in connection.frames if frame.get("type") == "error_message")
+
+
+def _diagnosis_text(failures: Sequence[ConnectionResult]) -> str:
+    """How many failing clients were told the cause by the error frame before their close."""
+    told = [c for c in failures if cause_in_error_frame(c)]
+    if not told:
+        return ("- No failing connection's error frame carried its innermost cause in details.error_message: "
+                "the clients saw the close reason only.")
+    reach = "every failing client" if len(told) == len(failures) else f"{len(told)} of the failing clients"
+    example = told[0].cause_chain[-1].message.split(". ")[0]
+    return (f"- {len(told)} of {len(failures)} failing connections were sent, before the close, an error frame "
+            f"whose details.error_message carried the innermost cause's full text (spec 1, step 8; e.g. "
+            f"\"{example}\"): the diagnosis reached {reach}; the close reason did not carry it.")
+
+
 def close_reasons(connections: Sequence[ConnectionResult]) -> Counter[str]:
     return Counter(f"{c.close_code} {c.close_reason}" for c in connections)
 
@@ -550,6 +573,7 @@ def detection_section(evidence: Evidence) -> Markdown:
     return Markdown("\n".join([
         f"- Clients saw {_counts_text(reasons)}; the innermost causes behind that close were "
         f"{_counts_text(causes)}, and SSOT validation outcomes were {_counts_text(validation)}.",
+        _diagnosis_text(failures),
         f"- First failing connection per failing profile (virtual time): {'; '.join(firsts)}.",
         f"- Connections of the reference `{evidence.reference}`{_local_evidence_note(evidence.reference)}: "
         f"{len(evidence.runs[evidence.reference].connections) if evidence.reference in evidence.runs else 0}.",
@@ -857,10 +881,19 @@ def lessons(evidence: Evidence) -> Markdown:
     factory_closes = factory_reason_closes(evidence.failures)
     mislabelled = validation_passed(factory_closes)
     if mislabelled:
+        told = [c for c in factory_closes if cause_in_error_frame(c)]
         items.append(f"A close reason is a label, not a diagnosis: \"{FACTORY_FAILED_REASON}\" was sent for "
                      f"connections whose SSOT validation passed ({len(mislabelled)} of "
-                     f"{len(factory_closes)}; detection).")
+                     f"{len(factory_closes)}){_frame_lesson_text(told, factory_closes)} (detection).")
     return Markdown("\n".join(f"- {item}" for item in items))
+
+
+def _frame_lesson_text(told: Sequence[ConnectionResult], closes: Sequence[ConnectionResult]) -> str:
+    """``; the diagnosis was in the error frame before the close ...`` when any frame carried the cause."""
+    if not told:
+        return ""
+    return (f"; the diagnosis was in the error frame sent before the close, whose details.error_message named "
+            f"the innermost cause for {len(told)} of {len(closes)}: read the frame, not the close reason")
 
 
 def isolated_divergence_counts(isolations: Mapping[str, ProfileIsolation]) -> Counter[str]:

@@ -89,6 +89,24 @@ def test_detection_names_the_first_failure_and_the_local_evidence(evidence: Evid
     assert "(the report's evidence of \"works locally\"): 1." in text
 
 
+def test_detection_counts_the_error_frames_that_named_the_cause(evidence: Evidence) -> None:
+    # reconnects' 6th and 7th connections meet the cap (module docstring); spec 1 step 8 sends, before the 1011,
+    # an error frame whose details.error_message is the FactoryInitializationError's full text, which wraps the
+    # cap's RuntimeError "User test-user-12345 has reached the maximum number of WebSocket managers (5). ..."
+    hand = dataclasses.replace(evidence, runs=reconnecting_runs())
+    assert ("- 2 of 2 failing connections were sent, before the close, an error frame whose details.error_message "
+            "carried the innermost cause's full text (spec 1, step 8; e.g. \"User test-user-12345 has reached the "
+            "maximum number of WebSocket managers (5)\"): the diagnosis reached every failing client; the close "
+            "reason did not carry it.") in detection_section(hand).data.splitlines()
+    # the real runs: all 13 failing connections are factory closes at the cap (root cause), so 13 of 13
+    assert "- 13 of 13 failing connections were sent, before the close, an error frame" in detection_section(evidence).data
+    stripped = {name: dataclasses.replace(run, connections=tuple(dataclasses.replace(c, frames=())
+                                                                 for c in run.connections))
+                for name, run in reconnecting_runs().items()}
+    assert "No failing connection's error frame carried its innermost cause" in detection_section(
+        dataclasses.replace(evidence, runs=stripped)).data
+
+
 def test_no_failure_means_no_root_cause_figure(evidence: Evidence) -> None:
     passing = {"local-debug": reconnecting_runs()["local-debug"]}
     hand = dataclasses.replace(evidence, runs=passing, reduction=None)
@@ -122,8 +140,11 @@ def test_action_items_follow_the_variant_verdicts(evidence: Evidence) -> None:
 
 def test_close_reason_lesson_counts_only_connections_closed_with_the_factory_reason(evidence: Evidence) -> None:
     factory = lessons(dataclasses.replace(evidence, runs=reconnecting_runs())).data
-    assert ('"Factory SSOT validation failed" was sent for connections whose SSOT validation passed '
-            "(2 of 2; detection)") in factory
+    # spec 1 step 8: the error frame before each 1011 carries the exception's full text, which holds the cap's
+    # RuntimeError message (spec 4.2), so both refused connections were told the cause
+    assert ('"Factory SSOT validation failed" was sent for connections whose SSOT validation passed (2 of 2); the '
+            "diagnosis was in the error frame sent before the close, whose details.error_message named the innermost "
+            "cause for 2 of 2: read the frame, not the close reason (detection).") in factory
     capacity = lessons(dataclasses.replace(evidence, runs=reconnecting_runs("V5"))).data
     assert "A close reason is a label" not in capacity
 
