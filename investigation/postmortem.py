@@ -28,6 +28,7 @@ from investigation.analysis.divergence import DivergenceTable
 from investigation.analysis.hypotheses import Ledger, Verdict, build_ledger, factory_reason_closes
 from investigation.analysis.isolate import (
     ENVIRONMENT_FACTOR_KINDS,
+    ENVIRONMENT_FACTOR_PREFIXES,
     IsolationOverview,
     ProfileIsolation,
     TrafficReduction,
@@ -985,23 +986,57 @@ def _shared_traffic_lessons(evidence: Evidence) -> list[str]:
             continue
         failing = [iso.failing for iso in isolations]
         isolated = [f"{factor} ({plural(n, 'pair')})" for factor, n in sorted(factors.items())]
+        kinds = {_factor_kind(c.factor) for iso in isolations for c in iso.minimal_difference
+                 if is_environment_factor(c.factor)}
+        prefix = _reference_factors_text(evidence)
+        within = "within one traffic" if prefix else "Within one traffic"
         lessons_found.append(
-            f"{_reference_factors_text(evidence)}the environment decides whether one traffic fails: the traffic "
+            f"{prefix}{within} {_decider_text(kinds)} decides whether it fails: the traffic "
             f"that {and_list(group)} replay fails in {and_list(failing)} and passes in {passing}; dd between them "
             f"isolates {and_list(isolated)}. "
             f"In {passing} no user made more than {plural(most, 'connection')} to one instance; in the failing "
             f"members no connection was closed before its user's {ordinal(refusal.nth)} connection to one instance "
             f"(the fewest: {refusal.connection.user_id}'s, to instance {refusal.connection.instance} of "
-            f"{refusal.profile}) (trigger).")
+            f"{refusal.profile}){_at_or_past_text([evidence.runs[name] for name in failing], refusal.nth)} (trigger).")
     return lessons_found
 
 
+TOPOLOGY_FACTOR_KINDS = frozenset({"instances", "routing"})
+"""The environment factor kinds (isolate.ENVIRONMENT_FACTOR_PREFIXES) that are deployment topology, not variables."""
+
+
+def _factor_kind(path: str) -> str:
+    """``env``, ``process``, ``startup``, ``instances`` or ``routing``: the environment factor kind of ``path``."""
+    return next(prefix.rstrip(".") for prefix in ENVIRONMENT_FACTOR_PREFIXES if path.startswith(prefix))
+
+
+def _decider_text(kinds: set[str]) -> str:
+    """What dd's isolated environment factors are: deployment topology only, or where the code runs in general."""
+    if kinds <= TOPOLOGY_FACTOR_KINDS:
+        return f"the deployment topology ({', '.join(sorted(kinds))}), not an environment variable,"
+    return f"where the code runs ({', '.join(sorted(kinds))})"
+
+
+def _at_or_past_text(runs: Sequence[RunResult], nth: int) -> str:
+    """``; of the N connections ranked nth or later ..., F closed and P passed: ...`` over ``runs``."""
+    ranked = [c for run in runs for rank, c in connections_per_user_and_instance(run) if rank >= nth]
+    closed = sum(c.failed for c in ranked)
+    passed = len(ranked) - closed
+    rule = (": a connection that finds its user's managers at the cap is refused only when emergency cleanup finds "
+            "none to free (spec 4.2: "
+            "one inactive, idle more than 5 minutes, or created more than 5 minutes ago with no connection)"
+            if passed else "")
+    return (f"; of the {plural(len(ranked), 'connection')} there ranked {ordinal(nth)} or later among their user's "
+            f"to one instance, {closed} closed and {passed} passed{rule}")
+
+
 def _reference_factors_text(evidence: Evidence) -> str:
-    """``Delta debugging from `local-debug` isolated no environment factor, yet `` when it did not, else ``Within one traffic, ``."""
+    """``Delta debugging from `local-debug` isolated traffic factors only (...), yet `` when it did, else empty."""
     if any(is_environment_factor(c.factor) for iso in evidence.isolation.isolations.values()
            for c in iso.minimal_difference):
-        return "Within one traffic, "
-    return f"Delta debugging from `{evidence.reference}` isolated no environment factor, yet "
+        return ""
+    return (f"Delta debugging from `{evidence.reference}` isolated traffic factors only (none of "
+            f"{ENVIRONMENT_FACTOR_KINDS}), yet ")
 
 
 def postmortem_key_result(evidence: Evidence) -> str:
