@@ -534,9 +534,9 @@ def _managers_against_connections(evidence: Evidence) -> list[str]:
         return []
     held = [r.held for r in refusals]
     left = [r.created_by_start_agent for r in refusals]
-    over = " (min-max over the refusals)" if len(refusals) > 1 else ""
+    over = " (min-max over those connections)" if len(refusals) > 1 else ""
     lines = [
-        f"- At the {plural(len(refusals), 'refusal')} at the cap the refused user held {_span(held)} "
+        f"- At the {plural(len(refusals), 'refused connection')} at the cap the refused user held {_span(held)} "
         f"{'manager' if max(held) == 1 else 'managers'} on its instance, with {_span([r.open_connections for r in refusals])} "
         f"of its connections still connected there and {_span(left)} {'manager' if max(left) == 1 else 'managers'} created "
         f"by its earlier `start_agent` messages there{over}."

@@ -543,9 +543,9 @@ def test_root_cause_compares_managers_held_with_connections_open_at_each_refusal
     }), "original")
     runs = {"local-debug": reconnecting_run("local-debug", 1), "long-held": long_held}
     lines = root_cause_section(dataclasses.replace(evidence, runs=runs)).data.splitlines()
-    assert ("- At the 2 refusals at the cap the refused user held 5 managers on its instance, with 1-2 of its "
-            "connections still connected there and 0 managers created by its earlier `start_agent` messages there "
-            "(min-max over the refusals).") in lines
+    assert ("- At the 2 refused connections at the cap the refused user held 5 managers on its instance, with 1-2 of "
+            "its connections still connected there and 0 managers created by its earlier `start_agent` messages there "
+            "(min-max over those connections).") in lines
     assert ("- Managers outlive their connections: a connection's manager is not released when it closes "
             "(spec 1, step 14).") in lines
 
@@ -555,10 +555,13 @@ def test_root_cause_explains_the_managers_of_the_real_refusals(evidence: Evidenc
     # hold 4 s, spaced 14-18 s); user-003's start_agent leaves one manager per connection 2 s after it (56:1 58:2
     # 74:3 76:4 92:5 before its refusal at 110 s: 2), user-001 and -002 send none (0). The other profiles'
     # refused user (clients[5], 25 s holds 30 s apart) has none open at 1350 s and sends no start_agent.
+    # The 13 are the refused connections (impact: 13 failing connections, all at the cap); the original also
+    # refused 11 start_agent messages at the cap (chapter 05: 11 of 106), which close nothing and are not counted.
     lines = root_cause_section(evidence).data.splitlines()
-    assert ("- At the 13 refusals at the cap the refused user held 5 managers on its instance, with 0 of its "
-            "connections still connected there and 0-2 managers created by its earlier `start_agent` messages there "
-            "(min-max over the refusals).") in lines
+    assert ("- At the 13 refused connections at the cap the refused user held 5 managers on its instance, with 0 of "
+            "its connections still connected there and 0-2 managers created by its earlier `start_agent` messages "
+            "there (min-max over those connections).") in lines
+    assert "refusals at the cap" not in root_cause_section(evidence).data
     assert ("- Managers outlive their connections: a connection's manager is not released when it closes "
             "(spec 1, step 14), and each `start_agent` message leaves one more manager behind (spec 1, step 12).") \
         in lines
