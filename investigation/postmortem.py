@@ -743,10 +743,26 @@ def _auth_bypass_item(report: VariantReport) -> str:
     tokens = _of_kind(adversarial_outcomes(ORIGINAL.name), "token")
     accepted = [o for o in tokens if o.member in report.matrix.safety_of(ORIGINAL.name).accepted]
     unsigned = _unsigned_accepted(report, ORIGINAL.name)
-    unsigned_text = f", {len(unsigned)} of them unsigned ({_places_by_case(unsigned)})" if unsigned else ""
-    item = (f"Close the auth bypass: under the original, {len(accepted)} of the {len(tokens)} hostile tokens of "
-            f"{_adversarial_set_text()} authenticate{unsigned_text}.")
+    shape = (f"{plural(len({o.case for o in tokens}), 'token')} in "
+             f"{plural(len({o.environment for o in tokens}), 'environment')}")
+    item = (f"Close the auth bypass: under the original, {len(accepted)} of the {len(tokens)} token/environment "
+            f"cases ({shape}) of {_adversarial_set_text()} authenticate{_unsigned_tokens_text(unsigned)}.")
     return item + _bypass_refusal_cost(report) + _bypass_refusal_gap(report)
+
+
+def _unsigned_tokens_text(unsigned: Sequence[AdversarialOutcome]) -> str:
+    """``; the one unsigned token that gets in (case) does so in 3 environments (a, b, c)``, per unsigned token."""
+    by_case: dict[str, list[str]] = {}
+    for outcome in unsigned:
+        by_case.setdefault(outcome.case, []).append(outcome.environment)
+    if not by_case:
+        return ""
+    places = {case: f"{plural(len(envs), 'environment')} ({', '.join(sorted(envs))})"
+              for case, envs in sorted(by_case.items())}
+    if len(places) == 1:
+        ((case, where),) = places.items()
+        return f"; the one unsigned token that gets in ({case}) does so in {where}"
+    return f"; {len(places)} unsigned tokens get in: " + "; ".join(f"{case} in {where}" for case, where in places.items())
 
 
 def _unsigned_accepted(report: VariantReport, variant: str) -> list[AdversarialOutcome]:

@@ -392,11 +392,14 @@ def test_auth_bypass_item_names_the_unsigned_members_and_v5_s_gap(evidence: Evid
     # step 1): staging-env-whitespace's 'staging ' is neither, so the unsigned token still authenticates there.
     # Refusing the bypass closes every connection of staging-e2e (3 processes x 12 tests = 36) and of the long
     # E2E run (3 x 60 = 180) 1008.
+    # The 15 are token/environment cases, not tokens: 6 accepted = 2 tokens (alg none + E2E headers, forged E2E
+    # headers) x 3 environments; the unsigned one of them is a single token, accepted in the 3 environments.
     item = item_starting(evidence, "Close the auth bypass")
     assert item == (
-        "Close the auth bypass: under the original, 6 of the 15 hostile tokens of the adversarial set "
-        f"({ADVERSARIAL_SET_SIZE} fixed hostile inputs, chapter 05) authenticate, 3 of them unsigned (alg none + "
-        "E2E headers in production-cloud-run, staging-cloud-run, staging-env-whitespace). First give the E2E suite "
+        "Close the auth bypass: under the original, 6 of the 15 token/environment cases (5 tokens in 3 environments) "
+        f"of the adversarial set ({ADVERSARIAL_SET_SIZE} fixed hostile inputs, chapter 05) authenticate; the one "
+        "unsigned token that gets in (alg none + E2E headers) does so in 3 environments (production-cloud-run, "
+        "staging-cloud-run, staging-env-whitespace). First give the E2E suite "
         "tokens that pass real validation (under V5, which refuses the bypass, all 36 connections of staging-e2e "
         "and all 180 of staging-e2e-long close 1008). Make the check also treat ENVIRONMENT='staging ' as deployed "
         "(V5 misses it: it still accepts alg none + E2E headers in staging-env-whitespace).")
