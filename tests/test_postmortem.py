@@ -828,3 +828,18 @@ def test_the_divergence_table_names_the_connections_the_chart_labels(evidence: E
     assert compared[0] == "compared connection, close"
     assert compared[header.index("staging-e2e")] == "#16 1011"
     assert compared[header.index("local-debug")] == "#0 open"
+
+
+def test_the_shared_traffic_lesson_names_the_kinds_dd_isolated() -> None:
+    from investigation.postmortem import _decider_text, _unsigned_tokens_text
+
+    # instances and routing are where connections land (topology); env.* is a variable of where the code runs
+    assert _decider_text({"routing"}) == "the deployment topology (routing), not an environment variable,"
+    assert _decider_text({"env", "instances"}) == "where the code runs (env, instances)"
+    # two unsigned cases, one in 1 environment and one in 2: each token named once with its environments
+    unsigned = next(o for o in adversarial_outcomes("original") if o.unsigned)
+    outcomes = [dataclasses.replace(unsigned, case=case, environment=env)
+                for case, env in (("a", "p"), ("b", "q"), ("b", "r"))]
+    assert _unsigned_tokens_text(outcomes) == ("; 2 unsigned tokens get in: a in 1 environment (p); b in 2 "
+                                               "environments (q, r)")
+    assert _unsigned_tokens_text([]) == ""
