@@ -197,7 +197,9 @@ def test_mixed_closes_are_all_summarised_and_not_called_one_close(evidence: Evid
         'Give each cause its own close: every failing connection closed 1011 "Factory SSOT validation failed" '
         "although its innermost cause was RuntimeError (2). V5's switch `capacity_close_1013` does that: under V5 "
         'the cap\'s refusals close 1013 "Service temporarily unavailable".')
-    assert "(2 of 2; detection)" in lessons(hand).data
+    # only the 2 factory-reason closes count (not V5's 1013s), both for validation passed and for the error frame
+    assert "passed (2 of 2); the diagnosis was in the error frame" in lessons(hand).data
+    assert "named the innermost cause for 2 of 2: read the frame" in lessons(hand).data
 
 
 def test_impact_section_names_failing_and_passing_profiles(evidence: Evidence) -> None:
