@@ -28,6 +28,7 @@ from investigation.analysis.divergence import DivergenceTable
 from investigation.analysis.hypotheses import Ledger, Verdict, build_ledger, factory_reason_closes
 from investigation.analysis.isolate import (
     ENVIRONMENT_FACTOR_KINDS,
+    ENVIRONMENT_FACTOR_PREFIXES,
     IsolationOverview,
     ProfileIsolation,
     TrafficReduction,
@@ -151,6 +152,29 @@ def _counts_text(counter: Counter[str]) -> str:
 def innermost_causes(connections: Sequence[ConnectionResult]) -> Counter[str]:
     """The innermost exception type of each connection's cause chain."""
     return Counter(c.cause_chain[-1].type for c in connections if c.cause_chain)
+
+
+def cause_in_error_frame(connection: ConnectionResult) -> bool:
+    """Whether an error frame the server sent the connection carries its innermost cause's full text in
+    ``details.error_message`` (spec 1, step 8: the frame sent before the factory close)."""
+    if not connection.cause_chain:
+        return False
+    cause = connection.cause_chain[-1].message
+    return any(cause in str(frame.get("details", {}).get("error_message", ""))
+               for frame in connection.frames if frame.get("type") == "error_message")
+
+
+def _diagnosis_text(failures: Sequence[ConnectionResult]) -> str:
+    """How many failing clients were told the cause by the error frame before their close."""
+    told = [c for c in failures if cause_in_error_frame(c)]
+    if not told:
+        return ("- No failing connection's error frame carried its innermost cause in details.error_message: "
+                "the clients saw the close reason only.")
+    reach = "every failing client" if len(told) == len(failures) else f"{len(told)} of the failing clients"
+    example = told[0].cause_chain[-1].message.split(". ")[0]
+    return (f"- {len(told)} of {len(failures)} failing connections were sent, before the close, an error frame "
+            f"whose details.error_message carried the innermost cause's full text (spec 1, step 8; e.g. "
+            f"\"{example}\"): the diagnosis reached {reach}; the close reason did not carry it.")
 
 
 def close_reasons(connections: Sequence[ConnectionResult]) -> Counter[str]:
@@ -510,9 +534,9 @@ def _managers_against_connections(evidence: Evidence) -> list[str]:
         return []
     held = [r.held for r in refusals]
     left = [r.created_by_start_agent for r in refusals]
-    over = " (min-max over the refusals)" if len(refusals) > 1 else ""
+    over = " (min-max over those connections)" if len(refusals) > 1 else ""
     lines = [
-        f"- At the {plural(len(refusals), 'refusal')} at the cap the refused user held {_span(held)} "
+        f"- At the {plural(len(refusals), 'refused connection')} at the cap the refused user held {_span(held)} "
         f"{'manager' if max(held) == 1 else 'managers'} on its instance, with {_span([r.open_connections for r in refusals])} "
         f"of its connections still connected there and {_span(left)} {'manager' if max(left) == 1 else 'managers'} created "
         f"by its earlier `start_agent` messages there{over}."
@@ -550,6 +574,7 @@ def detection_section(evidence: Evidence) -> Markdown:
     return Markdown("\n".join([
         f"- Clients saw {_counts_text(reasons)}; the innermost causes behind that close were "
         f"{_counts_text(causes)}, and SSOT validation outcomes were {_counts_text(validation)}.",
+        _diagnosis_text(failures),
         f"- First failing connection per failing profile (virtual time): {'; '.join(firsts)}.",
         f"- Connections of the reference `{evidence.reference}`{_local_evidence_note(evidence.reference)}: "
         f"{len(evidence.runs[evidence.reference].connections) if evidence.reference in evidence.runs else 0}.",
@@ -718,10 +743,26 @@ def _auth_bypass_item(report: VariantReport) -> str:
     tokens = _of_kind(adversarial_outcomes(ORIGINAL.name), "token")
     accepted = [o for o in tokens if o.member in report.matrix.safety_of(ORIGINAL.name).accepted]
     unsigned = _unsigned_accepted(report, ORIGINAL.name)
-    unsigned_text = f", {len(unsigned)} of them unsigned ({_places_by_case(unsigned)})" if unsigned else ""
-    item = (f"Close the auth bypass: under the original, {len(accepted)} of the {len(tokens)} hostile tokens of "
-            f"{_adversarial_set_text()} authenticate{unsigned_text}.")
+    shape = (f"{plural(len({o.case for o in tokens}), 'token')} in "
+             f"{plural(len({o.environment for o in tokens}), 'environment')}")
+    item = (f"Close the auth bypass: under the original, {len(accepted)} of the {len(tokens)} token/environment "
+            f"cases ({shape}) of {_adversarial_set_text()} authenticate{_unsigned_tokens_text(unsigned)}.")
     return item + _bypass_refusal_cost(report) + _bypass_refusal_gap(report)
+
+
+def _unsigned_tokens_text(unsigned: Sequence[AdversarialOutcome]) -> str:
+    """``; the one unsigned token that gets in (case) does so in 3 environments (a, b, c)``, per unsigned token."""
+    by_case: dict[str, list[str]] = {}
+    for outcome in unsigned:
+        by_case.setdefault(outcome.case, []).append(outcome.environment)
+    if not by_case:
+        return ""
+    places = {case: f"{plural(len(envs), 'environment')} ({', '.join(sorted(envs))})"
+              for case, envs in sorted(by_case.items())}
+    if len(places) == 1:
+        ((case, where),) = places.items()
+        return f"; the one unsigned token that gets in ({case}) does so in {where}"
+    return f"; {len(places)} unsigned tokens get in: " + "; ".join(f"{case} in {where}" for case, where in places.items())
 
 
 def _unsigned_accepted(report: VariantReport, variant: str) -> list[AdversarialOutcome]:
@@ -857,10 +898,19 @@ def lessons(evidence: Evidence) -> Markdown:
     factory_closes = factory_reason_closes(evidence.failures)
     mislabelled = validation_passed(factory_closes)
     if mislabelled:
+        told = [c for c in factory_closes if cause_in_error_frame(c)]
         items.append(f"A close reason is a label, not a diagnosis: \"{FACTORY_FAILED_REASON}\" was sent for "
                      f"connections whose SSOT validation passed ({len(mislabelled)} of "
-                     f"{len(factory_closes)}; detection).")
+                     f"{len(factory_closes)}){_frame_lesson_text(told, factory_closes)} (detection).")
     return Markdown("\n".join(f"- {item}" for item in items))
+
+
+def _frame_lesson_text(told: Sequence[ConnectionResult], closes: Sequence[ConnectionResult]) -> str:
+    """``; the diagnosis was in the error frame before the close ...`` when any frame carried the cause."""
+    if not told:
+        return ""
+    return (f"; the diagnosis was in the error frame sent before the close, whose details.error_message named "
+            f"the innermost cause for {len(told)} of {len(closes)}: read the frame, not the close reason")
 
 
 def isolated_divergence_counts(isolations: Mapping[str, ProfileIsolation]) -> Counter[str]:
@@ -952,23 +1002,57 @@ def _shared_traffic_lessons(evidence: Evidence) -> list[str]:
             continue
         failing = [iso.failing for iso in isolations]
         isolated = [f"{factor} ({plural(n, 'pair')})" for factor, n in sorted(factors.items())]
+        kinds = {_factor_kind(c.factor) for iso in isolations for c in iso.minimal_difference
+                 if is_environment_factor(c.factor)}
+        prefix = _reference_factors_text(evidence)
+        within = "within one traffic" if prefix else "Within one traffic"
         lessons_found.append(
-            f"{_reference_factors_text(evidence)}the environment decides whether one traffic fails: the traffic "
+            f"{prefix}{within} {_decider_text(kinds)} decides whether it fails: the traffic "
             f"that {and_list(group)} replay fails in {and_list(failing)} and passes in {passing}; dd between them "
             f"isolates {and_list(isolated)}. "
             f"In {passing} no user made more than {plural(most, 'connection')} to one instance; in the failing "
             f"members no connection was closed before its user's {ordinal(refusal.nth)} connection to one instance "
             f"(the fewest: {refusal.connection.user_id}'s, to instance {refusal.connection.instance} of "
-            f"{refusal.profile}) (trigger).")
+            f"{refusal.profile}){_at_or_past_text([evidence.runs[name] for name in failing], refusal.nth)} (trigger).")
     return lessons_found
 
 
+TOPOLOGY_FACTOR_KINDS = frozenset({"instances", "routing"})
+"""The environment factor kinds (isolate.ENVIRONMENT_FACTOR_PREFIXES) that are deployment topology, not variables."""
+
+
+def _factor_kind(path: str) -> str:
+    """``env``, ``process``, ``startup``, ``instances`` or ``routing``: the environment factor kind of ``path``."""
+    return next(prefix.rstrip(".") for prefix in ENVIRONMENT_FACTOR_PREFIXES if path.startswith(prefix))
+
+
+def _decider_text(kinds: set[str]) -> str:
+    """What dd's isolated environment factors are: deployment topology only, or where the code runs in general."""
+    if kinds <= TOPOLOGY_FACTOR_KINDS:
+        return f"the deployment topology ({', '.join(sorted(kinds))}), not an environment variable,"
+    return f"where the code runs ({', '.join(sorted(kinds))})"
+
+
+def _at_or_past_text(runs: Sequence[RunResult], nth: int) -> str:
+    """``; of the N connections ranked nth or later ..., F closed and P passed: ...`` over ``runs``."""
+    ranked = [c for run in runs for rank, c in connections_per_user_and_instance(run) if rank >= nth]
+    closed = sum(c.failed for c in ranked)
+    passed = len(ranked) - closed
+    rule = (": a connection that finds its user's managers at the cap is refused only when emergency cleanup finds "
+            "none to free (spec 4.2: "
+            "one inactive, idle more than 5 minutes, or created more than 5 minutes ago with no connection)"
+            if passed else "")
+    return (f"; of the {plural(len(ranked), 'connection')} there ranked {ordinal(nth)} or later among their user's "
+            f"to one instance, {closed} closed and {passed} passed{rule}")
+
+
 def _reference_factors_text(evidence: Evidence) -> str:
-    """``Delta debugging from `local-debug` isolated no environment factor, yet `` when it did not, else ``Within one traffic, ``."""
+    """``Delta debugging from `local-debug` isolated traffic factors only (...), yet `` when it did, else empty."""
     if any(is_environment_factor(c.factor) for iso in evidence.isolation.isolations.values()
            for c in iso.minimal_difference):
-        return "Within one traffic, "
-    return f"Delta debugging from `{evidence.reference}` isolated no environment factor, yet "
+        return ""
+    return (f"Delta debugging from `{evidence.reference}` isolated traffic factors only (none of "
+            f"{ENVIRONMENT_FACTOR_KINDS}), yet ")
 
 
 def postmortem_key_result(evidence: Evidence) -> str:

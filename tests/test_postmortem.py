@@ -89,6 +89,24 @@ def test_detection_names_the_first_failure_and_the_local_evidence(evidence: Evid
     assert "(the report's evidence of \"works locally\"): 1." in text
 
 
+def test_detection_counts_the_error_frames_that_named_the_cause(evidence: Evidence) -> None:
+    # reconnects' 6th and 7th connections meet the cap (module docstring); spec 1 step 8 sends, before the 1011,
+    # an error frame whose details.error_message is the FactoryInitializationError's full text, which wraps the
+    # cap's RuntimeError "User test-user-12345 has reached the maximum number of WebSocket managers (5). ..."
+    hand = dataclasses.replace(evidence, runs=reconnecting_runs())
+    assert ("- 2 of 2 failing connections were sent, before the close, an error frame whose details.error_message "
+            "carried the innermost cause's full text (spec 1, step 8; e.g. \"User test-user-12345 has reached the "
+            "maximum number of WebSocket managers (5)\"): the diagnosis reached every failing client; the close "
+            "reason did not carry it.") in detection_section(hand).data.splitlines()
+    # the real runs: all 13 failing connections are factory closes at the cap (root cause), so 13 of 13
+    assert "- 13 of 13 failing connections were sent, before the close, an error frame" in detection_section(evidence).data
+    stripped = {name: dataclasses.replace(run, connections=tuple(dataclasses.replace(c, frames=())
+                                                                 for c in run.connections))
+                for name, run in reconnecting_runs().items()}
+    assert "No failing connection's error frame carried its innermost cause" in detection_section(
+        dataclasses.replace(evidence, runs=stripped)).data
+
+
 def test_no_failure_means_no_root_cause_figure(evidence: Evidence) -> None:
     passing = {"local-debug": reconnecting_runs()["local-debug"]}
     hand = dataclasses.replace(evidence, runs=passing, reduction=None)
@@ -122,8 +140,11 @@ def test_action_items_follow_the_variant_verdicts(evidence: Evidence) -> None:
 
 def test_close_reason_lesson_counts_only_connections_closed_with_the_factory_reason(evidence: Evidence) -> None:
     factory = lessons(dataclasses.replace(evidence, runs=reconnecting_runs())).data
-    assert ('"Factory SSOT validation failed" was sent for connections whose SSOT validation passed '
-            "(2 of 2; detection)") in factory
+    # spec 1 step 8: the error frame before each 1011 carries the exception's full text, which holds the cap's
+    # RuntimeError message (spec 4.2), so both refused connections were told the cause
+    assert ('"Factory SSOT validation failed" was sent for connections whose SSOT validation passed (2 of 2); the '
+            "diagnosis was in the error frame sent before the close, whose details.error_message named the innermost "
+            "cause for 2 of 2: read the frame, not the close reason (detection).") in factory
     capacity = lessons(dataclasses.replace(evidence, runs=reconnecting_runs("V5"))).data
     assert "A close reason is a label" not in capacity
 
@@ -176,7 +197,9 @@ def test_mixed_closes_are_all_summarised_and_not_called_one_close(evidence: Evid
         'Give each cause its own close: every failing connection closed 1011 "Factory SSOT validation failed" '
         "although its innermost cause was RuntimeError (2). V5's switch `capacity_close_1013` does that: under V5 "
         'the cap\'s refusals close 1013 "Service temporarily unavailable".')
-    assert "(2 of 2; detection)" in lessons(hand).data
+    # only the 2 factory-reason closes count (not V5's 1013s), both for validation passed and for the error frame
+    assert "passed (2 of 2); the diagnosis was in the error frame" in lessons(hand).data
+    assert "named the innermost cause for 2 of 2: read the frame" in lessons(hand).data
 
 
 def test_impact_section_names_failing_and_passing_profiles(evidence: Evidence) -> None:
@@ -371,11 +394,14 @@ def test_auth_bypass_item_names_the_unsigned_members_and_v5_s_gap(evidence: Evid
     # step 1): staging-env-whitespace's 'staging ' is neither, so the unsigned token still authenticates there.
     # Refusing the bypass closes every connection of staging-e2e (3 processes x 12 tests = 36) and of the long
     # E2E run (3 x 60 = 180) 1008.
+    # The 15 are token/environment cases, not tokens: 6 accepted = 2 tokens (alg none + E2E headers, forged E2E
+    # headers) x 3 environments; the unsigned one of them is a single token, accepted in the 3 environments.
     item = item_starting(evidence, "Close the auth bypass")
     assert item == (
-        "Close the auth bypass: under the original, 6 of the 15 hostile tokens of the adversarial set "
-        f"({ADVERSARIAL_SET_SIZE} fixed hostile inputs, chapter 05) authenticate, 3 of them unsigned (alg none + "
-        "E2E headers in production-cloud-run, staging-cloud-run, staging-env-whitespace). First give the E2E suite "
+        "Close the auth bypass: under the original, 6 of the 15 token/environment cases (5 tokens in 3 environments) "
+        f"of the adversarial set ({ADVERSARIAL_SET_SIZE} fixed hostile inputs, chapter 05) authenticate; the one "
+        "unsigned token that gets in (alg none + E2E headers) does so in 3 environments (production-cloud-run, "
+        "staging-cloud-run, staging-env-whitespace). First give the E2E suite "
         "tokens that pass real validation (under V5, which refuses the bypass, all 36 connections of staging-e2e "
         "and all 180 of staging-e2e-long close 1008). Make the check also treat ENVIRONMENT='staging ' as deployed "
         "(V5 misses it: it still accepts alg none + E2E headers in staging-env-whitespace).")
@@ -522,9 +548,9 @@ def test_root_cause_compares_managers_held_with_connections_open_at_each_refusal
     }), "original")
     runs = {"local-debug": reconnecting_run("local-debug", 1), "long-held": long_held}
     lines = root_cause_section(dataclasses.replace(evidence, runs=runs)).data.splitlines()
-    assert ("- At the 2 refusals at the cap the refused user held 5 managers on its instance, with 1-2 of its "
-            "connections still connected there and 0 managers created by its earlier `start_agent` messages there "
-            "(min-max over the refusals).") in lines
+    assert ("- At the 2 refused connections at the cap the refused user held 5 managers on its instance, with 1-2 of "
+            "its connections still connected there and 0 managers created by its earlier `start_agent` messages there "
+            "(min-max over those connections).") in lines
     assert ("- Managers outlive their connections: a connection's manager is not released when it closes "
             "(spec 1, step 14).") in lines
 
@@ -534,10 +560,13 @@ def test_root_cause_explains_the_managers_of_the_real_refusals(evidence: Evidenc
     # hold 4 s, spaced 14-18 s); user-003's start_agent leaves one manager per connection 2 s after it (56:1 58:2
     # 74:3 76:4 92:5 before its refusal at 110 s: 2), user-001 and -002 send none (0). The other profiles'
     # refused user (clients[5], 25 s holds 30 s apart) has none open at 1350 s and sends no start_agent.
+    # The 13 are the refused connections (impact: 13 failing connections, all at the cap); the original also
+    # refused 11 start_agent messages at the cap (chapter 05: 11 of 106), which close nothing and are not counted.
     lines = root_cause_section(evidence).data.splitlines()
-    assert ("- At the 13 refusals at the cap the refused user held 5 managers on its instance, with 0 of its "
-            "connections still connected there and 0-2 managers created by its earlier `start_agent` messages there "
-            "(min-max over the refusals).") in lines
+    assert ("- At the 13 refused connections at the cap the refused user held 5 managers on its instance, with 0 of "
+            "its connections still connected there and 0-2 managers created by its earlier `start_agent` messages "
+            "there (min-max over those connections).") in lines
+    assert "refusals at the cap" not in root_cause_section(evidence).data
     assert ("- Managers outlive their connections: a connection's manager is not released when it closes "
             "(spec 1, step 14), and each `start_agent` message leaves one more manager behind (spec 1, step 12).") \
         in lines
@@ -725,12 +754,26 @@ def test_lesson_says_the_environment_decides_whether_the_shared_traffic_fails(ev
     passing = evidence.runs["staging-no-cloud-signal"].connections
     most = max(Counter((str(c.user_id), c.instance) for c in passing).values())
     text = lessons(evidence).data
-    assert ("Delta debugging from `local-debug` isolated no environment factor, yet the environment decides whether "
-            "one traffic fails:") in text
+    # dd isolated `instances` and `routing` (test above): both deployment topology, neither ENVIRONMENT nor another
+    # variable (isolate.ENVIRONMENT_FACTOR_PREFIXES: env., process., startup. are the variables)
+    assert ("Delta debugging from `local-debug` isolated traffic factors only (none of env, process, startup, "
+            "instances, routing), yet within one traffic the deployment topology (instances, routing), not an "
+            "environment variable, decides whether it fails:") in text
+    assert "the environment decides" not in text
     assert "fails in cloud-run-env-missing, staging-cloud-run and staging-env-whitespace and passes in " in text
     assert f"In staging-no-cloud-signal no user made more than {most} connections to one instance" in text
     assert ("in the failing members no connection was closed before its user's 6th connection to one instance (the "
             "fewest: 106574839201746382910's, to instance") in text
+    # Ranked 6th or later among a user's connections to one instance, in the failing members: user-e-mobile's 6th in
+    # cloud-run-env-missing and staging-cloud-run (closed, 1350 s); in staging-env-whitespace (1 instance) its 6th
+    # (closed), user-e-later at 2000 s (the same user's 7th), and user-b-desk at 600 s (user 117364829105738291046's
+    # 6th, after 5 flaky connections at 200-400 s). The last two pass: their user's managers of 1200-1320 s and of
+    # 200-250 s were created more than 5 minutes earlier and hold no connection, so emergency cleanup frees them
+    # (spec 4.2). 5 connections, 3 closed, 2 passed.
+    assert ("; of the 5 connections there ranked 6th or later among their user's to one instance, 3 closed and 2 "
+            "passed: a connection that finds its user's managers at the cap is refused only when emergency cleanup "
+            "finds none to free (spec 4.2: one inactive, idle more than 5 minutes, or created more than 5 minutes ago "
+            "with no connection) (trigger).") in text
     alone = dataclasses.replace(evidence, traffic_isolations={})
     assert "decides whether one traffic fails" not in lessons(alone).data
     assert "- Within a traffic" not in trigger_section(alone).data
@@ -787,3 +830,18 @@ def test_the_divergence_table_names_the_connections_the_chart_labels(evidence: E
     assert compared[0] == "compared connection, close"
     assert compared[header.index("staging-e2e")] == "#16 1011"
     assert compared[header.index("local-debug")] == "#0 open"
+
+
+def test_the_shared_traffic_lesson_names_the_kinds_dd_isolated() -> None:
+    from investigation.postmortem import _decider_text, _unsigned_tokens_text
+
+    # instances and routing are where connections land (topology); env.* is a variable of where the code runs
+    assert _decider_text({"routing"}) == "the deployment topology (routing), not an environment variable,"
+    assert _decider_text({"env", "instances"}) == "where the code runs (env, instances)"
+    # two unsigned cases, one in 1 environment and one in 2: each token named once with its environments
+    unsigned = next(o for o in adversarial_outcomes("original") if o.unsigned)
+    outcomes = [dataclasses.replace(unsigned, case=case, environment=env)
+                for case, env in (("a", "p"), ("b", "q"), ("b", "r"))]
+    assert _unsigned_tokens_text(outcomes) == ("; 2 unsigned tokens get in: a in 1 environment (p); b in 2 "
+                                               "environments (q, r)")
+    assert _unsigned_tokens_text([]) == ""

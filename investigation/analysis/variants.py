@@ -619,9 +619,11 @@ class VariantReport:
         )
 
     def margin_sentence(self, variant: str) -> str:
-        """`` Its margin: ...``: the most managers one user holds on one instance in any run of `variant`, against
-        its cap, and the runs where that peak is the cap (a new manager of that user there meets the cap). The
-        recommendation leaves it out when :meth:`cap_caveat` speaks of the long run's peak instead."""
+        """`` Its margin: ...`` when no user's managers on one instance reach `variant`'s cap in any run: the most one
+        holds, against the cap. Otherwise the runs where they reach it, and the spec's condition for a further manager
+        there: the runs record counts, not each manager's age and connections, so whether emergency cleanup would
+        free one is not computed. The recommendation leaves it out when :meth:`cap_caveat` speaks of the long run's
+        peak instead."""
         cells = [cell for cell in (self.matrix.cell(variant, profile) for profile in self.matrix.profiles)
                  if cell.managers_cap]
         if not cells:
@@ -634,8 +636,9 @@ class VariantReport:
                     f"{tightest.managers_cap}.")
         cap = cells[0].managers_cap
         count, detail = runs_text(at_cap, longer=self.long_run_is_longer)
-        return (f" Its margin: none; under {variant} one user's managers on one instance still reach the cap of "
-                f"{cap} on {count}{detail}, where that user's next manager would meet the cap (spec 4.2).")
+        return (f" Under {variant} one user's managers on one instance still reach the cap of {cap} on {count}{detail}; "
+                f"a further manager there is refused unless emergency cleanup frees one (spec 4.2: one inactive, idle "
+                f"more than 5 minutes, or created more than 5 minutes ago with no connection).")
 
     def cap_caveat(self, variant: str) -> str:
         """`` On the long E2E run ..., below its cap of 20: ...``, or empty when the long run reaches `variant`'s cap.
