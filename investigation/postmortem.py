@@ -792,8 +792,11 @@ def _context_item(evidence: Evidence, define_set: bool) -> str | None:
         by_environment.setdefault(outcome.environment, []).append(outcome.case)
     places = "; ".join(f"in {environment}{_validation_note(evidence, environment)} {', '.join(cases)}"
                        for environment, cases in by_environment.items())
-    counted = (f"{len(accepted)} of the {len(outcomes)} hostile user contexts of {_adversarial_set_text()}"
-               if define_set else f"{len(accepted)} of the set's {len(outcomes)} hostile user contexts")
+    shape = (f"{plural(len({o.case for o in outcomes}), 'context')} in "
+             f"{plural(len({o.environment for o in outcomes}), 'environment')}")
+    counted = (f"{len(accepted)} of the {len(outcomes)} context/environment cases ({shape}) of "
+               f"{_adversarial_set_text()}" if define_set
+               else f"{len(accepted)} of the set's {len(outcomes)} context/environment cases ({shape})")
     stubbed = sum(1 for o in accepted if o.route_step == "emergency_stub")
     how = (f" ({len(accepted) - stubbed} with a manager, {stubbed} with the emergency stub after a plain ValueError)"
            if stubbed else "")

@@ -441,7 +441,9 @@ def test_context_members_have_their_own_item_by_environment(evidence: Evidence) 
     # check websocket_client_id, and the two foreign classes are not its class.
     assert item == (
         "Refuse invalid user contexts in create_websocket_manager as defence in depth: injected at the route's manager "
-        "step, the context constructor bypassed, 9 of the set's 16 hostile user contexts are let through by the route "
+        # 8 hostile contexts, each in 2 environments (relaxed and strict validation): 16 cases
+        "step, the context constructor bypassed, 9 of the set's 16 context/environment cases (8 contexts in 2 "
+        "environments) are let through by the route "
         "under the original (6 with a manager, 3 with the emergency stub after a plain ValueError): "
         "in staging-cloud-run (relaxed validation) blank thread_id, blank websocket_client_id, empty request_id, "
         "foreign class (models), foreign class (supervisor), missing run_id, non-string user_id, placeholder ids; "
