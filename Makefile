@@ -20,6 +20,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+KERNEL_INSTALLED := $(VENV)/.kernel-installed
 LAB_INSTALLED := $(VENV)/.lab-installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 RUN_ARGS ?=
@@ -30,18 +31,22 @@ export JUPYTER_PREFER_ENV_PATH := 1
 
 .PHONY: venv install run test smoke bench refresh lab clean
 
-venv install: $(INSTALLED)
+venv install: $(KERNEL_INSTALLED)
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+# The kernelspec carries KERNEL_ENV: written again whenever the file that pins it changes.
+$(KERNEL_INSTALLED): $(INSTALLED) investigation/suite/config.py
 	$(BIN)/python -m investigation.suite install-kernel
 	touch $@
 
-run: $(INSTALLED)
+run: $(KERNEL_INSTALLED)
 	$(BIN)/investigation run $(RUN_ARGS)
 
-test: $(INSTALLED)
+test: $(KERNEL_INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 ifneq ($(NOTEBOOKS),)
@@ -52,16 +57,16 @@ ifneq ($(NOTEBOOKS),)
 test: smoke
 endif
 
-smoke: $(INSTALLED)
+smoke: $(KERNEL_INSTALLED)
 	out="$$(mktemp -d)"; trap 'rm -rf "$$out"' EXIT; $(BIN)/investigation run $(SMOKE_ARGS) --out "$$out"
 
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks
 
-refresh: $(INSTALLED)
+refresh: $(KERNEL_INSTALLED)
 	$(BIN)/python -m investigation.suite refresh $(NOTEBOOKS)
 
-$(LAB_INSTALLED): $(INSTALLED)
+$(LAB_INSTALLED): $(KERNEL_INSTALLED)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,lab]'
 	touch $@
 

@@ -24,10 +24,14 @@ def test_the_local_debug_run_creates_the_ids_of_the_reports_debug_output() -> No
 
 def test_every_connection_that_reaches_the_factory_gives_a_context() -> None:
     profile = load_profile("staging-e2e")
-    reached = [c for c in simulate(profile).connections if c.outcome("factory.validation") is not None]
+    run = simulate(profile)
+    reached = [c for c in run.connections if c.outcome("factory.validation") is not None]
+    start_agents = sum(sum(c.tally("route.start_agent").values()) for c in run.connections)
     contexts = contexts_of(profile)
-    # each connection's context, plus one per start_agent message that reached the factory (spec 1 step 14)
-    assert len(contexts) >= len(reached) > 0
+    # each connection's context, plus one per start_agent message (spec 1 step 12: each builds a context and
+    # a manager, refused or not); staging-e2e.toml: only e2e-process-3 sends them, one 2 s into each connection
+    assert start_agents > 0
+    assert len(contexts) == len(reached) + start_agents
     assert {c.strict for c in contexts} == {"pass"}  # spec 4.4 passes generated ids and the e2e user ids
 
 

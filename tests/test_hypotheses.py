@@ -676,9 +676,9 @@ def test_staging_unavailable_runs_each_cloud_run_staging_profile_and_needs_a_use
 ) -> None:
     # K_SERVICE set and ENVIRONMENT exactly "staging" (profile files): cloud-run-env-missing has no ENVIRONMENT,
     # staging-env-whitespace no K_SERVICE
-    renamed = varied(staging, "renamed-staging", {})
+    renamed = varied(staging, "renamed", {})
     assert labels("impact.staging_unavailable", shipped_with_failing(extra=(renamed,))) == [
-        "renamed-staging", STAGING, "staging-e2e"]
+        "renamed", STAGING, "staging-e2e"]
     served = RunResult("x", "original", (factory_close(0), connection(1)))  # user "u": one of its two works
     other = dataclasses.replace(factory_close(2), user_id="v")  # user "v": its only connection fails
     assert some_user_never_served(served, {})[0] is False
@@ -947,19 +947,26 @@ REPORT = (Path(__file__).parent.parent / "docs" / "seed" / "incident-report.md")
 
 
 @pytest.mark.parametrize(
-    ("key", "quoted", "section"),
+    ("key", "quoted", "section", "source"),
     [
-        # the report's words, quoted in the claim, and the section of the report that says them
-        ("finding.environment_not_set", "or if the staging accommodation logic has other issues", "### Environment Detection Issues"),
-        ("why5.fallback_in_staging", "Staging environment triggers UUID fallback", "3. **String Attribute Format Differences**"),
-        ("impact.staging_unavailable", "Core chat functionality unavailable in staging", "## Business Impact Assessment"),
+        # the report's words (in the claim), the section of the report that says them, and the claim's citation
+        ("finding.environment_not_set", "or if the staging accommodation logic has other issues",
+         "### Environment Detection Issues", "Environment detection issues"),
+        ("why5.fallback_in_staging", "triggers the UnifiedIdGenerator UUID fallback",
+         "3. **String Attribute Format Differences**", "Why #5 (3)"),
+        ("why3.context_creation_differs", "creates UserExecutionContext with different attribute patterns",
+         "### Why #3", "Why #3"),
+        ("impact.staging_unavailable", "Core chat functionality unavailable in staging",
+         "## Business Impact Assessment", "Business impact"),
     ],
 )
-def test_claims_quote_the_report_and_cite_where_it_says_it(key: str, quoted: str, section: str) -> None:
+def test_claims_quote_the_report_and_cite_where_it_says_it(key: str, quoted: str, section: str, source: str) -> None:
     claim = hypothesis(key)
-    assert quoted.lower() in REPORT.lower()
-    assert REPORT.index(section) < REPORT.lower().index(quoted.lower())
-    assert quoted.lower() in claim.claim.lower() or key == "why5.fallback_in_staging"
+    # the report says "Staging environment triggers UUID fallback"; the claim adds which generator
+    said = "Staging environment triggers UUID fallback" if key == "why5.fallback_in_staging" else quoted
+    assert REPORT.index(section) < REPORT.lower().index(said.lower())
+    assert quoted.lower() in claim.claim.lower()
+    assert claim.source.startswith(source)
 
 
 def test_fallback_in_staging_cites_why5_point_3_and_v1_is_worded_from_the_report_and_spec_8() -> None:
@@ -1050,3 +1057,72 @@ def test_the_auth_flows_client_id_form(user_id: str, client_id: str, expected: b
     from investigation.analysis.hypotheses import auth_client_id_format
 
     assert auth_client_id_format(CheckedContext(user_id, "t", "r", "q", client_id, "pass")) is expected
+
+
+def _local_debug_context(**ids: str) -> Any:
+    from investigation.analysis.contexts import CheckedContext
+
+    fields = {"user_id": "test-user-12345", "thread_id": "thread_websocket_factory_1757365610210_1_bed604d6",
+              "run_id": "run_websocket_factory_1757365610210_2_c0335ab3",
+              "request_id": "req_websocket_factory_1757365610210_3_a9dbe4f2",  # the report's debug output
+              "websocket_client_id": "ws_test-use_1757365610_e3e70682", "strict": "pass", **ids}
+    return CheckedContext(**fields)
+
+
+@pytest.mark.parametrize(
+    ("ids", "decisions", "expected"),
+    [
+        ({}, (("factory.validation_mode", "strict"), ("factory.validation", "pass"), ("factory.result", "created")),
+         True),
+        # the report's debug run validated strictly ("Environment: test (uses NON-STAGING strict validation)")
+        ({}, (("factory.validation_mode", "relaxed"), ("factory.validation", "pass"), ("factory.result", "created")),
+         False),
+        # one id out of the generator's order (spec 3.1: thread N, run N+1, req N+2)
+        ({"run_id": "run_websocket_factory_1757365610210_3_c0335ab3"},
+         (("factory.validation_mode", "strict"), ("factory.validation", "pass"), ("factory.result", "created")), False),
+    ],
+)
+def test_the_debug_output_needs_every_id_format_and_strict_validation_and_a_manager(
+        monkeypatch: pytest.MonkeyPatch, reference: Profile, ids: dict[str, str],
+        decisions: tuple[tuple[str, str], ...], expected: bool) -> None:
+    from investigation.analysis import hypotheses as module
+
+    monkeypatch.setattr(module, "contexts_of", lambda *_: (_local_debug_context(**ids),))
+    run = run_of(connection(0, *decisions))
+    assert module.reproduces_local_debug_output(reference)(run, {REFERENCE: run})[0] is expected
+
+
+def test_a_context_rejected_for_another_field_does_not_flag_the_client_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    from investigation.analysis import hypotheses as module
+
+    # spec 4.4 step 3: a blank thread_id is flagged by name; websocket_client_id is not named
+    other = _local_debug_context(thread_id=" ", strict="SSOT CONTEXT VALIDATION FAILED: thread_id must be non-empty "
+                                 "string, got empty/whitespace: ' '")
+    monkeypatch.setattr(module, "contexts_of", lambda *_: (other,))
+    run = run_of(factory_close(0))
+    holds, evidence = module.client_id_flagged(load_profile(STAGING))(run, {STAGING: run})
+    assert holds is False
+    assert evidence.endswith("strict validation flags websocket_client_id in 0")
+
+
+def test_the_auth_flow_differs_where_any_failing_connection_differs_from_the_local_one() -> None:
+    from investigation.analysis.hypotheses import auth_flow_differences
+
+    local = connection(0, ("auth.token_source", "bearer"), ("auth.e2e_bypass", "yes"))
+    closes = [factory_close(1, ("auth.token_source", "bearer"), ("auth.e2e_bypass", "yes")),
+              factory_close(2, ("auth.token_source", "bearer"), ("auth.e2e_bypass", "no"))]
+    assert auth_flow_differences(closes, local) == [
+        "auth.e2e_bypass (yes locally; auth.e2e_bypass=no x1, auth.e2e_bypass=yes x1 here)"]  # equal counts by name
+
+
+def test_v2s_evidence_counts_the_failing_connections_that_passed_validation() -> None:
+    from investigation.analysis.hypotheses import no_failure_though_unchanged
+
+    passed = factory_close(0, ("factory.validation", "pass"))
+    rejected = factory_close(1, ("factory.validation", "fail"))
+    original = run_of(passed, rejected)
+    under_v2 = run_of(connection(0), connection(1))
+    _, evidence = no_failure_though_unchanged("V2", ["x"])(under_v2, {"x": original, "x [V2]": under_v2})
+    assert evidence.endswith("V2's run equals the original's on 0 of 1 failing profile; the original's failing "
+                             "connections pass factory.validation 1 of 2, so a more permissive check has nothing "
+                             "to accept")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from investigation.report import and_list, markdown_table, plural
+from investigation.report import and_list, markdown_table, ordinal, plural, short_text
 
 
 @pytest.mark.parametrize(
@@ -38,3 +38,16 @@ def test_markdown_table_escapes_a_pipe_once_so_each_cell_stays_in_its_column() -
 
 def test_markdown_table_without_rows_is_its_header_and_separator() -> None:
     assert markdown_table(("point",), []) == "| point |\n| --- |"
+
+
+@pytest.mark.parametrize(("number", "expected"), [
+    (1, "1st"), (2, "2nd"), (3, "3rd"), (4, "4th"), (11, "11th"), (12, "12th"), (13, "13th"), (20, "20th"),
+    (21, "21st"), (22, "22nd"), (23, "23rd"), (111, "111th"), (112, "112th"), (121, "121st"),
+])
+def test_ordinal_suffixes_with_the_teens_taking_th(number: int, expected: str) -> None:
+    assert ordinal(number) == expected
+
+
+def test_short_text_cuts_with_an_ellipsis_inside_the_limit() -> None:
+    assert short_text("abcdef", 6) == "abcdef"
+    assert short_text("abcdefg", 6) == "abc..."

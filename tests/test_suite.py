@@ -197,6 +197,21 @@ def test_kernels_run_with_the_pinned_environment(full_run: SuiteSummary) -> None
     assert [output.get("data", {}).keys() >= {"image/png"} for output in nb.cells[-2].outputs] == [True]
 
 
+def test_the_installed_kernel_is_this_venvs_python_with_the_pinned_environment() -> None:
+    """The kernelspec's env wins over the environment a kernel is started with, so a kernelspec written before
+    KERNEL_ENV changed would hide the change from every test that runs a kernel (make install rewrites it)."""
+    import sys
+
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from investigation.suite.config import KERNEL_ENV, KERNEL_NAME
+
+    spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+    assert (spec.argv[0], spec.env) == (sys.executable, KERNEL_ENV), "stale kernelspec: run make install"
+    # headless, and a chart drawn in a new cell of Jupyter Lab shows inline (Agg would show '<Figure ...>')
+    assert KERNEL_ENV["MPLBACKEND"] == "module://matplotlib_inline.backend_inline"
+
+
 def test_failed_notebook_keeps_its_executed_copy_with_the_error_banner(full_run: SuiteSummary) -> None:
     nb = nbformat.read(full_run.out_dir / "02_raises" / "default.ipynb", as_version=4)
     banner = nb.cells[0]
