@@ -512,7 +512,9 @@ def test_v2_evidence_counts_the_failing_profiles_it_leaves_unchanged_and_how_the
 ) -> None:
     """V2 relaxes only where the original validated strictly (spec 8): of the 4 failing profiles only
     staging-env-whitespace (ENVIRONMENT 'staging ', no Cloud Run signal) validates strictly, so the other 3 run
-    the same; the 13 failing connections (1 + 10 + 1 + 1, cli simulate) are cap refusals after a passed validation."""
+    the same; the 13 failing connections (1 + 10 + 1 + 1: staging-e2e's and staging-cloud-run's derived in
+    test_hand_derived_runs.py, the two others replay staging-cloud-run's traffic) are cap refusals after a passed
+    validation."""
     evidence = ledger.finding("action.permissive_staging_validation").evidence()
     assert "V2's run equals the original's on 3 of 4 failing profiles" in evidence
     assert "the original's failing connections pass factory.validation 13 of 13" in evidence

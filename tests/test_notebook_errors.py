@@ -85,7 +85,8 @@ def test_an_unknown_profile_says_how_to_add_profiles_of_ones_own() -> None:
 
 
 def test_a_failing_reference_names_the_reference_parameter() -> None:
-    # staging-e2e.toml: one E2E test process's 6th connection meets 5 managers (spec 4.2): 10 of its 36 close 1011
+    # staging-e2e.toml: a user's 6th connection to one instance meets 5 managers (spec 4.2): 10 of its 36 close
+    # 1011 (derived connection by connection in test_hand_derived_runs.py)
     with pytest.raises(NotebookParameterError, match=r"^parameter reference: staging-e2e fails under the original "
                                                      r"code \(10 of 36 connections\); the reference must be"):
         checked_passing_profile_name("reference", "staging-e2e")
