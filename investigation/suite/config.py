@@ -24,6 +24,10 @@ KERNEL_ENV: dict[str, str] = {
 }
 CELL_TIMEOUT_S = 600
 """A cell running longer than this fails its run instead of hanging the grid."""
+KERNEL_START_TIMEOUT_S = 180
+"""How long a kernel may take to answer kernel_info. A worker's first forked kernel waits for
+the fork server's preload imports, measured at 35 s at a load of 10 on 2 cores: papermill's own
+60 s left too little room; five times the worst seen, and a hung start still fails in minutes."""
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_NOTEBOOK_DIR = REPO_ROOT / "notebooks"

@@ -15,6 +15,7 @@ import contextlib
 import multiprocessing
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from papermill.exceptions import PapermillExecutionError, strip_color
 from tqdm import tqdm
 from traitlets.config import Config
 
-from investigation.suite.config import CELL_TIMEOUT_S, KERNEL_ENV, KERNEL_NAME
+from investigation.suite.config import CELL_TIMEOUT_S, KERNEL_ENV, KERNEL_NAME, KERNEL_START_TIMEOUT_S
 from investigation.suite.errors import SuiteInputError
 from investigation.suite.files import write_text_atomic
 from investigation.suite.forkserver import ForkingKernelManager, ForkServer
@@ -42,6 +43,9 @@ MAX_JOBS = 64
 """Most workers ``worker_pool`` starts: each is a process that starts Jupyter kernels, and the
 whole grid has about twenty runs, so more never helps; ``--jobs 100000`` spawned processes
 until the command was killed."""
+
+KERNEL_TRANSPORT = "ipc"
+"""How grid kernels and their manager connect: Unix sockets beside the connection file, no TCP port."""
 
 _worker_fork_socket: list[str] = []
 """The socket of the fork server this worker's kernels come from (empty outside workers)."""
@@ -62,6 +66,7 @@ def execute_notebook_to(source: Path, target: Path, parameters: Mapping[str, obj
     keeps papermill's error banner; the error is a one-line ``type: message``.
     """
     error: str | None = None
+    socket_dir = tempfile.TemporaryDirectory(prefix="investigation-kernel.")
     try:
         papermill.execute_notebook(
             str(source.resolve()),
@@ -72,13 +77,16 @@ def execute_notebook_to(source: Path, target: Path, parameters: Mapping[str, obj
             progress_bar=False,
             log_output=False,
             execution_timeout=CELL_TIMEOUT_S,
-            config=_kernel_manager_config(),
+            start_timeout=KERNEL_START_TIMEOUT_S,
+            config=_kernel_manager_config(socket_dir.name),
             kernel_manager_class=ForkingKernelManager,
         )
     except PapermillExecutionError as exc:
         error = f"In [{exc.exec_count}]: {exc.ename}: {_first_line(strip_color(str(exc.evalue)))}"
     except Exception as exc:  # the run's boundary: any failure becomes this run's error line
         error = f"{type(exc).__name__}: {_first_line(str(exc))}"
+    finally:
+        socket_dir.cleanup()
     notebook = _read_if_written(target)
     if notebook is not None:
         notebook = coalesce_streams(notebook)
@@ -93,12 +101,19 @@ def coalesce_streams(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return merged
 
 
-def _kernel_manager_config() -> Config:
-    """Encrypt kernel traffic (CurveZMQ) when jupyter_client and libzmq support it.
+def _kernel_manager_config(socket_dir: str) -> Config:
+    """Kernels talk over Unix sockets (``KERNEL_TRANSPORT``), encrypted (CurveZMQ) when supported.
 
-    Without it ipykernel warns on stderr that the kernel talks over TCP in plain text.
+    Over TCP, jupyter_client picks five free ports and closes them; the kernel binds them
+    a moment later, and any process that took one meanwhile (another worker's kernel or a
+    notebook's server on an ephemeral port, other load on the machine) makes the kernel exit:
+    "Kernel died before replying to kernel_info". The sockets go in ``socket_dir`` (one kernel's
+    own directory): jupyter_client's default is ``kernel-ipc-N`` in the working directory, the
+    same names for every kernel there, so two workers' kernels took each other's sockets.
     """
     config = Config()
+    config.KernelManager.transport = KERNEL_TRANSPORT
+    config.KernelManager.ip = os.path.join(socket_dir, "kernel")
     if _worker_fork_socket:
         config.ForkingKernelManager.fork_server = _worker_fork_socket[0]
     if zmq.has("curve") and KernelManager.class_traits().get("transport_encryption") is not None:
