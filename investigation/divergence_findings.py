@@ -107,9 +107,8 @@ def _side_divergence_text(table: DivergenceTable, side: str, names: Sequence[str
     """``failing profiles: <first divergence counts>``; the reference has none, so alone on its side
     it reads ``failing profiles besides the reference: none``."""
     others = [name for name in names if name != table.reference]
-    if table.reference in names and not others:
-        return f"{side} profiles besides the reference: none"
-    return f"{side} profiles: {_counts_text(first_divergence_counts(table, others)) or 'none'}"
+    label = f"{side} profiles besides the reference" if table.reference in names else f"{side} profiles"
+    return f"{label}: {_counts_text(first_divergence_counts(table, others)) or 'none'}"
 
 
 def divergence_verdicts(runs: Mapping[str, RunResult], table: DivergenceTable) -> Markdown:
@@ -133,8 +132,8 @@ def divergence_verdicts(runs: Mapping[str, RunResult], table: DivergenceTable) -
         bullets.append(f"No decision point's outcome separates failing from passing profiles ({NOT_COUNTED_TEXT}).")
     failing_modes, passing_modes = outcomes_by_side(runs, table, "factory.validation_mode")
     bullets.append(
-        f"`factory.validation_mode` of the compared connections: failing profiles: {_counts_text(failing_modes) or 'none'}; "
-        f"passing profiles: {_counts_text(passing_modes) or 'none'}."
+        f"`factory.validation_mode` of the compared connections (the reference's included): failing profiles: "
+        f"{_counts_text(failing_modes) or 'none'}; passing profiles: {_counts_text(passing_modes) or 'none'}."
     )
     return Markdown("\n".join(f"- {bullet}" for bullet in bullets))
 

@@ -216,6 +216,8 @@ def start_agent_text(run: RunResult, *, why: bool = True) -> str:
     ``why``: say how the count history bounds the managers still registered at the end.
     """
     managers = start_agent_managers_at_end(run)
+    if not any(c.tally("route.start_agent") for c in run.connections):
+        return "no `start_agent` message was handled"
     if not managers.created:
         return "`start_agent` messages created no manager"
     head = (f"`start_agent` messages created {plural(managers.created, 'manager')} that the route never releases "

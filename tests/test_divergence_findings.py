@@ -90,12 +90,12 @@ def test_verdicts() -> None:
     assert lines(divergence_verdicts(runs, run_divergence(runs, REFERENCE))) == [
         "- **2 of 4 profiles fail**: e2e, staging.",
         "- First divergence from local, failing profiles: route.environment (2); "
-        "passing profiles: route.environment (1).",
+        "passing profiles besides the reference: route.environment (1).",  # local passes: it is the reference
         "- Earliest decision point whose outcome separates failing from passing profiles: "
         "**factory.manager_cap** (failing: exceeded; passing: below); all separating points: factory.manager_cap "
         "(points the failing profiles' compared connections never reach are not counted).",
-        "- `factory.validation_mode` of the compared connections: failing profiles: relaxed (1), strict (1); "
-        "passing profiles: strict (2).",
+        "- `factory.validation_mode` of the compared connections (the reference's included): failing profiles: "
+        "relaxed (1), strict (1); passing profiles: strict (2).",
     ]
 
 
@@ -120,9 +120,10 @@ def test_no_failing_profile_verdicts_use_one_word_for_no_departure_and_name_no_f
     runs = {"local": run("local", "test", "strict", "below"), "same": run("same", "test", "strict", "below")}
     table = run_divergence(runs, REFERENCE)
     verdicts = lines(divergence_verdicts(runs, table))
-    assert verdicts[1] == "- First divergence from local, failing profiles: none; passing profiles: identical (1)."
-    assert verdicts[2] == ("- `factory.validation_mode` of the compared connections: failing profiles: none; "
-                           "passing profiles: strict (2).")
+    assert verdicts[1] == ("- First divergence from local, failing profiles: none; passing profiles besides the "
+                           "reference: identical (1).")
+    assert verdicts[2] == ("- `factory.validation_mode` of the compared connections (the reference's included): "
+                           "failing profiles: none; passing profiles: strict (2).")
     assert table._repr_markdown_().splitlines()[-1] == "| first divergence | reference | identical |"
 
 

@@ -851,3 +851,14 @@ def test_the_shared_refusal_state_matches_the_postmortems_root_cause_counts() ->
 
     states = refusals_at_cap(simulate(load_profile("staging-e2e")))
     assert states and {(s.held, s.open_connections) for s in states} == {(CAP, 0)}
+
+
+def test_the_passing_mixture_context_leaves_out_fields_the_profile_does_not_set(local_debug: Profile) -> None:
+    """staging-env-whitespace.toml's user-e-mobile sets neither token nor token_literal: the schema's defaults
+    (auth_service, "") are not something the profile gives that client."""
+    from investigation.analysis.isolate import passing_mixture_context
+
+    context = passing_mixture_context(isolate_profiles(local_debug, load_profile("staging-env-whitespace")))
+    assert context.startswith(", applied to dd's passing mixture, which already gives that client ")
+    assert "token," not in context and "token_literal" not in context
+    assert "token_via" in context  # set in the profile: subprotocol

@@ -41,6 +41,7 @@ from investigation.reproduce import (
     run_overview,
     run_profile,
     run_profiles,
+    start_agent_text,
 )
 from investigation.simulate import simulate
 from investigation.trace import ConnectionResult, Decision, ManagerCount, RunResult
@@ -126,7 +127,7 @@ def test_verdicts_count_the_factory_closes_and_the_cap(reconnects: RunResult) ->
     assert lines[3].endswith("pass (2).")
     assert lines[4] == "- `factory.validation_mode` of the failing connections: strict (2)."
     assert lines[5].startswith("- 2 of 2 failing connections started while their user already held 5 managers")
-    assert lines[6] == "- `start_agent` messages created no manager."
+    assert lines[6] == "- no `start_agent` message was handled."  # the reconnecting client sends none
 
 
 def test_verdicts_under_v5_do_not_count_its_1013_closes(reconnects_v5: RunResult) -> None:
@@ -400,7 +401,7 @@ def test_a_run_without_failures_has_no_failure_bullets() -> None:
     lines = bullets(reproduce_verdicts(simulate(reconnecting_profile(5))))
     assert len(lines) == 3
     assert lines[1].startswith("- SSOT validation ran ")
-    assert lines[2].startswith("- `start_agent` messages created")
+    assert lines[2] == "- no `start_agent` message was handled."  # the reconnecting client sends none
 
 
 def test_the_cap_bullet_names_the_run_s_own_cap() -> None:
@@ -631,3 +632,10 @@ def test_the_trace_numbers_the_connection_in_its_run_and_among_its_clients() -> 
     first_line = failure_trace(run).splitlines()[0]
     assert first_line.startswith("first failing connection: #1 of the run (no-token's 1st), user test-user-12345")
     assert connection_in_run(run, run.connections[6]) == "#6 of the run (tab's 6th)"
+
+
+def test_start_agent_text_tells_none_handled_from_none_created() -> None:
+    # start_agent_profile(n): one connection that sends n start_agent messages (each builds a manager, spec 1
+    # step 12); none sent is not "created no manager"
+    assert start_agent_text(simulate(start_agent_profile(0))) == "no `start_agent` message was handled"
+    assert start_agent_text(simulate(start_agent_profile(2))).startswith("`start_agent` messages created 2 managers")

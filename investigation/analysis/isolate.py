@@ -43,6 +43,7 @@ from investigation.analysis.delta import NotReproducedError, Outcome, TestRecord
 from investigation.analysis.divergence import Divergence, first_divergence
 from investigation.charts.divergence import visible_outcome
 from investigation.profiles import (
+    Client,
     Profile,
     ProfileError,
     flatten_profile,
@@ -848,7 +849,8 @@ def passing_mixture_context(isolation: ProfileIsolation) -> str:
     passing side, the timing ones with their values (empty when there are none)."""
     clients = {match[1] for c in isolation.minimal_difference if (match := _CLIENT_FACTOR.fullmatch(c.factor))}
     shared = [(match[2], c) for c in isolation.passing_mixture
-              if (match := _CLIENT_FACTOR.fullmatch(c.factor)) and match[1] in clients]
+              if (match := _CLIENT_FACTOR.fullmatch(c.factor)) and match[1] in clients
+              and not _is_client_default(match[2], c.failing)]
     if not shared:
         return ""
     timing = [f"{field} {short_value(_json_value(c.factor, c.failing))}"
@@ -858,6 +860,13 @@ def passing_mixture_context(isolation: ProfileIsolation) -> str:
     what = (f"{and_list(timing)} (and its {', '.join(others)})" if timing and others
             else and_list(timing) if timing else f"its {', '.join(others)}")
     return f", applied to dd's passing mixture, which already gives {client_word} {isolation.failing}'s {what}"
+
+
+def _is_client_default(name: str, value: object) -> bool:
+    """Whether ``value`` is what a client has when its profile does not set field ``name`` (the schema's default):
+    such a field is not something the failing profile gives the client."""
+    field_info = Client.model_fields.get(name)
+    return field_info is not None and not field_info.is_required() and field_info.get_default(call_default_factory=True) == value
 
 
 def _divergence_lesson(isolation: ProfileIsolation) -> str:
