@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("profile")
     _add_profiles_dir(simulate)
     _add_variant(simulate)
-    simulate.add_argument("--json", action="store_true", help="the JSON contract of design.md")
+    simulate.add_argument("--json", action="store_true", help="the JSON contract of docs/design.md")
     simulate.add_argument("--wire", action="store_true", help="through real sockets on loopback")
 
     isolate = commands.add_parser("isolate", help="isolate the failure-inducing difference (dd)")
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     isolate.add_argument("--failing", required=True)
     _add_profiles_dir(isolate)
     _add_variant(isolate)
-    isolate.add_argument("--json", action="store_true")
+    isolate.add_argument("--json", action="store_true", help="the JSON contract of docs/design.md")
 
     serve = commands.add_parser("serve", help="serve ws://HOST:PORT/ws under a profile")
     serve.add_argument("profile")
@@ -92,9 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_variant(serve)
 
     run = commands.add_parser("run", help="execute the notebook grid headless into artifacts/")
-    run.add_argument("--notebook", action="append", default=None, dest="notebooks")
-    run.add_argument("--profile", action="append", default=None, dest="profiles")
-    run.add_argument("--jobs", type=int, default=None)
+    run.add_argument("--notebook", action="append", default=None, dest="notebooks",
+                     help="a chapter to run, by number (01) or name (01_reproduce); repeat for more; default: all")
+    run.add_argument("--profile", action="append", default=None, dest="profiles",
+                     help="narrow the per-profile chapters (01, and 04's failing profiles) to this profile; repeat "
+                          "for more; 02, 03, 05 and 06 always read every profile")
+    run.add_argument("--jobs", type=int, default=None, help="notebooks run at once (default: the CPU count)")
     run.add_argument("--out", type=non_empty_path, default=Path("artifacts"))
     _add_profiles_dir(run)
     return parser

@@ -958,7 +958,7 @@ def test_the_verdict_table_chart_table_and_lessons_name_the_unsigned_members(sma
 
 
 def test_connections_without_a_close_frame_keep_the_json_contracts_label_open(small_report: VariantReport) -> None:
-    # design.md: a connection that ended without a close frame from the server is "open" in every table
+    # docs/design.md: a connection that ended without a close frame from the server is "open" in every table
     header = [cell.strip() for cell in small_report.matrix.table().splitlines()[0].split("  ") if cell.strip()]
     assert header[2:6] == ["1011", "1008", "1013", "open"]
     _, table = variant_chart(small_report)

@@ -2,7 +2,7 @@
 contract, load stays isolated, and the harness routing behaves as documented.
 
 Expected values come from spec/backend.md (close codes and reasons of 1.2, the
-per-user cap of 5 in 4.2, token rules of 5.3) and design.md (serve contract).
+per-user cap of 5 in 4.2, token rules of 5.3) and docs/design.md (serve contract).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def test_wire_mode_under_a_variant_matches_the_simulation() -> None:
     ]
 
 
-# --- serve: the design.md contract, seen by a plain websockets client -------------------------
+# --- serve: the docs/design.md contract, seen by a plain websockets client -------------------------
 
 #: spec 7: the staging E2E suite's headers, which the profile gives each e2e-process-N client.
 E2E_HEADERS = {"x-test-type": "E2E", "x-test-environment": "staging", "x-e2e-test": "true", "x-test-mode": "true"}
@@ -133,7 +133,7 @@ def test_serve_prints_only_its_url_and_a_profile_client_s_sixth_connection_gets_
         welcome = [f for f in frames if f.get("data", {}).get("event") == "connection_established"]
         assert code is None and welcome[0]["data"]["user_id"] == "staging-e2e-user-002", "spec 5.2: E2E bypass"
     assert f"Connection closed: 1011 (internal error) {INCIDENT_CLOSE[1]}." in cli_output
-    assert rest_of_stdout == b"", "design.md: serve prints the URL on one line, nothing else on stdout"
+    assert rest_of_stdout == b"", "docs/design.md: serve prints the URL on one line, nothing else on stdout"
     assert f"{url}?client=e2e-process-1".encode() in log
     assert b"WARNING:  instance 1: Thread ID mismatch: run_id contains" in log, "the backend's own warnings"
     assert b"context created for auth user" not in log, "the backend's INFO lines stay out of the server log"

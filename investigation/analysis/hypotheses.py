@@ -17,7 +17,7 @@ run? with the evidence); the verdict is computed from the observations:
 No verdict is written anywhere by hand.
 
     ledger = build_ledger()
-    ledger.summary()        # "27 claims of the report, 25 of them tested with 98 distinct runs: 4 supported, ..."
+    ledger.summary()        # "27 claims of the report, 25 of them tested with 98 distinct runs: ..." (shipped profiles)
     ledger.finding("fix.v1").verdict
 """
 

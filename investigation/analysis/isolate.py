@@ -413,7 +413,7 @@ class ProfileIsolation:
     """The same for dd's final failing mixture's first same failure (None: no such run or failure)."""
 
     def to_json_dict(self) -> dict[str, Any]:
-        """The ``isolate --json`` contract of design.md."""
+        """The ``isolate --json`` contract of docs/design.md."""
         divergence = self.first_divergence.divergence
         return {
             "passing": self.passing,
