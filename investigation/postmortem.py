@@ -862,9 +862,9 @@ def _bypass_refusal_gap(report: VariantReport) -> str:
     values = sorted({_environment_value(o.environment, "an unset ENVIRONMENT") for o in unsigned})
     if not values:
         return ""
-    return (f" Make the check also treat {and_list(values)} as deployed ({name} refuses the bypass only where "
-            "ENVIRONMENT, lower-cased and not stripped, is staging or production, with an unset one read as "
-            f"development: it still accepts {_places_by_case(unsigned)}).")
+    return (f" Make the check also treat {and_list(values)} as deployed: {name} refuses the bypass only where "
+            "ENVIRONMENT, lower-cased and not stripped, is staging or production, and reads an unset one as "
+            f"development, so it still accepts {_places_by_case(unsigned)}.")
 
 
 def _own_close_switch_text(report: VariantReport) -> str:

@@ -409,10 +409,10 @@ def test_auth_bypass_item_names_the_unsigned_members_and_v5_s_gap(evidence: Evid
         "production-cloud-run, staging-cloud-run, staging-env-whitespace, staging-no-cloud-signal). First give the "
         "E2E suite tokens that pass real validation (under V5, which refuses the bypass, all 36 connections of "
         "staging-e2e and all 180 of staging-e2e-long close 1008). Make the check also treat ENVIRONMENT='staging ' "
-        "and an unset ENVIRONMENT as deployed (V5 refuses the bypass only where ENVIRONMENT, lower-cased and not "
-        "stripped, is staging or production, with an unset one read as development: it still accepts alg none + E2E "
-        "headers in cloud-run-env-missing (ENVIRONMENT unset), staging-env-whitespace (ENVIRONMENT='staging ') and "
-        "staging-no-cloud-signal (ENVIRONMENT unset)).")
+        "and an unset ENVIRONMENT as deployed: V5 refuses the bypass only where ENVIRONMENT, lower-cased and not "
+        "stripped, is staging or production, and reads an unset one as development, so it still accepts alg none + "
+        "E2E headers in cloud-run-env-missing (ENVIRONMENT unset), staging-env-whitespace (ENVIRONMENT='staging ') "
+        "and staging-no-cloud-signal (ENVIRONMENT unset).")
 
 
 def test_the_adversarial_set_is_defined_once_where_first_used(evidence: Evidence) -> None:
