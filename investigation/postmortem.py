@@ -734,7 +734,7 @@ def _worse_text(report: VariantReport, verdict: VariantVerdict) -> str:
 
 
 def _adversarial_set_text() -> str:
-    """``the adversarial set (31 fixed hostile inputs, chapter 05)``: the set defined where an item first uses it."""
+    """``the adversarial set (41 fixed hostile inputs, chapter 05)``: the set defined where an item first uses it."""
     return f"the adversarial set ({len(adversarial_outcomes(ORIGINAL.name))} fixed hostile inputs, chapter 05)"
 
 
@@ -774,11 +774,19 @@ def _unsigned_accepted(report: VariantReport, variant: str) -> list[AdversarialO
 
 
 def _places_by_case(outcomes: Sequence[AdversarialOutcome]) -> str:
-    """``alg none + E2E headers in a, b``: each case once with its environments, cases joined by "; "."""
+    """``alg none + E2E headers in a (ENVIRONMENT unset) and b (ENVIRONMENT='staging ')``: each case once with its
+    environments and their ENVIRONMENT value, cases joined by "; "."""
     by_case: dict[str, list[str]] = {}
     for outcome in outcomes:
         by_case.setdefault(outcome.case, []).append(outcome.environment)
-    return "; ".join(f"{case} in {', '.join(sorted(places))}" for case, places in sorted(by_case.items()))
+    return "; ".join(f"{case} in {and_list([f'{p} ({_environment_value(p)})' for p in sorted(places)])}"
+                     for case, places in sorted(by_case.items()))
+
+
+def _environment_value(profile: str, unset: str = "ENVIRONMENT unset") -> str:
+    """The profile's ENVIRONMENT quoted so whitespace shows (``ENVIRONMENT='staging '``), or ``unset``."""
+    value = load_named_profile(profile).env.get("ENVIRONMENT")
+    return unset if value is None else f"ENVIRONMENT={value!r}"
 
 
 def _context_item(evidence: Evidence, define_set: bool) -> str | None:
@@ -845,16 +853,18 @@ def _bypass_refusal_cost(report: VariantReport) -> str:
 
 
 def _bypass_refusal_gap(report: VariantReport) -> str:
-    """The ENVIRONMENT values under which the bypass-refusing variant still accepts an unsigned token."""
+    """The ENVIRONMENT values (an unset one too) under which the bypass-refusing variant still accepts an unsigned
+    token, why it misses them (its rule, spec 8 and spec 1 step 1), and where."""
     name = _bypass_refusing(report)
     if name is None:
         return ""
     unsigned = _unsigned_accepted(report, name)
-    values = sorted({repr(load_named_profile(o.environment).env.get("ENVIRONMENT", "")) for o in unsigned})
+    values = sorted({_environment_value(o.environment, "an unset ENVIRONMENT") for o in unsigned})
     if not values:
         return ""
-    return (f" Make the check also treat {' and '.join(f'ENVIRONMENT={value}' for value in values)} as deployed "
-            f"({name} misses {'it' if len(values) == 1 else 'them'}: it still accepts {_places_by_case(unsigned)}).")
+    return (f" Make the check also treat {and_list(values)} as deployed: {name} refuses the bypass only where "
+            "ENVIRONMENT, lower-cased and not stripped, is staging or production, and reads an unset one as "
+            f"development, so it still accepts {_places_by_case(unsigned)}.")
 
 
 def _own_close_switch_text(report: VariantReport) -> str:

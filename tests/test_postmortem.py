@@ -375,8 +375,11 @@ def item_number(evidence: Evidence, start: str) -> int:
 
 
 # Chapter 05's set: 8 hostile contexts x 2 environments (staging-cloud-run, staging-no-cloud-signal) + 5 hostile
-# tokens x 3 deployed environments = 16 + 15 = 31 (test_variants pins "15 of 31" accepted by the original).
-ADVERSARIAL_SET_SIZE = 31
+# tokens x 5 deployed environments = 16 + 25 = 41. The deployed environments: the 9 profiles less the local
+# development, local-debug and pytest, with staging-e2e's environment (staging-cloud-run's, key for key) once:
+# cloud-run-env-missing, production-cloud-run, staging-cloud-run, staging-env-whitespace, staging-no-cloud-signal
+# (test_variants pins "19 of 41" accepted by the original).
+ADVERSARIAL_SET_SIZE = 41
 
 
 def with_safety_row(evidence: Evidence, variant: str, **changes: Any) -> Evidence:
@@ -388,23 +391,28 @@ def with_safety_row(evidence: Evidence, variant: str, **changes: Any) -> Evidenc
 
 
 def test_auth_bypass_item_names_the_unsigned_members_and_v5_s_gap(evidence: Evidence) -> None:
-    # The token members: 5 cases x 3 deployed environments = 15 (adversarial.py). The original accepts alg none +
-    # E2E headers and forged E2E headers in all 3 (the E2E bypass skips the signature check everywhere, spec 5.2).
-    # V5 refuses the bypass where the lower-cased, unstripped ENVIRONMENT is staging or production (spec 8, spec 1
-    # step 1): staging-env-whitespace's 'staging ' is neither, so the unsigned token still authenticates there.
+    # The token members: 5 cases x 5 deployed environments = 25 (see ADVERSARIAL_SET_SIZE). The original accepts
+    # alg none + E2E headers and forged E2E headers in all 5 (the E2E bypass skips the signature check everywhere,
+    # spec 5.2). V5 refuses the bypass where ENVIRONMENT as the route reads it (spec 1 step 1: lower-cased, not
+    # stripped, "development" when unset) is staging or production (spec 8): staging-env-whitespace's 'staging '
+    # is neither, nor is the unset ENVIRONMENT of cloud-run-env-missing and staging-no-cloud-signal, so the
+    # unsigned token still authenticates in those 3.
     # Refusing the bypass closes every connection of staging-e2e (3 processes x 12 tests = 36) and of the long
     # E2E run (3 x 60 = 180) 1008.
-    # The 15 are token/environment cases, not tokens: 6 accepted = 2 tokens (alg none + E2E headers, forged E2E
-    # headers) x 3 environments; the unsigned one of them is a single token, accepted in the 3 environments.
+    # The 25 are token/environment cases, not tokens: 10 accepted = 2 tokens (alg none + E2E headers, forged E2E
+    # headers) x 5 environments; the unsigned one of them is a single token, accepted in the 5 environments.
     item = item_starting(evidence, "Close the auth bypass")
     assert item == (
-        "Close the auth bypass: under the original, 6 of the 15 token/environment cases (5 tokens in 3 environments) "
+        "Close the auth bypass: under the original, 10 of the 25 token/environment cases (5 tokens in 5 environments) "
         f"of the adversarial set ({ADVERSARIAL_SET_SIZE} fixed hostile inputs, chapter 05) authenticate; the one "
-        "unsigned token that gets in (alg none + E2E headers) does so in 3 environments (production-cloud-run, "
-        "staging-cloud-run, staging-env-whitespace). First give the E2E suite "
-        "tokens that pass real validation (under V5, which refuses the bypass, all 36 connections of staging-e2e "
-        "and all 180 of staging-e2e-long close 1008). Make the check also treat ENVIRONMENT='staging ' as deployed "
-        "(V5 misses it: it still accepts alg none + E2E headers in staging-env-whitespace).")
+        "unsigned token that gets in (alg none + E2E headers) does so in 5 environments (cloud-run-env-missing, "
+        "production-cloud-run, staging-cloud-run, staging-env-whitespace, staging-no-cloud-signal). First give the "
+        "E2E suite tokens that pass real validation (under V5, which refuses the bypass, all 36 connections of "
+        "staging-e2e and all 180 of staging-e2e-long close 1008). Make the check also treat ENVIRONMENT='staging ' "
+        "and an unset ENVIRONMENT as deployed: V5 refuses the bypass only where ENVIRONMENT, lower-cased and not "
+        "stripped, is staging or production, and reads an unset one as development, so it still accepts alg none + "
+        "E2E headers in cloud-run-env-missing (ENVIRONMENT unset), staging-env-whitespace (ENVIRONMENT='staging ') "
+        "and staging-no-cloud-signal (ENVIRONMENT unset).")
 
 
 def test_the_adversarial_set_is_defined_once_where_first_used(evidence: Evidence) -> None:
@@ -512,7 +520,7 @@ def test_no_gap_sentence_when_the_bypass_refusing_variant_accepts_no_unsigned_to
     v5 = next(row for row in evidence.variants.matrix.safety if row.variant == "V5")
     hand = with_safety_row(evidence, "V5", unsigned_accepted=False, unsigned_in=(),
                            accepted=tuple(m for m in v5.accepted if "alg none" not in m))
-    assert "V5 misses it" not in item_starting(hand, "Close the auth bypass")
+    assert "Make the check also treat" not in item_starting(hand, "Close the auth bypass")
     assert "staging-env-whitespace" not in item_starting(hand, "Do not ship **V5**")
 
 

@@ -16,12 +16,12 @@ from investigation.analysis import adversarial
 from investigation.analysis.adversarial import (
     CONTEXT_CASES,
     TOKEN_CASES,
-    TOKEN_ENVIRONMENTS,
     AdversarialOutcome,
     accepted_members,
     adversarial_outcomes,
     adversarial_table,
     context_outcome,
+    token_environments,
     unchecked_context,
     unsigned_token_accepted,
 )
@@ -430,9 +430,22 @@ def test_the_constructor_refuses_the_injected_contexts_whose_ids_it_checks() -> 
     assert refused.isdisjoint(kept)
 
 
+# data/profiles holds 9 profiles. Local: development (ENVIRONMENT=development), local-debug (ENVIRONMENT=test),
+# pytest (pytest loaded). The other 6 are deployed; staging-e2e's [env] table is staging-cloud-run's, key for key,
+# and neither sets [process] or [startup], so one connection meets the same backend in both: counted once, under the
+# first name. 5 environments, the two without ENVIRONMENT among them.
+DEPLOYED_ENVIRONMENTS = ("cloud-run-env-missing", "production-cloud-run", "staging-cloud-run",
+                         "staging-env-whitespace", "staging-no-cloud-signal")
+
+
+def test_tokens_run_in_every_deployed_environment_once() -> None:
+    assert token_environments() == DEPLOYED_ENVIRONMENTS
+
+
 def test_adversarial_set_has_every_case_in_every_environment() -> None:
-    expected = len(CONTEXT_CASES) * 2 + len(TOKEN_CASES) * len(TOKEN_ENVIRONMENTS)
-    assert len(adversarial_outcomes("original")) == expected == 31
+    # 8 contexts x 2 environments + 5 tokens x 5 deployed environments = 16 + 25 = 41
+    expected = len(CONTEXT_CASES) * 2 + len(TOKEN_CASES) * len(DEPLOYED_ENVIRONMENTS)
+    assert len(adversarial_outcomes("original")) == expected == 41
 
 
 def test_original_relaxed_mode_only_warns_on_blank_ids_and_strict_mode_refuses_them() -> None:
@@ -489,11 +502,14 @@ def test_v2_lets_every_foreign_class_and_non_string_user_id_through_on_the_stub(
 
 def test_accepted_counts_follow_the_route() -> None:
     """Contexts: relaxed blank ids (4), placeholder ids in both environments (2), relaxed ValueErrors on the stub
-    (3) = 9; V2 validates relaxed in both (PORT) and lets all 16 through. Tokens: the two E2E-header cases in
-    three environments (5.2) = 6; V5 refuses the bypass where ENVIRONMENT is exactly staging or production,
-    leaving staging-env-whitespace's 2 (8)."""
+    (3) = 9; V2 validates relaxed in both (PORT) and lets all 16 through. Tokens: the two E2E-header cases in the
+    5 deployed environments (5.2: the bypass holds in every environment) = 10; V1-V4 leave authentication alone.
+    V5 refuses the bypass where ENVIRONMENT, lower-cased and not stripped ("development" when unset, spec 1 step 1),
+    is staging or production (8): production-cloud-run and staging-cloud-run refuse, leaving 2 cases x 3
+    (cloud-run-env-missing and staging-no-cloud-signal unset, staging-env-whitespace 'staging ') = 6.
+    original 9 + 10 = 19; V2 16 + 10 = 26; V5 9 + 6 = 15."""
     counts = {variant: len(accepted_members(variant)) for variant in VARIANTS}
-    assert counts == {"original": 15, "V1": 15, "V2": 22, "V3": 15, "V4": 15, "V5": 11}
+    assert counts == {"original": 19, "V1": 19, "V2": 26, "V3": 19, "V4": 19, "V5": 15}
 
 
 def test_the_table_shows_what_create_websocket_manager_raised_and_what_the_route_did() -> None:
@@ -501,7 +517,7 @@ def test_the_table_shows_what_create_websocket_manager_raised_and_what_the_route
     assert rows["context: foreign class (models) [staging-cloud-run]"].endswith("ACCEPTED (ValueError, stub manager)")
     assert rows["context: foreign class (models) [staging-no-cloud-signal]"].endswith(
         "FactoryInitializationError (close 1011)")
-    assert rows["accepted"].endswith("15 of 31")
+    assert rows["accepted"].endswith("19 of 41")  # test_accepted_counts_follow_the_route
 
 
 def test_placeholder_ids_pass_the_factory_in_both_modes() -> None:
@@ -514,7 +530,7 @@ def test_placeholder_ids_pass_the_factory_in_both_modes() -> None:
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_bad_tokens_without_e2e_headers_are_refused_by_every_variant(variant: str) -> None:
     found = outcomes_by_member(variant)
-    for environment in TOKEN_ENVIRONMENTS:
+    for environment in DEPLOYED_ENVIRONMENTS:
         assert found[f"token: bad signature [{environment}]"] == "VALIDATION_FAILED"
         assert found[f"token: expired [{environment}]"] == "VALIDATION_FAILED"
         assert found[f"token: alg none [{environment}]"] == "INVALID_FORMAT"  # empty signature part
@@ -523,18 +539,21 @@ def test_bad_tokens_without_e2e_headers_are_refused_by_every_variant(variant: st
 def test_forged_e2e_headers_get_in_everywhere_under_the_original() -> None:
     """Spec 5.2: header detection bypasses the signature check in every environment."""
     found = outcomes_by_member("original")
-    for environment in TOKEN_ENVIRONMENTS:
+    for environment in DEPLOYED_ENVIRONMENTS:
         assert found[f"token: forged E2E headers [{environment}]"] == "success"
         assert found[f"token: alg none + E2E headers [{environment}]"] == "success"
     assert unsigned_token_accepted("original")
 
 
 def test_v5_refusal_keys_on_the_exact_environment_value() -> None:
-    """V5 compares ENVIRONMENT exactly (the original's own style): "staging " is not refused."""
+    """V5 compares ENVIRONMENT as the route reads it (spec 1 step 1: lower-cased, not stripped, "development" when
+    unset) with staging and production (8): "staging " is not refused, and neither is an unset ENVIRONMENT."""
     found = outcomes_by_member("V5")
     assert found["token: forged E2E headers [staging-cloud-run]"] == "VALIDATION_FAILED"
     assert found["token: forged E2E headers [production-cloud-run]"] == "VALIDATION_FAILED"
-    assert found["token: forged E2E headers [staging-env-whitespace]"] == "success"
+    for environment in ("staging-env-whitespace", "cloud-run-env-missing", "staging-no-cloud-signal"):
+        assert found[f"token: forged E2E headers [{environment}]"] == "success"
+        assert found[f"token: alg none + E2E headers [{environment}]"] == "success"
     assert unsigned_token_accepted("V5")
 
 
@@ -545,7 +564,7 @@ def test_the_original_accepts_exactly_the_members_its_outcomes_let_through() -> 
     expected = {f"context: {case} [staging-cloud-run]" for case in (*blank_ids, *RELAXED_VALUE_ERRORS)}
     expected |= {f"context: placeholder ids [{env}]" for env in ("staging-cloud-run", "staging-no-cloud-signal")}
     expected |= {f"token: {case} [{env}]" for case in ("forged E2E headers", "alg none + E2E headers")
-                 for env in TOKEN_ENVIRONMENTS}
+                 for env in DEPLOYED_ENVIRONMENTS}
     assert accepted_members("original") == expected
 
 
@@ -864,7 +883,7 @@ def test_the_recommendation_is_short_sentences_of_computed_facts(small_report: V
     assert small_report.recommended == "V4"
     # An unsigned (alg none) token has an empty third part, so real validation refuses it INVALID_FORMAT (spec 5.3:
     # exactly 3 non-empty dot parts); with the E2E suite's headers the bypass (spec 5.2: no signature check, in every
-    # environment) takes the user from its payload, in each deployed profile the set tries (TOKEN_ENVIRONMENTS).
+    # environment) takes the user from its payload, in each of the 5 deployed environments (DEPLOYED_ENVIRONMENTS).
     # V4 leaves start_agent's managers (spec 1, step 12): on staging-e2e 2 of its 12 messages are refused (derived
     # in test_staging_e2e_start_agent_refusals_derived_by_hand), so the last sentence says so
     text = small_report.recommendation()
@@ -872,8 +891,8 @@ def test_the_recommendation_is_short_sentences_of_computed_facts(small_report: V
         "Recommended: V4 (release the connection's manager on disconnect). It removes the failure on both runs "
         "where the original fails, including the long E2E run, and accepts exactly the adversarial inputs the "
         "original accepts. It does not close the unsigned-token hole: the set's \"alg none + E2E headers\" (unsigned "
-        "token claiming a real user, sent with the E2E suite's headers) still authenticates in production-cloud-run, "
-        "staging-cloud-run and staging-env-whitespace; its \"alg none\" (unsigned token (alg: none)) is refused in "
+        "token claiming a real user, sent with the E2E suite's headers) still authenticates in cloud-run-env-missing, "
+        "production-cloud-run, staging-cloud-run, staging-env-whitespace and staging-no-cloud-signal; its \"alg none\" (unsigned token (alg: none)) is refused in "
         "every profile tried (INVALID_FORMAT) (see the safety table). It changes one switch of the original. Under V4, "
     )
     assert "(staging-e2e: 2 of 12; the long E2E run staging-e2e-long: " in text
@@ -926,19 +945,27 @@ def test_the_delay_lesson_counts_a_removed_long_run_as_a_run() -> None:
             "the first failure only moves from 10 s to 50 s") in lessons
 
 
-# staging-env-whitespace's ENVIRONMENT is 'staging ' (data/profiles): V5 refuses the E2E bypass only for the
-# exact values staging/production (spec 8), so the unsigned token with E2E headers still gets in there.
-V5_UNSIGNED = "alg none + E2E headers in staging-env-whitespace (ENVIRONMENT='staging ')"
+# staging-env-whitespace's ENVIRONMENT is 'staging '; cloud-run-env-missing and staging-no-cloud-signal set none
+# (data/profiles), which the route reads as "development" (spec 1 step 1). V5 refuses the E2E bypass only for
+# staging/production (spec 8), so the unsigned token with E2E headers still gets in in those 3 (sorted by name).
+V5_UNSIGNED_IN = (
+    ("alg none + E2E headers", "cloud-run-env-missing (ENVIRONMENT unset)"),
+    ("alg none + E2E headers", "staging-env-whitespace (ENVIRONMENT='staging ')"),
+    ("alg none + E2E headers", "staging-no-cloud-signal (ENVIRONMENT unset)"),
+)
+V5_UNSIGNED = ("alg none + E2E headers in cloud-run-env-missing (ENVIRONMENT unset), "
+               "staging-env-whitespace (ENVIRONMENT='staging '), staging-no-cloud-signal (ENVIRONMENT unset)")
 
 
 def test_the_safety_row_names_the_unsigned_members_behind_a_yes() -> None:
     v5, original = safety_row("V5"), safety_row("original")
-    assert v5.unsigned_in == (("alg none + E2E headers", "staging-env-whitespace (ENVIRONMENT='staging ')"),)
+    assert v5.unsigned_in == V5_UNSIGNED_IN
     assert v5.unsigned_text() == f"yes: {V5_UNSIGNED}"
     # the original lets the E2E bypass through in every deployed environment (spec 5.2), each case named once
     assert original.unsigned_text() == (
-        "yes: alg none + E2E headers in production-cloud-run (ENVIRONMENT='production'), "
-        "staging-cloud-run (ENVIRONMENT='staging'), staging-env-whitespace (ENVIRONMENT='staging ')"
+        "yes: alg none + E2E headers in cloud-run-env-missing (ENVIRONMENT unset), production-cloud-run "
+        "(ENVIRONMENT='production'), staging-cloud-run (ENVIRONMENT='staging'), staging-env-whitespace "
+        "(ENVIRONMENT='staging '), staging-no-cloud-signal (ENVIRONMENT unset)"
     )
     assert SafetyRow("V9", (), 3, False).unsigned_text() == "no"
 

@@ -16,8 +16,9 @@ and runs it under a variant:
   anything but FactoryInitializationError (1011) or ManagerCapacityError (1013)
   twice. What ``create_websocket_manager`` itself raised is kept next to it;
 - tokens (bad signature, ``alg: none``, expired, forged E2E headers) go through
-  a one-connection profile built from each deployed profile (staging and
-  production) and are "accepted" when authentication succeeds.
+  a one-connection profile built from each deployed profile's environment (see
+  :func:`token_environments`: every shipped profile that is not local, each
+  distinct environment once) and are "accepted" when authentication succeeds.
 
     outcomes = adversarial_outcomes("V2")
     [o.member for o in outcomes if o.accepted]
@@ -38,7 +39,7 @@ from investigation.backend.foreign_contexts import ModelsUserExecutionContext, S
 from investigation.backend.process import Backend
 from investigation.backend.variants import get_variant
 from investigation.clock import EPOCH_MS, SeededRandomness, VirtualClock, outside_event_loop, virtual_loop
-from investigation.profiles import Profile, load_profile, profile_from_dict
+from investigation.profiles import DEFAULT_PROFILES_DIR, Profile, list_profiles, load_profile, profile_from_dict
 from investigation.report import format_table
 from investigation.simulate import simulate
 from investigation.trace import recording
@@ -50,8 +51,10 @@ CONTEXT_ENVIRONMENTS: dict[str, str] = {
     "staging-cloud-run": "staging-like (the original validates relaxed)",
     "staging-no-cloud-signal": "strict (the original validates strictly)",
 }
-#: Deployed profiles (staging and production) whose environment the token cases run in.
-TOKEN_ENVIRONMENTS: tuple[str, ...] = ("production-cloud-run", "staging-cloud-run", "staging-env-whitespace")
+#: ENVIRONMENT values that make a profile local (a developer's or the report's debug run, spec 6 and 7).
+LOCAL_ENVIRONMENT_VALUES = frozenset({"test", "development"})
+#: What a one-connection profile keeps of the profile it is built from (see one_connection_profile).
+TRAFFIC_FIELDS = frozenset({"name", "description", "clients", "instances", "routing", "duration_s"})
 
 VICTIM_USER_ID = "104729384756102938475"
 E2E_SUITE_HEADERS: dict[str, str] = {
@@ -282,10 +285,32 @@ def _in_fresh_backend(environ: Mapping[str, str], variant: str, attempt: Callabl
         event_loop.close()
 
 
+def is_local(profile: Profile) -> bool:
+    """A run on a developer's machine or under pytest: ENVIRONMENT set to test or development, or pytest loaded."""
+    return profile.process.pytest_loaded or profile.env.get("ENVIRONMENT") in LOCAL_ENVIRONMENT_VALUES
+
+
+@cache
+def token_environments() -> tuple[str, ...]:
+    """The shipped profiles whose environment the token cases run in, sorted by name.
+
+    Every profile of data/profiles that is not local (:func:`is_local`): staging and
+    production deployments, with ENVIRONMENT set right, mis-set or unset alike. Profiles
+    whose environment (everything but their traffic) is identical count once, under the
+    first name: staging-e2e runs in staging-cloud-run's environment.
+    """
+    kept: dict[str, dict[str, Any]] = {}
+    for profile in sorted(list_profiles(DEFAULT_PROFILES_DIR), key=lambda p: p.name):
+        environment = profile.model_dump(exclude=set(TRAFFIC_FIELDS))
+        if not is_local(profile) and environment not in kept.values():
+            kept[profile.name] = environment
+    return tuple(kept)
+
+
 def one_connection_profile(environment: str, token_case: TokenCase) -> Profile:
     """The deployed profile `environment` with its traffic replaced by one hostile connection."""
     deployed = load_profile(environment)
-    data = deployed.model_dump(exclude={"name", "clients", "instances", "routing", "duration_s"})
+    data = deployed.model_dump(exclude=set(TRAFFIC_FIELDS))
     data["description"] = f"{token_case.description}, against {environment}"
     data["clients"] = [
         {
@@ -313,7 +338,7 @@ def adversarial_outcomes(variant: str) -> tuple[AdversarialOutcome, ...]:
 
 def _run_members(variant: str) -> tuple[AdversarialOutcome, ...]:
     outcomes = [_context_member(environment, variant, case) for case in CONTEXT_CASES for environment in CONTEXT_ENVIRONMENTS]
-    outcomes += [_token_member(environment, variant, case) for case in TOKEN_CASES for environment in TOKEN_ENVIRONMENTS]
+    outcomes += [_token_member(environment, variant, case) for case in TOKEN_CASES for environment in token_environments()]
     return tuple(sorted(outcomes, key=lambda outcome: outcome.member))
 
 
