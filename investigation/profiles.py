@@ -241,6 +241,10 @@ class Process(BaseModel):
     )
 
 
+LOCAL_ENVIRONMENT_VALUES = frozenset({"test", "development"})
+"""ENVIRONMENT values of a run on a developer's machine (the report's local debug run sets test)."""
+
+
 class Profile(BaseModel):
     """One environment and the traffic it sees."""
 
@@ -272,6 +276,18 @@ class Profile(BaseModel):
     process: Process = Field(default_factory=Process, description="Facts about the backend process.")
     startup: Startup = Field(default_factory=Startup, description="Application startup state.")
     clients: tuple[Client, ...] = Field(default=(), description="The clients and their traffic.")
+
+    @property
+    def on_cloud_run(self) -> bool:
+        """Cloud Run sets K_SERVICE in every service's environment (spec 4.3 reads it non-empty)."""
+        return bool(self.env.get("K_SERVICE"))
+
+    @property
+    def runs_locally(self) -> bool:
+        """A developer's machine or a pytest run, not a deployment: off Cloud Run, with ENVIRONMENT test or
+        development, or pytest loaded."""
+        return not self.on_cloud_run and (
+            self.env.get("ENVIRONMENT") in LOCAL_ENVIRONMENT_VALUES or self.process.pytest_loaded)
 
     @field_validator("description")
     @classmethod

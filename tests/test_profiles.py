@@ -576,3 +576,19 @@ def test_profile_model_is_frozen() -> None:
     profile = load_profile("local-debug")
     with pytest.raises(ValidationError, match="frozen"):
         profile.seed = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("env", "pytest_loaded", "local"), [
+    ({"ENVIRONMENT": "test"}, False, True),  # the report's local debug run
+    ({"ENVIRONMENT": "development"}, False, True),
+    ({}, True, True),  # pytest (spec 6: a test context without ENVIRONMENT)
+    ({"ENVIRONMENT": "staging"}, False, False),
+    ({}, False, False),  # ENVIRONMENT unset off Cloud Run: staging-no-cloud-signal, a deployment
+    ({"ENVIRONMENT": "development", "K_SERVICE": "svc"}, False, False),  # Cloud Run is never a developer's machine
+])
+def test_a_profile_runs_locally_off_cloud_run_with_a_local_environment_or_pytest(
+        env: dict[str, str], pytest_loaded: bool, local: bool) -> None:
+    base = load_profile("local-debug")
+    profile = base.model_copy(update={"env": env, "process": base.process.model_copy(
+        update={"pytest_loaded": pytest_loaded})})
+    assert profile.runs_locally is local

@@ -52,7 +52,6 @@ CONTEXT_ENVIRONMENTS: dict[str, str] = {
     "staging-no-cloud-signal": "strict (the original validates strictly)",
 }
 #: ENVIRONMENT values that make a profile local (a developer's or the report's debug run, spec 6 and 7).
-LOCAL_ENVIRONMENT_VALUES = frozenset({"test", "development"})
 #: What a one-connection profile keeps of the profile it is built from (see one_connection_profile).
 TRAFFIC_FIELDS = frozenset({"name", "description", "clients", "instances", "routing", "duration_s"})
 
@@ -285,16 +284,11 @@ def _in_fresh_backend(environ: Mapping[str, str], variant: str, attempt: Callabl
         event_loop.close()
 
 
-def is_local(profile: Profile) -> bool:
-    """A run on a developer's machine or under pytest: ENVIRONMENT set to test or development, or pytest loaded."""
-    return profile.process.pytest_loaded or profile.env.get("ENVIRONMENT") in LOCAL_ENVIRONMENT_VALUES
-
-
 @cache
 def token_environments() -> tuple[str, ...]:
     """The shipped profiles whose environment the token cases run in, sorted by name.
 
-    Every profile of data/profiles that is not local (:func:`is_local`): staging and
+    Every profile of data/profiles that is not local (``Profile.runs_locally``): staging and
     production deployments, with ENVIRONMENT set right, mis-set or unset alike. Profiles
     whose environment (everything but their traffic) is identical count once, under the
     first name: staging-e2e runs in staging-cloud-run's environment.
@@ -302,7 +296,7 @@ def token_environments() -> tuple[str, ...]:
     kept: dict[str, dict[str, Any]] = {}
     for profile in sorted(list_profiles(DEFAULT_PROFILES_DIR), key=lambda p: p.name):
         environment = profile.model_dump(exclude=set(TRAFFIC_FIELDS))
-        if not is_local(profile) and environment not in kept.values():
+        if not profile.runs_locally and environment not in kept.values():
             kept[profile.name] = environment
     return tuple(kept)
 

@@ -606,18 +606,9 @@ def _each(baseline: Baseline, names: Iterable[str], predicate: Predicate, varian
     return [Trial(unchanged(baseline.profiles[name], variant), predicate) for name in names]
 
 
-def _is_cloud_run(profile: Profile) -> bool:
-    return bool(profile.env.get("K_SERVICE"))
-
-
 def _is_cloud_run_staging(profile: Profile) -> bool:
     """Deployed by Cloud Run (K_SERVICE set) as staging (ENVIRONMENT exactly "staging"), spec 7."""
-    return _is_cloud_run(profile) and profile.env.get("ENVIRONMENT") == "staging"
-
-
-def _is_local(profile: Profile) -> bool:
-    environment = profile.env.get("ENVIRONMENT", "")
-    return not _is_cloud_run(profile) and (environment in {"test", "development"} or profile.process.pytest_loaded)
+    return profile.on_cloud_run and profile.env.get("ENVIRONMENT") == "staging"
 
 
 def _probes(baseline: Baseline) -> list[Profile]:
@@ -673,7 +664,7 @@ def _design_environment_swap(baseline: Baseline) -> list[Trial]:
     to_local = [Trial(in_environment_of(baseline.profiles[name], reference), has_no_factory_close)
                 for name in baseline.failing()]
     to_cloud = [Trial(in_environment_of(reference, baseline.profiles[name]), has_factory_close)
-                for name in baseline.where(_is_cloud_run)]
+                for name in baseline.where(lambda p: p.on_cloud_run)]
     return to_local + to_cloud
 
 
@@ -713,7 +704,7 @@ def _design_environment_not_set(baseline: Baseline) -> list[Trial]:
 def _staging_environment_unset_or_mis_set(profile: Profile) -> bool:
     """Not a local profile, and ENVIRONMENT unset or a staging value the detection's exact compare misses
     ('staging ', 'Staging\n'); ENVIRONMENT exactly "staging" is set correctly. Cloud Run or not."""
-    if _is_local(profile):
+    if profile.runs_locally:
         return False
     environment = profile.env.get("ENVIRONMENT")
     return environment is None or (environment != "staging" and environment.strip().lower() == "staging")
@@ -753,7 +744,7 @@ def _design_production_impact(baseline: Baseline) -> list[Trial]:
 
 def _design_injected_id_failure(baseline: Baseline) -> list[Trial]:
     inject = {"startup.id_generator_fails": True}
-    names = [REFERENCE, STAGING, *baseline.where(lambda p: not _is_cloud_run(p) and not _is_local(p))]
+    names = [REFERENCE, STAGING, *baseline.where(lambda p: not p.on_cloud_run and not p.runs_locally)]
     return [Trial(variation(baseline.profiles[name], "the ID generator failing", inject), fallback_ids_rejected)
             for name in dict.fromkeys(names)]
 
@@ -869,7 +860,7 @@ HYPOTHESES: tuple[Hypothesis, ...] = (
         "Environment detection may not be working in GCP staging, so strict validation runs instead of the "
         "staging accommodation.",
         "Some connection on a Cloud Run profile runs strict validation.",
-        "any", lambda b: _each(b, b.where(_is_cloud_run), runs_strict_validation),
+        "any", lambda b: _each(b, b.where(lambda p: p.on_cloud_run), runs_strict_validation),
     ),
     Hypothesis(
         "finding.environment_not_set", "Environment detection issues",
@@ -907,7 +898,7 @@ HYPOTHESES: tuple[Hypothesis, ...] = (
         "In the local/dev environment factory validation works perfectly.",
         "In every local profile (test, development, pytest) every factory validation passes, on its own traffic "
         "and on every failing profile's traffic replayed in it.",
-        "all", lambda b: _design_environment_outcome(b, b.where(_is_local), every_validation_passes),
+        "all", lambda b: _design_environment_outcome(b, b.where(lambda p: p.runs_locally), every_validation_passes),
         by_traffic=True,
     ),
     Hypothesis(
@@ -922,7 +913,7 @@ HYPOTHESES: tuple[Hypothesis, ...] = (
         "Local/Dev: WebSocket functionality works perfectly.",
         "No connection of a local profile (test, development, pytest) fails, on its own traffic and on every "
         "failing profile's traffic replayed in it.",
-        "all", lambda b: _design_environment_outcome(b, b.where(_is_local), has_no_failure),
+        "all", lambda b: _design_environment_outcome(b, b.where(lambda p: p.runs_locally), has_no_failure),
         by_traffic=True,
     ),
     Hypothesis(
