@@ -743,11 +743,16 @@ def _auth_bypass_item(report: VariantReport) -> str:
     tokens = _of_kind(adversarial_outcomes(ORIGINAL.name), "token")
     accepted = [o for o in tokens if o.member in report.matrix.safety_of(ORIGINAL.name).accepted]
     unsigned = _unsigned_accepted(report, ORIGINAL.name)
-    shape = (f"{plural(len({o.case for o in tokens}), 'token')} in "
-             f"{plural(len({o.environment for o in tokens}), 'environment')}")
+    shape = _cases_shape(tokens, "token")
     item = (f"Close the auth bypass: under the original, {len(accepted)} of the {len(tokens)} token/environment "
             f"cases ({shape}) of {_adversarial_set_text()} authenticate{_unsigned_tokens_text(unsigned)}.")
     return item + _bypass_refusal_cost(report) + _bypass_refusal_gap(report)
+
+
+def _cases_shape(outcomes: Sequence[AdversarialOutcome], noun: str) -> str:
+    """``5 tokens in 5 environments``: how many hostile inputs of one kind the cases cross with how many places."""
+    return (f"{plural(len({o.case for o in outcomes}), noun)} in "
+            f"{plural(len({o.environment for o in outcomes}), 'environment')}")
 
 
 def _unsigned_tokens_text(unsigned: Sequence[AdversarialOutcome]) -> str:
@@ -800,8 +805,7 @@ def _context_item(evidence: Evidence, define_set: bool) -> str | None:
         by_environment.setdefault(outcome.environment, []).append(outcome.case)
     places = "; ".join(f"in {environment}{_validation_note(evidence, environment)} {', '.join(cases)}"
                        for environment, cases in by_environment.items())
-    shape = (f"{plural(len({o.case for o in outcomes}), 'context')} in "
-             f"{plural(len({o.environment for o in outcomes}), 'environment')}")
+    shape = _cases_shape(outcomes, "context")
     counted = (f"{len(accepted)} of the {len(outcomes)} context/environment cases ({shape}) of "
                f"{_adversarial_set_text()}" if define_set
                else f"{len(accepted)} of the set's {len(outcomes)} context/environment cases ({shape})")

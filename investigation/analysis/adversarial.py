@@ -51,8 +51,8 @@ CONTEXT_ENVIRONMENTS: dict[str, str] = {
     "staging-cloud-run": "staging-like (the original validates relaxed)",
     "staging-no-cloud-signal": "strict (the original validates strictly)",
 }
-#: ENVIRONMENT values that make a profile local (a developer's or the report's debug run, spec 6 and 7).
-#: What a one-connection profile keeps of the profile it is built from (see one_connection_profile).
+#: A profile's traffic, not its environment: one_connection_profile replaces these fields, token_environments
+#: ignores them when it compares environments.
 TRAFFIC_FIELDS = frozenset({"name", "description", "clients", "instances", "routing", "duration_s"})
 
 VICTIM_USER_ID = "104729384756102938475"
