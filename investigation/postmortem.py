@@ -757,13 +757,10 @@ def _cases_shape(outcomes: Sequence[AdversarialOutcome], noun: str) -> str:
 
 def _unsigned_tokens_text(unsigned: Sequence[AdversarialOutcome]) -> str:
     """``; the one unsigned token that gets in (case) does so in 3 environments (a, b, c)``, per unsigned token."""
-    by_case: dict[str, list[str]] = {}
-    for outcome in unsigned:
-        by_case.setdefault(outcome.case, []).append(outcome.environment)
+    by_case = _environments_by_case(unsigned)
     if not by_case:
         return ""
-    places = {case: f"{plural(len(envs), 'environment')} ({', '.join(sorted(envs))})"
-              for case, envs in sorted(by_case.items())}
+    places = {case: f"{plural(len(envs), 'environment')} ({', '.join(envs)})" for case, envs in by_case.items()}
     if len(places) == 1:
         ((case, where),) = places.items()
         return f"; the one unsigned token that gets in ({case}) does so in {where}"
@@ -781,11 +778,16 @@ def _unsigned_accepted(report: VariantReport, variant: str) -> list[AdversarialO
 def _places_by_case(outcomes: Sequence[AdversarialOutcome]) -> str:
     """``alg none + E2E headers in a (ENVIRONMENT unset) and b (ENVIRONMENT='staging ')``: each case once with its
     environments and their ENVIRONMENT value, cases joined by "; "."""
+    return "; ".join(f"{case} in {and_list([f'{p} ({_environment_value(p)})' for p in places])}"
+                     for case, places in _environments_by_case(outcomes).items())
+
+
+def _environments_by_case(outcomes: Sequence[AdversarialOutcome]) -> dict[str, list[str]]:
+    """Each case (sorted) with the environments of its outcomes (sorted)."""
     by_case: dict[str, list[str]] = {}
     for outcome in outcomes:
         by_case.setdefault(outcome.case, []).append(outcome.environment)
-    return "; ".join(f"{case} in {and_list([f'{p} ({_environment_value(p)})' for p in sorted(places)])}"
-                     for case, places in sorted(by_case.items()))
+    return {case: sorted(places) for case, places in sorted(by_case.items())}
 
 
 def _environment_value(profile: str, unset: str = "ENVIRONMENT unset") -> str:
