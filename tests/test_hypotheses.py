@@ -49,6 +49,7 @@ from investigation.analysis.hypotheses import (
     same_path_as_reference,
     some_user_never_served,
     strict_runs_and_rejects,
+    unchanged,
     verdict_of,
 )
 from investigation.backend import factory
@@ -666,7 +667,7 @@ def test_an_environment_claims_evidence_counts_its_own_traffic_apart_from_the_re
     """local-debug's own traffic held with no failure; staging's traffic replayed there did not (2 closes)."""
     observations = (Observation(REFERENCE, True, "fine"),
                     Observation(f"{STAGING} traffic in {REFERENCE} environment", False, "two closes",
-                                ((FACTORY_CLOSES, 2),)))
+                                ((FACTORY_CLOSES, 2),), replayed=True))
     finding = Finding(hypothesis("summary.local_works"), Verdict.REFUTED, observations)
     assert finding.evidence() == (
         f"prediction held on 1 of 2 runs: with their own traffic ({REFERENCE}) on 1 of 1 run (no failure), "
@@ -1131,3 +1132,10 @@ def test_v2s_evidence_counts_the_failing_connections_that_passed_validation() ->
     # one failing connection was a validation rejection: a more permissive check would have something to accept
     assert evidence.endswith("V2's run equals the original's on 0 of 1 failing profile; the original's failing "
                              "connections pass factory.validation 1 of 2")
+
+
+def test_a_replayed_run_is_marked_by_how_it_was_made_not_by_its_label(reference: Profile, staging: Profile) -> None:
+    # a profile whose own name reads like a replay label is still its own traffic
+    odd = varied(reference, "a traffic in b environment", {})
+    assert in_environment_of(staging, reference).replayed is True
+    assert unchanged(odd).replayed is False

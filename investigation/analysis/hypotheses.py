@@ -71,6 +71,8 @@ class RunSpec:
     label: str
     profile: Profile
     variant: str = "original"
+    replayed: bool = False
+    """The profile's traffic moved into another profile's environment (:func:`in_environment_of`)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ class Observation:
     evidence: str
     failures: tuple[tuple[str, int], ...] = ()
     """The run's failing connections by close (e.g. ``("1011 Factory SSOT validation failed", 10)``), sorted."""
+    replayed: bool = False
+    """Run on another profile's traffic (:attr:`RunSpec.replayed`)."""
 
 
 @dataclass(frozen=True)
@@ -170,8 +174,8 @@ class Finding:
     def _by_traffic(self, tested: Sequence[Observation]) -> str:
         """``with their own traffic (a and b) on 2 of 2 runs (no failure), with the failing profiles' traffic
         replayed there on 0 of 4 runs (1011 Factory SSOT validation failed x4)``."""
-        own = [o for o in tested if not is_replay(o.run)]
-        replayed = [o for o in tested if is_replay(o.run)]
+        own = [o for o in tested if not o.replayed]
+        replayed = [o for o in tested if o.replayed]
         return (f"with their own traffic ({and_list([o.run for o in own])}) {_held_count(own)}, "
                 f"with the failing profiles' traffic replayed there {_held_count(replayed)}")
 
@@ -220,7 +224,7 @@ def evaluate(hypothesis: Hypothesis, trials: Sequence[Trial], runs: Mapping[str,
     for trial in trials:
         run = runs[trial.run.label]
         holds, evidence = trial.predicate(run, runs)
-        observations.append(Observation(trial.run.label, holds, evidence, failure_counts(run)))
+        observations.append(Observation(trial.run.label, holds, evidence, failure_counts(run), trial.run.replayed))
     verdict = verdict_of((o.holds for o in observations), hypothesis.quantifier)
     return Finding(hypothesis, verdict, tuple(observations))
 
@@ -282,16 +286,11 @@ REPLAY_LABEL = "{traffic} traffic in {environment} environment"
 """The label of a run of one profile's traffic in another profile's environment."""
 
 
-def is_replay(label: str) -> bool:
-    """Whether a run label is one of :func:`in_environment_of` (a profile's traffic moved elsewhere)."""
-    return re.fullmatch(REPLAY_LABEL.format(traffic=".+", environment=".+"), label) is not None
-
-
 def in_environment_of(traffic: Profile, environment: Profile) -> RunSpec:
     """``traffic``'s clients run where ``environment`` runs (env, process, startup, instances)."""
     label = REPLAY_LABEL.format(traffic=traffic.name, environment=environment.name)
     moved = {path: value for path, value in flatten_profile(environment).items() if is_environment_factor(path)}
-    return RunSpec(label, vary(traffic, label, moved, drop=is_environment_factor))
+    return RunSpec(label, vary(traffic, label, moved, drop=is_environment_factor), replayed=True)
 
 
 def variation(profile: Profile, change: str, set_factors: Mapping[str, object] | None = None,
