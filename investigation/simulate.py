@@ -300,4 +300,5 @@ def run_result(
         connections=tuple(results[i] for i in sorted(results)),
         manager_counts=manager_counts(backends, clock),
         max_managers_per_user=variant.max_managers_per_user,
+        log_messages=tuple(record.message for backend in backends for record in backend.logs),
     )

@@ -288,6 +288,8 @@ class RunResult:
     connections: tuple[ConnectionResult, ...]
     manager_counts: tuple[ManagerCount, ...] = field(default=(), compare=False, repr=False)
     max_managers_per_user: int = 5
+    log_messages: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    """What the backend processes logged, instance by instance (empty for a run made over the wire)."""
 
     def close_code_counts(self) -> dict[str, int]:
         counts = {"1011": 0, "1008": 0, "open": 0}

@@ -559,7 +559,7 @@ def logging_names_the_refusal(profile: Profile, variant: str) -> Predicate:
         if not failures:
             return None, "no failing connection in the original"
         causes = sorted({c.cause_chain[-1].message for c in failures if c.cause_chain})
-        added = added_log_lines(profile, variant)
+        added = added_log_lines(run, runs[profile.name])
         named = [line for line in added if any(cause in line for cause in causes)]
         shown = "; ".join(f"'{line}' x{count}" for line, count in sorted(added.items())) or "nothing"
         deciding = sorted({f"{d.point}={d.outcome}" for c in failures if (d := c.deciding_decision())})
