@@ -427,18 +427,13 @@ def _shared_traffic_line(isolations: Mapping[str, ProfileIsolation]) -> list[str
     """dd between members of one traffic (impact): each pair's isolated difference and its environment factors."""
     if not isolations:
         return []
-    pairs = "; ".join(f"{iso.passing} -> {name}: {_difference_text(iso)} ({plural(iso.tests_run, 'test')})"
+    pairs = "; ".join(f"{iso.passing} -> {name}: {iso.changes_text('`')} ({plural(iso.tests_run, 'test')})"
                       for name, iso in sorted(isolations.items()))
     environmental = sorted({c.factor for iso in isolations.values() for c in iso.minimal_difference
                             if is_environment_factor(c.factor)})
     return [f"- Within a traffic replayed in several environments (impact), delta debugging from a passing member "
             f"({PASSING_MEMBER_RULE}) to each failing member isolated: {pairs}; environment factors among them: "
             f"{', '.join(environmental) or 'none'}."]
-
-
-def _difference_text(isolation: ProfileIsolation) -> str:
-    """The minimal difference's changes, each in backquotes (```routing: 'round_robin' -> 'sticky'```)."""
-    return "; ".join(f"`{change.describe()}`" for change in isolation.minimal_difference) or "(none)"
 
 
 def _factor_counts_text(isolations: Mapping[str, ProfileIsolation]) -> str:

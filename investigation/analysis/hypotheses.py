@@ -32,15 +32,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from investigation.analysis.contexts import CheckedContext, contexts_of
-from investigation.analysis.divergence import Divergence, first_divergence
-from investigation.analysis.isolate import is_environment_factor
+from investigation.analysis.isolate import align_with_nearest, is_environment_factor
 from investigation.analysis.run_logs import added_log_lines
 from investigation.backend.route import FACTORY_FAILED_REASON
 from investigation.profiles import Profile, flatten_profile, list_profiles, unflatten_profile
 from investigation.report import and_list, format_table, markdown_table, plural, short_text
 from investigation.run_cache import shared
 from investigation.simulate import simulate
-from investigation.trace import POINT_ORDER, ConnectionResult, Decision, RunResult
+from investigation.trace import POINT_ORDER, ConnectionResult, RunResult
 
 REFERENCE = "local-debug"
 """The report's passing run: its local debug script."""
@@ -500,29 +499,13 @@ VALUE_POINTS = frozenset({"route.environment"})
 path only parts where a later point's outcome differs. Every other point records the branch its connection took."""
 
 
-def branch_divergence(passing: ConnectionResult, failing: ConnectionResult) -> Divergence | None:
-    """The first point, value points left out, where ``failing`` takes another branch than ``passing``."""
-    def branches(connection: ConnectionResult) -> list[Decision]:
-        return [d for d in connection.decisions if d.point not in VALUE_POINTS]
-
-    return first_divergence(branches(passing), branches(failing))
-
-
-def nearest_branch_divergence(passing_run: RunResult, failing: ConnectionResult) -> Divergence | None:
-    """:func:`branch_divergence` from the passing connection whose branches agree with ``failing`` longest."""
-    divergences = [branch_divergence(c, failing) for c in passing_run.connections]
-    if None in divergences:
-        return None
-    return max(divergences, key=lambda d: POINT_ORDER.get(d.point, len(POINT_ORDER)) if d else len(POINT_ORDER))
-
-
 def same_path_as_reference(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
     failure = run.first_failure()
     if failure is None:
         return None, "no failing connection"
     deciding = failure.deciding_decision()
     decided_at = POINT_ORDER.get(deciding.point, len(POINT_ORDER)) if deciding else len(POINT_ORDER)
-    nearest = nearest_branch_divergence(runs[REFERENCE], failure)
+    nearest = align_with_nearest(runs[REFERENCE], failure, skip=VALUE_POINTS).divergence
     if nearest is None:
         return True, "decision traces identical"
     agrees = POINT_ORDER.get(nearest.point, len(POINT_ORDER)) >= decided_at

@@ -52,7 +52,7 @@ from investigation.profiles import (
 )
 from investigation.report import and_list, ordinal, short_text
 from investigation.simulate import simulate
-from investigation.trace import POINT_ORDER, ConnectionResult, RunResult
+from investigation.trace import POINT_ORDER, ConnectionResult, Decision, RunResult
 from investigation.traffic import PlannedConnection, connection_plan, instance_for
 
 if TYPE_CHECKING:
@@ -304,20 +304,24 @@ def _agreement_length(divergence: Divergence | None) -> int:
     return POINT_ORDER.get(divergence.point, len(POINT_ORDER))
 
 
-def align_with_nearest(passing_run: RunResult, failing_connection: ConnectionResult) -> AlignedDivergence:
+def align_with_nearest(passing_run: RunResult, failing_connection: ConnectionResult,
+                       skip: frozenset[str] = frozenset()) -> AlignedDivergence:
     """Align ``failing_connection`` with the passing run's connection whose trace agrees longest.
 
-    Ties go to the passing connection that started first.
+    Ties go to the passing connection that started first. ``skip``: decision points left out of
+    both traces before they are compared.
 
     Raises:
         ValueError: the passing run has no connection.
     """
     if not passing_run.connections:
         raise ValueError(f"passing run {passing_run.profile!r} has no connection to align with")
-    candidates = [
-        (connection, first_divergence(connection.decisions, failing_connection.decisions))
-        for connection in passing_run.connections
-    ]
+
+    def kept(connection: ConnectionResult) -> list[Decision]:
+        return [d for d in connection.decisions if d.point not in skip]
+
+    candidates = [(connection, first_divergence(kept(connection), kept(failing_connection)))
+                  for connection in passing_run.connections]
     nearest, divergence = max(candidates, key=lambda pair: _agreement_length(pair[1]))
     return AlignedDivergence(nearest, failing_connection, divergence)
 
@@ -434,17 +438,11 @@ class ProfileIsolation:
     def difference_in_words(self) -> str:
         """The minimal difference in words, with what dd's passing mixture already gives its clients:
         the difference alone is not the whole change from ``passing`` (see :func:`passing_mixture_context`)."""
-        words = "; ".join(change.describe() for change in self.minimal_difference) or "(none)"
-        return words + passing_mixture_context(self)
+        return self.changes_text() + passing_mixture_context(self)
 
-    def summary(self) -> str:
-        """One line: the minimal difference and the failure it induces."""
-        changes = "; ".join(change.describe() for change in self.minimal_difference) or "(none)"
-        return (
-            f"{self.passing} -> {self.failing}: failure-inducing difference {changes} "
-            f"({len(self.minimal_difference)} of {len(self.differing)} differing factors, "
-            f"{self.tests_run} tests; {self.signature})"
-        )
+    def changes_text(self, mark: str = "") -> str:
+        """The minimal difference's changes in words, joined by "; ", each between ``mark``s (``(none)``)."""
+        return "; ".join(f"{mark}{change.describe()}{mark}" for change in self.minimal_difference) or "(none)"
 
     def to_text(self) -> str:
         lines = [
