@@ -17,6 +17,7 @@ import textwrap
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from IPython.display import Markdown
 
@@ -228,17 +229,20 @@ def start_agent_refusals_text(run: RunResult, *, more: bool = False) -> str:
             f"{tallies}), which the handler catches without closing the connection")
 
 
+def _system_events(run: RunResult, event: str) -> list[dict[str, Any]]:
+    """The data of every ``system_message`` frame of ``event`` the server sent in ``run``."""
+    return [frame.get("data", {}) for connection in run.connections for frame in connection.frames
+            if frame.get("type") == "system_message" and frame.get("data", {}).get("event") == event]
+
+
 def fallback_answers(run: RunResult) -> int:
     """start_agent messages the fallback handler answered: each gets an ``agent_unavailable`` frame (spec 1, step 10)."""
-    return sum(frame.get("type") == "system_message" and frame.get("data", {}).get("event") == "agent_unavailable"
-               for connection in run.connections for frame in connection.frames)
+    return len(_system_events(run, "agent_unavailable"))
 
 
 def _missing_dependencies(run: RunResult) -> list[str]:
     """The dependencies the fallback handler's frames name as missing, sorted."""
-    return sorted({name for connection in run.connections for frame in connection.frames
-                   if frame.get("type") == "system_message" and frame.get("data", {}).get("event") == "fallback_handler"
-                   for name in frame.get("data", {}).get("missing", ())})
+    return sorted({name for data in _system_events(run, "fallback_handler") for name in data.get("missing", ())})
 
 
 def _fallback_text(run: RunResult, answered: int) -> str:
