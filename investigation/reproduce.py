@@ -17,16 +17,18 @@ import textwrap
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from IPython.display import Markdown
 
+from investigation.analysis.cap_refusals import managers_held_before
 from investigation.analysis.hypotheses import factory_reason_closes
 from investigation.backend.route import FACTORY_FAILED_REASON
 from investigation.charts.divergence import visible_outcome
 from investigation.charts.timeline import UserInstanceSeries, count_at, timeline_series
 from investigation.notebook_errors import checked_profile, checked_variant
 from investigation.profiles import Profile, list_profiles, load_profile
-from investigation.report import close_counts_text, close_summary, ordinal, plural
+from investigation.report import and_list, close_counts_text, close_summary, ordinal, plural
 from investigation.simulate import simulate
 from investigation.trace import ConnectionResult, RunResult, close_code_label, is_adverse
 
@@ -142,12 +144,9 @@ def deciding_counts(connections: Sequence[ConnectionResult]) -> Counter[str]:
 
 
 def failures_at_cap(run: RunResult) -> int:
-    """Failing connections that started while their user held the cap on their instance."""
-    steps = {(s.user_id, s.instance): s.steps for s in timeline_series(run)}
-    return sum(
-        count_at(steps.get((str(c.user_id), c.instance), ()), c.at_s) >= run.max_managers_per_user
-        for c in run.failures
-    )
+    """Failing connections that started while their user held the cap on their instance, not counting
+    a connection's own manager (``cap_refusals.managers_held_before``)."""
+    return sum(managers_held_before(run, c) >= run.max_managers_per_user for c in run.failures)
 
 
 def _created_by_start_agent(connection: ConnectionResult) -> int:
@@ -210,18 +209,72 @@ def _still_registered_text(managers: StartAgentManagers) -> str:
     return f"between {low} and {high} of them were {end}"
 
 
+def start_agent_refusals(run: RunResult) -> Counter[str]:
+    """start_agent messages the agent handler could not get a manager for, by the tallied outcome
+    (``refused_<exception>``): the handler catches the error and closes nothing (spec 1, step 12)."""
+    refused: Counter[str] = Counter()
+    for connection in run.connections:
+        refused.update({name: n for name, n in connection.tally("route.start_agent").items()
+                        if name.startswith("refused_")})
+    return refused
+
+
+def start_agent_refusals_text(run: RunResult, *, more: bool = False) -> str:
+    """``2 [more] were refused (`route.start_agent` = refused_FactoryInitializationError=2), which the handler
+    catches without closing the connection`` (spec 1, step 12; the caller cites it)."""
+    refused = start_agent_refusals(run)
+    total = sum(refused.values())
+    tallies = ", ".join(f"{name}={n}" for name, n in sorted(refused.items()))
+    return (f"{total}{' more' if more else ''} {'was' if total == 1 else 'were'} refused (`route.start_agent` = "
+            f"{tallies}), which the handler catches without closing the connection")
+
+
+def _system_events(run: RunResult, event: str) -> list[dict[str, Any]]:
+    """The data of every ``system_message`` frame of ``event`` the server sent in ``run``."""
+    return [frame.get("data", {}) for connection in run.connections for frame in connection.frames
+            if frame.get("type") == "system_message" and frame.get("data", {}).get("event") == event]
+
+
+def fallback_answers(run: RunResult) -> int:
+    """start_agent messages the fallback handler answered: each gets an ``agent_unavailable`` frame (spec 1, step 10)."""
+    return len(_system_events(run, "agent_unavailable"))
+
+
+def _missing_dependencies(run: RunResult) -> list[str]:
+    """The dependencies the fallback handler's frames name as missing, sorted."""
+    return sorted({name for data in _system_events(run, "fallback_handler") for name in data.get("missing", ())})
+
+
+def _fallback_text(run: RunResult, answered: int) -> str:
+    """``8 `start_agent` messages reached the fallback handler ... and were each answered "agent_unavailable"``."""
+    missing = _missing_dependencies(run)
+    why = f", installed because {and_list(missing)} {'was' if len(missing) == 1 else 'were'} missing" if missing else ""
+    each = "was" if answered == 1 else "were each"
+    return (f"{plural(answered, '`start_agent` message')} reached the fallback handler{why} (spec 1, step 10), "
+            f"and {each} answered \"agent_unavailable\" without creating a manager")
+
+
 def start_agent_text(run: RunResult, *, why: bool = True) -> str:
     """What start_agent messages did to the manager count, as far as the run's data tells.
 
     ``why``: say how the count history bounds the managers still registered at the end.
     """
-    managers = start_agent_managers_at_end(run)
-    if not any(c.tally("route.start_agent") for c in run.connections):
+    handled = any(c.tally("route.start_agent") for c in run.connections)
+    answered = fallback_answers(run)
+    if not handled and not answered:
         return "no `start_agent` message was handled"
+    parts = [_agent_handler_text(run, why)] if handled else []
+    return "; ".join(parts + ([_fallback_text(run, answered)] if answered else []))
+
+
+def _agent_handler_text(run: RunResult, why: bool) -> str:
+    """What the agent handler's start_agent messages did: managers created (and left), messages refused."""
+    managers = start_agent_managers_at_end(run)
     if not managers.created:
-        return "`start_agent` messages created no manager"
-    head = (f"`start_agent` messages created {plural(managers.created, 'manager')} that the route never releases "
-            "(spec 1, step 12)")
+        return f"`start_agent` messages created no manager: {start_agent_refusals_text(run)} (spec 1, step 12)"
+    refused = f", and {start_agent_refusals_text(run, more=True)}" if start_agent_refusals(run) else ""
+    head = (f"`start_agent` messages created {plural(managers.created, 'manager')} that the route never releases"
+            f"{refused} (spec 1, step 12)")
     if not why:
         return f"{head}; {_still_registered_text(managers)}"
     if not managers.released_there:
@@ -348,8 +401,17 @@ def _cap_lesson_without_failure(run: RunResult) -> str:
     )
     return " ".join(
         [f"No connection failed, yet the per-user cap of {plural(cap, 'manager')} was held: {spans}.",
-         *_freed_at_cap_text(run), CAP_RULE]
+         *_freed_at_cap_text(run), _cap_rule_text(run)]
     )
+
+
+def _cap_rule_text(run: RunResult) -> str:
+    """``CAP_RULE``, or, when start_agent messages were refused, that the refusal already happened unseen."""
+    if not start_agent_refusals(run):
+        return CAP_RULE
+    return ("At the cap the factory refuses a new manager unless emergency cleanup frees a stale one (spec 4.2), "
+            f"and this run's traffic was refused without a close: of its `start_agent` messages "
+            f"{start_agent_refusals_text(run)} (spec 1, step 12; the Verdicts).")
 
 
 def count_changes_at(run: RunResult, series: UserInstanceSeries, at_s: float) -> tuple[int, int, int]:
@@ -425,10 +487,7 @@ def reproduce_lessons(run: RunResult) -> Markdown:
         )
     at_cap = bool(failures) and failures_at_cap(run) == len(failures)
     if failures and not mislabelled and not at_cap:
-        lessons.append(
-            f"The {plural(len(failures), 'failing connection')} of this run met neither the cap nor a passed SSOT "
-            f"validation; {_deciding_text(failures)} (the Verdicts)."
-        )
+        lessons.append(_unexplained_failures_text(run))
     if at_cap:
         several_instances = len({c.instance for c in run.connections}) > 1
         lessons.append(
@@ -437,7 +496,7 @@ def reproduce_lessons(run: RunResult) -> Markdown:
             + ("; that count is kept per backend instance, not per user across instances." if several_instances
                else ".")
         )
-    if managers_created_by_start_agent(run):
+    if managers_created_by_start_agent(run) or start_agent_refusals(run):
         lessons.append(f"{start_agent_text(run, why=False)} (the Verdicts).")
     if not failures:
         lessons.append(
@@ -446,6 +505,31 @@ def reproduce_lessons(run: RunResult) -> Markdown:
         )
         lessons.append(_cap_lesson_without_failure(run))
     return Markdown("\n".join(f"- {lesson}" for lesson in lessons))
+
+
+#: What SSOT validation did to a connection, per ``factory.validation`` outcome (``{}``: the count, or "it").
+VALIDATION_WORDS: dict[str, str] = {"pass": "passed for {}", "fail": "refused {}", "not reached": "was not reached by {}"}
+
+
+def _validation_clause(failures: Sequence[ConnectionResult]) -> str:
+    """``SSOT validation passed for 2 and was not reached by 1`` (``... passed for it`` for one connection)."""
+    outcomes = sorted(validation_outcomes(failures).items(), key=lambda item: (-item[1], item[0]))
+    counts = [VALIDATION_WORDS.get(outcome, f"ended {outcome} for {{}}").format("it" if len(failures) == 1 else n)
+              for outcome, n in outcomes]
+    return f"SSOT validation {and_list(counts)}"
+
+
+def _unexplained_failures_text(run: RunResult) -> str:
+    """Failures neither lesson above explains: how many met the cap, what SSOT validation did, what decided them."""
+    failures = run.failures
+    at_cap = failures_at_cap(run)
+    if len(failures) == 1:
+        return (f"The one failing connection of this run did not start while its user held the per-user cap, and "
+                f"{_validation_clause(failures)}; {_deciding_text(failures)} (the Verdicts).")
+    cap = ("none started while its user held the per-user cap" if not at_cap
+           else f"{at_cap} started while their user held the per-user cap")
+    return (f"Of the {plural(len(failures), 'failing connection')} of this run, {cap}, and "
+            f"{_validation_clause(failures)}; {_deciding_text(failures)} (the Verdicts).")
 
 
 def reproduce_key_result(run: RunResult) -> str:

@@ -491,8 +491,10 @@ def test_failures_that_no_other_lesson_explains_get_a_lesson_of_their_own() -> N
     # neither the close-reason lesson (no 1011) nor the cap lesson (refused before the factory) applies
     lessons = bullets(reproduce_lessons(one_refused_connection()))
     assert len(lessons) == 1
-    assert lessons[0].startswith("- The 1 failing connection of this run met neither the cap nor a passed SSOT "
-                                 "validation; its deciding decision was auth.")
+    # spec 5.1: refused 1008 before the factory, so the validation never ran and the user held no manager
+    assert lessons[0] == ("- The one failing connection of this run did not start while its user held the per-user "
+                          "cap, and SSOT validation was not reached by it; its deciding decision was "
+                          "auth.token_source=none (the Verdicts).")
 
 
 def test_one_manager_left_by_start_agent_is_singular() -> None:
@@ -639,3 +641,95 @@ def test_start_agent_text_tells_none_handled_from_none_created() -> None:
     # step 12); none sent is not "created no manager"
     assert start_agent_text(simulate(start_agent_profile(0))) == "no `start_agent` message was handled"
     assert start_agent_text(simulate(start_agent_profile(2))).startswith("`start_agent` messages created 2 managers")
+
+
+# --- audit 13: own managers, startup-gate failures, refused and fallback start_agent messages ---
+
+
+def test_a_connection_s_own_manager_does_not_put_it_at_the_cap() -> None:
+    """tests/test_cap_refusals.py derives the startup-leak run: 7 failures, of which the 5th (140 s) created the
+    user's 5th manager itself (factory.manager_cap=below) and only the 6th and 7th met 5 managers without theirs."""
+    from tests.test_cap_refusals import startup_leak_profile
+
+    run = simulate(startup_leak_profile())
+    assert failures_at_cap(run) == 2
+    assert ("- 2 of 7 failing connections started while their user already held 5 managers (the cap) on their "
+            "instance.") in bullets(reproduce_verdicts(run))
+
+
+def startup_never_profile() -> Profile:
+    """Staging whose startup never completes, two real users once each: each passes relaxed SSOT validation
+    (ENVIRONMENT=staging, spec 4.3), gets its manager (1 step 7, below the cap) and is closed 1011 "Service startup
+    incomplete" by the startup gate after 30 s (1 step 9; each client stays 60 s): 2 failures, validation passed for both, none at the cap."""
+    from tests.test_cap_refusals import STAGING_ENV
+
+    return profile_from_dict("startup-never", {
+        "description": "startup never completes", "env": STAGING_ENV, "startup": {"complete": False},
+        "clients": [{"name": "a", "user_id": "104729384756102938475", "hold_s": 60.0},
+                    {"name": "b", "user_id": "117364829105738291046", "start_s": 10.0, "hold_s": 60.0}],
+    })
+
+
+def test_failures_closed_after_a_passed_validation_are_not_said_to_have_missed_one() -> None:
+    run = simulate(startup_never_profile())
+    verdicts, lessons = bullets(reproduce_verdicts(run)), bullets(reproduce_lessons(run))
+    assert "- `factory.validation` outcome of the failing connections: pass (2)." in verdicts
+    assert lessons == [
+        "- Of the 2 failing connections of this run, none started while its user held the per-user cap, and SSOT "
+        "validation passed for 2; their deciding decisions were route.startup_gate=timeout (2) (the Verdicts)."
+    ]
+
+
+def agents_between_chats_profile(agents: int) -> Profile:
+    """One connection (ENVIRONMENT=test, 30 s) sending ``agents`` start_agent messages, each after a chat (a chat
+    is routed, so the refusals never make 5 routing failures in a row, spec 1 step 12)."""
+    messages = [{"at_s": 1.0 + 2 * n + k, "type": kind, "text": "hi"} if kind == "chat" else
+                {"at_s": 1.0 + 2 * n + k, "type": kind} for n in range(agents)
+                for k, kind in enumerate(("chat", "start_agent"))]
+    return profile_from_dict("agents-between-chats", {
+        "description": "one connection starting agents between chats", "env": {"ENVIRONMENT": "test"},
+        "clients": [{"name": "tab", "user_id": "test-user-12345", "hold_s": 30.0, "messages": messages}],
+    })
+
+
+REFUSED_2 = ("2 more were refused (`route.start_agent` = refused_FactoryInitializationError=2), which the handler "
+             "catches without closing the connection (spec 1, step 12)")
+
+
+def test_refused_start_agent_messages_are_reported() -> None:
+    """6 start_agent messages (at 2, 4, ..., 12 s): the connection's own manager and the first 4 fill the cap of 5
+    (spec 4.2) at 8 s; the 5th and 6th find it full, emergency cleanup frees nothing (every manager is under
+    5 minutes old and active), so the factory raises RuntimeError, mapped to FactoryInitializationError (4.1),
+    which the handler catches without a close (1 step 12). No connection fails."""
+    run = simulate(agents_between_chats_profile(6))
+    verdicts, lessons = bullets(reproduce_verdicts(run)), bullets(reproduce_lessons(run))
+    assert verdicts[-1] == (f"- `start_agent` messages created 4 managers that the route never releases, and "
+                            f"{REFUSED_2}; no manager of their users was released on their instances, so all 4 were "
+                            "still registered when the run ended.")
+    assert lessons[0] == (f"- `start_agent` messages created 4 managers that the route never releases, and "
+                          f"{REFUSED_2}; all 4 were still registered when the run ended (the Verdicts).")
+    assert lessons[-1] == (
+        "- No connection failed, yet the per-user cap of 5 managers was held: by user test-user-12345 on instance 0 "
+        "from 8 s until the run ended. At the cap the factory refuses a new manager unless emergency cleanup frees a "
+        "stale one (spec 4.2), and this run's traffic was refused without a close: of its `start_agent` messages "
+        "2 were refused (`route.start_agent` = refused_FactoryInitializationError=2), which the handler catches "
+        "without closing the connection (spec 1, step 12; the Verdicts).")
+    assert "depends on its timing" not in lessons[-1]
+
+
+def test_start_agent_messages_answered_by_the_fallback_handler_are_reported() -> None:
+    """Staging without agent supervisor and thread service (the profile's [startup] agent_supervisor and
+    thread_service false): after polling, the route installs the fallback handler (spec 1 step 10), which answers
+    each of the 3 start_agent messages "agent_unavailable" and creates no manager."""
+    from tests.test_cap_refusals import STAGING_ENV
+
+    run = simulate(profile_from_dict("deps-missing", {
+        "description": "no agent dependencies", "env": STAGING_ENV,
+        "startup": {"agent_supervisor": False, "thread_service": False},
+        "clients": [{"name": "a", "user_id": "104729384756102938475", "hold_s": 30.0,
+                     "messages": [{"at_s": 5.0 + n, "type": "start_agent"} for n in range(3)]}],
+    }))
+    assert bullets(reproduce_verdicts(run))[-1] == (
+        "- 3 `start_agent` messages reached the fallback handler, installed because agent_supervisor and "
+        "thread_service were missing (spec 1, step 10), and were each answered \"agent_unavailable\" without "
+        "creating a manager.")

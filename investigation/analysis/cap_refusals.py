@@ -54,20 +54,55 @@ class UserAtRefusal:
         return Mechanism.CONCURRENT if self.open_connections >= self.cap else Mechanism.OUTLIVED
 
 
+def registered_own_manager(connection: ConnectionResult) -> bool:
+    """Whether the factory built and counted a manager for ``connection``: its cap check let it through.
+
+    Spec 4.2 checks the per-user count before the new manager is built, so ``factory.manager_cap``
+    is recorded only for a connection that asked for a new manager, and only ``exceeded`` leaves it
+    without one; a connection closed later (spec 1 step 9, 13) keeps that manager registered (step 14).
+    """
+    outcome = connection.outcome("factory.manager_cap")
+    return outcome is not None and outcome.split(" then ")[-1] != "exceeded"
+
+
+def _creations_at(run: RunResult, key: tuple[str, int], at_s: float) -> int:
+    """Managers created for ``key`` (user, instance) at the instant ``at_s``: each +1 of the raw count history."""
+    created, before = 0, 0
+    for change in run.manager_counts:
+        if (change.user_id, change.instance) != key:
+            continue
+        created += change.at_s == at_s and change.count > before
+        before = change.count
+    return created
+
+
+def managers_held_before(run: RunResult, connection: ConnectionResult) -> int:
+    """The managers ``connection``'s user held on its instance when it started, its own manager left out.
+
+    The count in force at ``connection.at_s`` takes in every change at that instant, the connection's own
+    manager too when the factory registered it then; that one is subtracted, so a connection counts as
+    at the cap only when the cap was already held without it (spec 4.2). Other connections' changes at
+    the same instant count as before it.
+    """
+    key = (str(connection.user_id), connection.instance)
+    steps = next((s.steps for s in timeline_series(run) if (s.user_id, s.instance) == key), ())
+    own = registered_own_manager(connection) and _creations_at(run, key, connection.at_s) > 0
+    return count_at(steps, connection.at_s) - own
+
+
 def user_at_refusal(run: RunResult, refused: ConnectionResult) -> UserAtRefusal:
     """What ``refused``'s user had on ``refused``'s instance when ``refused`` started.
 
-    Managers held: the user's manager count there in force at ``refused.at_s``. Open connections: the
-    user's other connections there that started at or before the refusal and ended after it (the
-    refused connection itself never held a manager).
+    Managers held: :func:`managers_held_before` (a failing connection may have got its own manager
+    before a later close; it is not counted). Open connections: the user's other connections there that
+    started at or before the refusal and ended after it.
     """
     key = (str(refused.user_id), refused.instance)
-    steps = next((s.steps for s in timeline_series(run) if (s.user_id, s.instance) == key), ())
     there = [c for c in run.connections if c is not refused and (str(c.user_id), c.instance) == key]
     open_now = [c for c in there if c.at_s <= refused.at_s < c.ended_at_s]
     ended = tuple(c for c in there if c.ended_at_s <= refused.at_s)
     created = sum(c.tally("route.start_agent").get("manager_left_behind", 0) for c in ended)
-    return UserAtRefusal(count_at(steps, refused.at_s), len(open_now), created, run.max_managers_per_user)
+    return UserAtRefusal(managers_held_before(run, refused), len(open_now), created, run.max_managers_per_user)
 
 
 def refusals_at_cap(run: RunResult) -> list[UserAtRefusal]:
