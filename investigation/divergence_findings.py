@@ -7,35 +7,49 @@
 
 A profile *fails* when any of its connections fails. Its compared connection is
 the first failing one, else the first (``charts.divergence.compared_connection``).
-A point that no failing profile's compared connection reaches separates nothing: a
-failure cannot be decided at a point it never gets to.
+A point separates only when every failing profile's compared connection reaches it: a
+failure cannot be decided at a point it never gets to, and a "-" (not reached) would
+otherwise set a profile failing by another mechanism apart from the passing ones. When
+no single point does (the failing profiles fail by several mechanisms), the separating
+point is sought per group of failing profiles that share their deciding decision.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from IPython.display import Markdown
 
 from investigation.analysis.divergence import NO_DIVERGENCE, NOT_REACHED, DivergenceTable
+from investigation.charts.divergence import compared_connection
 from investigation.report import format_table, plural
 from investigation.trace import RunResult
 
 CONSEQUENCE_POINTS = frozenset({"route.close"})
 """Points that only restate a close decided earlier; not offered as a separating point."""
 
-NOT_COUNTED_TEXT = "points the failing profiles' compared connections never reach are not counted"
+NOT_COUNTED_TEXT = "a point counts only where every failing profile's compared connection reaches it"
 
 
 @dataclass(frozen=True)
 class SeparatingPoint:
-    """A decision point some failing profile reaches, whose outcomes under failing profiles never occur under passing ones."""
+    """A decision point every failing profile reaches, whose outcomes under failing profiles never occur under passing ones."""
 
     point: str
     failing_outcomes: tuple[str, ...]
     passing_outcomes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DecidingGroup:
+    """Failing profiles whose compared connections share one deciding decision, and their earliest separating point."""
+
+    deciding: str
+    """``point=outcome`` of the deciding decision (``trace.ConnectionResult.deciding_decision``), ``-`` if none."""
+    profiles: tuple[str, ...]
+    separating: SeparatingPoint | None
 
 
 def failing_profiles(runs: Mapping[str, RunResult]) -> list[str]:
@@ -55,26 +69,58 @@ def close_code_overview(runs: Mapping[str, RunResult]) -> str:
     return format_table(header, rows)
 
 
-def separating_points(runs: Mapping[str, RunResult], table: DivergenceTable) -> list[SeparatingPoint]:
+def separating_points(
+    runs: Mapping[str, RunResult], table: DivergenceTable, among: Collection[str] | None = None
+) -> list[SeparatingPoint]:
     """Points (pipeline order) whose compared-connection outcomes split failing from passing profiles.
 
     Empty when every profile fails or none does. ``route.close`` is left out: it
-    restates the close. So is a point no failing profile's compared connection
-    reaches (all its failing outcomes ``-``): the failure was decided before it.
+    restates the close. So is a point some failing profile's compared connection
+    does not reach (a ``-`` among its failing outcomes): that failure was decided
+    elsewhere. ``among``: only these failing profiles are set against the passing
+    ones (default: every failing profile).
     """
     failing = set(failing_profiles(runs))
     if not failing or failing == set(table.profiles):
         return []
+    separated = failing if among is None else set(among)
     found = []
     for row in table.rows:
         if row.point in CONSEQUENCE_POINTS:
             continue
         by_profile = dict(zip(table.profiles, row.outcomes, strict=True))
-        failing_outcomes = {by_profile[name] for name in table.profiles if name in failing}
+        failing_outcomes = {by_profile[name] for name in table.profiles if name in separated}
         passing_outcomes = {by_profile[name] for name in table.profiles if name not in failing}
-        if failing_outcomes != {NOT_REACHED} and failing_outcomes.isdisjoint(passing_outcomes):
+        if NOT_REACHED not in failing_outcomes and failing_outcomes.isdisjoint(passing_outcomes):
             found.append(SeparatingPoint(row.point, tuple(sorted(failing_outcomes)), tuple(sorted(passing_outcomes))))
     return found
+
+
+def deciding_groups(runs: Mapping[str, RunResult], table: DivergenceTable) -> list[DecidingGroup]:
+    """The failing profiles grouped by their compared connection's deciding decision (sorted), each group with
+    the earliest point that separates it from the passing profiles (``separating_points`` ``among`` it)."""
+    groups: dict[str, list[str]] = {}
+    for name in failing_profiles(runs):
+        connection = compared_connection(runs[name])
+        decision = connection.deciding_decision() if connection is not None else None
+        groups.setdefault(f"{decision.point}={decision.outcome}" if decision else NOT_REACHED, []).append(name)
+    return [DecidingGroup(deciding, tuple(names), next(iter(separating_points(runs, table, names)), None))
+            for deciding, names in sorted(groups.items())]
+
+
+def point_text(point: SeparatingPoint, mark: str = "**") -> str:
+    """``**factory.manager_cap** (failing: exceeded; passing: below)``, the point set in ``mark``."""
+    return (f"{mark}{point.point}{mark} (failing: {', '.join(point.failing_outcomes)}; "
+            f"passing: {', '.join(point.passing_outcomes)})")
+
+
+def per_group_text(groups: Sequence[DecidingGroup], mark: str = "**") -> str:
+    """No single separating point, said so, then each deciding decision's failing profiles and earliest point."""
+    parts = [f"`{group.deciding}` ({', '.join(group.profiles)}): "
+             f"{point_text(group.separating, mark) if group.separating else 'none'}" for group in groups]
+    return (f"No single decision point separates every failing profile from the passing ones ({NOT_COUNTED_TEXT}): "
+            f"their compared connections were decided by {len(groups)} different decisions. Earliest separating "
+            f"point per deciding decision: " + "; ".join(parts) + ".")
 
 
 def outcomes_by_side(runs: Mapping[str, RunResult], table: DivergenceTable, point: str) -> tuple[Counter[str], Counter[str]]:
@@ -124,10 +170,11 @@ def divergence_verdicts(runs: Mapping[str, RunResult], table: DivergenceTable) -
         first = separating[0]
         bullets.append(
             f"Earliest decision point whose outcome separates failing from passing profiles: "
-            f"**{first.point}** (failing: {', '.join(first.failing_outcomes)}; "
-            f"passing: {', '.join(first.passing_outcomes)}); all separating points: "
+            f"{point_text(first)}; all separating points: "
             f"{', '.join(point.point for point in separating)} ({NOT_COUNTED_TEXT})."
         )
+    elif failing and len(groups := deciding_groups(runs, table)) > 1:
+        bullets.append(per_group_text(groups))
     elif failing:
         bullets.append(f"No decision point's outcome separates failing from passing profiles ({NOT_COUNTED_TEXT}).")
     failing_modes, passing_modes = outcomes_by_side(runs, table, "factory.validation_mode")
@@ -205,8 +252,8 @@ def _no_lesson_reason(
                 f"({plural(len(separating), 'such point')}; the verdicts): this comparison alone cannot tell the "
                 "cause from the other differences.")
     if not separating:
-        return (f"No decision point's outcome separates failing from passing profiles, and the failing profiles' "
-                f"compared connections {modes}: no lesson beyond the verdicts.")
+        return (f"No single decision point's outcome separates failing from passing profiles, and the failing "
+                f"profiles' compared connections {modes}: no lesson beyond the verdicts.")
     side, _ = departing_side(table, failing)
     return (f"Where {side} profiles first depart from {_reference_text(table, failing)} ({_counts_text(first_points)}) "
             f"includes where failing and passing profiles part ({separating[0].point}), and the failing profiles' "
@@ -220,5 +267,14 @@ def divergence_key_result(runs: Mapping[str, RunResult], table: DivergenceTable)
     return (
         f"{len(failing)} of {len(runs)} profiles fail; first divergence from {table.reference}: "
         f"{_counts_text(first_divergence_counts(table, table.profiles)) or 'none'}; "
-        f"earliest separating point: {separating[0].point if separating else 'none'}"
+        f"earliest separating point: {separating[0].point if separating else _per_group_key(runs, table)}"
     )
+
+
+def _per_group_key(runs: Mapping[str, RunResult], table: DivergenceTable) -> str:
+    """``none``, or with several deciding decisions ``none shared; by deciding decision: a=x: p, b=y: none``."""
+    groups = deciding_groups(runs, table) if failing_profiles(runs) else []
+    if len(groups) < 2:
+        return "none"
+    return "none shared; by deciding decision: " + ", ".join(
+        f"{group.deciding}: {group.separating.point if group.separating else 'none'}" for group in groups)

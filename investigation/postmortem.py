@@ -62,7 +62,14 @@ from investigation.charts.divergence import compared_connection, divergence_char
 from investigation.charts.isolation import traffic_chart
 from investigation.charts.timeline import timeline_chart
 from investigation.charts.variants import variant_chart
-from investigation.divergence_findings import first_divergence_counts, separating_points
+from investigation.divergence_findings import (
+    deciding_groups,
+    first_divergence_counts,
+    per_group_text,
+    point_text,
+    separating_points,
+)
+from investigation.notebook_grid import ISOLATION_REFERENCE
 from investigation.profiles import ProfileError
 from investigation.report import and_list, format_table, ordinal, plural
 from investigation.reproduce import (
@@ -145,6 +152,17 @@ def _users(connections: Sequence[ConnectionResult]) -> set[str]:
     return {str(c.user_id) for c in connections}
 
 
+def identified(connection: ConnectionResult) -> bool:
+    """Whether the server identified the connection's user: authentication succeeded (``auth.result=success``,
+    right before the route records the user, trace.record_user). Otherwise ``user_id`` is only the client's label."""
+    return connection.outcome("auth.result") == "success"
+
+
+def _identified_users(connections: Sequence[ConnectionResult]) -> set[str]:
+    """The distinct users the server identified among ``connections``."""
+    return _users([c for c in connections if identified(c)])
+
+
 def _counts_text(counter: Counter[str]) -> str:
     return ", ".join(f"{key} ({n})" for key, n in sorted(counter.items(), key=lambda item: (-item[1], item[0])))
 
@@ -154,27 +172,61 @@ def innermost_causes(connections: Sequence[ConnectionResult]) -> Counter[str]:
     return Counter(c.cause_chain[-1].type for c in connections if c.cause_chain)
 
 
-def cause_in_error_frame(connection: ConnectionResult) -> bool:
-    """Whether an error frame the server sent the connection carries its innermost cause's full text in
-    ``details.error_message`` (spec 1, step 8: the frame sent before the factory close)."""
+IN_DETAILS = "details.error_message"
+"""Where the factory close's error frame carries the cause (spec 1, step 8; its top-level message is fixed)."""
+AT_TOP_LEVEL = "error_code and error_message"
+"""Where the other error frames carry it (spec 1.1): the auth failure's (spec 1, step 5) holds the auth error
+code and message, the two the route records as the failure (``<error_code>: <error_message>``)."""
+
+
+def cause_frame_place(connection: ConnectionResult) -> str | None:
+    """Where an error frame the server sent the connection carries its innermost cause's full text:
+    ``IN_DETAILS``, ``AT_TOP_LEVEL`` (its error_message, or ``<error_code>: <error_message>``), or None."""
     if not connection.cause_chain:
-        return False
+        return None
     cause = connection.cause_chain[-1].message
-    return any(cause in str(frame.get("details", {}).get("error_message", ""))
-               for frame in connection.frames if frame.get("type") == "error_message")
+    frames = [frame for frame in connection.frames if frame.get("type") == "error_message"]
+    if any(cause in str(frame.get("details", {}).get("error_message", "")) for frame in frames):
+        return IN_DETAILS
+    if any(cause in f"{frame.get('error_code')}: {frame.get('error_message')}" for frame in frames):
+        return AT_TOP_LEVEL
+    return None
+
+
+def cause_in_error_frame(connection: ConnectionResult) -> bool:
+    """Whether an error frame the server sent the connection carries its innermost cause's full text, wherever the
+    spec puts it (``cause_frame_place``)."""
+    return cause_frame_place(connection) is not None
 
 
 def _diagnosis_text(failures: Sequence[ConnectionResult]) -> str:
-    """How many failing clients were told the cause by the error frame before their close."""
+    """How many failing clients were told the cause by the error frame before their close, and where in it."""
     told = [c for c in failures if cause_in_error_frame(c)]
     if not told:
-        return ("- No failing connection's error frame carried its innermost cause in details.error_message: "
-                "the clients saw the close reason only.")
+        return ("- No failing connection's error frame carried its innermost cause, in details.error_message or at "
+                "its top level: the clients saw the close reason only.")
     reach = "every failing client" if len(told) == len(failures) else f"{len(told)} of the failing clients"
-    example = told[0].cause_chain[-1].message.split(". ")[0]
+    by_place = {place: [c for c in told if cause_frame_place(c) == place] for place in (IN_DETAILS, AT_TOP_LEVEL)}
+    places = [(place, told_there) for place, told_there in by_place.items() if told_there]
+    if len(places) == 1:
+        ((place, told_there),) = places
+        where = f"whose {place} carried the innermost cause's full text ({_frame_place_source(place, told_there)})"
+    else:
+        where = "carrying the innermost cause's full text: " + " and ".join(
+            f"{len(told_there)} in its {place} ({_frame_place_source(place, told_there)})"
+            for place, told_there in places)
     return (f"- {len(told)} of {len(failures)} failing connections were sent, before the close, an error frame "
-            f"whose details.error_message carried the innermost cause's full text (spec 1, step 8; e.g. "
-            f"\"{example}\"): the diagnosis reached {reach}; the close reason did not carry it.")
+            f"{where}: the diagnosis reached {reach}; the close reason did not carry it.")
+
+
+def _frame_place_source(place: str, told: Sequence[ConnectionResult]) -> str:
+    """``spec 1, step 8; e.g. "<the first told connection's cause, up to its first sentence end>"``."""
+    if place == IN_DETAILS:
+        source = "spec 1, step 8"
+    else:
+        source = "spec 1, step 5, and 1.1" if all(c.close_code == 1008 for c in told) else "spec 1.1"
+    example = told[0].cause_chain[-1].message.split(". ")[0]
+    return f"{source}; e.g. \"{example}\""
 
 
 def close_reasons(connections: Sequence[ConnectionResult]) -> Counter[str]:
@@ -199,11 +251,12 @@ def _closed_text(failures: Sequence[ConnectionResult], connections: int) -> str:
 
 
 def users_hit_text(evidence: Evidence, detail: bool = True) -> str:
-    """Distinct user ids hit, and the user-profile pairs (the impact table's "users hit" column sums those).
+    """Distinct user ids hit as the server identified them, and the user-profile pairs (the impact table's
+    "users hit" column sums those).
 
     ``detail`` adds which user ids were hit in more than one profile.
     """
-    pairs = Counter(user for name in evidence.failing for user in _users(evidence.runs[name].failures))
+    pairs = Counter(user for name in evidence.failing for user in _identified_users(evidence.runs[name].failures))
     distinct = plural(len(pairs), "distinct user id")
     if sum(pairs.values()) == len(pairs):
         return distinct
@@ -269,8 +322,8 @@ def impact_table(evidence: Evidence) -> str:
             name,
             str(len(run.connections)),
             str(len(failures)),
-            str(len(_users(run.connections))),
-            str(len(_users(failures))),
+            str(len(_identified_users(run.connections))),
+            str(len(_identified_users(failures))),
             "-" if first is None else f"{first.at_s:g}",
             _counts_text(close_reasons(failures)) or "-",
         ))
@@ -284,10 +337,19 @@ def impact_section(evidence: Evidence) -> Markdown:
     failures = evidence.failures
     return Markdown(
         f"{len(failures)} connections failed, in {plural(len(evidence.failing), 'profile')} "
-        f"({', '.join(evidence.failing) or 'none'}); {users_hit_text(evidence)} hit. "
+        f"({', '.join(evidence.failing) or 'none'}); {users_hit_text(evidence)} hit{_unidentified_text(evidence)}. "
         f"Profiles without a failing connection: "
         f"{', '.join(sorted(set(evidence.runs) - set(evidence.failing))) or 'none'}.{_traffic_once_text(evidence)}"
     )
+
+
+def _unidentified_text(evidence: Evidence) -> str:
+    """``, besides 7 failing connections whose user the server never identified (...)``, when any."""
+    unidentified = [c for c in evidence.failures if not identified(c)]
+    if not unidentified:
+        return ""
+    return (f", besides {plural(len(unidentified), 'failing connection')} whose user the server never identified "
+            "(authentication did not succeed; the user ids their clients were planned with are not counted)")
 
 
 def shared_traffic(evidence: Evidence) -> list[list[str]]:
@@ -317,9 +379,9 @@ def _traffic_once(evidence: Evidence) -> tuple[int, int, int]:
     users: set[str] = set()
     for group in groups:
         planned += len(evidence.runs[group[0]].connections)
-        failing = {(c.client, c.at_s): str(c.user_id) for name in group for c in evidence.runs[name].failures}
-        failed += len(failing)
-        users |= set(failing.values())
+        failures = [c for name in group for c in evidence.runs[name].failures]
+        failed += len({(c.client, c.at_s) for c in failures})
+        users |= _identified_users(failures)
     return planned, failed, len(users)
 
 
@@ -509,11 +571,10 @@ def root_cause_section(evidence: Evidence) -> Markdown:
         f"example: {failures[0].cause_chain[-1].message if failures[0].cause_chain else '-'}",
     ]
     if separating:
-        lines.append(
-            f"- Earliest decision point whose outcome separates failing from passing profiles: "
-            f"`{separating[0].point}` (failing: {', '.join(separating[0].failing_outcomes)}; passing: "
-            f"{', '.join(separating[0].passing_outcomes)})."
-        )
+        lines.append(f"- Earliest decision point whose outcome separates failing from passing profiles: "
+                     f"{point_text(separating[0], '`')}.")
+    elif len(groups := deciding_groups(evidence.runs, evidence.divergence[1])) > 1:
+        lines.append(f"- {per_group_text(groups, '`')}")
     return Markdown("\n".join(lines))
 
 
@@ -903,7 +964,7 @@ def lessons(evidence: Evidence) -> Markdown:
             isolated_points.items(), key=lambda item: (-item[1], item[0])))
         items.append(f"The first difference between a failing profile and `{evidence.reference}` "
                      f"({_counts_text(first_points)}) is not where the failure is decided: with everything else "
-                     f"held fixed, dd's isolated pairs first part at {where} (chapter 04). Comparing two "
+                     f"held fixed, dd's isolated pairs first part at {where} ({_dd_source(evidence)}). Comparing two "
                      "environments names a difference, not a cause (root cause).")
     local_evidence = _local_evidence_lesson(evidence)
     if local_evidence:
@@ -917,6 +978,13 @@ def lessons(evidence: Evidence) -> Markdown:
                      f"connections whose SSOT validation passed ({len(mislabelled)} of "
                      f"{len(factory_closes)}){_frame_lesson_text(told, factory_closes)} (detection).")
     return Markdown("\n".join(f"- {item}" for item in items))
+
+
+def _dd_source(evidence: Evidence) -> str:
+    """Where the dd from the evidence's reference can be read: chapter 04 isolates from ISOLATION_REFERENCE only."""
+    if evidence.reference == ISOLATION_REFERENCE:
+        return "chapter 04"
+    return f"the dd ran here from `{evidence.reference}`; chapter 04 runs dd from `{ISOLATION_REFERENCE}`"
 
 
 def _frame_lesson_text(told: Sequence[ConnectionResult], closes: Sequence[ConnectionResult]) -> str:

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 from investigation.charts.divergence import run_divergence
 from investigation.divergence_findings import (
+    DecidingGroup,
     SeparatingPoint,
     close_code_overview,
+    deciding_groups,
     divergence_key_result,
     divergence_lessons,
     divergence_verdicts,
@@ -93,7 +95,7 @@ def test_verdicts() -> None:
         "passing profiles besides the reference: route.environment (1).",  # local passes: it is the reference
         "- Earliest decision point whose outcome separates failing from passing profiles: "
         "**factory.manager_cap** (failing: exceeded; passing: below); all separating points: factory.manager_cap "
-        "(points the failing profiles' compared connections never reach are not counted).",
+        "(a point counts only where every failing profile's compared connection reaches it).",
         "- `factory.validation_mode` of the compared connections (the reference's included): failing profiles: "
         "relaxed (1), strict (1); passing profiles: strict (2).",
     ]
@@ -152,8 +154,8 @@ def test_verdict_and_key_result_name_the_earliest_separating_point() -> None:
     table = run_divergence(runs, REFERENCE)
     assert ("- Earliest decision point whose outcome separates failing from passing profiles: "
             "**route.environment** (failing: production, staging; passing: test); all separating points: "
-            "route.environment, factory.manager_cap (points the failing profiles' compared connections never "
-            "reach are not counted).") in lines(divergence_verdicts(runs, table))
+            "route.environment, factory.manager_cap (a point counts only where every failing profile's "
+            "compared connection reaches it).") in lines(divergence_verdicts(runs, table))
     assert divergence_key_result(runs, table).endswith("earliest separating point: route.environment")
 
 
@@ -293,6 +295,62 @@ def test_a_point_only_the_passing_profiles_reach_separates_nothing() -> None:
             "e2e": RunResult("e2e", "original", (refused_before_the_cap,))}
     table = run_divergence(runs, REFERENCE)
     assert separating_points(runs, table) == []
-    assert ("- No decision point's outcome separates failing from passing profiles (points the failing "
-            "profiles' compared connections never reach are not counted).") in lines(divergence_verdicts(runs, table))
+    assert ("- No decision point's outcome separates failing from passing profiles (a point counts only where "
+            "every failing profile's compared connection reaches it).") in lines(divergence_verdicts(runs, table))
     assert divergence_key_result(runs, table).endswith("earliest separating point: none")
+
+
+def auth_refused_run(name: str) -> RunResult:
+    """A connection refused at authentication (spec 1 step 5: 1008 after an expired token, 5.3), which never
+    reaches the factory: its trace stops at auth.token_validation."""
+    decisions = (Decision("route.environment", "staging"), Decision("auth.token_validation", "token_rejected"),
+                 Decision("route.close", "1008"))
+    connection = ConnectionResult(index=0, client="c", instance=0, user_id="anon", at_s=0.0, close_code=1008,
+                                  close_reason="SSOT Auth failed", decisions=decisions, cause_chain=())
+    return RunResult(name, "original", (connection,))
+
+
+def two_mechanism_runs() -> dict[str, RunResult]:
+    """e2e is refused at the cap, auth at authentication; local and dev pass (audit 13, audA_w2's shape)."""
+    return {
+        "local": run("local", "test", "strict", "below"),
+        "dev": run("dev", "staging", "strict", "below"),
+        "e2e": run("e2e", "staging", "strict", "exceeded"),
+        "auth": auth_refused_run("auth"),
+    }
+
+
+def test_a_point_a_failing_profile_never_reaches_separates_nothing() -> None:
+    """By hand, failing (e2e, auth) against passing (local, dev) outcomes per point:
+    route.environment {staging} vs {test, staging}: shared; auth.token_validation {-, token_rejected}: e2e never
+    reaches it; factory.validation_mode and factory.manager_cap {strict/exceeded, -}: auth never reaches them;
+    route.manager: neither reaches it. So no single point separates; per deciding decision (the first adverse
+    outcome, trace.ADVERSE_OUTCOMES): auth (token_rejected) against "-" at auth.token_validation, e2e (exceeded)
+    against "below" at factory.manager_cap."""
+    runs = two_mechanism_runs()
+    table = run_divergence(runs, REFERENCE)
+    assert separating_points(runs, table) == []
+    assert deciding_groups(runs, table) == [
+        DecidingGroup("auth.token_validation=token_rejected", ("auth",),
+                      SeparatingPoint("auth.token_validation", ("token_rejected",), ("-",))),
+        DecidingGroup("factory.manager_cap=exceeded", ("e2e",),
+                      SeparatingPoint("factory.manager_cap", ("exceeded",), ("below",))),
+    ]
+
+
+def test_verdicts_key_result_and_lessons_report_the_separating_point_per_mechanism() -> None:
+    runs = two_mechanism_runs()
+    table = run_divergence(runs, REFERENCE)
+    assert lines(divergence_verdicts(runs, table))[2] == (
+        "- No single decision point separates every failing profile from the passing ones (a point counts only "
+        "where every failing profile's compared connection reaches it): their compared connections were decided "
+        "by 2 different decisions. Earliest separating point per deciding decision: "
+        "`auth.token_validation=token_rejected` (auth): **auth.token_validation** (failing: token_rejected; "
+        "passing: -); `factory.manager_cap=exceeded` (e2e): **factory.manager_cap** (failing: exceeded; "
+        "passing: below).")
+    assert divergence_key_result(runs, table).endswith(
+        "earliest separating point: none shared; by deciding decision: "
+        "auth.token_validation=token_rejected: auth.token_validation, factory.manager_cap=exceeded: "
+        "factory.manager_cap")
+    assert not any("is not where failing and passing profiles part" in lesson
+                   for lesson in lines(divergence_lessons(runs, table)))
