@@ -53,7 +53,14 @@ from investigation.analysis.hypotheses import (
     verdict_of,
 )
 from investigation.backend import factory
-from investigation.profiles import Profile, flatten_profile, list_profiles, load_profile, unflatten_profile
+from investigation.profiles import (
+    Profile,
+    flatten_profile,
+    list_profiles,
+    load_profile,
+    load_profile_file,
+    unflatten_profile,
+)
 from investigation.simulate import simulate
 from investigation.trace import CauseLink, ConnectionResult, Decision, RunResult
 
@@ -374,14 +381,15 @@ def test_same_path_holds_for_an_identical_trace_and_is_untested_without_a_failur
         ((STRICT_FAIL, STRICT_PASS), (), False),
         # the local environment still closes one: it does not remove the failure
         ((STRICT_FAIL,), (STRICT_FAIL,), False),
-        # the failing profile has no factory close at all: nothing the conclusion explains
-        ((), (), False),
+        # the failing profile has no factory close at all: the run cannot test the conclusion (untested, as
+        # why1, why3 and why5.fallback_in_staging mark a run without a factory close)
+        ((), (), None),
     ],
 )
 def test_conclusion_needs_rejections_only_and_none_in_the_local_environment(
     base_closes: tuple[tuple[tuple[str, str], ...], ...],
     local_closes: tuple[tuple[tuple[str, str], ...], ...],
-    expected: bool,
+    expected: bool | None,
 ) -> None:
     base = RunResult(STAGING, "original",
                      (*(factory_close(i, *d) for i, d in enumerate(base_closes)), auth_refused(9)))
@@ -472,12 +480,13 @@ def test_why4_judges_moved_traffic_by_its_factory_closes_only() -> None:
     """Why #4 is about validation failing in staging: traffic moved into the local environment
     holds the prediction when it gets no factory close, even if an auth refusal (1008) closes it."""
     auth_refusal_only = RunResult("x", "original", (auth_refused(),))
-    trials = hypothesis("why4.environment_makes_it_fail").design(shipped_with_failing(STAGING))
+    baseline = shipped_with_failing(STAGING)  # STAGING's own run has a factory close to make disappear
+    trials = hypothesis("why4.environment_makes_it_fail").design(baseline)
     to_local = [t for t in trials if t.run.label.endswith(f"in {REFERENCE} environment")]
     to_cloud = [t for t in trials if not t.run.label.endswith(f"in {REFERENCE} environment")]
     assert to_local and to_cloud
-    assert all(t.predicate(auth_refusal_only, {})[0] is True for t in to_local)
-    assert all(t.predicate(auth_refusal_only, {})[0] is False for t in to_cloud)
+    assert all(t.predicate(auth_refusal_only, baseline.runs)[0] is True for t in to_local)
+    assert all(t.predicate(auth_refusal_only, baseline.runs)[0] is False for t in to_cloud)
 
 
 def test_environment_values_are_tried_with_and_without_k_service() -> None:
@@ -1139,3 +1148,39 @@ def test_a_replayed_run_is_marked_by_how_it_was_made_not_by_its_label(reference:
     odd = varied(reference, "a traffic in b environment", {})
     assert in_environment_of(staging, reference).replayed is True
     assert unchanged(odd).replayed is False
+
+
+# --- small counterfactual worlds (tests/worlds/ledger13, audit 13) ------------------------------------
+
+LEDGER13_WORLD = Path(__file__).parent / "worlds" / "ledger13"
+
+
+def world_baseline(*files: str) -> Baseline:
+    """local-debug (shipped) and the profiles of ``files`` under tests/worlds/ledger13, run once each."""
+    return baseline_of([load_profile(REFERENCE), *(load_profile_file(LEDGER13_WORLD / name) for name in files)])
+
+
+def test_why4_leaves_untested_the_traffic_that_has_no_factory_close_to_make_disappear() -> None:
+    """auth-refused-staging fails only by 1008 (expired token, spec 5.3 and 1 step 5): that its traffic gets no
+    1011 locally says nothing about the environment. local-debug's one connection in its Cloud Run staging
+    environment: the user's first manager (cap 5, spec 4.2), a context the auth flow builds, relaxed validation
+    (spec 4.3, ENVIRONMENT staging), so no factory close: the one tested run does not hold."""
+    baseline = world_baseline("auth-refused-staging.toml")
+    finding = ledger_from(baseline, [hypothesis("why4.environment_makes_it_fail")]).findings[0]
+    by_run = {o.run: o for o in finding.observations}
+    moved = by_run[f"auth-refused-staging traffic in {REFERENCE} environment"]
+    assert (moved.holds, moved.evidence) == (
+        None, "no factory close in auth-refused-staging (1008 SSOT Auth failed 2, open 1)")
+    assert by_run[f"{REFERENCE} traffic in auth-refused-staging environment"].holds is False
+    assert finding.held_on() == "prediction held on 0 of 1 run"
+
+
+def test_the_conclusion_leaves_untested_a_failing_profile_without_a_factory_close() -> None:
+    """startup-never-staging's one connection closes 1011 'Service startup incomplete' at the startup gate
+    (spec 1 step 9), not by the factory: no factory close whose cause the conclusion could name."""
+    baseline = world_baseline("startup-never-staging.toml")
+    finding = ledger_from(baseline, [hypothesis("conclusion.root_cause")]).findings[0]
+    assert [(o.run, o.holds, o.evidence) for o in finding.observations] == [(
+        f"startup-never-staging traffic in {REFERENCE} environment", None,
+        "no factory close in startup-never-staging (1011 Service startup incomplete 1)")]
+    assert finding.verdict is Verdict.INCONCLUSIVE
