@@ -695,8 +695,22 @@ def test_staging_unavailable_runs_each_cloud_run_staging_profile_and_needs_a_use
     served = RunResult("x", "original", (factory_close(0), connection(1)))  # user "u": one of its two works
     other = dataclasses.replace(factory_close(2), user_id="v")  # user "v": its only connection fails
     assert some_user_never_served(served, {})[0] is False
+    # "v" has no working connection and its one connection closed 1011: one user denied by the claimed failure
     assert some_user_never_served(dataclasses.replace(served, connections=(*served.connections, other)), {}) == (
-        True, f"1 of 2 users had a working connection; 2 of 3 connections fail ({FACTORY_CLOSES} 2, open 1)")
+        True, f"1 of 2 users had a working connection; 1 had none and got a 1011 close; 2 of 3 connections fail "
+        f"({FACTORY_CLOSES} 2, open 1)")
+
+
+def test_staging_is_not_made_unavailable_by_users_refused_for_a_bad_token() -> None:
+    """The claim is that staging connections fail with 1011: auth-refused-staging's expired-token user is closed
+    1008 twice (spec 5.3, 1 step 5) and its other user's connection stays open, so no user is denied by a 1011."""
+    run = simulate(load_profile_file(LEDGER13_WORLD / "auth-refused-staging.toml"))
+    assert some_user_never_served(run, {}) == (
+        False, "1 of 2 users had a working connection; 0 had none and got a 1011 close; 2 of 3 connections fail "
+        "(1008 SSOT Auth failed 2, open 1)")
+    # a 1008 then a 1011 for one user, nothing working: the 1011 denies that user
+    refused_then_closed = run_of(auth_refused(0), factory_close(1))
+    assert some_user_never_served(refused_then_closed, {})[0] is True
 
 
 def test_staging_is_not_unavailable_every_staging_user_had_a_working_connection(ledger: Ledger) -> None:
