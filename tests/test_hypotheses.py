@@ -527,8 +527,8 @@ def test_v2_evidence_counts_the_failing_profiles_it_leaves_unchanged_and_how_the
     validation."""
     evidence = ledger.finding("action.permissive_staging_validation").evidence()
     assert "V2's run equals the original's on 3 of 4 failing profiles" in evidence
-    assert ("the original's failing connections pass factory.validation 13 of 13, so a more permissive check has "
-            "nothing to accept") in evidence
+    assert ("factory.validation rejected 0 of the original's 13 failing connections that reached it, so a more "
+            "permissive check has nothing to accept") in evidence
 
 
 def test_environment_not_set_leaves_out_staging_set_exactly_and_keeps_a_mis_set_staging(
@@ -1153,8 +1153,20 @@ def test_v2s_evidence_counts_the_failing_connections_that_passed_validation() ->
     under_v2 = run_of(connection(0), connection(1))
     _, evidence = no_failure_though_unchanged("V2", ["x"])(under_v2, {"x": original, "x [V2]": under_v2})
     # one failing connection was a validation rejection: a more permissive check would have something to accept
-    assert evidence.endswith("V2's run equals the original's on 0 of 1 failing profile; the original's failing "
-                             "connections pass factory.validation 1 of 2")
+    assert evidence.endswith("V2's run equals the original's on 0 of 1 failing profile; factory.validation "
+                             "rejected 1 of the original's 2 failing connections that reached it")
+
+
+def test_v2s_evidence_counts_rejections_among_the_failing_connections_that_reached_validation() -> None:
+    from investigation.analysis.hypotheses import no_failure_though_unchanged
+
+    # a cap refusal after a passed validation (spec 4.2) and an auth refusal before any decision (spec 1 step 5):
+    # neither was rejected by validation, and the second never reached it
+    original = run_of(factory_close(0, ("factory.validation", "pass")), auth_refused(1))
+    _, evidence = no_failure_though_unchanged("V2", ["x"])(original, {"x": original, "x [V2]": original})
+    assert evidence.endswith("V2's run equals the original's on 1 of 1 failing profile; factory.validation "
+                             "rejected 0 of the original's 1 failing connection that reached it, 1 other never "
+                             "reached it, so a more permissive check has nothing to accept")
 
 
 def test_a_replayed_run_is_marked_by_how_it_was_made_not_by_its_label(reference: Profile, staging: Profile) -> None:

@@ -518,17 +518,21 @@ def same_path_as_reference(run: RunResult, runs: Mapping[str, RunResult]) -> tup
 
 def no_failure_though_unchanged(variant: str, failing: Sequence[str]) -> Predicate:
     """A permissive-validation fix: no failing connection under ``variant``; the evidence counts the failing
-    profiles whose run under it equals the original's, and how the original's failing connections validated."""
+    profiles whose run under it equals the original's, and the validation rejections among the original's failing
+    connections that reached validation (a connection refused before it, e.g. 1008 at auth, was not rejected)."""
 
     def predicate(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
         same = [name for name in failing if runs[variant_label(name, variant)].connections == runs[name].connections]
         failures = [c for name in failing for c in runs[name].failures]
-        passed = sum(1 for c in failures if c.outcome("factory.validation") == "pass")
-        nothing = ", so a more permissive check has nothing to accept" if passed == len(failures) else ""
+        reached = [c for c in failures if c.outcome("factory.validation") is not None]
+        rejected = sum(1 for c in reached if c.outcome("factory.validation") == "fail")
+        unreached = len(failures) - len(reached)
+        never = f", {plural(unreached, 'other')} never reached it" if unreached else ""
+        nothing = ", so a more permissive check has nothing to accept" if not rejected else ""
         return not run.failures, (
             f"{close_tally(run)}; {variant}'s run equals the original's on {len(same)} of "
-            f"{plural(len(failing), 'failing profile')}; the original's failing connections pass "
-            f"factory.validation {passed} of {len(failures)}{nothing}")
+            f"{plural(len(failing), 'failing profile')}; factory.validation rejected {rejected} of the original's "
+            f"{plural(len(reached), 'failing connection')} that reached it{never}{nothing}")
 
     return predicate
 
