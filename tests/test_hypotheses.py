@@ -1210,3 +1210,23 @@ def test_the_conclusion_leaves_untested_a_failing_profile_without_a_factory_clos
         f"startup-never-staging traffic in {REFERENCE} environment", None,
         "no factory close in startup-never-staging (1011 Service startup incomplete 1)")]
     assert finding.verdict is Verdict.INCONCLUSIVE
+
+
+def test_a_failing_reference_is_refused_in_one_line_naming_it_and_why() -> None:
+    """failing-reference/local-debug.toml: one user, 7 connections, managers never released (spec 1 step 14), cap
+    5 (spec 4.2): connections 6 and 7 close 1011 'Factory SSOT validation failed', 5 stay open."""
+    from investigation.notebook_errors import NotebookParameterError
+
+    with pytest.raises(NotebookParameterError) as caught:
+        build_ledger(str(LEDGER13_WORLD / "failing-reference"))
+    assert str(caught.value) == (
+        f"parameter profiles_dir: {REFERENCE}, the ledger's reference (the report's passing local debug run), fails "
+        "under the original code (2 of 7 connections: 1011 Factory SSOT validation failed 2, open 5); the reference "
+        "must be a profile whose connections all pass")
+
+
+def test_no_design_compares_the_reference_with_itself() -> None:
+    baseline = shipped_with_failing(REFERENCE, STAGING)
+    assert labels("summary.identical_code_path", baseline) == [STAGING]
+    assert labels("conclusion.root_cause", baseline) == [f"{STAGING} traffic in {REFERENCE} environment"]
+    assert f"{REFERENCE} traffic in {REFERENCE} environment" not in labels("why4.environment_makes_it_fail", baseline)

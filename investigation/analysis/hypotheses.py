@@ -35,6 +35,7 @@ from investigation.analysis.contexts import CheckedContext, contexts_of
 from investigation.analysis.isolate import align_with_nearest, is_environment_factor
 from investigation.analysis.run_logs import added_log_lines
 from investigation.backend.route import FACTORY_FAILED_REASON
+from investigation.notebook_errors import NotebookParameterError
 from investigation.profiles import Profile, flatten_profile, list_profiles, unflatten_profile
 from investigation.report import and_list, format_table, markdown_table, plural, short_text
 from investigation.run_cache import shared
@@ -102,6 +103,10 @@ class Baseline:
 
     def failing(self) -> list[str]:
         return [name for name, run in self.runs.items() if run.failures]
+
+    def failing_besides_reference(self) -> list[str]:
+        """The failing profiles other than the reference: a comparison with it never pairs it with itself."""
+        return [name for name in self.failing() if name != REFERENCE]
 
     def where(self, condition: Callable[[Profile], bool]) -> list[str]:
         return [name for name, profile in self.profiles.items() if condition(profile)]
@@ -672,7 +677,7 @@ def _shape_trials(baseline: Baseline, shapes: Mapping[str, Mapping[str, object]]
 def _design_environment_swap(baseline: Baseline) -> list[Trial]:
     reference = baseline.profiles[REFERENCE]
     to_local = [Trial(in_environment_of(baseline.profiles[name], reference), local_environment_removes_factory_closes(name))
-                for name in baseline.failing()]
+                for name in baseline.failing_besides_reference()]
     to_cloud = [Trial(in_environment_of(reference, baseline.profiles[name]), has_factory_close)
                 for name in baseline.where(lambda p: p.on_cloud_run)]
     return to_local + to_cloud
@@ -730,7 +735,7 @@ def _design_readiness(baseline: Baseline) -> list[Trial]:
 def _design_conclusion(baseline: Baseline) -> list[Trial]:
     reference = baseline.profiles[REFERENCE]
     return [Trial(in_environment_of(baseline.profiles[name], reference), local_environment_removes_validation_failure(name))
-            for name in baseline.failing()]
+            for name in baseline.failing_besides_reference()]
 
 
 def _design_environment_outcome(
@@ -916,7 +921,7 @@ HYPOTHESES: tuple[Hypothesis, ...] = (
         "The local debug run exercises the identical code path that fails in staging.",
         "The failing connection's decision trace agrees with the local debug run's up to the decision that "
         "failed it.",
-        "all", lambda b: _each(b, b.failing(), same_path_as_reference),
+        "all", lambda b: _each(b, b.failing_besides_reference(), same_path_as_reference),
     ),
     Hypothesis(
         "impact.local_works", "Business impact",
@@ -1036,8 +1041,28 @@ def baseline_of(profiles: Sequence[Profile]) -> Baseline:
     return Baseline(by_name, {name: simulate(profile) for name, profile in by_name.items()})
 
 
+def check_reference_passes(baseline: Baseline) -> None:
+    """Refuse a baseline whose reference (the report's passing local debug run) fails: the claims compare the
+    failing profiles with it (same path, its environment, its auth flow).
+
+    Raises:
+        NotebookParameterError: naming ``profiles_dir`` (notebook 03's parameter), the profile set that makes it fail.
+    """
+    run = baseline.runs.get(REFERENCE)
+    if run is not None and run.failures:
+        raise NotebookParameterError(
+            "profiles_dir", f"{REFERENCE}, the ledger's reference (the report's passing local debug run), fails under "
+            f"the original code ({len(run.failures)} of {plural(len(run.connections), 'connection')}: "
+            f"{close_tally(run)}); the reference must be a profile whose connections all pass")
+
+
 def ledger_from(baseline: Baseline, hypotheses: Sequence[Hypothesis] = HYPOTHESES) -> Ledger:
-    """Design every hypothesis's experiment on ``baseline``, make the runs, compute the verdicts."""
+    """Design every hypothesis's experiment on ``baseline``, make the runs, compute the verdicts.
+
+    Raises:
+        NotebookParameterError: the reference fails (:func:`check_reference_passes`).
+    """
+    check_reference_passes(baseline)
     designs = [(hypothesis, tuple(hypothesis.design(baseline))) for hypothesis in hypotheses]
     runs = run_all((trial.run for _, trials in designs for trial in trials), baseline.runs)
     findings = tuple(evaluate(hypothesis, trials, runs) for hypothesis, trials in designs)
