@@ -1041,9 +1041,9 @@ def baseline_of(profiles: Sequence[Profile]) -> Baseline:
     return Baseline(by_name, {name: simulate(profile) for name, profile in by_name.items()})
 
 
-def check_reference_passes(baseline: Baseline) -> None:
-    """Refuse a baseline whose reference (the report's passing local debug run) fails: the claims compare the
-    failing profiles with it (same path, its environment, its auth flow).
+def with_passing_reference(baseline: Baseline) -> Baseline:
+    """``baseline``, refused when its reference (the report's passing local debug run) fails: the claims compare
+    the failing profiles with it (same path, its environment, its auth flow).
 
     Raises:
         NotebookParameterError: naming ``profiles_dir`` (notebook 03's parameter), the profile set that makes it fail.
@@ -1054,15 +1054,11 @@ def check_reference_passes(baseline: Baseline) -> None:
             "profiles_dir", f"{REFERENCE}, the ledger's reference (the report's passing local debug run), fails under "
             f"the original code ({len(run.failures)} of {plural(len(run.connections), 'connection')}: "
             f"{close_tally(run)}); the reference must be a profile whose connections all pass")
+    return baseline
 
 
 def ledger_from(baseline: Baseline, hypotheses: Sequence[Hypothesis] = HYPOTHESES) -> Ledger:
-    """Design every hypothesis's experiment on ``baseline``, make the runs, compute the verdicts.
-
-    Raises:
-        NotebookParameterError: the reference fails (:func:`check_reference_passes`).
-    """
-    check_reference_passes(baseline)
+    """Design every hypothesis's experiment on ``baseline``, make the runs, compute the verdicts."""
     designs = [(hypothesis, tuple(hypothesis.design(baseline))) for hypothesis in hypotheses]
     runs = run_all((trial.run for _, trials in designs for trial in trials), baseline.runs)
     findings = tuple(evaluate(hypothesis, trials, runs) for hypothesis, trials in designs)
@@ -1077,12 +1073,16 @@ def registered_hypothesis(key: str) -> Hypothesis:
 
 def build_ledger(profiles_dir: str | None = None, hypotheses: Sequence[Hypothesis] = HYPOTHESES) -> Ledger:
     """The ledger over the shipped profiles (plus those of ``profiles_dir``, else of
-    ``INVESTIGATION_PROFILES_DIR``); the one of HYPOTHESES is made once per grid run (run_cache)."""
+    ``INVESTIGATION_PROFILES_DIR``); the one of HYPOTHESES is made once per grid run (run_cache).
+
+    Raises:
+        NotebookParameterError: the profiles make the reference fail (:func:`with_passing_reference`).
+    """
     profiles = list_profiles(profiles_dir)
     if hypotheses is not HYPOTHESES:
-        return ledger_from(baseline_of(profiles), hypotheses)
+        return ledger_from(with_passing_reference(baseline_of(profiles)), hypotheses)
     key = "build_ledger:" + "\n".join(profile.model_dump_json() for profile in profiles)
-    return shared(key, lambda: ledger_from(baseline_of(profiles)))
+    return shared(key, lambda: ledger_from(with_passing_reference(baseline_of(profiles))))
 
 
 # ---------------------------------------------------------------------------
