@@ -53,7 +53,14 @@ from investigation.analysis.hypotheses import (
     verdict_of,
 )
 from investigation.backend import factory
-from investigation.profiles import Profile, flatten_profile, list_profiles, load_profile, unflatten_profile
+from investigation.profiles import (
+    Profile,
+    flatten_profile,
+    list_profiles,
+    load_profile,
+    load_profile_file,
+    unflatten_profile,
+)
 from investigation.simulate import simulate
 from investigation.trace import CauseLink, ConnectionResult, Decision, RunResult
 
@@ -374,14 +381,15 @@ def test_same_path_holds_for_an_identical_trace_and_is_untested_without_a_failur
         ((STRICT_FAIL, STRICT_PASS), (), False),
         # the local environment still closes one: it does not remove the failure
         ((STRICT_FAIL,), (STRICT_FAIL,), False),
-        # the failing profile has no factory close at all: nothing the conclusion explains
-        ((), (), False),
+        # the failing profile has no factory close at all: the run cannot test the conclusion (untested, as
+        # why1, why3 and why5.fallback_in_staging mark a run without a factory close)
+        ((), (), None),
     ],
 )
 def test_conclusion_needs_rejections_only_and_none_in_the_local_environment(
     base_closes: tuple[tuple[tuple[str, str], ...], ...],
     local_closes: tuple[tuple[tuple[str, str], ...], ...],
-    expected: bool,
+    expected: bool | None,
 ) -> None:
     base = RunResult(STAGING, "original",
                      (*(factory_close(i, *d) for i, d in enumerate(base_closes)), auth_refused(9)))
@@ -472,12 +480,13 @@ def test_why4_judges_moved_traffic_by_its_factory_closes_only() -> None:
     """Why #4 is about validation failing in staging: traffic moved into the local environment
     holds the prediction when it gets no factory close, even if an auth refusal (1008) closes it."""
     auth_refusal_only = RunResult("x", "original", (auth_refused(),))
-    trials = hypothesis("why4.environment_makes_it_fail").design(shipped_with_failing(STAGING))
+    baseline = shipped_with_failing(STAGING)  # STAGING's own run has a factory close to make disappear
+    trials = hypothesis("why4.environment_makes_it_fail").design(baseline)
     to_local = [t for t in trials if t.run.label.endswith(f"in {REFERENCE} environment")]
     to_cloud = [t for t in trials if not t.run.label.endswith(f"in {REFERENCE} environment")]
     assert to_local and to_cloud
-    assert all(t.predicate(auth_refusal_only, {})[0] is True for t in to_local)
-    assert all(t.predicate(auth_refusal_only, {})[0] is False for t in to_cloud)
+    assert all(t.predicate(auth_refusal_only, baseline.runs)[0] is True for t in to_local)
+    assert all(t.predicate(auth_refusal_only, baseline.runs)[0] is False for t in to_cloud)
 
 
 def test_environment_values_are_tried_with_and_without_k_service() -> None:
@@ -518,8 +527,8 @@ def test_v2_evidence_counts_the_failing_profiles_it_leaves_unchanged_and_how_the
     validation."""
     evidence = ledger.finding("action.permissive_staging_validation").evidence()
     assert "V2's run equals the original's on 3 of 4 failing profiles" in evidence
-    assert ("the original's failing connections pass factory.validation 13 of 13, so a more permissive check has "
-            "nothing to accept") in evidence
+    assert ("factory.validation rejected 0 of the original's 13 failing connections that reached it, so a more "
+            "permissive check has nothing to accept") in evidence
 
 
 def test_environment_not_set_leaves_out_staging_set_exactly_and_keeps_a_mis_set_staging(
@@ -686,8 +695,22 @@ def test_staging_unavailable_runs_each_cloud_run_staging_profile_and_needs_a_use
     served = RunResult("x", "original", (factory_close(0), connection(1)))  # user "u": one of its two works
     other = dataclasses.replace(factory_close(2), user_id="v")  # user "v": its only connection fails
     assert some_user_never_served(served, {})[0] is False
+    # "v" has no working connection and its one connection closed 1011: one user denied by the claimed failure
     assert some_user_never_served(dataclasses.replace(served, connections=(*served.connections, other)), {}) == (
-        True, f"1 of 2 users had a working connection; 2 of 3 connections fail ({FACTORY_CLOSES} 2, open 1)")
+        True, f"1 of 2 users had a working connection; 1 had none and got a 1011 close; 2 of 3 connections fail "
+        f"({FACTORY_CLOSES} 2, open 1)")
+
+
+def test_staging_is_not_made_unavailable_by_users_refused_for_a_bad_token() -> None:
+    """The claim is that staging connections fail with 1011: auth-refused-staging's expired-token user is closed
+    1008 twice (spec 5.3, 1 step 5) and its other user's connection stays open, so no user is denied by a 1011."""
+    run = simulate(load_profile_file(LEDGER13_WORLD / "auth-refused-staging.toml"))
+    assert some_user_never_served(run, {}) == (
+        False, "1 of 2 users had a working connection; 0 had none and got a 1011 close; 2 of 3 connections fail "
+        "(1008 SSOT Auth failed 2, open 1)")
+    # a 1008 then a 1011 for one user, nothing working: the 1011 denies that user
+    refused_then_closed = run_of(auth_refused(0), factory_close(1))
+    assert some_user_never_served(refused_then_closed, {})[0] is True
 
 
 def test_staging_is_not_unavailable_every_staging_user_had_a_working_connection(ledger: Ledger) -> None:
@@ -1130,8 +1153,20 @@ def test_v2s_evidence_counts_the_failing_connections_that_passed_validation() ->
     under_v2 = run_of(connection(0), connection(1))
     _, evidence = no_failure_though_unchanged("V2", ["x"])(under_v2, {"x": original, "x [V2]": under_v2})
     # one failing connection was a validation rejection: a more permissive check would have something to accept
-    assert evidence.endswith("V2's run equals the original's on 0 of 1 failing profile; the original's failing "
-                             "connections pass factory.validation 1 of 2")
+    assert evidence.endswith("V2's run equals the original's on 0 of 1 failing profile; factory.validation "
+                             "rejected 1 of the original's 2 failing connections that reached it")
+
+
+def test_v2s_evidence_counts_rejections_among_the_failing_connections_that_reached_validation() -> None:
+    from investigation.analysis.hypotheses import no_failure_though_unchanged
+
+    # a cap refusal after a passed validation (spec 4.2) and an auth refusal before any decision (spec 1 step 5):
+    # neither was rejected by validation, and the second never reached it
+    original = run_of(factory_close(0, ("factory.validation", "pass")), auth_refused(1))
+    _, evidence = no_failure_though_unchanged("V2", ["x"])(original, {"x": original, "x [V2]": original})
+    assert evidence.endswith("V2's run equals the original's on 1 of 1 failing profile; factory.validation "
+                             "rejected 0 of the original's 1 failing connection that reached it, 1 other never "
+                             "reached it, so a more permissive check has nothing to accept")
 
 
 def test_a_replayed_run_is_marked_by_how_it_was_made_not_by_its_label(reference: Profile, staging: Profile) -> None:
@@ -1139,3 +1174,59 @@ def test_a_replayed_run_is_marked_by_how_it_was_made_not_by_its_label(reference:
     odd = varied(reference, "a traffic in b environment", {})
     assert in_environment_of(staging, reference).replayed is True
     assert unchanged(odd).replayed is False
+
+
+# --- small counterfactual worlds (tests/worlds/ledger13, audit 13) ------------------------------------
+
+LEDGER13_WORLD = Path(__file__).parent / "worlds" / "ledger13"
+
+
+def world_baseline(*files: str) -> Baseline:
+    """local-debug (shipped) and the profiles of ``files`` under tests/worlds/ledger13, run once each."""
+    return baseline_of([load_profile(REFERENCE), *(load_profile_file(LEDGER13_WORLD / name) for name in files)])
+
+
+def test_why4_leaves_untested_the_traffic_that_has_no_factory_close_to_make_disappear() -> None:
+    """auth-refused-staging fails only by 1008 (expired token, spec 5.3 and 1 step 5): that its traffic gets no
+    1011 locally says nothing about the environment. local-debug's one connection in its Cloud Run staging
+    environment: the user's first manager (cap 5, spec 4.2), a context the auth flow builds, relaxed validation
+    (spec 4.3, ENVIRONMENT staging), so no factory close: the one tested run does not hold."""
+    baseline = world_baseline("auth-refused-staging.toml")
+    finding = ledger_from(baseline, [hypothesis("why4.environment_makes_it_fail")]).findings[0]
+    by_run = {o.run: o for o in finding.observations}
+    moved = by_run[f"auth-refused-staging traffic in {REFERENCE} environment"]
+    assert (moved.holds, moved.evidence) == (
+        None, "no factory close in auth-refused-staging (1008 SSOT Auth failed 2, open 1)")
+    assert by_run[f"{REFERENCE} traffic in auth-refused-staging environment"].holds is False
+    assert finding.held_on() == "prediction held on 0 of 1 run"
+
+
+def test_the_conclusion_leaves_untested_a_failing_profile_without_a_factory_close() -> None:
+    """startup-never-staging's one connection closes 1011 'Service startup incomplete' at the startup gate
+    (spec 1 step 9), not by the factory: no factory close whose cause the conclusion could name."""
+    baseline = world_baseline("startup-never-staging.toml")
+    finding = ledger_from(baseline, [hypothesis("conclusion.root_cause")]).findings[0]
+    assert [(o.run, o.holds, o.evidence) for o in finding.observations] == [(
+        f"startup-never-staging traffic in {REFERENCE} environment", None,
+        "no factory close in startup-never-staging (1011 Service startup incomplete 1)")]
+    assert finding.verdict is Verdict.INCONCLUSIVE
+
+
+def test_a_failing_reference_is_refused_in_one_line_naming_it_and_why() -> None:
+    """failing-reference/local-debug.toml: one user, 7 connections, managers never released (spec 1 step 14), cap
+    5 (spec 4.2): connections 6 and 7 close 1011 'Factory SSOT validation failed', 5 stay open."""
+    from investigation.notebook_errors import NotebookParameterError
+
+    with pytest.raises(NotebookParameterError) as caught:
+        build_ledger(str(LEDGER13_WORLD / "failing-reference"))
+    assert str(caught.value) == (
+        f"parameter profiles_dir: {REFERENCE}, the ledger's reference (the report's passing local debug run), fails "
+        "under the original code (2 of 7 connections: 1011 Factory SSOT validation failed 2, open 5); the reference "
+        "must be a profile whose connections all pass")
+
+
+def test_no_design_compares_the_reference_with_itself() -> None:
+    baseline = shipped_with_failing(REFERENCE, STAGING)
+    assert labels("summary.identical_code_path", baseline) == [STAGING]
+    assert labels("conclusion.root_cause", baseline) == [f"{STAGING} traffic in {REFERENCE} environment"]
+    assert f"{REFERENCE} traffic in {REFERENCE} environment" not in labels("why4.environment_makes_it_fail", baseline)

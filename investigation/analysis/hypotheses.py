@@ -35,6 +35,7 @@ from investigation.analysis.contexts import CheckedContext, contexts_of
 from investigation.analysis.isolate import align_with_nearest, is_environment_factor
 from investigation.analysis.run_logs import added_log_lines
 from investigation.backend.route import FACTORY_FAILED_REASON
+from investigation.notebook_errors import NotebookParameterError
 from investigation.profiles import Profile, flatten_profile, list_profiles, unflatten_profile
 from investigation.report import and_list, format_table, markdown_table, plural, short_text
 from investigation.run_cache import shared
@@ -102,6 +103,10 @@ class Baseline:
 
     def failing(self) -> list[str]:
         return [name for name, run in self.runs.items() if run.failures]
+
+    def failing_besides_reference(self) -> list[str]:
+        """The failing profiles other than the reference: a comparison with it never pairs it with itself."""
+        return [name for name in self.failing() if name != REFERENCE]
 
     def where(self, condition: Callable[[Profile], bool]) -> list[str]:
         return [name for name, profile in self.profiles.items() if condition(profile)]
@@ -518,17 +523,21 @@ def same_path_as_reference(run: RunResult, runs: Mapping[str, RunResult]) -> tup
 
 def no_failure_though_unchanged(variant: str, failing: Sequence[str]) -> Predicate:
     """A permissive-validation fix: no failing connection under ``variant``; the evidence counts the failing
-    profiles whose run under it equals the original's, and how the original's failing connections validated."""
+    profiles whose run under it equals the original's, and the validation rejections among the original's failing
+    connections that reached validation (a connection refused before it, e.g. 1008 at auth, was not rejected)."""
 
     def predicate(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
         same = [name for name in failing if runs[variant_label(name, variant)].connections == runs[name].connections]
         failures = [c for name in failing for c in runs[name].failures]
-        passed = sum(1 for c in failures if c.outcome("factory.validation") == "pass")
-        nothing = ", so a more permissive check has nothing to accept" if passed == len(failures) else ""
+        reached = [c for c in failures if c.outcome("factory.validation") is not None]
+        rejected = sum(1 for c in reached if c.outcome("factory.validation") == "fail")
+        unreached = len(failures) - len(reached)
+        never = f", {plural(unreached, 'other')} never reached it" if unreached else ""
+        nothing = ", so a more permissive check has nothing to accept" if not rejected else ""
         return not run.failures, (
             f"{close_tally(run)}; {variant}'s run equals the original's on {len(same)} of "
-            f"{plural(len(failing), 'failing profile')}; the original's failing connections pass "
-            f"factory.validation {passed} of {len(failures)}{nothing}")
+            f"{plural(len(failing), 'failing profile')}; factory.validation rejected {rejected} of the original's "
+            f"{plural(len(reached), 'failing connection')} that reached it{never}{nothing}")
 
     return predicate
 
@@ -555,15 +564,36 @@ def logging_names_the_refusal(profile: Profile, variant: str) -> Predicate:
 
 
 def some_user_never_served(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
-    """Some user of the run has no working connection: every one of its connections fails (a close other than
-    1000). Unlike a share of failing connections, this does not grow with the length of the traffic."""
+    """Some user of the run is denied by the failures the claim is about: none of its connections works (each
+    closes other than 1000) and one of them closed 1011 (the report: "connections fail with 1011 errors"). A user
+    refused only for another reason (a bad token: 1008) does not count. Unlike a share of failing connections,
+    this does not grow with the length of the traffic."""
     if not run.connections:
         return None, "no connection"
     users = {str(c.user_id) for c in run.connections}
     served = {str(c.user_id) for c in run.connections if not c.failed}
-    return served != users, (f"{len(served)} of {plural(len(users), 'user')} had a working connection; "
-                             f"{len(run.failures)} of {plural(len(run.connections), 'connection')} fail "
-                             f"({close_tally(run)})")
+    denied = {str(c.user_id) for c in run.connections if c.close_code == 1011} - served
+    return bool(denied), (f"{len(served)} of {plural(len(users), 'user')} had a working connection; "
+                          f"{len(denied)} had none and got a 1011 close; "
+                          f"{len(run.failures)} of {plural(len(run.connections), 'connection')} fail "
+                          f"({close_tally(run)})")
+
+
+def no_factory_close_in(base: str, base_run: RunResult) -> str:
+    """Why a run of ``base``'s traffic moved elsewhere tests nothing about its factory closes: it has none."""
+    return f"no factory close in {base} ({close_tally(base_run)})"
+
+
+def local_environment_removes_factory_closes(base: str) -> Predicate:
+    """Why #4, one way: ``base``'s traffic in the local debug environment gets no factory close; untested
+    when ``base`` has none itself (no factory close to make disappear)."""
+
+    def predicate(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+        if not factory_closes(runs[base]):
+            return None, no_factory_close_in(base, runs[base])
+        return has_no_factory_close(run, runs)
+
+    return predicate
 
 
 def local_environment_removes_validation_failure(base: str) -> Predicate:
@@ -572,7 +602,9 @@ def local_environment_removes_validation_failure(base: str) -> Predicate:
     def predicate(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
         base_run = runs[base]
         closes, rejected = factory_closes(base_run), validation_rejections(base_run)
-        holds = bool(closes) and len(rejected) == len(closes) and not factory_closes(run)
+        if not closes:
+            return None, no_factory_close_in(base, base_run)
+        holds = len(rejected) == len(closes) and not factory_closes(run)
         return holds, (
             f"{base}: {len(rejected)} of {len(closes)} factory closes are validation rejections; "
             f"in the local environment: {close_tally(run)}"
@@ -644,8 +676,8 @@ def _shape_trials(baseline: Baseline, shapes: Mapping[str, Mapping[str, object]]
 
 def _design_environment_swap(baseline: Baseline) -> list[Trial]:
     reference = baseline.profiles[REFERENCE]
-    to_local = [Trial(in_environment_of(baseline.profiles[name], reference), has_no_factory_close)
-                for name in baseline.failing()]
+    to_local = [Trial(in_environment_of(baseline.profiles[name], reference), local_environment_removes_factory_closes(name))
+                for name in baseline.failing_besides_reference()]
     to_cloud = [Trial(in_environment_of(reference, baseline.profiles[name]), has_factory_close)
                 for name in baseline.where(lambda p: p.on_cloud_run)]
     return to_local + to_cloud
@@ -703,7 +735,7 @@ def _design_readiness(baseline: Baseline) -> list[Trial]:
 def _design_conclusion(baseline: Baseline) -> list[Trial]:
     reference = baseline.profiles[REFERENCE]
     return [Trial(in_environment_of(baseline.profiles[name], reference), local_environment_removes_validation_failure(name))
-            for name in baseline.failing()]
+            for name in baseline.failing_besides_reference()]
 
 
 def _design_environment_outcome(
@@ -889,7 +921,7 @@ HYPOTHESES: tuple[Hypothesis, ...] = (
         "The local debug run exercises the identical code path that fails in staging.",
         "The failing connection's decision trace agrees with the local debug run's up to the decision that "
         "failed it.",
-        "all", lambda b: _each(b, b.failing(), same_path_as_reference),
+        "all", lambda b: _each(b, b.failing_besides_reference(), same_path_as_reference),
     ),
     Hypothesis(
         "impact.local_works", "Business impact",
@@ -909,8 +941,9 @@ HYPOTHESES: tuple[Hypothesis, ...] = (
     Hypothesis(
         "impact.staging_unavailable", "Business impact",
         "Staging: WebSocket connections fail with 1011 errors; core chat functionality unavailable in staging.",
-        "In each Cloud Run staging profile some user gets no working connection (the most generous reading of "
-        "'unavailable': unavailable to one user at least).",
+        "In each Cloud Run staging profile some user gets no working connection and a 1011 close (the most "
+        "generous reading of 'unavailable': unavailable to one user at least, by the failures the claim names; a "
+        "user refused for another reason, e.g. a bad token, does not count).",
         "all", lambda b: _each(b, b.where(_is_cloud_run_staging), some_user_never_served),
     ),
     Hypothesis(
@@ -1008,6 +1041,22 @@ def baseline_of(profiles: Sequence[Profile]) -> Baseline:
     return Baseline(by_name, {name: simulate(profile) for name, profile in by_name.items()})
 
 
+def with_passing_reference(baseline: Baseline) -> Baseline:
+    """``baseline``, refused when its reference (the report's passing local debug run) fails: the claims compare
+    the failing profiles with it (same path, its environment, its auth flow).
+
+    Raises:
+        NotebookParameterError: naming ``profiles_dir`` (notebook 03's parameter), the profile set that makes it fail.
+    """
+    run = baseline.runs.get(REFERENCE)
+    if run is not None and run.failures:
+        raise NotebookParameterError(
+            "profiles_dir", f"{REFERENCE}, the ledger's reference (the report's passing local debug run), fails under "
+            f"the original code ({len(run.failures)} of {plural(len(run.connections), 'connection')}: "
+            f"{close_tally(run)}); the reference must be a profile whose connections all pass")
+    return baseline
+
+
 def ledger_from(baseline: Baseline, hypotheses: Sequence[Hypothesis] = HYPOTHESES) -> Ledger:
     """Design every hypothesis's experiment on ``baseline``, make the runs, compute the verdicts."""
     designs = [(hypothesis, tuple(hypothesis.design(baseline))) for hypothesis in hypotheses]
@@ -1024,12 +1073,16 @@ def registered_hypothesis(key: str) -> Hypothesis:
 
 def build_ledger(profiles_dir: str | None = None, hypotheses: Sequence[Hypothesis] = HYPOTHESES) -> Ledger:
     """The ledger over the shipped profiles (plus those of ``profiles_dir``, else of
-    ``INVESTIGATION_PROFILES_DIR``); the one of HYPOTHESES is made once per grid run (run_cache)."""
+    ``INVESTIGATION_PROFILES_DIR``); the one of HYPOTHESES is made once per grid run (run_cache).
+
+    Raises:
+        NotebookParameterError: the profiles make the reference fail (:func:`with_passing_reference`).
+    """
     profiles = list_profiles(profiles_dir)
     if hypotheses is not HYPOTHESES:
-        return ledger_from(baseline_of(profiles), hypotheses)
+        return ledger_from(with_passing_reference(baseline_of(profiles)), hypotheses)
     key = "build_ledger:" + "\n".join(profile.model_dump_json() for profile in profiles)
-    return shared(key, lambda: ledger_from(baseline_of(profiles)))
+    return shared(key, lambda: ledger_from(with_passing_reference(baseline_of(profiles))))
 
 
 # ---------------------------------------------------------------------------
