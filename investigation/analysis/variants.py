@@ -628,6 +628,10 @@ class VariantReport:
         """Whether the original fails on no run once the failing connections no candidate changes are set aside."""
         return not any(self.matrix.judged(ORIGINAL.name, profile).fails for profile in self.matrix.profiles)
 
+    def removed_where(self, variant: str) -> str:
+        """``all 5 runs where the original fails, including the long E2E run``: the runs where `variant` removes it."""
+        return _where_the_original_fails(self.verdict_of(variant).where(REMOVED), self.long_run_is_longer)
+
     def untouched_text(self) -> str:
         """``7 failing connections no candidate changes (...): 1008 SSOT Auth failed x7 on a``, or empty when none.
 
