@@ -946,7 +946,7 @@ def variant_lessons(report: VariantReport) -> Markdown:
 
 def _cause_lesson(report: VariantReport) -> str:
     refused, by_cap = report.matrix.original_refusals()
-    if not refused:
+    if not report.original_fails:
         return "The original refuses no connection in any run: there is no failure to fix."
     unmoved = [v.variant for v in report.verdicts if v.failure == NO_EFFECT]
     head = f"{by_cap} of the {refused} connections the original refuses are refused by the per-user manager cap"
