@@ -45,11 +45,13 @@ from investigation.analysis.variants import (
     MIXED,
     NEITHER_FAILS,
     NO_EFFECT,
+    NOTHING_TO_FIX,
     REMOVED,
     REMOVES_EVERYWHERE,
     SAFER,
     SAME,
     WEAKER,
+    MatrixCell,
     VariantReport,
     VariantVerdict,
     changed_switches,
@@ -172,6 +174,14 @@ def innermost_causes(connections: Sequence[ConnectionResult]) -> Counter[str]:
     return Counter(c.cause_chain[-1].type for c in connections if c.cause_chain)
 
 
+def innermost_causes_text(connections: Sequence[ConnectionResult]) -> str:
+    """``RuntimeError (15), no exception (10)``: the innermost exception types, connections closed without one
+    (an empty cause chain, e.g. at the startup gate) counted as "no exception"."""
+    causes = innermost_causes(connections)
+    bare = sum(1 for c in connections if not c.cause_chain)
+    return _counts_text(causes + Counter({"no exception": bare}))
+
+
 IN_DETAILS = "details.error_message"
 """Where the factory close's error frame carries the cause (spec 1, step 8; its top-level message is fixed)."""
 AT_TOP_LEVEL = "error_code and error_message"
@@ -275,24 +285,58 @@ def summary_section(evidence: Evidence) -> Markdown:
     failures = evidence.failures
     connections = sum(len(run.connections) for run in evidence.runs.values())
     counts = evidence.ledger.counts()
-    recommended = evidence.variants.recommended
+    deciding = (f"The deciding decision of the failing connections was {_counts_text(deciding_counts(failures))}; "
+                f"their innermost cause {innermost_causes_text(failures)}. " if failures else "")
     text = (
         f"Under the code as deployed, **{len(evidence.failing)} of {len(evidence.runs)} environment profiles** "
         f"{_closed_text(failures, connections)}{_traffic_once_note(evidence)}; "
-        f"{plural(len(_users(failures)), 'distinct user')} hit. "
-        f"The deciding decision of the failing connections was {_counts_text(deciding_counts(failures)) or '-'}; "
-        f"their innermost cause {_counts_text(innermost_causes(failures)) or '-'}. "
+        f"{plural(len(_users(failures)), 'distinct user')} hit. {_long_run_alone_text(evidence)}{deciding}"
         f"Of {evidence.ledger.claims_text()}, {counts.get(Verdict.REFUTED.value, 0)} are refuted, "
         f"{counts.get(Verdict.SUPPORTED.value, 0)} supported and {counts.get(Verdict.INCONCLUSIVE.value, 0)} "
         f"inconclusive. "
     )
-    text += (
-        f"Recommended resolution: **{recommended}** ({_inner_summary(recommended)}), which "
-        f"{evidence.variants.verdict_of(recommended).failure}"
-        + _agent_refusals_left(evidence.variants, recommended) + "."
-        if recommended else "No candidate change removes the failure on every profile without weakening safety."
-    )
-    return Markdown(text)
+    return Markdown(text + _resolution_summary(evidence.variants))
+
+
+def _long_run_failing_alone(evidence: Evidence) -> MatrixCell | None:
+    """The original's cell of chapter 05's long E2E run when it fails and no profile does, else None."""
+    matrix = evidence.variants.matrix
+    if evidence.failing or LONG_RUN_PROFILE not in matrix.profiles:
+        return None
+    cell = matrix.cell(ORIGINAL.name, LONG_RUN_PROFILE)
+    return cell if cell.fails else None
+
+
+def _long_run_run_name(report: VariantReport) -> str:
+    return f"chapter 05's {'long ' if report.long_run_is_longer else ''}E2E run {LONG_RUN_PROFILE}"
+
+
+def _long_run_alone_text(evidence: Evidence) -> str:
+    """``Only chapter 05's long E2E run staging-e2e-long fails: ...`` when it is the one failing run, else empty."""
+    cell = _long_run_failing_alone(evidence)
+    if cell is None:
+        return ""
+    closes = Counter(_quoted_close(*f.close.split(" ", 1)) for f in cell.failing)
+    total = sum(n for _, n in cell.close_codes)
+    return (f"Only {_long_run_run_name(evidence.variants)} fails: the original closed {len(cell.failing)} of its "
+            f"{plural(total, 'connection')} ({_counts_text(closes)}), the first at {cell.first_failure_s:g} s. ")
+
+
+def _resolution_summary(report: VariantReport) -> str:
+    """The recommended variant and where it removes the failure; else why none is; then the failing connections
+    no candidate changes."""
+    untouched = report.untouched_text()
+    tail = f" {untouched}." if untouched else ""
+    recommended = report.recommended
+    if recommended:
+        return (f"Recommended resolution: **{recommended}** ({_inner_summary(recommended)}), which removes the "
+                f"failure on {report.removed_where(recommended)}{_agent_refusals_left(report, recommended)}.{tail}")
+    if report.nothing_to_fix and not report.original_fails:
+        included = ", chapter 05's long E2E run included" if LONG_RUN_PROFILE in report.matrix.profiles else ""
+        return f"No connection fails in any run{included}: there is no failure to fix."
+    if report.nothing_to_fix:
+        return f"No candidate change alters how any failing connection ends: no variant fixes the failure.{tail}"
+    return f"No candidate change removes the failure on every failing run without weakening safety.{tail}"
 
 
 def _agent_refusals_left(report: VariantReport, variant: str) -> str:
@@ -567,8 +611,8 @@ def root_cause_section(evidence: Evidence) -> Markdown:
         f"- {at_cap} of {len(failures)} failing connections started while their user already held "
         f"the per-user cap of managers on their backend instance.",
         *_managers_against_connections(evidence),
-        f"- Innermost exception of the failing connections: {_counts_text(innermost_causes(failures))}; "
-        f"example: {failures[0].cause_chain[-1].message if failures[0].cause_chain else '-'}",
+        f"- Innermost exception of the failing connections: {innermost_causes_text(failures)}; "
+        f"example: {next((c.cause_chain[-1].message for c in failures if c.cause_chain), '-')}",
     ]
     if separating:
         lines.append(f"- Earliest decision point whose outcome separates failing from passing profiles: "
@@ -657,7 +701,7 @@ def action_items(evidence: Evidence) -> Markdown:
     Order, computed: first what closes an exposure the runs found in production -- the auth-bypass item when
     the original accepts a hostile token of the adversarial set in a profile whose ENVIRONMENT is exactly
     "production", the context item when it lets a hostile user context through in such a profile; then the fix
-    to deploy and what it leaves of the start_agent leak; then the rest: candidates not to ship, the exposures
+    to deploy, what it leaves of the start_agent leak and the failures no candidate changes; then the rest: candidates not to ship, the exposures
     not found in production, the report's corrections, the closes. "As item N says" follows that order.
     """
     report = evidence.variants
@@ -665,8 +709,9 @@ def action_items(evidence: Evidence) -> Markdown:
     original = adversarial_outcomes(ORIGINAL.name)
     bypass_first = bypass_item and _in_production(o for o in _of_kind(original, "token") if o.accepted)
     context_first = _in_production(o for o in _of_kind(original, "context") if o.accepted)
-    fix = _fix_items(evidence)
-    not_shipped = [v for v in report.verdicts if v.variant != report.recommended and v.failure != REMOVES_EVERYWHERE]
+    fix = [*_fix_items(evidence), *_untouched_items(report)]
+    not_shipped = [v for v in report.verdicts if v.variant != report.recommended
+                   and v.failure not in {REMOVES_EVERYWHERE, NOTHING_TO_FIX}]
     exposures_first = int(bypass_first) + int(context_first)
     bypass_number = 1 if bypass_first else exposures_first + len(fix) + len(not_shipped) + 1
     bypass = [_auth_bypass_item(report)] if bypass_item else []
@@ -715,6 +760,28 @@ def _fix_items(evidence: Evidence) -> list[str]:
         under = f"{variant}, the recommended fix" if report.recommended else "the original"
         items.append(f"Release or reuse the managers `start_agent` creates: under {under}, {left}.")
     return items
+
+
+POLICY_CLOSE = "1008"
+"""The close of a refusal by rule (spec, close table: any auth failure): the server refusing the client's
+credentials or identity, which no fix of the server is asked for."""
+
+
+def _untouched_items(report: VariantReport) -> list[str]:
+    """The failing connections no candidate changes, other than refusals by rule (POLICY_CLOSE), as needing their
+    own fix: each close and deciding decision with its count and runs."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for profile, connection in report.matrix.all_untouched():
+        if connection.close.split(" ", 1)[0] != POLICY_CLOSE:
+            groups.setdefault((connection.close, connection.deciding), []).append(profile)
+    if not groups:
+        return []
+    ranked = sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+    parts = [f"{plural(len(profiles), 'connection')} closed {_quoted_close(*close.split(' ', 1))}, decided by "
+             f"{deciding} (on {and_list(list(dict.fromkeys(profiles)))})" for (close, deciding), profiles in ranked]
+    total = sum(len(profiles) for profiles in groups.values())
+    return [f"Fix the {plural(total, 'failing connection')} no candidate of chapter 05 changes on their own: "
+            f"{'; '.join(parts)}. Every variant closes {'it' if total == 1 else 'them'} exactly as the original does."]
 
 
 def _inner_summary(variant: str) -> str:
@@ -1140,14 +1207,22 @@ def _reference_factors_text(evidence: Evidence) -> str:
 def postmortem_key_result(evidence: Evidence) -> str:
     failures = evidence.failures
     counts = evidence.ledger.counts()
-    deciding = deciding_counts(failures).most_common(1)
+    deciding = _counts_text(deciding_counts(failures))
+    long_run = f"; only {_long_run_run_name(evidence.variants)} fails" if _long_run_failing_alone(evidence) else ""
     return (
         f"{len(evidence.failing)} of {len(evidence.runs)} profiles fail ({len(failures)} connections, "
-        f"{users_hit_text(evidence, detail=False)}); decided by {deciding[0][0] if deciding else '-'}; "
+        f"{users_hit_text(evidence, detail=False)}){long_run}{f'; decided by {deciding}' if deciding else ''}; "
         f"report claims refuted {counts.get(Verdict.REFUTED.value, 0)} of {len(evidence.ledger.findings)} "
         f"({evidence.ledger.tested()} tested with runs); "
-        f"resolution {evidence.variants.recommended or 'none'}"
+        f"resolution {evidence.variants.recommended or _no_resolution_text(evidence.variants)}"
     )
+
+
+def _no_resolution_text(report: VariantReport) -> str:
+    """``none``, and why when there is nothing a variant could fix."""
+    if not report.nothing_to_fix or not report.verdicts:
+        return "none"
+    return "none (no failure to fix)" if not report.original_fails else "none (no candidate changes the failures)"
 
 
 # --- figures -------------------------------------------------------------------------------

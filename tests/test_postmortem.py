@@ -582,14 +582,15 @@ def test_root_cause_explains_the_managers_of_the_real_refusals(evidence: Evidenc
         in lines
 
 
-def test_key_result_names_the_decision_that_decided_most_failures(evidence: Evidence) -> None:
-    # Two failures decided at the cap, one made-up failure decided by auth.result (alphabetically first).
+def test_key_result_names_every_deciding_decision_with_its_count(evidence: Evidence) -> None:
+    # Two failures decided at the cap, one made-up failure decided by auth.result (alphabetically first): most
+    # first, each with its count, as the summary lists them.
     rejected = ConnectionResult(index=0, client="c", instance=0, user_id="u", at_s=0.0, close_code=1008,
                                 close_reason="Authentication failed",
                                 decisions=(Decision("auth.result", "rejected"),), cause_chain=())
     runs = {**reconnecting_runs(), "rejected": RunResult("rejected", "original", (rejected,))}
     key_result = postmortem_key_result(dataclasses.replace(evidence, runs=runs))
-    assert "; decided by factory.manager_cap=exceeded; " in key_result
+    assert "; decided by factory.manager_cap=exceeded (2), auth.result=rejected (1); " in key_result
 
 
 def test_ledger_table_shows_each_claims_evidence(evidence: Evidence) -> None:
@@ -731,8 +732,9 @@ def test_summary_says_what_the_recommended_fix_leaves_of_start_agent(evidence: E
     assert (refused, sent) == (2 + long_run, 142) and long_run > 0
     # 142 counts the long run's messages, which the summary's profile counts do not: it says how many are there.
     # V4 as spec 8 words it: the route releases the connection's manager on disconnect.
+    # The original fails on 4 profiles and the long run (impact; chapter 05), all of which V4 removes.
     assert (f"Recommended resolution: **V4** (release the connection's manager on disconnect), which removes the "
-            f"failure on every profile; under it {refused} of 142 start_agent messages are still refused, without a "
+            f"failure on all 5 runs where the original fails, including the long E2E run; under it {refused} of 142 start_agent messages are still refused, without a "
             f"close ({long_run} of them in the long E2E run, chapter 05; action items).") in summary_section(evidence).data
 
 

@@ -668,7 +668,6 @@ def test_cell_counts_a_cap_refusal_wherever_the_cap_message_sits_in_the_cause_ch
         ({"a": REMOVED, "b": DELAYED}, DELAYS),
         ({"a": REMOVED, "b": SAME_TIME}, REMOVES_SOMEWHERE),
         ({"a": SAME_TIME, "b": NEITHER_FAILS}, NO_EFFECT),
-        ({"a": NEITHER_FAILS}, NO_EFFECT),
         ({"a": REMOVED, "b": EARLIER}, WORSE),
         ({"a": REMOVED, "b": INTRODUCED}, WORSE),
     ],

@@ -17,7 +17,7 @@ Verdicts are computed from the matrix by the rules of :func:`failure_verdict`,
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from pathlib import Path
 
@@ -63,6 +63,8 @@ REMOVES_EVERYWHERE = "removes the failure on every profile"
 DELAYS = "delays the failure"
 REMOVES_SOMEWHERE = "removes the failure on some profiles only"
 NO_EFFECT = "no effect on the failure"
+NOTHING_TO_FIX = "no failure to fix"
+"""The original fails on no run, once the connections every variant closes alike are set aside."""
 WORSE = "fails earlier or more widely"
 SAFER, SAME, WEAKER, MIXED = "safer", "same", "weaker", "mixed"
 
@@ -159,6 +161,22 @@ def _where_the_original_fails(removed: Sequence[str], longer: bool = True) -> st
 
 
 @dataclass(frozen=True)
+class FailingConnection:
+    """A connection the server closed with a failure: which planned connection, and its close.
+
+    Two are equal when they are the same planned connection (start order, client, start time) closed with the
+    same code and reason; the deciding decision (``point=outcome``) rides along without taking part.
+    """
+
+    index: int
+    client: str
+    at_s: float
+    close: str
+    """``1008 SSOT Auth failed``: the close code and reason."""
+    deciding: str = field(default="-", compare=False)
+
+
+@dataclass(frozen=True)
 class MatrixCell:
     """How one profile's connections ended under one variant."""
 
@@ -178,6 +196,8 @@ class MatrixCell:
     """The most managers one user held on one instance at any time of the run."""
     managers_cap: int = 0
     """The variant's per-user manager cap (spec 4.2; V3 raises it)."""
+    failing: tuple[FailingConnection, ...] = ()
+    """The failing connections in the run's order (its first is the first failure)."""
 
     def count(self, label: str) -> int:
         """Connections that ended with close code `label` ("1011", ..., or "open")."""
@@ -210,6 +230,18 @@ def cell_from_run(run: RunResult) -> MatrixCell:
         start_agent_refused_at_cap=sum(c.start_agent_refusals() for c in run.connections if _held_the_cap(run, c)),
         peak_managers=max((change.count for change in run.manager_counts), default=0),
         managers_cap=run.max_managers_per_user,
+        failing=tuple(_failing_connection(connection) for connection in run.failures),
+    )
+
+
+def _failing_connection(connection: ConnectionResult) -> FailingConnection:
+    deciding = connection.deciding_decision()
+    return FailingConnection(
+        index=connection.index,
+        client=connection.client,
+        at_s=connection.at_s,
+        close=f"{close_code_label(connection.close_code)} {connection.close_reason}",
+        deciding="-" if deciding is None else f"{deciding.point}={deciding.outcome}",
     )
 
 
@@ -319,6 +351,35 @@ class VariantMatrix:
         cells = [self.cell(ORIGINAL.name, profile) for profile in self.profiles]
         return sum(cell.refused for cell in cells), sum(cell.cap_refusals for cell in cells)
 
+    def untouched(self, profile: str) -> tuple[FailingConnection, ...]:
+        """The original's failing connections on `profile` that close alike under every other variant of the matrix.
+
+        Alike: the same planned connection, the same close code and reason. No candidate changes them, so the
+        verdicts judge the rest (:meth:`judged`); with no candidate in the matrix there is nothing to compare, so none.
+        """
+        candidates = [set(self.cell(variant, profile).failing) for variant in self.variants if variant != ORIGINAL.name]
+        if not candidates:
+            return ()
+        return tuple(f for f in self.cell(ORIGINAL.name, profile).failing if all(f in found for found in candidates))
+
+    def judged(self, variant: str, profile: str) -> MatrixCell:
+        """The cell as the verdicts see it: without the failing connections no candidate changes (:meth:`untouched`).
+
+        Its first failure is the first failing connection left; its counts are the run's.
+        """
+        cell = self.cell(variant, profile)
+        untouched = set(self.untouched(profile))
+        if not untouched:
+            return cell
+        left = tuple(f for f in cell.failing if f not in untouched)
+        first = left[0] if left else None
+        return replace(cell, failing=left, first_failure_s=None if first is None else first.at_s,
+                       first_failure=None if first is None else first.close)
+
+    def all_untouched(self) -> tuple[tuple[str, FailingConnection], ...]:
+        """Every profile's untouched failing connections, as (profile, connection), profiles in matrix order."""
+        return tuple((profile, f) for profile in self.profiles for f in self.untouched(profile))
+
     def start_agent_refusals(self, variant: str) -> tuple[MatrixCell, ...]:
         """The variant's cells where a start_agent message was refused, in profile order."""
         return tuple(cell for cell in (self.cell(variant, p) for p in self.profiles) if cell.start_agent_refused)
@@ -415,9 +476,10 @@ def failure_effect(original: MatrixCell, candidate: MatrixCell) -> str:
 
 
 def effects(matrix: VariantMatrix, variant: str) -> dict[str, str]:
-    """Profile -> failure_effect of `variant` against the original on that profile."""
+    """Profile -> failure_effect of `variant` against the original on that profile, the failing connections no
+    candidate changes set aside (:meth:`VariantMatrix.judged`)."""
     return {
-        profile: failure_effect(matrix.cell(ORIGINAL.name, profile), matrix.cell(variant, profile))
+        profile: failure_effect(matrix.judged(ORIGINAL.name, profile), matrix.judged(variant, profile))
         for profile in matrix.profiles
     }
 
@@ -426,14 +488,17 @@ def failure_verdict(profile_effects: dict[str, str]) -> str:
     """The variant's verdict on the failure, from its per-profile effects.
 
     Rules, first match wins: any profile "earlier" or "introduced" -> fails earlier or
-    more widely; every profile where the original fails is "removed" (and there is at
-    least one) -> removes the failure on every profile; any "delayed" -> delays the
-    failure; any "removed" -> removes it on some profiles only; otherwise no effect.
+    more widely; no profile where the original fails -> no failure to fix; every profile
+    where the original fails is "removed" -> removes the failure on every profile; any
+    "delayed" -> delays the failure; any "removed" -> removes it on some profiles only;
+    otherwise no effect.
     """
     found = set(profile_effects.values())
     original_fails = [effect for effect in profile_effects.values() if effect != NEITHER_FAILS]
     if found & {EARLIER, INTRODUCED}:
         return WORSE
+    if not original_fails:
+        return NOTHING_TO_FIX
     if original_fails and all(effect == REMOVED for effect in original_fails):
         return REMOVES_EVERYWHERE
     if DELAYED in found:
@@ -553,6 +618,51 @@ class VariantReport:
         """Whether the long run (if any) runs more tests per process than staging-e2e itself."""
         return self.long_run_tests is None or self.long_run_tests[0] > self.long_run_tests[1]
 
+    @property
+    def original_fails(self) -> bool:
+        """Whether the original closes any connection with a failure in any run of the matrix."""
+        return any(self.matrix.cell(ORIGINAL.name, profile).fails for profile in self.matrix.profiles)
+
+    @property
+    def nothing_to_fix(self) -> bool:
+        """Whether the original fails on no run once the failing connections no candidate changes are set aside."""
+        return not any(self.matrix.judged(ORIGINAL.name, profile).fails for profile in self.matrix.profiles)
+
+    def removed_where(self, variant: str) -> str:
+        """``all 5 runs where the original fails, including the long E2E run``: the runs where `variant` removes it."""
+        return _where_the_original_fails(self.verdict_of(variant).where(REMOVED), self.long_run_is_longer)
+
+    def untouched_text(self) -> str:
+        """``7 failing connections no candidate changes (...): 1008 SSOT Auth failed x7 on a``, or empty when none.
+
+        Grouped by close (most first), each with the runs it happens on.
+        """
+        found = self.matrix.all_untouched()
+        if not found:
+            return ""
+        by_close: dict[str, list[str]] = {}
+        for profile, connection in found:
+            by_close.setdefault(connection.close, []).append(profile)
+        ranked = sorted(by_close.items(), key=lambda item: (-len(item[1]), item[0]))
+        groups = "; ".join(
+            f"{close} x{len(profiles)} on {and_list([_run_name(p, self.long_run_is_longer) for p in dict.fromkeys(profiles)])}"
+            for close, profiles in ranked)
+        return (f"{plural(len(found), 'failing connection')} no candidate changes (closed alike under the original and "
+                f"every variant run, so the verdicts leave {'it' if len(found) == 1 else 'them'} aside): {groups}")
+
+    def _untouched_sentence(self) -> str:
+        text = self.untouched_text()
+        return f" {text}." if text else ""
+
+    def _nothing_to_fix_text(self) -> str:
+        """Why no variant is recommended when the original's failures, if any, are all ones no candidate changes."""
+        if self.original_fails:
+            return ("No candidate changes how any failing connection of the original ends: there is no failure a "
+                    f"variant fixes, so none is recommended.{self._untouched_sentence()}")
+        count, detail = runs_text(self.matrix.profiles, listed=False, longer=self.long_run_is_longer)
+        return (f"The original fails on none of the {count}{detail}: no connection is closed with a failure, so "
+                "there is no failure to fix and no variant is recommended.")
+
     def candidates_run(self) -> str:
         """Empty when every candidate variant ran, else ``Of the variants run (V3), `` (the notebook's parameter)."""
         names = [v.variant for v in self.verdicts]
@@ -598,11 +708,13 @@ class VariantReport:
         """Short sentences naming the recommended variant and why, or that none qualifies."""
         if not self.verdicts:
             return "No candidate variant ran (the matrix holds the original only), so none is recommended."
+        if self.recommended is None and self.nothing_to_fix:
+            return self._nothing_to_fix_text()
         if self.recommended is None:
             head = self.candidates_run()
             return (
                 f"{head}{'none qualifies' if head else 'No variant qualifies'}: none {REMOVES_EVERYWHERE} while "
-                f"keeping safety the same or safer.{self.long_run_caveat()}"
+                f"keeping safety the same or safer.{self.long_run_caveat()}{self._untouched_sentence()}"
             )
         chosen = self.verdict_of(self.recommended)
         size = chosen.change_size
@@ -616,6 +728,7 @@ class VariantReport:
             f"{self._acceptance(chosen.variant)}. {self._unsigned_sentence(chosen.variant)} It changes {switches} of "
             f"the original.{start_agent_sentence(self.matrix, chosen.variant, longer)}"
             f"{self.margin_sentence(chosen.variant) if not caveat else ''}{self.long_run_caveat()}{caveat}"
+            f"{self._untouched_sentence()}"
         )
 
     def margin_sentence(self, variant: str) -> str:
@@ -833,6 +946,8 @@ def variant_lessons(report: VariantReport) -> Markdown:
 
 def _cause_lesson(report: VariantReport) -> str:
     refused, by_cap = report.matrix.original_refusals()
+    if not report.original_fails:
+        return "The original refuses no connection in any run: there is no failure to fix."
     unmoved = [v.variant for v in report.verdicts if v.failure == NO_EFFECT]
     head = f"{by_cap} of the {refused} connections the original refuses are refused by the per-user manager cap"
     if not report.verdicts:
@@ -847,12 +962,14 @@ def _delay_lessons(report: VariantReport) -> list[str]:
     for verdict in report.verdicts:
         delayed = [profile for profile, effect in verdict.effects if effect == DELAYED]
         for profile in delayed:
-            before = report.matrix.cell(ORIGINAL.name, profile).first_failure_s
-            after = report.matrix.cell(verdict.variant, profile).first_failure_s
+            before = report.matrix.judged(ORIGINAL.name, profile).first_failure_s
+            after = report.matrix.judged(verdict.variant, profile).first_failure_s
             removed, which = runs_text(verdict.where(REMOVED), listed=False, longer=report.long_run_is_longer)
+            head = (f"{verdict.variant} removes the failure on {removed}{which}, but" if verdict.where(REMOVED)
+                    else f"{verdict.variant} removes the failure on no run;")
             lessons.append(
-                f"{verdict.variant} removes the failure on {removed}{which}, but on {profile} the "
-                f"first failure only moves from {before:.0f} s to {after:.0f} s: it postpones the failure."
+                f"{head} on {profile} the first failure only moves from {before:.0f} s to {after:.0f} s: "
+                "it postpones the failure."
             )
     return lessons
 
@@ -863,7 +980,7 @@ def _worse_lessons(report: VariantReport) -> list[str]:
     for verdict in report.verdicts:
         for profile, effect in verdict.effects:
             if effect in {EARLIER, INTRODUCED}:
-                cell = report.matrix.cell(verdict.variant, profile)
+                cell = report.matrix.judged(verdict.variant, profile)
                 relation = "earlier than the original" if effect == EARLIER else "where the original does not fail"
                 finding = f"first failure at {cell.first_failure_s:.0f} s ({cell.first_failure}), {relation}."
                 findings.setdefault((verdict.variant, finding), []).append(profile)
