@@ -290,7 +290,7 @@ def summary_section(evidence: Evidence) -> Markdown:
     text = (
         f"Under the code as deployed, **{len(evidence.failing)} of {len(evidence.runs)} environment profiles** "
         f"{_closed_text(failures, connections)}{_traffic_once_note(evidence)}; "
-        f"{plural(len(_users(failures)), 'distinct user')} hit. {_long_run_alone_text(evidence)}{deciding}"
+        f"{_users_hit_short(failures)}. {_long_run_alone_text(evidence)}{deciding}"
         f"Of {evidence.ledger.claims_text()}, {counts.get(Verdict.REFUTED.value, 0)} are refuted, "
         f"{counts.get(Verdict.SUPPORTED.value, 0)} supported and {counts.get(Verdict.INCONCLUSIVE.value, 0)} "
         f"inconclusive. "
@@ -385,6 +385,16 @@ def impact_section(evidence: Evidence) -> Markdown:
         f"Profiles without a failing connection: "
         f"{', '.join(sorted(set(evidence.runs) - set(evidence.failing))) or 'none'}.{_traffic_once_text(evidence)}"
     )
+
+
+def _users_hit_short(failures: Sequence[ConnectionResult]) -> str:
+    """``2 distinct users hit``, counted as the server identified them, and the failing connections of users it
+    never identified, when any."""
+    text = f"{plural(len(_identified_users(failures)), 'distinct user')} hit"
+    unidentified = sum(1 for c in failures if not identified(c))
+    if unidentified:
+        text += f", besides {plural(unidentified, 'failing connection')} of users the server never identified"
+    return text
 
 
 def _unidentified_text(evidence: Evidence) -> str:
@@ -664,7 +674,6 @@ def detection_section(evidence: Evidence) -> Markdown:
     if not failures:
         return Markdown("- No failing connection, so nothing was detected.")
     reasons = close_reasons(failures)
-    causes = innermost_causes(failures)
     validation = validation_outcomes(failures)
     firsts = [
         f"{name}: connection {connection_in_run(evidence.runs[name], first)} at {first.at_s:g} s"
@@ -673,7 +682,7 @@ def detection_section(evidence: Evidence) -> Markdown:
     ]
     return Markdown("\n".join([
         f"- Clients saw {_counts_text(reasons)}; the innermost causes behind that close were "
-        f"{_counts_text(causes)}, and SSOT validation outcomes were {_counts_text(validation)}.",
+        f"{innermost_causes_text(failures)}, and SSOT validation outcomes were {_counts_text(validation)}.",
         _diagnosis_text(failures),
         f"- First failing connection per failing profile (virtual time): {'; '.join(firsts)}.",
         f"- Connections of the reference `{evidence.reference}`{_local_evidence_note(evidence.reference)}: "

@@ -22,6 +22,7 @@ from typing import Any, cast
 from investigation.analysis.isolate import IsolationOverview
 from investigation.postmortem import (
     Evidence,
+    _users_hit_short,
     detection_section,
     impact_section,
     impact_table,
@@ -126,3 +127,27 @@ def test_the_first_difference_lesson_says_where_its_dd_ran() -> None:
     runs = {"local-debug": reconnects("local-debug", 1, "development"), "reconnects": reconnects("reconnects", 7)}
     assert "factory.manager_cap in 1 of 1 pair (chapter 04)." in lessons(evidence_of(runs, "local-debug",
                                                                                      isolations)).data
+
+
+def startup_never() -> RunResult:
+    # Staging whose startup never completes: the one connection waits at the gate and closes 1011 "Service
+    # startup incomplete" (spec 1 step 9), an error frame and a close with no exception behind them.
+    return simulate(profile_from_dict("startup", {
+        "description": "startup never completes", "env": STAGING, "startup": {"complete": False},
+        "clients": [{"name": "tab", "user_id": USER, "start_s": 0.0, "hold_s": 60.0}]}), "original")
+
+
+def test_detection_counts_the_failures_closed_without_an_exception() -> None:
+    # reconnects: 2 cap refusals, innermost RuntimeError (spec 4.2); startup: 1 gate close, no cause chain.
+    evidence = evidence_of({"local-debug": reconnects("local-debug", 1), "reconnects": reconnects("reconnects", 7),
+                            "startup": startup_never()})
+    first = detection_section(evidence).data.splitlines()[0]
+    assert "the innermost causes behind that close were RuntimeError (2), no exception (1)," in first
+
+
+def test_the_summary_counts_users_as_the_server_identified_them() -> None:
+    # two_mechanisms: the cap's two closes are test-user-12345's (identified); auth's two closes never identified
+    # a user (module docstring), so 1 user, and the 2 connections apart.
+    assert _users_hit_short(two_mechanisms().failures) == (
+        "1 distinct user hit, besides 2 failing connections of users the server never identified")
+    assert _users_hit_short(reconnects("reconnects", 7).failures) == "1 distinct user hit"
