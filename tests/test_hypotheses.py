@@ -1145,25 +1145,25 @@ def test_the_auth_flow_differs_where_any_failing_connection_differs_from_the_loc
 
 
 def test_v2s_evidence_counts_the_failing_connections_that_passed_validation() -> None:
-    from investigation.analysis.hypotheses import no_failure_though_unchanged
+    from investigation.analysis.hypotheses import no_factory_close_though_unchanged
 
     passed = factory_close(0, ("factory.validation", "pass"))
     rejected = factory_close(1, ("factory.validation", "fail"))
     original = run_of(passed, rejected)
     under_v2 = run_of(connection(0), connection(1))
-    _, evidence = no_failure_though_unchanged("V2", ["x"])(under_v2, {"x": original, "x [V2]": under_v2})
+    _, evidence = no_factory_close_though_unchanged("V2", ["x"])(under_v2, {"x": original, "x [V2]": under_v2})
     # one failing connection was a validation rejection: a more permissive check would have something to accept
     assert evidence.endswith("V2's run equals the original's on 0 of 1 failing profile; factory.validation "
                              "rejected 1 of the original's 2 failing connections that reached it")
 
 
 def test_v2s_evidence_counts_rejections_among_the_failing_connections_that_reached_validation() -> None:
-    from investigation.analysis.hypotheses import no_failure_though_unchanged
+    from investigation.analysis.hypotheses import no_factory_close_though_unchanged
 
     # a cap refusal after a passed validation (spec 4.2) and an auth refusal before any decision (spec 1 step 5):
     # neither was rejected by validation, and the second never reached it
     original = run_of(factory_close(0, ("factory.validation", "pass")), auth_refused(1))
-    _, evidence = no_failure_though_unchanged("V2", ["x"])(original, {"x": original, "x [V2]": original})
+    _, evidence = no_factory_close_though_unchanged("V2", ["x"])(original, {"x": original, "x [V2]": original})
     assert evidence.endswith("V2's run equals the original's on 1 of 1 failing profile; factory.validation "
                              "rejected 0 of the original's 1 failing connection that reached it, 1 other never "
                              "reached it, so a more permissive check has nothing to accept")
@@ -1230,3 +1230,14 @@ def test_no_design_compares_the_reference_with_itself() -> None:
     assert labels("summary.identical_code_path", baseline) == [STAGING]
     assert labels("conclusion.root_cause", baseline) == [f"{STAGING} traffic in {REFERENCE} environment"]
     assert f"{REFERENCE} traffic in {REFERENCE} environment" not in labels("why4.environment_makes_it_fail", baseline)
+
+
+def test_the_fixes_are_judged_on_the_factory_closes_not_on_refused_tokens() -> None:
+    """auth-refused-staging fails only by 1008 (expired token, spec 5.3 and 1 step 5), which neither V1 (detection,
+    spec 8) nor V2 (relaxed validation) touches: their claims are about the 1011 factory close, which that profile
+    never has, so its runs under them test nothing (untested), and the claims stay inconclusive, not refuted."""
+    baseline = world_baseline("auth-refused-staging.toml")
+    ledger = ledger_from(baseline, [hypothesis("fix.v1"), hypothesis("action.permissive_staging_validation")])
+    for finding in ledger.findings:
+        assert [o.holds for o in finding.observations] == [None], finding.key
+        assert finding.verdict is Verdict.INCONCLUSIVE, finding.key
