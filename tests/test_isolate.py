@@ -862,3 +862,21 @@ def test_the_passing_mixture_context_leaves_out_fields_the_profile_does_not_set(
     assert context.startswith(", applied to dd's passing mixture, which already gives that client ")
     assert "token," not in context and "token_literal" not in context
     assert "token_via" in context  # set in the profile: subprotocol
+
+
+# --- audit 13: counterfactual worlds ---------------------------------------------------------
+
+
+def test_a_divergence_at_a_point_the_failing_side_never_reached_reads_not_reached() -> None:
+    """A startup-gate close (spec 1 step 9) ends the connection before the message loop, which the
+    passing side reaches: the failing side's outcome there is None and reads "not reached"."""
+    from investigation.analysis.isolate import AlignedDivergence, _describe_alignment
+
+    aligned = AlignedDivergence(connection(0, None), connection(0, 1011),
+                                Divergence("route.message_loop", "client_disconnected", None))
+    assert _describe_alignment(aligned).startswith(
+        "route.message_loop: client_disconnected (passing) vs not reached (failing) [")
+    reversed_sides = AlignedDivergence(connection(0, None), connection(0, 1011),
+                                       Divergence("route.close", None, "1011 Service startup incomplete"))
+    assert _describe_alignment(reversed_sides).startswith(
+        "route.close: not reached (passing) vs 1011 Service startup incomplete (failing) [")

@@ -479,8 +479,8 @@ def _describe_alignment(aligned: AlignedDivergence, client_names: Mapping[str, s
     where = (
         "traces identical"
         if divergence is None
-        else f"{divergence.point}: {visible_outcome(divergence.passing)} (passing) "
-        f"vs {visible_outcome(divergence.failing)} (failing)"
+        else f"{divergence.point}: {_outcome_words(divergence.passing)} (passing) "
+        f"vs {_outcome_words(divergence.failing)} (failing)"
     )
     passing, failing = aligned.passing_connection, aligned.failing_connection
     failing_name = names.get(failing.client, failing.client)
@@ -491,6 +491,11 @@ def _describe_alignment(aligned: AlignedDivergence, client_names: Mapping[str, s
         f"{names.get(passing.client, passing.client)}); failing: connection #{failing.index} of its run "
         f"({failing_words})]"
     )
+
+
+def _outcome_words(outcome: str | None) -> str:
+    """An outcome of a divergence as shown: ``not reached`` for a point the connection never reached."""
+    return "not reached" if outcome is None else visible_outcome(outcome)
 
 
 def check_runs(passing: RunResult, failing: RunResult) -> ConnectionResult:
