@@ -729,15 +729,17 @@ def test_ddmin_traffic_is_1_minimal_not_the_smallest_failing_subset(staging_e2e:
 
 def test_the_divergence_lesson_names_environment_factors_dd_moved_to_the_passing_side() -> None:
     """The case of the test above on dd's last passing mixture: that mixture takes six-single's
-    ENVIRONMENT and instances, so the isolated pair does not have three-spread's environment."""
+    ENVIRONMENT and instances, so the isolated pair does not have three-spread's environment. Both
+    sides of the pair run with six-single's ENVIRONMENT (development), so dd never ran the failure
+    with three-spread's (test): it cannot say the environment difference is not needed (audit 13)."""
     from investigation.analysis.isolate import _divergence_lesson
 
     passing = varied(spread_profile("three-spread", 2), "three-spread", clients0__connections=3)
     failing = varied(spread_profile("six-single", 1), "six-single", env__ENVIRONMENT="development")
     assert _divergence_lesson(isolate_profiles(passing, failing)) == (
-        "The profiles first part at route.environment, but that difference is not needed for the failure: "
-        "with the same environment on both sides (six-single's ENVIRONMENT, instances, otherwise "
-        "three-spread's), the isolated pair first parts at factory.manager_cap."
+        "The profiles first part at route.environment (test vs development); the isolated pair takes development "
+        "there on both sides (dd's passing mixture already holds six-single's ENVIRONMENT, instances), so dd does "
+        "not show whether that difference is needed for the failure; the pair first parts at factory.manager_cap."
     )
 
 
@@ -880,3 +882,94 @@ def test_a_divergence_at_a_point_the_failing_side_never_reached_reads_not_reache
                                        Divergence("route.close", None, "1011 Service startup incomplete"))
     assert _describe_alignment(reversed_sides).startswith(
         "route.close: not reached (passing) vs 1011 Service startup incomplete (failing) [")
+
+
+SECRET = "test-only-staging-secret-0123456789abcdef"  # 41 chars: a usable staging secret (spec 5.3: >= 32)
+
+
+def gate_profile(name: str, environment: str, startup_complete: bool, hold_s: float) -> Profile:
+    """One real-token client; both sides carry the staging secret, so auth succeeds in either environment."""
+    return profile_from_dict(name, {
+        "description": "startup gate",
+        "env": {"ENVIRONMENT": environment, "JWT_SECRET_KEY": SECRET, "JWT_SECRET_STAGING": SECRET},
+        "startup": {"complete": startup_complete},
+        "clients": [{"name": "user-a", "user_id": "104729384756102938475", "token": "auth_service",
+                     "connections": 1, "hold_s": hold_s}],
+    })
+
+
+@pytest.fixture(scope="module")
+def gate_isolation() -> Any:
+    """Passing: ENVIRONMENT test, startup complete, client held 5 s. Failing: staging, startup never
+    completes, held 60 s, so its connection closes 1011 "Service startup incomplete" after the gate's
+    30 s of polling (spec 1 step 9)."""
+    return isolate_profiles(gate_profile("gate-local", "test", True, 5.0),
+                            gate_profile("gate-staging", "staging", False, 60.0))
+
+
+def test_a_connection_refused_after_its_client_left_is_unresolved_not_passing() -> None:
+    """The route decided the close (startup gate timeout, spec 1 step 9; an auth failure, step 5) but the
+    client had left (the route then records client_disconnected, no close): not evidence of passing."""
+    signature = FailureSignature(1011, None)
+    gate_timeout = connection(0, None, decisions=(("route.startup_gate", "timeout"),
+                                                  ("route.message_loop", "client_disconnected")))
+    auth_refused = connection(1, None, decisions=(("auth.result", "VALIDATION_FAILED"),
+                                                  ("route.message_loop", "client_disconnected")))
+    served = connection(2, None, decisions=(("auth.result", "success"), ("route.startup_gate", "not_applicable"),
+                                            ("route.message_loop", "client_disconnected")))
+    assert signature.outcome(RunResult("p", "original", (served,))) is Outcome.PASS
+    assert signature.outcome(RunResult("p", "original", (served, gate_timeout))) is Outcome.UNRESOLVED
+    assert signature.outcome(RunResult("p", "original", (auth_refused,))) is Outcome.UNRESOLVED
+
+
+def test_dd_does_not_count_a_gate_refusal_the_client_left_before_as_passing(gate_isolation: Any) -> None:
+    """Changes, sorted: [clients[0].hold_s 5->60, env.ENVIRONMENT test->staging, startup.complete true->false].
+    dd (n=2) tests {hold}: test environment, no gate -> PASS; {ENVIRONMENT, startup}: the gate times out at
+    30 s, after the client left at 5 s -> UNRESOLVED (counted PASS before, which isolated hold_s alone).
+    failing - [ENVIRONMENT, startup] = {hold} passes -> passing := {hold}; then {hold, ENVIRONMENT}: startup
+    complete, no gate -> PASS; {hold, startup}: test environment -> PASS; failing - [ENVIRONMENT] =
+    {hold, startup} passes -> passing := {hold, startup}: the difference is ENVIRONMENT alone."""
+    assert [(c.factor, c.passing, c.failing) for c in gate_isolation.minimal_difference] == [
+        ("env.ENVIRONMENT", "test", "staging")
+    ]
+    assert sorted(c.factor for c in gate_isolation.passing_mixture) == ["clients[0].hold_s", "startup.complete"]
+
+
+def test_the_difference_lesson_names_the_environment_dds_passing_mixture_holds(gate_isolation: Any) -> None:
+    """dd's passing mixture holds gate-staging's startup.complete (test above): the lesson says so."""
+    from investigation.analysis.isolate import _difference_lesson
+
+    assert _difference_lesson(gate_isolation) == (
+        "The 1-minimal failure-inducing difference from gate-local to gate-staging contains 1 change, an "
+        "environment factor (ENVIRONMENT): ENVIRONMENT: 'test' -> 'staging'; dd's passing mixture already holds "
+        "gate-staging's startup.complete."
+    )
+
+
+def test_a_traffic_difference_on_a_mixture_with_failing_environment_names_that_environment(
+    gate_isolation: Any,
+) -> None:
+    """Swap the roles of the test above: a traffic-only minimal difference on a passing mixture that holds
+    the failing side's ENVIRONMENT and startup.complete is not 'with gate-local's environment'."""
+    import dataclasses
+
+    from investigation.analysis.isolate import _difference_lesson
+
+    hold, startup = sorted(gate_isolation.passing_mixture, key=lambda c: c.factor)
+    environment = gate_isolation.minimal_difference[0]
+    isolation = dataclasses.replace(gate_isolation, minimal_difference=(hold,), passing_mixture=(environment, startup))
+    lesson = _difference_lesson(isolation)
+    assert "with gate-local's environment" not in lesson
+    assert lesson.startswith(
+        "The 1-minimal failure-inducing difference from gate-local to gate-staging contains no environment factor "
+        "(env, process, startup, instances, routing): with gate-staging's ENVIRONMENT, startup.complete, which dd's "
+        "passing mixture already holds (otherwise gate-local's environment), 1 change of the traffic produces the "
+        "same failure (")
+
+
+def test_a_passing_profile_whose_connection_is_refused_after_its_client_left_is_an_isolation_error() -> None:
+    """Staging with startup incomplete, client held 5 s: refused at the gate's 30 s timeout (spec 1 step 9)."""
+    with pytest.raises(IsolationError, match=r"^gate-early: passing: does not pass under variant original: "
+                       r"connection #0 was refused \(route.startup_gate=timeout\) but its client left before"):
+        isolate_profiles(gate_profile("gate-early", "staging", False, 5.0),
+                         gate_profile("gate-staging", "staging", False, 60.0))

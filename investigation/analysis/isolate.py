@@ -259,10 +259,12 @@ class FailureSignature:
         return innermost == self.innermost_type and FailureSignature.of(connection, run) == self
 
     def outcome(self, run: RunResult) -> Outcome:
-        """FAIL if some connection fails this way; UNRESOLVED if only others fail; else PASS."""
+        """FAIL if some connection fails this way; UNRESOLVED if only others fail, or if a connection was
+        refused but its client left before the close (:func:`refused_without_close`); else PASS."""
         if any(self.matches(connection, run) for connection in run.connections):
             return Outcome.FAIL
-        return Outcome.UNRESOLVED if run.failures else Outcome.PASS
+        undecided = run.failures or any(refused_without_close(c) for c in run.connections)
+        return Outcome.UNRESOLVED if undecided else Outcome.PASS
 
     def first_match(self, run: RunResult) -> ConnectionResult | None:
         return next((c for c in run.connections if self.matches(c, run)), None)
@@ -277,6 +279,32 @@ _MECHANISM_WORDS = {
     Mechanism.OUTLIVED: "refused at the cap with managers outliving their connections",
     Mechanism.BELOW_CAP: "refused with the user below the cap",
 }
+
+
+FAILING_CLOSE_DECISIONS: dict[str, frozenset[str] | None] = {
+    "auth.result": None,
+    "factory.result": frozenset({"FactoryInitializationError", "ManagerCapacityError"}),
+    "route.startup_gate": frozenset({"timeout"}),
+}
+"""Decisions the route follows with a failing close (spec 1 steps 5, 8, 9 and 1.2; V5's capacity close 1013):
+any auth result but success (None: every outcome but ``success``), a FactoryInitializationError, the startup
+gate's timeout."""
+
+
+def refusing_decision(connection: ConnectionResult) -> Decision | None:
+    """The decision after which the route closes ``connection`` with a failure (FAILING_CLOSE_DECISIONS), if any."""
+    for decision in connection.decisions:
+        outcomes = FAILING_CLOSE_DECISIONS.get(decision.point, frozenset())
+        if (decision.outcome != "success") if outcomes is None else decision.outcome in outcomes:
+            return decision
+    return None
+
+
+def refused_without_close(connection: ConnectionResult) -> bool:
+    """Whether the route decided to close ``connection`` with a failure but its client left before the close
+    frame (no close code, no ``route.close``): refused all the same, so its run is no evidence of passing."""
+    no_close = connection.close_code is None and connection.outcome("route.close") is None
+    return no_close and refusing_decision(connection) is not None
 
 
 def refused_at_cap(connection: ConnectionResult) -> bool:
@@ -502,8 +530,9 @@ def check_runs(passing: RunResult, failing: RunResult) -> ConnectionResult:
     """The failing run's first failure, after checking the passing run passes.
 
     Raises:
-        IsolationError: the passing run has a failing connection or none at all (there is
-            nothing to align the failure with), or the failing run has no failing connection.
+        IsolationError: the passing run has a failing connection, a connection refused whose client left
+            before the close (refused_without_close), or none at all (there is nothing to align the failure
+            with), or the failing run has no failing connection.
     """
     if not passing.connections:
         raise IsolationError(passing.profile, "passing", "opens no connection: nothing to compare the failure with")
@@ -515,6 +544,15 @@ def check_runs(passing: RunResult, failing: RunResult) -> ConnectionResult:
             f"does not pass under variant {passing.variant}: {len(passing.failures)} of "
             f"{len(passing.connections)} connections failed (first #{first.index} closed "
             f"{first.close_code} {first.close_reason})",
+        )
+    if refused := next((c for c in passing.connections if refused_without_close(c)), None):
+        deciding = refusing_decision(refused)
+        assert deciding is not None
+        raise IsolationError(
+            passing.profile,
+            "passing",
+            f"does not pass under variant {passing.variant}: connection #{refused.index} was refused "
+            f"({deciding.point}={deciding.outcome}) but its client left before the close",
         )
     first_failure = failing.first_failure()
     if first_failure is None:
@@ -832,14 +870,35 @@ def _difference_lesson(isolation: ProfileIsolation) -> str:
     opening = f"The 1-minimal failure-inducing difference from {isolation.passing} to {isolation.failing} contains"
     environmental = [c for c in changes if is_environment_factor(c.factor)]
     words = "; ".join(c.describe() for c in changes)
+    held = held_environment(isolation)
     if not environmental:
         change_count = "1 change" if len(changes) == 1 else f"{len(changes)} changes"
-        return (f"{opening} no environment factor ({ENVIRONMENT_FACTOR_KINDS}): with {isolation.passing}'s "
-                f"environment, {change_count} of the traffic {'produces' if len(changes) == 1 else 'produce'} "
+        return (f"{opening} no environment factor ({ENVIRONMENT_FACTOR_KINDS}): {_environment_of_mixture(isolation)}, "
+                f"{change_count} of the traffic {'produces' if len(changes) == 1 else 'produce'} "
                 f"the same failure ({words}){passing_mixture_context(isolation)}.")
     names = ", ".join(_factor_name(c.factor) for c in environmental)
+    held_words = f"; dd's passing mixture already holds {isolation.failing}'s {', '.join(held)}" if held else ""
+    if len(environmental) == len(changes):
+        what = "1 change, an environment factor" if len(changes) == 1 else f"{len(changes)} changes, all environment factors"
+        return f"{opening} {what} ({names}): {words}{passing_mixture_context(isolation)}{held_words}."
     factor_count = "1 environment factor" if len(environmental) == 1 else f"{len(environmental)} environment factors"
-    return f"{opening} {factor_count} ({names}) among its {len(changes)} changes: {words}{passing_mixture_context(isolation)}."
+    return (f"{opening} {factor_count} ({names}) among its {len(changes)} changes: "
+            f"{words}{passing_mixture_context(isolation)}{held_words}.")
+
+
+def held_environment(isolation: ProfileIsolation) -> list[str]:
+    """The environment factors dd's last passing mixture already takes from the failing profile, by name."""
+    return [_factor_name(c.factor) for c in isolation.passing_mixture if is_environment_factor(c.factor)]
+
+
+def _environment_of_mixture(isolation: ProfileIsolation) -> str:
+    """``with local-debug's environment``, or, when dd's passing mixture holds some of the failing profile's
+    environment factors, which: the difference produces the failure on top of those, not in the passing one's."""
+    held = held_environment(isolation)
+    if not held:
+        return f"with {isolation.passing}'s environment"
+    return (f"with {isolation.failing}'s {', '.join(held)}, which dd's passing mixture already holds "
+            f"(otherwise {isolation.passing}'s environment)")
 
 
 TIMING_FIELDS = ("start_s", "spacing_s", "hold_s")
@@ -885,11 +944,27 @@ def _divergence_lesson(isolation: ProfileIsolation) -> str:
     isolated_point = _divergence_point(isolated)
     if isolated_point == profiles_point:
         return f"The profiles and the isolated pair first part at the same point, {profiles_point}."
-    if not _agree_at(isolated, isolation.first_divergence.divergence):
+    profiles = isolation.first_divergence.divergence
+    shared = _agree_at(isolated, profiles)
+    if shared is None:
         return (f"{opening}; the isolated pair, which differs only in the minimal difference, "
                 f"first parts at {isolated_point}.")
-    return (f"{opening}, but that difference is not needed for the failure: {_isolated_pair(isolation)} "
-            f"first parts at {isolated_point}.")
+    assert profiles is not None
+    if shared == profiles.passing:
+        return (f"{opening}, but that difference is not needed for the failure: {_isolated_pair(isolation)} "
+                f"first parts at {isolated_point}.")
+    return (f"{opening} ({_outcome_words(profiles.passing)} vs {_outcome_words(profiles.failing)}); the isolated pair "
+            f"takes {_outcome_words(shared)} there on both sides{_why_shared(isolation, shared == profiles.failing)}, "
+            f"so dd does not show whether that difference is needed for the failure; the pair first parts at "
+            f"{isolated_point}.")
+
+
+def _why_shared(isolation: ProfileIsolation, as_failing: bool) -> str:
+    """`` (dd's passing mixture already holds staging-e2e's ENVIRONMENT, K_SERVICE)``, else `` as staging-e2e does``."""
+    held = held_environment(isolation)
+    if held:
+        return f" (dd's passing mixture already holds {isolation.failing}'s {', '.join(held)})"
+    return f", as {isolation.failing} does" if as_failing else ""
 
 
 def _divergence_point(aligned: AlignedDivergence) -> str:
@@ -897,12 +972,13 @@ def _divergence_point(aligned: AlignedDivergence) -> str:
     return "no point (the aligned traces are identical)" if divergence is None else divergence.point
 
 
-def _agree_at(aligned: AlignedDivergence, divergence: Divergence | None) -> bool:
-    """Whether both connections of ``aligned`` reach ``divergence``'s point with the same outcome."""
+def _agree_at(aligned: AlignedDivergence, divergence: Divergence | None) -> str | None:
+    """The outcome both connections of ``aligned`` take at ``divergence``'s point, None when they differ there
+    or do not reach it."""
     if divergence is None:
-        return False
+        return None
     passing = _first_outcome(aligned.passing_connection, divergence.point)
-    return passing is not None and passing == _first_outcome(aligned.failing_connection, divergence.point)
+    return passing if passing is not None and passing == _first_outcome(aligned.failing_connection, divergence.point) else None
 
 
 def _first_outcome(connection: ConnectionResult, point: str) -> str | None:
@@ -913,7 +989,7 @@ def _isolated_pair(isolation: ProfileIsolation) -> str:
     """The isolated pair and how its environment relates to the profiles' (for the divergence lesson)."""
     if any(is_environment_factor(c.factor) for c in isolation.minimal_difference):
         return "the isolated pair, which differs only in the minimal difference,"
-    shared = [_factor_name(c.factor) for c in isolation.passing_mixture if is_environment_factor(c.factor)]
+    shared = held_environment(isolation)
     if shared:
         return (f"with the same environment on both sides ({isolation.failing}'s {', '.join(shared)}, "
                 f"otherwise {isolation.passing}'s), the isolated pair")
