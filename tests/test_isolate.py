@@ -973,3 +973,46 @@ def test_a_passing_profile_whose_connection_is_refused_after_its_client_left_is_
                        r"connection #0 was refused \(route.startup_gate=timeout\) but its client left before"):
         isolate_profiles(gate_profile("gate-early", "staging", False, 5.0),
                          gate_profile("gate-staging", "staging", False, 60.0))
+
+
+def auth_profile(name: str, clients: list[dict[str, object]]) -> Profile:
+    """Cloud Run staging with a usable secret (spec 5.3), so a valid token passes and others are refused."""
+    return profile_from_dict(name, {
+        "description": "auth failures",
+        "env": {"ENVIRONMENT": "staging", "K_SERVICE": "netra-backend-staging",
+                "JWT_SECRET_KEY": SECRET, "JWT_SECRET_STAGING": SECRET},
+        "clients": clients,
+    })
+
+
+def test_a_missing_token_is_not_the_same_failure_as_an_expired_one() -> None:
+    """Both close 1008 with innermost AuthenticationFailure (spec 1 step 5), but the auth error codes differ:
+    NO_TOKEN (spec 5.1) against VALIDATION_FAILED (an expired token, spec 5.3)."""
+    def refused(index: int, code: str) -> ConnectionResult:
+        return connection(index, 1008, ("AuthenticationFailure",), (("auth.result", code),))
+
+    expired, anonymous = refused(0, "VALIDATION_FAILED"), refused(1, "NO_TOKEN")
+    signature = FailureSignature.of(expired, RunResult("p", "original", (expired,)))
+    assert signature == FailureSignature(1008, "AuthenticationFailure", None, "VALIDATION_FAILED")
+    assert signature.outcome(RunResult("p", "original", (anonymous,))) is Outcome.UNRESOLVED
+    assert signature.outcome(RunResult("p", "original", (anonymous, expired))) is Outcome.FAIL
+    assert str(signature) == "close 1008, innermost AuthenticationFailure, auth error VALIDATION_FAILED"
+
+
+def test_dd_isolates_the_expired_token_not_a_missing_one() -> None:
+    """Passing: one valid user. Failing: a client with no token at t=5 (NO_TOKEN, spec 5.1) at index 0 and
+    one presenting an expired token at t=0 at index 1, whose refusal is the first failure (VALIDATION_FAILED,
+    spec 5.3). dd first tries the changes of client 0 (sorted paths: clients[0].* before clients[1].*): the
+    NO_TOKEN refusal also closes 1008 with innermost AuthenticationFailure, and was taken for the same
+    failure (audit 13: "auth.token_source" isolated). It is another failure: the difference is client 1's
+    expired token (client 1 absent from the passing profile, so its token is unset there)."""
+    valid = {"name": "user-a", "user_id": "104729384756102938475", "hold_s": 5.0}
+    passing = auth_profile("auth-valid", [valid])
+    failing = auth_profile("auth-refused", [{"name": "anonymous", "user_id": "anon", "token": "none", "start_s": 5.0},
+                                            {**valid, "name": "stale-tab", "token": "expired"}])
+    isolation = isolate_profiles(passing, failing)
+    assert isolation.failure.outcome("auth.result") == "VALIDATION_FAILED"
+    assert [(c.factor, c.passing, c.failing) for c in isolation.minimal_difference] == [
+        ("clients[1].token", ABSENT, "expired")
+    ]
+    assert isolation.isolated_divergence.failing_connection.outcome("auth.result") == "VALIDATION_FAILED"

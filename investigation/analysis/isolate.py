@@ -20,11 +20,13 @@
 
 The failure oracle (:class:`FailureSignature`) is "the same failure": some
 connection closes with the failing profile's first failure's close code and
-innermost exception type (the last link of its cause chain) and, for a refusal
+innermost exception type (the last link of its cause chain), for an auth failure
+the same auth error code (``auth.result``: NO_TOKEN is not VALIDATION_FAILED) and, for a refusal
 at the per-user cap, the same mechanism (:class:`Mechanism`: the cap refusing a
 concurrent connection, or managers outliving their connections). A run whose
-failures are all different is UNRESOLVED; a run with no failing connection
-passes.
+failures are all different is UNRESOLVED, and so is a run with a connection the
+route refused after its client had left (:func:`refused_without_close`); any
+other run passes.
 
     isolation = isolate_profiles(load_profile("local-debug"), load_profile("staging-e2e"))
     isolation.minimal_difference   # (FactorChange(factor='clients[0].connections', ...),)
@@ -242,21 +244,24 @@ class FailureSignature:
     close_code: int
     innermost_type: str | None
     mechanism: Mechanism | None = None
+    auth_error: str | None = None
+    """The auth error code of an auth failure (``auth.result``, spec 5: NO_TOKEN, VALIDATION_FAILED, ...): every
+    auth failure closes 1008 with the same innermost type, so the code tells a missing token from an expired one."""
 
     @classmethod
     def of(cls, connection: ConnectionResult, run: RunResult) -> FailureSignature:
         """The signature of ``connection``, a failing connection of ``run`` (needed for the mechanism)."""
-        innermost = connection.cause_chain[-1].type if connection.cause_chain else None
         assert connection.close_code is not None, "a failing connection has a close code"
         mechanism = user_at_refusal(run, connection).mechanism if refused_at_cap(connection) else None
-        return cls(connection.close_code, innermost, mechanism)
+        return cls(connection.close_code, _innermost_type(connection), mechanism, _auth_error(connection))
 
     def matches(self, connection: ConnectionResult, run: RunResult) -> bool:
         """Whether ``connection`` (of ``run``) fails this way; the mechanism is computed only when needed."""
         if not connection.failed or connection.close_code != self.close_code:
             return False
-        innermost = connection.cause_chain[-1].type if connection.cause_chain else None
-        return innermost == self.innermost_type and FailureSignature.of(connection, run) == self
+        if (_innermost_type(connection), _auth_error(connection)) != (self.innermost_type, self.auth_error):
+            return False
+        return FailureSignature.of(connection, run) == self
 
     def outcome(self, run: RunResult) -> Outcome:
         """FAIL if some connection fails this way; UNRESOLVED if only others fail, or if a connection was
@@ -271,7 +276,18 @@ class FailureSignature:
 
     def __str__(self) -> str:
         text = f"close {self.close_code}, innermost {self.innermost_type or '(no exception)'}"
+        text = text if self.auth_error is None else f"{text}, auth error {self.auth_error}"
         return text if self.mechanism is None else f"{text}, {_MECHANISM_WORDS[self.mechanism]}"
+
+
+def _innermost_type(connection: ConnectionResult) -> str | None:
+    return connection.cause_chain[-1].type if connection.cause_chain else None
+
+
+def _auth_error(connection: ConnectionResult) -> str | None:
+    """The auth error code the connection was refused with (its ``auth.result`` other than success), else None."""
+    result = connection.outcome("auth.result")
+    return None if result in (None, "success") else result
 
 
 _MECHANISM_WORDS = {
