@@ -1016,3 +1016,38 @@ def test_dd_isolates_the_expired_token_not_a_missing_one() -> None:
         ("clients[1].token", ABSENT, "expired")
     ]
     assert isolation.isolated_divergence.failing_connection.outcome("auth.result") == "VALIDATION_FAILED"
+
+
+def test_a_point_reached_again_after_a_retry_is_not_the_divergence(local_debug: Profile) -> None:
+    """user_id "demo" is a forbidden placeholder (spec 2, validation 2): context creation fails, the retry
+    with the same id (spec 5.4 step 4) generates IDs again and fails again -> 1008 (spec 5.4 step 5). The ID
+    generator succeeded both times ("generator then generator" against "generator"); the first point that
+    decided differently is context.creation: created vs failed."""
+    from investigation.analysis.isolate import _describe_alignment
+
+    isolation = isolate_profiles(local_debug, varied(local_debug, "demo-user", clients0__user_id="demo"))
+    assert isolation.failure.outcome("context.id_generation") == "generator then generator"
+    assert isolation.first_divergence.divergence == Divergence("context.creation", "created", "failed")
+    assert _describe_alignment(isolation.isolated_divergence).startswith(
+        "context.creation: created (passing) vs failed (failing) [")
+
+
+def test_a_divergence_only_in_a_repeated_outcome_names_its_position() -> None:
+    """Every point's first outcome agrees; the failing side reached the ID generator a 2nd time and fell back
+    (spec 3.2): the divergence is that 2nd outcome, which the passing side never had."""
+    from investigation.analysis.isolate import (
+        AlignedDivergence,
+        RepeatDivergence,
+        _describe_alignment,
+        trace_divergence,
+    )
+
+    passing = (Decision("context.id_generation", "generator"), Decision("context.creation", "created_on_retry"))
+    failing = (Decision("context.id_generation", "generator then fallback"),
+               Decision("context.creation", "created_on_retry"))
+    divergence = trace_divergence(passing, failing)
+    assert divergence == RepeatDivergence("context.id_generation", None, "fallback", 1)
+    aligned = AlignedDivergence(connection(0, None), connection(1, 1008), divergence)
+    assert _describe_alignment(aligned).startswith(
+        "context.id_generation, 2nd outcome: not reached (passing) vs fallback (failing) [")
+    assert trace_divergence(passing, passing) is None

@@ -341,9 +341,59 @@ class AlignedDivergence:
     divergence: Divergence | None
 
 
-def _agreement_length(divergence: Divergence | None) -> int:
-    """How far along the pipeline two traces agree (larger is nearer)."""
+REPEAT_JOIN = " then "
+"""How a decision point reached again records its outcomes (``generator then generator``, DecisionRecorder.decide)."""
+
+
+@dataclass(frozen=True)
+class RepeatDivergence(Divergence):
+    """Two traces whose points all take the same first outcome, parting at a later outcome of a point reached
+    again on one side (a retry): ``occurrence`` counts from 0, ``passing``/``failing`` are that outcome (None:
+    that side did not reach the point that often)."""
+
+    occurrence: int = 1
+
+
+def trace_divergence(passing: Sequence[Decision], failing: Sequence[Decision]) -> Divergence | None:
+    """Where two decision traces part: the first point whose first outcome differs (or that one side never
+    reaches), with both sides' full recorded outcomes there; None if the traces are identical.
+
+    A point reached again records ``first then second``. When only such a later outcome differs (the failing
+    side retried context creation, so ``context.id_generation`` reads ``generator then generator`` against
+    ``generator``), the point did not decide differently: the first point whose first outcome differs is the
+    divergence (there ``context.creation``: created vs failed). Only when every first outcome agrees are the
+    outcome sequences compared position by position (:class:`RepeatDivergence`).
+    """
+    divergence = first_divergence(_first_outcomes(passing), _first_outcomes(failing))
+    if divergence is not None:
+        return Divergence(divergence.point, _outcome_at(passing, divergence.point), _outcome_at(failing, divergence.point))
+    divergence = first_divergence(passing, failing)
     if divergence is None:
+        return None
+    passing_parts, failing_parts = (_parts(outcome) for outcome in (divergence.passing, divergence.failing))
+    position = next(i for i in range(max(len(passing_parts), len(failing_parts)))
+                    if _nth(passing_parts, i) != _nth(failing_parts, i))
+    return RepeatDivergence(divergence.point, _nth(passing_parts, position), _nth(failing_parts, position), position)
+
+
+def _first_outcomes(decisions: Sequence[Decision]) -> list[Decision]:
+    return [Decision(d.point, d.outcome.split(REPEAT_JOIN)[0]) for d in decisions]
+
+
+def _outcome_at(decisions: Sequence[Decision], point: str) -> str | None:
+    return next((d.outcome for d in decisions if d.point == point), None)
+
+
+def _parts(outcome: str | None) -> tuple[str, ...]:
+    return () if outcome is None else tuple(outcome.split(REPEAT_JOIN))
+
+
+def _agreement_length(divergence: Divergence | None) -> int:
+    """How far along the pipeline two traces agree (larger is nearer); a divergence in a repeat only comes after
+    every point's first outcome agreed."""
+    if divergence is None:
+        return len(POINT_ORDER) + 2
+    if isinstance(divergence, RepeatDivergence):
         return len(POINT_ORDER) + 1
     return POINT_ORDER.get(divergence.point, len(POINT_ORDER))
 
@@ -364,7 +414,7 @@ def align_with_nearest(passing_run: RunResult, failing_connection: ConnectionRes
     def kept(connection: ConnectionResult) -> list[Decision]:
         return [d for d in connection.decisions if d.point not in skip]
 
-    candidates = [(connection, first_divergence(kept(connection), kept(failing_connection)))
+    candidates = [(connection, trace_divergence(kept(connection), kept(failing_connection)))
                   for connection in passing_run.connections]
     nearest, divergence = max(candidates, key=lambda pair: _agreement_length(pair[1]))
     return AlignedDivergence(nearest, failing_connection, divergence)
@@ -520,10 +570,11 @@ def _describe_alignment(aligned: AlignedDivergence, client_names: Mapping[str, s
     """
     names = client_names or {}
     divergence = aligned.divergence
+    repeat = f", {ordinal(divergence.occurrence + 1)} outcome" if isinstance(divergence, RepeatDivergence) else ""
     where = (
         "traces identical"
         if divergence is None
-        else f"{divergence.point}: {_outcome_words(divergence.passing)} (passing) "
+        else f"{divergence.point}{repeat}: {_outcome_words(divergence.passing)} (passing) "
         f"vs {_outcome_words(divergence.failing)} (failing)"
     )
     passing, failing = aligned.passing_connection, aligned.failing_connection
