@@ -1051,3 +1051,16 @@ def test_a_divergence_only_in_a_repeated_outcome_names_its_position() -> None:
     assert _describe_alignment(aligned).startswith(
         "context.id_generation, 2nd outcome: not reached (passing) vs fallback (failing) [")
     assert trace_divergence(passing, passing) is None
+
+
+def test_the_cause_chain_of_a_close_no_exception_decided_reads_none(gate_isolation: Any, e2e_isolation: Any) -> None:
+    """The startup gate closes 1011 "Service startup incomplete" without an exception (spec 1 step 9): no
+    empty table headed "outermost exception first", but "cause chain: none" as chapter 01 says it. The cap
+    refusal keeps its table: FactoryInitializationError caused by RuntimeError (spec 4.1, 4.2)."""
+    from investigation.charts.isolation import cause_chain_table
+
+    assert cause_chain_table(gate_isolation) == (
+        "connection #0 of gate-staging closed 1011 Service startup incomplete; cause chain: none")
+    lines = cause_chain_table(e2e_isolation).splitlines()
+    assert lines[0].endswith(" of staging-e2e closed 1011 Factory SSOT validation failed; outermost exception first")
+    assert [line.split()[:2] for line in lines[3:]] == [["0", "FactoryInitializationError"], ["1", "RuntimeError"]]
