@@ -729,15 +729,17 @@ def test_ddmin_traffic_is_1_minimal_not_the_smallest_failing_subset(staging_e2e:
 
 def test_the_divergence_lesson_names_environment_factors_dd_moved_to_the_passing_side() -> None:
     """The case of the test above on dd's last passing mixture: that mixture takes six-single's
-    ENVIRONMENT and instances, so the isolated pair does not have three-spread's environment."""
+    ENVIRONMENT and instances, so the isolated pair does not have three-spread's environment. Both
+    sides of the pair run with six-single's ENVIRONMENT (development), so dd never ran the failure
+    with three-spread's (test): it cannot say the environment difference is not needed (audit 13)."""
     from investigation.analysis.isolate import _divergence_lesson
 
     passing = varied(spread_profile("three-spread", 2), "three-spread", clients0__connections=3)
     failing = varied(spread_profile("six-single", 1), "six-single", env__ENVIRONMENT="development")
     assert _divergence_lesson(isolate_profiles(passing, failing)) == (
-        "The profiles first part at route.environment, but that difference is not needed for the failure: "
-        "with the same environment on both sides (six-single's ENVIRONMENT, instances, otherwise "
-        "three-spread's), the isolated pair first parts at factory.manager_cap."
+        "The profiles first part at route.environment (test vs development); the isolated pair takes development "
+        "there on both sides (dd's passing mixture already holds six-single's ENVIRONMENT, instances), so dd does "
+        "not show whether that difference is needed for the failure; the pair first parts at factory.manager_cap."
     )
 
 
@@ -862,3 +864,203 @@ def test_the_passing_mixture_context_leaves_out_fields_the_profile_does_not_set(
     assert context.startswith(", applied to dd's passing mixture, which already gives that client ")
     assert "token," not in context and "token_literal" not in context
     assert "token_via" in context  # set in the profile: subprotocol
+
+
+# --- audit 13: counterfactual worlds ---------------------------------------------------------
+
+
+def test_a_divergence_at_a_point_the_failing_side_never_reached_reads_not_reached() -> None:
+    """A startup-gate close (spec 1 step 9) ends the connection before the message loop, which the
+    passing side reaches: the failing side's outcome there is None and reads "not reached"."""
+    from investigation.analysis.isolate import AlignedDivergence, _describe_alignment
+
+    aligned = AlignedDivergence(connection(0, None), connection(0, 1011),
+                                Divergence("route.message_loop", "client_disconnected", None))
+    assert _describe_alignment(aligned).startswith(
+        "route.message_loop: client_disconnected (passing) vs not reached (failing) [")
+    reversed_sides = AlignedDivergence(connection(0, None), connection(0, 1011),
+                                       Divergence("route.close", None, "1011 Service startup incomplete"))
+    assert _describe_alignment(reversed_sides).startswith(
+        "route.close: not reached (passing) vs 1011 Service startup incomplete (failing) [")
+
+
+SECRET = "test-only-staging-secret-0123456789abcdef"  # 41 chars: a usable staging secret (spec 5.3: >= 32)
+
+
+def gate_profile(name: str, environment: str, startup_complete: bool, hold_s: float) -> Profile:
+    """One real-token client; both sides carry the staging secret, so auth succeeds in either environment."""
+    return profile_from_dict(name, {
+        "description": "startup gate",
+        "env": {"ENVIRONMENT": environment, "JWT_SECRET_KEY": SECRET, "JWT_SECRET_STAGING": SECRET},
+        "startup": {"complete": startup_complete},
+        "clients": [{"name": "user-a", "user_id": "104729384756102938475", "token": "auth_service",
+                     "connections": 1, "hold_s": hold_s}],
+    })
+
+
+@pytest.fixture(scope="module")
+def gate_isolation() -> Any:
+    """Passing: ENVIRONMENT test, startup complete, client held 5 s. Failing: staging, startup never
+    completes, held 60 s, so its connection closes 1011 "Service startup incomplete" after the gate's
+    30 s of polling (spec 1 step 9)."""
+    return isolate_profiles(gate_profile("gate-local", "test", True, 5.0),
+                            gate_profile("gate-staging", "staging", False, 60.0))
+
+
+def test_a_connection_refused_after_its_client_left_is_unresolved_not_passing() -> None:
+    """The route decided the close (startup gate timeout, spec 1 step 9; an auth failure, step 5) but the
+    client had left (the route then records client_disconnected, no close): not evidence of passing."""
+    signature = FailureSignature(1011, None)
+    gate_timeout = connection(0, None, decisions=(("route.startup_gate", "timeout"),
+                                                  ("route.message_loop", "client_disconnected")))
+    auth_refused = connection(1, None, decisions=(("auth.result", "VALIDATION_FAILED"),
+                                                  ("route.message_loop", "client_disconnected")))
+    served = connection(2, None, decisions=(("auth.result", "success"), ("route.startup_gate", "not_applicable"),
+                                            ("route.message_loop", "client_disconnected")))
+    assert signature.outcome(RunResult("p", "original", (served,))) is Outcome.PASS
+    assert signature.outcome(RunResult("p", "original", (served, gate_timeout))) is Outcome.UNRESOLVED
+    assert signature.outcome(RunResult("p", "original", (auth_refused,))) is Outcome.UNRESOLVED
+
+
+def test_dd_does_not_count_a_gate_refusal_the_client_left_before_as_passing(gate_isolation: Any) -> None:
+    """Changes, sorted: [clients[0].hold_s 5->60, env.ENVIRONMENT test->staging, startup.complete true->false].
+    dd (n=2) tests {hold}: test environment, no gate -> PASS; {ENVIRONMENT, startup}: the gate times out at
+    30 s, after the client left at 5 s -> UNRESOLVED (counted PASS before, which isolated hold_s alone).
+    failing - [ENVIRONMENT, startup] = {hold} passes -> passing := {hold}; then {hold, ENVIRONMENT}: startup
+    complete, no gate -> PASS; {hold, startup}: test environment -> PASS; failing - [ENVIRONMENT] =
+    {hold, startup} passes -> passing := {hold, startup}: the difference is ENVIRONMENT alone."""
+    assert [(c.factor, c.passing, c.failing) for c in gate_isolation.minimal_difference] == [
+        ("env.ENVIRONMENT", "test", "staging")
+    ]
+    assert sorted(c.factor for c in gate_isolation.passing_mixture) == ["clients[0].hold_s", "startup.complete"]
+
+
+def test_the_difference_lesson_names_the_environment_dds_passing_mixture_holds(gate_isolation: Any) -> None:
+    """dd's passing mixture holds gate-staging's startup.complete (test above): the lesson says so."""
+    from investigation.analysis.isolate import _difference_lesson
+
+    assert _difference_lesson(gate_isolation) == (
+        "The 1-minimal failure-inducing difference from gate-local to gate-staging contains 1 change, an "
+        "environment factor (ENVIRONMENT): ENVIRONMENT: 'test' -> 'staging'; dd's passing mixture already holds "
+        "gate-staging's startup.complete."
+    )
+
+
+def test_a_traffic_difference_on_a_mixture_with_failing_environment_names_that_environment(
+    gate_isolation: Any,
+) -> None:
+    """Swap the roles of the test above: a traffic-only minimal difference on a passing mixture that holds
+    the failing side's ENVIRONMENT and startup.complete is not 'with gate-local's environment'."""
+    import dataclasses
+
+    from investigation.analysis.isolate import _difference_lesson
+
+    hold, startup = sorted(gate_isolation.passing_mixture, key=lambda c: c.factor)
+    environment = gate_isolation.minimal_difference[0]
+    isolation = dataclasses.replace(gate_isolation, minimal_difference=(hold,), passing_mixture=(environment, startup))
+    lesson = _difference_lesson(isolation)
+    assert "with gate-local's environment" not in lesson
+    assert lesson.startswith(
+        "The 1-minimal failure-inducing difference from gate-local to gate-staging contains no environment factor "
+        "(env, process, startup, instances, routing): with gate-staging's ENVIRONMENT, startup.complete, which dd's "
+        "passing mixture already holds (otherwise gate-local's environment), 1 change of the traffic produces the "
+        "same failure (")
+
+
+def test_a_passing_profile_whose_connection_is_refused_after_its_client_left_is_an_isolation_error() -> None:
+    """Staging with startup incomplete, client held 5 s: refused at the gate's 30 s timeout (spec 1 step 9)."""
+    with pytest.raises(IsolationError, match=r"^gate-early: passing: does not pass under variant original: "
+                       r"connection #0 was refused \(route.startup_gate=timeout\) but its client left before"):
+        isolate_profiles(gate_profile("gate-early", "staging", False, 5.0),
+                         gate_profile("gate-staging", "staging", False, 60.0))
+
+
+def auth_profile(name: str, clients: list[dict[str, object]]) -> Profile:
+    """Cloud Run staging with a usable secret (spec 5.3), so a valid token passes and others are refused."""
+    return profile_from_dict(name, {
+        "description": "auth failures",
+        "env": {"ENVIRONMENT": "staging", "K_SERVICE": "netra-backend-staging",
+                "JWT_SECRET_KEY": SECRET, "JWT_SECRET_STAGING": SECRET},
+        "clients": clients,
+    })
+
+
+def test_a_missing_token_is_not_the_same_failure_as_an_expired_one() -> None:
+    """Both close 1008 with innermost AuthenticationFailure (spec 1 step 5), but the auth error codes differ:
+    NO_TOKEN (spec 5.1) against VALIDATION_FAILED (an expired token, spec 5.3)."""
+    def refused(index: int, code: str) -> ConnectionResult:
+        return connection(index, 1008, ("AuthenticationFailure",), (("auth.result", code),))
+
+    expired, anonymous = refused(0, "VALIDATION_FAILED"), refused(1, "NO_TOKEN")
+    signature = FailureSignature.of(expired, RunResult("p", "original", (expired,)))
+    assert signature == FailureSignature(1008, "AuthenticationFailure", None, "VALIDATION_FAILED")
+    assert signature.outcome(RunResult("p", "original", (anonymous,))) is Outcome.UNRESOLVED
+    assert signature.outcome(RunResult("p", "original", (anonymous, expired))) is Outcome.FAIL
+    assert str(signature) == "close 1008, innermost AuthenticationFailure, auth error VALIDATION_FAILED"
+
+
+def test_dd_isolates_the_expired_token_not_a_missing_one() -> None:
+    """Passing: one valid user. Failing: a client with no token at t=5 (NO_TOKEN, spec 5.1) at index 0 and
+    one presenting an expired token at t=0 at index 1, whose refusal is the first failure (VALIDATION_FAILED,
+    spec 5.3). dd first tries the changes of client 0 (sorted paths: clients[0].* before clients[1].*): the
+    NO_TOKEN refusal also closes 1008 with innermost AuthenticationFailure, and was taken for the same
+    failure (audit 13: "auth.token_source" isolated). It is another failure: the difference is client 1's
+    expired token (client 1 absent from the passing profile, so its token is unset there)."""
+    valid = {"name": "user-a", "user_id": "104729384756102938475", "hold_s": 5.0}
+    passing = auth_profile("auth-valid", [valid])
+    failing = auth_profile("auth-refused", [{"name": "anonymous", "user_id": "anon", "token": "none", "start_s": 5.0},
+                                            {**valid, "name": "stale-tab", "token": "expired"}])
+    isolation = isolate_profiles(passing, failing)
+    assert isolation.failure.outcome("auth.result") == "VALIDATION_FAILED"
+    assert [(c.factor, c.passing, c.failing) for c in isolation.minimal_difference] == [
+        ("clients[1].token", ABSENT, "expired")
+    ]
+    assert isolation.isolated_divergence.failing_connection.outcome("auth.result") == "VALIDATION_FAILED"
+
+
+def test_a_point_reached_again_after_a_retry_is_not_the_divergence(local_debug: Profile) -> None:
+    """user_id "demo" is a forbidden placeholder (spec 2, validation 2): context creation fails, the retry
+    with the same id (spec 5.4 step 4) generates IDs again and fails again -> 1008 (spec 5.4 step 5). The ID
+    generator succeeded both times ("generator then generator" against "generator"); the first point that
+    decided differently is context.creation: created vs failed."""
+    from investigation.analysis.isolate import _describe_alignment
+
+    isolation = isolate_profiles(local_debug, varied(local_debug, "demo-user", clients0__user_id="demo"))
+    assert isolation.failure.outcome("context.id_generation") == "generator then generator"
+    assert isolation.first_divergence.divergence == Divergence("context.creation", "created", "failed")
+    assert _describe_alignment(isolation.isolated_divergence).startswith(
+        "context.creation: created (passing) vs failed (failing) [")
+
+
+def test_a_divergence_only_in_a_repeated_outcome_names_its_position() -> None:
+    """Every point's first outcome agrees; the failing side reached the ID generator a 2nd time and fell back
+    (spec 3.2): the divergence is that 2nd outcome, which the passing side never had."""
+    from investigation.analysis.isolate import (
+        AlignedDivergence,
+        RepeatDivergence,
+        _describe_alignment,
+        trace_divergence,
+    )
+
+    passing = (Decision("context.id_generation", "generator"), Decision("context.creation", "created_on_retry"))
+    failing = (Decision("context.id_generation", "generator then fallback"),
+               Decision("context.creation", "created_on_retry"))
+    divergence = trace_divergence(passing, failing)
+    assert divergence == RepeatDivergence("context.id_generation", None, "fallback", 1)
+    aligned = AlignedDivergence(connection(0, None), connection(1, 1008), divergence)
+    assert _describe_alignment(aligned).startswith(
+        "context.id_generation, 2nd outcome: not reached (passing) vs fallback (failing) [")
+    assert trace_divergence(passing, passing) is None
+
+
+def test_the_cause_chain_of_a_close_no_exception_decided_reads_none(gate_isolation: Any, e2e_isolation: Any) -> None:
+    """The startup gate closes 1011 "Service startup incomplete" without an exception (spec 1 step 9): no
+    empty table headed "outermost exception first", but "cause chain: none" as chapter 01 says it. The cap
+    refusal keeps its table: FactoryInitializationError caused by RuntimeError (spec 4.1, 4.2)."""
+    from investigation.charts.isolation import cause_chain_table
+
+    assert cause_chain_table(gate_isolation) == (
+        "connection #0 of gate-staging closed 1011 Service startup incomplete; cause chain: none")
+    lines = cause_chain_table(e2e_isolation).splitlines()
+    assert lines[0].endswith(" of staging-e2e closed 1011 Factory SSOT validation failed; outermost exception first")
+    assert [line.split()[:2] for line in lines[3:]] == [["0", "FactoryInitializationError"], ["1", "RuntimeError"]]

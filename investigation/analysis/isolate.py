@@ -20,11 +20,13 @@
 
 The failure oracle (:class:`FailureSignature`) is "the same failure": some
 connection closes with the failing profile's first failure's close code and
-innermost exception type (the last link of its cause chain) and, for a refusal
+innermost exception type (the last link of its cause chain), for an auth failure
+the same auth error code (``auth.result``: NO_TOKEN is not VALIDATION_FAILED) and, for a refusal
 at the per-user cap, the same mechanism (:class:`Mechanism`: the cap refusing a
 concurrent connection, or managers outliving their connections). A run whose
-failures are all different is UNRESOLVED; a run with no failing connection
-passes.
+failures are all different is UNRESOLVED, and so is a run with a connection the
+route refused after its client had left (:func:`refused_without_close`); any
+other run passes.
 
     isolation = isolate_profiles(load_profile("local-debug"), load_profile("staging-e2e"))
     isolation.minimal_difference   # (FactorChange(factor='clients[0].connections', ...),)
@@ -242,34 +244,50 @@ class FailureSignature:
     close_code: int
     innermost_type: str | None
     mechanism: Mechanism | None = None
+    auth_error: str | None = None
+    """The auth error code of an auth failure (``auth.result``, spec 5: NO_TOKEN, VALIDATION_FAILED, ...): every
+    auth failure closes 1008 with the same innermost type, so the code tells a missing token from an expired one."""
 
     @classmethod
     def of(cls, connection: ConnectionResult, run: RunResult) -> FailureSignature:
         """The signature of ``connection``, a failing connection of ``run`` (needed for the mechanism)."""
-        innermost = connection.cause_chain[-1].type if connection.cause_chain else None
         assert connection.close_code is not None, "a failing connection has a close code"
         mechanism = user_at_refusal(run, connection).mechanism if refused_at_cap(connection) else None
-        return cls(connection.close_code, innermost, mechanism)
+        return cls(connection.close_code, _innermost_type(connection), mechanism, _auth_error(connection))
 
     def matches(self, connection: ConnectionResult, run: RunResult) -> bool:
         """Whether ``connection`` (of ``run``) fails this way; the mechanism is computed only when needed."""
         if not connection.failed or connection.close_code != self.close_code:
             return False
-        innermost = connection.cause_chain[-1].type if connection.cause_chain else None
-        return innermost == self.innermost_type and FailureSignature.of(connection, run) == self
+        if (_innermost_type(connection), _auth_error(connection)) != (self.innermost_type, self.auth_error):
+            return False
+        return FailureSignature.of(connection, run) == self
 
     def outcome(self, run: RunResult) -> Outcome:
-        """FAIL if some connection fails this way; UNRESOLVED if only others fail; else PASS."""
+        """FAIL if some connection fails this way; UNRESOLVED if only others fail, or if a connection was
+        refused but its client left before the close (:func:`refused_without_close`); else PASS."""
         if any(self.matches(connection, run) for connection in run.connections):
             return Outcome.FAIL
-        return Outcome.UNRESOLVED if run.failures else Outcome.PASS
+        undecided = run.failures or any(refused_without_close(c) for c in run.connections)
+        return Outcome.UNRESOLVED if undecided else Outcome.PASS
 
     def first_match(self, run: RunResult) -> ConnectionResult | None:
         return next((c for c in run.connections if self.matches(c, run)), None)
 
     def __str__(self) -> str:
         text = f"close {self.close_code}, innermost {self.innermost_type or '(no exception)'}"
+        text = text if self.auth_error is None else f"{text}, auth error {self.auth_error}"
         return text if self.mechanism is None else f"{text}, {_MECHANISM_WORDS[self.mechanism]}"
+
+
+def _innermost_type(connection: ConnectionResult) -> str | None:
+    return connection.cause_chain[-1].type if connection.cause_chain else None
+
+
+def _auth_error(connection: ConnectionResult) -> str | None:
+    """The auth error code the connection was refused with (its ``auth.result`` other than success), else None."""
+    result = connection.outcome("auth.result")
+    return None if result in (None, "success") else result
 
 
 _MECHANISM_WORDS = {
@@ -277,6 +295,32 @@ _MECHANISM_WORDS = {
     Mechanism.OUTLIVED: "refused at the cap with managers outliving their connections",
     Mechanism.BELOW_CAP: "refused with the user below the cap",
 }
+
+
+FAILING_CLOSE_DECISIONS: dict[str, frozenset[str] | None] = {
+    "auth.result": None,
+    "factory.result": frozenset({"FactoryInitializationError", "ManagerCapacityError"}),
+    "route.startup_gate": frozenset({"timeout"}),
+}
+"""Decisions the route follows with a failing close (spec 1 steps 5, 8, 9 and 1.2; V5's capacity close 1013):
+any auth result but success (None: every outcome but ``success``), a FactoryInitializationError, the startup
+gate's timeout."""
+
+
+def refusing_decision(connection: ConnectionResult) -> Decision | None:
+    """The decision after which the route closes ``connection`` with a failure (FAILING_CLOSE_DECISIONS), if any."""
+    for decision in connection.decisions:
+        outcomes = FAILING_CLOSE_DECISIONS.get(decision.point, frozenset())
+        if (decision.outcome != "success") if outcomes is None else decision.outcome in outcomes:
+            return decision
+    return None
+
+
+def refused_without_close(connection: ConnectionResult) -> bool:
+    """Whether the route decided to close ``connection`` with a failure but its client left before the close
+    frame (no close code, no ``route.close``): refused all the same, so its run is no evidence of passing."""
+    no_close = connection.close_code is None and connection.outcome("route.close") is None
+    return no_close and refusing_decision(connection) is not None
 
 
 def refused_at_cap(connection: ConnectionResult) -> bool:
@@ -297,9 +341,59 @@ class AlignedDivergence:
     divergence: Divergence | None
 
 
-def _agreement_length(divergence: Divergence | None) -> int:
-    """How far along the pipeline two traces agree (larger is nearer)."""
+REPEAT_JOIN = " then "
+"""How a decision point reached again records its outcomes (``generator then generator``, DecisionRecorder.decide)."""
+
+
+@dataclass(frozen=True)
+class RepeatDivergence(Divergence):
+    """Two traces whose points all take the same first outcome, parting at a later outcome of a point reached
+    again on one side (a retry): ``occurrence`` counts from 0, ``passing``/``failing`` are that outcome (None:
+    that side did not reach the point that often)."""
+
+    occurrence: int = 1
+
+
+def trace_divergence(passing: Sequence[Decision], failing: Sequence[Decision]) -> Divergence | None:
+    """Where two decision traces part: the first point whose first outcome differs (or that one side never
+    reaches), with both sides' full recorded outcomes there; None if the traces are identical.
+
+    A point reached again records ``first then second``. When only such a later outcome differs (the failing
+    side retried context creation, so ``context.id_generation`` reads ``generator then generator`` against
+    ``generator``), the point did not decide differently: the first point whose first outcome differs is the
+    divergence (there ``context.creation``: created vs failed). Only when every first outcome agrees are the
+    outcome sequences compared position by position (:class:`RepeatDivergence`).
+    """
+    divergence = first_divergence(_first_outcomes(passing), _first_outcomes(failing))
+    if divergence is not None:
+        return Divergence(divergence.point, _outcome_at(passing, divergence.point), _outcome_at(failing, divergence.point))
+    divergence = first_divergence(passing, failing)
     if divergence is None:
+        return None
+    passing_parts, failing_parts = (_parts(outcome) for outcome in (divergence.passing, divergence.failing))
+    position = next(i for i in range(max(len(passing_parts), len(failing_parts)))
+                    if _nth(passing_parts, i) != _nth(failing_parts, i))
+    return RepeatDivergence(divergence.point, _nth(passing_parts, position), _nth(failing_parts, position), position)
+
+
+def _first_outcomes(decisions: Sequence[Decision]) -> list[Decision]:
+    return [Decision(d.point, d.outcome.split(REPEAT_JOIN)[0]) for d in decisions]
+
+
+def _outcome_at(decisions: Sequence[Decision], point: str) -> str | None:
+    return next((d.outcome for d in decisions if d.point == point), None)
+
+
+def _parts(outcome: str | None) -> tuple[str, ...]:
+    return () if outcome is None else tuple(outcome.split(REPEAT_JOIN))
+
+
+def _agreement_length(divergence: Divergence | None) -> int:
+    """How far along the pipeline two traces agree (larger is nearer); a divergence in a repeat only comes after
+    every point's first outcome agreed."""
+    if divergence is None:
+        return len(POINT_ORDER) + 2
+    if isinstance(divergence, RepeatDivergence):
         return len(POINT_ORDER) + 1
     return POINT_ORDER.get(divergence.point, len(POINT_ORDER))
 
@@ -320,7 +414,7 @@ def align_with_nearest(passing_run: RunResult, failing_connection: ConnectionRes
     def kept(connection: ConnectionResult) -> list[Decision]:
         return [d for d in connection.decisions if d.point not in skip]
 
-    candidates = [(connection, first_divergence(kept(connection), kept(failing_connection)))
+    candidates = [(connection, trace_divergence(kept(connection), kept(failing_connection)))
                   for connection in passing_run.connections]
     nearest, divergence = max(candidates, key=lambda pair: _agreement_length(pair[1]))
     return AlignedDivergence(nearest, failing_connection, divergence)
@@ -476,11 +570,12 @@ def _describe_alignment(aligned: AlignedDivergence, client_names: Mapping[str, s
     """
     names = client_names or {}
     divergence = aligned.divergence
+    repeat = f", {ordinal(divergence.occurrence + 1)} outcome" if isinstance(divergence, RepeatDivergence) else ""
     where = (
         "traces identical"
         if divergence is None
-        else f"{divergence.point}: {visible_outcome(divergence.passing)} (passing) "
-        f"vs {visible_outcome(divergence.failing)} (failing)"
+        else f"{divergence.point}{repeat}: {_outcome_words(divergence.passing)} (passing) "
+        f"vs {_outcome_words(divergence.failing)} (failing)"
     )
     passing, failing = aligned.passing_connection, aligned.failing_connection
     failing_name = names.get(failing.client, failing.client)
@@ -493,12 +588,18 @@ def _describe_alignment(aligned: AlignedDivergence, client_names: Mapping[str, s
     )
 
 
+def _outcome_words(outcome: str | None) -> str:
+    """An outcome of a divergence as shown: ``not reached`` for a point the connection never reached."""
+    return "not reached" if outcome is None else visible_outcome(outcome)
+
+
 def check_runs(passing: RunResult, failing: RunResult) -> ConnectionResult:
     """The failing run's first failure, after checking the passing run passes.
 
     Raises:
-        IsolationError: the passing run has a failing connection or none at all (there is
-            nothing to align the failure with), or the failing run has no failing connection.
+        IsolationError: the passing run has a failing connection, a connection refused whose client left
+            before the close (refused_without_close), or none at all (there is nothing to align the failure
+            with), or the failing run has no failing connection.
     """
     if not passing.connections:
         raise IsolationError(passing.profile, "passing", "opens no connection: nothing to compare the failure with")
@@ -510,6 +611,15 @@ def check_runs(passing: RunResult, failing: RunResult) -> ConnectionResult:
             f"does not pass under variant {passing.variant}: {len(passing.failures)} of "
             f"{len(passing.connections)} connections failed (first #{first.index} closed "
             f"{first.close_code} {first.close_reason})",
+        )
+    if refused := next((c for c in passing.connections if refused_without_close(c)), None):
+        deciding = refusing_decision(refused)
+        assert deciding is not None
+        raise IsolationError(
+            passing.profile,
+            "passing",
+            f"does not pass under variant {passing.variant}: connection #{refused.index} was refused "
+            f"({deciding.point}={deciding.outcome}) but its client left before the close",
         )
     first_failure = failing.first_failure()
     if first_failure is None:
@@ -827,14 +937,35 @@ def _difference_lesson(isolation: ProfileIsolation) -> str:
     opening = f"The 1-minimal failure-inducing difference from {isolation.passing} to {isolation.failing} contains"
     environmental = [c for c in changes if is_environment_factor(c.factor)]
     words = "; ".join(c.describe() for c in changes)
+    held = held_environment(isolation)
     if not environmental:
         change_count = "1 change" if len(changes) == 1 else f"{len(changes)} changes"
-        return (f"{opening} no environment factor ({ENVIRONMENT_FACTOR_KINDS}): with {isolation.passing}'s "
-                f"environment, {change_count} of the traffic {'produces' if len(changes) == 1 else 'produce'} "
+        return (f"{opening} no environment factor ({ENVIRONMENT_FACTOR_KINDS}): {_environment_of_mixture(isolation)}, "
+                f"{change_count} of the traffic {'produces' if len(changes) == 1 else 'produce'} "
                 f"the same failure ({words}){passing_mixture_context(isolation)}.")
     names = ", ".join(_factor_name(c.factor) for c in environmental)
+    held_words = f"; dd's passing mixture already holds {isolation.failing}'s {', '.join(held)}" if held else ""
+    if len(environmental) == len(changes):
+        what = "1 change, an environment factor" if len(changes) == 1 else f"{len(changes)} changes, all environment factors"
+        return f"{opening} {what} ({names}): {words}{passing_mixture_context(isolation)}{held_words}."
     factor_count = "1 environment factor" if len(environmental) == 1 else f"{len(environmental)} environment factors"
-    return f"{opening} {factor_count} ({names}) among its {len(changes)} changes: {words}{passing_mixture_context(isolation)}."
+    return (f"{opening} {factor_count} ({names}) among its {len(changes)} changes: "
+            f"{words}{passing_mixture_context(isolation)}{held_words}.")
+
+
+def held_environment(isolation: ProfileIsolation) -> list[str]:
+    """The environment factors dd's last passing mixture already takes from the failing profile, by name."""
+    return [_factor_name(c.factor) for c in isolation.passing_mixture if is_environment_factor(c.factor)]
+
+
+def _environment_of_mixture(isolation: ProfileIsolation) -> str:
+    """``with local-debug's environment``, or, when dd's passing mixture holds some of the failing profile's
+    environment factors, which: the difference produces the failure on top of those, not in the passing one's."""
+    held = held_environment(isolation)
+    if not held:
+        return f"with {isolation.passing}'s environment"
+    return (f"with {isolation.failing}'s {', '.join(held)}, which dd's passing mixture already holds "
+            f"(otherwise {isolation.passing}'s environment)")
 
 
 TIMING_FIELDS = ("start_s", "spacing_s", "hold_s")
@@ -880,11 +1011,27 @@ def _divergence_lesson(isolation: ProfileIsolation) -> str:
     isolated_point = _divergence_point(isolated)
     if isolated_point == profiles_point:
         return f"The profiles and the isolated pair first part at the same point, {profiles_point}."
-    if not _agree_at(isolated, isolation.first_divergence.divergence):
+    profiles = isolation.first_divergence.divergence
+    shared = _agree_at(isolated, profiles)
+    if shared is None:
         return (f"{opening}; the isolated pair, which differs only in the minimal difference, "
                 f"first parts at {isolated_point}.")
-    return (f"{opening}, but that difference is not needed for the failure: {_isolated_pair(isolation)} "
-            f"first parts at {isolated_point}.")
+    assert profiles is not None
+    if shared == profiles.passing:
+        return (f"{opening}, but that difference is not needed for the failure: {_isolated_pair(isolation)} "
+                f"first parts at {isolated_point}.")
+    return (f"{opening} ({_outcome_words(profiles.passing)} vs {_outcome_words(profiles.failing)}); the isolated pair "
+            f"takes {_outcome_words(shared)} there on both sides{_why_shared(isolation, shared == profiles.failing)}, "
+            f"so dd does not show whether that difference is needed for the failure; the pair first parts at "
+            f"{isolated_point}.")
+
+
+def _why_shared(isolation: ProfileIsolation, as_failing: bool) -> str:
+    """`` (dd's passing mixture already holds staging-e2e's ENVIRONMENT, K_SERVICE)``, else `` as staging-e2e does``."""
+    held = held_environment(isolation)
+    if held:
+        return f" (dd's passing mixture already holds {isolation.failing}'s {', '.join(held)})"
+    return f", as {isolation.failing} does" if as_failing else ""
 
 
 def _divergence_point(aligned: AlignedDivergence) -> str:
@@ -892,12 +1039,13 @@ def _divergence_point(aligned: AlignedDivergence) -> str:
     return "no point (the aligned traces are identical)" if divergence is None else divergence.point
 
 
-def _agree_at(aligned: AlignedDivergence, divergence: Divergence | None) -> bool:
-    """Whether both connections of ``aligned`` reach ``divergence``'s point with the same outcome."""
+def _agree_at(aligned: AlignedDivergence, divergence: Divergence | None) -> str | None:
+    """The outcome both connections of ``aligned`` take at ``divergence``'s point, None when they differ there
+    or do not reach it."""
     if divergence is None:
-        return False
+        return None
     passing = _first_outcome(aligned.passing_connection, divergence.point)
-    return passing is not None and passing == _first_outcome(aligned.failing_connection, divergence.point)
+    return passing if passing is not None and passing == _first_outcome(aligned.failing_connection, divergence.point) else None
 
 
 def _first_outcome(connection: ConnectionResult, point: str) -> str | None:
@@ -908,7 +1056,7 @@ def _isolated_pair(isolation: ProfileIsolation) -> str:
     """The isolated pair and how its environment relates to the profiles' (for the divergence lesson)."""
     if any(is_environment_factor(c.factor) for c in isolation.minimal_difference):
         return "the isolated pair, which differs only in the minimal difference,"
-    shared = [_factor_name(c.factor) for c in isolation.passing_mixture if is_environment_factor(c.factor)]
+    shared = held_environment(isolation)
     if shared:
         return (f"with the same environment on both sides ({isolation.failing}'s {', '.join(shared)}, "
                 f"otherwise {isolation.passing}'s), the isolated pair")

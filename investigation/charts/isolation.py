@@ -173,10 +173,14 @@ def _cell(column: int, row: int, colour: str, frame: bool) -> Rectangle:
 
 
 def cause_chain_table(isolation: ProfileIsolation) -> str:
+    """The failing connection's exceptions, outermost first; ``cause chain: none`` for a close no exception
+    decided (the startup gate's, spec 1 step 9), as chapter 01 says it."""
+    closed = f"connection #{isolation.failure.index} of {isolation.failing} closed {isolation.failure.close_code} " \
+             f"{isolation.failure.close_reason}"
+    if not isolation.failure.cause_chain:
+        return f"{closed}; cause chain: none"
     rows = [(str(depth), link.type, link.message) for depth, link in enumerate(isolation.failure.cause_chain)]
-    title = (f"connection #{isolation.failure.index} of {isolation.failing} closed "
-             f"{isolation.failure.close_code} {isolation.failure.close_reason}; outermost exception first")
-    return title + "\n" + format_table(("depth", "type", "message"), rows)
+    return f"{closed}; outermost exception first\n" + format_table(("depth", "type", "message"), rows)
 
 
 def suspiciousness_chart(
