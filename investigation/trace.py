@@ -97,13 +97,13 @@ class DecisionRecorder:
 
     def decide(self, point: str, outcome: str) -> None:
         """Record `outcome` at `point`; a point reached again keeps both, "first then second"."""
-        earlier = self._outcomes.get(point)
-        if earlier is not None:
-            self._outcomes[point] = f"{earlier} then {outcome}"
-            return
-        if point not in POINT_ORDER:
+        outcomes = self._outcomes
+        if point in outcomes:
+            outcomes[point] = f"{outcomes[point]} then {outcome}"
+        elif point in POINT_ORDER:
+            outcomes[point] = outcome
+        else:
             raise KeyError(f"undeclared decision point {point!r}")
-        self._outcomes[point] = outcome
 
     def tally(self, point: str, outcome: str) -> None:
         """Count a decision that may repeat (one per message); recorded once, as counts."""

@@ -17,7 +17,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 
@@ -27,6 +27,9 @@ from investigation.backend.environment import KNOWN_TEST_JWT_SECRET, IsolatedEnv
 from investigation.backend.factory import _validate_ssot_user_context_staging_safe
 from investigation.backend.ids import connection_client_id, default_websocket_client_id, fallback_context_ids
 from investigation.trace import decide
+
+if TYPE_CHECKING:
+    from investigation.backend.process import Backend
 
 E2E_HEADER_MARKERS = ("e2e", "staging", "test", "true", "1")
 E2E_ENV_FLAGS = ("E2E_TESTING", "PYTEST_RUNNING", "STAGING_E2E_TEST")
@@ -337,9 +340,8 @@ def _has_valid_format(token: str) -> bool:
     return len(parts) == 3 and all(parts)
 
 
-async def validate_token_with_retries(token: str) -> tuple[TokenVerdict | None, str]:
+async def validate_token_with_retries(token: str, backend: Backend) -> tuple[TokenVerdict | None, str]:
     """(verdict, outcome) where outcome is valid / token_rejected / stopped / all_attempts_failed."""
-    backend = runtime.current()
     policy = retry_policy(backend.env)
     for attempt in range(policy.attempts):
         try:
@@ -367,7 +369,7 @@ def create_defensive_user_execution_context(
         if not isinstance(user_id, str) or not user_id.strip():
             raise ValueError(f"user_id must be a non-empty string, got {user_id!r}")
         user_id = user_id.strip()
-        thread_id, run_id, request_id = _generate_ids(user_id)
+        thread_id, run_id, request_id = _generate_ids(user_id, backend)
         if websocket_client_id is None:
             websocket_client_id = default_websocket_client_id(user_id, backend.clock, backend.randomness)
         context = UserExecutionContext(
@@ -383,8 +385,7 @@ def create_defensive_user_execution_context(
         raise ValueError(f"UserExecutionContext creation failed for user_id {user_id!r}: {error}") from error
 
 
-def _generate_ids(user_id: str) -> tuple[str, str, str]:
-    backend = runtime.current()
+def _generate_ids(user_id: str, backend: Backend) -> tuple[str, str, str]:
     try:
         ids = backend.ids.generate_user_context_ids(user_id, ID_OPERATION)
     except Exception as error:
@@ -471,7 +472,7 @@ async def _identify(token: str, headers: Mapping[str, str]) -> AuthResult:
     if not _has_valid_format(token):
         decide("auth.token_validation", "invalid_format")
         return _failure("INVALID_FORMAT", "Token format is invalid")
-    verdict, outcome = await validate_token_with_retries(token)
+    verdict, outcome = await validate_token_with_retries(token, backend)
     decide("auth.token_validation", outcome)
     if verdict is None or not verdict.valid:
         reason = verdict.reason if verdict is not None else "All validation attempts failed"

@@ -82,10 +82,10 @@ class IsolatedWebSocketManager:
         if self.connections.pop(connection_id, None) is not None:
             self.last_activity = runtime.current().clock.now()
 
-    def start_health_checks(self) -> None:
+    def start_health_checks(self, backend: Backend) -> None:
         """The manager's health task: every 60 s, detach connections registered more than
         30 minutes ago (a timer chain on the event loop, one per manager)."""
-        self._schedule_health_check(runtime.current())
+        self._schedule_health_check(backend)
 
     def _schedule_health_check(self, backend: Backend) -> None:
         self.health_timer = backend.call_later(HEALTH_CHECK_INTERVAL_S, self._health_check, backend)
@@ -171,9 +171,10 @@ class WebSocketManagerFactory:
         )
 
     def _register(self, key: str, ctx: UserExecutionContext) -> IsolatedWebSocketManager:
-        now = runtime.current().clock.now()
+        backend = runtime.current()
+        now = backend.clock.now()
         manager = IsolatedWebSocketManager(user_context=ctx, created_at=now, last_activity=now)
-        manager.start_health_checks()
+        manager.start_health_checks(backend)
         self.managers[key] = manager
         self._set_count(ctx.user_id, self.user_manager_count.get(ctx.user_id, 0) + 1)
         return manager
@@ -246,7 +247,7 @@ def detect_validation_environment() -> EnvironmentDetection:
     """The staging-safe validation's environment detection (exact compares, no strip),
     with the debug line V1 logs each time it runs."""
     backend = runtime.current()
-    detection = validation_environment()
+    detection = validation_environment(backend)
     if detection is not UNKNOWN_ENVIRONMENT and backend.variant.relax_for_staging_gcp_project:
         backend.log(
             "INFO",
@@ -256,10 +257,9 @@ def detect_validation_environment() -> EnvironmentDetection:
     return detection
 
 
-def validation_environment() -> EnvironmentDetection:
+def validation_environment(backend: Backend) -> EnvironmentDetection:
     """The detection alone, logging nothing: what the decision trace records before the
     validation itself detects (and logs) again. `UNKNOWN_ENVIRONMENT` when a read raised."""
-    backend = runtime.current()
     variant = backend.variant
     try:
         return backend.env.derived(
@@ -392,7 +392,7 @@ def _strict_field_errors(user_context: Any) -> list[str]:
 async def create_websocket_manager(user_context: Any) -> IsolatedWebSocketManager:
     """Validate, create, and map every failure the way the original does."""
     backend = runtime.current()
-    detection = validation_environment()
+    detection = validation_environment(backend)
     decide("factory.validation_mode", "relaxed" if detection.relaxed else "strict")
     try:
         try:
