@@ -902,7 +902,8 @@ def test_lessons_name_the_first_refuted_claim_the_supported_ones_and_the_v1_runs
                         "(e.g. `why1.validation_raises`: prediction held on 0 of 1 run; r0: why1.validation_raises 0).")
     assert lines[1] == ("- 1 claim says something holds in every case; it held on every run that tested it: "
                         "`why2.strict_validation_rejects`.")
-    assert lines[2] == "- The recommended fix (V1) leaves 1 failing connection over 1 run (r1): 1011 Factory SSOT validation failed x1."
+    assert lines[2] == ("- The recommended fix (V1) leaves 1 factory close (1011 Factory SSOT validation failed, what the "
+                        "claim is judged on) over 1 run (r1).")
 
 
 FACTORY_CLOSES = "1011 Factory SSOT validation failed"
@@ -924,8 +925,9 @@ def test_lessons_word_each_verdict_group_by_its_rule_and_sum_what_v1_leaves_over
         "- 1 claim says something can happen; none of the runs built to provoke it made it happen, so it was "
         "refuted (`why5.startup_timing`: prediction held on 0 of 2 runs; r0: why5.startup_timing 0).",
         "- 1 claim says something can happen; a run made it happen: `impact.production`.",
-        "- The recommended fix (V1) leaves 13 failing connections over 2 runs (r1, r2): "
-        "1008 SSOT Auth failed x2, 1011 Factory SSOT validation failed x11.",
+        # the factory closes are the claim's measure (1 + 10); r2's two 1008s are counted apart
+        "- The recommended fix (V1) leaves 11 factory closes (1011 Factory SSOT validation failed, what the claim is "
+        "judged on) over 2 runs (r1, r2); besides, 2 other failing connections on those runs (1008 SSOT Auth failed x2).",
     ]
 
 

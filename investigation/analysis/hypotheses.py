@@ -1163,16 +1163,18 @@ def _supported_lines(ledger: Ledger) -> list[str]:
 
 
 def _v1_line(finding: Finding) -> str:
-    """The failing connections V1 leaves, summed over every run where its prediction failed."""
+    """The factory closes V1 leaves (the claim's measure), summed over every run where its prediction failed, and
+    the other failing connections of those runs apart."""
     failing = finding.deciding_observations()
     totals: Counter[str] = Counter()
     for observation in failing:
         totals.update(dict(observation.failures))
-    return (
-        f"- The recommended fix (V1) leaves {plural(sum(totals.values()), 'failing connection')} over "
-        f"{plural(len(failing), 'run')} ({', '.join(o.run for o in failing)}): "
-        + ", ".join(f"{close} x{n}" for close, n in sorted(totals.items())) + "."
-    )
+    factory_close = f"1011 {FACTORY_FAILED_REASON}"
+    kept = totals.pop(factory_close, 0)
+    others = (f"; besides, {plural(sum(totals.values()), 'other failing connection')} on those runs ("
+              + ", ".join(f"{close} x{n}" for close, n in sorted(totals.items())) + ")") if totals else ""
+    return (f"- The recommended fix (V1) leaves {plural(kept, 'factory close')} ({factory_close}, what the claim is "
+            f"judged on) over {plural(len(failing), 'run')} ({', '.join(o.run for o in failing)}){others}.")
 
 
 def ledger_lessons(ledger: Ledger) -> object:
