@@ -80,3 +80,30 @@ def test_seven_tabs_at_once_stay_concurrent() -> None:
     states = refusals_at_cap(run)
     assert [(s.held, s.open_connections, s.open_without_manager, s.outlived) for s in states] == [(CAP, 5, 0, 0)] * 2
     assert {s.mechanism for s in states} == {Mechanism.CONCURRENT}
+
+
+def test_04_says_which_open_connections_still_had_their_managers(released: RunResult) -> None:
+    # the derivation above: 5 managers, 3 open tabs with theirs, 5 open tabs whose managers were freed at 500 s
+    from investigation.analysis.isolate import _state_words
+
+    (refused,) = released.failures
+    assert _state_words(user_at_refusal(released, refused), False) == (
+        "5 managers and 3 of the user's connections still open there with their managers (and 5 more open whose "
+        "managers were no longer registered): managers outlived their connections")
+
+
+def test_06_counts_the_managers_against_the_connections_that_still_had_them(released: RunResult) -> None:
+    # one refusal at the cap (650 s): 5 held, 3 connected with their managers, 5 connected without; no start_agent
+    # message was sent (each tab sends one chat message), so 0 left behind; 5 held > 3: managers kept after close
+    from types import SimpleNamespace
+
+    from investigation.postmortem import _managers_against_connections
+
+    evidence = SimpleNamespace(failing=["w1-released"], runs={"w1-released": released})
+    first, rule = _managers_against_connections(evidence)  # type: ignore[arg-type]
+    assert first.endswith(
+        "held 5 managers on its instance, with 3 of its connections still connected there with their managers "
+        "(5 more connected whose managers were no longer registered) and 0 managers created by its earlier "
+        "`start_agent` messages there.")
+    assert rule == ("- Managers outlive their connections: a connection's manager is not released when it closes "
+                    "(spec 1, step 14).")
