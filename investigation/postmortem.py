@@ -637,6 +637,14 @@ def _span(values: Sequence[int]) -> str:
     return str(min(values)) if min(values) == max(values) else f"{min(values)}-{max(values)}"
 
 
+def _unregistered_words(refusals: Sequence[UserAtRefusal]) -> str:
+    """`` with their managers (5 more connected whose managers were no longer registered)``; "" when none was."""
+    unregistered = [r.open_without_manager for r in refusals]
+    if not max(unregistered):
+        return ""
+    return f" with their managers ({_span(unregistered)} more connected whose managers were no longer registered)"
+
+
 def _managers_against_connections(evidence: Evidence) -> list[str]:
     """Why a refused user holds the cap: managers held against connections open, and the rules behind the gap."""
     refusals = [r for name in evidence.failing for r in refusals_at_cap(evidence.runs[name])]
@@ -648,7 +656,8 @@ def _managers_against_connections(evidence: Evidence) -> list[str]:
     lines = [
         f"- At the {plural(len(refusals), 'refused connection')} at the cap the refused user held {_span(held)} "
         f"{'manager' if max(held) == 1 else 'managers'} on its instance, with {_span([r.open_connections for r in refusals])} "
-        f"of its connections still connected there and {_span(left)} {'manager' if max(left) == 1 else 'managers'} created "
+        f"of its connections still connected there{_unregistered_words(refusals)} and {_span(left)} "
+        f"{'manager' if max(left) == 1 else 'managers'} created "
         f"by its earlier `start_agent` messages there{over}."
     ]
     kept = any(r.held > r.open_connections for r in refusals) and not any(

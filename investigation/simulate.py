@@ -141,6 +141,7 @@ def connection_result(
         cause_chain=cause_chain(recorder.failure) if recorder is not None and close_code is not None else (),
         frames=tuple(frames),
         ended_at_s=ended_at_s,
+        manager_key=recorder.manager_key if recorder is not None else None,
     )
 
 
@@ -280,9 +281,9 @@ def manager_counts(backends: Sequence[Backend], clock: VirtualClock) -> tuple[Ma
     """Every change of a user's manager count, per instance, in virtual seconds since the start."""
     epoch = clock.epoch_ms / 1000
     return tuple(
-        ManagerCount(round(at - epoch, 6), instance, user_id, count)
+        ManagerCount(round(at - epoch, 6), instance, user_id, count, key)
         for instance, backend in enumerate(backends)
-        for at, user_id, count in backend.factory.count_history
+        for at, user_id, count, key in backend.factory.count_history
     )
 
 

@@ -94,6 +94,7 @@ class DecisionRecorder:
         self._tallies: dict[str, dict[str, int]] = {}
         self.failure: BaseException | None = None
         self.user_id: str | None = None
+        self.manager_key: str | None = None
 
     def decide(self, point: str, outcome: str) -> None:
         """Record `outcome` at `point`; a point reached again keeps both, "first then second"."""
@@ -159,6 +160,14 @@ def record_user(user_id: str) -> None:
         recorder.user_id = user_id
 
 
+def record_manager_key(key: str) -> str:
+    """Remember the isolation key of the manager the current connection asks the factory for; returns ``key``."""
+    recorder = _current.get()
+    if recorder is not None:
+        recorder.manager_key = key
+    return key
+
+
 @contextlib.contextmanager
 def recording(recorder: DecisionRecorder | None = None) -> Iterator[DecisionRecorder]:
     """Make `recorder` the current connection's recorder inside the block."""
@@ -215,6 +224,8 @@ class ConnectionResult:
     cause_chain: tuple[CauseLink, ...]
     frames: tuple[dict[str, Any], ...] = field(default=(), compare=False, repr=False)
     ended_at_s: float = 0.0
+    manager_key: str | None = field(default=None, compare=False, repr=False)
+    """The isolation key of the manager the connection asked the factory for (None if it never asked)."""
 
     def outcome(self, point: str) -> str | None:
         """The outcome recorded at `point`, or None if the connection never reached it."""
@@ -277,6 +288,8 @@ class ManagerCount:
     instance: int
     user_id: str
     count: int
+    key: str | None = field(default=None, compare=False, repr=False)
+    """The isolation key of the manager registered (the count rose) or released (it fell); None if not known."""
 
 
 @dataclass(frozen=True)

@@ -154,7 +154,9 @@ def test_inactive_manager_for_the_key_is_released_first(harness) -> None:
     second = create(h, context(h, client_id="ws_same"))
     assert second is not first and second.is_active
     assert h.backend.factory.user_manager_count["user-0001"] == 1
-    assert [count for _, _, count in h.backend.factory.count_history] == [1, 0, 1]
+    # registered, released, registered again: each change names the one key "user:client" (isolation_key)
+    assert [(count, key) for _, _, count, key in h.backend.factory.count_history] == [
+        (1, "user-0001:ws_same"), (0, "user-0001:ws_same"), (1, "user-0001:ws_same")]
 
 
 def test_cap_of_five_per_user(harness) -> None:

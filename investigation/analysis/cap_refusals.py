@@ -1,10 +1,12 @@
 """What a refused connection's user had on its instance at the moment of the refusal.
 
 A refusal at the per-user cap (spec 4.2) happens two ways that close the same way: the user
-really has ``cap`` connections open there at once (the cap working as designed), or the user's
-managers outlived their connections (spec 1, steps 12 and 14) and fewer of its connections are
-open than it holds managers. :func:`user_at_refusal` counts both sides, so the postmortem (06)
-and the isolation (04) tell them apart with one computation.
+really has ``cap`` connections open there at once, each with its own manager (the cap working as
+designed), or the user's managers outlived their connections (spec 1, steps 12 and 14) and fewer
+of its open connections still have their manager registered than it holds managers. A connection
+still open does not count when its manager was released under it (emergency cleanup frees a
+manager idle for 5 minutes, socket open or not, spec 4.2). :func:`user_at_refusal` counts both
+sides, so the postmortem (06) and the isolation (04) tell them apart with one computation.
 
     state = user_at_refusal(run, run.failures[0])
     state.held, state.open_connections, state.mechanism   # 5, 0, Mechanism.OUTLIVED
@@ -34,6 +36,8 @@ class Mechanism(enum.Enum):
 class UserAtRefusal:
     """At a refusal: the refused user's managers on its instance and its connections open there.
 
+    ``open_connections``: the user's connections open there whose own manager is still registered;
+    ``open_without_manager``: those open there whose manager had been released (or never registered).
     ``created_by_start_agent``: managers the user's connections that had ended there by then created
     with ``start_agent`` messages (an open connection's messages may still be to come).
     """
@@ -42,10 +46,16 @@ class UserAtRefusal:
     open_connections: int
     created_by_start_agent: int
     cap: int
+    open_without_manager: int = 0
 
     @property
     def at_cap(self) -> bool:
         return self.held >= self.cap
+
+    @property
+    def outlived(self) -> int:
+        """Managers held that belong to no open connection: they outlived the connections they were made for."""
+        return max(self.held - self.open_connections, 0)
 
     @property
     def mechanism(self) -> Mechanism:
@@ -90,19 +100,39 @@ def managers_held_before(run: RunResult, connection: ConnectionResult) -> int:
     return count_at(steps, connection.at_s) - own
 
 
+def registered_managers(run: RunResult, key: tuple[str, int], at_s: float) -> set[str]:
+    """The isolation keys of the managers registered for ``key`` (user, instance) once every change up to ``at_s``
+    is applied: a change that raises the count registers its manager, one that lowers it releases it."""
+    registered: set[str] = set()
+    before = 0
+    for change in run.manager_counts:
+        if (change.user_id, change.instance) != key or change.at_s > at_s:
+            continue
+        if change.key is not None and change.count > before:
+            registered.add(change.key)
+        elif change.key is not None:
+            registered.discard(change.key)
+        before = change.count
+    return registered
+
+
 def user_at_refusal(run: RunResult, refused: ConnectionResult) -> UserAtRefusal:
     """What ``refused``'s user had on ``refused``'s instance when ``refused`` started.
 
     Managers held: :func:`managers_held_before` (a failing connection may have got its own manager
     before a later close; it is not counted). Open connections: the user's other connections there that
-    started at or before the refusal and ended after it.
+    started at or before the refusal and ended after it, split by whether the manager each asked for is
+    still registered then (changes at the refusal's instant count as before it, as for the managers held).
     """
     key = (str(refused.user_id), refused.instance)
     there = [c for c in run.connections if c is not refused and (str(c.user_id), c.instance) == key]
     open_now = [c for c in there if c.at_s <= refused.at_s < c.ended_at_s]
+    registered = registered_managers(run, key, refused.at_s)
+    with_manager = sum(c.manager_key in registered for c in open_now)
     ended = tuple(c for c in there if c.ended_at_s <= refused.at_s)
     created = sum(c.tally("route.start_agent").get("manager_left_behind", 0) for c in ended)
-    return UserAtRefusal(managers_held_before(run, refused), len(open_now), created, run.max_managers_per_user)
+    return UserAtRefusal(managers_held_before(run, refused), with_manager, created, run.max_managers_per_user,
+                         len(open_now) - with_manager)
 
 
 def refusals_at_cap(run: RunResult) -> list[UserAtRefusal]:

@@ -1118,10 +1118,18 @@ def _managers(count: int) -> str:
     return f"{count} manager" if count == 1 else f"{count} managers"
 
 
+def _unregistered_words(state: UserAtRefusal) -> str:
+    """`` with their managers (and 5 more open whose managers were no longer registered)``; "" when none was."""
+    if not state.open_without_manager:
+        return ""
+    return f" with their managers (and {state.open_without_manager} more open whose managers were no longer registered)"
+
+
 def _state_words(state: UserAtRefusal, first: bool) -> str:
     """``5 managers of its user on its instance and 5 of the user's connections still open there: ...``."""
     where = " of its user on its instance" if first else ""
-    counts = f"{_managers(state.held)}{where} and {state.open_connections} of the user's connections still open there"
+    counts = (f"{_managers(state.held)}{where} and {state.open_connections} of the user's connections still open there"
+              f"{_unregistered_words(state)}")
     if state.mechanism is Mechanism.CONCURRENT:
         return f"{counts}: the cap refused a {ordinal(state.open_connections + 1)} concurrent connection, as designed"
     if state.mechanism is Mechanism.OUTLIVED:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from investigation.backend import runtime
 from investigation.backend.context import UserExecutionContext
 from investigation.backend.environment import IsolatedEnvironment, lowered_environment
-from investigation.trace import decide
+from investigation.trace import decide, record_manager_key
 
 if TYPE_CHECKING:
     from investigation.backend.process import Backend
@@ -130,18 +130,18 @@ class WebSocketManagerFactory:
         self.user_manager_count: dict[str, int] = {}
         self.cleanup_interval: float | None = None
         self._cleanup_task: asyncio.Task[None] | None = None
-        self.count_history: list[tuple[float, str, int]] = []
+        self.count_history: list[tuple[float, str, int, str]] = []
 
-    def _set_count(self, user_id: str, count: int) -> None:
+    def _set_count(self, user_id: str, count: int, key: str) -> None:
         self.user_manager_count[user_id] = count
-        self.count_history.append((runtime.current().clock.now(), user_id, count))
+        self.count_history.append((runtime.current().clock.now(), user_id, count, key))
 
     async def create_manager(self, ctx: Any) -> IsolatedWebSocketManager:
         if self._cleanup_task is None:
             self._start_background_cleanup()
         if not isinstance(ctx, UserExecutionContext):
             raise ValueError("user_context must be a UserExecutionContext instance")
-        key = isolation_key(ctx)
+        key = record_manager_key(isolation_key(ctx))
         existing = self.managers.get(key)
         if existing is not None:
             if existing.is_active:
@@ -176,13 +176,13 @@ class WebSocketManagerFactory:
         manager = IsolatedWebSocketManager(user_context=ctx, created_at=now, last_activity=now)
         manager.start_health_checks(backend)
         self.managers[key] = manager
-        self._set_count(ctx.user_id, self.user_manager_count.get(ctx.user_id, 0) + 1)
+        self._set_count(ctx.user_id, self.user_manager_count.get(ctx.user_id, 0) + 1, key)
         return manager
 
     async def _release(self, key: str) -> None:
         manager = self.managers.pop(key)
         user_id = manager.user_id
-        self._set_count(user_id, max(self.user_manager_count.get(user_id, 0) - 1, 0))
+        self._set_count(user_id, max(self.user_manager_count.get(user_id, 0) - 1, 0), key)
         await manager.shutdown()
 
     async def release_manager(self, manager: IsolatedWebSocketManager) -> None:
