@@ -158,6 +158,39 @@ def test_a_token_in_a_logged_request_target_is_redacted() -> None:
     assert record.getMessage() == '127.0.0.1:5 - "WebSocket /ws?instance=1&token=<redacted>&x=1" [accepted]'
 
 
+def _logged_target(target: str) -> str:
+    """uvicorn's line for an accepted WebSocket request at `target`, after the redactor."""
+    record = logging.LogRecord(
+        "uvicorn.error", logging.INFO, __file__, 1, '%s - "WebSocket %s" [accepted]', ("127.0.0.1:5", target), None
+    )
+    assert TokenQueryRedactor().filter(record)
+    return record.getMessage()
+
+
+_SECRET = jwt.encode({"sub": "someone"}, "k" * 32, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    ("target", "shown"),
+    [
+        # %74 is 't': Starlette decodes the key to `token`, the backend's query token (spec 3.1).
+        (f"/ws?%74oken={_SECRET}", "/ws?%74oken=<redacted>"),
+        # %3D is '=': the pair decodes to `token=<JWT>` (Starlette: that whole text is the key).
+        (f"/ws?token%3D{_SECRET}", "/ws?token%3D<redacted>"),
+        # Not the backend's key (case and spaces count there), but a whole token all the same
+        # (common rules: whole tokens never reach an output); the documented `client` stays.
+        (f"/ws?client=e2e-process-2&TOKEN={_SECRET}", "/ws?client=e2e-process-2&TOKEN=<redacted>"),
+        (f"/ws?+token+={_SECRET}", "/ws?+token+=<redacted>"),
+        # every token pair, and a value that starts with the log format's quote character
+        (f"/ws?token={_SECRET}&token={_SECRET}", "/ws?token=<redacted>&token=<redacted>"),
+        (f'/ws?instance=1&token="{_SECRET}', "/ws?instance=1&token=<redacted>"),
+    ],
+    ids=["percent-encoded-key", "percent-encoded-equals", "upper-case-key", "spaced-key", "repeated", "quote-in-value"],
+)
+def test_a_token_under_any_spelling_of_its_key_is_redacted(target: str, shown: str) -> None:
+    assert _logged_target(target) == f'127.0.0.1:5 - "WebSocket {shown}" [accepted]'
+
+
 @pytest.mark.parametrize("forward", [False, True], ids=["kept", "forwarded"])
 def test_a_serving_app_forwards_its_backends_log_lines_and_keeps_none(forward: bool, caplog: Any) -> None:
     caplog.set_level(logging.DEBUG, logger=BACKEND_LOGGER_NAME)
