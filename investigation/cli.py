@@ -22,6 +22,8 @@ from typing import Any, NoReturn
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+#: Ctrl-C: a shell's code for a process ended by SIGINT (128 + 2).
+EXIT_INTERRUPTED = 130
 
 
 class BadInput(Exception):
@@ -192,6 +194,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # before the URL is announced, an OSError is the address: unresolvable host, port in use, no permission
         reason = error.strerror or str(error)
         raise BadInput(f"--host/--port: cannot listen on {args.host}:{args.port}: {reason}") from None
+    except KeyboardInterrupt:
+        # uvicorn has shut down gracefully and re-raised the Ctrl-C: the ordinary way to stop serving
+        return EXIT_INTERRUPTED
     return EXIT_OK
 
 

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -138,6 +139,20 @@ def test_serve_prints_only_its_url_and_a_profile_client_s_sixth_connection_gets_
     assert b"WARNING:  instance 1: Thread ID mismatch: run_id contains" in log, "the backend's own warnings"
     assert b"context created for auth user" not in log, "the backend's INFO lines stay out of the server log"
     assert WHOLE_JWT.search(log.decode()) is None, "a whole token reached the server's output"
+
+
+#: POSIX shells report a process ended by signal N as 128 + N; SIGINT is 2, so Ctrl-C is 130.
+EXIT_ON_CTRL_C = 128 + signal.SIGINT
+
+
+def test_ctrl_c_ends_serve_with_exit_130_and_no_traceback() -> None:
+    with _serving("staging-e2e") as (first_line, server):
+        assert first_line.startswith("ws://")
+        server.send_signal(signal.SIGINT)
+        _, log = server.communicate(timeout=20)
+    assert server.returncode == EXIT_ON_CTRL_C
+    assert b"Traceback" not in log and b"KeyboardInterrupt" not in log
+    assert b"Finished server process" in log, "uvicorn shut down gracefully before the exit"
 
 
 def test_serve_refuses_an_unknown_profile_client_with_http_403() -> None:
