@@ -145,14 +145,17 @@ def test_serve_prints_only_its_url_and_a_profile_client_s_sixth_connection_gets_
 EXIT_ON_CTRL_C = 128 + signal.SIGINT
 
 
-def test_ctrl_c_ends_serve_with_exit_130_and_no_traceback() -> None:
-    with _serving("staging-e2e") as (first_line, server):
-        assert first_line.startswith("ws://")
-        server.send_signal(signal.SIGINT)
-        _, log = server.communicate(timeout=20)
+def test_ctrl_c_ends_serve_with_exit_130_no_traceback_and_no_suite_import() -> None:
+    # -X importtime lists every module imported on stderr: the suite (seconds to import) must not be
+    command = [sys.executable, "-X", "importtime", "-m", "investigation.cli", "serve", "staging-e2e", "--port", "0"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert server.stdout is not None and server.stdout.readline().startswith(b"ws://")
+    server.send_signal(signal.SIGINT)
+    _, log = server.communicate(timeout=20)
     assert server.returncode == EXIT_ON_CTRL_C
     assert b"Traceback" not in log and b"KeyboardInterrupt" not in log
     assert b"Finished server process" in log, "uvicorn shut down gracefully before the exit"
+    assert b"investigation.suite" not in log
 
 
 def test_serve_refuses_an_unknown_profile_client_with_http_403() -> None:
