@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -24,7 +25,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from investigation.clock import VirtualClock, virtual_loop
-from investigation.profiles import list_profiles, load_profile
+from investigation.profiles import Client, list_profiles, load_profile
 from investigation.simulate import simulate
 from investigation.trace import ConnectionResult
 from investigation.wire import build_app, simulate_wire
@@ -156,6 +157,16 @@ def test_ctrl_c_ends_serve_with_exit_130_no_traceback_and_no_suite_import() -> N
     assert b"Traceback" not in log and b"KeyboardInterrupt" not in log
     assert b"Finished server process" in log, "uvicorn shut down gracefully before the exit"
     assert b"investigation.suite" not in log
+
+
+def test_the_literal_token_s_docs_say_serve_judges_it_on_the_wall_clock_and_simulate_at_the_epoch() -> None:
+    # clock.EPOCH_MS = 1_757_365_610_210 ms: 1_757_365_610 s after 1970-01-01 is 2025-09-08 21:06:50 UTC
+    epoch = "2025-09-08T21:06:50Z"
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    serve_section = readme[readme.index("`serve` puts the model") : readme.index("## Adding a profile")]
+    field_doc = " ".join(str(Client.model_fields["token_literal"].description).split())
+    for text in (" ".join(serve_section.split()), field_doc):
+        assert epoch in text and "wall clock" in text
 
 
 def test_serve_refuses_an_unknown_profile_client_with_http_403() -> None:
