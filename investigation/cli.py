@@ -22,6 +22,8 @@ from typing import Any, NoReturn
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+#: Ctrl-C: a shell's code for a process ended by SIGINT (128 + 2).
+EXIT_INTERRUPTED = 130
 
 
 class BadInput(Exception):
@@ -55,6 +57,20 @@ def non_empty_path(text: str) -> Path:
     return Path(text)
 
 
+def listen_host(text: str) -> str:
+    """argparse type: a host to listen on; an empty one is refused (it would listen on every interface)."""
+    if not text:
+        raise argparse.ArgumentTypeError("empty host (for every interface, write 0.0.0.0)")
+    return text
+
+
+SERVE_EPILOG = """\
+Connect with any WebSocket client. ?client=NAME connects as the profile's client NAME (its
+headers, subprotocols and a server-minted token); ?instance=N picks the backend instance,
+counted from 0. Runs until Ctrl-C (exit 130) or SIGTERM; the URL is the one stdout line, the
+server's log (the backend's warnings and errors, tokens redacted) goes to stderr."""
+
+
 def _add_profiles_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profiles-dir", type=non_empty_path, default=None, help="extra profiles; a name here wins")
 
@@ -84,9 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_variant(isolate)
     isolate.add_argument("--json", action="store_true", help="the JSON contract of docs/design.md")
 
-    serve = commands.add_parser("serve", help="serve ws://HOST:PORT/ws under a profile")
+    serve = commands.add_parser(
+        "serve", help="serve ws://HOST:PORT/ws under a profile", epilog=SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument("profile")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", type=listen_host, default="127.0.0.1", help="address to listen on (default: %(default)s)")
     serve.add_argument("--port", type=tcp_port, default=8765, help="0: any free port (the URL printed names it)")
     _add_profiles_dir(serve)
     _add_variant(serve)
@@ -192,6 +211,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # before the URL is announced, an OSError is the address: unresolvable host, port in use, no permission
         reason = error.strerror or str(error)
         raise BadInput(f"--host/--port: cannot listen on {args.host}:{args.port}: {reason}") from None
+    except KeyboardInterrupt:
+        # uvicorn has shut down gracefully and re-raised the Ctrl-C: the ordinary way to stop serving
+        return EXIT_INTERRUPTED
     return EXIT_OK
 
 

@@ -140,7 +140,12 @@ class Client(BaseModel):
         default_factory=dict, description='Extra or overriding JWT claims (JSON values: no TOML dates or times; "sub" here wins).'
     )
     token: TokenKind = Field(default="auth_service", description="Which kind of token the client presents.")
-    token_literal: str = Field(default="", description='The exact token sent when token = "literal".')
+    token_literal: str = Field(
+        default="",
+        description='The exact token sent when token = "literal". Its iat, nbf and exp are judged against the '
+        "run's clock: simulate (and --wire) start a virtual clock at 2025-09-08T21:06:50Z (clock.EPOCH_MS), "
+        "serve uses the wall clock, so a token made for one may be not yet valid or expired in the other.",
+    )
     token_via: TokenVia = Field(
         default="bearer", description="Where the token travels: Authorization header, jwt.* subprotocol, or ?token=."
     )

@@ -111,6 +111,21 @@ def test_serve_on_a_port_in_use_is_bad_input(capsys) -> None:
         assert_bad_input(capsys, ["serve", "local-debug", "--port", str(port)], "--host/--port", f"127.0.0.1:{port}")
 
 
+def test_serve_on_an_empty_host_is_bad_input(capsys) -> None:
+    # "" would listen on every interface (0.0.0.0) and announce the URL ws://:PORT/ws
+    assert_bad_input(capsys, ["serve", "local-debug", "--host", "", "--port", "0"], "--host", "empty")
+
+
+def test_serve_help_names_the_query_parameters_the_log_and_how_to_stop(capsys) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["serve", "--help"])
+    assert done.value.code == 0
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps lines: compare words
+    # README serve section: the profile-client shim, the instance selector, the log, the stop key
+    for fragment in ("?client=NAME", "?instance=N", "Ctrl-C", "stderr", "--host HOST address to listen on"):
+        assert fragment in shown
+
+
 def test_serve_on_an_unresolvable_host_is_bad_input(capsys) -> None:
     # .invalid is reserved (RFC 2606): it never resolves
     argv = ["serve", "local-debug", "--host", "no-such-host.invalid", "--port", "0"]

@@ -12,9 +12,11 @@ import contextlib
 import json
 import logging
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -23,7 +25,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from investigation.clock import VirtualClock, virtual_loop
-from investigation.profiles import list_profiles, load_profile
+from investigation.profiles import Client, list_profiles, load_profile
 from investigation.simulate import simulate
 from investigation.trace import ConnectionResult
 from investigation.wire import build_app, simulate_wire
@@ -140,6 +142,33 @@ def test_serve_prints_only_its_url_and_a_profile_client_s_sixth_connection_gets_
     assert WHOLE_JWT.search(log.decode()) is None, "a whole token reached the server's output"
 
 
+#: POSIX shells report a process ended by signal N as 128 + N; SIGINT is 2, so Ctrl-C is 130.
+EXIT_ON_CTRL_C = 128 + signal.SIGINT
+
+
+def test_ctrl_c_ends_serve_with_exit_130_no_traceback_and_no_suite_import() -> None:
+    # -X importtime lists every module imported on stderr: the suite (seconds to import) must not be
+    command = [sys.executable, "-X", "importtime", "-m", "investigation.cli", "serve", "staging-e2e", "--port", "0"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert server.stdout is not None and server.stdout.readline().startswith(b"ws://")
+    server.send_signal(signal.SIGINT)
+    _, log = server.communicate(timeout=20)
+    assert server.returncode == EXIT_ON_CTRL_C
+    assert b"Traceback" not in log and b"KeyboardInterrupt" not in log
+    assert b"Finished server process" in log, "uvicorn shut down gracefully before the exit"
+    assert b"investigation.suite" not in log
+
+
+def test_the_literal_token_s_docs_say_serve_judges_it_on_the_wall_clock_and_simulate_at_the_epoch() -> None:
+    # clock.EPOCH_MS = 1_757_365_610_210 ms: 1_757_365_610 s after 1970-01-01 is 2025-09-08 21:06:50 UTC
+    epoch = "2025-09-08T21:06:50Z"
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    serve_section = readme[readme.index("`serve` puts the model") : readme.index("## Adding a profile")]
+    field_doc = " ".join(str(Client.model_fields["token_literal"].description).split())
+    for text in (" ".join(serve_section.split()), field_doc):
+        assert epoch in text and "wall clock" in text
+
+
 def test_serve_refuses_an_unknown_profile_client_with_http_403() -> None:
     with _serving("staging-e2e") as (first_line, _):
         url = first_line.strip()
@@ -156,6 +185,39 @@ def test_a_token_in_a_logged_request_target_is_redacted() -> None:
     )
     assert TokenQueryRedactor().filter(record)
     assert record.getMessage() == '127.0.0.1:5 - "WebSocket /ws?instance=1&token=<redacted>&x=1" [accepted]'
+
+
+def _logged_target(target: str) -> str:
+    """uvicorn's line for an accepted WebSocket request at `target`, after the redactor."""
+    record = logging.LogRecord(
+        "uvicorn.error", logging.INFO, __file__, 1, '%s - "WebSocket %s" [accepted]', ("127.0.0.1:5", target), None
+    )
+    assert TokenQueryRedactor().filter(record)
+    return record.getMessage()
+
+
+_SECRET = jwt.encode({"sub": "someone"}, "k" * 32, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    ("target", "shown"),
+    [
+        # %74 is 't': Starlette decodes the key to `token`, the backend's query token (spec 3.1).
+        (f"/ws?%74oken={_SECRET}", "/ws?%74oken=<redacted>"),
+        # %3D is '=': the pair decodes to `token=<JWT>` (Starlette: that whole text is the key).
+        (f"/ws?token%3D{_SECRET}", "/ws?token%3D<redacted>"),
+        # Not the backend's key (case and spaces count there), but a whole token all the same
+        # (common rules: whole tokens never reach an output); the documented `client` stays.
+        (f"/ws?client=e2e-process-2&TOKEN={_SECRET}", "/ws?client=e2e-process-2&TOKEN=<redacted>"),
+        (f"/ws?+token+={_SECRET}", "/ws?+token+=<redacted>"),
+        # every token pair, and a value that starts with the log format's quote character
+        (f"/ws?token={_SECRET}&token={_SECRET}", "/ws?token=<redacted>&token=<redacted>"),
+        (f'/ws?instance=1&token="{_SECRET}', "/ws?instance=1&token=<redacted>"),
+    ],
+    ids=["percent-encoded-key", "percent-encoded-equals", "upper-case-key", "spaced-key", "repeated", "quote-in-value"],
+)
+def test_a_token_under_any_spelling_of_its_key_is_redacted(target: str, shown: str) -> None:
+    assert _logged_target(target) == f'127.0.0.1:5 - "WebSocket {shown}" [accepted]'
 
 
 @pytest.mark.parametrize("forward", [False, True], ids=["kept", "forwarded"])

@@ -7,8 +7,9 @@
 
 Nothing here prints: `serve` hands its URL to the caller's `announce` (the CLI
 prints it). uvicorn's log lines name each WebSocket request with its query
-string; `serve` logs them with every `token=` value replaced by "<redacted>",
-so a client that sends its token as `?token=` leaves no whole token in the log.
+string; `serve` logs them with the value of every parameter whose key decodes
+to `token` (`token=`, `%74oken=`, `token%3D`) replaced by "<redacted>", so a
+client that sends its token in the query leaves no whole token in the log.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import copy
 import logging
 import re
 import socket
+import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -29,19 +31,32 @@ from investigation.wire.app import BACKEND_LOGGER_NAME, LOGGER_NAME, WS_PATH, bu
 LOOPBACK = "127.0.0.1"
 #: Seconds the server waits for a client's close reply and for tasks on shutdown.
 GRACEFUL_SHUTDOWN_S = 5.0
-#: A `token` query parameter's value in a logged request target.
-TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]*")
+#: A query parameter in a logged request target: its key as sent, the first `=` (literal or
+#: percent-encoded: Starlette decodes the pair, so `token%3D...` is a key and value joined), and
+#: its value up to the next `&` or blank; a `"` right before that is the log format's, not the value's.
+QUERY_PAIR = re.compile(r'(?<=[?&])(?P<key>[^&=\s]*?)(?P<equals>=|%3[dD])(?P<value>[^&\s]*?)(?="?(?:[&\s]|$))')
 REDACTED = "<redacted>"
 
 Announce = Callable[[str], None]
 
 
+def _redact_token_pair(pair: re.Match[str]) -> str:
+    """A query pair whose key decodes to `token` (any case, blanks around) with "<redacted>" as its value."""
+    if urllib.parse.unquote_plus(pair["key"]).strip().lower() != "token":
+        return pair[0]
+    return f"{pair['key']}{pair['equals']}{REDACTED}"
+
+
 class TokenQueryRedactor(logging.Filter):
-    """Replaces the value of every `token=` query parameter in a log line with "<redacted>"."""
+    """Replaces the value of every query parameter whose key decodes to `token` with "<redacted>".
+
+    Keys are judged percent-decoded, as Starlette reads them: `?%74oken=` is the
+    backend's query token (spec 3.1) and `?token%3D<JWT>` carries a whole token too.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = TOKEN_IN_QUERY.sub(rf"\g<1>{REDACTED}", message)
+        redacted = QUERY_PAIR.sub(_redact_token_pair, message)
         if redacted != message:
             record.msg, record.args = redacted, ()
         return True
