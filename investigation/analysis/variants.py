@@ -238,7 +238,8 @@ class MatrixCell:
 
 
 def cell_from_run(run: RunResult) -> MatrixCell:
-    """Summarise one run: close codes, users of refused connections, the first failure."""
+    """Summarise one run: close codes, the users the server identified (:func:`identified`) among the refused
+    connections, the first failure."""
     first = run.first_failure()
     hit = {str(connection.user_id) for connection in run.failures if identified(connection)}
     return MatrixCell(
@@ -557,7 +558,7 @@ def failure_effect(original: MatrixCell, candidate: MatrixCell) -> str:
 
 def effects(matrix: VariantMatrix, variant: str) -> dict[str, str]:
     """Profile -> failure_effect of `variant` against the original on that profile, the failing connections no
-    candidate changes set aside (:meth:`VariantMatrix.judged`)."""
+    candidate changes and the refusals of forged tokens set aside (:meth:`VariantMatrix.judged`)."""
     return {
         profile: failure_effect(matrix.judged(ORIGINAL.name, profile), matrix.judged(variant, profile))
         for profile in matrix.profiles
