@@ -55,6 +55,8 @@ from investigation.analysis.variants import (
     VariantReport,
     VariantVerdict,
     changed_switches,
+    forged_refusals_text,
+    identified,
     start_agent_left,
     variant_report,
 )
@@ -114,9 +116,19 @@ class Evidence:
 
     @property
     def worst_profile(self) -> str | None:
-        """The failing profile with the most failing connections (ties: by name)."""
-        ranked = sorted(self.failing, key=lambda name: (-len(self.runs[name].failures), name))
+        """The failing profile with the most failing connections of the incident (:meth:`incident_failures`); when
+        no profile has one, the one with the most failing connections. Ties: by name."""
+        ranked = sorted(self.failing, key=lambda name: (-len(self.incident_failures(name)),
+                                                        -len(self.runs[name].failures), name))
         return ranked[0] if ranked else None
+
+    def incident_failures(self, profile: str) -> list[ConnectionResult]:
+        """The profile's failing connections a candidate of chapter 05 changes, auth refusals (POLICY_CLOSE) aside:
+        the failures the action items ask to fix. Untouched ones (VariantMatrix.untouched) no candidate changes."""
+        matrix = self.variants.matrix
+        untouched = {f.index for f in matrix.untouched(profile)} if profile in matrix.profiles else set()
+        return [c for c in self.runs[profile].failures
+                if str(c.close_code) != POLICY_CLOSE and c.index not in untouched]
 
     @cached_property
     def divergence(self) -> Chart:
@@ -152,12 +164,6 @@ def gather_evidence(reference: str = REFERENCE) -> Evidence:
 
 def _users(connections: Sequence[ConnectionResult]) -> set[str]:
     return {str(c.user_id) for c in connections}
-
-
-def identified(connection: ConnectionResult) -> bool:
-    """Whether the server identified the connection's user: authentication succeeded (``auth.result=success``,
-    right before the route records the user, trace.record_user). Otherwise ``user_id`` is only the client's label."""
-    return connection.outcome("auth.result") == "success"
 
 
 def _identified_users(connections: Sequence[ConnectionResult]) -> set[str]:
@@ -745,14 +751,30 @@ def action_items(evidence: Evidence) -> Markdown:
         items.append(f"Correct the incident report: of {evidence.ledger.claims_text()}, {len(refuted)} "
                      f"are refuted by runs ({', '.join(f'`{key}`' for key in refuted[:5])}"
                      f"{', ...' if len(refuted) > 5 else ''}).")
-    reasons = close_reasons(evidence.failures)
-    causes = innermost_causes(evidence.failures)
-    if len(reasons) == 1 and causes and "ValueError" not in causes:
-        first = evidence.failures[0]
-        items.append(f"Give each cause its own close: every failing connection closed "
-                     f"{_quoted_close(first.close_code, first.close_reason)} although its innermost cause was "
-                     f"{_counts_text(causes)}.{_own_close_switch_text(report)}")
+    own_close = _own_close_item(evidence)
+    if own_close:
+        items.append(own_close)
     return Markdown("\n".join(f"{number}. {item}" for number, item in enumerate(items, start=1)))
+
+
+VALIDATION_ERROR = "ValueError"
+"""The exception type of the factory's SSOT validation errors (spec 4.3)."""
+
+
+def _own_close_item(evidence: Evidence) -> str | None:
+    """The connections closed "Factory SSOT validation failed" whose innermost cause is not a validation error, as
+    needing their own close; None when there are none. Other closes (an auth refusal, the startup gate) have their
+    own reasons and do not count."""
+    failures = evidence.failures
+    mislabelled = [c for c in factory_reason_closes(failures)
+                   if c.cause_chain and c.cause_chain[-1].type != VALIDATION_ERROR]
+    if not mislabelled:
+        return None
+    every = len(mislabelled) == len(failures)
+    subject = "every failing connection" if every else f"{len(mislabelled)} of the {len(failures)} failing connections"
+    return (f"Give each cause its own close: {subject} closed {_quoted_close(1011, FACTORY_FAILED_REASON)} although "
+            f"{'its' if every else 'their'} innermost cause was {_counts_text(innermost_causes(mislabelled))}."
+            f"{_own_close_switch_text(evidence.variants)}")
 
 
 PRODUCTION = "production"
@@ -771,7 +793,8 @@ def _fix_items(evidence: Evidence) -> list[str]:
         chosen = report.verdict_of(report.recommended)
         items.append(f"Deploy **{chosen.variant}** ({_inner_summary(chosen.variant)}): failure verdict "
                      f"\"{chosen.failure}\" (removed on {chosen.count(REMOVED)} of "
-                     f"{_failing_runs_text(evidence, chosen)}), safety {chosen.safety}.")
+                     f"{_failing_runs_text(evidence, chosen)}), safety {chosen.safety}."
+                     f"{_also_qualifying_text(report)}")
     variant = report.recommended or ORIGINAL.name
     left = start_agent_left(report.matrix, variant)
     if left:
@@ -802,6 +825,12 @@ def _untouched_items(report: VariantReport) -> list[str]:
             f"{'; '.join(parts)}. Every variant closes {'it' if total == 1 else 'them'} exactly as the original does."]
 
 
+def _also_qualifying_text(report: VariantReport) -> str:
+    """`` V4 (safety same, one switch) also qualifies: the rule recommends ...``, or empty."""
+    text = report.also_qualifying_text()
+    return f" {text}." if text else ""
+
+
 def _inner_summary(variant: str) -> str:
     """The variant's summary fit for parentheses: its own parenthesised parts become comma-separated."""
     return VARIANTS[variant].summary.replace(" (", ", ").replace(")", "")
@@ -814,13 +843,18 @@ def _recommended_switches(report: VariantReport, bypass_item: bool) -> set[str]:
 
 
 def _failing_runs_text(evidence: Evidence, verdict: VariantVerdict) -> str:
-    """``5 failing runs: 4 profiles and the long E2E run staging-e2e-long``: the matrix's runs where the original fails."""
-    failing = [profile for profile, effect in verdict.effects if effect not in {NEITHER_FAILS, INTRODUCED}]
+    """``5 failing runs: 4 profiles and the long E2E run staging-e2e-long``: the matrix's runs where the original fails,
+    with ``; no candidate changes the failures of the other one`` when some fail only by connections no candidate
+    changes (the verdict leaves those aside)."""
+    failing = evidence.variants.original_failing_runs()
+    judged = {profile for profile, effect in verdict.effects if effect not in {NEITHER_FAILS, INTRODUCED}}
+    others = len([name for name in failing if name not in judged])
+    tail = "" if not others else f"; no candidate changes the failures of the other {'one' if others == 1 else others}"
     profiles = [name for name in failing if name in evidence.runs]
     others = [name for name in failing if name not in evidence.runs]
     parts = [plural(len(profiles), "profile")] if profiles else []
     parts += [f"the long E2E run {name}" if name == LONG_RUN_PROFILE else f"the run {name}" for name in others]
-    return f"{plural(len(failing), 'failing run')}: {' and '.join(parts)}" if parts else plural(0, "failing run")
+    return f"{plural(len(failing), 'failing run')}: {' and '.join(parts)}{tail}" if parts else plural(0, "failing run")
 
 
 #: A failure verdict as what the variant does, to follow "it".
@@ -857,7 +891,7 @@ def _worse_text(report: VariantReport, verdict: VariantVerdict) -> str:
     groups: dict[tuple[str, float, float | None], list[str]] = {}
     for profile, effect in verdict.effects:
         if effect in {EARLIER, INTRODUCED}:
-            cell, original = matrix.cell(verdict.variant, profile), matrix.cell(ORIGINAL.name, profile)
+            cell, original = matrix.judged(verdict.variant, profile), matrix.judged(ORIGINAL.name, profile)
             key = (cell.first_failure or "", cell.first_failure_s or 0.0, original.first_failure_s)
             groups.setdefault(key, []).append(profile)
     texts = []
@@ -865,9 +899,10 @@ def _worse_text(report: VariantReport, verdict: VariantVerdict) -> str:
         code, _, reason = first.partition(" ")
         shares = []
         for number, profile in enumerate(profiles):
-            cell = matrix.cell(verdict.variant, profile)
+            cell = matrix.judged(verdict.variant, profile)
+            closed = sum(1 for f in cell.failing if f.close.split(" ", 1)[0] == code)
             total = sum(n for _, n in cell.close_codes)
-            share = f"all {total}" if cell.count(code) == total else f"{cell.count(code)} of the {total}"
+            share = f"all {total}" if closed == total else f"{closed} of the {total}"
             shares.append(f"{share} {'connections ' if number == 0 else ''}of {profile}")
         where = "where the original does not fail" if before is None else f"where the original first fails at {before:g} s"
         texts.append(f"{_quoted_close(code, reason)} closes {' and '.join(shares)} from {at_s:g} s, {where}")
@@ -981,22 +1016,30 @@ def _bypass_refusing(report: VariantReport) -> str | None:
 
 
 def _bypass_refusal_cost(report: VariantReport) -> str:
-    """Profiles whose connections the bypass-refusing variant closes 1008 more often than the original."""
+    """Profiles whose connections the bypass-refusing variant closes 1008 more often than the original, forged tokens
+    (variants.forged_token) aside: refusing those is a safety gain, named apart."""
     matrix = report.matrix
     name = _bypass_refusing(report)
     if name is None:
         return ""
-    closed = [matrix.cell(name, profile) for profile in matrix.profiles
-              if matrix.cell(name, profile).count("1008") > matrix.cell(ORIGINAL.name, profile).count("1008")]
-    if not closed:
-        return ""
     shares = []
-    for number, cell in enumerate(closed):
-        total = sum(n for _, n in cell.close_codes)
-        share = f"all {total}" if cell.count("1008") == total else f"{cell.count('1008')} of the {total}"
-        shares.append(f"{share} {'connections ' if number == 0 else ''}of {cell.profile}")
-    return (" First give the E2E suite tokens that pass real validation (under "
-            f"{name}, which refuses the bypass, {' and '.join(shares)} close 1008).")
+    for profile in matrix.profiles:
+        cell = matrix.cell(name, profile)
+        refused = _unforged_refusals(cell)
+        if refused > _unforged_refusals(matrix.cell(ORIGINAL.name, profile)):
+            total = sum(n for _, n in cell.close_codes)
+            share = f"all {total}" if refused == total else f"{refused} of the {total}"
+            shares.append(f"{share} {'connections ' if not shares else ''}of {profile}")
+    cost = (" First give the E2E suite tokens that pass real validation (under "
+            f"{name}, which refuses the bypass, {' and '.join(shares)} close 1008)." if shares else "")
+    forged = forged_refusals_text(matrix, name)
+    gain = f" Refusing the bypass is also a safety gain: {name} refuses {forged}, at no cost." if forged else ""
+    return cost + gain
+
+
+def _unforged_refusals(cell: MatrixCell) -> int:
+    """The cell's auth refusals (POLICY_CLOSE) of tokens that are no forgeries."""
+    return sum(1 for f in cell.failing if f.close.split(" ", 1)[0] == POLICY_CLOSE and not f.forged)
 
 
 def _bypass_refusal_gap(report: VariantReport) -> str:

@@ -49,6 +49,8 @@ START_AGENT_COLUMN = "start_agent refused"
 """Column of start_agent messages the factory refused, of those sent: a refusal raises inside the handler and
 closes nothing (spec 1, step 12), so the close-code columns do not count it."""
 NO_FAILURE = "-"
+NONE_IDENTIFIED = "none identified"
+"""The users-hit cell of a run whose failing connections all failed before the server identified a user."""
 
 # How a variant's failures on one profile compare with the original's (see failure_effect).
 NEITHER_FAILS = "no failure"
@@ -145,8 +147,15 @@ def runs_text(names: Sequence[str], listed: bool = True, longer: bool = True) ->
     return plural(len(names), "run"), f" ({head}{_run_name(LONG_RUN_PROFILE, longer)})"
 
 
-def _where_the_original_fails(removed: Sequence[str], longer: bool = True) -> str:
-    """``all 5 runs where the original fails, including the long E2E run``; profiles when the long run is not one."""
+def _where_the_original_fails(removed: Sequence[str], longer: bool = True, failing: Sequence[str] = ()) -> str:
+    """``all 5 runs where the original fails, including the long E2E run``; profiles when the long run is not one.
+
+    ``failing`` (every run where the original fails) may hold more runs than ``removed``, those whose failures no
+    candidate changes: ``7 of the 8 runs where the original fails, ... (the other's failures no candidate changes)``.
+    """
+    others = [name for name in failing if name not in removed]
+    if others:
+        return _removed_of_failing(removed, failing, len(others), longer)
     long_run = LONG_RUN_PROFILE in removed
     noun = "run" if long_run else "profile"
     count = len(removed)
@@ -155,6 +164,18 @@ def _where_the_original_fails(removed: Sequence[str], longer: bool = True) -> st
         return f"{head} where the original fails"
     run = "the long E2E run" if longer else "the E2E run"
     return f"{head} where the original fails, " + (run if count == 1 else f"including {run}")
+
+
+def _removed_of_failing(removed: Sequence[str], failing: Sequence[str], others: int, longer: bool) -> str:
+    """``7 of the 8 runs where the original fails, including the long E2E run (the other's failures no candidate
+    changes)``."""
+    noun = "run" if LONG_RUN_PROFILE in failing else "profile"
+    head = f"{len(removed)} of the {len(failing)} {noun}s where the original fails"
+    if LONG_RUN_PROFILE in removed:
+        run = "the long E2E run" if longer else "the E2E run"
+        head += f", including {run}" if len(removed) > 1 else f", {run}"
+    other = "the other's failures" if others == 1 else f"the failures of the other {others}"
+    return f"{head} ({other} no candidate changes)"
 
 
 # --- the matrix --------------------------------------------------------------------------
@@ -174,6 +195,9 @@ class FailingConnection:
     close: str
     """``1008 SSOT Auth failed``: the close code and reason."""
     deciding: str = field(default="-", compare=False)
+    forged: str = field(default="", compare=False)
+    """What makes the refused token a forgery (:func:`forged_token`), or empty: its refusal is the server's
+    validation working, not a failure."""
 
 
 @dataclass(frozen=True)
@@ -214,9 +238,10 @@ class MatrixCell:
 
 
 def cell_from_run(run: RunResult) -> MatrixCell:
-    """Summarise one run: close codes, users of refused connections, the first failure."""
+    """Summarise one run: close codes, the users the server identified (:func:`identified`) among the refused
+    connections, the first failure."""
     first = run.first_failure()
-    hit = {connection.user_id for connection in run.failures if connection.user_id is not None}
+    hit = {str(connection.user_id) for connection in run.failures if identified(connection)}
     return MatrixCell(
         profile=run.profile,
         variant=run.variant,
@@ -234,6 +259,33 @@ def cell_from_run(run: RunResult) -> MatrixCell:
     )
 
 
+def identified(connection: ConnectionResult) -> bool:
+    """Whether the server identified the connection's user: authentication succeeded (``auth.result=success``,
+    right before the route records the user, trace.record_user). Otherwise ``user_id`` is only the client's label."""
+    return connection.outcome("auth.result") == "success"
+
+
+AUTH_CLOSE = 1008
+"""The close of an auth failure (spec 1, step 5)."""
+BAD_SIGNATURE = "bad signature"
+UNSIGNED = "unsigned"
+
+
+def forged_token(connection: ConnectionResult) -> str:
+    """Why the token of an auth refusal is a forgery, or empty when it is not one (or the close is no auth refusal).
+
+    Read from the run: the auth error INVALID_FORMAT (no third, signature part: an alg none token, spec 5.3),
+    an algorithm "none" refused in the header, or pyjwt's InvalidSignatureError (a signature the server's secret
+    does not verify). A token the suite legitimately uses is signed with the secret, so none of these.
+    """
+    if connection.close_code != AUTH_CLOSE:
+        return ""
+    cause = connection.cause_chain[-1].message if connection.cause_chain else ""
+    if connection.outcome("auth.result") == "INVALID_FORMAT" or "algorithm 'none' not allowed" in cause:
+        return UNSIGNED
+    return BAD_SIGNATURE if "InvalidSignatureError" in cause else ""
+
+
 def _failing_connection(connection: ConnectionResult) -> FailingConnection:
     deciding = connection.deciding_decision()
     return FailingConnection(
@@ -242,6 +294,7 @@ def _failing_connection(connection: ConnectionResult) -> FailingConnection:
         at_s=connection.at_s,
         close=f"{close_code_label(connection.close_code)} {connection.close_reason}",
         deciding="-" if deciding is None else f"{deciding.point}={deciding.outcome}",
+        forged=forged_token(connection),
     )
 
 
@@ -363,18 +416,28 @@ class VariantMatrix:
         return tuple(f for f in self.cell(ORIGINAL.name, profile).failing if all(f in found for found in candidates))
 
     def judged(self, variant: str, profile: str) -> MatrixCell:
-        """The cell as the verdicts see it: without the failing connections no candidate changes (:meth:`untouched`).
+        """The cell as the verdicts see it: without the failing connections no candidate changes (:meth:`untouched`)
+        and without the refusals of forged tokens (:func:`forged_token`: the validation working, not a failure).
 
         Its first failure is the first failing connection left; its counts are the run's.
         """
         cell = self.cell(variant, profile)
         untouched = set(self.untouched(profile))
-        if not untouched:
+        if not untouched and not any(f.forged for f in cell.failing):
             return cell
-        left = tuple(f for f in cell.failing if f not in untouched)
+        left = tuple(f for f in cell.failing if f not in untouched and not f.forged)
         first = left[0] if left else None
         return replace(cell, failing=left, first_failure_s=None if first is None else first.at_s,
                        first_failure=None if first is None else first.close)
+
+    def forged_refusals(self, variant: str) -> tuple[tuple[str, FailingConnection], ...]:
+        """`variant`'s refusals of forged tokens (:func:`forged_token`) on connections the original lets in, as
+        (profile, connection), profiles in matrix order: a safety gain, which :meth:`judged` leaves aside."""
+        found = []
+        for profile in self.profiles:
+            refused = {f.index for f in self.cell(ORIGINAL.name, profile).failing}
+            found += [(profile, f) for f in self.cell(variant, profile).failing if f.forged and f.index not in refused]
+        return tuple(found)
 
     def all_untouched(self) -> tuple[tuple[str, FailingConnection], ...]:
         """Every profile's untouched failing connections, as (profile, connection), profiles in matrix order."""
@@ -429,7 +492,7 @@ def matrix_table(matrix: VariantMatrix) -> str:
             *(str(cell.count(code)) for code in SHOWN_CLOSE_CODES),
             start_agent_text(cell.start_agent_refused, cell.start_agent_sent),
             _first_failure_text(cell),
-            " ".join(cell.users_hit) or NO_FAILURE,
+            " ".join(cell.users_hit) or (NONE_IDENTIFIED if cell.fails else NO_FAILURE),
         )
         for profile in matrix.profiles
         for cell in (matrix.cell(variant, profile) for variant in matrix.variants)
@@ -445,6 +508,24 @@ def start_agent_text(refused: int, sent: int) -> str:
 def close_column(code: str) -> str:
     """A close-code count's column title: the JSON contract's label ("1011", ..., "open")."""
     return code
+
+
+FORGED_KINDS = {BAD_SIGNATURE: "with a bad signature", UNSIGNED: "unsigned (alg none or no signature part)"}
+
+
+def forged_refusals_text(matrix: VariantMatrix, variant: str) -> str:
+    """``3 forged tokens the original lets in (production-e2e-headers: 2 with a bad signature, 1 unsigned ...)``,
+    or empty when `variant` refuses none the original lets in."""
+    found = matrix.forged_refusals(variant)
+    if not found:
+        return ""
+    by_profile: dict[str, dict[str, int]] = {}
+    for profile, connection in found:
+        kinds = by_profile.setdefault(profile, {})
+        kinds[connection.forged] = kinds.get(connection.forged, 0) + 1
+    detail = "; ".join(f"{profile}: " + ", ".join(f"{n} {FORGED_KINDS[kind]}" for kind, n in sorted(kinds.items()))
+                       for profile, kinds in by_profile.items())
+    return f"{plural(len(found), 'forged token')} the original lets in ({detail})"
 
 
 def _first_failure_text(cell: MatrixCell) -> str:
@@ -477,7 +558,7 @@ def failure_effect(original: MatrixCell, candidate: MatrixCell) -> str:
 
 def effects(matrix: VariantMatrix, variant: str) -> dict[str, str]:
     """Profile -> failure_effect of `variant` against the original on that profile, the failing connections no
-    candidate changes set aside (:meth:`VariantMatrix.judged`)."""
+    candidate changes and the refusals of forged tokens set aside (:meth:`VariantMatrix.judged`)."""
     return {
         profile: failure_effect(matrix.judged(ORIGINAL.name, profile), matrix.judged(variant, profile))
         for profile in matrix.profiles
@@ -594,10 +675,23 @@ def recommend(verdicts: Sequence[VariantVerdict]) -> str | None:
     "safer". Among those, the smallest change (fewest switches away from the original)
     wins; a remaining tie goes to the variant listed first in spec section 8.
     """
-    qualifying = [v for v in verdicts if v.failure == REMOVES_EVERYWHERE and v.safety in {SAME, SAFER}]
-    if not qualifying:
-        return None
-    return min(qualifying, key=lambda v: (v.change_size, list(VARIANTS).index(v.variant))).variant
+    ranked = qualifying(verdicts)
+    return ranked[0].variant if ranked else None
+
+
+def qualifying(verdicts: Sequence[VariantVerdict]) -> list[VariantVerdict]:
+    """The verdicts that qualify for :func:`recommend`, the recommended one first: by change size, then spec order."""
+    found = [v for v in verdicts if v.failure == REMOVES_EVERYWHERE and v.safety in {SAME, SAFER}]
+    return sorted(found, key=lambda v: (v.change_size, list(VARIANTS).index(v.variant)))
+
+
+TIE_BREAK_RULE = ("the rule recommends the smallest change (fewest switches), and of equally small ones the variant "
+                  "listed first in spec section 8")
+
+
+def switches_text(size: int) -> str:
+    """``one switch``, ``2 switches``."""
+    return "one switch" if size == 1 else f"{size} switches"
 
 
 # --- the report for the notebooks --------------------------------------------------------
@@ -630,7 +724,12 @@ class VariantReport:
 
     def removed_where(self, variant: str) -> str:
         """``all 5 runs where the original fails, including the long E2E run``: the runs where `variant` removes it."""
-        return _where_the_original_fails(self.verdict_of(variant).where(REMOVED), self.long_run_is_longer)
+        return _where_the_original_fails(self.verdict_of(variant).where(REMOVED), self.long_run_is_longer,
+                                         self.original_failing_runs())
+
+    def original_failing_runs(self) -> list[str]:
+        """The runs (profiles and the long run) where the original closes a connection with a failure, in order."""
+        return [profile for profile in self.matrix.profiles if self.matrix.cell(ORIGINAL.name, profile).fails]
 
     def untouched_text(self) -> str:
         """``7 failing connections no candidate changes (...): 1008 SSOT Auth failed x7 on a``, or empty when none.
@@ -717,19 +816,34 @@ class VariantReport:
                 f"keeping safety the same or safer.{self.long_run_caveat()}{self._untouched_sentence()}"
             )
         chosen = self.verdict_of(self.recommended)
-        size = chosen.change_size
-        switches = "one switch" if size == 1 else f"{size} switches"
+        switches = switches_text(chosen.change_size)
         head = self.candidates_run()
         longer = self.long_run_is_longer
         caveat = self.cap_caveat(chosen.variant)
         return (
             f"{head}{'recommended' if head else 'Recommended'}: {chosen.variant} ({VARIANTS[chosen.variant].summary}). "
-            f"It removes the failure on {_where_the_original_fails(chosen.where(REMOVED), longer)}, and "
+            f"It removes the failure on {self.removed_where(chosen.variant)}, and "
             f"{self._acceptance(chosen.variant)}. {self._unsigned_sentence(chosen.variant)} It changes {switches} of "
-            f"the original.{start_agent_sentence(self.matrix, chosen.variant, longer)}"
+            f"the original.{self._also_qualifying_sentence()}{start_agent_sentence(self.matrix, chosen.variant, longer)}"
             f"{self.margin_sentence(chosen.variant) if not caveat else ''}{self.long_run_caveat()}{caveat}"
             f"{self._untouched_sentence()}"
         )
+
+    def also_qualifying(self) -> list[VariantVerdict]:
+        """The qualifying variants (:func:`qualifying`) other than the recommended one, in the rule's order."""
+        return [v for v in qualifying(self.verdicts) if v.variant != self.recommended]
+
+    def also_qualifying_text(self) -> str:
+        """``V4 (safety same, one switch) also qualifies: the rule recommends ...``, or empty when none does."""
+        others = self.also_qualifying()
+        if not others:
+            return ""
+        named = and_list([f"{v.variant} (safety {v.safety}, {switches_text(v.change_size)})" for v in others])
+        return f"{named} also qualif{'ies' if len(others) == 1 else 'y'}: {TIE_BREAK_RULE}"
+
+    def _also_qualifying_sentence(self) -> str:
+        text = self.also_qualifying_text()
+        return f" {text}." if text else ""
 
     def margin_sentence(self, variant: str) -> str:
         """`` Its margin: ...`` when no user's managers on one instance reach `variant`'s cap in any run: the most one
@@ -939,7 +1053,8 @@ def _traffic(profiles: Sequence[str], longer: bool = True) -> str:
 
 def variant_lessons(report: VariantReport) -> Markdown:
     """Lessons computed from the matrix and the safety rows, one bullet each."""
-    lessons = [_cause_lesson(report), *_delay_lessons(report), *_worse_lessons(report), *_safety_lessons(report)]
+    lessons = [_cause_lesson(report), *_delay_lessons(report), *_worse_lessons(report), *_forged_lessons(report),
+               *_safety_lessons(report)]
     lessons.append(report.recommendation())
     return Markdown("\n".join(f"- {lesson}" for lesson in lessons))
 
@@ -985,6 +1100,18 @@ def _worse_lessons(report: VariantReport) -> list[str]:
                 finding = f"first failure at {cell.first_failure_s:.0f} s ({cell.first_failure}), {relation}."
                 findings.setdefault((verdict.variant, finding), []).append(profile)
     return [f"{variant} on {and_list(profiles)}: {finding}" for (variant, finding), profiles in findings.items()]
+
+
+def _forged_lessons(report: VariantReport) -> list[str]:
+    """Each variant's refusals of forged tokens the original lets in: a safety gain, not a failure it introduces."""
+    lessons = []
+    for verdict in report.verdicts:
+        refused = forged_refusals_text(report.matrix, verdict.variant)
+        if refused:
+            lessons.append(f"{verdict.variant} refuses {refused}: a safety gain, not a failure (spec 5.3 refuses "
+                           "them; the original's E2E bypass, spec 5.2, skips the check), so the verdicts leave "
+                           "these refusals aside.")
+    return lessons
 
 
 def _safety_lessons(report: VariantReport) -> list[str]:
