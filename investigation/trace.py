@@ -11,8 +11,10 @@ order, so traces of different runs line up point by point.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import contextvars
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -237,6 +239,27 @@ class ConnectionResult:
         """The connection's start_agent messages whose manager the factory refused: the route tallies each as
         ``refused_<exception>`` and its handler catches the error without a close (spec 1, step 12)."""
         return sum(n for name, n in self.tally("route.start_agent").items() if name.startswith("refused_"))
+
+    def identified_user(self) -> str | None:
+        """The user id authentication established for the connection, else None (spec 5).
+
+        A token the auth service validated (``auth.token_validation=valid``, spec 5.3) or the E2E bypass
+        (``auth.e2e_bypass=yes``, spec 5.2) establishes a user; no token, a malformed one or a rejected one does
+        not (5.1, 5.3). When the context was built, ``user_id`` is the id the route recorded, the one the
+        connection runs as (after 5.4's strip and retry). When building it refused the user (5.4 step 5,
+        ``context.creation=failed``, close 1008), ``user_id`` is only the client's planned label, so the id is
+        the one the refusal names, ``creation failed for user_id 'demo'`` (its first attempt, the innermost),
+        else that label.
+        """
+        if self.outcome("auth.token_validation") != "valid" and self.outcome("auth.e2e_bypass") != "yes":
+            return None
+        if self.outcome("auth.result") == "success":
+            return self.user_id
+        literal = r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
+        refusals = (re.match(f"UserExecutionContext creation failed for user_id {literal}: ", link.message)
+                    for link in reversed(self.cause_chain))
+        match = next((m for m in refusals if m is not None), None)
+        return str(ast.literal_eval(match.group(1))) if match else self.user_id
 
     def deciding_decision(self) -> Decision | None:
         """The first decision that took the connection off its normal path, else the last one."""
