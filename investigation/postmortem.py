@@ -167,8 +167,8 @@ def _users(connections: Sequence[ConnectionResult]) -> set[str]:
 
 
 def _identified_users(connections: Sequence[ConnectionResult]) -> set[str]:
-    """The distinct users the server identified among ``connections``."""
-    return _users([c for c in connections if identified(c)])
+    """The distinct users authentication established among ``connections`` (``ConnectionResult.identified_user``)."""
+    return {user for user in (c.identified_user() for c in connections) if user is not None}
 
 
 def _counts_text(counter: Counter[str]) -> str:
@@ -394,22 +394,25 @@ def impact_section(evidence: Evidence) -> Markdown:
 
 
 def _users_hit_short(failures: Sequence[ConnectionResult]) -> str:
-    """``2 distinct users hit``, counted as the server identified them, and the failing connections of users it
-    never identified, when any."""
+    """``2 distinct users hit``, counted as authentication established them, and the failing connections whose
+    user it never established, when any."""
     text = f"{plural(len(_identified_users(failures)), 'distinct user')} hit"
     unidentified = sum(1 for c in failures if not identified(c))
     if unidentified:
-        text += f", besides {plural(unidentified, 'failing connection')} of users the server never identified"
+        text += f", besides {plural(unidentified, 'failing connection')} of users the server never established"
     return text
 
 
 def _unidentified_text(evidence: Evidence) -> str:
-    """``, besides 7 failing connections whose user the server never identified (...)``, when any."""
+    """``, besides 7 failing connections whose user the server never established (...)``, with their auth
+    results, when any."""
     unidentified = [c for c in evidence.failures if not identified(c)]
     if not unidentified:
         return ""
-    return (f", besides {plural(len(unidentified), 'failing connection')} whose user the server never identified "
-            "(authentication did not succeed; the user ids their clients were planned with are not counted)")
+    results = Counter(c.outcome("auth.result") or "no auth result" for c in unidentified)
+    return (f", besides {plural(len(unidentified), 'failing connection')} whose user the server never established "
+            f"(authentication found no valid token: {_counts_text(results)}; the user ids their clients were "
+            "planned with are not counted)")
 
 
 def shared_traffic(evidence: Evidence) -> list[list[str]]:

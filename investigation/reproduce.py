@@ -87,15 +87,25 @@ def run_profiles(
 def run_overview(run: RunResult) -> Markdown:
     """What ran: clients, users, instances, connections and how they ended."""
     profile = load_named_profile(run.profile)
-    users = sorted({str(c.user_id) for c in run.connections})
     end_s = max((c.ended_at_s for c in run.connections), default=0.0)
     return Markdown(
         f"Profile **{run.profile}** under variant **{run.variant}**: {profile.description}\n\n"
         f"The run opened **{plural(len(run.connections), 'connection')}** from {plural(len(profile.clients), 'client')} "
-        f"({plural(len(users), 'distinct user')}) on {plural(profile.instances, 'backend instance')} "
+        f"({users_text(run.connections)}) on {plural(profile.instances, 'backend instance')} "
         f"with {ROUTING_TEXTS[profile.routing]}, over {end_s:g} s of virtual time. "
         f"Close codes: **{close_counts_text(run)}**."
     )
+
+
+def users_text(connections: Sequence[ConnectionResult]) -> str:
+    """``2 distinct users``, counted as authentication established them (``ConnectionResult.identified_user``),
+    and the connections whose user it never established, when any."""
+    users = {c.identified_user() for c in connections}
+    text = plural(len(users - {None}), "distinct user")
+    unidentified = sum(1 for c in connections if c.identified_user() is None)
+    if unidentified:
+        text += f", besides {plural(unidentified, 'connection')} whose user the server never established"
+    return text
 
 
 def shown_connection(run: RunResult) -> ConnectionResult | None:

@@ -249,6 +249,18 @@ class ConnectionResult:
         ``refused_<exception>`` and its handler catches the error without a close (spec 1, step 12)."""
         return sum(n for name, n in self.tally("route.start_agent").items() if name.startswith("refused_"))
 
+    def identified_user(self) -> str | None:
+        """The user id authentication established for the connection, else None (spec 5).
+
+        A token the auth service validated (``auth.token_validation=valid``, spec 5.3) or the E2E bypass
+        (``auth.e2e_bypass=yes``, spec 5.2) establishes a user, recorded as ``user_id`` (and recorded again as the
+        id the connection runs as once its context is built, after 5.4's strip and retry); no token, a malformed
+        one or a rejected one does not (5.1, 5.3), and ``user_id`` is then only the client's planned label.
+        """
+        if self.outcome("auth.token_validation") != "valid" and self.outcome("auth.e2e_bypass") != "yes":
+            return None
+        return self.user_id
+
     def deciding_decision(self) -> Decision | None:
         """The first decision that took the connection off its normal path, else the last one."""
         for decision in self.decisions:

@@ -86,8 +86,8 @@ def test_impact_counts_only_users_the_server_identified() -> None:
     evidence = two_mechanisms()
     assert impact_section(evidence).data.startswith(
         "4 connections failed, in 2 profiles (auth, reconnects); 1 distinct user id hit, besides 2 failing "
-        "connections whose user the server never identified (authentication did not succeed; the user ids their "
-        "clients were planned with are not counted). ")
+        "connections whose user the server never established (authentication found no valid token: NO_TOKEN (1), "
+        "VALIDATION_FAILED (1); the user ids their clients were planned with are not counted). ")
     # auth: 2 connections, 2 failing, no identified user, none hit
     auth_row = next(line for line in impact_table(evidence).splitlines() if line.startswith("auth "))
     assert auth_row.split()[:5] == ["auth", "2", "2", "0", "0"]
@@ -149,5 +149,5 @@ def test_the_summary_counts_users_as_the_server_identified_them() -> None:
     # two_mechanisms: the cap's two closes are test-user-12345's (identified); auth's two closes never identified
     # a user (module docstring), so 1 user, and the 2 connections apart.
     assert _users_hit_short(two_mechanisms().failures) == (
-        "1 distinct user hit, besides 2 failing connections of users the server never identified")
+        "1 distinct user hit, besides 2 failing connections of users the server never established")
     assert _users_hit_short(reconnects("reconnects", 7).failures) == "1 distinct user hit"

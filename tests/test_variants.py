@@ -643,10 +643,10 @@ def test_overview_counts_the_long_run_as_a_run_not_as_a_profile() -> None:
 
 
 def refused_connection(index: int, user: str, at_s: float, *causes: CauseLink) -> ConnectionResult:
-    """A connection the factory refused: authenticated first (spec 1: auth precedes the manager step), so its user
-    is one the server identified."""
-    return ConnectionResult(index, "c", 0, user, at_s, 1011, "Internal error", (Decision("auth.result", "success"),),
-                            causes)
+    """A connection the factory refused: authenticated first (spec 1: auth precedes the manager step; its token
+    validated, spec 5.3), so its user is one the server identified."""
+    authenticated = (Decision("auth.token_validation", "valid"), Decision("auth.result", "success"))
+    return ConnectionResult(index, "c", 0, user, at_s, 1011, "Internal error", authenticated, causes)
 
 
 def test_cell_counts_a_cap_refusal_wherever_the_cap_message_sits_in_the_cause_chain() -> None:

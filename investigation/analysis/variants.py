@@ -260,9 +260,9 @@ def cell_from_run(run: RunResult) -> MatrixCell:
 
 
 def identified(connection: ConnectionResult) -> bool:
-    """Whether the server identified the connection's user: authentication succeeded (``auth.result=success``,
-    right before the route records the user, trace.record_user). Otherwise ``user_id`` is only the client's label."""
-    return connection.outcome("auth.result") == "success"
+    """Whether authentication established the connection's user (``ConnectionResult.identified_user``), even
+    when building its context then refused it; otherwise ``user_id`` is only the client's label."""
+    return connection.identified_user() is not None
 
 
 AUTH_CLOSE = 1008

@@ -26,7 +26,7 @@ from investigation.backend.context import UserExecutionContext
 from investigation.backend.environment import KNOWN_TEST_JWT_SECRET, IsolatedEnvironment, lowered_environment
 from investigation.backend.factory import _validate_ssot_user_context_staging_safe
 from investigation.backend.ids import connection_client_id, default_websocket_client_id, fallback_context_ids
-from investigation.trace import decide
+from investigation.trace import decide, record_user
 
 if TYPE_CHECKING:
     from investigation.backend.process import Backend
@@ -443,6 +443,7 @@ async def authenticate_websocket(headers: Mapping[str, str], query: Mapping[str,
         return _failure("UNEXPECTED_ERROR", f"Authentication error: {error}", error)
     if not identity.success:
         return identity
+    record_user(str(identity.user_id))
     try:
         identity.user_context, how = build_user_context(identity.user_id)
         backend.log("INFO", f"context created for auth user {identity.user_id[:8]}")
