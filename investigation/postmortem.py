@@ -54,6 +54,7 @@ from investigation.analysis.variants import (
     MatrixCell,
     VariantReport,
     VariantVerdict,
+    changed_share,
     changed_switches,
     start_agent_left,
     variant_report,
@@ -839,28 +840,31 @@ def _do_not_ship_item(report: VariantReport, verdict: VariantVerdict, recommende
 
 
 def _worse_text(report: VariantReport, verdict: VariantVerdict) -> str:
-    """Where the variant fails earlier or where the original does not: its first failure's close and share, by group.
+    """Where the variant fails earlier or where the original does not: the close of the first connection it closes
+    differently from the original and that close's share of such connections, by group.
 
     ``1008 "SSOT Auth failed" closes all 36 connections of a and all 180 of b from 0 s, where the original
-    first fails at 81 s``.
+    first fails at 81 s``; connections the original left open on a run where it fails by others: ``1008 "SSOT Auth
+    failed" closes 2 of the 5 connections of c (client e2e) from 30 s, which the original left open``.
     """
     matrix = report.matrix
-    groups: dict[tuple[str, float, float | None], list[str]] = {}
+    groups: dict[tuple[str, float, float | None, bool], list[str]] = {}
     for profile, effect in verdict.effects:
         if effect in {EARLIER, INTRODUCED}:
-            cell, original = matrix.cell(verdict.variant, profile), matrix.cell(ORIGINAL.name, profile)
-            key = (cell.first_failure or "", cell.first_failure_s or 0.0, original.first_failure_s)
+            changed = matrix.changed(verdict.variant, profile)
+            original = {f.index: f.at_s for f in matrix.cell(ORIGINAL.name, profile).failing}
+            before = min((original[f.index] for f in changed if f.index in original), default=None)
+            key = (changed[0].close, changed[0].at_s, before, matrix.cell(ORIGINAL.name, profile).fails)
             groups.setdefault(key, []).append(profile)
     texts = []
-    for (first, at_s, before), profiles in groups.items():
+    for (first, at_s, before, original_fails), profiles in groups.items():
         code, _, reason = first.partition(" ")
         shares = []
         for number, profile in enumerate(profiles):
-            cell = matrix.cell(verdict.variant, profile)
-            total = sum(n for _, n in cell.close_codes)
-            share = f"all {total}" if cell.count(code) == total else f"{cell.count(code)} of the {total}"
-            shares.append(f"{share} {'connections ' if number == 0 else ''}of {profile}")
-        where = "where the original does not fail" if before is None else f"where the original first fails at {before:g} s"
+            share, clients = changed_share(matrix, verdict.variant, profile, code)
+            shares.append(f"{share} {'connections ' if number == 0 else ''}of {profile}{clients}")
+        where = (f"where the original first fails at {before:g} s" if before is not None
+                 else "which the original left open" if original_fails else "where the original does not fail")
         texts.append(f"{_quoted_close(code, reason)} closes {' and '.join(shares)} from {at_s:g} s, {where}")
     return "; ".join(texts)
 

@@ -362,19 +362,44 @@ class VariantMatrix:
             return ()
         return tuple(f for f in self.cell(ORIGINAL.name, profile).failing if all(f in found for found in candidates))
 
+    def set_aside_closes(self, profile: str) -> set[tuple[str, str]]:
+        """The (close, deciding decision) pairs of `profile`'s untouched connections: mechanisms no candidate changes."""
+        return {(f.close, f.deciding) for f in self.untouched(profile)}
+
+    def moved_aside(self, variant: str, profile: str) -> tuple[FailingConnection, ...]:
+        """The candidate's failing connections the original closes otherwise and it closes like an untouched one.
+
+        Like: the same close and deciding decision as one of the profile's untouched connections. The candidate
+        removed the original's failure of the connection, which then fails by a mechanism no candidate changes (e.g.
+        the cap's refusal gone, the startup gate closes it). None for the original.
+        """
+        if variant == ORIGINAL.name:
+            return ()
+        original = {f.index: f for f in self.cell(ORIGINAL.name, profile).failing}
+        mechanisms = self.set_aside_closes(profile)
+        return tuple(f for f in self.cell(variant, profile).failing
+                     if (f.close, f.deciding) in mechanisms and f.index in original and original[f.index] != f)
+
     def judged(self, variant: str, profile: str) -> MatrixCell:
-        """The cell as the verdicts see it: without the failing connections no candidate changes (:meth:`untouched`).
+        """The cell as the verdicts see it: without the failing connections no candidate changes (:meth:`untouched`)
+        and, for a candidate, those it moves to such a mechanism (:meth:`moved_aside`).
 
         Its first failure is the first failing connection left; its counts are the run's.
         """
         cell = self.cell(variant, profile)
-        untouched = set(self.untouched(profile))
+        untouched = {*self.untouched(profile), *self.moved_aside(variant, profile)}
         if not untouched:
             return cell
         left = tuple(f for f in cell.failing if f not in untouched)
         first = left[0] if left else None
         return replace(cell, failing=left, first_failure_s=None if first is None else first.at_s,
                        first_failure=None if first is None else first.close)
+
+    def changed(self, variant: str, profile: str) -> tuple[FailingConnection, ...]:
+        """The variant's failing connections on `profile` that the original does not close the same way (left open,
+        or closed with another code or reason), in the run's order."""
+        original = set(self.cell(ORIGINAL.name, profile).failing)
+        return tuple(f for f in self.cell(variant, profile).failing if f not in original)
 
     def all_untouched(self) -> tuple[tuple[str, FailingConnection], ...]:
         """Every profile's untouched failing connections, as (profile, connection), profiles in matrix order."""
@@ -648,7 +673,30 @@ class VariantReport:
             f"{close} x{len(profiles)} on {and_list([_run_name(p, self.long_run_is_longer) for p in dict.fromkeys(profiles)])}"
             for close, profiles in ranked)
         return (f"{plural(len(found), 'failing connection')} no candidate changes (closed alike under the original and "
-                f"every variant run, so the verdicts leave {'it' if len(found) == 1 else 'them'} aside): {groups}")
+                f"every variant run, so the verdicts leave {'it' if len(found) == 1 else 'them'} aside): {groups}"
+                f"{self._moved_aside_text()}")
+
+    def _moved_aside_text(self) -> str:
+        """``; under V3 and V4, 2 connections of a the original closes 1011 X then fail at the startup gate, ...``.
+
+        The connections a candidate moves from the original's failure to a mechanism no candidate changes
+        (:meth:`VariantMatrix.moved_aside`), grouped by run, the original's closes and the mechanism; empty when none.
+        """
+        groups: dict[tuple[str, str, str, int], list[str]] = {}
+        for profile in self.matrix.profiles:
+            original = {f.index: f.close for f in self.matrix.cell(ORIGINAL.name, profile).failing}
+            for verdict in self.verdicts:
+                moved = self.matrix.moved_aside(verdict.variant, profile)
+                for deciding in dict.fromkeys(f.deciding for f in moved):
+                    same = [f for f in moved if f.deciding == deciding]
+                    closes = " or ".join(dict.fromkeys(original[f.index] for f in same))
+                    groups.setdefault((profile, closes, deciding, len(same)), []).append(verdict.variant)
+        return "".join(
+            f"; under {and_list(variants)}, {count} {'connection' if count == 1 else 'connections'} of "
+            f"{_run_name(profile, self.long_run_is_longer)} the original closes {closes} then "
+            f"{'fails' if count == 1 else 'fail'} at {mechanism_name(deciding)}, which no candidate changes, so the "
+            f"verdicts count {'its' if count == 1 else 'their'} failure removed"
+            for (profile, closes, deciding, count), variants in groups.items())
 
     def _untouched_sentence(self) -> str:
         text = self.untouched_text()
@@ -889,6 +937,26 @@ def start_agent_sentence(matrix: VariantMatrix, variant: str, longer: bool = Tru
     return f" Under {variant}, {left}{tail}."
 
 
+MECHANISM_NAMES = {
+    "auth.token_source": "the token source check",
+    "auth.token_validation": "token validation",
+    "context.creation": "context creation",
+    "factory.validation": "the factory's validation",
+    "factory.manager_cap": "the per-user manager cap",
+    "route.manager": "the emergency stub manager",
+    "route.startup_gate": "the startup gate",
+    "route.registration": "registration",
+    "route.message_loop": "the message loop",
+}
+"""The decision points that end a connection's normal path (trace.ADVERSE_OUTCOMES), named for a sentence."""
+
+
+def mechanism_name(deciding: str) -> str:
+    """``the startup gate`` for a deciding decision ``route.startup_gate=timeout``; unknown points as they are."""
+    point = deciding.split("=", 1)[0]
+    return MECHANISM_NAMES.get(point, deciding)
+
+
 def _run_name(profile: str, longer: bool = True) -> str:
     """The profile's name; the long run's says what it is (``the E2E run`` when it is not longer)."""
     if profile != LONG_RUN_PROFILE:
@@ -980,11 +1048,35 @@ def _worse_lessons(report: VariantReport) -> list[str]:
     for verdict in report.verdicts:
         for profile, effect in verdict.effects:
             if effect in {EARLIER, INTRODUCED}:
-                cell = report.matrix.judged(verdict.variant, profile)
-                relation = "earlier than the original" if effect == EARLIER else "where the original does not fail"
-                finding = f"first failure at {cell.first_failure_s:.0f} s ({cell.first_failure}), {relation}."
+                finding = _worse_finding(report.matrix, verdict.variant, profile, effect)
                 findings.setdefault((verdict.variant, finding), []).append(profile)
     return [f"{variant} on {and_list(profiles)}: {finding}" for (variant, finding), profiles in findings.items()]
+
+
+def _worse_finding(matrix: VariantMatrix, variant: str, profile: str, effect: str) -> str:
+    """What `variant` closes differently from the original on `profile` (:meth:`VariantMatrix.changed`), from when.
+
+    ``first failure at 0 s (1008 SSOT Auth failed), earlier than the original.``; where the original fails on the
+    profile only by connections the variant closes alike: ``1008 SSOT Auth failed closes 2 of the 5 connections
+    (client e2e) from 30 s, which the original left open.``
+    """
+    first = matrix.changed(variant, profile)[0]
+    if effect == EARLIER or not matrix.cell(ORIGINAL.name, profile).fails:
+        relation = "earlier than the original" if effect == EARLIER else "where the original does not fail"
+        return f"first failure at {first.at_s:.0f} s ({first.close}), {relation}."
+    share, clients = changed_share(matrix, variant, profile, first.close.split(" ", 1)[0])
+    return f"{first.close} closes {share} connections{clients} from {first.at_s:.0f} s, which the original left open."
+
+
+def changed_share(matrix: VariantMatrix, variant: str, profile: str, code: str) -> tuple[str, str]:
+    """Of `profile`'s connections, those `variant` closes with `code` differently from the original: (``all 36`` or
+    ``2 of the 5``, and `` (client e2e)`` naming their clients when they are not all)."""
+    closed = [f for f in matrix.changed(variant, profile) if f.close.split(" ", 1)[0] == code]
+    total = sum(n for _, n in matrix.cell(variant, profile).close_codes)
+    if len(closed) == total:
+        return f"all {total}", ""
+    clients = list(dict.fromkeys(f.client for f in closed))
+    return f"{len(closed)} of the {total}", f" ({'client' if len(clients) == 1 else 'clients'} {', '.join(clients)})"
 
 
 def _safety_lessons(report: VariantReport) -> list[str]:
