@@ -174,6 +174,8 @@ class FailingConnection:
     close: str
     """``1008 SSOT Auth failed``: the close code and reason."""
     deciding: str = field(default="-", compare=False)
+    innermost: str = field(default="-", compare=False)
+    """The innermost exception type of its cause chain, ``no exception`` when the chain is empty."""
 
 
 @dataclass(frozen=True)
@@ -242,6 +244,7 @@ def _failing_connection(connection: ConnectionResult) -> FailingConnection:
         at_s=connection.at_s,
         close=f"{close_code_label(connection.close_code)} {connection.close_reason}",
         deciding="-" if deciding is None else f"{deciding.point}={deciding.outcome}",
+        innermost=connection.cause_chain[-1].type if connection.cause_chain else "no exception",
     )
 
 
