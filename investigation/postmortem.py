@@ -56,6 +56,7 @@ from investigation.analysis.variants import (
     VariantVerdict,
     changed_share,
     changed_switches,
+    first_changed,
     start_agent_left,
     variant_report,
 )
@@ -882,10 +883,11 @@ def _worse_text(report: VariantReport, verdict: VariantVerdict) -> str:
     groups: dict[tuple[str, float, float | None, bool], list[str]] = {}
     for profile, effect in verdict.effects:
         if effect in {EARLIER, INTRODUCED}:
-            changed = matrix.changed(verdict.variant, profile)
-            original = {f.index: f.at_s for f in matrix.cell(ORIGINAL.name, profile).failing}
-            before = min((original[f.index] for f in changed if f.index in original), default=None)
-            key = (changed[0].close, changed[0].at_s, before, matrix.cell(ORIGINAL.name, profile).fails)
+            changed, original = matrix.changed(verdict.variant, profile), matrix.cell(ORIGINAL.name, profile)
+            earlier = {f.index: f.at_s for f in original.failing}
+            before = (min((earlier[f.index] for f in changed if f.index in earlier), default=None) if changed
+                      else original.first_failure_s)
+            key = (*first_changed(matrix, verdict.variant, profile), before, original.fails)
             groups.setdefault(key, []).append(profile)
     texts = []
     for (first, at_s, before, original_fails), profiles in groups.items():

@@ -1063,23 +1063,36 @@ def _worse_finding(matrix: VariantMatrix, variant: str, profile: str, effect: st
     profile only by connections the variant closes alike: ``1008 SSOT Auth failed closes 2 of the 5 connections
     (client e2e) from 30 s, which the original left open.``
     """
-    first = matrix.changed(variant, profile)[0]
+    close, at_s = first_changed(matrix, variant, profile)
     if effect == EARLIER or not matrix.cell(ORIGINAL.name, profile).fails:
         relation = "earlier than the original" if effect == EARLIER else "where the original does not fail"
-        return f"first failure at {first.at_s:.0f} s ({first.close}), {relation}."
-    share, clients = changed_share(matrix, variant, profile, first.close.split(" ", 1)[0])
-    return f"{first.close} closes {share} connections{clients} from {first.at_s:.0f} s, which the original left open."
+        return f"first failure at {at_s:.0f} s ({close}), {relation}."
+    share, clients = changed_share(matrix, variant, profile, close.split(" ", 1)[0])
+    return f"{close} closes {share} connections{clients} from {at_s:.0f} s, which the original left open."
+
+
+def first_changed(matrix: VariantMatrix, variant: str, profile: str) -> tuple[str, float]:
+    """The close and time of the first connection `variant` closes differently from the original on `profile`;
+    the judged first failure for a cell that records no failing connection (built by hand)."""
+    changed = matrix.changed(variant, profile)
+    if changed:
+        return changed[0].close, changed[0].at_s
+    cell = matrix.judged(variant, profile)
+    return cell.first_failure or "", cell.first_failure_s or 0.0
 
 
 def changed_share(matrix: VariantMatrix, variant: str, profile: str, code: str) -> tuple[str, str]:
     """Of `profile`'s connections, those `variant` closes with `code` differently from the original: (``all 36`` or
     ``2 of the 5``, and `` (client e2e)`` naming their clients when they are not all)."""
+    cell = matrix.cell(variant, profile)
     closed = [f for f in matrix.changed(variant, profile) if f.close.split(" ", 1)[0] == code]
-    total = sum(n for _, n in matrix.cell(variant, profile).close_codes)
-    if len(closed) == total:
+    count = len(closed) if cell.failing else cell.count(code)
+    total = sum(n for _, n in cell.close_codes)
+    if count == total:
         return f"all {total}", ""
     clients = list(dict.fromkeys(f.client for f in closed))
-    return f"{len(closed)} of the {total}", f" ({'client' if len(clients) == 1 else 'clients'} {', '.join(clients)})"
+    named = f" ({'client' if len(clients) == 1 else 'clients'} {', '.join(clients)})" if clients else ""
+    return f"{count} of the {total}", named
 
 
 def _safety_lessons(report: VariantReport) -> list[str]:
