@@ -54,7 +54,9 @@ from investigation.analysis.variants import (
     MatrixCell,
     VariantReport,
     VariantVerdict,
+    changed_share,
     changed_switches,
+    first_changed,
     forged_refusals_text,
     identified,
     start_agent_left,
@@ -619,6 +621,9 @@ def root_cause_section(evidence: Evidence) -> Markdown:
     """The mechanism the runs show, and where it sits in the pipeline."""
     failures = evidence.failures
     if not failures:
+        long_run = _long_run_failing_alone(evidence)
+        if long_run is not None:
+            return Markdown("\n".join(_long_run_mechanism_lines(evidence, long_run)))
         return Markdown("- No connection failed under any profile; there is no root cause to state.")
     validation = validation_outcomes(failures)
     at_cap = sum(failures_at_cap(evidence.runs[name]) for name in evidence.failing)
@@ -639,6 +644,21 @@ def root_cause_section(evidence: Evidence) -> Markdown:
     elif len(groups := deciding_groups(evidence.runs, evidence.divergence[1])) > 1:
         lines.append(f"- {per_group_text(groups, '`')}")
     return Markdown("\n".join(lines))
+
+
+def _long_run_mechanism_lines(evidence: Evidence, cell: MatrixCell) -> list[str]:
+    """The root cause when only the long run fails: its failing connections' deciding decisions, refusals by the
+    cap and innermost causes, from the original's cell of chapter 05's matrix."""
+    failing = cell.failing
+    return [
+        f"- No connection failed under any profile; only {_long_run_run_name(evidence.variants)} fails, so these "
+        "lines state the mechanism of its run under the original (chapter 05's variant matrix).",
+        f"- Deciding decision of its {len(failing)} failing connections: "
+        f"{_counts_text(Counter(f.deciding for f in failing))}.",
+        f"- {cell.cap_refusals} of {len(failing)} failing connections were refused by the per-user manager cap "
+        f"({cell.managers_cap} managers per user and instance, spec 4.2).",
+        f"- Innermost exception of its failing connections: {_counts_text(Counter(f.innermost for f in failing))}.",
+    ]
 
 
 def _span(values: Sequence[int]) -> str:
@@ -690,7 +710,9 @@ def detection_section(evidence: Evidence) -> Markdown:
     """How the failure presented to clients, and how soon."""
     failures = evidence.failures
     if not failures:
-        return Markdown("- No failing connection, so nothing was detected.")
+        long_run = _long_run_failing_alone(evidence)
+        return Markdown(_long_run_detection_text(evidence, long_run) if long_run is not None
+                        else "- No failing connection, so nothing was detected.")
     reasons = close_reasons(failures)
     validation = validation_outcomes(failures)
     firsts = [
@@ -706,6 +728,17 @@ def detection_section(evidence: Evidence) -> Markdown:
         f"- Connections of the reference `{evidence.reference}`{_local_evidence_note(evidence.reference)}: "
         f"{len(evidence.runs[evidence.reference].connections) if evidence.reference in evidence.runs else 0}.",
     ]))
+
+
+def _long_run_detection_text(evidence: Evidence, cell: MatrixCell) -> str:
+    """How the long run's failure presented, when it is the only failing run: closes, causes, first failure."""
+    failing = cell.failing
+    closes = Counter(_quoted_close(*f.close.split(" ", 1)) for f in failing)
+    first = failing[0]
+    return (f"- No connection failed under any profile. Only {_long_run_run_name(evidence.variants)} fails: its "
+            f"clients saw {_counts_text(closes)}; the innermost causes behind those closes were "
+            f"{_counts_text(Counter(f.innermost for f in failing))}. Its first failing connection is client "
+            f"{first.client}'s at {first.at_s:g} s (virtual time).")
 
 
 def _local_evidence_note(reference: str) -> str:
@@ -885,29 +918,32 @@ def _do_not_ship_item(report: VariantReport, verdict: VariantVerdict, recommende
 
 
 def _worse_text(report: VariantReport, verdict: VariantVerdict) -> str:
-    """Where the variant fails earlier or where the original does not: its first failure's close and share, by group.
+    """Where the variant fails earlier or where the original does not: the close of the first connection it closes
+    differently from the original and that close's share of such connections, by group.
 
     ``1008 "SSOT Auth failed" closes all 36 connections of a and all 180 of b from 0 s, where the original
-    first fails at 81 s``.
+    first fails at 81 s``; connections the original left open on a run where it fails by others: ``1008 "SSOT Auth
+    failed" closes 2 of the 5 connections of c (client e2e) from 30 s, which the original left open``.
     """
     matrix = report.matrix
-    groups: dict[tuple[str, float, float | None], list[str]] = {}
+    groups: dict[tuple[str, float, float | None, bool], list[str]] = {}
     for profile, effect in verdict.effects:
         if effect in {EARLIER, INTRODUCED}:
-            cell, original = matrix.judged(verdict.variant, profile), matrix.judged(ORIGINAL.name, profile)
-            key = (cell.first_failure or "", cell.first_failure_s or 0.0, original.first_failure_s)
+            changed, original = matrix.changed(verdict.variant, profile), matrix.cell(ORIGINAL.name, profile)
+            earlier = {f.index: f.at_s for f in original.failing}
+            before = (min((earlier[f.index] for f in changed if f.index in earlier), default=None) if changed
+                      else original.first_failure_s)
+            key = (*first_changed(matrix, verdict.variant, profile), before, original.fails)
             groups.setdefault(key, []).append(profile)
     texts = []
-    for (first, at_s, before), profiles in groups.items():
+    for (first, at_s, before, original_fails), profiles in groups.items():
         code, _, reason = first.partition(" ")
         shares = []
         for number, profile in enumerate(profiles):
-            cell = matrix.judged(verdict.variant, profile)
-            closed = sum(1 for f in cell.failing if f.close.split(" ", 1)[0] == code)
-            total = sum(n for _, n in cell.close_codes)
-            share = f"all {total}" if closed == total else f"{closed} of the {total}"
-            shares.append(f"{share} {'connections ' if number == 0 else ''}of {profile}")
-        where = "where the original does not fail" if before is None else f"where the original first fails at {before:g} s"
+            share, clients = changed_share(matrix, verdict.variant, profile, code)
+            shares.append(f"{share} {'connections ' if number == 0 else ''}of {profile}{clients}")
+        where = (f"where the original first fails at {before:g} s" if before is not None
+                 else "which the original left open" if original_fails else "where the original does not fail")
         texts.append(f"{_quoted_close(code, reason)} closes {' and '.join(shares)} from {at_s:g} s, {where}")
     return "; ".join(texts)
 
@@ -1108,7 +1144,23 @@ def lessons(evidence: Evidence) -> Markdown:
         items.append(f"A close reason is a label, not a diagnosis: \"{FACTORY_FAILED_REASON}\" was sent for "
                      f"connections whose SSOT validation passed ({len(mislabelled)} of "
                      f"{len(factory_closes)}){_frame_lesson_text(told, factory_closes)} (detection).")
-    return Markdown("\n".join(f"- {item}" for item in items))
+    return Markdown("\n".join(f"- {item}" for item in items or [_no_lesson_text(evidence)]))
+
+
+def _no_lesson_text(evidence: Evidence) -> str:
+    """Why the lessons are empty: no failing connection, only the long run's (chapter 05 draws its lessons), or
+    no lesson's condition holds."""
+    long_run = _long_run_failing_alone(evidence)
+    if long_run is not None:
+        total = sum(n for _, n in long_run.close_codes)
+        return (f"No lesson here: these lessons are drawn from the failing profiles' runs and no profile fails; only "
+                f"{_long_run_run_name(evidence.variants)} does ({len(long_run.failing)} of its "
+                f"{plural(total, 'connection')} closed, the first at {long_run.first_failure_s:g} s), and chapter 05's "
+                "lessons cover it.")
+    if not evidence.failures:
+        return "No lesson here: no connection failed under any profile."
+    return ("No lesson here: none of this section's computed findings (dd against the first difference, the "
+            "reference's evidence, shared traffic, mislabelled closes) holds for these runs.")
 
 
 def _dd_source(evidence: Evidence) -> str:

@@ -132,10 +132,11 @@ def test_the_bypass_refusal_cost_counts_only_the_suites_own_tokens(forged_world:
 
 
 def test_the_do_not_ship_reason_counts_the_suites_refusal_from_its_start(forged_world: VariantReport) -> None:
-    # the one failure V5 introduces is the suite's connection at 20 s, 1 of the profile's 3 connections
+    # the one failure V5 introduces is the suite's connection at 20 s (client suite), 1 of the profile's 3
+    # connections; the two forgeries' refusals are not among the connections V5 closes differently
     assert _worse_text(forged_world, forged_world.verdict_of("V5")) == (
-        '1008 "SSOT Auth failed" closes 1 of the 3 connections of forgers-and-suite from 20 s, where the original '
-        "does not fail")
+        '1008 "SSOT Auth failed" closes 1 of the 3 connections of forgers-and-suite (client suite) from 20 s, where '
+        "the original does not fail")
 
 
 # --- finding 6: users hit are users the server identified -------------------------------------------------

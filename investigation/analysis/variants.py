@@ -198,6 +198,8 @@ class FailingConnection:
     forged: str = field(default="", compare=False)
     """What makes the refused token a forgery (:func:`forged_token`), or empty: its refusal is the server's
     validation working, not a failure."""
+    innermost: str = field(default="-", compare=False)
+    """The innermost exception type of its cause chain, ``no exception`` when the chain is empty."""
 
 
 @dataclass(frozen=True)
@@ -295,6 +297,7 @@ def _failing_connection(connection: ConnectionResult) -> FailingConnection:
         close=f"{close_code_label(connection.close_code)} {connection.close_reason}",
         deciding="-" if deciding is None else f"{deciding.point}={deciding.outcome}",
         forged=forged_token(connection),
+        innermost=connection.cause_chain[-1].type if connection.cause_chain else "no exception",
     )
 
 
@@ -415,14 +418,33 @@ class VariantMatrix:
             return ()
         return tuple(f for f in self.cell(ORIGINAL.name, profile).failing if all(f in found for found in candidates))
 
+    def set_aside_closes(self, profile: str) -> set[tuple[str, str]]:
+        """The (close, deciding decision) pairs of `profile`'s untouched connections: mechanisms no candidate changes."""
+        return {(f.close, f.deciding) for f in self.untouched(profile)}
+
+    def moved_aside(self, variant: str, profile: str) -> tuple[FailingConnection, ...]:
+        """The candidate's failing connections the original closes otherwise and it closes like an untouched one.
+
+        Like: the same close and deciding decision as one of the profile's untouched connections. The candidate
+        removed the original's failure of the connection, which then fails by a mechanism no candidate changes (e.g.
+        the cap's refusal gone, the startup gate closes it). None for the original.
+        """
+        if variant == ORIGINAL.name:
+            return ()
+        original = {f.index: f for f in self.cell(ORIGINAL.name, profile).failing}
+        mechanisms = self.set_aside_closes(profile)
+        return tuple(f for f in self.cell(variant, profile).failing
+                     if (f.close, f.deciding) in mechanisms and f.index in original and original[f.index] != f)
+
     def judged(self, variant: str, profile: str) -> MatrixCell:
         """The cell as the verdicts see it: without the failing connections no candidate changes (:meth:`untouched`)
-        and without the refusals of forged tokens (:func:`forged_token`: the validation working, not a failure).
+        and without the refusals of forged tokens (:func:`forged_token`: the validation working, not a failure),
+        and, for a candidate, those it moves to such a mechanism (:meth:`moved_aside`).
 
         Its first failure is the first failing connection left; its counts are the run's.
         """
         cell = self.cell(variant, profile)
-        untouched = set(self.untouched(profile))
+        untouched = {*self.untouched(profile), *self.moved_aside(variant, profile)}
         if not untouched and not any(f.forged for f in cell.failing):
             return cell
         left = tuple(f for f in cell.failing if f not in untouched and not f.forged)
@@ -438,6 +460,13 @@ class VariantMatrix:
             refused = {f.index for f in self.cell(ORIGINAL.name, profile).failing}
             found += [(profile, f) for f in self.cell(variant, profile).failing if f.forged and f.index not in refused]
         return tuple(found)
+
+    def changed(self, variant: str, profile: str) -> tuple[FailingConnection, ...]:
+        """The variant's failing connections on `profile` that the original does not close the same way (left open,
+        or closed with another code or reason), in the run's order; refusals of forged tokens (:func:`forged_token`)
+        are not among them: they are the validation working, a safety gain."""
+        original = set(self.cell(ORIGINAL.name, profile).failing)
+        return tuple(f for f in self.cell(variant, profile).failing if f not in original and not f.forged)
 
     def all_untouched(self) -> tuple[tuple[str, FailingConnection], ...]:
         """Every profile's untouched failing connections, as (profile, connection), profiles in matrix order."""
@@ -747,7 +776,30 @@ class VariantReport:
             f"{close} x{len(profiles)} on {and_list([_run_name(p, self.long_run_is_longer) for p in dict.fromkeys(profiles)])}"
             for close, profiles in ranked)
         return (f"{plural(len(found), 'failing connection')} no candidate changes (closed alike under the original and "
-                f"every variant run, so the verdicts leave {'it' if len(found) == 1 else 'them'} aside): {groups}")
+                f"every variant run, so the verdicts leave {'it' if len(found) == 1 else 'them'} aside): {groups}"
+                f"{self._moved_aside_text()}")
+
+    def _moved_aside_text(self) -> str:
+        """``; under V3 and V4, 2 connections of a the original closes 1011 X then fail at the startup gate, ...``.
+
+        The connections a candidate moves from the original's failure to a mechanism no candidate changes
+        (:meth:`VariantMatrix.moved_aside`), grouped by run, the original's closes and the mechanism; empty when none.
+        """
+        groups: dict[tuple[str, str, str, int], list[str]] = {}
+        for profile in self.matrix.profiles:
+            original = {f.index: f.close for f in self.matrix.cell(ORIGINAL.name, profile).failing}
+            for verdict in self.verdicts:
+                moved = self.matrix.moved_aside(verdict.variant, profile)
+                for deciding in dict.fromkeys(f.deciding for f in moved):
+                    same = [f for f in moved if f.deciding == deciding]
+                    closes = " or ".join(dict.fromkeys(original[f.index] for f in same))
+                    groups.setdefault((profile, closes, deciding, len(same)), []).append(verdict.variant)
+        return "".join(
+            f"; under {and_list(variants)}, {count} {'connection' if count == 1 else 'connections'} of "
+            f"{_run_name(profile, self.long_run_is_longer)} the original closes {closes} then "
+            f"{'fails' if count == 1 else 'fail'} at {mechanism_name(deciding)}, which no candidate changes, so the "
+            f"verdicts count {'its' if count == 1 else 'their'} failure removed"
+            for (profile, closes, deciding, count), variants in groups.items())
 
     def _untouched_sentence(self) -> str:
         text = self.untouched_text()
@@ -1003,6 +1055,26 @@ def start_agent_sentence(matrix: VariantMatrix, variant: str, longer: bool = Tru
     return f" Under {variant}, {left}{tail}."
 
 
+MECHANISM_NAMES = {
+    "auth.token_source": "the token source check",
+    "auth.token_validation": "token validation",
+    "context.creation": "context creation",
+    "factory.validation": "the factory's validation",
+    "factory.manager_cap": "the per-user manager cap",
+    "route.manager": "the emergency stub manager",
+    "route.startup_gate": "the startup gate",
+    "route.registration": "registration",
+    "route.message_loop": "the message loop",
+}
+"""The decision points that end a connection's normal path (trace.ADVERSE_OUTCOMES), named for a sentence."""
+
+
+def mechanism_name(deciding: str) -> str:
+    """``the startup gate`` for a deciding decision ``route.startup_gate=timeout``; unknown points as they are."""
+    point = deciding.split("=", 1)[0]
+    return MECHANISM_NAMES.get(point, deciding)
+
+
 def _run_name(profile: str, longer: bool = True) -> str:
     """The profile's name; the long run's says what it is (``the E2E run`` when it is not longer)."""
     if profile != LONG_RUN_PROFILE:
@@ -1095,9 +1167,7 @@ def _worse_lessons(report: VariantReport) -> list[str]:
     for verdict in report.verdicts:
         for profile, effect in verdict.effects:
             if effect in {EARLIER, INTRODUCED}:
-                cell = report.matrix.judged(verdict.variant, profile)
-                relation = "earlier than the original" if effect == EARLIER else "where the original does not fail"
-                finding = f"first failure at {cell.first_failure_s:.0f} s ({cell.first_failure}), {relation}."
+                finding = _worse_finding(report.matrix, verdict.variant, profile, effect)
                 findings.setdefault((verdict.variant, finding), []).append(profile)
     return [f"{variant} on {and_list(profiles)}: {finding}" for (variant, finding), profiles in findings.items()]
 
@@ -1112,6 +1182,45 @@ def _forged_lessons(report: VariantReport) -> list[str]:
                            "them; the original's E2E bypass, spec 5.2, skips the check), so the verdicts leave "
                            "these refusals aside.")
     return lessons
+
+
+def _worse_finding(matrix: VariantMatrix, variant: str, profile: str, effect: str) -> str:
+    """What `variant` closes differently from the original on `profile` (:meth:`VariantMatrix.changed`), from when.
+
+    ``first failure at 0 s (1008 SSOT Auth failed), earlier than the original.``; where the original fails on the
+    profile only by connections the variant closes alike: ``1008 SSOT Auth failed closes 2 of the 5 connections
+    (client e2e) from 30 s, which the original left open.``
+    """
+    close, at_s = first_changed(matrix, variant, profile)
+    if effect == EARLIER or not matrix.cell(ORIGINAL.name, profile).fails:
+        relation = "earlier than the original" if effect == EARLIER else "where the original does not fail"
+        return f"first failure at {at_s:.0f} s ({close}), {relation}."
+    share, clients = changed_share(matrix, variant, profile, close.split(" ", 1)[0])
+    return f"{close} closes {share} connections{clients} from {at_s:.0f} s, which the original left open."
+
+
+def first_changed(matrix: VariantMatrix, variant: str, profile: str) -> tuple[str, float]:
+    """The close and time of the first connection `variant` closes differently from the original on `profile`;
+    the judged first failure for a cell that records no failing connection (built by hand)."""
+    changed = matrix.changed(variant, profile)
+    if changed:
+        return changed[0].close, changed[0].at_s
+    cell = matrix.judged(variant, profile)
+    return cell.first_failure or "", cell.first_failure_s or 0.0
+
+
+def changed_share(matrix: VariantMatrix, variant: str, profile: str, code: str) -> tuple[str, str]:
+    """Of `profile`'s connections, those `variant` closes with `code` differently from the original: (``all 36`` or
+    ``2 of the 5``, and `` (client e2e)`` naming their clients when they are not all)."""
+    cell = matrix.cell(variant, profile)
+    closed = [f for f in matrix.changed(variant, profile) if f.close.split(" ", 1)[0] == code]
+    count = len(closed) if cell.failing else cell.count(code)
+    total = sum(n for _, n in cell.close_codes)
+    if count == total:
+        return f"all {total}", ""
+    clients = list(dict.fromkeys(f.client for f in closed))
+    named = f" ({'client' if len(clients) == 1 else 'clients'} {', '.join(clients)})" if clients else ""
+    return f"{count} of the {total}", named
 
 
 def _safety_lessons(report: VariantReport) -> list[str]:
