@@ -828,7 +828,7 @@ def _fix_items(evidence: Evidence) -> list[str]:
     if report.recommended:
         chosen = report.verdict_of(report.recommended)
         items.append(f"Deploy **{chosen.variant}** ({_inner_summary(chosen.variant)}): failure verdict "
-                     f"\"{chosen.failure}\" (removed on {chosen.count(REMOVED)} of "
+                     f"\"{report.failure_label(chosen)}\" (removed on {chosen.count(REMOVED)} of "
                      f"{_failing_runs_text(evidence, chosen)}), safety {chosen.safety}."
                      f"{_also_qualifying_text(report)}")
     variant = report.recommended or ORIGINAL.name
@@ -1072,7 +1072,8 @@ def _bypass_refusal_cost(report: VariantReport) -> str:
     cost = (" First give the E2E suite tokens that pass real validation (under "
             f"{name}, which refuses the bypass, {' and '.join(shares)} close 1008)." if shares else "")
     forged = forged_refusals_text(matrix, name)
-    gain = f" Refusing the bypass is also a safety gain: {name} refuses {forged}, at no cost." if forged else ""
+    free = ", at no cost" if not shares else ""
+    gain = f" Refusing the bypass is also a safety gain: {name} refuses {forged}{free}." if forged else ""
     return cost + gain
 
 

@@ -206,3 +206,47 @@ def test_an_equally_qualifying_variant_is_named_with_the_rule() -> None:
     assert named in report.recommendation()
     deploy = next(item for item in items_of(evidence) if item.startswith("Deploy **V3**"))
     assert deploy.endswith(named)
+
+
+# --- audit round 3: a forgery is what the traffic declares; "at no cost" only without a cost; the printed label -----
+
+
+def test_an_opaque_token_the_bypass_let_in_is_a_cost_not_a_forgery() -> None:
+    """Cloud Run staging, the E2E header, the literal token ``staging-e2e-user-001``: the original's bypass takes the
+    user from the token's "staging-e2e-user-(\\d+)" (spec 5.2) and lets the 2 connections in. V5 refuses the bypass
+    in staging (spec 8); real validation then fails the format (3 non-empty dot parts, spec 5.3): INVALID_FORMAT,
+    1008. No forged token kind is declared (a literal is taken at face value), so both refusals are a cost: V5
+    introduces a failure there, and no forged refusal is named."""
+    opaque = world("opaque-suite-token", STAGING_ENV, {
+        "name": "suite", "user_id": "staging-e2e-user-001", "token": "literal", "token_literal": "staging-e2e-user-001",
+        "headers": E2E_HEADER, "connections": 2, "spacing_s": 10.0, "hold_s": 4.0})
+    report = build_report(variant_matrix([opaque], ("original", "V5")))
+    assert report.matrix.cell("V5", "opaque-suite-token").count("1008") == 2
+    assert report.matrix.cell("original", "opaque-suite-token").count("1008") == 0
+    assert effects(report.matrix, "V5")["opaque-suite-token"] == INTRODUCED
+    assert report.matrix.forged_refusals("V5") == ()
+
+
+def test_the_safety_gain_is_at_no_cost_only_when_nothing_is_refused_besides_the_forgeries(
+        forged_world: VariantReport) -> None:
+    # forgers-and-suite: the suite's own token is refused (module docstring): a cost, so not "at no cost"
+    assert ", at no cost" not in _bypass_refusal_cost(forged_world)
+    # forgers alone: only the two forgeries are refused
+    alone = build_report(variant_matrix([forgers()], ("original", "V5")))
+    assert _bypass_refusal_cost(alone) == (" Refusing the bypass is also a safety gain: V5 refuses 2 forged tokens the "
+                                           "original lets in (forgers: 1 with a bad signature, 1 unsigned (alg none or "
+                                           "no signature part)), at no cost.")
+
+
+def test_the_label_of_a_removal_beside_untouched_failures_does_not_say_every_profile(mixed_world: Evidence) -> None:
+    # V4 removes reconnects' cap refusals; bad-tokens' 5 expired-token refusals no candidate changes (still failing),
+    # so "on every profile" would be false: the label says where a candidate changes the failure
+    report = mixed_world.variants
+    v4 = report.verdict_of("V4")
+    assert report.failure_label(v4) == "removes the failure wherever a candidate changes it"
+    assert "| V4 | release the connection's manager on disconnect | removes the failure wherever a candidate changes " \
+           "it |" in report.verdict_table()
+    assert "V4: removes the failure wherever a candidate changes it" in report.key_result()
+    # without untouched failures the label is the verdict's own
+    alone = build_report(variant_matrix([reconnects()], ("original", "V4")))
+    assert alone.failure_label(alone.verdict_of("V4")) == "removes the failure on every profile"

@@ -16,7 +16,7 @@ Verdicts are computed from the matrix by the rules of :func:`failure_verdict`,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from pathlib import Path
@@ -65,6 +65,9 @@ REMOVES_EVERYWHERE = "removes the failure on every profile"
 DELAYS = "delays the failure"
 REMOVES_SOMEWHERE = "removes the failure on some profiles only"
 NO_EFFECT = "no effect on the failure"
+REMOVES_WHERE_CHANGED = "removes the failure wherever a candidate changes it"
+"""How :data:`REMOVES_EVERYWHERE` reads when failing connections no candidate changes are set aside
+(:meth:`VariantMatrix.all_untouched`): those still fail, so not "on every profile"."""
 NOTHING_TO_FIX = "no failure to fix"
 """The original fails on no run, once the connections every variant closes alike are set aside."""
 WORSE = "fails earlier or more widely"
@@ -239,9 +242,10 @@ class MatrixCell:
         return sum(count for label, count in self.close_codes if label != "open")
 
 
-def cell_from_run(run: RunResult) -> MatrixCell:
+def cell_from_run(run: RunResult, forged: Mapping[str, str] | None = None) -> MatrixCell:
     """Summarise one run: close codes, the users the server identified (:func:`identified`) among the refused
-    connections, the first failure."""
+    connections, the first failure. ``forged``: the clients whose profile declares a forged token
+    (:func:`forged_clients`)."""
     first = run.first_failure()
     hit = {str(connection.user_id) for connection in run.failures if identified(connection)}
     return MatrixCell(
@@ -257,7 +261,7 @@ def cell_from_run(run: RunResult) -> MatrixCell:
         start_agent_refused_at_cap=sum(c.start_agent_refusals() for c in run.connections if _held_the_cap(run, c)),
         peak_managers=max((change.count for change in run.manager_counts), default=0),
         managers_cap=run.max_managers_per_user,
-        failing=tuple(_failing_connection(connection) for connection in run.failures),
+        failing=tuple(_failing_connection(connection, forged or {}) for connection in run.failures),
     )
 
 
@@ -273,22 +277,30 @@ BAD_SIGNATURE = "bad signature"
 UNSIGNED = "unsigned"
 
 
-def forged_token(connection: ConnectionResult) -> str:
-    """Why the token of an auth refusal is a forgery, or empty when it is not one (or the close is no auth refusal).
+FORGED_TOKEN_KINDS: dict[str, str] = {"bad_signature": BAD_SIGNATURE, "alg_none": UNSIGNED}
+"""The profile token kinds that are forgeries (profiles.TokenKind): signed with a secret the server does not
+hold, or unsigned (alg none). A literal token is taken at face value: nothing says it is forged."""
 
-    Read from the run: the auth error INVALID_FORMAT (no third, signature part: an alg none token, spec 5.3),
-    an algorithm "none" refused in the header, or pyjwt's InvalidSignatureError (a signature the server's secret
-    does not verify). A token the suite legitimately uses is signed with the secret, so none of these.
+
+def forged_clients(profile: Profile) -> dict[str, str]:
+    """The clients of ``profile`` that present a forged token, with what makes it one (``FORGED_TOKEN_KINDS``)."""
+    return {client.name: FORGED_TOKEN_KINDS[client.token] for client in profile.clients
+            if client.token in FORGED_TOKEN_KINDS}
+
+
+def forged_token(connection: ConnectionResult, forged: Mapping[str, str]) -> str:
+    """What makes the token of an auth refusal (close 1008, spec 1 step 5) a forgery, from its client's declared
+    token kind (``forged``: :func:`forged_clients`), or empty when it is not one or the close is no auth refusal.
+
+    The traffic, not the server, knows a forgery: an opaque token the bypass used to let in and a token of the
+    suite's own signed with an old secret are refused the same way, and are costs, not gains.
     """
     if connection.close_code != AUTH_CLOSE:
         return ""
-    cause = connection.cause_chain[-1].message if connection.cause_chain else ""
-    if connection.outcome("auth.result") == "INVALID_FORMAT" or "algorithm 'none' not allowed" in cause:
-        return UNSIGNED
-    return BAD_SIGNATURE if "InvalidSignatureError" in cause else ""
+    return forged.get(connection.client, "")
 
 
-def _failing_connection(connection: ConnectionResult) -> FailingConnection:
+def _failing_connection(connection: ConnectionResult, forged: Mapping[str, str]) -> FailingConnection:
     deciding = connection.deciding_decision()
     return FailingConnection(
         index=connection.index,
@@ -296,7 +308,7 @@ def _failing_connection(connection: ConnectionResult) -> FailingConnection:
         at_s=connection.at_s,
         close=f"{close_code_label(connection.close_code)} {connection.close_reason}",
         deciding="-" if deciding is None else f"{deciding.point}={deciding.outcome}",
-        forged=forged_token(connection),
+        forged=forged_token(connection, forged),
         innermost=connection.cause_chain[-1].type if connection.cause_chain else "no exception",
     )
 
@@ -499,7 +511,8 @@ def variant_matrix(
     if ORIGINAL.name not in chosen_variants:
         chosen_variants = (ORIGINAL.name, *chosen_variants)
     cells = tuple(
-        cell_from_run(simulate(profile, variant)) for profile in chosen_profiles for variant in chosen_variants
+        cell_from_run(simulate(profile, variant), forged_clients(profile))
+        for profile in chosen_profiles for variant in chosen_variants
     )
     return VariantMatrix(
         variants=chosen_variants,
@@ -849,7 +862,7 @@ class VariantReport:
         for v in self.verdicts:
             counts = " / ".join(str(v.count(e)) for e in (REMOVED, DELAYED, SAME_TIME, EARLIER, INTRODUCED))
             lines.append(
-                f"| {v.variant} | {VARIANTS[v.variant].summary} | {v.failure} | {counts} "
+                f"| {v.variant} | {VARIANTS[v.variant].summary} | {self.failure_label(v)} | {counts} "
                 f"| {self._start_agent_cell(v.variant)} | {v.safety} "
                 f"| {v.accepted} of {v.total} | {self._unsigned_cell(v.variant)} |"
             )
@@ -963,9 +976,16 @@ class VariantReport:
         head = "It does not close the unsigned-token hole: " if still else "It opens an unsigned-token hole: "
         return head + unsigned_tokens_text(variant, still) + " (see the safety table)."
 
+    def failure_label(self, verdict: VariantVerdict) -> str:
+        """The verdict's failure label as printed: :data:`REMOVES_WHERE_CHANGED` for :data:`REMOVES_EVERYWHERE` when
+        the matrix sets aside failing connections no candidate changes."""
+        if verdict.failure == REMOVES_EVERYWHERE and self.matrix.all_untouched():
+            return REMOVES_WHERE_CHANGED
+        return verdict.failure
+
     def key_result(self) -> str:
         """One line: the recommendation and every variant's failure verdict."""
-        parts = [f"{v.variant}: {v.failure}, safety {v.safety}" for v in self.verdicts]
+        parts = [f"{v.variant}: {self.failure_label(v)}, safety {v.safety}" for v in self.verdicts]
         head = f"recommended {self.recommended}" if self.recommended else "no variant recommended"
         return f"{head} | " + ("; ".join(parts) or "no candidate variant ran")
 

@@ -134,7 +134,7 @@ def variant_chart(report: VariantReport) -> tuple[Figure, str]:
 
 def _label_grid(axes: Axes, report: VariantReport) -> None:
     matrix = report.matrix
-    verdicts = {verdict.variant: verdict.failure for verdict in report.verdicts}
+    verdicts = {verdict.variant: report.failure_label(verdict) for verdict in report.verdicts}
     row_labels = [f"{variant}: {verdicts.get(variant, 'as deployed')}" for variant in matrix.variants]
     axes.set_yticks(range(len(matrix.variants)), row_labels, fontsize=8)
     axes.set_xticks(range(len(matrix.profiles)), matrix.profiles, rotation=30, ha="left",
