@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -285,6 +285,17 @@ class ConnectionResult:
             "decisions": [{"point": d.point, "outcome": d.outcome} for d in self.decisions],
             "cause_chain": [{"type": c.type, "message": c.message} for c in self.cause_chain],
         }
+
+
+def identified_users(connections: Iterable[ConnectionResult]) -> set[str]:
+    """The distinct users authentication established among ``connections`` (``ConnectionResult.identified_user``)."""
+    return {user for user in (c.identified_user() for c in connections) if user is not None}
+
+
+def unidentified(connections: Iterable[ConnectionResult]) -> list[ConnectionResult]:
+    """The connections whose user authentication never established, in the order given: their ``user_id`` is only
+    the label their client was planned with, no user (``ConnectionResult.identified_user``)."""
+    return [c for c in connections if c.identified_user() is None]
 
 
 def close_code_label(code: int | None) -> str:
