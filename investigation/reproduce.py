@@ -31,6 +31,7 @@ from investigation.profiles import Profile, list_profiles, load_profile
 from investigation.report import and_list, close_counts_text, close_summary, ordinal, plural
 from investigation.simulate import simulate
 from investigation.trace import (
+    REPEAT_JOIN,
     ConnectionResult,
     RunResult,
     close_code_label,
@@ -455,7 +456,7 @@ def _span_end_text(run: RunResult, series: UserInstanceSeries, until: float) -> 
 def _freed_at_cap_text(run: RunResult) -> list[str]:
     """The connections whose own manager was created after emergency cleanup freed room at the cap."""
     freed = [c.index for c in run.connections
-             if "freed_by_emergency_cleanup" in (c.outcome("factory.manager_cap") or "").split(" then ")]
+             if "freed_by_emergency_cleanup" in (c.outcome("factory.manager_cap") or "").split(REPEAT_JOIN)]
     if not freed:
         return []
     names = ", ".join(f"#{index}" for index in freed)
