@@ -30,7 +30,15 @@ from investigation.notebook_errors import checked_profile, checked_variant
 from investigation.profiles import Profile, list_profiles, load_profile
 from investigation.report import and_list, close_counts_text, close_summary, ordinal, plural
 from investigation.simulate import simulate
-from investigation.trace import ConnectionResult, RunResult, close_code_label, is_adverse
+from investigation.trace import (
+    REPEAT_JOIN,
+    ConnectionResult,
+    RunResult,
+    close_code_label,
+    identified_users,
+    is_adverse,
+    unidentified,
+)
 
 TRACE_WIDTH = 100
 
@@ -100,11 +108,9 @@ def run_overview(run: RunResult) -> Markdown:
 def users_text(connections: Sequence[ConnectionResult]) -> str:
     """``2 distinct users``, counted as authentication established them (``ConnectionResult.identified_user``),
     and the connections whose user it never established, when any."""
-    users = {c.identified_user() for c in connections}
-    text = plural(len(users - {None}), "distinct user")
-    unidentified = sum(1 for c in connections if c.identified_user() is None)
-    if unidentified:
-        text += f", besides {plural(unidentified, 'connection')} whose user the server never established"
+    text = plural(len(identified_users(connections)), "distinct user")
+    if never_established := unidentified(connections):
+        text += f", besides {plural(len(never_established), 'connection')} whose user the server never established"
     return text
 
 
@@ -450,7 +456,7 @@ def _span_end_text(run: RunResult, series: UserInstanceSeries, until: float) -> 
 def _freed_at_cap_text(run: RunResult) -> list[str]:
     """The connections whose own manager was created after emergency cleanup freed room at the cap."""
     freed = [c.index for c in run.connections
-             if "freed_by_emergency_cleanup" in (c.outcome("factory.manager_cap") or "").split(" then ")]
+             if "freed_by_emergency_cleanup" in (c.outcome("factory.manager_cap") or "").split(REPEAT_JOIN)]
     if not freed:
         return []
     names = ", ".join(f"#{index}" for index in freed)

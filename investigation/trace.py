@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,8 +45,14 @@ DECISION_POINTS: tuple[str, ...] = (
 
 POINT_ORDER: dict[str, int] = {point: rank for rank, point in enumerate(DECISION_POINTS)}
 
+REPEAT_JOIN = " then "
+"""How a decision point reached again records its outcomes, first to last (``generator then generator``,
+``DecisionRecorder.decide``): split an outcome on it for each time the point was reached."""
 
-#: Outcomes that end a connection's normal path, per decision point.
+
+#: Outcomes that end a connection's normal path, per decision point: the causes (spec 1 and the sections its
+#: steps call), some of which close nothing (spec 1.2). Where the route then decides a failing close is
+#: ``analysis.isolate.FAILING_CLOSE_DECISIONS``; the two agree where both speak (tests/test_isolate.py).
 ADVERSE_OUTCOMES: dict[str, frozenset[str]] = {
     "auth.token_source": frozenset({"none", "bearer_blank"}),
     "auth.token_validation": frozenset({"invalid_format", "token_rejected", "stopped", "all_attempts_failed"}),
@@ -61,9 +67,9 @@ ADVERSE_OUTCOMES: dict[str, frozenset[str]] = {
 
 
 def is_adverse(point: str, outcome: str) -> bool:
-    """Whether `outcome` at `point` ends the connection's normal path (any " then " part counts)."""
+    """Whether `outcome` at `point` ends the connection's normal path (any `REPEAT_JOIN` part counts)."""
     adverse = ADVERSE_OUTCOMES.get(point, frozenset())
-    return any(part in adverse for part in outcome.split(" then "))
+    return any(part in adverse for part in outcome.split(REPEAT_JOIN))
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +106,7 @@ class DecisionRecorder:
         """Record `outcome` at `point`; a point reached again keeps both, "first then second"."""
         outcomes = self._outcomes
         if point in outcomes:
-            outcomes[point] = f"{outcomes[point]} then {outcome}"
+            outcomes[point] = f"{outcomes[point]}{REPEAT_JOIN}{outcome}"
         elif point in POINT_ORDER:
             outcomes[point] = outcome
         else:
@@ -285,6 +291,17 @@ class ConnectionResult:
             "decisions": [{"point": d.point, "outcome": d.outcome} for d in self.decisions],
             "cause_chain": [{"type": c.type, "message": c.message} for c in self.cause_chain],
         }
+
+
+def identified_users(connections: Iterable[ConnectionResult]) -> set[str]:
+    """The distinct users authentication established among ``connections`` (``ConnectionResult.identified_user``)."""
+    return {user for user in (c.identified_user() for c in connections) if user is not None}
+
+
+def unidentified(connections: Iterable[ConnectionResult]) -> list[ConnectionResult]:
+    """The connections whose user authentication never established, in the order given: their ``user_id`` is only
+    the label their client was planned with, no user (``ConnectionResult.identified_user``)."""
+    return [c for c in connections if c.identified_user() is None]
 
 
 def close_code_label(code: int | None) -> str:

@@ -23,7 +23,7 @@ from investigation.analysis.cap_refusals import (
 )
 from investigation.profiles import Profile, profile_from_dict
 from investigation.simulate import simulate
-from investigation.trace import RunResult
+from investigation.trace import ConnectionResult, Decision, ManagerCount, RunResult
 
 STAGING_ENV = {
     "ENVIRONMENT": "staging",
@@ -69,3 +69,24 @@ def test_only_the_refused_connections_count_as_refusals_at_the_cap(startup_leak:
     assert [(s.held, s.open_connections) for s in states] == [(5, 0), (5, 0)]
     assert {s.mechanism for s in states} == {Mechanism.OUTLIVED}
     assert user_at_refusal(startup_leak, startup_leak.connections[4]).mechanism is Mechanism.BELOW_CAP
+
+
+def _registering(index: int, at_s: float, key: str) -> ConnectionResult:
+    """A connection of user u on instance 0 whose manager (isolation key ``key``) the factory registered."""
+    return ConnectionResult(index=index, client=f"c{index}", instance=0, user_id="u", at_s=at_s, close_code=None,
+                            close_reason=None, decisions=(Decision("factory.manager_cap", "below"),), cause_chain=(),
+                            ended_at_s=100.0, manager_key=key)
+
+
+def test_a_manager_another_connection_registers_at_the_same_instant_counts_as_held() -> None:
+    """Two connections of u start at 10 s. b's manager is registered at 10 s; a's auth met the retry ladder
+    (spec 5.3, staging: a first wait of 0.5 s), so a's own manager is registered only at 10.5 s. Three older
+    managers (0, 1, 2 s) are held by connections still open. Held before a: those registered at or before 10 s,
+    m0, m1, m2 and b's = 4 (a's own comes later, so there is nothing of a's to leave out). Held before b: m0, m1,
+    m2 = 3 (its own, registered at its instant, left out)."""
+    older = [_registering(i, float(i), f"u:m{i}") for i in range(3)]
+    a, b = _registering(3, 10.0, "u:a"), _registering(4, 10.0, "u:b")
+    changes = [ManagerCount(float(i), 0, "u", i + 1, f"u:m{i}") for i in range(3)]
+    changes += [ManagerCount(10.0, 0, "u", 4, "u:b"), ManagerCount(10.5, 0, "u", 5, "u:a")]
+    run = RunResult("hand-built", "original", (*older, a, b), tuple(changes))
+    assert (managers_held_before(run, a), managers_held_before(run, b)) == (4, 3)

@@ -62,8 +62,8 @@ def test_the_refused_user_held_three_managers_of_open_connections_and_two_that_o
     (refused,) = released.failures
     state = user_at_refusal(released, refused)
     # 5 held; open with their own manager: the three 600 s tabs; open without one: the five 60 s tabs;
-    # the 2 other managers are the 500 s tabs', closed at 560 s
-    assert (state.held, state.open_connections, state.open_without_manager, state.outlived) == (5, 3, 5, 2)
+    # the 2 other managers (5 - 3) are the 500 s tabs', closed at 560 s
+    assert (state.held, state.open_connections, state.open_without_manager) == (5, 3, 5)
     assert state.mechanism is Mechanism.OUTLIVED
     assert refusals_at_cap(released) == [state]
     assert FailureSignature.of(refused, released).mechanism is Mechanism.OUTLIVED
@@ -78,7 +78,7 @@ def test_seven_tabs_at_once_stay_concurrent() -> None:
         "clients": [{"name": "tab", "user_id": "u-1", "connections": 7, "spacing_s": 0.0, "hold_s": 10.0}],
     }))
     states = refusals_at_cap(run)
-    assert [(s.held, s.open_connections, s.open_without_manager, s.outlived) for s in states] == [(CAP, 5, 0, 0)] * 2
+    assert [(s.held, s.open_connections, s.open_without_manager) for s in states] == [(CAP, 5, 0)] * 2
     assert {s.mechanism for s in states} == {Mechanism.CONCURRENT}
 
 

@@ -145,6 +145,10 @@ def factory_close(index: int, *decisions: tuple[str, str], causes: tuple[str, ..
     return connection(index, *decisions, code=1011, reason=FACTORY_FAILED, causes=causes)
 
 
+AUTH_VALID = ("auth.token_validation", "valid")
+"""The auth service validated the token (spec 5.3): the connection's user is one authentication established."""
+
+
 def auth_refused(index: int = 0) -> ConnectionResult:
     """Connection ``index`` refused 1008 before any decision (spec 5.1, no token)."""
     return connection(index, code=1008, reason="SSOT Auth failed")
@@ -692,8 +696,10 @@ def test_staging_unavailable_runs_each_cloud_run_staging_profile_and_needs_a_use
     renamed = varied(staging, "renamed", {})
     assert labels("impact.staging_unavailable", shipped_with_failing(extra=(renamed,))) == [
         "renamed", STAGING, "staging-e2e"]
-    served = RunResult("x", "original", (factory_close(0), connection(1)))  # user "u": one of its two works
-    other = dataclasses.replace(factory_close(2), user_id="v")  # user "v": its only connection fails
+    # every connection past auth (spec 1 steps 5-8: a 1011 factory close comes after auth succeeded), so each
+    # user is one authentication established
+    served = RunResult("x", "original", (factory_close(0, AUTH_VALID), connection(1, AUTH_VALID)))  # user "u": one works
+    other = dataclasses.replace(factory_close(2, AUTH_VALID), user_id="v")  # user "v": its only connection fails
     assert some_user_never_served(served, {})[0] is False
     # "v" has no working connection and its one connection closed 1011: one user denied by the claimed failure
     assert some_user_never_served(dataclasses.replace(served, connections=(*served.connections, other)), {}) == (
@@ -703,13 +709,15 @@ def test_staging_unavailable_runs_each_cloud_run_staging_profile_and_needs_a_use
 
 def test_staging_is_not_made_unavailable_by_users_refused_for_a_bad_token() -> None:
     """The claim is that staging connections fail with 1011: auth-refused-staging's expired-token user is closed
-    1008 twice (spec 5.3, 1 step 5) and its other user's connection stays open, so no user is denied by a 1011."""
+    1008 twice (spec 5.3, 1 step 5) and its other user's connection stays open, so no user is denied by a 1011.
+    The expired token establishes no user (5.3: exp verified -> VALIDATION_FAILED), so its two connections are
+    nobody's: 1 user, the one served, besides those 2 connections."""
     run = simulate(load_profile_file(LEDGER13_WORLD / "auth-refused-staging.toml"))
     assert some_user_never_served(run, {}) == (
-        False, "1 of 2 users had a working connection; 0 had none and got a 1011 close; 2 of 3 connections fail "
-        "(1008 SSOT Auth failed 2, open 1)")
-    # a 1008 then a 1011 for one user, nothing working: the 1011 denies that user
-    refused_then_closed = run_of(auth_refused(0), factory_close(1))
+        False, "1 of 1 user (not counting 2 connections whose user the server never established) had a working "
+        "connection; 0 had none and got a 1011 close; 2 of 3 connections fail (1008 SSOT Auth failed 2, open 1)")
+    # a 1008 then a 1011 for one user, nothing working: the 1011 (past auth, spec 1 steps 5-8) denies that user
+    refused_then_closed = run_of(auth_refused(0), factory_close(1, AUTH_VALID))
     assert some_user_never_served(refused_then_closed, {})[0] is True
 
 

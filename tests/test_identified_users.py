@@ -32,7 +32,7 @@ from investigation.postmortem import Evidence, _identified_users, _users_hit_sho
 from investigation.profiles import PROFILES_DIR_ENV, load_profile
 from investigation.reproduce import run_overview
 from investigation.simulate import simulate
-from investigation.trace import RunResult
+from investigation.trace import RunResult, identified_users, unidentified
 
 SECRET = "test-only-staging-secret-0123456789abcdef"
 STAGING_ENV = f'[env]\nENVIRONMENT = "staging"\nJWT_SECRET_STAGING = "{SECRET}"\n'
@@ -119,6 +119,17 @@ def test_an_e2e_bypass_connection_is_identified_as_its_payload_user(runs: dict[s
     assert connections["e2e-worker"].close_code is None
     assert connections["e2e-worker"].identified_user() == "e2e-payload-user"
     assert _identified_users(runs["bypass"].connections) == {"demo", "e2e-payload-user"}
+
+
+def test_the_one_rule_gives_the_users_established_and_the_connections_of_none(runs: dict[str, RunResult]) -> None:
+    # placeholder (module docstring): demo (valid token, refused at its context) and the real user are established;
+    # stale-tab (expired) and anonymous (no token) are nobody's, in run order (5 s, 10 s)
+    placeholder = runs["placeholder"]
+    assert identified_users(placeholder.connections) == {"demo", REAL_USER}
+    assert [c.client for c in unidentified(placeholder.connections)] == ["stale-tab", "anonymous"]
+    # bypass: both payload users established, no connection of nobody's
+    assert identified_users(runs["bypass"].connections) == {"demo", "e2e-payload-user"}
+    assert unidentified(runs["bypass"].connections) == []
 
 
 def test_01_counts_the_users_authentication_established(runs: dict[str, RunResult]) -> None:

@@ -1064,3 +1064,28 @@ def test_the_cause_chain_of_a_close_no_exception_decided_reads_none(gate_isolati
     lines = cause_chain_table(e2e_isolation).splitlines()
     assert lines[0].endswith(" of staging-e2e closed 1011 Factory SSOT validation failed; outermost exception first")
     assert [line.split()[:2] for line in lines[3:]] == [["0", "FactoryInitializationError"], ["1", "RuntimeError"]]
+
+
+def test_the_failing_close_table_and_the_adverse_outcomes_agree_where_both_speak() -> None:
+    """isolate.FAILING_CLOSE_DECISIONS (where the route decides a failing close) against trace.ADVERSE_OUTCOMES
+    (what takes a connection off its normal path). The startup gate is in both, with its one failing outcome,
+    timeout (spec 1 step 9). Every other entry is a close decided after a cause (spec 1 steps 5 and 8): a failed
+    auth result follows no token (5.1), a refused token (5.3) or a failed context (5.4); a
+    FactoryInitializationError, or V5's capacity error, follows a failed validation (4.3, 4.4) or the cap (4.2).
+    So on every shipped profile under every variant, each refused connection's deciding decision is adverse and
+    comes no later than the refusing one."""
+    from investigation.analysis.isolate import FAILING_CLOSE_DECISIONS, refusing_decision
+    from investigation.backend.variants import VARIANTS
+    from investigation.profiles import list_profiles
+    from investigation.trace import ADVERSE_OUTCOMES, is_adverse
+
+    shared = set(FAILING_CLOSE_DECISIONS) & set(ADVERSE_OUTCOMES)
+    assert shared == {"route.startup_gate"}
+    assert FAILING_CLOSE_DECISIONS["route.startup_gate"] == ADVERSE_OUTCOMES["route.startup_gate"] == {"timeout"}
+    refused = [c for profile in list_profiles() for variant in VARIANTS for c in simulate(profile, variant).connections
+               if refusing_decision(c) is not None]
+    assert refused  # the shipped profiles do refuse connections (01: staging's factory closes)
+    for connection in refused:
+        deciding, refusing = connection.deciding_decision(), refusing_decision(connection)
+        assert deciding is not None and is_adverse(deciding.point, deciding.outcome), connection
+        assert connection.decisions.index(deciding) <= connection.decisions.index(refusing), connection

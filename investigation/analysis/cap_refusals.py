@@ -17,7 +17,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from investigation.charts.timeline import count_at, timeline_series
 from investigation.trace import ConnectionResult, RunResult
 
 
@@ -53,51 +52,22 @@ class UserAtRefusal:
         return self.held >= self.cap
 
     @property
-    def outlived(self) -> int:
-        """Managers held that belong to no open connection: they outlived the connections they were made for."""
-        return max(self.held - self.open_connections, 0)
-
-    @property
     def mechanism(self) -> Mechanism:
         if not self.at_cap:
             return Mechanism.BELOW_CAP
         return Mechanism.CONCURRENT if self.open_connections >= self.cap else Mechanism.OUTLIVED
 
 
-def registered_own_manager(connection: ConnectionResult) -> bool:
-    """Whether the factory built and counted a manager for ``connection``: its cap check let it through.
-
-    Spec 4.2 checks the per-user count before the new manager is built, so ``factory.manager_cap``
-    is recorded only for a connection that asked for a new manager, and only ``exceeded`` leaves it
-    without one; a connection closed later (spec 1 step 9, 13) keeps that manager registered (step 14).
-    """
-    outcome = connection.outcome("factory.manager_cap")
-    return outcome is not None and outcome.split(" then ")[-1] != "exceeded"
-
-
-def _creations_at(run: RunResult, key: tuple[str, int], at_s: float) -> int:
-    """Managers created for ``key`` (user, instance) at the instant ``at_s``: each +1 of the raw count history."""
-    created, before = 0, 0
-    for change in run.manager_counts:
-        if (change.user_id, change.instance) != key:
-            continue
-        created += change.at_s == at_s and change.count > before
-        before = change.count
-    return created
-
-
 def managers_held_before(run: RunResult, connection: ConnectionResult) -> int:
     """The managers ``connection``'s user held on its instance when it started, its own manager left out.
 
-    The count in force at ``connection.at_s`` takes in every change at that instant, the connection's own
-    manager too when the factory registered it then; that one is subtracted, so a connection counts as
-    at the cap only when the cap was already held without it (spec 4.2). Other connections' changes at
-    the same instant count as before it.
+    The managers registered for the user there once every change at or before ``connection.at_s`` is applied
+    (:func:`registered_managers`), other connections' changes at that instant counting as before it; the
+    connection's own manager (``manager_key``) is left out whenever it was registered, then or later, so a
+    connection counts as at the cap only when the cap was already held without it (spec 4.2).
     """
     key = (str(connection.user_id), connection.instance)
-    steps = next((s.steps for s in timeline_series(run) if (s.user_id, s.instance) == key), ())
-    own = registered_own_manager(connection) and _creations_at(run, key, connection.at_s) > 0
-    return count_at(steps, connection.at_s) - own
+    return len(registered_managers(run, key, connection.at_s) - {connection.manager_key})
 
 
 def registered_managers(run: RunResult, key: tuple[str, int], at_s: float) -> set[str]:

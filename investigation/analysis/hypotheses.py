@@ -40,7 +40,7 @@ from investigation.profiles import Profile, flatten_profile, list_profiles, unfl
 from investigation.report import and_list, format_table, markdown_table, plural, short_text
 from investigation.run_cache import shared
 from investigation.simulate import simulate
-from investigation.trace import POINT_ORDER, ConnectionResult, RunResult
+from investigation.trace import POINT_ORDER, ConnectionResult, RunResult, identified_users, unidentified
 
 REFERENCE = "local-debug"
 """The report's passing run: its local debug script."""
@@ -569,16 +569,26 @@ def some_user_never_served(run: RunResult, runs: Mapping[str, RunResult]) -> tup
     """Some user of the run is denied by the failures the claim is about: none of its connections works (each
     closes other than 1000) and one of them closed 1011 (the report: "connections fail with 1011 errors"). A user
     refused only for another reason (a bad token: 1008) does not count. Unlike a share of failing connections,
-    this does not grow with the length of the traffic."""
+    this does not grow with the length of the traffic. Users are those authentication established
+    (``trace.identified_users``): a connection whose user it never established is nobody's, served or denied."""
     if not run.connections:
         return None, "no connection"
-    users = {str(c.user_id) for c in run.connections}
-    served = {str(c.user_id) for c in run.connections if not c.failed}
-    denied = {str(c.user_id) for c in run.connections if c.close_code == 1011} - served
-    return bool(denied), (f"{len(served)} of {plural(len(users), 'user')} had a working connection; "
+    users = identified_users(run.connections)
+    served = identified_users(c for c in run.connections if not c.failed)
+    denied = identified_users(c for c in run.connections if c.close_code == 1011) - served
+    return bool(denied), (f"{len(served)} of {plural(len(users), 'user')}{_not_counted(run.connections)} had a "
+                          "working connection; "
                           f"{len(denied)} had none and got a 1011 close; "
                           f"{len(run.failures)} of {plural(len(run.connections), 'connection')} fail "
                           f"({close_tally(run)})")
+
+
+def _not_counted(connections: Sequence[ConnectionResult]) -> str:
+    """`` (not counting 2 connections whose user the server never established)``, when any."""
+    never_established = unidentified(connections)
+    if not never_established:
+        return ""
+    return f" (not counting {plural(len(never_established), 'connection')} whose user the server never established)"
 
 
 def no_factory_close_in(base: str, base_run: RunResult) -> str:

@@ -54,7 +54,7 @@ from investigation.profiles import (
 )
 from investigation.report import and_list, ordinal, short_text
 from investigation.simulate import simulate
-from investigation.trace import POINT_ORDER, ConnectionResult, Decision, RunResult
+from investigation.trace import POINT_ORDER, REPEAT_JOIN, ConnectionResult, Decision, RunResult
 from investigation.traffic import PlannedConnection, connection_plan, instance_for
 
 if TYPE_CHECKING:
@@ -304,7 +304,13 @@ FAILING_CLOSE_DECISIONS: dict[str, frozenset[str] | None] = {
 }
 """Decisions the route follows with a failing close (spec 1 steps 5, 8, 9 and 1.2; V5's capacity close 1013):
 any auth result but success (None: every outcome but ``success``), a FactoryInitializationError, the startup
-gate's timeout."""
+gate's timeout.
+
+Not ``trace.ADVERSE_OUTCOMES``, which holds the decisions that take a connection off its normal path, the cause
+(``factory.manager_cap=exceeded``, a failed token validation) and those that close nothing (the emergency stub,
+spec 1.2); these are where the route then decides the failing close. They must agree where both speak: the startup
+gate's timeout is in both, and every connection refused here was first taken off its path by an adverse decision
+at or before this one (tests/test_isolate.py)."""
 
 
 def refusing_decision(connection: ConnectionResult) -> Decision | None:
@@ -339,10 +345,6 @@ class AlignedDivergence:
     passing_connection: ConnectionResult
     failing_connection: ConnectionResult
     divergence: Divergence | None
-
-
-REPEAT_JOIN = " then "
-"""How a decision point reached again records its outcomes (``generator then generator``, DecisionRecorder.decide)."""
 
 
 @dataclass(frozen=True)
@@ -1118,8 +1120,10 @@ def _managers(count: int) -> str:
     return f"{count} manager" if count == 1 else f"{count} managers"
 
 
-def _unregistered_words(state: UserAtRefusal) -> str:
-    """`` with their managers (and 5 more open whose managers were no longer registered)``; "" when none was."""
+def _open_without_manager_words(state: UserAtRefusal) -> str:
+    """The words 04 appends to the refused user's open connections for those of them whose manager was no longer
+    registered (``UserAtRefusal.open_without_manager``): `` with their managers (and 5 more open whose managers were
+    no longer registered)``; "" when every open connection still had its manager."""
     if not state.open_without_manager:
         return ""
     return f" with their managers (and {state.open_without_manager} more open whose managers were no longer registered)"
@@ -1129,7 +1133,7 @@ def _state_words(state: UserAtRefusal, first: bool) -> str:
     """``5 managers of its user on its instance and 5 of the user's connections still open there: ...``."""
     where = " of its user on its instance" if first else ""
     counts = (f"{_managers(state.held)}{where} and {state.open_connections} of the user's connections still open there"
-              f"{_unregistered_words(state)}")
+              f"{_open_without_manager_words(state)}")
     if state.mechanism is Mechanism.CONCURRENT:
         return f"{counts}: the cap refused a {ordinal(state.open_connections + 1)} concurrent connection, as designed"
     if state.mechanism is Mechanism.OUTLIVED:
