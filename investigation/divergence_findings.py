@@ -25,7 +25,7 @@ from IPython.display import Markdown
 from investigation.analysis.divergence import NO_DIVERGENCE, NOT_REACHED, DivergenceTable
 from investigation.charts.divergence import compared_connection
 from investigation.report import format_table, plural
-from investigation.trace import RunResult
+from investigation.trace import REPEAT_JOIN, RunResult
 
 CONSEQUENCE_POINTS = frozenset({"route.close"})
 """Points that only restate a close decided earlier; not offered as a separating point."""
@@ -77,7 +77,7 @@ def separating_points(
     Empty when every profile fails or none does. ``route.close`` is left out: it
     restates the close. So is a point some failing profile's compared connection
     does not reach (a ``-`` among its failing outcomes): that failure was decided
-    elsewhere. ``among``: only these failing profiles are set against the passing
+    elsewhere. Outcomes are compared by their first part (:func:`_first_outcomes`). ``among``: only these failing profiles are set against the passing
     ones (default: every failing profile).
     """
     failing = set(failing_profiles(runs))
@@ -91,9 +91,16 @@ def separating_points(
         by_profile = dict(zip(table.profiles, row.outcomes, strict=True))
         failing_outcomes = {by_profile[name] for name in table.profiles if name in separated}
         passing_outcomes = {by_profile[name] for name in table.profiles if name not in failing}
-        if NOT_REACHED not in failing_outcomes and failing_outcomes.isdisjoint(passing_outcomes):
+        if NOT_REACHED not in failing_outcomes and _first_outcomes(failing_outcomes).isdisjoint(
+                _first_outcomes(passing_outcomes)):
             found.append(SeparatingPoint(row.point, tuple(sorted(failing_outcomes)), tuple(sorted(passing_outcomes))))
     return found
+
+
+def _first_outcomes(outcomes: Collection[str]) -> set[str]:
+    """Each outcome's first part: a point reached again (``generator then generator``, a retry after an earlier
+    failure, spec 5.4) separates by what happened there first, not by the repeat its failure caused."""
+    return {outcome.split(REPEAT_JOIN, 1)[0] for outcome in outcomes}
 
 
 def deciding_groups(runs: Mapping[str, RunResult], table: DivergenceTable) -> list[DecidingGroup]:

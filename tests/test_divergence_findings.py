@@ -354,3 +354,20 @@ def test_verdicts_key_result_and_lessons_report_the_separating_point_per_mechani
         "factory.manager_cap")
     assert not any("is not where failing and passing profiles part" in lesson
                    for lesson in lines(divergence_lessons(runs, table)))
+
+
+def test_a_point_reached_again_after_a_retry_separates_by_its_first_outcome() -> None:
+    """A context refused for placeholder ids is built again once (spec 5.4 step 4), so its ID generator runs twice
+    ("generator then generator"); a passing connection's ran once ("generator"). The generator's first run is the
+    same on both sides, so context.id_generation does not separate them; context.creation (failed vs created) does."""
+    def connection(generation: str, creation: str, close: int | None) -> ConnectionResult:
+        decisions = (Decision("context.id_generation", generation), Decision("context.creation", creation))
+        return ConnectionResult(index=0, client="c", instance=0, user_id="u", at_s=0.0, close_code=close,
+                                close_reason=None if close is None else "SSOT Auth failed", decisions=decisions,
+                                cause_chain=())
+
+    runs = {"local": RunResult("local", "original", (connection("generator", "created", None),)),
+            "placeholders": RunResult("placeholders", "original",
+                                      (connection("generator then generator", "failed", 1008),))}
+    points = separating_points(runs, run_divergence(runs, "local"))
+    assert [point.point for point in points] == ["context.creation"]
