@@ -22,7 +22,7 @@ from investigation.analysis.variants import (
     variant_lessons,
     variant_matrix,
 )
-from investigation.postmortem import Evidence, _bypass_refusal_cost, _worse_text
+from investigation.postmortem import Evidence, _bypass_refusal_cost, _unforged_refusals, _worse_text
 from tests.test_verdicts3 import evidence_of, leak_cap
 
 GATE = ("1011 Service startup incomplete", "route.startup_gate=timeout")
@@ -137,3 +137,9 @@ def test_the_incident_failures_are_the_judged_ones_auth_refusals_aside() -> None
     evidence: Evidence = evidence_of([leak_cap()], report)
     assert [c.index for c in evidence.incident_failures("leak-cap")] == [5, 6]
     assert refused_by_rule("1008") and not refused_by_rule("1011")
+
+
+def test_a_hand_built_cell_without_failing_connections_counts_its_auth_closes() -> None:
+    # Two connections closed 1008 and one left open, no failing connection recorded: 2 auth refusals, none known forged.
+    hand_built = MatrixCell("p", "V5", (("1008", 2), ("open", 1)), (), 1.0, "1008 SSOT Auth failed")
+    assert _unforged_refusals(hand_built) == 2
