@@ -51,6 +51,7 @@ from investigation.analysis.variants import (
     SAFER,
     SAME,
     WEAKER,
+    WORSE,
     MatrixCell,
     VariantReport,
     VariantVerdict,
@@ -59,6 +60,8 @@ from investigation.analysis.variants import (
     first_changed,
     forged_refusals_text,
     identified,
+    refused_by_rule,
+    refused_by_the_cap,
     start_agent_left,
     variant_report,
 )
@@ -125,12 +128,15 @@ class Evidence:
         return ranked[0] if ranked else None
 
     def incident_failures(self, profile: str) -> list[ConnectionResult]:
-        """The profile's failing connections a candidate of chapter 05 changes, auth refusals (POLICY_CLOSE) aside:
-        the failures the action items ask to fix. Untouched ones (VariantMatrix.untouched) no candidate changes."""
+        """The profile's failing connections the verdicts judge (VariantMatrix.judged_failures of the original), auth
+        refusals aside (variants.refused_by_rule): the failures the action items ask to fix. A profile outside
+        chapter 05's matrix has no verdict: its failing connections, auth refusals aside."""
         matrix = self.variants.matrix
-        untouched = {f.index for f in matrix.untouched(profile)} if profile in matrix.profiles else set()
-        return [c for c in self.runs[profile].failures
-                if str(c.close_code) != POLICY_CLOSE and c.index not in untouched]
+        failures = self.runs[profile].failures
+        if profile in matrix.profiles:
+            judged = {f.index for f in matrix.judged_failures(ORIGINAL.name, profile)}
+            failures = [c for c in failures if c.index in judged]
+        return [c for c in failures if not refused_by_rule(close_code_label(c.close_code))]
 
     @cached_property
     def divergence(self) -> Chart:
@@ -324,7 +330,7 @@ def _long_run_alone_text(evidence: Evidence) -> str:
     cell = _long_run_failing_alone(evidence)
     if cell is None:
         return ""
-    closes = Counter(_quoted_close(*f.close.split(" ", 1)) for f in cell.failing)
+    closes = Counter(_quoted_close(f.code, f.reason) for f in cell.failing)
     total = sum(n for _, n in cell.close_codes)
     return (f"Only {_long_run_run_name(evidence.variants)} fails: the original closed {len(cell.failing)} of its "
             f"{plural(total, 'connection')} ({_counts_text(closes)}), the first at {cell.first_failure_s:g} s. ")
@@ -666,7 +672,7 @@ def _span(values: Sequence[int]) -> str:
     return str(min(values)) if min(values) == max(values) else f"{min(values)}-{max(values)}"
 
 
-def _unregistered_words(refusals: Sequence[UserAtRefusal]) -> str:
+def _connected_without_manager_text(refusals: Sequence[UserAtRefusal]) -> str:
     """`` with their managers (5 more connected whose managers were no longer registered)``; "" when none was."""
     unregistered = [r.open_without_manager for r in refusals]
     if not max(unregistered):
@@ -685,7 +691,7 @@ def _managers_against_connections(evidence: Evidence) -> list[str]:
     lines = [
         f"- At the {plural(len(refusals), 'refused connection')} at the cap the refused user held {_span(held)} "
         f"{'manager' if max(held) == 1 else 'managers'} on its instance, with {_span([r.open_connections for r in refusals])} "
-        f"of its connections still connected there{_unregistered_words(refusals)} and {_span(left)} "
+        f"of its connections still connected there{_connected_without_manager_text(refusals)} and {_span(left)} "
         f"{'manager' if max(left) == 1 else 'managers'} created "
         f"by its earlier `start_agent` messages there{over}."
     ]
@@ -733,7 +739,7 @@ def detection_section(evidence: Evidence) -> Markdown:
 def _long_run_detection_text(evidence: Evidence, cell: MatrixCell) -> str:
     """How the long run's failure presented, when it is the only failing run: closes, causes, first failure."""
     failing = cell.failing
-    closes = Counter(_quoted_close(*f.close.split(" ", 1)) for f in failing)
+    closes = Counter(_quoted_close(f.code, f.reason) for f in failing)
     first = failing[0]
     return (f"- No connection failed under any profile. Only {_long_run_run_name(evidence.variants)} fails: its "
             f"clients saw {_counts_text(closes)}; the innermost causes behind those closes were "
@@ -810,7 +816,7 @@ def _own_close_item(evidence: Evidence) -> str | None:
     subject = "every failing connection" if every else f"{len(mislabelled)} of the {len(failures)} failing connections"
     return (f"Give each cause its own close: {subject} closed {_quoted_close(1011, FACTORY_FAILED_REASON)} although "
             f"{'its' if every else 'their'} innermost cause was {_counts_text(innermost_causes(mislabelled))}."
-            f"{_own_close_switch_text(evidence.variants)}")
+            f"{_own_close_switch_text(evidence.variants, all(map(refused_by_the_cap, mislabelled)))}")
 
 
 PRODUCTION = "production"
@@ -839,23 +845,19 @@ def _fix_items(evidence: Evidence) -> list[str]:
     return items
 
 
-POLICY_CLOSE = "1008"
-"""The close of a refusal by rule (spec, close table: any auth failure): the server refusing the client's
-credentials or identity, which no fix of the server is asked for."""
-
-
 def _untouched_items(report: VariantReport) -> list[str]:
-    """The failing connections no candidate changes, other than refusals by rule (POLICY_CLOSE), as needing their
+    """The failing connections no candidate changes, auth refusals aside (variants.refused_by_rule), as needing their
     own fix: each close and deciding decision with its count and runs."""
-    groups: dict[tuple[str, str], list[str]] = {}
+    groups: dict[tuple[str, str, str], list[str]] = {}
     for profile, connection in report.matrix.all_untouched():
-        if connection.close.split(" ", 1)[0] != POLICY_CLOSE:
-            groups.setdefault((connection.close, connection.deciding), []).append(profile)
+        if not refused_by_rule(connection.code):
+            groups.setdefault((connection.code, connection.reason, connection.deciding), []).append(profile)
     if not groups:
         return []
     ranked = sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
-    parts = [f"{plural(len(profiles), 'connection')} closed {_quoted_close(*close.split(' ', 1))}, decided by "
-             f"{deciding} (on {and_list(list(dict.fromkeys(profiles)))})" for (close, deciding), profiles in ranked]
+    parts = [f"{plural(len(profiles), 'connection')} closed {_quoted_close(code, reason)}, decided by "
+             f"{deciding} (on {and_list(list(dict.fromkeys(profiles)))})"
+             for (code, reason, deciding), profiles in ranked]
     total = sum(len(profiles) for profiles in groups.values())
     return [f"Fix the {plural(total, 'failing connection')} no candidate of chapter 05 changes on their own: "
             f"{'; '.join(parts)}. Every variant closes {'it' if total == 1 else 'them'} exactly as the original does."]
@@ -884,12 +886,13 @@ def _failing_runs_text(evidence: Evidence, verdict: VariantVerdict) -> str:
     changes (the verdict leaves those aside)."""
     failing = evidence.variants.original_failing_runs()
     judged = {profile for profile, effect in verdict.effects if effect not in {NEITHER_FAILS, INTRODUCED}}
-    others = len([name for name in failing if name not in judged])
-    tail = "" if not others else f"; no candidate changes the failures of the other {'one' if others == 1 else others}"
+    unjudged = len([name for name in failing if name not in judged])
+    tail = ("" if not unjudged
+            else f"; no candidate changes the failures of the other {'one' if unjudged == 1 else unjudged}")
     profiles = [name for name in failing if name in evidence.runs]
-    others = [name for name in failing if name not in evidence.runs]
+    other_runs = [name for name in failing if name not in evidence.runs]
     parts = [plural(len(profiles), "profile")] if profiles else []
-    parts += [f"the long E2E run {name}" if name == LONG_RUN_PROFILE else f"the run {name}" for name in others]
+    parts += [f"the long E2E run {name}" if name == LONG_RUN_PROFILE else f"the run {name}" for name in other_runs]
     return f"{plural(len(failing), 'failing run')}: {' and '.join(parts)}{tail}" if parts else plural(0, "failing run")
 
 
@@ -922,18 +925,18 @@ def _worse_text(report: VariantReport, verdict: VariantVerdict) -> str:
     differently from the original and that close's share of such connections, by group.
 
     ``1008 "SSOT Auth failed" closes all 36 connections of a and all 180 of b from 0 s, where the original
-    first fails at 81 s``; connections the original left open on a run where it fails by others: ``1008 "SSOT Auth
-    failed" closes 2 of the 5 connections of c (client e2e) from 30 s, which the original left open``.
+    first fails at 81 s`` (the original's judged first failure, VariantMatrix.judged, which the verdict's "earlier"
+    compares with); connections the original left open on a run where it fails only by connections the verdicts
+    set aside: ``1008 "SSOT Auth failed" closes 2 of the 5 connections of c (client e2e) from 30 s, which the
+    original left open``.
     """
     matrix = report.matrix
     groups: dict[tuple[str, float, float | None, bool], list[str]] = {}
     for profile, effect in verdict.effects:
         if effect in {EARLIER, INTRODUCED}:
-            changed, original = matrix.changed(verdict.variant, profile), matrix.cell(ORIGINAL.name, profile)
-            earlier = {f.index: f.at_s for f in original.failing}
-            before = (min((earlier[f.index] for f in changed if f.index in earlier), default=None) if changed
-                      else original.first_failure_s)
-            key = (*first_changed(matrix, verdict.variant, profile), before, original.fails)
+            before = matrix.judged(ORIGINAL.name, profile).first_failure_s
+            original_fails = matrix.cell(ORIGINAL.name, profile).fails
+            key = (*first_changed(matrix, verdict.variant, profile), before, original_fails)
             groups.setdefault(key, []).append(profile)
     texts = []
     for (first, at_s, before, original_fails), profiles in groups.items():
@@ -1071,15 +1074,24 @@ def _bypass_refusal_cost(report: VariantReport) -> str:
             shares.append(f"{share} {'connections ' if not shares else ''}of {profile}")
     cost = (" First give the E2E suite tokens that pass real validation (under "
             f"{name}, which refuses the bypass, {' and '.join(shares)} close 1008)." if shares else "")
-    forged = forged_refusals_text(matrix, name)
-    free = ", at no cost" if not shares else ""
+    forged = forged_refusals_text(matrix, name, bypassed_only=True)
+    free = ", at no cost" if not shares and _does_no_other_harm(report, name) else ""
     gain = f" Refusing the bypass is also a safety gain: {name} refuses {forged}{free}." if forged else ""
     return cost + gain
 
 
+def _does_no_other_harm(report: VariantReport, variant: str) -> bool:
+    """Whether `variant`'s verdict is not "fails earlier or more widely" and it closes no connection differently
+    from the original (VariantMatrix.changed: forged-token refusals and moved-aside connections aside)."""
+    return report.verdict_of(variant).failure != WORSE and report.matrix.changes_nothing_else(variant)
+
+
 def _unforged_refusals(cell: MatrixCell) -> int:
-    """The cell's auth refusals (POLICY_CLOSE) of tokens that are no forgeries."""
-    return sum(1 for f in cell.failing if f.close.split(" ", 1)[0] == POLICY_CLOSE and not f.forged)
+    """The cell's auth refusals (variants.refused_by_rule) of tokens that are no forgeries; for a cell that records no
+    failing connection (built by hand), its count of auth closes, none of them known to be forged."""
+    if not cell.failing:
+        return sum(count for code, count in cell.close_codes if refused_by_rule(code))
+    return sum(1 for f in cell.failing if refused_by_rule(f.code) and not f.forged)
 
 
 def _bypass_refusal_gap(report: VariantReport) -> str:
@@ -1097,8 +1109,10 @@ def _bypass_refusal_gap(report: VariantReport) -> str:
             f"development, so it still accepts {_places_by_case(unsigned)}.")
 
 
-def _own_close_switch_text(report: VariantReport) -> str:
-    """The variant switch that gives the cap's refusals their own close code, seen in the matrix.
+def _own_close_switch_text(report: VariantReport, only_cap_refusals: bool = True) -> str:
+    """The variant switch that gives the cap's refusals their own close code (spec 8: V5 closes them 1013), seen in
+    the matrix; ``only_cap_refusals``: whether every connection the item names is a cap refusal, else the switch
+    does that for the cap's refusals only.
 
     A switch qualifies when its name holds a close code that, under its variant, closes exactly the cap's refusals
     of a profile where the original fails, and that the original never sends there.
@@ -1112,8 +1126,9 @@ def _own_close_switch_text(report: VariantReport) -> str:
                 code, _, reason = (cell.first_failure or "").partition(" ")
                 if (code and code in switch and cell.count(code) == cell.cap_refusals > 0
                         and matrix.cell(ORIGINAL.name, profile).count(code) == 0):
-                    return (f" {variant}'s switch `{switch}` does that: under {variant} the cap's refusals close "
-                            f"{_quoted_close(code, reason)}.")
+                    scope = "" if only_cap_refusals else " for the cap's refusals only"
+                    return (f" {variant}'s switch `{switch}` does that{scope}: under {variant} the cap's refusals "
+                            f"close {_quoted_close(code, reason)}.")
     return ""
 
 

@@ -204,6 +204,16 @@ class FailingConnection:
     innermost: str = field(default="-", compare=False)
     """The innermost exception type of its cause chain, ``no exception`` when the chain is empty."""
 
+    @property
+    def code(self) -> str:
+        """The close code's label (``1008``), the first word of :attr:`close`."""
+        return self.close.split(" ", 1)[0]
+
+    @property
+    def reason(self) -> str:
+        """The close reason (``SSOT Auth failed``), :attr:`close` after its code."""
+        return self.close.partition(" ")[2]
+
 
 @dataclass(frozen=True)
 class MatrixCell:
@@ -227,6 +237,9 @@ class MatrixCell:
     """The variant's per-user manager cap (spec 4.2; V3 raises it)."""
     failing: tuple[FailingConnection, ...] = ()
     """The failing connections in the run's order (its first is the first failure)."""
+    bypassed: tuple[int, ...] = ()
+    """The start-order indices of the connections authentication let in through the E2E bypass
+    (``auth.e2e_bypass=yes``, spec 5.2), in the run's order."""
 
     def count(self, label: str) -> int:
         """Connections that ended with close code `label` ("1011", ..., or "open")."""
@@ -255,13 +268,14 @@ def cell_from_run(run: RunResult, forged: Mapping[str, str] | None = None) -> Ma
         users_hit=tuple(sorted(hit)),
         first_failure_s=None if first is None else first.at_s,
         first_failure=None if first is None else f"{close_code_label(first.close_code)} {first.close_reason}",
-        cap_refusals=sum(1 for connection in run.failures if _refused_by_the_cap(connection)),
+        cap_refusals=sum(1 for connection in run.failures if refused_by_the_cap(connection)),
         start_agent_sent=sum(sum(c.tally("route.start_agent").values()) for c in run.connections),
         start_agent_refused=sum(c.start_agent_refusals() for c in run.connections),
         start_agent_refused_at_cap=sum(c.start_agent_refusals() for c in run.connections if _held_the_cap(run, c)),
         peak_managers=max((change.count for change in run.manager_counts), default=0),
         managers_cap=run.max_managers_per_user,
         failing=tuple(_failing_connection(connection, forged or {}) for connection in run.failures),
+        bypassed=tuple(c.index for c in run.connections if c.outcome("auth.e2e_bypass") == "yes"),
     )
 
 
@@ -273,6 +287,18 @@ def identified(connection: ConnectionResult) -> bool:
 
 AUTH_CLOSE = 1008
 """The close of an auth failure (spec 1, step 5)."""
+
+
+def refused_by_rule(code: str) -> bool:
+    """Whether a close code's label (``1008``) is an auth refusal's (:data:`AUTH_CLOSE`, spec close table: any auth
+    failure).
+
+    The one place of the auth-refusal policy: such a close is the server refusing the client's credentials or
+    identity (an expired, forged or unknown token), which no fix of the server is asked for. The verdicts still judge
+    a variant's auth refusals the original does not make (refusing a user the original lets in is harm), but the
+    incident's failures to fix (the postmortem's worst profile, its fix items) leave every auth refusal aside.
+    """
+    return code == close_code_label(AUTH_CLOSE)
 BAD_SIGNATURE = "bad signature"
 UNSIGNED = "unsigned"
 
@@ -322,7 +348,8 @@ def _held_the_cap(run: RunResult, connection: ConnectionResult) -> bool:
     return max([*before, *during], default=0) >= run.max_managers_per_user
 
 
-def _refused_by_the_cap(connection: ConnectionResult) -> bool:
+def refused_by_the_cap(connection: ConnectionResult) -> bool:
+    """Whether the per-user manager cap (spec 4.2) refused the connection: its cause chain holds the cap's message."""
     return any(CAP_MESSAGE in link.message for link in connection.cause_chain)
 
 
@@ -430,8 +457,9 @@ class VariantMatrix:
             return ()
         return tuple(f for f in self.cell(ORIGINAL.name, profile).failing if all(f in found for found in candidates))
 
-    def set_aside_closes(self, profile: str) -> set[tuple[str, str]]:
-        """The (close, deciding decision) pairs of `profile`'s untouched connections: mechanisms no candidate changes."""
+    def set_aside_mechanisms(self, profile: str) -> set[tuple[str, str]]:
+        """The mechanisms no candidate changes on `profile`: the (close, deciding decision) pairs of its untouched
+        connections."""
         return {(f.close, f.deciding) for f in self.untouched(profile)}
 
     def moved_aside(self, variant: str, profile: str) -> tuple[FailingConnection, ...]:
@@ -444,7 +472,7 @@ class VariantMatrix:
         if variant == ORIGINAL.name:
             return ()
         original = {f.index: f for f in self.cell(ORIGINAL.name, profile).failing}
-        mechanisms = self.set_aside_closes(profile)
+        mechanisms = self.set_aside_mechanisms(profile)
         return tuple(f for f in self.cell(variant, profile).failing
                      if (f.close, f.deciding) in mechanisms and f.index in original and original[f.index] != f)
 
@@ -456,13 +484,20 @@ class VariantMatrix:
         Its first failure is the first failing connection left; its counts are the run's.
         """
         cell = self.cell(variant, profile)
-        untouched = {*self.untouched(profile), *self.moved_aside(variant, profile)}
-        if not untouched and not any(f.forged for f in cell.failing):
+        left = self.judged_failures(variant, profile)
+        if left == cell.failing:
             return cell
-        left = tuple(f for f in cell.failing if f not in untouched and not f.forged)
         first = left[0] if left else None
         return replace(cell, failing=left, first_failure_s=None if first is None else first.at_s,
                        first_failure=None if first is None else first.close)
+
+    def judged_failures(self, variant: str, profile: str) -> tuple[FailingConnection, ...]:
+        """The failing connections the verdicts judge, in the run's order: the cell's, without those no candidate
+        changes (:meth:`untouched`), those a candidate moves to such a mechanism (:meth:`moved_aside`) and the
+        refusals of forged tokens (:func:`forged_token`). The one definition of a failure that counts."""
+        cell = self.cell(variant, profile)
+        set_aside = {*self.untouched(profile), *self.moved_aside(variant, profile)}
+        return tuple(f for f in cell.failing if f not in set_aside and not f.forged)
 
     def forged_refusals(self, variant: str) -> tuple[tuple[str, FailingConnection], ...]:
         """`variant`'s refusals of forged tokens (:func:`forged_token`) on connections the original lets in, as
@@ -473,12 +508,25 @@ class VariantMatrix:
             found += [(profile, f) for f in self.cell(variant, profile).failing if f.forged and f.index not in refused]
         return tuple(found)
 
+    def bypass_forged_refusals(self, variant: str) -> tuple[tuple[str, FailingConnection], ...]:
+        """Of :meth:`forged_refusals`, those of connections the original let in through the E2E bypass (spec 5.2),
+        which skips the token check spec 5.3 would refuse them by."""
+        return tuple((profile, f) for profile, f in self.forged_refusals(variant)
+                     if f.index in self.cell(ORIGINAL.name, profile).bypassed)
+
+    def changes_nothing_else(self, variant: str) -> bool:
+        """Whether `variant` closes no connection of any profile differently from the original (:meth:`changed`)."""
+        return not any(self.changed(variant, profile) for profile in self.profiles)
+
     def changed(self, variant: str, profile: str) -> tuple[FailingConnection, ...]:
         """The variant's failing connections on `profile` that the original does not close the same way (left open,
         or closed with another code or reason), in the run's order; refusals of forged tokens (:func:`forged_token`)
-        are not among them: they are the validation working, a safety gain."""
+        are not among them (the validation working, a safety gain), nor those moved to a mechanism no candidate
+        changes (:meth:`moved_aside`: the verdicts count the original's failure of them removed)."""
         original = set(self.cell(ORIGINAL.name, profile).failing)
-        return tuple(f for f in self.cell(variant, profile).failing if f not in original and not f.forged)
+        moved = set(self.moved_aside(variant, profile))
+        return tuple(f for f in self.cell(variant, profile).failing
+                     if f not in original and f not in moved and not f.forged)
 
     def all_untouched(self) -> tuple[tuple[str, FailingConnection], ...]:
         """Every profile's untouched failing connections, as (profile, connection), profiles in matrix order."""
@@ -555,10 +603,11 @@ def close_column(code: str) -> str:
 FORGED_KINDS = {BAD_SIGNATURE: "with a bad signature", UNSIGNED: "unsigned (alg none or no signature part)"}
 
 
-def forged_refusals_text(matrix: VariantMatrix, variant: str) -> str:
+def forged_refusals_text(matrix: VariantMatrix, variant: str, bypassed_only: bool = False) -> str:
     """``3 forged tokens the original lets in (production-e2e-headers: 2 with a bad signature, 1 unsigned ...)``,
-    or empty when `variant` refuses none the original lets in."""
-    found = matrix.forged_refusals(variant)
+    or empty when `variant` refuses none the original lets in. ``bypassed_only``: only those the original let in
+    through the E2E bypass (:meth:`VariantMatrix.bypass_forged_refusals`)."""
+    found = matrix.bypass_forged_refusals(variant) if bypassed_only else matrix.forged_refusals(variant)
     if not found:
         return ""
     by_profile: dict[str, dict[str, int]] = {}
@@ -1199,9 +1248,19 @@ def _forged_lessons(report: VariantReport) -> list[str]:
         refused = forged_refusals_text(report.matrix, verdict.variant)
         if refused:
             lessons.append(f"{verdict.variant} refuses {refused}: a safety gain, not a failure (spec 5.3 refuses "
-                           "them; the original's E2E bypass, spec 5.2, skips the check), so the verdicts leave "
+                           f"them{_bypass_skips_text(report.matrix, verdict.variant)}), so the verdicts leave "
                            "these refusals aside.")
     return lessons
+
+
+def _bypass_skips_text(matrix: VariantMatrix, variant: str) -> str:
+    """``; the original's E2E bypass, spec 5.2, skips the check`` (``... for 2 of them``) for the forged refusals of
+    connections the original let in through the bypass; empty when it let in none of them that way."""
+    bypassed, found = len(matrix.bypass_forged_refusals(variant)), len(matrix.forged_refusals(variant))
+    if not bypassed:
+        return ""
+    return "; the original's E2E bypass, spec 5.2, skips the check" + ("" if bypassed == found
+                                                                         else f" for {bypassed} of them")
 
 
 def _worse_finding(matrix: VariantMatrix, variant: str, profile: str, effect: str) -> str:
@@ -1233,7 +1292,7 @@ def changed_share(matrix: VariantMatrix, variant: str, profile: str, code: str) 
     """Of `profile`'s connections, those `variant` closes with `code` differently from the original: (``all 36`` or
     ``2 of the 5``, and `` (client e2e)`` naming their clients when they are not all)."""
     cell = matrix.cell(variant, profile)
-    closed = [f for f in matrix.changed(variant, profile) if f.close.split(" ", 1)[0] == code]
+    closed = [f for f in matrix.changed(variant, profile) if f.code == code]
     count = len(closed) if cell.failing else cell.count(code)
     total = sum(n for _, n in cell.close_codes)
     if count == total:
