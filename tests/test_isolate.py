@@ -1089,3 +1089,17 @@ def test_the_failing_close_table_and_the_adverse_outcomes_agree_where_both_speak
         deciding, refusing = connection.deciding_decision(), refusing_decision(connection)
         assert deciding is not None and is_adverse(deciding.point, deciding.outcome), connection
         assert connection.decisions.index(deciding) <= connection.decisions.index(refusing), connection
+
+
+def test_the_passing_mixture_context_without_timing_names_the_fields_once() -> None:
+    """Only a non-timing field (user_id) of the difference's client is already in dd's passing mixture: the
+    sentence names it plainly, "that client w's user_id", not "w's its user_id" (audit 13, all worlds)."""
+    from types import SimpleNamespace
+
+    from investigation.analysis.isolate import FactorChange, passing_mixture_context
+
+    isolation = SimpleNamespace(
+        failing="w", minimal_difference=(FactorChange("clients[0].connections", 1, 8),),
+        passing_mixture=(FactorChange("clients[0].user_id", "local-user", "707070707070707070707"),))
+    assert passing_mixture_context(isolation) == (  # type: ignore[arg-type]
+        ", applied to dd's passing mixture, which already gives that client w's user_id")

@@ -989,7 +989,7 @@ def passing_mixture_context(isolation: ProfileIsolation) -> str:
     others = sorted({field for field, _ in shared} - set(TIMING_FIELDS))
     client_word = "that client" if len(clients) == 1 else "those clients"
     what = (f"{and_list(timing)} (and its {', '.join(others)})" if timing and others
-            else and_list(timing) if timing else f"its {', '.join(others)}")
+            else and_list(timing) if timing else ", ".join(others))
     return f", applied to dd's passing mixture, which already gives {client_word} {isolation.failing}'s {what}"
 
 
