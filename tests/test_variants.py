@@ -873,7 +873,8 @@ def test_a_failure_only_the_candidate_has_is_not_called_earlier() -> None:
     # V5 refuses the E2E bypass in staging (spec 8) and closes each 1008 from the first at 0 s
     report = build_report(variant_matrix([long_run_profile(1)], ["original", "V5"]))
     lessons = variant_lessons(report).data
-    assert f"- V5 on {LONG_RUN_PROFILE}: first failure at 0 s (1008 SSOT Auth failed), where the original does not fail." in lessons
+    assert (f"- V5 on {LONG_RUN_PROFILE}: 1008 SSOT Auth failed closes all 3 connections from 0 s, where the original "
+            "does not fail.") in lessons
     assert "introduced than" not in lessons
 
 

@@ -250,3 +250,12 @@ def test_the_label_of_a_removal_beside_untouched_failures_does_not_say_every_pro
     # without untouched failures the label is the verdict's own
     alone = build_report(variant_matrix([reconnects()], ("original", "V4")))
     assert alone.failure_label(alone.verdict_of("V4")) == "removes the failure on every profile"
+
+
+def test_the_lesson_on_an_introduced_failure_names_the_connections_not_a_set_aside_first_failure(
+        forged_world: VariantReport) -> None:
+    # forgers-and-suite under V5: the matrix's first failure is the forged token's refusal at 0 s (set aside); the
+    # failure V5 introduces is the suite's token at 20 s, 1 of the 3 connections (module docstring)
+    assert forged_world.matrix.cell("V5", "forgers-and-suite").first_failure_s == 0.0
+    assert ("- V5 on forgers-and-suite: 1008 SSOT Auth failed closes 1 of the 3 connections (client suite) from 20 s, "
+            "where the original does not fail.") in variant_lessons(forged_world).data.splitlines()

@@ -1266,16 +1266,18 @@ def _bypass_skips_text(matrix: VariantMatrix, variant: str) -> str:
 def _worse_finding(matrix: VariantMatrix, variant: str, profile: str, effect: str) -> str:
     """What `variant` closes differently from the original on `profile` (:meth:`VariantMatrix.changed`), from when.
 
-    ``first failure at 0 s (1008 SSOT Auth failed), earlier than the original.``; where the original fails on the
-    profile only by connections the variant closes alike: ``1008 SSOT Auth failed closes 2 of the 5 connections
-    (client e2e) from 30 s, which the original left open.``
+    ``first failure at 0 s (1008 SSOT Auth failed), earlier than the original.``; a failure it introduces is named
+    by the connections it closes differently (its first failure in the matrix may be a refusal set aside, e.g. of
+    a forged token): ``1008 SSOT Auth failed closes 2 of the 5 connections (client e2e) from 30 s, which the
+    original left open.`` (or ``..., where the original does not fail.``)
     """
     close, at_s = first_changed(matrix, variant, profile)
-    if effect == EARLIER or not matrix.cell(ORIGINAL.name, profile).fails:
-        relation = "earlier than the original" if effect == EARLIER else "where the original does not fail"
-        return f"first failure at {at_s:.0f} s ({close}), {relation}."
+    if effect == EARLIER:
+        return f"first failure at {at_s:.0f} s ({close}), earlier than the original."
     share, clients = changed_share(matrix, variant, profile, close.split(" ", 1)[0])
-    return f"{close} closes {share} connections{clients} from {at_s:.0f} s, which the original left open."
+    relation = "which the original left open" if matrix.cell(ORIGINAL.name, profile).fails else (
+        "where the original does not fail")
+    return f"{close} closes {share} connections{clients} from {at_s:.0f} s, {relation}."
 
 
 def first_changed(matrix: VariantMatrix, variant: str, profile: str) -> tuple[str, float]:
