@@ -177,3 +177,13 @@ def test_lessons_of_a_world_without_failure_say_why_they_are_empty() -> None:
                                         "clients": [{"name": "c", "user_id": "u-1"}]})
     evidence = evidence_of([quiet], build_report(variant_matrix([quiet], ("original", "V4"))))
     assert lessons(evidence).data == "- No lesson here: no connection failed under any profile."
+
+
+def test_the_charts_vs_original_column_agrees_with_the_verdicts(leak_world: VariantReport) -> None:
+    """The chart's table calls leak-cap under V3 and V4 what the verdicts count (removed: the two cap refusals are
+    moved to the gate, the five gate closes set aside), not "same time" from the raw closes (audit 13)."""
+    from investigation.charts.variants import chart_table
+
+    vs_original = {tuple(line.split()[:2]): line.split()[-1] for line in chart_table(leak_world).splitlines()
+                   if line.split()[:2] in (["V3", "leak-cap"], ["V4", "leak-cap"])}
+    assert vs_original == {("V3", "leak-cap"): REMOVED, ("V4", "leak-cap"): REMOVED}

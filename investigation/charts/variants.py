@@ -58,10 +58,12 @@ BOTTOM_MARGIN_IN = 1.3
 
 
 def cell_effect(report: VariantReport, cell: MatrixCell) -> str:
-    """The colour class of one cell: the original's own row says only whether it fails."""
+    """The colour class of one cell: the original's own row says only whether it fails; a candidate's is its effect
+    as the verdicts judge it (:meth:`VariantMatrix.judged`: set-aside and forged-token refusals left out)."""
     if cell.variant == ORIGINAL.name:
         return ORIGINAL_FAILS if cell.fails else NEITHER_FAILS
-    return failure_effect(report.matrix.cell(ORIGINAL.name, cell.profile), cell)
+    matrix = report.matrix
+    return failure_effect(matrix.judged(ORIGINAL.name, cell.profile), matrix.judged(cell.variant, cell.profile))
 
 
 def cell_text(cell: MatrixCell) -> str:
