@@ -860,7 +860,24 @@ def _untouched_items(report: VariantReport) -> list[str]:
              for (code, reason, deciding), profiles in ranked]
     total = sum(len(profiles) for profiles in groups.values())
     return [f"Fix the {plural(total, 'failing connection')} no candidate of chapter 05 changes on their own: "
-            f"{'; '.join(parts)}. Every variant closes {'it' if total == 1 else 'them'} exactly as the original does."]
+            f"{'; '.join(parts)}. Every variant closes {'it' if total == 1 else 'them'} exactly as the original does."
+            f"{_moved_there_text(report)}"]
+
+
+def _moved_there_text(report: VariantReport) -> str:
+    """`` Under V4, the recommended fix, 2 more connections fail that way (startup-leak-cap-staging): ...``: the
+    connections the recommended variant moves to such a mechanism (VariantMatrix.moved_aside), or empty."""
+    if report.recommended is None:
+        return ""
+    moved = [(profile, f) for profile in report.matrix.profiles
+             for f in report.matrix.moved_aside(report.recommended, profile) if not refused_by_rule(f.code)]
+    if not moved:
+        return ""
+    where = and_list(list(dict.fromkeys(profile for profile, _ in moved)))
+    return (f" Under {report.recommended}, the recommended fix, {plural(len(moved), 'more connection')} "
+            f"{'fails' if len(moved) == 1 else 'fail'} that way ({where}): {report.recommended} removes "
+            f"{'its' if len(moved) == 1 else 'their'} original failure, and the mechanism above then closes "
+            f"{'it' if len(moved) == 1 else 'them'}.")
 
 
 def _also_qualifying_text(report: VariantReport) -> str:

@@ -116,6 +116,11 @@ def test_v4_is_deployed_not_rejected_when_its_removal_meets_the_startup_gate() -
     assert report.recommended == "V4"
     assert "Deploy **V4**" in items
     assert "Do not ship **V4**" not in items
+    # the five gate closes need their own fix, and under V4 the two cap refusals it removes close at the gate too
+    # (module docstring): 7 gate closes under the recommended fix, not 5
+    fix_own = next(line for line in items.splitlines() if "no candidate of chapter 05 changes on their own" in line)
+    assert fix_own.endswith("Under V4, the recommended fix, 2 more connections fail that way (leak-cap): V4 removes "
+                            "their original failure, and the mechanism above then closes them.")
 
 
 # --- defect 2: a variant's harm is the connections it closes differently --------------------------------------
