@@ -59,7 +59,6 @@ from investigation.analysis.variants import (
     changed_switches,
     first_changed,
     forged_refusals_text,
-    identified,
     refused_by_rule,
     refused_by_the_cap,
     start_agent_left,
@@ -90,7 +89,7 @@ from investigation.reproduce import (
     validation_outcomes,
     validation_passed,
 )
-from investigation.trace import ConnectionResult, RunResult, close_code_label
+from investigation.trace import ConnectionResult, RunResult, close_code_label, identified_users, unidentified
 
 Chart = tuple[Figure, object]
 
@@ -172,11 +171,6 @@ def gather_evidence(reference: str = REFERENCE) -> Evidence:
 
 def _users(connections: Sequence[ConnectionResult]) -> set[str]:
     return {str(c.user_id) for c in connections}
-
-
-def _identified_users(connections: Sequence[ConnectionResult]) -> set[str]:
-    """The distinct users authentication established among ``connections`` (``ConnectionResult.identified_user``)."""
-    return {user for user in (c.identified_user() for c in connections) if user is not None}
 
 
 def _counts_text(counter: Counter[str]) -> str:
@@ -280,7 +274,7 @@ def users_hit_text(evidence: Evidence, detail: bool = True) -> str:
 
     ``detail`` adds which user ids were hit in more than one profile.
     """
-    pairs = Counter(user for name in evidence.failing for user in _identified_users(evidence.runs[name].failures))
+    pairs = Counter(user for name in evidence.failing for user in identified_users(evidence.runs[name].failures))
     distinct = plural(len(pairs), "distinct user id")
     if sum(pairs.values()) == len(pairs):
         return distinct
@@ -380,8 +374,8 @@ def impact_table(evidence: Evidence) -> str:
             name,
             str(len(run.connections)),
             str(len(failures)),
-            str(len(_identified_users(run.connections))),
-            str(len(_identified_users(failures))),
+            str(len(identified_users(run.connections))),
+            str(len(identified_users(failures))),
             "-" if first is None else f"{first.at_s:g}",
             _counts_text(close_reasons(failures)) or "-",
         ))
@@ -404,21 +398,21 @@ def impact_section(evidence: Evidence) -> Markdown:
 def _users_hit_short(failures: Sequence[ConnectionResult]) -> str:
     """``2 distinct users hit``, counted as authentication established them, and the failing connections whose
     user it never established, when any."""
-    text = f"{plural(len(_identified_users(failures)), 'distinct user')} hit"
-    unidentified = sum(1 for c in failures if not identified(c))
-    if unidentified:
-        text += f", besides {plural(unidentified, 'failing connection')} of users the server never established"
+    text = f"{plural(len(identified_users(failures)), 'distinct user')} hit"
+    unestablished = len(unidentified(failures))
+    if unestablished:
+        text += f", besides {plural(unestablished, 'failing connection')} of users the server never established"
     return text
 
 
 def _unidentified_text(evidence: Evidence) -> str:
     """``, besides 7 failing connections whose user the server never established (...)``, with their auth
     results, when any."""
-    unidentified = [c for c in evidence.failures if not identified(c)]
-    if not unidentified:
+    unestablished = unidentified(evidence.failures)
+    if not unestablished:
         return ""
-    results = Counter(c.outcome("auth.result") or "no auth result" for c in unidentified)
-    return (f", besides {plural(len(unidentified), 'failing connection')} whose user the server never established "
+    results = Counter(c.outcome("auth.result") or "no auth result" for c in unestablished)
+    return (f", besides {plural(len(unestablished), 'failing connection')} whose user the server never established "
             f"(authentication found no valid token: {_counts_text(results)}; the user ids their clients were "
             "planned with are not counted)")
 
@@ -452,7 +446,7 @@ def _traffic_once(evidence: Evidence) -> tuple[int, int, int]:
         planned += len(evidence.runs[group[0]].connections)
         failures = [c for name in group for c in evidence.runs[name].failures]
         failed += len({(c.client, c.at_s) for c in failures})
-        users |= _identified_users(failures)
+        users |= identified_users(failures)
     return planned, failed, len(users)
 
 

@@ -28,7 +28,7 @@ from typing import Any, cast
 
 import pytest
 
-from investigation.postmortem import Evidence, _identified_users, _users_hit_short, identified, impact_section
+from investigation.postmortem import Evidence, _users_hit_short, impact_section
 from investigation.profiles import PROFILES_DIR_ENV, load_profile
 from investigation.reproduce import run_overview
 from investigation.simulate import simulate
@@ -99,7 +99,6 @@ def test_a_placeholder_user_with_a_valid_token_is_identified_though_refused(runs
     demo = connections["demo-account"]
     assert demo.close_code == 1008 and demo.outcome("auth.result") == "WEBSOCKET_AUTH_ERROR"
     assert demo.identified_user() == "demo"
-    assert identified(demo)
     assert connections["real-user"].identified_user() == REAL_USER
 
 
@@ -107,9 +106,8 @@ def test_a_rejected_or_missing_token_establishes_no_user(runs: dict[str, RunResu
     connections = by_client(runs["placeholder"])
     assert connections["stale-tab"].identified_user() is None
     assert connections["anonymous"].identified_user() is None
-    assert not identified(connections["stale-tab"])
     # failing: demo (identified), stale-tab and anonymous (not)
-    assert _identified_users(runs["placeholder"].failures) == {"demo"}
+    assert identified_users(runs["placeholder"].failures) == {"demo"}
 
 
 def test_an_e2e_bypass_connection_is_identified_as_its_payload_user(runs: dict[str, RunResult]) -> None:
@@ -118,7 +116,7 @@ def test_an_e2e_bypass_connection_is_identified_as_its_payload_user(runs: dict[s
     assert connections["qa-runner"].identified_user() == "demo"
     assert connections["e2e-worker"].close_code is None
     assert connections["e2e-worker"].identified_user() == "e2e-payload-user"
-    assert _identified_users(runs["bypass"].connections) == {"demo", "e2e-payload-user"}
+    assert identified_users(runs["bypass"].connections) == {"demo", "e2e-payload-user"}
 
 
 def test_the_one_rule_gives_the_users_established_and_the_connections_of_none(runs: dict[str, RunResult]) -> None:

@@ -37,7 +37,7 @@ from investigation.profiles import Profile, active_profiles_dir, list_profiles, 
 from investigation.report import and_list, format_table, plural
 from investigation.run_cache import shared
 from investigation.simulate import simulate
-from investigation.trace import ConnectionResult, RunResult, close_code_label
+from investigation.trace import ConnectionResult, RunResult, close_code_label, identified_users
 
 LONG_RUN_PROFILE = "staging-e2e-long"
 LONG_RUN_TESTS_PER_PROCESS = 60
@@ -256,11 +256,11 @@ class MatrixCell:
 
 
 def cell_from_run(run: RunResult, forged: Mapping[str, str] | None = None) -> MatrixCell:
-    """Summarise one run: close codes, the users the server identified (:func:`identified`) among the refused
+    """Summarise one run: close codes, the users authentication established (trace.identified_users) among the refused
     connections, the first failure. ``forged``: the clients whose profile declares a forged token
     (:func:`forged_clients`)."""
     first = run.first_failure()
-    hit = {str(connection.user_id) for connection in run.failures if identified(connection)}
+    hit = identified_users(run.failures)
     return MatrixCell(
         profile=run.profile,
         variant=run.variant,
@@ -277,12 +277,6 @@ def cell_from_run(run: RunResult, forged: Mapping[str, str] | None = None) -> Ma
         failing=tuple(_failing_connection(connection, forged or {}) for connection in run.failures),
         bypassed=tuple(c.index for c in run.connections if c.outcome("auth.e2e_bypass") == "yes"),
     )
-
-
-def identified(connection: ConnectionResult) -> bool:
-    """Whether authentication established the connection's user (``ConnectionResult.identified_user``), even
-    when building its context then refused it; otherwise ``user_id`` is only the client's label."""
-    return connection.identified_user() is not None
 
 
 AUTH_CLOSE = 1008
