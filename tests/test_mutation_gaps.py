@@ -1,0 +1,65 @@
+"""Rules a mutation review found untested (stop 13): each test below fails when its rule is removed.
+
+The matrices are built by hand with the helpers of tests/test_review_rev1.py (every value is chosen here, not
+simulated); ``GATE`` is the startup gate's timeout (spec 1, step 9), ``CAP`` the manager cap's refusal (spec 4.2),
+``AUTH`` an auth refusal (spec 1, step 5).
+"""
+
+from __future__ import annotations
+
+from investigation.analysis.variants import (
+    EARLIER,
+    VariantMatrix,
+    effects,
+    forged_token,
+)
+from investigation.trace import ConnectionResult
+from tests.test_review_rev1 import AUTH, CAP, GATE, cell, failing
+
+
+def test_a_forged_client_closed_1011_is_no_forgery_refusal() -> None:
+    # forged_token: only an auth refusal (close 1008, spec 1 step 5) can be a forgery's refusal. Client f declares
+    # an alg-none token, but the server closed its connection 1011 (an internal error): "" (not a forgery refusal).
+    connection = ConnectionResult(index=0, client="f", instance=0, user_id=None, at_s=1.0, close_code=1011,
+                                  close_reason="Internal error", decisions=(), cause_chain=())
+    assert forged_token(connection, {"f": "unsigned"}) == ""
+
+
+def test_with_only_the_original_in_the_matrix_nothing_is_untouched() -> None:
+    # No candidate: nothing "closes alike under every candidate" can be claimed, so untouched is () even though the
+    # original fails connection 1 at the gate.
+    original = cell("p", "original", 3, failing(1, "a", 1.0, GATE))
+    matrix = VariantMatrix(("original",), ("p",), (original,), ())
+    assert matrix.untouched("p") == ()
+
+
+def test_a_failure_one_candidate_removes_is_not_untouched() -> None:
+    # The original fails f1; V1 leaves it open; V2 fails it identically. Untouched = closed alike under EVERY
+    # candidate: V1 changes it, so untouched == ().
+    f1 = failing(1, "a", 1.0, GATE)
+    matrix = VariantMatrix(("original", "V1", "V2"), ("p",), (
+        cell("p", "original", 3, f1), cell("p", "V1", 3), cell("p", "V2", 3, f1)), ())
+    assert matrix.untouched("p") == ()
+
+
+def test_a_new_failure_on_a_set_aside_mechanism_is_not_moved_aside() -> None:
+    # Original: f1 (index 1) at the gate at 1.0 s, f2 (index 2) refused by the cap at 2.0 s. V2: identical.
+    # V1: f1 the same, leaves 2 open, closes 3 (which the original left open) at the gate at 0.5 s.
+    # untouched = {f1} (V1 changes f2), so the set-aside mechanism is GATE. V1's close of 3 is on GATE, but the
+    # original did not fail 3: nothing was removed there, so it is not moved aside -> moved_aside("V1") == ().
+    # Judged: the original's first failure is f2 at 2.0 s, V1's is 3 at 0.5 s: EARLIER.
+    f1, f2 = failing(1, "a", 1.0, GATE), failing(2, "b", 2.0, CAP)
+    matrix = VariantMatrix(("original", "V1", "V2"), ("p",), (
+        cell("p", "original", 4, f1, f2), cell("p", "V2", 4, f1, f2),
+        cell("p", "V1", 4, failing(3, "c", 0.5, GATE), f1)), ())
+    assert matrix.moved_aside("V1", "p") == ()
+    assert effects(matrix, "V1")["p"] == EARLIER
+
+
+def test_a_forged_refusal_the_original_already_made_is_not_the_variants() -> None:
+    # Connection 0 (client f, forged unsigned token) is refused 1008 by the original AND by V1: V1 gains nothing
+    # there, so forged_refusals("V1") == () (only refusals on connections the original lets in count).
+    refused = failing(0, "f", 1.0, AUTH, forged="unsigned")
+    matrix = VariantMatrix(("original", "V1"), ("p",), (
+        cell("p", "original", 2, refused), cell("p", "V1", 2, refused)), ())
+    assert matrix.forged_refusals("V1") == ()
