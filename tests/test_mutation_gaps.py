@@ -7,13 +7,16 @@ simulated); ``GATE`` is the startup gate's timeout (spec 1, step 9), ``CAP`` the
 
 from __future__ import annotations
 
+from investigation.analysis.hypotheses import Finding, Ledger, Observation, Verdict, ledger_lessons
+from investigation.analysis.isolate import refused_without_close
 from investigation.analysis.variants import (
     EARLIER,
     VariantMatrix,
     effects,
     forged_token,
 )
-from investigation.trace import ConnectionResult
+from investigation.trace import ConnectionResult, Decision
+from tests.test_hypotheses import FACTORY_CLOSES, hypothesis
 from tests.test_review_rev1 import AUTH, CAP, GATE, cell, failing
 
 
@@ -63,3 +66,26 @@ def test_a_forged_refusal_the_original_already_made_is_not_the_variants() -> Non
     matrix = VariantMatrix(("original", "V1"), ("p",), (
         cell("p", "original", 2, refused), cell("p", "V1", 2, refused)), ())
     assert matrix.forged_refusals("V1") == ()
+
+
+def test_a_connection_whose_close_the_route_recorded_is_not_refused_without_close() -> None:
+    # The startup gate timed out (a failing-close decision, spec 1 step 9) and the route recorded its close
+    # (route.close, spec 1 step 9's 1011), but the client saw no close code (it left first). The route did close
+    # it: refused_without_close is only for a refusal with neither close code nor route.close -> False.
+    connection = ConnectionResult(
+        index=0, client="c", instance=0, user_id="u", at_s=0.0, close_code=None, close_reason=None,
+        decisions=(Decision("route.startup_gate", "timeout"),
+                   Decision("route.close", "1011 Service startup incomplete")), cause_chain=())
+    assert refused_without_close(connection) is False
+
+
+def test_v1_lesson_sums_only_the_runs_that_refuted_it() -> None:
+    # fix.v1 says V1 removes the factory closes on every run ("all"): refuted by r1 (1 factory close) and r2 (10).
+    # r3 did not test it (holds None) though it records 5 factory closes: not summed -> 1 + 10 = 11 over 2 runs.
+    v1_runs = (Observation("r1", False, "one", ((FACTORY_CLOSES, 1),)),
+               Observation("r2", False, "ten", ((FACTORY_CLOSES, 10),)),
+               Observation("r3", None, "untested", ((FACTORY_CLOSES, 5),)))
+    ledger = Ledger((Finding(hypothesis("fix.v1"), Verdict.REFUTED, v1_runs),), runs_made=3)
+    assert str(ledger_lessons(ledger).data).splitlines()[-1] == (
+        "- The recommended fix (V1) leaves 11 factory closes (1011 Factory SSOT validation failed, what the claim is "
+        "judged on) over 2 runs (r1, r2).")
