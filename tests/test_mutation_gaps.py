@@ -15,7 +15,8 @@ from investigation.analysis.variants import (
     effects,
     forged_token,
 )
-from investigation.trace import ConnectionResult, Decision
+from investigation.reproduce import reproduce_lessons
+from investigation.trace import ConnectionResult, Decision, RunResult
 from tests.test_hypotheses import FACTORY_CLOSES, hypothesis
 from tests.test_review_rev1 import AUTH, CAP, GATE, cell, failing
 
@@ -89,3 +90,17 @@ def test_v1_lesson_sums_only_the_runs_that_refuted_it() -> None:
     assert str(ledger_lessons(ledger).data).splitlines()[-1] == (
         "- The recommended fix (V1) leaves 11 factory closes (1011 Factory SSOT validation failed, what the claim is "
         "judged on) over 2 runs (r1, r2).")
+
+
+def test_start_agent_refusals_without_a_created_manager_still_get_the_lesson() -> None:
+    # One open connection whose 2 start_agent messages were both refused by the factory (tally
+    # refused_FactoryInitializationError=2) and created no manager. The handler catches the error without a close
+    # (spec 1, step 12), so nothing else in the lessons says it: the start_agent lesson must name the 2 refusals.
+    connection = ConnectionResult(
+        index=0, client="c", instance=0, user_id="u", at_s=0.0, close_code=None, close_reason=None,
+        decisions=(Decision("route.start_agent", "refused_FactoryInitializationError=2"),), cause_chain=())
+    lessons = str(reproduce_lessons(RunResult("x", "original", (connection,), ())).data).splitlines()
+    assert [line for line in lessons if "start_agent" in line] == [
+        "- `start_agent` messages created no manager: 2 were refused (`route.start_agent` = "
+        "refused_FactoryInitializationError=2), which the handler catches without closing the connection "
+        "(spec 1, step 12) (the Verdicts)."]
