@@ -8,17 +8,21 @@ simulated); ``GATE`` is the startup gate's timeout (spec 1, step 9), ``CAP`` the
 from __future__ import annotations
 
 from investigation.analysis.hypotheses import Finding, Ledger, Observation, Verdict, ledger_lessons
-from investigation.analysis.isolate import refused_without_close
+from investigation.analysis.isolate import IsolationOverview, refused_without_close
 from investigation.analysis.variants import (
     EARLIER,
+    LONG_RUN_PROFILE,
+    FailingConnection,
+    MatrixCell,
     VariantMatrix,
     effects,
     forged_token,
 )
+from investigation.postmortem import Evidence, _untouched_items, summary_section
 from investigation.reproduce import reproduce_lessons
 from investigation.trace import ConnectionResult, Decision, RunResult
 from tests.test_hypotheses import FACTORY_CLOSES, hypothesis
-from tests.test_review_rev1 import AUTH, CAP, GATE, cell, failing
+from tests.test_review_rev1 import AUTH, CAP, GATE, cell, failing, report_of
 
 
 def test_a_forged_client_closed_1011_is_no_forgery_refusal() -> None:
@@ -104,3 +108,54 @@ def test_start_agent_refusals_without_a_created_manager_still_get_the_lesson() -
         "- `start_agent` messages created no manager: 2 were refused (`route.start_agent` = "
         "refused_FactoryInitializationError=2), which the handler catches without closing the connection "
         "(spec 1, step 12) (the Verdicts)."]
+
+
+def closed(f: FailingConnection) -> ConnectionResult:
+    """The run's connection behind a hand-built failing connection: same index, client, time and close."""
+    code, _, reason = f.close.partition(" ")
+    return ConnectionResult(index=f.index, client=f.client, instance=0, user_id="u", at_s=f.at_s,
+                            close_code=int(code), close_reason=reason, decisions=(), cause_chain=())
+
+
+def evidence_from(cells_by_profile: dict[str, tuple[FailingConnection, ...]], report_cells: list[MatrixCell]) -> Evidence:
+    """Evidence whose runs close exactly the original's failing connections given per profile."""
+    runs = {profile: RunResult(profile, "original", tuple(closed(f) for f in fails))
+            for profile, fails in cells_by_profile.items()}
+    report = report_of(("original", "V1"), report_cells)
+    return Evidence("quiet", runs, Ledger((), 0), IsolationOverview("quiet", {}), None, report)
+
+
+def test_the_worst_profile_leaves_out_untouched_failures_and_auth_refusals() -> None:
+    # a: 3 gate closes V1 closes alike -> untouched, 0 incident failures.
+    # b: 1 cap refusal V1 removes -> 1 incident failure.
+    # c: 3 auth refusals (not forged) V1 removes -> judged, but auth refusals are no failure to fix: 0.
+    # worst = the most incident failures = b (counting untouched, a would win 3-1; counting 1008s, c would).
+    a = tuple(failing(i, "g", float(i), GATE) for i in range(3))
+    b = (failing(0, "y", 1.0, CAP),)
+    c = tuple(failing(i, "t", float(i), AUTH) for i in range(3))
+    evidence = evidence_from({"a": a, "b": b, "c": c}, [
+        cell("a", "original", 3, *a), cell("a", "V1", 3, *a), cell("b", "original", 1, *b), cell("b", "V1", 1),
+        cell("c", "original", 3, *c), cell("c", "V1", 3)])
+    assert evidence.worst_profile == "b"
+
+
+def test_untouched_items_rank_closes_by_descending_count() -> None:
+    # Untouched on p (V1 closes them alike): 1 cap refusal at 1.0 s, then 2 gate closes at 2.0 and 3.0 s.
+    # Most first: the gate's 2 before the cap's 1, whatever the run's or the alphabet's order
+    # ("1011 Factory..." sorts before "1011 Service...").
+    fails = (failing(0, "y", 1.0, CAP), failing(1, "g", 2.0, GATE), failing(2, "g", 3.0, GATE))
+    report = report_of(("original", "V1"), [cell("p", "original", 3, *fails), cell("p", "V1", 3, *fails)])
+    [item] = _untouched_items(report)
+    assert item.index("2 connections closed 1011 \"Service startup incomplete\"") < item.index(
+        "1 connection closed 1011 \"Factory SSOT validation failed\"")
+
+
+def test_the_summary_does_not_call_the_long_run_the_only_failing_run_when_a_profile_fails() -> None:
+    # Profile p fails (one gate close) and chapter 05's long run fails too: the long run is not the one failing
+    # run, so the summary must not say "Only chapter 05's ...".
+    fail = failing(0, "g", 1.0, GATE)
+    evidence = evidence_from({"p": (fail,)}, [
+        cell("p", "original", 1, fail), cell("p", "V1", 1),
+        cell(LONG_RUN_PROFILE, "original", 1, fail), cell(LONG_RUN_PROFILE, "V1", 1)])
+    assert evidence.failing == ["p"]
+    assert "Only chapter 05's" not in str(summary_section(evidence).data)
