@@ -111,6 +111,7 @@ def test_serve_on_a_port_in_use_is_bad_input(capsys) -> None:
         assert_bad_input(capsys, ["serve", "local-debug", "--port", str(port)], "--host/--port", f"127.0.0.1:{port}")
 
 
+@pytest.mark.timeout(30)  # a regression serves forever in-process; the check itself takes well under a second
 def test_serve_on_an_empty_host_is_bad_input(capsys) -> None:
     # "" would listen on every interface (0.0.0.0) and announce the URL ws://:PORT/ws
     assert_bad_input(capsys, ["serve", "local-debug", "--host", "", "--port", "0"], "--host", "empty")
