@@ -31,6 +31,11 @@ from investigation.trace import DecisionRecorder
 EPOCH_S = EPOCH_MS / 1000
 #: A test-only signing secret of at least 32 characters.
 SECRET = "unit-test-secret-0123456789abcdef-0123"
+STAGING_SECRET = "test-only-staging-secret-0123456789abcdef"
+CLOUD_RUN_STAGING_ENV = {"ENVIRONMENT": "staging", "K_SERVICE": "netra-backend-staging",
+                         "JWT_SECRET_KEY": STAGING_SECRET, "JWT_SECRET_STAGING": STAGING_SECRET}
+"""Cloud Run staging (K_SERVICE set, ENVIRONMENT exactly "staging") with a usable test secret (spec 5.3: at least
+32 characters), for the profiles the tests of counterfactual worlds build."""
 ISSUER = "netra-auth-service"
 
 

@@ -24,13 +24,9 @@ from investigation.analysis.cap_refusals import (
 from investigation.profiles import Profile, profile_from_dict
 from investigation.simulate import simulate
 from investigation.trace import ConnectionResult, Decision, ManagerCount, RunResult
+from tests.conftest import CLOUD_RUN_STAGING_ENV
 
-STAGING_ENV = {
-    "ENVIRONMENT": "staging",
-    "K_SERVICE": "netra-backend-staging",
-    "JWT_SECRET_KEY": "test-only-staging-secret-0123456789abcdef",
-    "JWT_SECRET_STAGING": "test-only-staging-secret-0123456789abcdef",
-}
+STAGING_ENV = CLOUD_RUN_STAGING_ENV
 
 
 def startup_leak_profile() -> Profile:

@@ -46,10 +46,9 @@ from investigation.postmortem import (
 )
 from investigation.profiles import Profile, profile_from_dict
 from investigation.simulate import simulate
+from tests.conftest import CLOUD_RUN_STAGING_ENV
 
-STAGING_SECRET = "test-only-staging-secret-0123456789abcdef"
-STAGING_ENV = {"ENVIRONMENT": "staging", "K_SERVICE": "netra-backend-staging",
-               "JWT_SECRET_KEY": STAGING_SECRET, "JWT_SECRET_STAGING": STAGING_SECRET}
+STAGING_ENV = CLOUD_RUN_STAGING_ENV
 
 
 def profile(name: str, env: dict[str, str], startup: dict[str, Any] | None = None, **client: Any) -> Profile:

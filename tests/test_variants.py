@@ -69,15 +69,19 @@ from investigation.notebook_errors import NotebookParameterError
 from investigation.profiles import Profile, list_profiles, load_profile, profile_from_dict
 from investigation.simulate import simulate
 from investigation.trace import CauseLink, ConnectionResult, Decision, RunResult
-from tests.conftest import SECRET, ScriptedSocket, bearer, claims_for, log_messages, mint, welcome_frames
+from tests.conftest import (
+    CLOUD_RUN_STAGING_ENV,
+    SECRET,
+    STAGING_SECRET,
+    ScriptedSocket,
+    bearer,
+    claims_for,
+    log_messages,
+    mint,
+    welcome_frames,
+)
 
-STAGING_SECRET = "test-only-staging-secret-0123456789abcdef"
-STAGING_ENV = {
-    "ENVIRONMENT": "staging",
-    "K_SERVICE": "netra-backend-staging",
-    "JWT_SECRET_KEY": STAGING_SECRET,
-    "JWT_SECRET_STAGING": STAGING_SECRET,
-}
+STAGING_ENV = CLOUD_RUN_STAGING_ENV
 REAL_USER = "117364829105738291046"
 E2E_HEADERS = {"X-Test-Type": "E2E", "X-Test-Environment": "staging", "X-E2E-Test": "true", "X-Test-Mode": "true"}
 CANDIDATES = ("V1", "V2", "V3", "V4", "V5")

@@ -40,13 +40,12 @@ from investigation.analysis.variants import (
 from investigation.postmortem import Evidence, _bypass_refusal_cost, _worse_text, action_items
 from investigation.profiles import Profile, profile_from_dict
 from investigation.simulate import simulate
+from tests.conftest import CLOUD_RUN_STAGING_ENV
 
 PRODUCTION_SECRET = "test-only-production-secret-0123456789abcdef"
 PRODUCTION_ENV = {"ENVIRONMENT": "production", "K_SERVICE": "netra-backend", "JWT_SECRET_PRODUCTION": PRODUCTION_SECRET,
                   "JWT_SECRET_KEY": PRODUCTION_SECRET, "JWT_ALGORITHM": "HS256"}
-STAGING_SECRET = "test-only-staging-secret-0123456789abcdef"
-STAGING_ENV = {"ENVIRONMENT": "staging", "K_SERVICE": "netra-backend-staging",
-               "JWT_SECRET_KEY": STAGING_SECRET, "JWT_SECRET_STAGING": STAGING_SECRET}
+STAGING_ENV = CLOUD_RUN_STAGING_ENV
 E2E_HEADER = {"X-E2E-Test": "true"}
 
 
