@@ -79,7 +79,7 @@ from investigation.divergence_findings import (
 )
 from investigation.notebook_grid import ISOLATION_REFERENCE
 from investigation.profiles import ProfileError
-from investigation.report import and_list, format_table, ordinal, plural
+from investigation.report import and_list, format_table, ordinal, plural, share_text
 from investigation.reproduce import (
     connection_in_run,
     deciding_counts,
@@ -325,9 +325,9 @@ def _long_run_alone_text(evidence: Evidence) -> str:
     if cell is None:
         return ""
     closes = Counter(_quoted_close(f.code, f.reason) for f in cell.failing)
-    total = sum(n for _, n in cell.close_codes)
     return (f"Only {_long_run_run_name(evidence.variants)} fails: the original closed {len(cell.failing)} of its "
-            f"{plural(total, 'connection')} ({_counts_text(closes)}), the first at {cell.first_failure_s:g} s. ")
+            f"{plural(cell.connections, 'connection')} ({_counts_text(closes)}), the first at "
+            f"{cell.first_failure_s:g} s. ")
 
 
 def _resolution_summary(report: VariantReport) -> str:
@@ -1080,9 +1080,7 @@ def _bypass_refusal_cost(report: VariantReport) -> str:
         cell = matrix.cell(name, profile)
         refused = _unforged_refusals(cell)
         if refused > _unforged_refusals(matrix.cell(ORIGINAL.name, profile)):
-            total = sum(n for _, n in cell.close_codes)
-            share = f"all {total}" if refused == total else f"{refused} of the {total}"
-            shares.append(f"{share} {'connections ' if not shares else ''}of {profile}")
+            shares.append(f"{share_text(refused, cell.connections)} {'connections ' if not shares else ''}of {profile}")
     cost = (" First give the E2E suite tokens that pass real validation (under "
             f"{name}, which refuses the bypass, {' and '.join(shares)} close 1008)." if shares else "")
     forged = forged_refusals_text(matrix, name, bypassed_only=True)
@@ -1179,11 +1177,10 @@ def _no_lesson_text(evidence: Evidence) -> str:
     no lesson's condition holds."""
     long_run = _long_run_failing_alone(evidence)
     if long_run is not None:
-        total = sum(n for _, n in long_run.close_codes)
         return (f"No lesson here: these lessons are drawn from the failing profiles' runs and no profile fails; only "
                 f"{_long_run_run_name(evidence.variants)} does ({len(long_run.failing)} of its "
-                f"{plural(total, 'connection')} closed, the first at {long_run.first_failure_s:g} s), and chapter 05's "
-                "lessons cover it.")
+                f"{plural(long_run.connections, 'connection')} closed, the first at {long_run.first_failure_s:g} s), "
+                "and chapter 05's lessons cover it.")
     if not evidence.failures:
         return "No lesson here: no connection failed under any profile."
     return ("No lesson here: none of this section's computed findings (dd against the first difference, the "

@@ -15,6 +15,11 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+def share_text(part: int, whole: int) -> str:
+    """``all 36`` when ``part`` is the whole, else ``2 of the 5``."""
+    return f"all {whole}" if part == whole else f"{part} of the {whole}"
+
+
 def ordinal(number: int) -> str:
     """``1st``, ``2nd``, ``11th``, ``23rd``."""
     suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")

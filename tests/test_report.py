@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from investigation.report import and_list, markdown_table, ordinal, plural, short_text
+from investigation.report import and_list, markdown_table, ordinal, plural, share_text, short_text
 
 
 @pytest.mark.parametrize(
@@ -51,3 +51,9 @@ def test_ordinal_suffixes_with_the_teens_taking_th(number: int, expected: str) -
 def test_short_text_cuts_with_an_ellipsis_inside_the_limit() -> None:
     assert short_text("abcdef", 6) == "abcdef"
     assert short_text("abcdefg", 6) == "abc..."
+
+
+def test_share_text_says_all_only_for_the_whole() -> None:
+    assert share_text(36, 36) == "all 36"
+    assert share_text(2, 5) == "2 of the 5"
+    assert share_text(0, 5) == "0 of the 5"

@@ -34,7 +34,7 @@ from investigation.backend.variants import ORIGINAL, VARIANTS, Variant, get_vari
 from investigation.clock import outside_event_loop
 from investigation.notebook_errors import NotebookParameterError
 from investigation.profiles import Profile, active_profiles_dir, list_profiles, load_profile, profile_from_dict
-from investigation.report import and_list, format_table, plural
+from investigation.report import and_list, format_table, plural, share_text
 from investigation.run_cache import shared
 from investigation.simulate import simulate
 from investigation.trace import ConnectionResult, RunResult, close_code_label, identified_users
@@ -248,6 +248,11 @@ class MatrixCell:
     @property
     def fails(self) -> bool:
         return self.first_failure_s is not None
+
+    @property
+    def connections(self) -> int:
+        """Every connection of the run, however it ended."""
+        return sum(count for _, count in self.close_codes)
 
     @property
     def refused(self) -> int:
@@ -1290,12 +1295,10 @@ def changed_share(matrix: VariantMatrix, variant: str, profile: str, code: str) 
     cell = matrix.cell(variant, profile)
     closed = [f for f in matrix.changed(variant, profile) if f.code == code]
     count = len(closed) if cell.failing else cell.count(code)
-    total = sum(n for _, n in cell.close_codes)
-    if count == total:
-        return f"all {total}", ""
-    clients = list(dict.fromkeys(f.client for f in closed))
+    share = share_text(count, cell.connections)
+    clients = [] if count == cell.connections else list(dict.fromkeys(f.client for f in closed))
     named = f" ({'client' if len(clients) == 1 else 'clients'} {', '.join(clients)})" if clients else ""
-    return f"{count} of the {total}", named
+    return share, named
 
 
 def _safety_lessons(report: VariantReport) -> list[str]:
