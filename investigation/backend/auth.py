@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import jwt
+from jwt.algorithms import HMACAlgorithm
 
 from investigation.backend import runtime
 from investigation.backend.context import UserExecutionContext
@@ -266,7 +267,24 @@ _TIME_FREE_OPTIONS: dict[str, Any] = {
 }
 
 
+@functools.lru_cache(maxsize=16)
+def _prepared_hmac_key(key: str | bytes) -> bytes:
+    return HMACAlgorithm.prepare_key(_HMAC_SHA256, key)
+
+
+class _HmacSha256KeyPreparedOnce(HMACAlgorithm):
+    """pyjwt's HS256, with pyjwt's key preparation (the secret must not look like a PEM, SSH,
+    DER or JWK key) done once per secret: pyjwt repeats it on every decode, though its
+    outcome depends on the secret alone. A refused secret raises every time, as in pyjwt."""
+
+    def prepare_key(self, key: str | bytes) -> bytes:
+        return _prepared_hmac_key(key)
+
+
+_HMAC_SHA256 = HMACAlgorithm(HMACAlgorithm.SHA256)
 _DECODER = jwt.PyJWT()
+_DECODER._jws.unregister_algorithm("HS256")
+_DECODER._jws.register_algorithm("HS256", _HmacSha256KeyPreparedOnce(HMACAlgorithm.SHA256))
 
 
 def _decode_verified(token: str, secret: str, algorithm: str, now_s: float) -> dict[str, Any]:
