@@ -102,16 +102,6 @@ class DecisionRecorder:
         self.user_id: str | None = None
         self.manager_key: str | None = None
 
-    def decide(self, point: str, outcome: str) -> None:
-        """Record `outcome` at `point`; a point reached again keeps both, "first then second"."""
-        outcomes = self._outcomes
-        if point in outcomes:
-            outcomes[point] = f"{outcomes[point]}{REPEAT_JOIN}{outcome}"
-        elif point in POINT_ORDER:
-            outcomes[point] = outcome
-        else:
-            raise KeyError(f"undeclared decision point {point!r}")
-
     def tally(self, point: str, outcome: str) -> None:
         """Count a decision that may repeat (one per message); recorded once, as counts."""
         if point not in POINT_ORDER:
@@ -139,10 +129,18 @@ _current: contextvars.ContextVar[DecisionRecorder | None] = contextvars.ContextV
 
 
 def decide(point: str, outcome: str) -> None:
-    """Record a decision for the connection being handled (no-op outside one)."""
+    """Record `outcome` at `point` for the connection being handled (no-op outside one); a point
+    reached again keeps both, "first then second". One call, as a connection decides ~20 times."""
     recorder = _current.get()
-    if recorder is not None:
-        recorder.decide(point, outcome)
+    if recorder is None:
+        return
+    outcomes = recorder._outcomes
+    if point in outcomes:
+        outcomes[point] = f"{outcomes[point]}{REPEAT_JOIN}{outcome}"
+    elif point in POINT_ORDER:
+        outcomes[point] = outcome
+    else:
+        raise KeyError(f"undeclared decision point {point!r}")
 
 
 def tally(point: str, outcome: str) -> None:

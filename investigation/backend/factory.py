@@ -357,12 +357,11 @@ def _validate_ssot_user_context(user_context: Any) -> None:
 
 
 def _strict_field_errors(user_context: Any) -> list[str]:
-    missing = [
-        name
-        for name in STRICT_PRESENCE_FIELDS
-        if (value := getattr(user_context, name, _ABSENT)) is _ABSENT
-        or (value is None and name != "websocket_client_id")
-    ]
+    missing = []
+    for name in STRICT_PRESENCE_FIELDS:  # a loop, not a comprehension: this runs twice per connection
+        value = getattr(user_context, name, _ABSENT)
+        if value is _ABSENT or (value is None and name != "websocket_client_id"):
+            missing.append(name)
     if missing:
         raise ValueError(
             f"SSOT CONTEXT INCOMPLETE: UserExecutionContext missing required attributes: {missing}"
