@@ -6,7 +6,8 @@ registration, welcome) and closing at once, no start_agent. Side by side, interl
 bare loop of pyjwt HS256 decodes of one of those tokens, the same token every time. Each
 side reports its best of REPEATS. Diagnostic passes then time the path's own decodes and,
 alone, the receive timeout asyncio gives the message loop, to show how much of an attempt
-is library code. bench_instructions counts the same two workloads in instructions.
+is library code, and pyjwt's key preparation, which the bare loop repeats at every decode and
+the path does once per secret (auth._HmacSha256KeyPreparedOnce). bench_instructions counts the same two workloads in instructions.
 
     PYTHONPATH=. python -m benchmarks.bench_backend
 """
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import jwt
+from jwt.algorithms import HMACAlgorithm
 
 from investigation.backend import auth
 from investigation.backend.process import Backend
@@ -160,6 +162,19 @@ def receive_timeout_us(count: int = 10000) -> float:
     return min(best)
 
 
+def key_preparation_us(count: int = 10000) -> float:
+    """Microseconds for pyjwt's HS256 key preparation of the benchmark's secret (part of every
+    bare decode; done once per secret in the path); best of 3 loops of `count`."""
+    algorithm = HMACAlgorithm(HMACAlgorithm.SHA256)
+    best = []
+    for _ in range(3):
+        started = time.perf_counter()
+        for _ in range(count):
+            algorithm.prepare_key(SECRET)
+        best.append((time.perf_counter() - started) / count * 1e6)
+    return min(best)
+
+
 def main() -> dict[str, float]:
     tokens = [make_token(n) for n in range(CONNECTIONS)]
     connect_times, decode_times = [], []
@@ -180,12 +195,15 @@ def main() -> dict[str, float]:
         "bare_decode_us": round(1e6 / decodes_per_s, 1),
         "decode_in_path_us": round(decode_share_in_path(tokens), 1),
         "receive_timeout_us": round(receive_timeout_us(), 1),
+        "key_preparation_us": round(key_preparation_us(), 1),
     }
     print(f"attempts/s {result['attempts_per_s']:.0f}  decodes/s {result['decodes_per_s']:.0f}  "
           f"cost per attempt / cost per decode {result['cost_ratio']:.2f}")
     print(f"per attempt {result['attempt_us']:.1f} us, of which the path's own pyjwt decode "
           f"{result['decode_in_path_us']:.1f} us (bare loop: {result['bare_decode_us']:.1f} us)")
     print(f"the receive timeout alone (asyncio.timeout, bare loop): {result['receive_timeout_us']:.1f} us")
+    print(f"pyjwt's key preparation, in every bare decode, once per secret in the path: "
+          f"{result['key_preparation_us']:.1f} us")
     return result
 
 
