@@ -7,7 +7,8 @@ bare loop of pyjwt HS256 decodes of one of those tokens, the same token every ti
 side reports its best of REPEATS. Diagnostic passes then time the path's own decodes and,
 alone, the receive timeout asyncio gives the message loop, to show how much of an attempt
 is library code, and pyjwt's key preparation, which the bare loop repeats at every decode and
-the path does once per secret (auth._HmacSha256KeyPreparedOnce). bench_instructions counts the same two workloads in instructions.
+the path does once per secret (auth._HmacSha256KeyPreparedOnce). bench_instructions counts
+the same two workloads in instructions.
 
     PYTHONPATH=. python -m benchmarks.bench_backend
 """
