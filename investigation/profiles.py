@@ -178,7 +178,9 @@ class Client(BaseModel):
         description="How long each connection stays open before the client leaves; connections * hold_s of all "
         f"clients together at most {MAX_HELD_S:g} " + _BOUND_REASON,
     )
-    messages: tuple[Message, ...] = Field(default=(), description="Messages sent on every connection of this client.")
+    messages: tuple[Message, ...] = Field(
+        default=(), description="Messages sent on every connection of this client, each before hold_s."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -206,6 +208,16 @@ class Client(BaseModel):
                 f"the last connection starts at {last_start_s:g} s (start_s + (connections - 1) * spacing_s); "
                 f"at most {MAX_VIRTUAL_S:g} {_BOUND_REASON}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _messages_sent_while_open(self) -> Client:
+        for index, message in enumerate(self.messages):
+            if message.at_s >= self.hold_s:
+                raise ValueError(
+                    f"messages[{index}].at_s is {message.at_s:g} s, not before hold_s ({self.hold_s:g} s): "
+                    "the connection has closed by then and the message would never be sent"
+                )
         return self
 
     @field_validator("headers")

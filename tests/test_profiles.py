@@ -252,6 +252,19 @@ def test_malformed_toml_gives_line_and_column(tmp_path: Path) -> None:
     assert "line 2" in error.reason and "column" in error.reason
 
 
+def test_a_message_timed_after_its_connection_closes_is_refused(tmp_path: Path) -> None:
+    """The client leaves at hold_s (45 s here), so a message at 50 s would silently never be sent."""
+    late = '[[clients]]\nname = "a"\nhold_s = 45.0\nmessages = [{ at_s = 10.0, type = "chat" }, { at_s = 50.0, type = "chat" }]\n'
+    error = error_of(write_profile(tmp_path, "late", 'description = "d"\n' + late))
+    assert error.field == "clients[0]"
+    assert error.reason.startswith("messages[1].at_s is 50 s, not before hold_s (45 s)")
+
+
+def test_a_message_just_before_the_client_leaves_loads(tmp_path: Path) -> None:
+    text = 'description = "d"\n[[clients]]\nname = "a"\nhold_s = 45.0\nmessages = [{ at_s = 44.9, type = "chat" }]\n'
+    assert load_profile_file(write_profile(tmp_path, "inside", text)).clients[0].messages[0].at_s == 44.9
+
+
 def test_env_value_as_toml_integer_is_an_error(tmp_path: Path) -> None:
     path = write_profile(tmp_path, "port", 'description = "d"\n[env]\nPORT = 8080\n')
     error = error_of(path)
