@@ -106,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("profile")
     serve.add_argument("--host", type=listen_host, default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    serve.add_argument("--port", type=tcp_port, default=8765, help="0: any free port (the URL printed names it)")
+    serve.add_argument(
+        "--port", type=tcp_port, default=8765, help="default: %(default)s; 0: any free port (the URL printed names it)"
+    )
     _add_profiles_dir(serve)
     _add_variant(serve)
 

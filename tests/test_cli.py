@@ -123,7 +123,9 @@ def test_serve_help_names_the_query_parameters_the_log_and_how_to_stop(capsys) -
     assert done.value.code == 0
     shown = " ".join(capsys.readouterr().out.split())  # argparse wraps lines: compare words
     # README serve section: the profile-client shim, the instance selector, the log, the stop key
-    for fragment in ("?client=NAME", "?instance=N", "Ctrl-C", "stderr", "--host HOST address to listen on"):
+    # and the default port the README's example connects to (ws://127.0.0.1:8765/ws)
+    for fragment in ("?client=NAME", "?instance=N", "Ctrl-C", "stderr", "--host HOST address to listen on",
+                     "--port PORT default: 8765"):
         assert fragment in shown
 
 
