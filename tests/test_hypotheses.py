@@ -260,11 +260,13 @@ def _rejecting(user_context: Any) -> None:
 
 
 def test_close_predicates_tell_a_factory_close_from_any_failure() -> None:
-    """A run whose only failure is a 1008 (spec 5.1, no token) has no factory close but has a failure."""
+    """A run whose only failure is a 1008 (spec 5.1, no token) has no factory close but has a failure; an auth
+    refusal is no failure of the path past authentication, which this run never reached: 'no failure' is untested
+    (audit 14, B4)."""
     run = RunResult("x", "original", (auth_refused(),))
     assert has_no_factory_close(run, {})[0] is True
     assert has_factory_close(run, {})[0] is False
-    assert has_no_failure(run, {})[0] is False
+    assert has_no_failure(run, {})[0] is None
 
 
 # --- per-run predicates where SOME but not ALL connections have the property ----------------

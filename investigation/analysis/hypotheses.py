@@ -34,13 +34,21 @@ from typing import Literal
 from investigation.analysis.contexts import CheckedContext, contexts_of
 from investigation.analysis.isolate import align_with_nearest, is_environment_factor
 from investigation.analysis.run_logs import added_log_lines
+from investigation.analysis.variants import refused_by_rule
 from investigation.backend.route import FACTORY_FAILED_REASON
 from investigation.notebook_errors import NotebookParameterError
 from investigation.profiles import Profile, flatten_profile, list_profiles, unflatten_profile
 from investigation.report import and_list, format_table, markdown_table, plural, short_text
 from investigation.run_cache import shared
 from investigation.simulate import simulate
-from investigation.trace import POINT_ORDER, ConnectionResult, RunResult, identified_users, unidentified
+from investigation.trace import (
+    POINT_ORDER,
+    ConnectionResult,
+    RunResult,
+    close_code_label,
+    identified_users,
+    unidentified,
+)
 
 REFERENCE = "local-debug"
 """The report's passing run: its local debug script."""
@@ -252,6 +260,13 @@ def validation_rejections(run: RunResult) -> list[ConnectionResult]:
     return [c for c in factory_closes(run) if c.outcome("factory.validation") == "fail"]
 
 
+def is_auth_refusal(connection: ConnectionResult) -> bool:
+    """Closed 1008 "SSOT Auth failed" (spec 1 step 5): the server refusing the client's credentials, e.g. an expired,
+    not-yet-valid or foreign-signed token, or a missing secret (the project's policy: ``variants.refused_by_rule``);
+    not the 1011 factory close the report is about."""
+    return connection.close_code is not None and refused_by_rule(close_code_label(connection.close_code))
+
+
 def failure_counts(run: RunResult) -> tuple[tuple[str, int], ...]:
     """The run's failing connections counted by close code and reason, sorted."""
     return tuple(sorted(Counter(f"{c.close_code} {c.close_reason}" for c in run.failures).items()))
@@ -417,7 +432,14 @@ def has_factory_close(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Ho
 
 
 def has_no_failure(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
-    return not run.failures, close_tally(run)
+    """No connection fails, auth refusals (:func:`is_auth_refusal`) aside: refusing a bad token is no failure of the
+    WebSocket path; a run whose every connection is refused at authentication tests nothing past it (untested)."""
+    refused = sum(1 for c in run.connections if is_auth_refusal(c))
+    if refused and refused == len(run.connections):
+        return None, f"every connection refused at authentication ({close_tally(run)})"
+    others = [c for c in run.failures if not is_auth_refusal(c)]
+    aside = "; the 1008 auth refusals aside" if refused else ""
+    return not others, close_tally(run) + aside
 
 
 def has_validation_rejection(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
@@ -549,9 +571,9 @@ def logging_names_the_refusal(profile: Profile, variant: str) -> Predicate:
     connections (their innermost exception's message), so the added logging identifies the failure point."""
 
     def predicate(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+        if not factory_closes(runs[profile.name]):
+            return None, no_factory_close_in(profile.name, runs[profile.name])
         failures = runs[profile.name].failures
-        if not failures:
-            return None, "no failing connection in the original"
         causes = sorted({c.cause_chain[-1].message for c in failures if c.cause_chain})
         added = added_log_lines(run, runs[profile.name])
         named = [line for line in added if any(cause in line for cause in causes)]
@@ -596,17 +618,38 @@ def no_factory_close_in(base: str, base_run: RunResult) -> str:
     return f"no factory close in {base} ({close_tally(base_run)})"
 
 
-def removes_factory_closes_of(base: str) -> Predicate:
-    """The run of ``base``'s traffic, changed (moved to the local debug environment for Why #4, run under a variant
-    for a fix), gets no factory close; untested when ``base`` has none itself (no factory close to make disappear:
-    its other failures, e.g. 1008 at auth, are not the failure the claims are about)."""
+def given_factory_closes_in(base: str, predicate: Predicate) -> Predicate:
+    """``predicate`` on a run of ``base``'s traffic changed (moved elsewhere, run under a variant or with every
+    service ready), untested when ``base`` has no factory close itself: its other failures, e.g. 1008 auth refusals
+    of expired or foreign-signed tokens, are not the failure the claims are about."""
 
-    def predicate(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+    def guarded(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
         if not factory_closes(runs[base]):
             return None, no_factory_close_in(base, runs[base])
-        return has_no_factory_close(run, runs)
+        return predicate(run, runs)
 
-    return predicate
+    return guarded
+
+
+def removes_factory_closes_of(base: str) -> Predicate:
+    """The run of ``base``'s traffic, changed (moved to the local debug environment for Why #4, run under a variant
+    for a fix), gets no factory close; untested when ``base`` has none itself (:func:`given_factory_closes_in`)."""
+    return given_factory_closes_in(base, has_no_factory_close)
+
+
+INJECTED_ID_FAILURE = ("the ID generator's failure is injected (startup.id_generator_fails; spec 3.2: it does not "
+                       "fail on its own), so its fallback says nothing of what the environment triggers")
+
+
+def unless_id_failure_injected(profile: Profile, predicate: Predicate) -> Predicate:
+    """``predicate``, untested on a profile that injects the ID generator's failure (:data:`INJECTED_ID_FAILURE`)."""
+
+    def guarded(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+        if profile.startup.id_generator_fails:
+            return None, INJECTED_ID_FAILURE
+        return predicate(run, runs)
+
+    return guarded
 
 
 def local_environment_removes_validation_failure(base: str) -> Predicate:
@@ -741,7 +784,8 @@ def _staging_environment_unset_or_mis_set(profile: Profile) -> bool:
 def _design_readiness(baseline: Baseline) -> list[Trial]:
     ready = {"startup.complete": True, "startup.agent_supervisor": True, "startup.thread_service": True,
              "startup.id_generator_fails": False}
-    return [Trial(variation(baseline.profiles[name], "every service ready at startup", ready), has_no_failure)
+    return [Trial(variation(baseline.profiles[name], "every service ready at startup", ready),
+                  given_factory_closes_in(name, has_no_failure))
             for name in baseline.failing()]
 
 
@@ -752,14 +796,17 @@ def _design_conclusion(baseline: Baseline) -> list[Trial]:
 
 
 def _design_environment_outcome(
-    baseline: Baseline, environments: Sequence[str], predicate: Predicate
+    baseline: Baseline, environments: Sequence[str], predicate: Predicate,
+    replayed: Callable[[str], Predicate] | None = None,
 ) -> list[Trial]:
     """A claim about an environment's outcome: each environment's own traffic, and every failing
-    profile's traffic replayed in it (the environment alone, not its usual traffic, decides)."""
+    profile's traffic replayed in it (the environment alone, not its usual traffic, decides);
+    ``replayed(failing)`` judges the replays when given (else ``predicate``)."""
     trials = _each(baseline, environments, predicate)
     for name in environments:
         environment = baseline.profiles[name]
-        trials += [Trial(in_environment_of(baseline.profiles[failing], environment), predicate)
+        trials += [Trial(in_environment_of(baseline.profiles[failing], environment),
+                         replayed(failing) if replayed else predicate)
                    for failing in baseline.failing() if failing != name]
     return trials
 
@@ -811,8 +858,11 @@ HYPOTHESES: tuple[Hypothesis, ...] = (
     Hypothesis(
         "why5.fallback_in_staging", "Why #5 (3) and its Evidence, table: ID Generation",
         "Staging triggers the UnifiedIdGenerator UUID fallback (it may time out there).",
-        "The failing connections built their IDs with the fallback.",
-        "all", lambda b: _each(b, b.failing(), failures_used_fallback),
+        "The failing connections built their IDs with the fallback (untested where the profile injects the "
+        "generator's failure).",
+        "all", lambda b: [Trial(unchanged(b.profiles[name]),
+                                unless_id_failure_injected(b.profiles[name], failures_used_fallback))
+                          for name in b.failing()],
     ),
     Hypothesis(
         "why5.fallback_fails_validation", "Why #5 (3) and its Evidence",
@@ -913,7 +963,8 @@ HYPOTHESES: tuple[Hypothesis, ...] = (
     Hypothesis(
         "action.service_readiness", "Immediate action 3",
         "Ensuring UnifiedIdGenerator and its dependencies are ready before WebSocket handling removes the failure.",
-        "With every service ready at startup, the failing profiles have no failing connection.",
+        "With every service ready at startup, the failing profiles with a factory close have no failing "
+        "connection (1008 auth refusals aside).",
         "all", _design_readiness,
     ),
     Hypothesis(
@@ -941,9 +992,10 @@ HYPOTHESES: tuple[Hypothesis, ...] = (
     Hypothesis(
         "impact.local_works", "Business impact",
         "Local/Dev: WebSocket functionality works perfectly.",
-        "No connection of a local profile (test, development, pytest) fails, on its own traffic and on every "
-        "failing profile's traffic replayed in it.",
-        "all", lambda b: _design_environment_outcome(b, b.where(lambda p: p.runs_locally), has_no_failure),
+        "No connection of a local profile (test, development, pytest) fails (1008 auth refusals aside), on its "
+        "own traffic and on the traffic of every failing profile with a factory close replayed in it.",
+        "all", lambda b: _design_environment_outcome(b, b.where(lambda p: p.runs_locally), has_no_failure,
+                                                     lambda failing: given_factory_closes_in(failing, has_no_failure)),
         by_traffic=True,
     ),
     Hypothesis(
@@ -972,8 +1024,8 @@ HYPOTHESES: tuple[Hypothesis, ...] = (
     Hypothesis(
         "next.enhanced_logging", "Next steps 1 (V1's log line)",
         "Immediate: add enhanced logging to staging validation to identify the exact failure point.",
-        "For each failing profile, a log line V1 (the report's fix with its 'VALIDATION ENV DEBUG' line) adds to "
-        "the run carries the cause of the original's failing connections.",
+        "For each failing profile with a factory close, a log line V1 (the report's fix with its 'VALIDATION ENV "
+        "DEBUG' line) adds to the run carries the cause of the original's failing connections.",
         "all", lambda b: [Trial(unchanged(b.profiles[name], "V1"), logging_names_the_refusal(b.profiles[name], "V1"))
                           for name in b.failing()],
     ),
