@@ -32,10 +32,12 @@ from investigation.analysis.isolate import (
     IsolationOverview,
     ProfileIsolation,
     TrafficReduction,
+    held_environment,
     is_environment_factor,
     isolate_profiles,
     isolation_overview,
     minimal_failing_traffic,
+    refused_at_cap,
 )
 from investigation.analysis.variants import (
     DELAYS,
@@ -64,7 +66,7 @@ from investigation.analysis.variants import (
     start_agent_left,
     variant_report,
 )
-from investigation.backend.route import FACTORY_FAILED_REASON
+from investigation.backend.route import FACTORY_FAILED_REASON, STARTUP_INCOMPLETE_REASON
 from investigation.backend.variants import ORIGINAL, VARIANTS
 from investigation.charts.divergence import compared_connection, divergence_chart
 from investigation.charts.isolation import traffic_chart
@@ -218,12 +220,26 @@ def cause_in_error_frame(connection: ConnectionResult) -> bool:
 
 
 def _diagnosis_text(failures: Sequence[ConnectionResult]) -> str:
-    """How many failing clients were told the cause by the error frame before their close, and where in it."""
+    """How many failing clients were told the cause before their close: by an error frame carrying the innermost
+    cause (and where in it), or, with no exception behind the close, by an error frame and close naming the cause
+    (``close_names_cause``)."""
     told = [c for c in failures if cause_in_error_frame(c)]
-    if not told:
+    named = [c for c in failures if close_names_cause(c)]
+    if not told and not named:
         return ("- No failing connection's error frame carried its innermost cause, in details.error_message or at "
                 "its top level: the clients saw the close reason only.")
-    reach = "every failing client" if len(told) == len(failures) else f"{len(told)} of the failing clients"
+    reached = len(told) + len(named)
+    reach = "every failing client" if reached == len(failures) else f"{reached} of the failing clients"
+    if not named:
+        return f"- {_told_text(told, failures)}: the diagnosis reached {reach}; the close reason did not carry it."
+    told_part = f"{_told_text(told, failures)}: the close reason did not carry it. " if told else ""
+    subject = (f"The other {'one' if len(named) == 1 else len(named)}" if told and reached == len(failures)
+               else f"{len(named)} of {len(failures)} failing connections")
+    return f"- {told_part}{subject} {_named_text(named)} The diagnosis reached {reach}."
+
+
+def _told_text(told: Sequence[ConnectionResult], failures: Sequence[ConnectionResult]) -> str:
+    """``13 of 25 failing connections were sent, before the close, an error frame whose ... carried ...``."""
     by_place = {place: [c for c in told if cause_frame_place(c) == place] for place in (IN_DETAILS, AT_TOP_LEVEL)}
     places = [(place, told_there) for place, told_there in by_place.items() if told_there]
     if len(places) == 1:
@@ -233,8 +249,37 @@ def _diagnosis_text(failures: Sequence[ConnectionResult]) -> str:
         where = "carrying the innermost cause's full text: " + " and ".join(
             f"{len(told_there)} in its {place} ({_frame_place_source(place, told_there)})"
             for place, told_there in places)
-    return (f"- {len(told)} of {len(failures)} failing connections were sent, before the close, an error frame "
-            f"{where}: the diagnosis reached {reach}; the close reason did not carry it.")
+    return f"{len(told)} of {len(failures)} failing connections were sent, before the close, an error frame {where}"
+
+
+#: The spec's place for a close that names its cause with no exception behind it, by close reason.
+NAMED_CLOSE_SOURCES = {STARTUP_INCOMPLETE_REASON: "spec 1, step 9"}
+
+
+def _naming_frame(connection: ConnectionResult) -> dict[str, object] | None:
+    """The connection's first error frame whose error_message is its close reason, if any."""
+    return next((frame for frame in connection.frames if frame.get("type") == "error_message"
+                 and connection.close_reason and frame.get("error_message") == connection.close_reason), None)
+
+
+def close_names_cause(connection: ConnectionResult) -> bool:
+    """Whether a failing connection with no exception behind its close (an empty cause chain) was sent, before the
+    close, an error frame whose error_message is the close reason: the close names the cause itself (the startup
+    gate's STARTUP_INCOMPLETE frame and 1011 "Service startup incomplete", spec 1, step 9)."""
+    return connection.failed and not connection.cause_chain and _naming_frame(connection) is not None
+
+
+def _named_text(named: Sequence[ConnectionResult]) -> str:
+    """``had no exception behind their close: an error frame STARTUP_INCOMPLETE and the close 1011 "Service
+    startup incomplete" named the cause (spec 1, step 9).``, each kind with its count when there are several."""
+    kinds = Counter((str((_naming_frame(c) or {}).get("error_code")), c.close_code, c.close_reason) for c in named)
+    ways = []
+    for (error_code, code, reason), n in sorted(kinds.items(), key=lambda item: (-item[1], str(item[0]))):
+        notes = ([str(n)] if len(kinds) > 1 else []) + (
+            [NAMED_CLOSE_SOURCES[reason]] if reason in NAMED_CLOSE_SOURCES else [])
+        note = f" ({'; '.join(notes)})" if notes else ""
+        ways.append(f"an error frame {error_code} and the close {_quoted_close(code, reason)} named the cause{note}")
+    return f"had no exception behind {'its' if len(named) == 1 else 'their'} close: {'; '.join(ways)}."
 
 
 def _frame_place_source(place: str, told: Sequence[ConnectionResult]) -> str:
@@ -364,7 +409,8 @@ def _agent_refusals_left(report: VariantReport, variant: str) -> str:
 
 
 def impact_table(evidence: Evidence) -> str:
-    """Per profile: connections, failing connections, users hit, first failure time."""
+    """Per profile: connections, failing connections, users hit, and when the first failing connection opened
+    (column "first failure (s)": its start, in virtual time, not its close)."""
     header = ("profile", "connections", "failing", "users", "users hit", "first failure (s)", "failing closes")
     rows = []
     for name, run in sorted(evidence.runs.items()):
@@ -554,13 +600,24 @@ def _shared_traffic_line(isolations: Mapping[str, ProfileIsolation]) -> list[str
     """dd between members of one traffic (impact): each pair's isolated difference and its environment factors."""
     if not isolations:
         return []
-    pairs = "; ".join(f"{iso.passing} -> {name}: {iso.changes_text('`')} ({plural(iso.tests_run, 'test')})"
-                      for name, iso in sorted(isolations.items()))
+    pairs = "; ".join(f"{iso.passing} -> {name}: {iso.changes_text('`')} ({plural(iso.tests_run, 'test')}"
+                      f"{_held_pairs_text([iso])})" for name, iso in sorted(isolations.items()))
     environmental = sorted({c.factor for iso in isolations.values() for c in iso.minimal_difference
                             if is_environment_factor(c.factor)})
     return [f"- Within a traffic replayed in several environments (impact), delta debugging from a passing member "
             f"({PASSING_MEMBER_RULE}) to each failing member isolated: {pairs}; environment factors among them: "
             f"{', '.join(environmental) or 'none'}."]
+
+
+def _held_pairs_text(isolations: Sequence[ProfileIsolation]) -> str:
+    """``; dd's passing mixture already holds b's JWT_SECRET_KEY, JWT_SECRET_STAGING``: the environment factors dd's
+    last passing mixture of each pair already takes from its failing member (chapter 04's isolate.held_environment),
+    on top of which the isolated difference fails; empty when no pair's mixture holds one."""
+    held = [f"{iso.failing}'s {', '.join(names)}" for iso in isolations if (names := held_environment(iso))]
+    if not held:
+        return ""
+    holds = "mixture already holds" if len(held) == 1 else "mixtures already hold"
+    return f"; dd's passing {holds} {and_list(held)}"
 
 
 def _factor_counts_text(isolations: Mapping[str, ProfileIsolation]) -> str:
@@ -828,8 +885,8 @@ def _fix_items(evidence: Evidence) -> list[str]:
     if report.recommended:
         chosen = report.verdict_of(report.recommended)
         items.append(f"Deploy **{chosen.variant}** ({_inner_summary(chosen.variant)}): failure verdict "
-                     f"\"{report.failure_label(chosen)}\" (removed on {chosen.count(REMOVED)} of "
-                     f"{_failing_runs_text(evidence, chosen)}), safety {chosen.safety}."
+                     f"\"{report.failure_label(chosen)}\" (removed on {_failing_runs_text(evidence, chosen)}), "
+                     f"safety {chosen.safety}."
                      f"{_also_qualifying_text(report)}")
     variant = report.recommended or ORIGINAL.name
     left = start_agent_left(report.matrix, variant)
@@ -892,19 +949,32 @@ def _recommended_switches(report: VariantReport, bypass_item: bool) -> set[str]:
 
 
 def _failing_runs_text(evidence: Evidence, verdict: VariantVerdict) -> str:
-    """``5 failing runs: 4 profiles and the long E2E run staging-e2e-long``: the matrix's runs where the original fails,
-    with ``; no candidate changes the failures of the other one`` when some fail only by connections no candidate
-    changes (the verdict leaves those aside)."""
+    """Where the verdict removes the failure among the matrix's runs where the original fails, to follow "removed on":
+    ``5 of 5 failing runs: 4 profiles and the long E2E run staging-e2e-long`` when it removes it on all of them, else
+    the removed runs first, ``4 profiles and the long E2E run staging-e2e-long, 5 of the 9 failing runs``; with
+    ``; no candidate changes the failures of the other 4`` when some fail only by connections no candidate changes
+    (the verdict leaves those aside)."""
     failing = evidence.variants.original_failing_runs()
     judged = {profile for profile, effect in verdict.effects if effect not in {NEITHER_FAILS, INTRODUCED}}
     unjudged = len([name for name in failing if name not in judged])
     tail = ("" if not unjudged
             else f"; no candidate changes the failures of the other {'one' if unjudged == 1 else unjudged}")
-    profiles = [name for name in failing if name in evidence.runs]
-    other_runs = [name for name in failing if name not in evidence.runs]
+    removed = [name for name in failing if name in set(verdict.where(REMOVED))]
+    if len(removed) == len(failing):
+        runs = _runs_breakdown(evidence, failing)
+        return f"{len(failing)} of {plural(len(failing), 'failing run')}{f': {runs}' if runs else ''}{tail}"
+    if not removed:
+        return f"none of the {plural(len(failing), 'failing run')}{tail}"
+    return f"{_runs_breakdown(evidence, removed)}, {len(removed)} of the {plural(len(failing), 'failing run')}{tail}"
+
+
+def _runs_breakdown(evidence: Evidence, runs: Sequence[str]) -> str:
+    """``4 profiles and the long E2E run staging-e2e-long``: the runs that are profiles counted, the others named."""
+    profiles = [name for name in runs if name in evidence.runs]
     parts = [plural(len(profiles), "profile")] if profiles else []
-    parts += [f"the long E2E run {name}" if name == LONG_RUN_PROFILE else f"the run {name}" for name in other_runs]
-    return f"{plural(len(failing), 'failing run')}: {' and '.join(parts)}{tail}" if parts else plural(0, "failing run")
+    parts += [f"the long E2E run {name}" if name == LONG_RUN_PROFILE else f"the run {name}"
+              for name in runs if name not in evidence.runs]
+    return " and ".join(parts)
 
 
 #: A failure verdict as what the variant does, to follow "it".
@@ -1069,8 +1139,9 @@ def _bypass_refusing(report: VariantReport) -> str | None:
 
 
 def _bypass_refusal_cost(report: VariantReport) -> str:
-    """Profiles whose connections the bypass-refusing variant closes 1008 more often than the original, forged tokens
-    (variants.forged_token) aside: refusing those is a safety gain, named apart."""
+    """Profiles whose connections the bypass-refusing variant closes 1008 and the original does not, forged tokens
+    (variants.forged_token) aside: refusing those is a safety gain, named apart. Each profile counts only the
+    increase, with the auth refusals the original makes too named beside it."""
     matrix = report.matrix
     name = _bypass_refusing(report)
     if name is None:
@@ -1078,9 +1149,11 @@ def _bypass_refusal_cost(report: VariantReport) -> str:
     shares = []
     for profile in matrix.profiles:
         cell = matrix.cell(name, profile)
-        refused = _unforged_refusals(cell)
-        if refused > _unforged_refusals(matrix.cell(ORIGINAL.name, profile)):
-            shares.append(f"{share_text(refused, cell.connections)} {'connections ' if not shares else ''}of {profile}")
+        added, kept = _added_auth_refusals(cell, matrix.cell(ORIGINAL.name, profile))
+        if added:
+            besides = f" (besides {kept} the original closes 1008 too)" if kept else ""
+            shares.append(f"{share_text(added, cell.connections)} {'connections ' if not shares else ''}of {profile}"
+                          f"{besides}")
     cost = (" First give the E2E suite tokens that pass real validation (under "
             f"{name}, which refuses the bypass, {' and '.join(shares)} close 1008)." if shares else "")
     forged = forged_refusals_text(matrix, name, bypassed_only=True)
@@ -1093,6 +1166,19 @@ def _does_no_other_harm(report: VariantReport, variant: str) -> bool:
     """Whether `variant`'s verdict is not "fails earlier or more widely" and it closes no connection differently
     from the original (VariantMatrix.changed: forged-token refusals and moved-aside connections aside)."""
     return report.verdict_of(variant).failure != WORSE and report.matrix.changes_nothing_else(variant)
+
+
+def _added_auth_refusals(cell: MatrixCell, original: MatrixCell) -> tuple[int, int]:
+    """The cell's unforged auth refusals (``_unforged_refusals``) the original's cell does not make, and those it
+    makes too (the same connection, by start order, refused by an auth close); cells that record no failing
+    connection (built by hand) compare counts only."""
+    if not cell.failing or not original.failing:
+        refused, before = _unforged_refusals(cell), _unforged_refusals(original)
+        return max(refused - before, 0), min(refused, before)
+    refused_before = {f.index for f in original.failing if refused_by_rule(f.code)}
+    refused = [f.index for f in cell.failing if refused_by_rule(f.code) and not f.forged]
+    kept = sum(1 for index in refused if index in refused_before)
+    return len(refused) - kept, kept
 
 
 def _unforged_refusals(cell: MatrixCell) -> int:
@@ -1230,13 +1316,16 @@ def connections_per_user_and_instance(run: RunResult) -> list[tuple[int, Connect
     return ranked
 
 
-def fewest_connections_refusal(runs: Mapping[str, RunResult], agent: bool = False) -> Refusal | None:
+def fewest_connections_refusal(runs: Mapping[str, RunResult], agent: bool = False,
+                               cap_only: bool = False) -> Refusal | None:
     """The failing connection that came at the lowest rank among its user's connections to one instance.
 
     ``agent``: the connection with a refused start_agent message instead (refused without a close, spec 1
-    step 12). Ties go to the earlier connection, then the profile name.
+    step 12); ``cap_only``: only connections the per-user manager cap refused (spec 4.2). Ties go to the earlier
+    connection, then the profile name.
     """
-    refused = (lambda c: c.start_agent_refusals() > 0) if agent else (lambda c: c.failed)
+    refused = ((lambda c: c.start_agent_refusals() > 0) if agent
+               else refused_at_cap if cap_only else (lambda c: c.failed))
     refusals = [Refusal(nth, name, connection) for name, run in runs.items()
                 for nth, connection in connections_per_user_and_instance(run) if refused(connection)]
     return min(refusals, key=lambda r: (r.nth, r.connection.at_s, r.profile, r.connection.index), default=None)
@@ -1275,8 +1364,8 @@ def _agent_refusal_text(agent: Refusal | None, nth: int) -> str:
 
 
 def _shared_traffic_lessons(evidence: Evidence) -> list[str]:
-    """Per shared traffic dd isolated an environment factor in: the factors, and the connections per user and
-    instance they allowed, against what dd from the reference found."""
+    """Per shared traffic dd isolated an environment factor in, the sentence opening with that traffic: the factors,
+    and, for the cap's refusals, the connections per user and instance they allowed."""
     lessons_found = []
     for group in shared_traffic(evidence):
         isolations = [evidence.traffic_isolations[name] for name in group if name in evidence.traffic_isolations]
@@ -1285,25 +1374,32 @@ def _shared_traffic_lessons(evidence: Evidence) -> list[str]:
         if not factors:
             continue
         passing = isolations[0].passing
-        most = max((nth for nth, _ in connections_per_user_and_instance(evidence.runs[passing])), default=0)
-        refusal = fewest_connections_refusal({iso.failing: evidence.runs[iso.failing] for iso in isolations})
-        if refusal is None or refusal.nth <= most:
-            continue
         failing = [iso.failing for iso in isolations]
         isolated = [f"{factor} ({plural(n, 'pair')})" for factor, n in sorted(factors.items())]
         kinds = {_factor_kind(c.factor) for iso in isolations for c in iso.minimal_difference
                  if is_environment_factor(c.factor)}
-        prefix = _reference_factors_text(evidence)
-        within = "within one traffic" if prefix else "Within one traffic"
         lessons_found.append(
-            f"{prefix}{within} {_decider_text(kinds)} decides whether it fails: the traffic "
-            f"that {and_list(group)} replay fails in {and_list(failing)} and passes in {passing}; dd between them "
-            f"isolates {and_list(isolated)}. "
-            f"In {passing} no user made more than {plural(most, 'connection')} to one instance; in the failing "
-            f"members no connection was closed before its user's {ordinal(refusal.nth)} connection to one instance "
-            f"(the fewest: {refusal.connection.user_id}'s, to instance {refusal.connection.instance} of "
-            f"{refusal.profile}){_at_or_past_text([evidence.runs[name] for name in failing], refusal.nth)} (trigger).")
+            f"In the traffic that {and_list(group)} replay, {_decider_text(kinds)} decides whether it fails"
+            f"{_reference_factors_text(evidence)}: it fails in {and_list(failing)} and passes in {passing}; dd "
+            f"between them isolates {and_list(isolated)}{_held_pairs_text(isolations)}"
+            f"{_cap_ranking_text(evidence, passing, failing)} (trigger).")
     return lessons_found
+
+
+def _cap_ranking_text(evidence: Evidence, passing: str, failing: Sequence[str]) -> str:
+    """``. In <passing> no user made more than 4 connections to one instance; in the failing members no connection
+    was refused at the per-user cap before its user's 6th ...``: when the cap refused any of the failing members'
+    connections, each later in its user's connections to one instance than the passing member ever got; else
+    empty."""
+    most = max((nth for nth, _ in connections_per_user_and_instance(evidence.runs[passing])), default=0)
+    refusal = fewest_connections_refusal({name: evidence.runs[name] for name in failing}, cap_only=True)
+    if refusal is None or refusal.nth <= most:
+        return ""
+    return (f". In {passing} no user made more than {plural(most, 'connection')} to one instance; in the failing "
+            f"members no connection was refused at the per-user cap before its user's {ordinal(refusal.nth)} "
+            f"connection to one instance (the fewest: {refusal.connection.user_id}'s, to instance "
+            f"{refusal.connection.instance} of {refusal.profile})"
+            f"{_at_or_past_text([evidence.runs[name] for name in failing], refusal.nth)}")
 
 
 TOPOLOGY_FACTOR_KINDS = frozenset({"instances", "routing"})
@@ -1325,23 +1421,25 @@ def _decider_text(kinds: set[str]) -> str:
 def _at_or_past_text(runs: Sequence[RunResult], nth: int) -> str:
     """``; of the N connections ranked nth or later ..., F closed and P passed: ...`` over ``runs``."""
     ranked = [c for run in runs for rank, c in connections_per_user_and_instance(run) if rank >= nth]
-    closed = sum(c.failed for c in ranked)
-    passed = len(ranked) - closed
+    closed = sum(refused_at_cap(c) for c in ranked)
+    passed = sum(not c.failed for c in ranked)
+    otherwise = len(ranked) - closed - passed
     rule = (": a connection that finds its user's managers at the cap is refused only when emergency cleanup finds "
             "none to free (spec 4.2: "
             "one inactive, idle more than 5 minutes, or created more than 5 minutes ago with no connection)"
             if passed else "")
+    other = f", {otherwise} failed otherwise" if otherwise else ""
     return (f"; of the {plural(len(ranked), 'connection')} there ranked {ordinal(nth)} or later among their user's "
-            f"to one instance, {closed} closed and {passed} passed{rule}")
+            f"to one instance, {closed} closed at the cap{other} and {passed} passed{rule}")
 
 
 def _reference_factors_text(evidence: Evidence) -> str:
-    """``Delta debugging from `local-debug` isolated traffic factors only (...), yet `` when it did, else empty."""
+    """``, though delta debugging from `local-debug` isolated traffic factors only (...)`` when it did, else empty."""
     if any(is_environment_factor(c.factor) for iso in evidence.isolation.isolations.values()
            for c in iso.minimal_difference):
         return ""
-    return (f"Delta debugging from `{evidence.reference}` isolated traffic factors only (none of "
-            f"{ENVIRONMENT_FACTOR_KINDS}), yet ")
+    return (f", though delta debugging from `{evidence.reference}` isolated traffic factors only (none of "
+            f"{ENVIRONMENT_FACTOR_KINDS})")
 
 
 def postmortem_key_result(evidence: Evidence) -> str:

@@ -771,22 +771,23 @@ def test_lesson_says_the_environment_decides_whether_the_shared_traffic_fails(ev
     text = lessons(evidence).data
     # dd isolated `instances` and `routing` (test above): both deployment topology, neither ENVIRONMENT nor another
     # variable (isolate.ENVIRONMENT_FACTOR_PREFIXES: env., process., startup. are the variables)
-    assert ("Delta debugging from `local-debug` isolated traffic factors only (none of env, process, startup, "
-            "instances, routing), yet within one traffic the deployment topology (instances, routing), not an "
-            "environment variable, decides whether it fails:") in text
+    assert ("In the traffic that cloud-run-env-missing, staging-cloud-run, staging-env-whitespace and "
+            "staging-no-cloud-signal replay, the deployment topology (instances, routing), not an environment "
+            "variable, decides whether it fails, though delta debugging from `local-debug` isolated traffic factors "
+            "only (none of env, process, startup, instances, routing):") in text
     assert "the environment decides" not in text
-    assert "fails in cloud-run-env-missing, staging-cloud-run and staging-env-whitespace and passes in " in text
+    assert ": it fails in cloud-run-env-missing, staging-cloud-run and staging-env-whitespace and passes in " in text
     assert f"In staging-no-cloud-signal no user made more than {most} connections to one instance" in text
-    assert ("in the failing members no connection was closed before its user's 6th connection to one instance (the "
-            "fewest: 106574839201746382910's, to instance") in text
+    assert ("in the failing members no connection was refused at the per-user cap before its user's 6th connection "
+            "to one instance (the fewest: 106574839201746382910's, to instance") in text
     # Ranked 6th or later among a user's connections to one instance, in the failing members: user-e-mobile's 6th in
     # cloud-run-env-missing and staging-cloud-run (closed, 1350 s); in staging-env-whitespace (1 instance) its 6th
     # (closed), user-e-later at 2000 s (the same user's 7th), and user-b-desk at 600 s (user 117364829105738291046's
     # 6th, after 5 flaky connections at 200-400 s). The last two pass: their user's managers of 1200-1320 s and of
     # 200-250 s were created more than 5 minutes earlier and hold no connection, so emergency cleanup frees them
-    # (spec 4.2). 5 connections, 3 closed, 2 passed.
-    assert ("; of the 5 connections there ranked 6th or later among their user's to one instance, 3 closed and 2 "
-            "passed: a connection that finds its user's managers at the cap is refused only when emergency cleanup "
+    # (spec 4.2). 5 connections, 3 closed at the cap, 2 passed.
+    assert ("; of the 5 connections there ranked 6th or later among their user's to one instance, 3 closed at the cap "
+            "and 2 passed: a connection that finds its user's managers at the cap is refused only when emergency cleanup "
             "finds none to free (spec 4.2: one inactive, idle more than 5 minutes, or created more than 5 minutes ago "
             "with no connection) (trigger).") in text
     alone = dataclasses.replace(evidence, traffic_isolations={})

@@ -173,7 +173,8 @@ def test_the_removal_counts_the_runs_whose_failures_no_candidate_changes(mixed_w
     assert "It removes the failure on 1 of the 2 profiles where the original fails (the other's failures no " \
            "candidate changes), and" in report.recommendation()
     deploy = next(item for item in items_of(mixed_world) if item.startswith("Deploy **V4**"))
-    assert ("(removed on 1 of 2 failing runs: 2 profiles; no candidate changes the failures of the other one)"
+    # the removed run first (reconnects, 1 profile), then of how many failing runs: the breakdown is of the removed
+    assert ("(removed on 1 profile, 1 of the 2 failing runs; no candidate changes the failures of the other one)"
             in deploy)
 
 
