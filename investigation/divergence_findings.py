@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from IPython.display import Markdown
 
 from investigation.analysis.divergence import NO_DIVERGENCE, NOT_REACHED, DivergenceTable
+from investigation.analysis.hypotheses import VALUE_POINTS
 from investigation.charts.divergence import compared_connection
 from investigation.report import format_table, plural
 from investigation.trace import REPEAT_JOIN, RunResult
@@ -72,7 +73,10 @@ def close_code_overview(runs: Mapping[str, RunResult]) -> str:
 def separating_points(
     runs: Mapping[str, RunResult], table: DivergenceTable, among: Collection[str] | None = None
 ) -> list[SeparatingPoint]:
-    """Points (pipeline order) whose compared-connection outcomes split failing from passing profiles.
+    """Points whose compared-connection outcomes split failing from passing profiles: the branches taken in
+    pipeline order, then the value points (``hypotheses.VALUE_POINTS``, e.g. route.environment, the ENVIRONMENT
+    read), which separate as well only because no passing profile reads the same value; the first point is thus
+    a value point only when no branch separates (:func:`point_text` says so).
 
     Empty when every profile fails or none does. ``route.close`` is left out: it
     restates the close. So is a point some failing profile's compared connection
@@ -94,7 +98,7 @@ def separating_points(
         if NOT_REACHED not in failing_outcomes and _first_outcomes(failing_outcomes).isdisjoint(
                 _first_outcomes(passing_outcomes)):
             found.append(SeparatingPoint(row.point, tuple(sorted(failing_outcomes)), tuple(sorted(passing_outcomes))))
-    return found
+    return sorted(found, key=lambda point: point.point in VALUE_POINTS)
 
 
 def _first_outcomes(outcomes: Collection[str]) -> set[str]:
@@ -116,9 +120,12 @@ def deciding_groups(runs: Mapping[str, RunResult], table: DivergenceTable) -> li
 
 
 def point_text(point: SeparatingPoint, mark: str = "**") -> str:
-    """``**factory.manager_cap** (failing: exceeded; passing: below)``, the point set in ``mark``."""
+    """``**factory.manager_cap** (failing: exceeded; passing: below)``, the point set in ``mark``; a value point
+    (:func:`separating_points` offers one first only when no branch separates) says so."""
+    fallback = ("; a value read, not a branch: no branch taken separates, only a value no passing profile reads"
+                if point.point in VALUE_POINTS else "")
     return (f"{mark}{point.point}{mark} (failing: {', '.join(point.failing_outcomes)}; "
-            f"passing: {', '.join(point.passing_outcomes)})")
+            f"passing: {', '.join(point.passing_outcomes)}{fallback})")
 
 
 def per_group_text(groups: Sequence[DecidingGroup], mark: str = "**") -> str:
@@ -214,7 +221,8 @@ def divergence_lessons(runs: Mapping[str, RunResult], table: DivergenceTable) ->
     side, departing = departing_side(table, failing)
     first_points = first_divergence_counts(table, departing)
     lessons = []
-    if separating and first_points and separating[0].point not in first_points:
+    if separating and first_points and separating[0].point not in first_points and not _against_reference_alone(
+            table, failing):
         lessons.append(
             f"Where a {side} profile first departs from {_reference_text(table, failing)} "
             f"({_counts_text(first_points)}) is not where failing and passing profiles part "
@@ -232,6 +240,13 @@ def divergence_lessons(runs: Mapping[str, RunResult], table: DivergenceTable) ->
     if not lessons:
         lessons.append(_no_lesson_reason(table, failing, separating, failing_modes, first_points))
     return Markdown("\n".join(f"- {lesson}" for lesson in lessons))
+
+
+def _against_reference_alone(table: DivergenceTable, failing: Sequence[str]) -> bool:
+    """Whether the reference alone stands on one side (the only passing or the only failing profile): every point
+    where the other side departs from it then separates, so where they part tells no cause (:func:`_no_lesson_reason`)."""
+    passing = [name for name in table.profiles if name not in failing]
+    return table.reference in failing and len(failing) == 1 or passing == [table.reference]
 
 
 def _no_lesson_reason(

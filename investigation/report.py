@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 
 from investigation.trace import ConnectionResult, RunResult, close_code_label
@@ -54,12 +55,25 @@ def connection_row(connection: ConnectionResult) -> tuple[str, ...]:
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A fixed-width text table, columns as wide as their widest cell."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-             for line in (header, *rows)]
+    """A fixed-width text table, columns as wide as their widest cell; a cell's control characters are escaped
+    (:func:`escape_controls`), so each row stays one line."""
+    shown = [[escape_controls(str(cell)) for cell in line] for line in (header, *rows)]
+    widths = [max(len(cell) for cell in column) for column in zip(*shown, strict=False)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+             for line in shown]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
+
+
+LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})
+"""Unicode categories of the characters a text table escapes: control characters and line or paragraph
+separators (each may break or hide a row)."""
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with each control character written as Python writes it in a string (``\\n``, ``\\x1b``,
+    ``\\u2028``); every other character, unicode, quotes and ``|`` among them, as it is."""
+    return "".join(repr(char)[1:-1] if unicodedata.category(char) in LINE_BREAKING else char for char in text)
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

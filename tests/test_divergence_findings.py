@@ -139,30 +139,37 @@ def two_separating_runs() -> dict[str, RunResult]:
     }
 
 
-def test_separating_points_in_pipeline_order_with_every_failing_outcome() -> None:
-    # route.environment precedes factory.manager_cap in the pipeline (alphabetically it follows it);
-    # the failing profiles' two environments both separate, listed sorted.
+def test_separating_points_branches_first_then_the_environment_read_with_every_failing_outcome() -> None:
+    # route.environment precedes factory.manager_cap in the pipeline, but it records the ENVIRONMENT value read,
+    # not a branch taken (hypotheses.VALUE_POINTS): it separates here only because no passing profile runs in
+    # staging or production, so the branch factory.manager_cap comes first and the value read after it; the
+    # failing profiles' two environments both separate, listed sorted.
     runs = two_separating_runs()
     assert separating_points(runs, run_divergence(runs, REFERENCE)) == [
-        SeparatingPoint("route.environment", ("production", "staging"), ("test",)),
         SeparatingPoint("factory.manager_cap", ("exceeded",), ("below",)),
+        SeparatingPoint("route.environment", ("production", "staging"), ("test",)),
     ]
 
 
-def test_verdict_and_key_result_name_the_earliest_separating_point() -> None:
+def test_verdict_and_key_result_name_the_earliest_separating_branch() -> None:
+    # the earliest branch that separates is the cap (the environment read is a value, listed after it)
     runs = two_separating_runs()
     table = run_divergence(runs, REFERENCE)
     assert ("- Earliest decision point whose outcome separates failing from passing profiles: "
-            "**route.environment** (failing: production, staging; passing: test); all separating points: "
-            "route.environment, factory.manager_cap (a point counts only where every failing profile's "
+            "**factory.manager_cap** (failing: exceeded; passing: below); all separating points: "
+            "factory.manager_cap, route.environment (a point counts only where every failing profile's "
             "compared connection reaches it).") in lines(divergence_verdicts(runs, table))
-    assert divergence_key_result(runs, table).endswith("earliest separating point: route.environment")
+    assert divergence_key_result(runs, table).endswith("earliest separating point: factory.manager_cap")
 
 
-def test_no_first_difference_lesson_when_the_first_difference_is_where_profiles_part() -> None:
-    # Both failing profiles first depart at route.environment, which is also the earliest separating point.
+def test_the_first_difference_lesson_when_only_the_environment_read_comes_before_where_profiles_part() -> None:
+    # Both failing profiles first depart at route.environment, a value read; the earliest separating branch is
+    # factory.manager_cap, and a passing profile besides the reference (dev) takes the reference's side there.
     runs = two_separating_runs()
     assert lines(divergence_lessons(runs, run_divergence(runs, REFERENCE))) == [
+        "- Where a failing profile first departs from local (route.environment (2)) is not where failing and "
+        "passing profiles part (factory.manager_cap): the first difference in a trace is not the cause (the "
+        "chart's black frames against its red cells).",
         "- Failing profiles took both validation modes (relaxed (1), strict (1)): the validation mode "
         "does not decide the failure (the verdicts)."
     ]
@@ -250,12 +257,13 @@ def test_a_failing_reference_whose_passing_profiles_depart_where_the_sides_part_
 
 
 def test_first_difference_where_profiles_part_in_one_mode_gives_the_reason_there_is_no_lesson() -> None:
-    # e2e first departs at route.environment, the earliest separating point; the failing side is all strict
+    # e2e runs in the reference's environment and first departs at factory.manager_cap, the earliest separating
+    # point; the failing side is all strict
     runs = {"local": run("local", "test", "strict", "below"), "dev": run("dev", "test", "strict", "below"),
-            "e2e": run("e2e", "production", "strict", "exceeded")}
+            "e2e": run("e2e", "test", "strict", "exceeded")}
     assert lines(divergence_lessons(runs, run_divergence(runs, REFERENCE))) == [
-        "- Where failing profiles first depart from local (route.environment (1)) includes where failing and "
-        "passing profiles part (route.environment), and the failing profiles' compared connections share one "
+        "- Where failing profiles first depart from local (factory.manager_cap (1)) includes where failing and "
+        "passing profiles part (factory.manager_cap), and the failing profiles' compared connections share one "
         "validation mode "
         "(strict (1)): no lesson beyond the verdicts."
     ]

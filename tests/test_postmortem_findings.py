@@ -98,14 +98,16 @@ def test_root_cause_gives_the_separating_point_per_deciding_decision() -> None:
     # (spec 5.1, adverse in trace.ADVERSE_OUTCOMES) and never reaches the factory; reconnects' at
     # factory.manager_cap=exceeded. No point is reached by both with outcomes the passing local-debug (test,
     # bearer token, cap below) never takes: route.environment is test in reconnects too, the factory's points
-    # auth never reaches. Per decision, the earliest: route.environment for auth (staging against test), and
-    # factory.manager_cap for reconnects (exceeded against below: every earlier point it shares with local-debug).
+    # auth never reaches. Per decision, the earliest branch (route.environment, the ENVIRONMENT value read, only
+    # after the branches: divergence_findings.separating_points): route.e2e_detected for auth (no: staging without
+    # an E2E flag, spec 4.3; yes in the test processes of local-debug and reconnects), and factory.manager_cap for
+    # reconnects (exceeded against below: every earlier point it shares with local-debug).
     text = root_cause_section(two_mechanisms()).data.splitlines()
     assert text[-1] == (
         "- No single decision point separates every failing profile from the passing ones (a point counts only "
         "where every failing profile's compared connection reaches it): their compared connections were decided "
         "by 2 different decisions. Earliest separating point per deciding decision: `auth.token_source=none` "
-        "(auth): `route.environment` (failing: staging; passing: test); `factory.manager_cap=exceeded` "
+        "(auth): `route.e2e_detected` (failing: no; passing: yes); `factory.manager_cap=exceeded` "
         "(reconnects): `factory.manager_cap` (failing: exceeded; passing: below).")
 
 

@@ -59,6 +59,11 @@ DELAYED = "delayed"
 SAME_TIME = "same time"
 EARLIER = "earlier"
 INTRODUCED = "introduced"
+# How a table labels a cell whose raw counts the verdicts' judged view (VariantMatrix.judged) reads otherwise
+# (see effect_label).
+SET_ASIDE = "unchanged, set aside"
+FORGED_SET_ASIDE = "forged refused, set aside"
+MORE_FAILURES = "more failures"
 
 # Per-variant verdicts.
 REMOVES_EVERYWHERE = "removes the failure on every profile"
@@ -653,6 +658,27 @@ def effects(matrix: VariantMatrix, variant: str) -> dict[str, str]:
         profile: failure_effect(matrix.judged(ORIGINAL.name, profile), matrix.judged(variant, profile))
         for profile in matrix.profiles
     }
+
+
+def effect_label(matrix: VariantMatrix, variant: str, profile: str) -> str:
+    """The effect of candidate `variant` on `profile` (:func:`effects`) as a table prints it beside the cell's raw
+    counts.
+
+    The effect judges cells without the failing connections set aside (:meth:`VariantMatrix.judged`); where the
+    raw counts would contradict it, the label says what the verdicts saw: a cell that closes connections but whose
+    failures are all set aside reads :data:`SET_ASIDE` (no candidate changes them; for the original too) or
+    :data:`FORGED_SET_ASIDE` (refusals of forged tokens the original lets in), not "no failure"; failures the
+    candidate adds on a profile where the original fails only on set-aside connections read :data:`MORE_FAILURES`,
+    not "introduced" (only the candidate fails). The verdicts count the effect itself.
+    """
+    cell = matrix.cell(variant, profile)
+    effect = failure_effect(matrix.judged(ORIGINAL.name, profile), matrix.judged(variant, profile))
+    if effect == INTRODUCED and matrix.cell(ORIGINAL.name, profile).fails:
+        return MORE_FAILURES
+    if effect == NEITHER_FAILS and cell.fails:
+        forged = any(name == profile for name, _ in matrix.forged_refusals(variant))
+        return FORGED_SET_ASIDE if forged else SET_ASIDE
+    return effect
 
 
 def failure_verdict(profile_effects: dict[str, str]) -> str:

@@ -133,7 +133,8 @@ def _comparison_row(name: str, run: RunResult, table: DivergenceTable) -> tuple[
         where, before, after = NO_DIVERGENCE, "-", "-"
     else:
         where = divergence.point
-        before, after = divergence.passing or NOT_REACHED, divergence.failing or NOT_REACHED
+        # None: that side never reached the point; "" (an empty ENVIRONMENT read) shows as '' so it is not taken for it
+        before, after = (NOT_REACHED if side is None else side or "''" for side in (divergence.passing, divergence.failing))
     return (
         name,
         f"#{connection.index} {'failing' if connection.failed else 'first'}",

@@ -22,15 +22,18 @@ from matplotlib.patches import Patch
 from investigation.analysis.variants import (
     DELAYED,
     EARLIER,
+    FORGED_SET_ASIDE,
     INTRODUCED,
+    MORE_FAILURES,
     NEITHER_FAILS,
     REMOVED,
     SAME_TIME,
+    SET_ASIDE,
     SHOWN_CLOSE_CODES,
     MatrixCell,
     VariantReport,
     close_column,
-    failure_effect,
+    effect_label,
 )
 from investigation.backend.variants import ORIGINAL
 from investigation.charts.grid import outline_cells
@@ -47,6 +50,9 @@ EFFECT_COLOURS: tuple[tuple[str, str, str], ...] = (
     (SAME_TIME, "#ffb74d", "first failure at the same time"),
     (EARLIER, "#e57373", "first failure earlier"),
     (INTRODUCED, "#ba68c8", "failures where the original had none"),
+    (MORE_FAILURES, "#ce93d8", "more failures (the original's set aside)"),
+    (SET_ASIDE, "#e0e0e0", "failures no candidate changes (set aside)"),
+    (FORGED_SET_ASIDE, "#c5e1a5", "forged tokens refused (set aside)"),
 )
 EFFECT_INDEX = {name: index for index, (name, _, _) in enumerate(EFFECT_COLOURS)}
 COLUMN_WIDTH_IN = 1.15
@@ -58,12 +64,16 @@ BOTTOM_MARGIN_IN = 1.3
 
 
 def cell_effect(report: VariantReport, cell: MatrixCell) -> str:
-    """The colour class of one cell: the original's own row says only whether it fails; a candidate's is its effect
-    as the verdicts judge it (:meth:`VariantMatrix.judged`: set-aside and forged-token refusals left out)."""
-    if cell.variant == ORIGINAL.name:
-        return ORIGINAL_FAILS if cell.fails else NEITHER_FAILS
+    """The colour class of one cell: the original's own row says whether it fails, :data:`SET_ASIDE` when its
+    failures are all ones no candidate changes; a candidate's is its effect as the verdicts judge it
+    (:meth:`VariantMatrix.judged`: set-aside and forged-token refusals left out), labelled so that it agrees with
+    the cell's raw counts (:func:`effect_label`)."""
     matrix = report.matrix
-    return failure_effect(matrix.judged(ORIGINAL.name, cell.profile), matrix.judged(cell.variant, cell.profile))
+    if cell.variant != ORIGINAL.name:
+        return effect_label(matrix, cell.variant, cell.profile)
+    if not cell.fails:
+        return NEITHER_FAILS
+    return ORIGINAL_FAILS if matrix.judged(ORIGINAL.name, cell.profile).fails else SET_ASIDE
 
 
 def cell_text(cell: MatrixCell) -> str:
