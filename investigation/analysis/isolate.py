@@ -52,9 +52,17 @@ from investigation.profiles import (
     jsonable_factor_value,
     unflatten_profile,
 )
-from investigation.report import and_list, ordinal, short_text
+from investigation.report import and_list, ordinal, plural, short_text
 from investigation.simulate import simulate
-from investigation.trace import POINT_ORDER, REPEAT_JOIN, ConnectionResult, Decision, RunResult
+from investigation.trace import (
+    POINT_ORDER,
+    REPEAT_JOIN,
+    ConnectionResult,
+    Decision,
+    RunResult,
+    identified_users,
+    unidentified,
+)
 from investigation.traffic import PlannedConnection, connection_plan, instance_for
 
 if TYPE_CHECKING:
@@ -1066,16 +1074,29 @@ def _isolated_pair(isolation: ProfileIsolation) -> str:
 
 
 def _traffic_lesson(reduction: TrafficReduction) -> str:
-    users = sorted({str(p.client.user_id) for p in reduction.kept})
+    users, never_established = _kept_users(reduction)
+    who = f"{_count_of(users, 'user')} ({', '.join(users)})" if users else ""
+    if never_established:
+        who = f"{who}, besides {never_established}," if users else f"{never_established},"
     instances = sorted({str(c.instance) for c in reduction.run.connections})
     failing = len(reduction.failing_the_same_way)
     return (
         f"The failing traffic of {reduction.profile} shrinks to {len(reduction.kept)} of its "
         f"{len(reduction.planned)} planned connections (1-minimal: none of them can be left out), from "
-        f"{_count_of(users, 'user')} ({', '.join(users)}) on {_count_of(instances, 'instance')} "
+        f"{who} on {_count_of(instances, 'instance')} "
         f"({', '.join(instances)}); in that reduced run {failing} of them "
         f"{'closes' if failing == 1 else 'close'} {reduction.signature.close_code}."
     )
+
+
+def _kept_users(reduction: TrafficReduction) -> tuple[list[str], str]:
+    """The users the server established for the kept connections in the reduced run (``trace.identified_users``:
+    after the strip of spec 5.4, so ``"  pat smith  "`` and ``"pat smith"`` are one user), sorted, and
+    ``2 connections whose user the server never established`` ("" when there are none)."""
+    connections = reduction.run.connections
+    never = unidentified(connections)
+    words = f"{plural(len(never), 'connection')} whose user the server never established" if never else ""
+    return sorted(identified_users(connections)), words
 
 
 def _mechanism_lesson(isolation: ProfileIsolation, reduction: TrafficReduction) -> str | None:
@@ -1147,12 +1168,16 @@ def _count_of(items: Sequence[str], noun: str) -> str:
 
 
 def _users_and_instances(reduction: TrafficReduction) -> str:
-    """``users a, b, instance 1`` for the kept connections (the instances of the reduced run)."""
-    users = sorted({str(p.client.user_id) for p in reduction.kept})
+    """``users a, b, instance 1`` for the kept connections: the users and instances of the reduced run
+    (:func:`_kept_users`), the connections whose user the server never established said so."""
+    users, never_established = _kept_users(reduction)
     instances = sorted({c.instance for c in reduction.run.connections})
     user_word = "user" if len(users) == 1 else "users"
+    who = f"{user_word} {', '.join(users)}" if users else never_established
+    if users and never_established:
+        who = f"{who} (besides {never_established})"
     instance_word = "instance" if len(instances) == 1 else "instances"
-    return f"{user_word} {', '.join(users)}, {instance_word} {', '.join(map(str, instances))}"
+    return f"{who}, {instance_word} {', '.join(map(str, instances))}"
 
 
 def isolation_key_result(isolation: ProfileIsolation, reduction: TrafficReduction) -> str:

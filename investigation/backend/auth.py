@@ -358,21 +358,35 @@ def _has_valid_format(token: str) -> bool:
     return len(parts) == 3 and all(parts)
 
 
-async def validate_token_with_retries(token: str, backend: Backend) -> tuple[TokenVerdict | None, str]:
-    """(verdict, outcome) where outcome is valid / token_rejected / stopped / all_attempts_failed."""
+async def validate_token_with_retries(
+    token: str, backend: Backend
+) -> tuple[TokenVerdict | None, str, Exception | None]:
+    """(verdict, outcome, error): outcome is valid / token_rejected / stopped / all_attempts_failed; error, when
+    no attempt answered, is the exception the last attempt raised (only logged: the client is told the outcome)."""
     policy = retry_policy(backend.env)
+    last_error: Exception | None = None
     for attempt in range(policy.attempts):
         try:
             verdict = validate_token_jwt(token, backend.env, backend.clock.now())
         except Exception as error:
             backend.log("WARNING", f"auth attempt {attempt + 1} failed: {error}")
+            last_error = _without_cache_miss(error)
             if classify_auth_error(str(error)) == "stop":
-                return None, "stopped"
+                return None, "stopped", last_error
         else:
-            return verdict, "valid" if verdict.valid else "token_rejected"
+            return verdict, "valid" if verdict.valid else "token_rejected", None
         if attempt + 1 < policy.attempts:
             await backend.clock.sleep(policy.delay_after(attempt))
-    return None, "all_attempts_failed"
+    return None, "all_attempts_failed", last_error
+
+
+def _without_cache_miss(error: Exception) -> Exception:
+    """``error`` without the KeyError Python attaches as its context when it is raised computing a setting for
+    ``IsolatedEnvironment.derived`` (the cache's miss on the setting, not a cause of the error)."""
+    context = error.__context__
+    if isinstance(context, KeyError) and context.args[:1] in ((_resolve_jwt_secret,), (_resolve_jwt_algorithm,)):
+        error.__context__ = None
+    return error
 
 
 # --- 5.4 the user context after auth -------------------------------------------------------------
@@ -491,11 +505,11 @@ async def _identify(token: str, headers: Mapping[str, str]) -> AuthResult:
     if not _has_valid_format(token):
         decide("auth.token_validation", "invalid_format")
         return _failure("INVALID_FORMAT", "Token format is invalid")
-    verdict, outcome = await validate_token_with_retries(token, backend)
+    verdict, outcome, error = await validate_token_with_retries(token, backend)
     decide("auth.token_validation", outcome)
     if verdict is None or not verdict.valid:
         reason = verdict.reason if verdict is not None else "All validation attempts failed"
-        return _failure("VALIDATION_FAILED", f"Token validation failed: {reason}")
+        return _failure("VALIDATION_FAILED", f"Token validation failed: {reason}", error)
     claims = verdict.claims
     return AuthResult(
         success=True,

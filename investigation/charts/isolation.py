@@ -20,7 +20,7 @@ from investigation.analysis.isolate import AlignedDivergence, ProfileIsolation, 
 from investigation.analysis.spectra import RankedLine, SuspiciousnessReport
 from investigation.charts.divergence import CELL_CLASSES, visible_outcome
 from investigation.report import format_table, plural
-from investigation.trace import DECISION_POINTS
+from investigation.trace import DECISION_POINTS, ConnectionResult
 
 OUTCOME_COLOURS = {Outcome.PASS: "#2e7d32", Outcome.FAIL: "#c62828", Outcome.UNRESOLVED: "#9e9e9e"}
 OUTCOME_MARKERS = {Outcome.PASS: "o", Outcome.FAIL: "X", Outcome.UNRESOLVED: "s"}
@@ -78,7 +78,7 @@ def traffic_chart(reduction: TrafficReduction) -> tuple[Figure, str]:
     axes.grid(axis="x", alpha=0.3)
     by_index = {c.index: c for c in reduction.run.connections}
     rows = [
-        (str(p.index), f"{p.at_s:g}", p.client.name, str(p.client.user_id), str(position),
+        (str(p.index), f"{p.at_s:g}", p.client.name, established_user(by_index[position]), str(position),
          str(by_index[position].instance), _closed(by_index[position].close_code, by_index[position].close_reason))
         for position, p in enumerate(reduction.kept)
     ]
@@ -87,19 +87,33 @@ def traffic_chart(reduction: TrafficReduction) -> tuple[Figure, str]:
 
 
 def planned_per_client_table(reduction: TrafficReduction) -> str:
-    """The chart's rows: per client its user, its planned connections, how many ddmin kept, and the backend
-    instance those kept connections ran on in the reduced run (the full run's instance, kept by construction)."""
+    """The chart's rows: per client its planned connections, how many ddmin kept, and the user the server
+    established for those kept connections and the backend instance they ran on in the reduced run (the full
+    run's instance, kept by construction); ``-`` for a client none of whose connections ddmin kept."""
     by_index = {c.index: c for c in reduction.run.connections}
     instances: dict[str, set[int]] = {}
+    users: dict[str, set[str]] = {}
     for position, planned in enumerate(reduction.kept):
         instances.setdefault(planned.client.name, set()).add(by_index[position].instance)
-    users = {p.client.name: str(p.client.user_id) for p in reduction.planned}
+        users.setdefault(planned.client.name, set()).add(established_user(by_index[position]))
     planned = Counter(p.client.name for p in reduction.planned)
     kept = Counter(p.client.name for p in reduction.kept)
-    rows = [(name, users[name], str(planned[name]), str(kept[name]),
+    rows = [(name, ", ".join(sorted(users.get(name, ()))) or "-", str(planned[name]), str(kept[name]),
              ", ".join(str(i) for i in sorted(instances.get(name, ()))) or "-") for name in planned]
     title = f"planned connections per client ({sum(planned.values())} in all, the chart's points)"
-    return title + "\n" + format_table(("client", "user", "planned", "kept", "instance of the kept"), rows)
+    header = ("client", "user of the kept", "planned", "kept", "instance of the kept")
+    return title + "\n" + format_table(header, rows)
+
+
+NEVER_ESTABLISHED = "never established"
+"""The user cell of a connection whose user the server never established (``ConnectionResult.identified_user``)."""
+
+
+def established_user(connection: ConnectionResult) -> str:
+    """The user the server established for ``connection`` (after spec 5.4's strip), else ``NEVER_ESTABLISHED``:
+    its client's planned id is no user."""
+    user = connection.identified_user()
+    return NEVER_ESTABLISHED if user is None else user
 
 
 def _failing_of_kept(reduction: TrafficReduction) -> str:
