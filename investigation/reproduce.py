@@ -134,7 +134,7 @@ def failure_trace(run: RunResult) -> str:
     role = "first failing connection" if connection.failed else "no connection failed; first connection"
     close = close_code_label(connection.close_code)
     lines = [
-        f"{role}: {connection_in_run(run, connection)}, user {connection.user_id}, "
+        f"{role}: {connection_in_run(run, connection)}, {_user_words(connection)}, "
         f"instance {connection.instance}, started at {connection.at_s:g} s",
         f"close: {close} {connection.close_reason or ''}".rstrip(),
         "",
@@ -150,6 +150,13 @@ def failure_trace(run: RunResult) -> str:
         wrapped = textwrap.wrap(f"{link.type}: {link.message}", TRACE_WIDTH - 4)
         lines.extend(["  - " + wrapped[0], *("    " + rest for rest in wrapped[1:])])
     return "\n".join(lines)
+
+
+def _user_words(connection: ConnectionResult) -> str:
+    """``user 2000...4``, or ``user never established by the server (planned as 2000...6)``: a client's planned
+    id is no user (``ConnectionResult.identified_user``)."""
+    user = connection.identified_user()
+    return f"user {user}" if user is not None else f"user never established by the server (planned as {connection.user_id})"
 
 
 def deciding_counts(connections: Sequence[ConnectionResult]) -> Counter[str]:

@@ -73,15 +73,18 @@ def test_changes_at_one_instant_collapse_to_the_last() -> None:
 
 
 def test_series_pair_each_user_and_instance_with_its_connections() -> None:
+    """u's token was validated (spec 5.3: a user); v's connection was refused before any user was established,
+    so its series is keyed by v's planned label, marked as no user."""
+    valid = (Decision("auth.token_validation", "valid"),)
     run = RunResult(
         profile="p", variant="original",
-        connections=(connection(0, 0.0, None), connection(1, 10.0, 1011),
+        connections=(connection(0, 0.0, None, decisions=valid), connection(1, 10.0, 1011, decisions=valid),
                      connection(2, 5.0, 1008, user="v", instance=1)),
         manager_counts=(ManagerCount(0.0, 0, "u", 1), ManagerCount(10.0, 0, "u", 2)),
         max_managers_per_user=2,
     )
     series = timeline_series(run)
-    assert [(s.user_id, s.instance) for s in series] == [("u", 0), ("v", 1)]
+    assert [(s.user_id, s.instance) for s in series] == [("u", 0), ("v (planned; user never established)", 1)]
     assert [(m.index, m.managers_held, m.outcome) for m in series[0].connections] == [(0, 1, "open"), (1, 2, "1011")]
     assert series[0].first_at(2) == 10.0
     assert series[1].steps == () and series[1].connections[0].managers_held == 0
@@ -146,6 +149,7 @@ def test_compared_connection_is_the_first_failing_else_the_first() -> None:
 def test_whitespace_in_an_outcome_is_made_visible() -> None:
     assert visible_outcome("staging ") == "'staging '"
     assert visible_outcome("staging") == "staging"
+    assert visible_outcome("") == "''"  # ENVIRONMENT="" read as it is: shown, not a blank
 
 
 @pytest.mark.parametrize(

@@ -632,7 +632,9 @@ def test_the_trace_numbers_the_connection_in_its_run_and_among_its_clients() -> 
         "description": "two clients", "env": {"ENVIRONMENT": "test"}, "clients": [tab(7), no_token(5.0)],
     }))
     first_line = failure_trace(run).splitlines()[0]
-    assert first_line.startswith("first failing connection: #1 of the run (no-token's 1st), user test-user-12345")
+    # no token: authentication established no user (spec 5.1), so the planned id is named as a plan only
+    assert first_line.startswith("first failing connection: #1 of the run (no-token's 1st), "
+                                 "user never established by the server (planned as test-user-12345)")
     assert connection_in_run(run, run.connections[6]) == "#6 of the run (tab's 6th)"
 
 

@@ -57,8 +57,9 @@ def compared_connection(run: RunResult) -> ConnectionResult | None:
 
 
 def visible_outcome(outcome: str) -> str:
-    """The outcome as shown: quoted when leading or trailing whitespace would hide a difference."""
-    return repr(outcome) if outcome != outcome.strip() else outcome
+    """The outcome as shown: quoted when it is empty or when leading or trailing whitespace would hide a
+    difference (an empty ENVIRONMENT reads ``''``, not a blank the eye takes for "not reached")."""
+    return repr(outcome) if not outcome or outcome != outcome.strip() else outcome
 
 
 def compared_trace(run: RunResult) -> tuple[Decision, ...]:

@@ -34,6 +34,8 @@ OUTCOME_STYLES: dict[str, tuple[str, str, str]] = {
     "1013": ("D", "#6a1b9a", "closed 1013 (capacity)"),
 }
 OTHER_STYLE = ("P", "#455a64", "other close code")
+NEVER_ESTABLISHED = "(planned; user never established)"
+"""Suffix of a series keyed by a client's planned label: authentication established no user for its connections."""
 
 
 @dataclass(frozen=True)
@@ -101,11 +103,18 @@ def timeline_series(run: RunResult) -> tuple[UserInstanceSeries, ...]:
         steps.setdefault((change.user_id, change.instance), []).append((change.at_s, change.count))
     served: dict[tuple[str, int], list[ConnectionResult]] = {}
     for connection in run.connections:
-        served.setdefault((str(connection.user_id), connection.instance), []).append(connection)
+        served.setdefault((_series_user(connection), connection.instance), []).append(connection)
     return tuple(
         _series(key, collapse_same_time(steps.get(key, [])), served.get(key, []))
         for key in sorted(set(steps) | set(served))
     )
+
+
+def _series_user(connection: ConnectionResult) -> str:
+    """The user the server established, or the client's planned label marked as no user (a connection
+    refused before authentication established one: ``ConnectionResult.identified_user``)."""
+    user = connection.identified_user()
+    return user if user is not None else f"{connection.user_id} {NEVER_ESTABLISHED}"
 
 
 def collapse_same_time(steps: Sequence[tuple[float, int]]) -> list[tuple[float, int]]:
