@@ -1374,16 +1374,29 @@ def _shared_traffic_lessons(evidence: Evidence) -> list[str]:
         if not factors:
             continue
         passing = isolations[0].passing
+        passing_members = _passing_members(evidence, group)
         failing = [iso.failing for iso in isolations]
         isolated = [f"{factor} ({plural(n, 'pair')})" for factor, n in sorted(factors.items())]
         kinds = {_factor_kind(c.factor) for iso in isolations for c in iso.minimal_difference
                  if is_environment_factor(c.factor)}
         lessons_found.append(
             f"In the traffic that {and_list(group)} replay, {_decider_text(kinds)} decides whether it fails"
-            f"{_reference_factors_text(evidence)}: it fails in {and_list(failing)} and passes in {passing}; dd "
-            f"between them isolates {and_list(isolated)}{_held_pairs_text(isolations)}"
+            f"{_reference_factors_text(evidence)}: it fails in {and_list(failing)} and passes in "
+            f"{and_list(passing_members)}; dd {_dd_between_text(passing, passing_members)} isolates "
+            f"{and_list(isolated)}{_held_pairs_text(isolations)}"
             f"{_cap_ranking_text(evidence, passing, failing)} (trigger).")
     return lessons_found
+
+
+def _passing_members(evidence: Evidence, group: Sequence[str]) -> list[str]:
+    """The members of one shared traffic whose run has no failure, in the group's order."""
+    return [name for name in group if not evidence.runs[name].failures]
+
+
+def _dd_between_text(passing: str, passing_members: Sequence[str]) -> str:
+    """``between them`` when the traffic has one passing member; else which of them dd started from
+    (``shared_traffic_isolations``: the first by name)."""
+    return "between them" if len(passing_members) == 1 else f"from {passing} to each failing member"
 
 
 def _cap_ranking_text(evidence: Evidence, passing: str, failing: Sequence[str]) -> str:

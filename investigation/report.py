@@ -40,6 +40,17 @@ def and_list(items: Sequence[str]) -> str:
 CONNECTION_COLUMNS = ("#", "t_s", "inst", "client", "user", "close", "reason", "decided by")
 
 
+NEVER_ESTABLISHED = "never established"
+"""The user cell of a connection whose user the server never established (``ConnectionResult.identified_user``)."""
+
+
+def established_user(connection: ConnectionResult) -> str:
+    """The user the server established for ``connection`` (after spec 5.4's strip), else ``NEVER_ESTABLISHED``:
+    its client's planned id is no user."""
+    user = connection.identified_user()
+    return NEVER_ESTABLISHED if user is None else user
+
+
 def connection_row(connection: ConnectionResult) -> tuple[str, ...]:
     deciding = connection.deciding_decision()
     return (
@@ -47,7 +58,7 @@ def connection_row(connection: ConnectionResult) -> tuple[str, ...]:
         f"{connection.at_s:.1f}",
         str(connection.instance),
         connection.client,
-        str(connection.user_id),
+        established_user(connection),
         close_code_label(connection.close_code),
         connection.close_reason or "-",
         f"{deciding.point}={deciding.outcome}" if deciding else "-",

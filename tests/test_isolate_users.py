@@ -109,3 +109,14 @@ def test_established_users_besides_unestablished_connections() -> None:
     )
     assert _users_and_instances(reduction) == (
         "user ann-1 (besides 1 connection whose user the server never established), instance 0")
+
+
+def test_a_newline_in_a_kept_user_id_is_escaped_in_the_sentences() -> None:
+    """One user "line1\\nline2" reconnecting 6 times on one staging instance: the 6th is refused at the cap (spec 4.2,
+    every manager left behind, spec 1 step 14). The sentences are Markdown, where a raw newline would read as a
+    space ("line1 line2", an id that does not exist), so the id is written with its newline escaped."""
+    reduction = minimal_failing_traffic(_staging("newline-user", [
+        {"name": "tab", "user_id": "line1\nline2", "connections": 6, "spacing_s": 10.0, "hold_s": 5.0},
+    ]))
+    assert _users_and_instances(reduction) == "user line1\\nline2, instance 0"
+    assert "from one user (line1\\nline2)" in _traffic_lesson(reduction)

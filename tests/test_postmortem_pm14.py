@@ -124,6 +124,23 @@ def test_a_traffic_split_by_environment_gets_its_own_lesson_naming_the_traffic_f
                       "`ENVIRONMENT: 'dev' -> 'staging'` (1 pair) (trigger).")
 
 
+@pytest.fixture(scope="module")
+def gate_world_two_passing(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    return shared_world(tmp_path_factory.mktemp("gate2"), {
+        name: GATE_PROFILE.format(name=name, environment=environment, k_service=k_service, secret=SECRET)
+        for name, environment, k_service in (("gate-dev", "dev", ""), ("gate-prod", "prod", ""),
+                                             ("gate-staging", "staging", 'K_SERVICE = "netra-backend-staging"\n'))})
+
+
+def test_a_lesson_names_every_passing_member_and_the_one_dd_started_from(
+        gate_world_two_passing: SimpleNamespace) -> None:
+    # "prod" is not a deployed environment to the route (spec 1 step 9: staging or production, lower-cased, not
+    # mapped), so gate-prod passes like gate-dev; dd starts from the first passing member by name, gate-dev.
+    (lesson,) = gate_world_two_passing.lessons
+    assert ": it fails in gate-staging and passes in gate-dev and gate-prod; dd from gate-dev to each failing member "
+    "isolates `ENVIRONMENT: 'dev' -> 'staging'` (1 pair)" in lesson
+
+
 SECRET_PROFILE = """description = "{name}"
 [env]
 {env}

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from investigation.report import and_list, markdown_table, ordinal, plural, share_text, short_text
+from investigation.profiles import profile_from_dict
+from investigation.report import (
+    and_list,
+    connection_table,
+    markdown_table,
+    ordinal,
+    plural,
+    share_text,
+    short_text,
+)
+from investigation.simulate import simulate
 
 
 @pytest.mark.parametrize(
@@ -57,3 +67,17 @@ def test_share_text_says_all_only_for_the_whole() -> None:
     assert share_text(36, 36) == "all 36"
     assert share_text(2, 5) == "2 of the 5"
     assert share_text(0, 5) == "0 of the 5"
+
+
+def test_the_connection_table_names_a_user_only_where_authentication_established_one() -> None:
+    """ENVIRONMENT=development, a valid auth-service token for "alice" (spec 5.3: a user) and a client with no
+    token planned as "bob" (spec 5.1 refuses it 1008 before any user exists): bob's row shows no user."""
+    run = simulate(profile_from_dict("two", {
+        "description": "a user and a client without a token",
+        "env": {"ENVIRONMENT": "development", "JWT_SECRET_KEY": "test-only-secret-0123456789abcdef-two"},
+        "clients": [{"name": "alice-tab", "user_id": "alice"},
+                    {"name": "bob-tab", "user_id": "bob", "token": "none", "start_s": 5.0}],
+    }))
+    rows = {line.split()[3]: line.split() for line in connection_table(run).splitlines() if "-tab" in line}
+    assert rows["alice-tab"][4] == "alice"
+    assert rows["bob-tab"][4:7] == ["never", "established", "1008"]

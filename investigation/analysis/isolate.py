@@ -52,7 +52,7 @@ from investigation.profiles import (
     jsonable_factor_value,
     unflatten_profile,
 )
-from investigation.report import and_list, ordinal, plural, short_text
+from investigation.report import and_list, escape_controls, ordinal, plural, short_text
 from investigation.simulate import simulate
 from investigation.trace import (
     POINT_ORDER,
@@ -1092,11 +1092,12 @@ def _traffic_lesson(reduction: TrafficReduction) -> str:
 def _kept_users(reduction: TrafficReduction) -> tuple[list[str], str]:
     """The users the server established for the kept connections in the reduced run (``trace.identified_users``:
     after the strip of spec 5.4, so ``"  pat smith  "`` and ``"pat smith"`` are one user), sorted, and
-    ``2 connections whose user the server never established`` ("" when there are none)."""
+    ``2 connections whose user the server never established`` ("" when there are none). A control character in an
+    id is escaped (``line1\\nline2``): the sentences are Markdown, where a newline reads as a space."""
     connections = reduction.run.connections
     never = unidentified(connections)
     words = f"{plural(len(never), 'connection')} whose user the server never established" if never else ""
-    return sorted(identified_users(connections)), words
+    return sorted(escape_controls(user) for user in identified_users(connections)), words
 
 
 def _mechanism_lesson(isolation: ProfileIsolation, reduction: TrafficReduction) -> str | None:

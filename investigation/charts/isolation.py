@@ -19,8 +19,8 @@ from investigation.analysis.delta import Outcome
 from investigation.analysis.isolate import AlignedDivergence, ProfileIsolation, TrafficReduction, short_value
 from investigation.analysis.spectra import RankedLine, SuspiciousnessReport
 from investigation.charts.divergence import CELL_CLASSES, visible_outcome
-from investigation.report import format_table, plural
-from investigation.trace import DECISION_POINTS, ConnectionResult
+from investigation.report import established_user, format_table, plural
+from investigation.trace import DECISION_POINTS
 
 OUTCOME_COLOURS = {Outcome.PASS: "#2e7d32", Outcome.FAIL: "#c62828", Outcome.UNRESOLVED: "#9e9e9e"}
 OUTCOME_MARKERS = {Outcome.PASS: "o", Outcome.FAIL: "X", Outcome.UNRESOLVED: "s"}
@@ -103,17 +103,6 @@ def planned_per_client_table(reduction: TrafficReduction) -> str:
     title = f"planned connections per client ({sum(planned.values())} in all, the chart's points)"
     header = ("client", "user of the kept", "planned", "kept", "instance of the kept")
     return title + "\n" + format_table(header, rows)
-
-
-NEVER_ESTABLISHED = "never established"
-"""The user cell of a connection whose user the server never established (``ConnectionResult.identified_user``)."""
-
-
-def established_user(connection: ConnectionResult) -> str:
-    """The user the server established for ``connection`` (after spec 5.4's strip), else ``NEVER_ESTABLISHED``:
-    its client's planned id is no user."""
-    user = connection.identified_user()
-    return NEVER_ESTABLISHED if user is None else user
 
 
 def _failing_of_kept(reduction: TrafficReduction) -> str:

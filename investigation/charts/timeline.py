@@ -34,7 +34,7 @@ OUTCOME_STYLES: dict[str, tuple[str, str, str]] = {
     "1013": ("D", "#6a1b9a", "closed 1013 (capacity)"),
 }
 OTHER_STYLE = ("P", "#455a64", "other close code")
-NEVER_ESTABLISHED = "(planned; user never established)"
+PLANNED_LABEL_SUFFIX = "(planned; user never established)"
 """Suffix of a series keyed by a client's planned label: authentication established no user for its connections."""
 
 
@@ -114,7 +114,7 @@ def _series_user(connection: ConnectionResult) -> str:
     """The user the server established, or the client's planned label marked as no user (a connection
     refused before authentication established one: ``ConnectionResult.identified_user``)."""
     user = connection.identified_user()
-    return user if user is not None else f"{connection.user_id} {NEVER_ESTABLISHED}"
+    return user if user is not None else f"{connection.user_id} {PLANNED_LABEL_SUFFIX}"
 
 
 def collapse_same_time(steps: Sequence[tuple[float, int]]) -> list[tuple[float, int]]:
