@@ -431,12 +431,31 @@ def has_factory_close(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Ho
     return bool(factory_closes(run)), close_tally(run)
 
 
+def refused_at_authentication_only(run: RunResult) -> bool:
+    """Whether the run has connections and authentication refused every one (:func:`is_auth_refusal`): it tests
+    nothing past authentication, the factory among it."""
+    return bool(run.connections) and all(is_auth_refusal(c) for c in run.connections)
+
+
+def every_connection_refused_at_authentication(run: RunResult) -> str:
+    """Why a run refused at authentication only (:func:`refused_at_authentication_only`) is untested."""
+    return f"every connection refused at authentication ({close_tally(run)})"
+
+
+def has_factory_close_past_authentication(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
+    """:func:`has_factory_close`, untested on a run whose every connection is refused at authentication: no
+    connection reached the factory, so the run says nothing of whether it closes connections."""
+    if refused_at_authentication_only(run):
+        return None, every_connection_refused_at_authentication(run)
+    return has_factory_close(run, runs)
+
+
 def has_no_failure(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
     """No connection fails, auth refusals (:func:`is_auth_refusal`) aside: refusing a bad token is no failure of the
     WebSocket path; a run whose every connection is refused at authentication tests nothing past it (untested)."""
+    if refused_at_authentication_only(run):
+        return None, every_connection_refused_at_authentication(run)
     refused = sum(1 for c in run.connections if is_auth_refusal(c))
-    if refused and refused == len(run.connections):
-        return None, f"every connection refused at authentication ({close_tally(run)})"
     others = [c for c in run.failures if not is_auth_refusal(c)]
     aside = "; the 1008 auth refusals aside" if refused else ""
     return not others, close_tally(run) + aside
@@ -567,13 +586,14 @@ def no_factory_close_though_unchanged(variant: str, failing: Sequence[str]) -> P
 
 
 def logging_names_the_refusal(profile: Profile, variant: str) -> Predicate:
-    """The report's next step 1: a log line ``variant`` adds carries the cause of the original's failing
-    connections (their innermost exception's message), so the added logging identifies the failure point."""
+    """The report's next step 1: a log line ``variant`` adds carries the cause of the original's factory closes (their
+    innermost exception's message), so the added logging identifies the failure point. Its other failures (e.g.
+    1008 auth refusals of foreign-signed tokens) are not the 1011 the report is about."""
 
     def predicate(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
         if not factory_closes(runs[profile.name]):
             return None, no_factory_close_in(profile.name, runs[profile.name])
-        failures = runs[profile.name].failures
+        failures = factory_closes(runs[profile.name])
         causes = sorted({c.cause_chain[-1].message for c in failures if c.cause_chain})
         added = added_log_lines(run, runs[profile.name])
         named = [line for line in added if any(cause in line for cause in causes)]
@@ -581,7 +601,7 @@ def logging_names_the_refusal(profile: Profile, variant: str) -> Predicate:
         deciding = sorted({f"{d.point}={d.outcome}" for c in failures if (d := c.deciding_decision())})
         return bool(named), (
             f"{variant} adds {shown}; {'one carries' if named else 'none carries'} the cause of the original's "
-            f"{plural(len(failures), 'failing connection')} (decided at {', '.join(deciding)}; innermost: "
+            f"{plural(len(failures), 'factory close')} (decided at {', '.join(deciding)}; innermost: "
             f"{short_text(causes[0]) if causes else '-'})")
 
     return predicate
@@ -814,7 +834,7 @@ def _design_environment_outcome(
 def _design_production_impact(baseline: Baseline) -> list[Trial]:
     """Production's own traffic, and every failing profile's traffic where production runs."""
     productions = baseline.where(lambda p: p.env.get("ENVIRONMENT") == "production")
-    return _design_environment_outcome(baseline, productions, has_factory_close)
+    return _design_environment_outcome(baseline, productions, has_factory_close_past_authentication)
 
 
 def _design_injected_id_failure(baseline: Baseline) -> list[Trial]:

@@ -2,7 +2,8 @@
 
 For every variant and every profile this runs the simulation and records how
 the connections ended (1011, 1008, 1013, or without a close frame from the server), which users were hit and
-when the first failure came. One extra profile, built here from
+the first failure: when the first failing connection opened (a failing connection is dated by its start). One extra
+profile, built here from
 ``staging-e2e``, runs the E2E suite for much longer, so that a change which only
 postpones the failure shows it. Next to the matrix stand two safety columns
 computed from the adversarial set (:mod:`investigation.analysis.adversarial`).
@@ -37,7 +38,7 @@ from investigation.profiles import Profile, active_profiles_dir, list_profiles, 
 from investigation.report import and_list, format_table, plural, share_text
 from investigation.run_cache import shared
 from investigation.simulate import simulate
-from investigation.trace import ConnectionResult, RunResult, close_code_label, identified_users
+from investigation.trace import POINT_ORDER, ConnectionResult, RunResult, close_code_label, identified_users
 
 LONG_RUN_PROFILE = "staging-e2e-long"
 LONG_RUN_TESTS_PER_PROCESS = 60
@@ -467,18 +468,23 @@ class VariantMatrix:
         return {(f.close, f.deciding) for f in self.untouched(profile)}
 
     def moved_aside(self, variant: str, profile: str) -> tuple[FailingConnection, ...]:
-        """The candidate's failing connections the original closes otherwise and it closes like an untouched one.
+        """The candidate's failing connections the original closes otherwise and it closes like an untouched one,
+        past the point where the original failed them.
 
-        Like: the same close and deciding decision as one of the profile's untouched connections. The candidate
-        removed the original's failure of the connection, which then fails by a mechanism no candidate changes (e.g.
-        the cap's refusal gone, the startup gate closes it). None for the original.
+        Like: the same close and deciding decision as one of the profile's untouched connections. Past: its deciding
+        point comes after the original's in pipeline order (:func:`_past`). The candidate removed the original's
+        failure of the connection, which then goes on and fails by a mechanism no candidate changes (e.g. the cap's
+        refusal gone, the startup gate closes it). A close at or before the original's deciding point is the
+        candidate's own doing, not moved aside: e.g. V5 refusing the E2E bypass sends connections the original let
+        past token validation to it (spec 5.2, 5.3). None for the original.
         """
         if variant == ORIGINAL.name:
             return ()
         original = {f.index: f for f in self.cell(ORIGINAL.name, profile).failing}
         mechanisms = self.set_aside_mechanisms(profile)
         return tuple(f for f in self.cell(variant, profile).failing
-                     if (f.close, f.deciding) in mechanisms and f.index in original and original[f.index] != f)
+                     if (f.close, f.deciding) in mechanisms and f.index in original and original[f.index] != f
+                     and _past(f.deciding, original[f.index].deciding))
 
     def judged(self, variant: str, profile: str) -> MatrixCell:
         """The cell as the verdicts see it: without the failing connections no candidate changes (:meth:`untouched`)
@@ -552,6 +558,14 @@ class VariantMatrix:
 
     def __repr__(self) -> str:
         return self.table()
+
+
+def _past(deciding: str, before: str) -> bool:
+    """Whether the deciding decision ``deciding`` (``point=outcome``) lies after ``before`` in pipeline order
+    (``trace.POINT_ORDER``); a connection with no decision (``-``) lies before every point."""
+    def rank(decision: str) -> int:
+        return POINT_ORDER.get(decision.partition("=")[0], -1)
+    return rank(deciding) > rank(before)
 
 
 def variant_matrix(
@@ -926,7 +940,7 @@ class VariantReport:
         """Markdown table: one row per variant with its failure and safety verdicts."""
         original = self.matrix.safety_of(ORIGINAL.name)
         lines = [
-            "| variant | change | failure | removed / delayed / same / earlier / introduced "
+            "| variant | change | failure | removed / delayed / same / earlier / introduced / more failures "
             f"| {START_AGENT_COLUMN} (no close) "
             "| safety | adversarial accepted | unsigned token accepted (staging/production) |",
             "|---|---|---|---|---|---|---|---|",
@@ -934,13 +948,21 @@ class VariantReport:
             f"| {len(original.accepted)} of {original.total} | {original.unsigned_text()} |",
         ]
         for v in self.verdicts:
-            counts = " / ".join(str(v.count(e)) for e in (REMOVED, DELAYED, SAME_TIME, EARLIER, INTRODUCED))
             lines.append(
-                f"| {v.variant} | {VARIANTS[v.variant].summary} | {self.failure_label(v)} | {counts} "
+                f"| {v.variant} | {VARIANTS[v.variant].summary} | {self.failure_label(v)} | {self._effect_counts(v)} "
                 f"| {self._start_agent_cell(v.variant)} | {v.safety} "
                 f"| {v.accepted} of {v.total} | {self._unsigned_cell(v.variant)} |"
             )
         return "\n".join(lines)
+
+    def _effect_counts(self, verdict: VariantVerdict) -> str:
+        """``4 / 1 / 0 / 0 / 0 / 0``: the verdict's profiles per effect, as the per-profile tables label them
+        (:func:`effect_label`): of its "introduced", those on a profile where the original fails only on set-aside
+        connections count as "more failures"."""
+        labels = [effect_label(self.matrix, verdict.variant, profile) for profile in self.matrix.profiles]
+        more = labels.count(MORE_FAILURES)
+        counts = [verdict.count(e) for e in (REMOVED, DELAYED, SAME_TIME, EARLIER)]
+        return " / ".join(str(n) for n in [*counts, verdict.count(INTRODUCED) - more, more])
 
     def recommendation(self) -> str:
         """Short sentences naming the recommended variant and why, or that none qualifies."""
