@@ -32,11 +32,12 @@ from investigation.analysis.isolate import (
     IsolationOverview,
     ProfileIsolation,
     TrafficReduction,
-    held_environment,
+    held_environment_text,
     is_environment_factor,
     isolate_profiles,
     isolation_overview,
     minimal_failing_traffic,
+    mixture_holds,
     refused_at_cap,
 )
 from investigation.analysis.variants import (
@@ -560,7 +561,7 @@ def trigger_section(evidence: Evidence) -> Markdown:
         f"environment factors ({ENVIRONMENT_FACTOR_KINDS}) among them: "
         f"{', '.join(environmental) or 'none'}.",
         "- Per profile: " + "; ".join(
-            f"{name}: {iso.difference_in_words()}" for name, iso in sorted(isolations.items())
+            f"{name}: {iso.difference_in_words()}{_held_in_parentheses(iso)}" for name, iso in sorted(isolations.items())
         ) + "." if isolations else "- No failing profile to isolate.",
     ]
     lines[2:2] = _shared_traffic_line(evidence.traffic_isolations)
@@ -568,6 +569,13 @@ def trigger_section(evidence: Evidence) -> Markdown:
     if evidence.reduction is not None:
         lines.append(_reduction_line(evidence.reduction))
     return Markdown("\n".join(lines))
+
+
+def _held_in_parentheses(isolation: ProfileIsolation) -> str:
+    """`` (dd's passing mixture already holds JWT_ALGORITHM = 'RS256', as in b)`` (isolate.mixture_holds), or empty:
+    the isolated difference fails on top of those, not in the passing profile's environment alone."""
+    held = mixture_holds(isolation)
+    return f" ({held})" if held else ""
 
 
 def _dd_mechanism_line(isolations: Mapping[str, ProfileIsolation], reduction: TrafficReduction | None) -> list[str]:
@@ -610,10 +618,11 @@ def _shared_traffic_line(isolations: Mapping[str, ProfileIsolation]) -> list[str
 
 
 def _held_pairs_text(isolations: Sequence[ProfileIsolation]) -> str:
-    """``; dd's passing mixture already holds b's JWT_SECRET_KEY, JWT_SECRET_STAGING``: the environment factors dd's
-    last passing mixture of each pair already takes from its failing member (chapter 04's isolate.held_environment),
-    on top of which the isolated difference fails; empty when no pair's mixture holds one."""
-    held = [f"{iso.failing}'s {', '.join(names)}" for iso in isolations if (names := held_environment(iso))]
+    """``; dd's passing mixture already holds JWT_SECRET_KEY and JWT_SECRET_STAGING unset, as in b``: the environment
+    factors dd's last passing mixture of each pair already takes from its failing member, with their values (chapter
+    04's isolate.held_environment_text), on top of which the isolated difference fails; empty when no pair's mixture
+    holds one."""
+    held = [text for iso in isolations if (text := held_environment_text(iso))]
     if not held:
         return ""
     holds = "mixture already holds" if len(held) == 1 else "mixtures already hold"

@@ -738,7 +738,9 @@ def test_the_divergence_lesson_names_environment_factors_dd_moved_to_the_passing
     failing = varied(spread_profile("six-single", 1), "six-single", env__ENVIRONMENT="development")
     assert _divergence_lesson(isolate_profiles(passing, failing)) == (
         "The profiles first part at route.environment (test vs development); the isolated pair takes development "
-        "there on both sides (dd's passing mixture already holds six-single's ENVIRONMENT, instances), so dd does "
+        # six-single sets ENVIRONMENT 'development' and 1 instance: the values the mixture takes from it
+        "there on both sides (dd's passing mixture already holds ENVIRONMENT = 'development' and instances = 1, as in "
+        "six-single), so dd does "
         "not show whether that difference is needed for the failure; the pair first parts at factory.manager_cap."
     )
 
@@ -941,8 +943,9 @@ def test_the_difference_lesson_names_the_environment_dds_passing_mixture_holds(g
 
     assert _difference_lesson(gate_isolation) == (
         "The 1-minimal failure-inducing difference from gate-local to gate-staging contains 1 change, an "
+        # gate-staging's startup never completes: startup.complete false (a value shows as its repr)
         "environment factor (ENVIRONMENT): ENVIRONMENT: 'test' -> 'staging'; dd's passing mixture already holds "
-        "gate-staging's startup.complete."
+        "startup.complete = False, as in gate-staging."
     )
 
 
@@ -962,8 +965,9 @@ def test_a_traffic_difference_on_a_mixture_with_failing_environment_names_that_e
     assert "with gate-local's environment" not in lesson
     assert lesson.startswith(
         "The 1-minimal failure-inducing difference from gate-local to gate-staging contains no environment factor "
-        "(env, process, startup, instances, routing): with gate-staging's ENVIRONMENT, startup.complete, which dd's "
-        "passing mixture already holds (otherwise gate-local's environment), 1 change of the traffic produces the "
+        "(env, process, startup, instances, routing): on dd's passing mixture, which already holds ENVIRONMENT = "
+        "'staging' and startup.complete = False, as in gate-staging (otherwise gate-local's environment), 1 change "
+        "of the traffic produces the "
         "same failure (")
 
 

@@ -171,7 +171,8 @@ def test_the_trigger_pair_names_the_environment_dds_passing_mixture_already_hold
     (line,) = _shared_traffic_line(secret_world.evidence.traffic_isolations)
     isolation = secret_world.evidence.traffic_isolations["secret-staging"]
     assert (f"secret-unset -> secret-staging: `ENVIRONMENT: unset -> 'staging'` ({isolation.tests_run} tests; dd's "
-            "passing mixture already holds secret-staging's JWT_SECRET_KEY, JWT_SECRET_STAGING);") in line
+            # secret-staging sets neither secret: the mixture holds them unset (fixture), not set
+            "passing mixture already holds JWT_SECRET_KEY and JWT_SECRET_STAGING unset, as in secret-staging);") in line
 
 
 def test_the_auth_refusal_traffic_gets_a_lesson_with_the_held_secrets(secret_world: SimpleNamespace) -> None:
@@ -180,7 +181,7 @@ def test_the_auth_refusal_traffic_gets_a_lesson_with_the_held_secrets(secret_wor
     assert lesson == ("In the traffic that secret-staging and secret-unset replay, where the code runs (env) decides "
                       "whether it fails: it fails in secret-staging and passes in secret-unset; dd between them "
                       "isolates `ENVIRONMENT: unset -> 'staging'` (1 pair); dd's passing mixture already holds "
-                      "secret-staging's JWT_SECRET_KEY, JWT_SECRET_STAGING (trigger).")
+                      "JWT_SECRET_KEY and JWT_SECRET_STAGING unset, as in secret-staging (trigger).")
 
 
 # --- B5: the bypass refusal's cost is the increase over the original ----------------------------------------

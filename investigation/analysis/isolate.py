@@ -49,6 +49,7 @@ from investigation.profiles import (
     Profile,
     ProfileError,
     flatten_profile,
+    is_secret_factor,
     jsonable_factor_value,
     unflatten_profile,
 )
@@ -905,7 +906,8 @@ def isolation_verdicts(isolation: ProfileIsolation, reduction: TrafficReduction)
 
     environmental = [c.factor for c in isolation.minimal_difference if is_environment_factor(c.factor)]
     lines = [
-        f"- Failure-inducing difference ({isolation.tests_run} tests): {isolation.difference_in_words()}.",
+        f"- Failure-inducing difference ({isolation.tests_run} tests): {isolation.difference_in_words()}"
+        f"{mixture_holds(isolation, '; ')}.",
         f"- Environment factors ({ENVIRONMENT_FACTOR_KINDS}) in it: {', '.join(environmental) or 'none'}.",
         f"- 1-minimal failing traffic (ddmin: removing any one kept connection makes the failure disappear; "
         f"a smaller failing subset may exist): {reduction.description()}, {_users_and_instances(reduction)}.",
@@ -947,14 +949,13 @@ def _difference_lesson(isolation: ProfileIsolation) -> str:
     opening = f"The 1-minimal failure-inducing difference from {isolation.passing} to {isolation.failing} contains"
     environmental = [c for c in changes if is_environment_factor(c.factor)]
     words = "; ".join(c.describe() for c in changes)
-    held = held_environment(isolation)
     if not environmental:
         change_count = "1 change" if len(changes) == 1 else f"{len(changes)} changes"
         return (f"{opening} no environment factor ({ENVIRONMENT_FACTOR_KINDS}): {_environment_of_mixture(isolation)}, "
                 f"{change_count} of the traffic {'produces' if len(changes) == 1 else 'produce'} "
                 f"the same failure ({words}){passing_mixture_context(isolation)}.")
     names = ", ".join(_factor_name(c.factor) for c in environmental)
-    held_words = f"; dd's passing mixture already holds {isolation.failing}'s {', '.join(held)}" if held else ""
+    held_words = mixture_holds(isolation, "; ")
     if len(environmental) == len(changes):
         what = "1 change, an environment factor" if len(changes) == 1 else f"{len(changes)} changes, all environment factors"
         return f"{opening} {what} ({names}): {words}{passing_mixture_context(isolation)}{held_words}."
@@ -968,14 +969,51 @@ def held_environment(isolation: ProfileIsolation) -> list[str]:
     return [_factor_name(c.factor) for c in isolation.passing_mixture if is_environment_factor(c.factor)]
 
 
+def held_environment_text(isolation: ProfileIsolation) -> str:
+    """``JWT_SECRET_KEY, JWT_SECRET_STAGING and KUBERNETES_SERVICE_HOST unset, as in auth-staging-no-secret``;
+    ``JWT_ALGORITHM = 'RS256' and JWT_SECRET_KEY set, as in auth-staging-alg-rs256``: the environment factors dd's
+    last passing mixture already takes from the failing profile, with the values it takes (a secret only as set or
+    unset, never its value); empty when it takes none."""
+    held = [(_factor_name(c.factor), _held_state(c)) for c in isolation.passing_mixture
+            if is_environment_factor(c.factor)]
+    if not held:
+        return ""
+    states = {state for _, state in held}
+    if len(states) == 1 and states <= _GROUPED_STATES:
+        words = f"{and_list([name for name, _ in held])} {states.pop()}"
+    else:
+        words = and_list([f"{name} {state}" for name, state in held])
+    return f"{words}, as in {isolation.failing}"
+
+
+_GROUPED_STATES = frozenset({"unset", "set", "set to another secret"})
+"""States that read after a list of names (``A and B unset``); a value (``= 'RS256'``) goes after each name."""
+
+
+def _held_state(change: FactorChange) -> str:
+    """The failing side's value of ``change`` in words: ``unset``; a secret (profiles.is_secret_factor) ``set``, or
+    ``set to another secret`` when the passing side sets one too; any other value ``= 'RS256'``."""
+    if change.failing is ABSENT:
+        return "unset"
+    if is_secret_factor(change.factor):
+        return "set" if change.passing is ABSENT else "set to another secret"
+    return f"= {short_value(_json_value(change.factor, change.failing))}"
+
+
+def mixture_holds(isolation: ProfileIsolation, before: str = "") -> str:
+    """``; dd's passing mixture already holds JWT_ALGORITHM = 'RS256', as in auth-staging-alg-rs256`` (``before``
+    first), or empty when dd's passing mixture holds none of the failing profile's environment factors."""
+    held = held_environment_text(isolation)
+    return f"{before}dd's passing mixture already holds {held}" if held else ""
+
+
 def _environment_of_mixture(isolation: ProfileIsolation) -> str:
     """``with local-debug's environment``, or, when dd's passing mixture holds some of the failing profile's
     environment factors, which: the difference produces the failure on top of those, not in the passing one's."""
-    held = held_environment(isolation)
+    held = held_environment_text(isolation)
     if not held:
         return f"with {isolation.passing}'s environment"
-    return (f"with {isolation.failing}'s {', '.join(held)}, which dd's passing mixture already holds "
-            f"(otherwise {isolation.passing}'s environment)")
+    return f"on dd's passing mixture, which already holds {held} (otherwise {isolation.passing}'s environment)"
 
 
 TIMING_FIELDS = ("start_s", "spacing_s", "hold_s")
@@ -1037,10 +1075,11 @@ def _divergence_lesson(isolation: ProfileIsolation) -> str:
 
 
 def _why_shared(isolation: ProfileIsolation, as_failing: bool) -> str:
-    """`` (dd's passing mixture already holds staging-e2e's ENVIRONMENT, K_SERVICE)``, else `` as staging-e2e does``."""
-    held = held_environment(isolation)
+    """`` (dd's passing mixture already holds ENVIRONMENT = 'staging' and K_SERVICE = 'x', as in staging-e2e)``,
+    else ``, as staging-e2e does``."""
+    held = mixture_holds(isolation)
     if held:
-        return f" (dd's passing mixture already holds {isolation.failing}'s {', '.join(held)})"
+        return f" ({held})"
     return f", as {isolation.failing} does" if as_failing else ""
 
 
@@ -1066,10 +1105,9 @@ def _isolated_pair(isolation: ProfileIsolation) -> str:
     """The isolated pair and how its environment relates to the profiles' (for the divergence lesson)."""
     if any(is_environment_factor(c.factor) for c in isolation.minimal_difference):
         return "the isolated pair, which differs only in the minimal difference,"
-    shared = held_environment(isolation)
+    shared = held_environment_text(isolation)
     if shared:
-        return (f"with the same environment on both sides ({isolation.failing}'s {', '.join(shared)}, "
-                f"otherwise {isolation.passing}'s), the isolated pair")
+        return f"with the same environment on both sides ({shared}, otherwise {isolation.passing}'s), the isolated pair"
     return f"with {isolation.passing}'s environment the isolated pair"
 
 
@@ -1183,5 +1221,6 @@ def _users_and_instances(reduction: TrafficReduction) -> str:
 
 def isolation_key_result(isolation: ProfileIsolation, reduction: TrafficReduction) -> str:
     changes = "; ".join(c.describe() for c in isolation.minimal_difference)
-    return (f"{isolation.passing} -> {isolation.failing}: {changes} ({isolation.tests_run} tests); "
+    return (f"{isolation.passing} -> {isolation.failing}: {changes} ({isolation.tests_run} tests"
+            f"{mixture_holds(isolation, '; ')}); "
             f"1-minimal failing traffic: {reduction.description()}")
