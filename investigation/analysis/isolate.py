@@ -964,11 +964,6 @@ def _difference_lesson(isolation: ProfileIsolation) -> str:
             f"{words}{passing_mixture_context(isolation)}{held_words}.")
 
 
-def held_environment(isolation: ProfileIsolation) -> list[str]:
-    """The environment factors dd's last passing mixture already takes from the failing profile, by name."""
-    return [_factor_name(c.factor) for c in isolation.passing_mixture if is_environment_factor(c.factor)]
-
-
 def held_environment_text(isolation: ProfileIsolation) -> str:
     """``JWT_SECRET_KEY, JWT_SECRET_STAGING and KUBERNETES_SERVICE_HOST unset, as in auth-staging-no-secret``;
     ``JWT_ALGORITHM = 'RS256' and JWT_SECRET_KEY set, as in auth-staging-alg-rs256``: the environment factors dd's
