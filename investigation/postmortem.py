@@ -1016,7 +1016,8 @@ def _worse_text(report: VariantReport, verdict: VariantVerdict) -> str:
 
     ``1008 "SSOT Auth failed" closes all 36 connections of a and all 180 of b from 0 s, where the original
     first fails at 81 s`` (the original's judged first failure, VariantMatrix.judged, which the verdict's "earlier"
-    compares with); connections the original left open on a run where it fails only by connections the verdicts
+    compares with; when set-aside failures came sooner, ``... at 110 s (its failures no candidate changes, from 5 s,
+    set aside)``); connections the original left open on a run where it fails only by connections the verdicts
     set aside: ``1008 "SSOT Auth failed" closes 2 of the 5 connections of c (client e2e) from 30 s, which the
     original left open``.
     """
@@ -1025,17 +1026,21 @@ def _worse_text(report: VariantReport, verdict: VariantVerdict) -> str:
     for profile, effect in verdict.effects:
         if effect in {EARLIER, INTRODUCED}:
             before = matrix.judged(ORIGINAL.name, profile).first_failure_s
+            raw_before = matrix.cell(ORIGINAL.name, profile).first_failure_s
+            set_aside_from = raw_before if raw_before != before else None
             original_fails = matrix.cell(ORIGINAL.name, profile).fails
-            key = (*first_changed(matrix, verdict.variant, profile), before, original_fails)
+            key = (*first_changed(matrix, verdict.variant, profile), before, original_fails, set_aside_from)
             groups.setdefault(key, []).append(profile)
     texts = []
-    for (first, at_s, before, original_fails), profiles in groups.items():
+    for (first, at_s, before, original_fails, set_aside_from), profiles in groups.items():
         code, _, reason = first.partition(" ")
         shares = []
         for number, profile in enumerate(profiles):
             share, clients = changed_share(matrix, verdict.variant, profile, code)
             shares.append(f"{share} {'connections ' if number == 0 else ''}of {profile}{clients}")
-        where = (f"where the original first fails at {before:g} s" if before is not None
+        aside = (f" (its failures no candidate changes, from {set_aside_from:g} s, set aside)"
+                 if set_aside_from is not None and before is not None else "")
+        where = (f"where the original first fails at {before:g} s{aside}" if before is not None
                  else "which the original left open" if original_fails else "where the original does not fail")
         texts.append(f"{_quoted_close(code, reason)} closes {' and '.join(shares)} from {at_s:g} s, {where}")
     return "; ".join(texts)

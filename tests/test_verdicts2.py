@@ -259,3 +259,25 @@ def test_the_lesson_on_an_introduced_failure_names_the_connections_not_a_set_asi
     assert forged_world.matrix.cell("V5", "forgers-and-suite").first_failure_s == 0.0
     assert ("- V5 on forgers-and-suite: 1008 SSOT Auth failed closes 1 of the 3 connections (client suite) from 20 s, "
             "where the original does not fail.") in variant_lessons(forged_world).data.splitlines()
+
+
+def expired_and_suite() -> Profile:
+    """Cloud Run staging. "late-expired" presents an expired token at 5 s: 1008 under every variant (spec 5.3), a
+    failure no candidate changes. "suite" is the E2E suite (bypass headers), 6 connections 10 s apart from 0 s, each
+    leaving its manager behind (spec 1 step 14): the 6th, at 50 s, meets the cap of 5 and closes 1011 (spec 4.2).
+    Under V5 the bypass is refused in staging and the suite's token fails validation: 1008 from 0 s."""
+    return world("expired-and-suite", STAGING_ENV,
+                 {"name": "late-expired", "user_id": "u-expired", "token": "expired", "start_s": 5.0, "hold_s": 4.0},
+                 {"name": "suite", "user_id": "staging-e2e-user-002", "token": "e2e_suite", "headers": E2E_HEADER,
+                  "connections": 6, "spacing_s": 10.0, "hold_s": 4.0})
+
+
+def test_an_earlier_failure_names_the_set_aside_failures_that_came_sooner() -> None:
+    # the original's judged first failure (the expired token's 1008 set aside) is the suite's 1011 at 50 s; its
+    # first failure of all is the 1008 at 5 s: a reader of "first fails at 50 s" must learn why 5 s is not it
+    report = build_report(variant_matrix([expired_and_suite()], ("original", "V5")))
+    assert report.matrix.cell("original", "expired-and-suite").first_failure_s == 5.0
+    assert report.matrix.judged("original", "expired-and-suite").first_failure_s == 50.0
+    assert _worse_text(report, report.verdict_of("V5")) == (
+        '1008 "SSOT Auth failed" closes 6 of the 7 connections of expired-and-suite (client suite) from 0 s, where '
+        "the original first fails at 50 s (its failures no candidate changes, from 5 s, set aside)")
