@@ -77,10 +77,11 @@ def test_the_harm_leaves_out_a_connection_moved_onto_the_startup_gate() -> None:
 
 
 def test_the_harm_compares_with_the_originals_judged_first_failure() -> None:
-    # The original's judged first failure is connection 2 at 40 s (0 is untouched); V4's harm starts at 20 s.
+    # The original's judged first failure is connection 2 at 40 s (0, at 0 s, is untouched: set aside, and named as
+    # the sooner failure the verdicts leave aside); V4's harm starts at 20 s.
     text = _worse_text(moved_world(), moved_world().verdict_of("V4"))
     assert text == '1011 "Factory SSOT validation failed" closes 1 of the 5 connections of p (client x) from 20 s, ' \
-                   "where the original first fails at 40 s"
+                   "where the original first fails at 40 s (its failures no candidate changes, from 0 s, set aside)"
 
 
 def test_before_is_the_judged_first_failure_not_the_first_connection_closed_differently() -> None:
