@@ -58,7 +58,7 @@ def opened(index: int) -> ConnectionResult:
 def test_a_run_refused_at_authentication_only_tests_nothing_past_it() -> None:
     """Two 1008 refusals and nothing else: no connection reached what 'no failure' is about."""
     holds, evidence = has_no_failure(RunResult("x", "original", (refused(0), refused(1))), {})
-    assert (holds, evidence) == (None, "every connection refused at authentication (1008 SSOT Auth failed 2)")
+    assert (holds, evidence) == (None, "no connection got past authentication (1008 SSOT Auth failed 2)")
 
 
 def test_auth_refusals_beside_a_working_connection_are_no_failure() -> None:
@@ -108,3 +108,20 @@ def test_an_injected_id_generator_failure_does_not_show_that_staging_triggers_th
     assert finding.observations[0].evidence.startswith(
         "the ID generator's failure is injected (startup.id_generator_fails; spec 3.2: it does not fail on its own)")
     assert finding.verdict is Verdict.INCONCLUSIVE
+
+
+STAGING_NO_SECRET = WORLDS / "ledger14" / "staging-no-secret.toml"
+"""Cloud Run staging with no JWT secret: the auth service raises its configuration error at every attempt and the
+retries end in VALIDATION_FAILED, 1008 (spec 5.3); its one connection is refused at authentication."""
+
+
+def test_the_local_traffic_refused_at_authentication_in_a_cloud_environment_does_not_test_why4() -> None:
+    """why4 predicts the local debug traffic gets a factory close (1011) in every Cloud Run environment. In the
+    no-secret staging its one connection (held 5 s) never gets past authentication: the staging retries (spec 5.3:
+    waits of 0.5 + 1 + 2 + 4 + 5 s) outlast it, so the client has left before the VALIDATION_FAILED refusal and the
+    connection ends with no close ("open"). That replay tests nothing about the factory: untested, not a run where
+    the prediction failed."""
+    finding = finding_of("why4.environment_makes_it_fail", world(STAGING_NO_SECRET))
+    by_run = {o.run: (o.holds, o.evidence) for o in finding.observations}
+    assert by_run[f"{REFERENCE} traffic in staging-no-secret environment"] == (
+        None, "no connection got past authentication (open 1)")

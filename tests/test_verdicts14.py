@@ -124,7 +124,7 @@ def test_production_impact_is_untested_on_a_run_refused_at_authentication_only()
     trials = hypothesis("impact.production").design(Baseline({production.name: production}, {}))
     assert [t.predicate(refused, {})[0] for t in trials] == [None]
     assert has_factory_close_past_authentication(refused, {}) == (
-        None, "every connection refused at authentication (1008 SSOT Auth failed 2)")
+        None, "no connection got past authentication (1008 SSOT Auth failed 2)")
 
 
 def test_production_impact_still_judges_a_run_with_a_connection_past_authentication() -> None:

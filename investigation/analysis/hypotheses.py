@@ -432,14 +432,22 @@ def has_factory_close(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Ho
 
 
 def refused_at_authentication_only(run: RunResult) -> bool:
-    """Whether the run has connections and authentication refused every one (:func:`is_auth_refusal`): it tests
-    nothing past authentication, the factory among it."""
-    return bool(run.connections) and all(is_auth_refusal(c) for c in run.connections)
+    """Whether the run has connections and none got past authentication: each was refused there
+    (:func:`is_auth_refusal`) or its authentication failed before its client left, with no close to show for it
+    (the retries of spec 5.3 can outlast a short connection): it tests nothing past authentication, the factory
+    among it."""
+    return bool(run.connections) and all(is_auth_refusal(c) or _authentication_failed(c) for c in run.connections)
+
+
+def _authentication_failed(connection: ConnectionResult) -> bool:
+    """The auth step ended in an error code (``auth.result``, spec 5), whatever became of the connection after."""
+    result = connection.outcome("auth.result")
+    return result is not None and result != "success"
 
 
 def every_connection_refused_at_authentication(run: RunResult) -> str:
     """Why a run refused at authentication only (:func:`refused_at_authentication_only`) is untested."""
-    return f"every connection refused at authentication ({close_tally(run)})"
+    return f"no connection got past authentication ({close_tally(run)})"
 
 
 def has_factory_close_past_authentication(run: RunResult, runs: Mapping[str, RunResult]) -> tuple[Holds, str]:
@@ -754,7 +762,7 @@ def _design_environment_swap(baseline: Baseline) -> list[Trial]:
     reference = baseline.profiles[REFERENCE]
     to_local = [Trial(in_environment_of(baseline.profiles[name], reference), removes_factory_closes_of(name))
                 for name in baseline.failing_besides_reference()]
-    to_cloud = [Trial(in_environment_of(reference, baseline.profiles[name]), has_factory_close)
+    to_cloud = [Trial(in_environment_of(reference, baseline.profiles[name]), has_factory_close_past_authentication)
                 for name in baseline.where(lambda p: p.on_cloud_run)]
     return to_local + to_cloud
 
