@@ -23,7 +23,9 @@ from IPython.display import Markdown
 
 from investigation.analysis.cap_refusals import managers_held_before
 from investigation.analysis.hypotheses import factory_reason_closes
+from investigation.backend.factory import ULTRA_DEFENSIVE_ENVIRONMENTS
 from investigation.backend.route import FACTORY_FAILED_REASON
+from investigation.backend.variants import ORIGINAL_CLOUD_SIGNALS, ORIGINAL_E2E_FLAGS, Variant, get_variant
 from investigation.charts.divergence import visible_outcome
 from investigation.charts.timeline import UserInstanceSeries, count_at, timeline_series
 from investigation.notebook_errors import checked_profile, checked_variant
@@ -149,7 +151,32 @@ def failure_trace(run: RunResult) -> str:
     for link in connection.cause_chain:
         wrapped = textwrap.wrap(f"{link.type}: {link.message}", TRACE_WIDTH - 4)
         lines.extend(["  - " + wrapped[0], *("    " + rest for rest in wrapped[1:])])
+    widened = validation_rule_widening(get_variant(run.variant))
+    if widened:
+        lines.extend(["", *textwrap.wrap(widened, TRACE_WIDTH)])
     return "\n".join(lines)
+
+
+def validation_rule_widening(variant: Variant) -> str:
+    """How ``variant`` widens the original's rule for relaxed validation (spec 8), computed from its switches;
+    empty when it keeps the original's rule (the rule the chapter's text states)."""
+    clauses = []
+    extra_signals = [name for name in variant.cloud_signals if name not in ORIGINAL_CLOUD_SIGNALS]
+    if extra_signals:
+        clauses.append(f"{and_list(extra_signals)} non-empty also count as Cloud Run")
+    extra_flags = [name for name in variant.e2e_flags if name not in ORIGINAL_E2E_FLAGS]
+    if extra_flags:
+        flags = "also counts as an E2E flag" if len(extra_flags) == 1 else "also count as E2E flags"
+        clauses.append(f'{and_list(extra_flags)} equal to "1" {flags}')
+    if variant.relax_for_staging_gcp_project:
+        clauses.append('a GOOGLE_CLOUD_PROJECT containing "staging" relaxes it')
+    if variant.ultra_defensive:
+        *first, last = sorted(ULTRA_DEFENSIVE_ENVIRONMENTS)
+        clauses.append(f"any GOOGLE_CLOUD_PROJECT, a PORT, or an ENVIRONMENT (lower-cased) of {', '.join(first)} "
+                       f"or {last} relaxes it")
+    if not clauses:
+        return ""
+    return f"validation mode under {variant.name}: the original's rule widened (spec 8): {'; '.join(clauses)}."
 
 
 def _user_words(connection: ConnectionResult) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from investigation.analysis.variants import long_run_profile
+from investigation.backend.variants import VARIANTS
 from investigation.profiles import (
     PROFILES_DIR_ENV,
     Profile,
@@ -42,6 +43,7 @@ from investigation.reproduce import (
     run_profile,
     run_profiles,
     start_agent_text,
+    validation_rule_widening,
 )
 from investigation.simulate import simulate
 from investigation.trace import ConnectionResult, Decision, ManagerCount, RunResult
@@ -735,3 +737,20 @@ def test_start_agent_messages_answered_by_the_fallback_handler_are_reported() ->
         "- 3 `start_agent` messages reached the fallback handler, installed because agent_supervisor and "
         "thread_service were missing (spec 1, step 10), and were each answered \"agent_unavailable\" without "
         "creating a manager.")
+
+
+def test_the_trace_says_how_v1_and_v2_widen_the_relaxed_validation_rule() -> None:
+    """Spec 8: V1 adds the cloud signals K_REVISION, K_CONFIGURATION, GOOGLE_CLOUD_PROJECT, GAE_SERVICE and
+    CLOUD_RUN_INSTANCE_ID, the E2E flag TESTING == "1" and a GOOGLE_CLOUD_PROJECT containing "staging"; V2 relaxes
+    for any GCP project, a PORT, or ENVIRONMENT in {staging, test, testing, dev, development}. V3-V5 keep the rule
+    the chapter states."""
+    v1 = validation_rule_widening(VARIANTS["V1"])
+    for part in ("K_REVISION, K_CONFIGURATION, GOOGLE_CLOUD_PROJECT, GAE_SERVICE and CLOUD_RUN_INSTANCE_ID",
+                 'TESTING equal to "1"', 'GOOGLE_CLOUD_PROJECT containing "staging"'):
+        assert part in v1
+    v2 = validation_rule_widening(VARIANTS["V2"])
+    assert "any GOOGLE_CLOUD_PROJECT, a PORT, or an ENVIRONMENT (lower-cased) of dev, development, staging, test or " \
+           "testing relaxes it" in v2
+    assert [validation_rule_widening(VARIANTS[name]) for name in ("original", "V3", "V4", "V5")] == [""] * 4
+    # under V2 development is relaxed (spec 8), and the trace of its run carries the widening line
+    assert v2.split(": ", 1)[0] in failure_trace(run_profile("development", "V2")).replace("\n", " ")

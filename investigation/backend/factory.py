@@ -296,6 +296,10 @@ def _detect(
     return EnvironmentDetection(current_env, is_cloud_run, is_staging, is_e2e, relaxed)
 
 
+ULTRA_DEFENSIVE_ENVIRONMENTS = frozenset({"staging", "test", "testing", "dev", "development"})
+"""The ENVIRONMENT values (lower-cased) that V2's ultra-defensive detection relaxes for (spec 8)."""
+
+
 def _variant_relaxes(
     env: IsolatedEnvironment, current_env: str, relax_for_staging_gcp_project: bool, ultra_defensive: bool
 ) -> bool:
@@ -303,8 +307,7 @@ def _variant_relaxes(
     if relax_for_staging_gcp_project and "staging" in project.lower():
         return True
     if ultra_defensive:
-        deployed_names = {"staging", "test", "testing", "dev", "development"}
-        return bool(project) or current_env in deployed_names or env.get("PORT") is not None
+        return bool(project) or current_env in ULTRA_DEFENSIVE_ENVIRONMENTS or env.get("PORT") is not None
     return False
 
 
