@@ -25,7 +25,7 @@ from IPython.display import Markdown
 from investigation.analysis.divergence import NO_DIVERGENCE, NOT_REACHED, DivergenceTable
 from investigation.analysis.hypotheses import VALUE_POINTS
 from investigation.charts.divergence import compared_connection
-from investigation.report import format_table, plural
+from investigation.report import and_list, format_table, plural
 from investigation.trace import REPEAT_JOIN, RunResult
 
 CONSEQUENCE_POINTS = frozenset({"route.close"})
@@ -221,8 +221,8 @@ def divergence_lessons(runs: Mapping[str, RunResult], table: DivergenceTable) ->
     side, departing = departing_side(table, failing)
     first_points = first_divergence_counts(table, departing)
     lessons = []
-    if separating and first_points and separating[0].point not in first_points and not _against_reference_alone(
-            table, failing):
+    if separating and first_points and not _parting_first_points(separating, first_points) and not \
+            _against_reference_alone(table, failing):
         lessons.append(
             f"Where a {side} profile first departs from {_reference_text(table, failing)} "
             f"({_counts_text(first_points)}) is not where failing and passing profiles part "
@@ -242,11 +242,27 @@ def divergence_lessons(runs: Mapping[str, RunResult], table: DivergenceTable) ->
     return Markdown("\n".join(f"- {lesson}" for lesson in lessons))
 
 
+def _parting_first_points(separating: Sequence[SeparatingPoint], first_points: Counter[str]) -> list[str]:
+    """The separating points (value points included) where some profile first departs from the reference."""
+    return [p.point for p in separating if p.point in first_points]
+
+
 def _against_reference_alone(table: DivergenceTable, failing: Sequence[str]) -> bool:
-    """Whether the reference alone stands on one side (the only passing or the only failing profile): every point
-    where the other side departs from it then separates, so where they part tells no cause (:func:`_no_lesson_reason`)."""
+    """Whether the reference alone stands on one side (the only passing or the only failing profile, besides
+    profiles whose compared connection took the reference's very path): every point where the other side departs
+    from it then separates, so where they part tells no cause (:func:`_no_lesson_reason`)."""
     passing = [name for name in table.profiles if name not in failing]
-    return table.reference in failing and len(failing) == 1 or passing == [table.reference]
+    return _only_the_reference(table, failing) or _only_the_reference(table, passing)
+
+
+def _only_the_reference(table: DivergenceTable, side: Sequence[str]) -> bool:
+    """Whether ``side`` is the reference and profiles whose compared trace is the reference's (no first divergence)."""
+    return table.reference in side and not _own_paths(table, side)
+
+
+def _own_paths(table: DivergenceTable, side: Sequence[str]) -> list[str]:
+    """The profiles of ``side`` besides the reference whose compared trace departs from the reference's."""
+    return [name for name in side if name != table.reference and table.first_divergence_of(name) is not None]
 
 
 def _no_lesson_reason(
@@ -277,8 +293,9 @@ def _no_lesson_reason(
         return (f"No single decision point's outcome separates failing from passing profiles, and the failing "
                 f"profiles' compared connections {modes}: no lesson beyond the verdicts.")
     side, _ = departing_side(table, failing)
+    parting = _parting_first_points(separating, first_points) or [separating[0].point]
     return (f"Where {side} profiles first depart from {_reference_text(table, failing)} ({_counts_text(first_points)}) "
-            f"includes where failing and passing profiles part ({separating[0].point}), and the failing profiles' "
+            f"includes where failing and passing profiles part ({and_list(parting)}), and the failing profiles' "
             f"compared connections {modes}: no lesson beyond the verdicts.")
 
 

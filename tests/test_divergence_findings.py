@@ -162,16 +162,28 @@ def test_verdict_and_key_result_name_the_earliest_separating_branch() -> None:
     assert divergence_key_result(runs, table).endswith("earliest separating point: factory.manager_cap")
 
 
-def test_the_first_difference_lesson_when_only_the_environment_read_comes_before_where_profiles_part() -> None:
-    # Both failing profiles first depart at route.environment, a value read; the earliest separating branch is
-    # factory.manager_cap, and a passing profile besides the reference (dev) takes the reference's side there.
+def test_no_first_difference_lesson_where_the_first_difference_separates_too() -> None:
+    # Both failing profiles first depart at route.environment (staging, production against test), and that value
+    # read separates failing from passing profiles as factory.manager_cap does (the separating points list it
+    # after the branch): "the first difference is not where they part" would contradict the verdicts' list.
     runs = two_separating_runs()
     assert lines(divergence_lessons(runs, run_divergence(runs, REFERENCE))) == [
-        "- Where a failing profile first departs from local (route.environment (2)) is not where failing and "
-        "passing profiles part (factory.manager_cap): the first difference in a trace is not the cause (the "
-        "chart's black frames against its red cells).",
         "- Failing profiles took both validation modes (relaxed (1), strict (1)): the validation mode "
         "does not decide the failure (the verdicts)."
+    ]
+
+
+def test_a_passing_profile_on_the_references_very_path_leaves_the_reference_alone() -> None:
+    # dev passes by the reference's very path (test, strict, below), so the passing side is one trace: staging
+    # departs at route.environment, and every point where it departs separates (route.environment, the validation
+    # mode, the cap), whichever of them the branches-first order names first. No "first difference is not the
+    # cause" lesson; the one-mode failing side gives no other: the reason names where they part.
+    runs = {"local": run("local", "test", "strict", "below"), "dev": run("dev", "test", "strict", "below"),
+            "staging": run("staging", "staging", "relaxed", "exceeded")}
+    assert lines(divergence_lessons(runs, run_divergence(runs, REFERENCE))) == [
+        "- Where failing profiles first depart from local (route.environment (1)) includes where failing and passing "
+        "profiles part (route.environment), and the failing profiles' compared connections share one validation "
+        "mode (relaxed (1)): no lesson beyond the verdicts."
     ]
 
 
