@@ -21,6 +21,8 @@ decided at a point it never reaches, so route.manager is no separating point.
 
 from __future__ import annotations
 
+import pytest
+
 from investigation.charts.divergence import run_divergence
 from investigation.divergence_findings import (
     DecidingGroup,
@@ -173,20 +175,6 @@ def test_no_first_difference_lesson_where_the_first_difference_separates_too() -
     ]
 
 
-def test_a_passing_profile_on_the_references_very_path_leaves_the_reference_alone() -> None:
-    # dev passes by the reference's very path (test, strict, below), so the passing side is one trace: staging
-    # departs at route.environment, and every point where it departs separates (route.environment, the validation
-    # mode, the cap), whichever of them the branches-first order names first. No "first difference is not the
-    # cause" lesson; the one-mode failing side gives no other: the reason names where they part.
-    runs = {"local": run("local", "test", "strict", "below"), "dev": run("dev", "test", "strict", "below"),
-            "staging": run("staging", "staging", "relaxed", "exceeded")}
-    assert lines(divergence_lessons(runs, run_divergence(runs, REFERENCE))) == [
-        "- Where failing profiles first depart from local (route.environment (1)) includes where failing and passing "
-        "profiles part (route.environment), and the failing profiles' compared connections share one validation "
-        "mode (relaxed (1)): no lesson beyond the verdicts."
-    ]
-
-
 def test_only_the_reference_failing_gives_the_reason_there_is_no_lesson() -> None:
     """Neither lesson applies: dev, passing, first departs from the failing reference at route.environment,
     which separates the two (test against staging), as does factory.manager_cap; the failing side took a
@@ -268,16 +256,24 @@ def test_a_failing_reference_whose_passing_profiles_depart_where_the_sides_part_
                     "does not decide the failure (the verdicts)."]
 
 
-def test_first_difference_where_profiles_part_in_one_mode_gives_the_reason_there_is_no_lesson() -> None:
+@pytest.mark.parametrize(("failing", "departs_and_parts", "mode"), [
     # e2e runs in the reference's environment and first departs at factory.manager_cap, the earliest separating
     # point; the failing side is all strict
+    (run("e2e", "test", "strict", "exceeded"), "factory.manager_cap", "strict"),
+    # staging departs at route.environment, and every point where it departs separates (route.environment, the
+    # validation mode, the cap), whichever of them the branches-first order names first: dev passes by the
+    # reference's very path (test, strict, below), so the passing side is one trace. No "first difference is not
+    # the cause" lesson; the one-mode failing side gives no other: the reason names where they part.
+    (run("staging", "staging", "relaxed", "exceeded"), "route.environment", "relaxed"),
+])
+def test_first_difference_where_profiles_part_in_one_mode_gives_the_reason_there_is_no_lesson(
+        failing: RunResult, departs_and_parts: str, mode: str) -> None:
     runs = {"local": run("local", "test", "strict", "below"), "dev": run("dev", "test", "strict", "below"),
-            "e2e": run("e2e", "test", "strict", "exceeded")}
+            failing.profile: failing}
     assert lines(divergence_lessons(runs, run_divergence(runs, REFERENCE))) == [
-        "- Where failing profiles first depart from local (factory.manager_cap (1)) includes where failing and "
-        "passing profiles part (factory.manager_cap), and the failing profiles' compared connections share one "
-        "validation mode "
-        "(strict (1)): no lesson beyond the verdicts."
+        f"- Where failing profiles first depart from local ({departs_and_parts} (1)) includes where failing and "
+        f"passing profiles part ({departs_and_parts}), and the failing profiles' compared connections share one "
+        f"validation mode ({mode} (1)): no lesson beyond the verdicts."
     ]
 
 
