@@ -47,7 +47,7 @@ POINT_ORDER: dict[str, int] = {point: rank for rank, point in enumerate(DECISION
 
 REPEAT_JOIN = " then "
 """How a decision point reached again records its outcomes, first to last (``generator then generator``,
-``DecisionRecorder.decide``): split an outcome on it for each time the point was reached."""
+``decide``): split an outcome on it for each time the point was reached."""
 
 
 #: Outcomes that end a connection's normal path, per decision point: the causes (spec 1 and the sections its

@@ -370,7 +370,7 @@ async def validate_token_with_retries(
             verdict = validate_token_jwt(token, backend.env, backend.clock.now())
         except Exception as error:
             backend.log("WARNING", f"auth attempt {attempt + 1} failed: {error}")
-            last_error = _without_cache_miss(error)
+            last_error = error
             if classify_auth_error(str(error)) == "stop":
                 return None, "stopped", last_error
         else:
@@ -378,15 +378,6 @@ async def validate_token_with_retries(
         if attempt + 1 < policy.attempts:
             await backend.clock.sleep(policy.delay_after(attempt))
     return None, "all_attempts_failed", last_error
-
-
-def _without_cache_miss(error: Exception) -> Exception:
-    """``error`` without the KeyError Python attaches as its context when it is raised computing a setting for
-    ``IsolatedEnvironment.derived`` (the cache's miss on the setting, not a cause of the error)."""
-    context = error.__context__
-    if isinstance(context, KeyError) and context.args[:1] in ((_resolve_jwt_secret,), (_resolve_jwt_algorithm,)):
-        error.__context__ = None
-    return error
 
 
 # --- 5.4 the user context after auth -------------------------------------------------------------

@@ -93,8 +93,9 @@ class IsolatedEnvironment:
         try:
             return self._derived[key]  # type: ignore[return-value]
         except KeyError:
-            value = self._derived[key] = compute(self, *args)
-            return value
+            pass  # computed outside the handler, so an error it raises carries no cache miss as its context
+        value = self._derived[key] = compute(self, *args)
+        return value
 
     def __repr__(self) -> str:
         return f"IsolatedEnvironment(isolation_mode={self.isolation_mode})"
