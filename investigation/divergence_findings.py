@@ -109,9 +109,13 @@ def _first_outcomes(outcomes: Collection[str]) -> set[str]:
 
 def deciding_groups(runs: Mapping[str, RunResult], table: DivergenceTable) -> list[DecidingGroup]:
     """The failing profiles grouped by their compared connection's deciding decision (sorted), each group with
-    the earliest point that separates it from the passing profiles (``separating_points`` ``among`` it)."""
+    the earliest point that separates it from the passing profiles (``separating_points`` ``among`` it); none when
+    no profile passes (nothing to separate from)."""
+    failing = failing_profiles(runs)
+    if len(failing) == len(runs):
+        return []
     groups: dict[str, list[str]] = {}
-    for name in failing_profiles(runs):
+    for name in failing:
         connection = compared_connection(runs[name])
         decision = connection.deciding_decision() if connection is not None else None
         groups.setdefault(f"{decision.point}={decision.outcome}" if decision else NOT_REACHED, []).append(name)
@@ -312,7 +316,7 @@ def divergence_key_result(runs: Mapping[str, RunResult], table: DivergenceTable)
 
 def _per_group_key(runs: Mapping[str, RunResult], table: DivergenceTable) -> str:
     """``none``, or with several deciding decisions ``none shared; by deciding decision: a=x: p, b=y: none``."""
-    groups = deciding_groups(runs, table) if failing_profiles(runs) else []
+    groups = deciding_groups(runs, table)
     if len(groups) < 2:
         return "none"
     return "none shared; by deciding decision: " + ", ".join(

@@ -36,6 +36,7 @@ from investigation.analysis.isolate import (
     is_environment_factor,
     isolate_profiles,
     isolation_overview,
+    kept_users,
     minimal_failing_traffic,
     mixture_holds,
     refused_at_cap,
@@ -170,10 +171,6 @@ def gather_evidence(reference: str = REFERENCE) -> Evidence:
         return evidence
     reduction = minimal_failing_traffic(load_named_profile(evidence.worst_profile))
     return dataclasses.replace(evidence, reduction=reduction)
-
-
-def _users(connections: Sequence[ConnectionResult]) -> set[str]:
-    return {str(c.user_id) for c in connections}
 
 
 def _counts_text(counter: Counter[str]) -> str:
@@ -647,8 +644,10 @@ def _factor_counts_text(isolations: Mapping[str, ProfileIsolation]) -> str:
 
 def _reduction_line(reduction: TrafficReduction) -> str:
     """ddmin's 1-minimal failing traffic and how its connections ended in the reduced run."""
-    users = sorted(_users(reduction.run.connections))
+    users, never_established = kept_users(reduction)
     whose = f"all of user {users[0]}" if len(users) == 1 else f"{plural(len(users), 'user')} ({', '.join(users)})"
+    if never_established:
+        whose = f"{whose}, besides {never_established}" if users else never_established
     return (
         f"- A 1-minimal failing traffic of {reduction.profile} (ddmin over its planned connections: no single "
         f"connection of it can be left out): {len(reduction.kept)} of the {len(reduction.planned)} planned "
@@ -968,7 +967,8 @@ def _failing_runs_text(evidence: Evidence, verdict: VariantVerdict) -> str:
     unjudged = len([name for name in failing if name not in judged])
     tail = ("" if not unjudged
             else f"; no candidate changes the failures of the other {'one' if unjudged == 1 else unjudged}")
-    removed = [name for name in failing if name in set(verdict.where(REMOVED))]
+    removed_somewhere = set(verdict.where(REMOVED))
+    removed = [name for name in failing if name in removed_somewhere]
     if len(removed) == len(failing):
         runs = _runs_breakdown(evidence, failing)
         return f"{len(failing)} of {plural(len(failing), 'failing run')}{f': {runs}' if runs else ''}{tail}"

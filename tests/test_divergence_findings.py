@@ -387,3 +387,9 @@ def test_a_point_reached_again_after_a_retry_separates_by_its_first_outcome() ->
                                       (connection("generator then generator", "failed", 1008),))}
     points = separating_points(runs, run_divergence(runs, "local"))
     assert [point.point for point in points] == ["context.creation"]
+
+
+def test_no_deciding_group_when_every_profile_fails() -> None:
+    # no passing profile: nothing for a group to be separated from, so no "separates ... from the passing ones"
+    failing = {name: r for name, r in four_runs().items() if r.failures}
+    assert deciding_groups(failing, run_divergence(failing, "e2e")) == []

@@ -120,3 +120,11 @@ def test_a_newline_in_a_kept_user_id_is_escaped_in_the_sentences() -> None:
     ]))
     assert _users_and_instances(reduction) == "user line1\\nline2, instance 0"
     assert "from one user (line1\\nline2)" in _traffic_lesson(reduction)
+
+
+def test_the_postmortems_reduction_line_counts_the_one_user_the_server_established(
+        strip_collision: TrafficReduction) -> None:
+    # 06's detection bullet on ddmin's traffic: the two clients' ids strip to one user (spec 5.4 step 2)
+    from investigation.postmortem import _reduction_line
+
+    assert "6 of the 6 planned connections, all of user pat smith:" in _reduction_line(strip_collision)

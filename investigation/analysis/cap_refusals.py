@@ -101,8 +101,8 @@ def user_at_refusal(run: RunResult, refused: ConnectionResult) -> UserAtRefusal:
     with_manager = sum(c.manager_key in registered for c in open_now)
     ended = tuple(c for c in there if c.ended_at_s <= refused.at_s)
     created = sum(c.tally("route.start_agent").get("manager_left_behind", 0) for c in ended)
-    return UserAtRefusal(managers_held_before(run, refused), with_manager, created, run.max_managers_per_user,
-                         len(open_now) - with_manager)
+    held = len(registered - {refused.manager_key})  # managers_held_before, from the set already in hand
+    return UserAtRefusal(held, with_manager, created, run.max_managers_per_user, len(open_now) - with_manager)
 
 
 def refusals_at_cap(run: RunResult) -> list[UserAtRefusal]:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from investigation.analysis.contexts import CheckedContext, contexts_of
-from investigation.analysis.isolate import align_with_nearest, is_environment_factor
+from investigation.analysis.isolate import align_with_nearest, auth_error_code, is_environment_factor
 from investigation.analysis.run_logs import added_log_lines
 from investigation.analysis.variants import refused_by_rule
 from investigation.backend.route import FACTORY_FAILED_REASON
@@ -436,13 +436,7 @@ def refused_at_authentication_only(run: RunResult) -> bool:
     (:func:`is_auth_refusal`) or its authentication failed before its client left, with no close to show for it
     (the retries of spec 5.3 can outlast a short connection): it tests nothing past authentication, the factory
     among it."""
-    return bool(run.connections) and all(is_auth_refusal(c) or _authentication_failed(c) for c in run.connections)
-
-
-def _authentication_failed(connection: ConnectionResult) -> bool:
-    """The auth step ended in an error code (``auth.result``, spec 5), whatever became of the connection after."""
-    result = connection.outcome("auth.result")
-    return result is not None and result != "success"
+    return bool(run.connections) and all(is_auth_refusal(c) or auth_error_code(c) is not None for c in run.connections)
 
 
 def every_connection_refused_at_authentication(run: RunResult) -> str:

@@ -262,13 +262,13 @@ class FailureSignature:
         """The signature of ``connection``, a failing connection of ``run`` (needed for the mechanism)."""
         assert connection.close_code is not None, "a failing connection has a close code"
         mechanism = user_at_refusal(run, connection).mechanism if refused_at_cap(connection) else None
-        return cls(connection.close_code, _innermost_type(connection), mechanism, _auth_error(connection))
+        return cls(connection.close_code, _innermost_type(connection), mechanism, auth_error_code(connection))
 
     def matches(self, connection: ConnectionResult, run: RunResult) -> bool:
         """Whether ``connection`` (of ``run``) fails this way; the mechanism is computed only when needed."""
         if not connection.failed or connection.close_code != self.close_code:
             return False
-        if (_innermost_type(connection), _auth_error(connection)) != (self.innermost_type, self.auth_error):
+        if (_innermost_type(connection), auth_error_code(connection)) != (self.innermost_type, self.auth_error):
             return False
         return FailureSignature.of(connection, run) == self
 
@@ -293,7 +293,7 @@ def _innermost_type(connection: ConnectionResult) -> str | None:
     return connection.cause_chain[-1].type if connection.cause_chain else None
 
 
-def _auth_error(connection: ConnectionResult) -> str | None:
+def auth_error_code(connection: ConnectionResult) -> str | None:
     """The auth error code the connection was refused with (its ``auth.result`` other than success), else None."""
     result = connection.outcome("auth.result")
     return None if result in (None, "success") else result
@@ -1107,7 +1107,7 @@ def _isolated_pair(isolation: ProfileIsolation) -> str:
 
 
 def _traffic_lesson(reduction: TrafficReduction) -> str:
-    users, never_established = _kept_users(reduction)
+    users, never_established = kept_users(reduction)
     who = f"{_count_of(users, 'user')} ({', '.join(users)})" if users else ""
     if never_established:
         who = f"{who}, besides {never_established}," if users else f"{never_established},"
@@ -1122,7 +1122,7 @@ def _traffic_lesson(reduction: TrafficReduction) -> str:
     )
 
 
-def _kept_users(reduction: TrafficReduction) -> tuple[list[str], str]:
+def kept_users(reduction: TrafficReduction) -> tuple[list[str], str]:
     """The users the server established for the kept connections in the reduced run (``trace.identified_users``:
     after the strip of spec 5.4, so ``"  pat smith  "`` and ``"pat smith"`` are one user), sorted, and
     ``2 connections whose user the server never established`` ("" when there are none). A control character in an
@@ -1203,8 +1203,8 @@ def _count_of(items: Sequence[str], noun: str) -> str:
 
 def _users_and_instances(reduction: TrafficReduction) -> str:
     """``users a, b, instance 1`` for the kept connections: the users and instances of the reduced run
-    (:func:`_kept_users`), the connections whose user the server never established said so."""
-    users, never_established = _kept_users(reduction)
+    (:func:`kept_users`), the connections whose user the server never established said so."""
+    users, never_established = kept_users(reduction)
     instances = sorted({c.instance for c in reduction.run.connections})
     user_word = "user" if len(users) == 1 else "users"
     who = f"{user_word} {', '.join(users)}" if users else never_established
