@@ -83,7 +83,7 @@ from investigation.divergence_findings import (
 )
 from investigation.notebook_grid import ISOLATION_REFERENCE
 from investigation.profiles import ProfileError
-from investigation.report import and_list, format_table, ordinal, plural, share_text
+from investigation.report import and_list, format_table, never_established_text, ordinal, plural, share_text
 from investigation.reproduce import (
     connection_in_run,
     deciding_counts,
@@ -443,9 +443,8 @@ def _users_hit_short(failures: Sequence[ConnectionResult]) -> str:
     """``2 distinct users hit``, counted as authentication established them, and the failing connections whose
     user it never established, when any."""
     text = f"{plural(len(identified_users(failures)), 'distinct user')} hit"
-    unestablished = len(unidentified(failures))
-    if unestablished:
-        text += f", besides {plural(unestablished, 'failing connection')} of users the server never established"
+    if never_established := never_established_text(failures, "failing connection"):
+        text += f", besides {never_established}"
     return text
 
 
@@ -456,7 +455,7 @@ def _unidentified_text(evidence: Evidence) -> str:
     if not unestablished:
         return ""
     results = Counter(c.outcome("auth.result") or "no auth result" for c in unestablished)
-    return (f", besides {plural(len(unestablished), 'failing connection')} whose user the server never established "
+    return (f", besides {never_established_text(unestablished, 'failing connection')} "
             f"(authentication found no valid token: {_counts_text(results)}; the user ids their clients were "
             "planned with are not counted)")
 

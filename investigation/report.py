@@ -8,7 +8,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 
-from investigation.trace import ConnectionResult, RunResult, close_code_label
+from investigation.trace import ConnectionResult, RunResult, close_code_label, unidentified
 
 
 def plural(count: int, noun: str) -> str:
@@ -42,6 +42,12 @@ CONNECTION_COLUMNS = ("#", "t_s", "inst", "client", "user", "close", "reason", "
 
 NEVER_ESTABLISHED = "never established"
 """The user cell of a connection whose user the server never established (``ConnectionResult.identified_user``)."""
+
+
+def never_established_text(connections: Sequence[ConnectionResult], noun: str = "connection") -> str:
+    """``2 connections whose user the server never established`` (``trace.unidentified``); empty when none."""
+    never = unidentified(connections)
+    return f"{plural(len(never), noun)} whose user the server never established" if never else ""
 
 
 def established_user(connection: ConnectionResult) -> str:

@@ -30,7 +30,7 @@ from investigation.charts.divergence import visible_outcome
 from investigation.charts.timeline import UserInstanceSeries, count_at, timeline_series
 from investigation.notebook_errors import checked_profile, checked_variant
 from investigation.profiles import Profile, list_profiles, load_profile
-from investigation.report import and_list, close_counts_text, close_summary, ordinal, plural
+from investigation.report import and_list, close_counts_text, close_summary, never_established_text, ordinal, plural
 from investigation.simulate import simulate
 from investigation.trace import (
     REPEAT_JOIN,
@@ -39,7 +39,6 @@ from investigation.trace import (
     close_code_label,
     identified_users,
     is_adverse,
-    unidentified,
 )
 
 TRACE_WIDTH = 100
@@ -111,8 +110,8 @@ def users_text(connections: Sequence[ConnectionResult]) -> str:
     """``2 distinct users``, counted as authentication established them (``ConnectionResult.identified_user``),
     and the connections whose user it never established, when any."""
     text = plural(len(identified_users(connections)), "distinct user")
-    if never_established := unidentified(connections):
-        text += f", besides {plural(len(never_established), 'connection')} whose user the server never established"
+    if never_established := never_established_text(connections):
+        text += f", besides {never_established}"
     return text
 
 

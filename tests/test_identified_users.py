@@ -152,7 +152,7 @@ def test_06_counts_identified_but_refused_users_and_words_the_others(runs: dict[
     # no user.
     evidence = evidence_of(runs)
     assert _users_hit_short(evidence.failures) == (
-        "1 distinct user hit, besides 2 failing connections of users the server never established")
+        "1 distinct user hit, besides 2 failing connections whose user the server never established")
     assert impact_section(evidence).data.startswith(
         "4 connections failed, in 2 profiles (bypass, placeholder); 1 distinct user id in 2 user-profile pairs "
         "(demo in 2 profiles) hit, besides 2 failing connections whose user the server never established "

@@ -151,5 +151,5 @@ def test_the_summary_counts_users_as_the_server_identified_them() -> None:
     # two_mechanisms: the cap's two closes are test-user-12345's (identified); auth's two closes never identified
     # a user (module docstring), so 1 user, and the 2 connections apart.
     assert _users_hit_short(two_mechanisms().failures) == (
-        "1 distinct user hit, besides 2 failing connections of users the server never established")
+        "1 distinct user hit, besides 2 failing connections whose user the server never established")
     assert _users_hit_short(reconnects("reconnects", 7).failures) == "1 distinct user hit"

@@ -38,7 +38,7 @@ from investigation.analysis.variants import refused_by_rule
 from investigation.backend.route import FACTORY_FAILED_REASON
 from investigation.notebook_errors import NotebookParameterError
 from investigation.profiles import Profile, flatten_profile, list_profiles, unflatten_profile
-from investigation.report import and_list, format_table, markdown_table, plural, short_text
+from investigation.report import and_list, format_table, markdown_table, never_established_text, plural, short_text
 from investigation.run_cache import shared
 from investigation.simulate import simulate
 from investigation.trace import (
@@ -47,7 +47,6 @@ from investigation.trace import (
     RunResult,
     close_code_label,
     identified_users,
-    unidentified,
 )
 
 REFERENCE = "local-debug"
@@ -629,10 +628,8 @@ def some_user_never_served(run: RunResult, runs: Mapping[str, RunResult]) -> tup
 
 def _not_counted(connections: Sequence[ConnectionResult]) -> str:
     """`` (not counting 2 connections whose user the server never established)``, when any."""
-    never_established = unidentified(connections)
-    if not never_established:
-        return ""
-    return f" (not counting {plural(len(never_established), 'connection')} whose user the server never established)"
+    never_established = never_established_text(connections)
+    return f" (not counting {never_established})" if never_established else ""
 
 
 def no_factory_close_in(base: str, base_run: RunResult) -> str:

@@ -53,7 +53,7 @@ from investigation.profiles import (
     jsonable_factor_value,
     unflatten_profile,
 )
-from investigation.report import and_list, escape_controls, ordinal, plural, short_text
+from investigation.report import and_list, escape_controls, never_established_text, ordinal, short_text
 from investigation.simulate import simulate
 from investigation.trace import (
     POINT_ORDER,
@@ -62,7 +62,6 @@ from investigation.trace import (
     Decision,
     RunResult,
     identified_users,
-    unidentified,
 )
 from investigation.traffic import PlannedConnection, connection_plan, instance_for
 
@@ -1128,9 +1127,7 @@ def kept_users(reduction: TrafficReduction) -> tuple[list[str], str]:
     ``2 connections whose user the server never established`` ("" when there are none). A control character in an
     id is escaped (``line1\\nline2``): the sentences are Markdown, where a newline reads as a space."""
     connections = reduction.run.connections
-    never = unidentified(connections)
-    words = f"{plural(len(never), 'connection')} whose user the server never established" if never else ""
-    return sorted(escape_controls(user) for user in identified_users(connections)), words
+    return sorted(escape_controls(user) for user in identified_users(connections)), never_established_text(connections)
 
 
 def _mechanism_lesson(isolation: ProfileIsolation, reduction: TrafficReduction) -> str | None:
