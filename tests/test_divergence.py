@@ -181,3 +181,13 @@ def test_undeclared_points_come_from_the_reference_first_then_the_others_in_firs
     table = divergence_table(traces, reference="local", point_order=POINTS[:1])
     assert [row.point for row in table.rows] == ["auth.token_source", "x.c", "x.b", "x.a", "x.d"]
     assert table.rows[3] == DivergenceRow("x.a", ("2", "-", "4"))
+
+
+def test_the_table_compares_a_retried_point_by_its_first_outcome_as_chapter_04_does() -> None:
+    # The profile's context creation failed and was retried (spec 5.4), so context.id_generation was reached twice:
+    # its first outcome is the reference's; where the two parted is context.creation (created against failed).
+    reference = [("context.id_generation", "generator"), ("context.creation", "created")]
+    retried = [("context.id_generation", "generator then generator"), ("context.creation", "failed")]
+    table = divergence_table({"local": reference, "retried": retried}, "local", ["context.id_generation",
+                                                                               "context.creation"])
+    assert table.first_divergence_of("retried") == Divergence("context.creation", "created", "failed")

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from investigation.report import markdown_table
+from investigation.trace import REPEAT_JOIN
 
 NOT_REACHED = "-"
 """Table cell for a point a profile's trace never reached."""
@@ -48,7 +49,7 @@ class DivergenceRow:
 class DivergenceTable:
     """Decision points x profiles, with each profile's first divergence from the reference.
 
-    ``first_divergences`` pairs each profile with ``first_divergence(reference
+    ``first_divergences`` pairs each profile with ``trace_divergence(reference
     trace, profile trace)``: the reference is the ``passing`` side.
     """
 
@@ -128,6 +129,54 @@ def first_divergence(
     return None
 
 
+@dataclass(frozen=True)
+class RepeatDivergence(Divergence):
+    """Two traces whose points all take the same first outcome, parting at a later outcome of a point reached
+    again on one side (a retry): ``occurrence`` counts from 0, ``passing``/``failing`` are that outcome (None:
+    that side did not reach the point that often)."""
+
+    occurrence: int = 1
+
+
+def trace_divergence(passing_trace: Iterable[object], failing_trace: Iterable[object]) -> Divergence | None:
+    """Where two decision traces part: the first point whose first outcome differs (or that one side never
+    reaches), with both sides' full recorded outcomes there; None if the traces are identical.
+
+    A point reached again records ``first then second`` (``trace.REPEAT_JOIN``). When only such a later outcome
+    differs (the failing side retried context creation, so ``context.id_generation`` reads ``generator then
+    generator`` against ``generator``), the point did not decide differently: the first point whose first outcome
+    differs is the divergence (there ``context.creation``: created vs failed). Only when every first outcome agrees
+    are the outcome sequences compared position by position (:class:`RepeatDivergence`).
+    """
+    passing, failing = [_as_step(step) for step in passing_trace], [_as_step(step) for step in failing_trace]
+    divergence = first_divergence(_first_outcomes(passing), _first_outcomes(failing))
+    if divergence is not None:
+        return Divergence(divergence.point, _outcome_at(passing, divergence.point), _outcome_at(failing, divergence.point))
+    divergence = first_divergence(passing, failing)
+    if divergence is None:
+        return None
+    passing_parts, failing_parts = (_parts(outcome) for outcome in (divergence.passing, divergence.failing))
+    position = next(i for i in range(max(len(passing_parts), len(failing_parts)))
+                    if _nth(passing_parts, i) != _nth(failing_parts, i))
+    return RepeatDivergence(divergence.point, _nth(passing_parts, position), _nth(failing_parts, position), position)
+
+
+def _first_outcomes(steps: Sequence[Step]) -> list[Step]:
+    return [(point, outcome.split(REPEAT_JOIN)[0]) for point, outcome in steps]
+
+
+def _outcome_at(steps: Sequence[Step], point: str) -> str | None:
+    return next((outcome for at, outcome in steps if at == point), None)
+
+
+def _parts(outcome: str | None) -> tuple[str, ...]:
+    return () if outcome is None else tuple(outcome.split(REPEAT_JOIN))
+
+
+def _nth(parts: tuple[str, ...], index: int) -> str | None:
+    return parts[index] if index < len(parts) else None
+
+
 def divergence_table(
     traces: Mapping[str, Sequence[object]], reference: str, point_order: Sequence[str]
 ) -> DivergenceTable:
@@ -150,7 +199,7 @@ def divergence_table(
         for point in _table_points(steps, reference, point_order)
     )
     first = tuple(
-        (profile, first_divergence(steps[reference], steps[profile])) for profile in profiles
+        (profile, trace_divergence(steps[reference], steps[profile])) for profile in profiles
     )
     return DivergenceTable(reference, profiles, rows, first)
 

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from investigation.analysis.cap_refusals import Mechanism, UserAtRefusal, user_at_refusal
 from investigation.analysis.delta import NotReproducedError, Outcome, TestRecord, dd, ddmin
-from investigation.analysis.divergence import Divergence, first_divergence
+from investigation.analysis.divergence import Divergence, RepeatDivergence, trace_divergence
 from investigation.charts.divergence import visible_outcome
 from investigation.profiles import (
     Client,
@@ -57,7 +57,6 @@ from investigation.report import and_list, escape_controls, never_established_te
 from investigation.simulate import simulate
 from investigation.trace import (
     POINT_ORDER,
-    REPEAT_JOIN,
     ConnectionResult,
     Decision,
     RunResult,
@@ -353,49 +352,6 @@ class AlignedDivergence:
     passing_connection: ConnectionResult
     failing_connection: ConnectionResult
     divergence: Divergence | None
-
-
-@dataclass(frozen=True)
-class RepeatDivergence(Divergence):
-    """Two traces whose points all take the same first outcome, parting at a later outcome of a point reached
-    again on one side (a retry): ``occurrence`` counts from 0, ``passing``/``failing`` are that outcome (None:
-    that side did not reach the point that often)."""
-
-    occurrence: int = 1
-
-
-def trace_divergence(passing: Sequence[Decision], failing: Sequence[Decision]) -> Divergence | None:
-    """Where two decision traces part: the first point whose first outcome differs (or that one side never
-    reaches), with both sides' full recorded outcomes there; None if the traces are identical.
-
-    A point reached again records ``first then second``. When only such a later outcome differs (the failing
-    side retried context creation, so ``context.id_generation`` reads ``generator then generator`` against
-    ``generator``), the point did not decide differently: the first point whose first outcome differs is the
-    divergence (there ``context.creation``: created vs failed). Only when every first outcome agrees are the
-    outcome sequences compared position by position (:class:`RepeatDivergence`).
-    """
-    divergence = first_divergence(_first_outcomes(passing), _first_outcomes(failing))
-    if divergence is not None:
-        return Divergence(divergence.point, _outcome_at(passing, divergence.point), _outcome_at(failing, divergence.point))
-    divergence = first_divergence(passing, failing)
-    if divergence is None:
-        return None
-    passing_parts, failing_parts = (_parts(outcome) for outcome in (divergence.passing, divergence.failing))
-    position = next(i for i in range(max(len(passing_parts), len(failing_parts)))
-                    if _nth(passing_parts, i) != _nth(failing_parts, i))
-    return RepeatDivergence(divergence.point, _nth(passing_parts, position), _nth(failing_parts, position), position)
-
-
-def _first_outcomes(decisions: Sequence[Decision]) -> list[Decision]:
-    return [Decision(d.point, d.outcome.split(REPEAT_JOIN)[0]) for d in decisions]
-
-
-def _outcome_at(decisions: Sequence[Decision], point: str) -> str | None:
-    return next((d.outcome for d in decisions if d.point == point), None)
-
-
-def _parts(outcome: str | None) -> tuple[str, ...]:
-    return () if outcome is None else tuple(outcome.split(REPEAT_JOIN))
 
 
 def _agreement_length(divergence: Divergence | None) -> int:
