@@ -17,7 +17,7 @@ from investigation.analysis.variants import (
     build_report,
     variant_matrix,
 )
-from investigation.charts.divergence import comparison_table
+from investigation.charts.divergence import comparison_table, run_divergence
 from investigation.charts.variants import chart_table
 from investigation.divergence_findings import deciding_groups, divergence_verdicts, point_text, separating_points
 from investigation.profiles import profile_from_dict
@@ -152,6 +152,8 @@ def test_a_user_id_with_a_newline_keeps_one_line_per_connection() -> None:
 
 def test_the_comparison_table_shows_an_empty_environment_as_two_quotes() -> None:
     runs = {"local": _run("local", "test", "bearer", None), "empty": _run("empty", "", "bearer", None)}
-    row = next(line for line in comparison_table(runs, _table(runs)).splitlines() if line.startswith("empty "))
+    row = next(line for line in comparison_table(runs, run_divergence(runs, "local")).splitlines()
+               if line.startswith("empty "))
     # the profile read ENVIRONMENT="" at route.environment, where the reference read "test": reached, not "-"
+    # (the chapter's table, built from the compared traces, whose outcomes visible_outcome shows)
     assert row.split()[-3:] == ["route.environment", "test", "''"]

@@ -134,8 +134,8 @@ def _comparison_row(name: str, run: RunResult, table: DivergenceTable) -> tuple[
         where, before, after = NO_DIVERGENCE, "-", "-"
     else:
         where = divergence.point
-        # None: that side never reached the point; "" (an empty ENVIRONMENT read) shows as '' so it is not taken for it
-        before, after = (NOT_REACHED if side is None else side or "''" for side in (divergence.passing, divergence.failing))
+        # None: that side never reached the point (outcomes come visible from compared_trace: an empty one reads '')
+        before, after = (NOT_REACHED if side is None else side for side in (divergence.passing, divergence.failing))
     return (
         name,
         f"#{connection.index} {'failing' if connection.failed else 'first'}",
