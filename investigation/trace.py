@@ -253,6 +253,10 @@ class ConnectionResult:
         ``refused_<exception>`` and its handler catches the error without a close (spec 1, step 12)."""
         return sum(n for name, n in self.tally("route.start_agent").items() if name.startswith("refused_"))
 
+    def innermost_type(self) -> str | None:
+        """The type of the innermost exception of the cause chain (the last link), or None without one."""
+        return self.cause_chain[-1].type if self.cause_chain else None
+
     def identified_user(self) -> str | None:
         """The user id authentication established for the connection, else None (spec 5).
 

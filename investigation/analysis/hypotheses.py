@@ -285,7 +285,7 @@ def outcome_tally(connections: Sequence[ConnectionResult], point: str) -> str:
 
 
 def innermost(connection: ConnectionResult) -> str:
-    return connection.cause_chain[-1].type if connection.cause_chain else "(none)"
+    return connection.innermost_type() or "(none)"
 
 
 # ---------------------------------------------------------------------------

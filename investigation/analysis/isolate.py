@@ -260,13 +260,13 @@ class FailureSignature:
         """The signature of ``connection``, a failing connection of ``run`` (needed for the mechanism)."""
         assert connection.close_code is not None, "a failing connection has a close code"
         mechanism = user_at_refusal(run, connection).mechanism if refused_at_cap(connection) else None
-        return cls(connection.close_code, _innermost_type(connection), mechanism, auth_error_code(connection))
+        return cls(connection.close_code, connection.innermost_type(), mechanism, auth_error_code(connection))
 
     def matches(self, connection: ConnectionResult, run: RunResult) -> bool:
         """Whether ``connection`` (of ``run``) fails this way; the mechanism is computed only when needed."""
         if not connection.failed or connection.close_code != self.close_code:
             return False
-        if (_innermost_type(connection), auth_error_code(connection)) != (self.innermost_type, self.auth_error):
+        if (connection.innermost_type(), auth_error_code(connection)) != (self.innermost_type, self.auth_error):
             return False
         return FailureSignature.of(connection, run) == self
 
@@ -285,10 +285,6 @@ class FailureSignature:
         text = f"close {self.close_code}, innermost {self.innermost_type or '(no exception)'}"
         text = text if self.auth_error is None else f"{text}, auth error {self.auth_error}"
         return text if self.mechanism is None else f"{text}, {_MECHANISM_WORDS[self.mechanism]}"
-
-
-def _innermost_type(connection: ConnectionResult) -> str | None:
-    return connection.cause_chain[-1].type if connection.cause_chain else None
 
 
 def auth_error_code(connection: ConnectionResult) -> str | None:

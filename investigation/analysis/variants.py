@@ -340,7 +340,7 @@ def _failing_connection(connection: ConnectionResult, forged: Mapping[str, str])
         close=f"{close_code_label(connection.close_code)} {connection.close_reason}",
         deciding="-" if deciding is None else f"{deciding.point}={deciding.outcome}",
         forged=forged_token(connection, forged),
-        innermost=connection.cause_chain[-1].type if connection.cause_chain else "no exception",
+        innermost=connection.innermost_type() or "no exception",
     )
 
 
